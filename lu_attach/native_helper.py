@@ -1,0 +1,43 @@
+"""Locate (or build once) the lu_spawn helper library loaded into targets."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+
+from .errors import LuAttachError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, "native", "lu_spawn.c")
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lu")
+
+
+def helper_library() -> str:
+    """Path of a built lu_spawn library: the one setup.py built, or one compiled now."""
+    built = sorted(glob.glob(os.path.join(HERE, "_lu_spawn*.so")))
+    if built:
+        return built[0]
+    with open(SOURCE, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+    target = os.path.join(_cache_dir(), "lu_spawn-%s.so" % digest)
+    if os.path.exists(target):
+        return target
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not compiler:
+        raise LuAttachError("lu needs its helper library built: install a C compiler "
+                            "(apt-get install gcc) and retry, or start the agent from the program "
+                            "(import lu_payloads; lu_payloads.start())")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".%d.tmp" % os.getpid()
+    result = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, SOURCE,
+                             "-lpthread", "-ldl"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LuAttachError("building lu's helper library failed: %s" % result.stderr.strip().splitlines()[-1:])
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,1 @@
+"""One module per `lu` subcommand (memray's layout); main.py registers them."""

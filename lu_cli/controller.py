@@ -1,0 +1,138 @@
+"""The interactive controller of `lu attach`: a Python prompt whose statements run in the target."""
+from __future__ import annotations
+
+import codeop
+import os
+import re
+import sys
+from typing import List, Optional
+
+import click
+
+from lu_attach import completion
+from lu_attach.client import AgentClient
+from lu_attach.errors import AgentGone, LuAttachError
+
+_PATCH_CALL = re.compile(r"""^\s*patch\(\s*(['"])(.+?)\1\s*\)\s*$""")
+HISTORY = os.path.join(os.path.expanduser("~"), ".lu_history")
+
+
+def _setup_readline(client: AgentClient):
+    try:
+        import readline
+    except ImportError:
+        return None
+    try:
+        readline.read_history_file(HISTORY)
+    except OSError:
+        pass
+    readline.set_history_length(2000)
+    state = {"matches": []}
+
+    def completer(text: str, index: int) -> Optional[str]:
+        if index == 0:
+            line = readline.get_line_buffer()[: readline.get_endidx()]
+            try:
+                full = completion.complete(client, line)
+            except (LuAttachError, OSError):
+                full = []
+            # readline replaces only `text` (the word after the last delimiter)
+            stem_len = len(line) - len(text)
+            state["matches"] = [m[len(m) - len(text) - (len(m) - len(text)) :] for m in full]
+            word_start = line[:stem_len]
+            state["matches"] = _to_readline_words(line, text, full)
+        matches = state["matches"]
+        return matches[index] if index < len(matches) else None
+
+    readline.set_completer_delims(" \t\n`~!@#$%^&*()-=+[{]}\\|;:,<>/?'\"")
+    readline.set_completer(completer)
+    readline.parse_and_bind("tab: complete")
+    return readline
+
+
+def _to_readline_words(line: str, text: str, full: List[str]) -> List[str]:
+    """Turn full dotted candidates into replacements for readline's current word."""
+    # The dotted expression being completed ends the line; readline's word is its tail after delimiters.
+    expr = re.search(r"[A-Za-z0-9_.*]*$", line).group(0)
+    offset = len(expr) - len(text)
+    return [c[offset:] for c in full if c.startswith(expr[:offset])]
+
+
+def run_controller(client: AgentClient, pid: int) -> None:
+    info = client.request("info")
+    readline = _setup_readline(client) if sys.stdin.isatty() else None
+    click.echo("lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
+               "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"]))
+    compiler = codeop.CommandCompiler()
+    try:
+        while True:
+            lines: List[str] = []
+            prompt = ">>> "
+            while True:
+                try:
+                    line = input(prompt) if sys.stdin.isatty() else _read_plain(prompt)
+                except EOFError:
+                    if lines:
+                        break
+                    click.echo("")
+                    return
+                except KeyboardInterrupt:
+                    click.echo("\nKeyboardInterrupt")
+                    lines = []
+                    prompt = ">>> "
+                    continue
+                lines.append(line)
+                source = "\n".join(lines)
+                try:
+                    complete = compiler(source, "<lu>", "single")
+                except (SyntaxError, OverflowError, ValueError):
+                    break  # let the target report it, with its own Python's message
+                if complete is not None:
+                    break
+                prompt = "... "
+            source = "\n".join(lines)
+            if not source.strip():
+                continue
+            _execute(client, source, pid)
+    finally:
+        if readline is not None:
+            try:
+                readline.write_history_file(HISTORY)
+            except OSError:
+                pass
+
+
+def _read_plain(prompt: str) -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def _execute(client: AgentClient, source: str, pid: int) -> None:
+    patch = _PATCH_CALL.match(source)
+    try:
+        if patch:
+            path = os.path.expanduser(patch.group(2))
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError as exc:
+                click.echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+                return
+            ids = client.request("patch", source=text, filename=os.path.basename(path))
+            click.echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))))
+            return
+        result = client.request("exec", source=source)
+    except AgentGone as exc:
+        import psutil
+        if not psutil.pid_exists(pid):
+            raise LuAttachError("the target process %d exited" % pid)
+        raise LuAttachError(str(exc))
+    except LuAttachError as exc:
+        click.echo(str(exc), err=True)
+        return
+    if result.get("output"):
+        click.echo(result["output"], nl=False)
+    if result.get("error"):
+        click.echo(result["error"], err=True)

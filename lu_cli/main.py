@@ -1,0 +1,58 @@
+"""The `lu` command: registers the subcommands and turns every failure into one line.
+
+A traceback shown to a user is a bug, so the group catches everything: lu's
+own errors print their message, anything unexpected prints one line naming
+it (set LU_DEBUG=1 to see the traceback while developing lu).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from lu_attach.errors import LuAttachError
+
+from .commands import attach, detach, inject, ls, patch, ps, revert
+
+
+class LuGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except LuAttachError as exc:
+            _fail(str(exc), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as exc:
+            if os.environ.get("LU_DEBUG"):
+                traceback.print_exc()
+            _fail("internal error: %s: %s (set LU_DEBUG=1 for details)" % (type(exc).__name__, exc), 2)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo("lu: error: %s" % message.strip().splitlines()[0] if message.strip() else "lu: error", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=LuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lu-attach", prog_name="lu")
+def cli() -> None:
+    """lu: change a running Python process without stopping it."""
+
+
+for module in (ps, inject, attach, ls, revert, patch, detach):
+    cli.add_command(module.command)
+
+
+def main() -> None:
+    cli(prog_name="lu")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""lu_payloads: the part of lu that runs inside the target interpreter.
+
+Standard library only, CPython 3.8+. Importing this package starts nothing;
+`start()` starts the agent (a daemon thread serving a private unix socket) and
+is what both the injected bootstrap and an embedding program call:
+
+    import lu_payloads; lu_payloads.start()
+
+The update engine's names are importable from here, as in PyLiveUpdate:
+`from lu_payloads import Instrument, Redefine, UpdateManager`.
+"""
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Instrument": ("engine", "Instrument"),
+    "Redefine": ("engine", "Redefine"),
+    "UpdateManager": ("engine", "UpdateManager"),
+}
+
+
+def start(log_dir=None):
+    """Start the agent if it is not running; return the path of its socket."""
+    from .agent import start_agent
+    return start_agent(log_dir=log_dir)
+
+
+def stop():
+    """Revert every update, stop the agent and remove its socket."""
+    from .agent import stop_agent
+    stop_agent()
+
+
+def running():
+    from .agent import current_agent
+    return current_agent() is not None
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module("." + module_name, __name__)
+        return getattr(module, attribute)
+    raise AttributeError("module 'lu_payloads' has no attribute %r" % name)

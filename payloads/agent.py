@@ -1,0 +1,327 @@
+"""The agent: a daemon thread inside the target serving lu's requests.
+
+It listens on a unix socket in the target user's private runtime directory
+(see paths.py), admits only peers whose credentials (SO_PEERCRED) are the
+target's own uid or root, and serves each client on its own thread with the
+length-prefixed JSON protocol of protocol.py. It must never disturb the
+program it lives in: every failure is caught at the connection that caused it,
+nothing is printed to the program's stdout/stderr, and debug events are handed
+to a bounded queue so that an application thread never waits on a slow client.
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+from . import __version__, paths, protocol
+from .errors import LuError
+
+_lock = threading.Lock()
+_agent = None
+_EVENT_QUEUE_LIMIT = 10000
+
+
+def _process_create_time():
+    """Start time of this process as psutil reports it (for stale-file checks)."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])
+        with open("/proc/stat") as handle:
+            for line in handle:
+                if line.startswith("btime"):
+                    boot = int(line.split()[1])
+                    break
+            else:
+                return 0.0
+        return boot + ticks / float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class AgentLog:
+    """A small bounded log file next to the socket, never the program's stderr."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, message):
+        line = "%s pid=%d %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), message)
+        with self._lock:
+            try:
+                if os.path.exists(self.path) and os.path.getsize(self.path) > self.LIMIT:
+                    os.replace(self.path, self.path + ".1")
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, line.encode("utf-8", "replace"))
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+
+
+class Connection:
+    def __init__(self, agent, sock, peer):
+        self.agent = agent
+        self.sock = sock
+        self.peer = peer  # (pid, uid, gid)
+        self.send_lock = threading.Lock()
+        self.closed = False
+        self.namespace = None  # the controller's namespace, made on first use
+
+    def send(self, message):
+        data = protocol.encode(message)
+        with self.send_lock:
+            if self.closed:
+                return
+            self.sock.sendall(data)
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def serve(self):
+        try:
+            while not self.closed and not self.agent.stopping:
+                try:
+                    body = protocol.recv_raw(self.sock)
+                except protocol.FrameTooLarge as exc:
+                    self._reply_error(None, str(exc))
+                    break  # the stream cannot be resynchronised
+                except (protocol.ConnectionClosed, OSError):
+                    break
+                try:
+                    request = protocol.decode(body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    self._reply_error(None, "malformed message: %s" % exc)
+                    continue
+                self._handle(request)
+        except Exception:  # never let a client kill more than its own thread
+            self.agent.log.write("connection error: %s" % traceback.format_exc())
+        finally:
+            self.close()
+            self.agent.forget(self)
+
+    def _reply_error(self, request_id, message):
+        try:
+            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": False, "error": message})
+        except (OSError, protocol.FrameTooLarge):
+            self.closed = True
+
+    def _handle(self, request):
+        request_id = request.get("id")
+        version = request.get("v")
+        if version != protocol.PROTOCOL_VERSION:
+            self._reply_error(request_id, "protocol version %r not supported (agent speaks %d)"
+                              % (version, protocol.PROTOCOL_VERSION))
+            return
+        op = request.get("op")
+        args = request.get("args") or {}
+        from . import ops
+        handler = ops.HANDLERS.get(op) if isinstance(op, str) else None
+        if handler is None or not isinstance(args, dict):
+            self._reply_error(request_id, "unknown request %r" % (op,) if handler is None
+                              else "arguments must be an object")
+            return
+        try:
+            result = handler(self, **args)
+        except LuError as exc:
+            self._reply_error(request_id, str(exc))
+            return
+        except TypeError as exc:
+            self._reply_error(request_id, "bad arguments for %s: %s" % (op, exc))
+            return
+        except Exception as exc:
+            self.agent.log.write("error in %s: %s" % (op, traceback.format_exc()))
+            self._reply_error(request_id, "internal error in the agent: %s: %s" % (type(exc).__name__, exc))
+            return
+        try:
+            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+        except protocol.FrameTooLarge as exc:
+            self._reply_error(request_id, "reply too large: %s" % exc)
+        except OSError:
+            self.closed = True
+        after = getattr(handler, "after_reply", None)
+        if after is not None:
+            after(self)
+
+
+class Agent:
+    def __init__(self, log_dir=None):
+        self.uid = os.getuid()
+        self.pid = os.getpid()
+        self.dir = paths.ensure_private_dir(paths.runtime_dir(self.uid), self.uid)
+        self.socket_path = paths.socket_path(self.pid, self.uid)
+        self.info_path = paths.info_path(self.pid, self.uid)
+        self.log = AgentLog(os.path.join(self.dir, "agent-%d.log" % self.pid))
+        self.log_dir = log_dir
+        self.started = time.time()
+        self.stopping = False
+        self.connections = []
+        self._connections_lock = threading.Lock()
+        self._events = []
+        self._events_cond = threading.Condition(threading.Lock())
+        self.events_dropped = 0
+        self.listener = None
+
+    def start(self):
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)  # ours by name and directory: a previous agent's
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(self.socket_path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+        listener.listen(16)
+        listener.settimeout(0.25)
+        self.listener = listener
+        info = {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
+                "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
+                "create_time": _process_create_time(),
+                "python": "%d.%d.%d" % sys.version_info[:3]}
+        tmp = self.info_path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(info, handle)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.info_path)
+        threading.Thread(target=self._accept_loop, name="lu-agent", daemon=True).start()
+        threading.Thread(target=self._event_loop, name="lu-agent-events", daemon=True).start()
+        self.log.write("agent %s listening on %s" % (__version__, self.socket_path))
+
+    def _peer_credentials(self, conn):
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", raw)
+
+    def _accept_loop(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if self.stopping:
+                    break
+                time.sleep(0.1)
+                continue
+            try:
+                conn.settimeout(None)
+                peer = self._peer_credentials(conn)
+                if peer[1] not in (self.uid, 0):
+                    self.log.write("refused a connection from pid %d uid %d" % (peer[0], peer[1]))
+                    try:
+                        protocol.send(conn, {"v": protocol.PROTOCOL_VERSION, "id": None, "ok": False,
+                                             "error": "permission denied: uid %d may not use this agent" % peer[1]})
+                    except OSError:
+                        pass
+                    conn.close()
+                    continue
+                connection = Connection(self, conn, peer)
+                with self._connections_lock:
+                    self.connections.append(connection)
+                threading.Thread(target=connection.serve, name="lu-agent-client", daemon=True).start()
+            except Exception:
+                self.log.write("accept error: %s" % traceback.format_exc())
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+
+    def forget(self, connection):
+        with self._connections_lock:
+            if connection in self.connections:
+                self.connections.remove(connection)
+
+    # -- events: called from application threads, so never block on a client
+    def emit(self, event):
+        with self._events_cond:
+            if len(self._events) >= _EVENT_QUEUE_LIMIT:
+                self.events_dropped += 1
+                return
+            self._events.append(event)
+            self._events_cond.notify()
+
+    def _event_loop(self):
+        while not self.stopping:
+            with self._events_cond:
+                while not self._events and not self.stopping:
+                    self._events_cond.wait(0.5)
+                batch, self._events = self._events, []
+            if not batch:
+                continue
+            with self._connections_lock:
+                targets = [c for c in self.connections if getattr(c, "wants_events", True)]
+            for connection in targets:
+                for event in batch:
+                    try:
+                        connection.send({"v": protocol.PROTOCOL_VERSION, "event": event.get("kind", "event"),
+                                         "data": event})
+                    except (OSError, protocol.FrameTooLarge):
+                        connection.close()
+                        break
+
+    def stop(self):
+        self.stopping = True
+        with self._events_cond:
+            self._events_cond.notify_all()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        for path in (self.socket_path, self.info_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        with self._connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            connection.close()
+        self.log.write("agent stopped")
+
+
+def current_agent():
+    return _agent
+
+
+def start_agent(log_dir=None):
+    global _agent
+    with _lock:
+        if _agent is not None and not _agent.stopping:
+            return _agent.socket_path
+        agent = Agent(log_dir=log_dir)
+        agent.start()
+        _agent = agent
+        return agent.socket_path
+
+
+def stop_agent():
+    """Revert everything applied, then stop serving."""
+    global _agent
+    with _lock:
+        agent, _agent = _agent, None
+    if agent is None:
+        return
+    try:
+        from .ops import revert_everything
+        revert_everything()
+    except Exception:
+        agent.log.write("revert on stop failed: %s" % traceback.format_exc())
+    from . import console
+    console.uninstall_capture()
+    agent.stop()

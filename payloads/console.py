@@ -1,0 +1,176 @@
+"""Run the controller's statements inside the target and send back what they print.
+
+The program's own threads keep writing to its stdout while a client types, so
+lu never swaps `sys.stdout` for a capture buffer outright (pyrasite does, and
+the program's output then lands in the client). Instead a thin router is put in
+front of the program's streams once: writes from a thread that is running a
+controller statement go to that statement's buffer, every other write goes
+straight to the stream the program had. The router is removed when the agent
+stops, if nobody replaced it meanwhile.
+"""
+import io
+import sys
+import threading
+import traceback
+
+_captures = {}
+_installed = {}
+_install_lock = threading.Lock()
+
+
+class _Router(object):
+    def __init__(self, original, name):
+        self._lu_original = original
+        self._lu_name = name
+
+    def write(self, text):
+        buffer = _captures.get(threading.get_ident())
+        if buffer is not None:
+            return buffer.write(text)
+        return self._lu_original.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if threading.get_ident() in _captures:
+            return None
+        return self._lu_original.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._lu_original, name)
+
+
+def install_capture():
+    with _install_lock:
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if isinstance(current, _Router):
+                continue
+            router = _Router(current, name)
+            _installed[name] = router
+            setattr(sys, name, router)
+
+
+def uninstall_capture():
+    with _install_lock:
+        for name, router in list(_installed.items()):
+            if getattr(sys, name) is router:
+                setattr(sys, name, router._lu_original)
+            del _installed[name]
+
+
+def run(source, namespace, filename="<lu>"):
+    """Execute controller input; return {'output': text, 'error': text or None}."""
+    install_capture()
+    buffer = io.StringIO()
+    ident = threading.get_ident()
+    _captures[ident] = buffer
+    error = None
+    try:
+        try:
+            code = compile(source, filename, "single")
+        except SyntaxError:
+            try:
+                code = compile(source, filename, "exec")
+            except SyntaxError as exc:
+                return {"output": "", "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()}
+        previous_hook = sys.displayhook
+        try:
+            exec(code, namespace)
+        except SystemExit:
+            error = "SystemExit ignored: the controller does not end the target"
+        except BaseException as exc:
+            tb = exc.__traceback__
+            # Drop our own frame so the user sees only their statement's traceback.
+            if tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            error = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+        finally:
+            sys.displayhook = previous_hook
+    finally:
+        _captures.pop(ident, None)
+    return {"output": buffer.getvalue(), "error": error}
+
+
+def complete(expression, namespace):
+    """Names that can follow `expression` (a dotted name prefix), without calling anything.
+
+    `os.pa` gives the attributes of `os` that start with `pa`; a bare prefix
+    gives the namespace's and builtins' names. Properties are not evaluated:
+    attributes are listed with dir() and only plain objects are descended.
+    """
+    import builtins
+    parts = expression.split(".")
+    prefix = parts[-1]
+    if len(parts) == 1:
+        names = set(namespace) | set(dir(builtins))
+        return sorted(n for n in names if n.startswith(prefix))
+    head = parts[0]
+    if head in namespace:
+        obj = namespace[head]
+    elif hasattr(builtins, head):
+        obj = getattr(builtins, head)
+    elif head in sys.modules:
+        obj = sys.modules[head]
+    else:
+        return []
+    for name in parts[1:-1]:
+        try:
+            attr = _static_attr(obj, name)
+        except AttributeError:
+            return []
+        obj = attr
+    try:
+        names = dir(obj)
+    except Exception:
+        return []
+    return sorted(n for n in names if n.startswith(prefix) and (prefix.startswith("_") or not n.startswith("_")))
+
+
+def _static_attr(obj, name):
+    import inspect
+    value = inspect.getattr_static(obj, name)
+    if isinstance(value, (property,)) or type(value).__name__ in ("getset_descriptor", "member_descriptor"):
+        raise AttributeError(name)
+    if isinstance(value, (staticmethod, classmethod)):
+        return value.__func__
+    return value
+
+
+def module_paths(prefix):
+    """Dotted names of loaded modules, and their functions/classes, that start with prefix.
+
+    Used to complete patterns such as 'shop.Cart.to' in tool calls.
+    """
+    import inspect
+    parts = prefix.split(".")
+    results = set()
+    for name in list(sys.modules):
+        if name.startswith(prefix):
+            results.add(name)
+    for split in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:split]))
+        if module is None:
+            continue
+        obj = module
+        ok = True
+        for part in parts[split:-1]:
+            try:
+                obj = inspect.getattr_static(obj, part)
+            except AttributeError:
+                ok = False
+                break
+        if not ok:
+            break
+        base = ".".join(parts[:-1])
+        try:
+            names = list(vars(obj))
+        except TypeError:
+            names = []
+        for attr in names:
+            if attr.startswith(parts[-1]) and not attr.startswith("__"):
+                results.add(base + "." + attr)
+        break
+    return sorted(results)[:500]

@@ -1,0 +1,76 @@
+"""The wire format between `lu` and the agent: length-prefixed JSON frames.
+
+Each frame is a 4-byte big-endian length followed by that many bytes of UTF-8
+JSON (one object). Requests carry `v` (protocol version), `id` and `op`;
+replies echo the `id` with `ok` and either `result` or `error`; events (debug
+records streamed to every client) carry `event` instead of `id`. Standard
+library only: both the host and every target Python (3.8+) import this file.
+"""
+import json
+import socket
+import struct
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 16 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class FrameTooLarge(Exception):
+    """The peer announced a frame bigger than MAX_FRAME."""
+
+    def __init__(self, size):
+        super().__init__("message of %d bytes exceeds the %d-byte limit" % (size, MAX_FRAME))
+        self.size = size
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (possibly mid-frame)."""
+
+
+def _recv_exact(sock, size):
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise ConnectionClosed()
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def encode(message):
+    """Serialise one message to a frame (bytes)."""
+    body = json.dumps(message, separators=(",", ":"), default=repr).encode("utf-8")
+    if len(body) > MAX_FRAME:
+        raise FrameTooLarge(len(body))
+    return _HEADER.pack(len(body)) + body
+
+
+def send(sock, message):
+    sock.sendall(encode(message))
+
+
+def recv_raw(sock):
+    """Read one frame and return its body bytes (not yet decoded)."""
+    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+    if size > MAX_FRAME:
+        raise FrameTooLarge(size)
+    return _recv_exact(sock, size)
+
+
+def decode(body):
+    """Decode a frame body; raises ValueError if it is not a JSON object."""
+    message = json.loads(body.decode("utf-8"))
+    if not isinstance(message, dict):
+        raise ValueError("a message must be a JSON object")
+    return message
+
+
+def recv(sock):
+    return decode(recv_raw(sock))
+
+
+def socket_pair_unix():
+    """A connected AF_UNIX pair, for tests."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

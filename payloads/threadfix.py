@@ -1,0 +1,55 @@
+"""Keep `threading.main_thread()` right when lu is the first to import threading.
+
+When `threading` is first imported from a thread other than the main one (our
+bootstrap runs in a native thread lu started), CPython up to 3.12 records that
+thread as the main thread (bpo-37416). The program's `main_thread()` would then
+be wrong, and at exit `threading._shutdown()` would trip over a lock that is
+not the main thread's. This module points the record back at the real main
+thread before anything else can look at it.
+"""
+import sys
+
+
+def _guess_main_ident(own_ident):
+    """The ident of the interpreter's main thread, found from its frames."""
+    frames = sys._current_frames()
+    main_globals = getattr(sys.modules.get("__main__"), "__dict__", None)
+    candidates = []
+    for ident, frame in frames.items():
+        if ident == own_ident:
+            continue
+        bottom = frame
+        while bottom.f_back is not None:
+            bottom = bottom.f_back
+        if main_globals is not None and bottom.f_globals is main_globals:
+            candidates.append(ident)
+    if len(candidates) == 1:
+        return candidates[0]
+    others = [ident for ident in frames if ident != own_ident]
+    return others[0] if len(others) == 1 else None
+
+
+def fix_main_thread(threading_was_imported):
+    if threading_was_imported:
+        return
+    import _thread
+    import threading
+    record = getattr(threading, "_main_thread", None)
+    own = _thread.get_ident()
+    if record is None or record.ident != own:
+        return  # recorded correctly (3.13 asks the interpreter itself)
+    main_ident = _guess_main_ident(own)
+    if main_ident is None:
+        return
+    with threading._active_limbo_lock:
+        threading._active.pop(own, None)
+        record._ident = main_ident
+        threading._active[main_ident] = record
+    if hasattr(record, "_native_id"):
+        import os
+        record._native_id = os.getpid()
+    if hasattr(record, "_tstate_lock"):
+        # Released by threading._shutdown() at exit, as the real one would be.
+        lock = _thread.allocate_lock()
+        lock.acquire()
+        record._tstate_lock = lock
