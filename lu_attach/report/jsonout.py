@@ -1,0 +1,108 @@
+"""``lu report --json``.
+
+Schema (keys marked + are additions beyond the contract)::
+
+    {"processes": [{"pid": int, +"python": str|null, +"argv": [str]|null,
+        "threads": [{"thread": str, +"thread_id": int|null, +"events": int,
+            "calls": [{"function": str, "hits": int, "total_ms": float,
+                       "per_hit_ms": float, +"self_ms": float, "children": [...]}],
+            "lines": [{"function": str, "line": int, "hits": int,
+                       "total_ms": float, +"per_hit_ms": float}]}]}],
+     +"source": "instrumented"|"sampled", +"rate_hz": float|null,
+     +"warnings": [str]}
+
+Calls are heaviest first; lines by function then line.  For a sampled report
+``hits`` is the number of samples and the times are estimates.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Dict, List
+
+from .model import CallNode, Report, ReportError
+
+MAX_RECURSION = 50000
+
+
+def _ms(ns: float) -> float:
+    return round(ns / 1e6, 6)
+
+
+def _call(node: CallNode) -> Dict[str, Any]:
+    # iterative, so deep paths do not hit the recursion limit while building
+    root: Dict[str, Any] = {}
+    stack = [(node, root)]
+    while stack:
+        n, d = stack.pop()
+        d.update(
+            function=n.function,
+            hits=n.hits,
+            total_ms=_ms(n.total_ns),
+            per_hit_ms=_ms(n.per_hit_ns),
+            self_ms=_ms(n.self_ns),
+            children=[],
+        )
+        for c in n.sorted_children():
+            cd: Dict[str, Any] = {}
+            d["children"].append(cd)
+            stack.append((c, cd))
+    return root
+
+
+def to_json(report: Report) -> Dict[str, Any]:
+    processes: List[Dict[str, Any]] = []
+    for proc in report.sorted_processes():
+        threads = []
+        for t in proc.sorted_threads():
+            threads.append(
+                {
+                    "thread": t.thread,
+                    "thread_id": t.thread_id,
+                    "events": t.events,
+                    "calls": [_call(r) for r in t.sorted_roots()],
+                    "lines": [
+                        {
+                            "function": st.function,
+                            "line": st.line,
+                            "hits": st.hits,
+                            "total_ms": _ms(st.total_ns),
+                            "per_hit_ms": _ms(st.per_hit_ns),
+                        }
+                        for st in t.sorted_lines()
+                    ],
+                }
+            )
+        processes.append({"pid": proc.pid, "python": proc.python, "argv": proc.argv, "threads": threads})
+    return {
+        "processes": processes,
+        "source": report.source,
+        "rate_hz": report.rate_hz,
+        "warnings": list(report.warnings),
+    }
+
+
+def _depth(report: Report) -> int:
+    deepest = 0
+    for t in report.threads():
+        stack = [(1, r) for r in t.roots.values()]
+        while stack:
+            d, n = stack.pop()
+            deepest = max(deepest, d)
+            stack.extend((d + 1, c) for c in n.children.values())
+    return deepest
+
+
+def render_json(report: Report, indent: int = 2) -> str:
+    data = to_json(report)
+    # the encoder recurses once or twice per level of nesting
+    need = 2 * _depth(report) + 100
+    if need > MAX_RECURSION:
+        raise ReportError(f"the call tree is too deep for JSON output ({need // 2 - 50} levels)")
+    old = sys.getrecursionlimit()
+    if need + 100 > old:
+        sys.setrecursionlimit(need + 100)
+    try:
+        return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    finally:
+        sys.setrecursionlimit(old)

@@ -1,0 +1,346 @@
+"""Read lu's JSON-lines logs into a :class:`~.model.Report`.
+
+Record types (every record is one JSON object on one line, with ``"lu": 1``):
+
+``header``  once per file: pid, python, argv, started.
+``calls``   a cumulative snapshot of one thread's call tree for one profiling
+            session: ``nodes: [{"path": [root, ..., leaf], "hits", "total_ns"}]``.
+``lines``   a cumulative snapshot of a line profile:
+            ``lines: [{"function", "line", "hits", "total_ns"}]``.
+``event``   a debug event; counted, not part of the profile.
+
+Rules: for one (pid, session, thread_id, type) the latest snapshot wins (the
+greatest ``time``; on a tie or without times, the one read last); the
+snapshots of different sessions of one thread are summed.
+
+The reader is tolerant: lines that are not JSON, JSON that is not an lu record,
+unknown record types, malformed records and a truncated last line are skipped
+and reported in ``Report.warnings`` (how many, and the first line number).  A
+file without a single lu record raises :class:`ReportError`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+from .model import INSTRUMENTED, LineStat, Report, ReportError, ThreadProfile, build_tree
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
+
+
+class _Problems:
+    """Counts one kind of skipped line in one file, remembering the first."""
+
+    def __init__(self, noun: str, plural: str) -> None:
+        self.noun = noun
+        self.plural = plural
+        self.count = 0
+        self.first = 0
+        self.reason = ""
+
+    def add(self, lineno: int, reason: str = "") -> None:
+        if not self.count:
+            self.first = lineno
+            self.reason = reason
+        self.count += 1
+
+    def message(self, path: str) -> Optional[str]:
+        if not self.count:
+            return None
+        n = self.count
+        noun = self.noun if n == 1 else self.plural
+        where = f"line {self.first}" if n == 1 else f"first at line {self.first}"
+        why = f": {self.reason}" if self.reason else ""
+        return f"{path}: skipped {n} {noun} ({where}{why})"
+
+
+class _Loader:
+    def __init__(self, pid: Optional[int]) -> None:
+        self.pid = pid
+        self.seq = 0
+        self.pids_seen: set = set()
+        # (pid, thread_key, session, type) -> (time, seq, thread, thread_id, items)
+        self.snapshots: Dict[Tuple, Tuple] = {}
+        self.headers: Dict[int, dict] = {}
+        self.events: Dict[Tuple[int, object], List] = {}  # -> [count, thread, thread_id]
+        self.warnings: List[str] = []
+        self.newer_format = 0
+
+    # -- one file ---------------------------------------------------------------
+    def read_file(self, path: str) -> None:
+        not_json = _Problems("non-JSON line", "non-JSON lines")
+        not_lu = _Problems("JSON line that is not an lu record", "JSON lines that are not lu records")
+        unknown = _Problems("lu record of unknown type", "lu records of unknown type")
+        malformed = _Problems("malformed lu record", "malformed lu records")
+        truncated = 0
+        lu_records = 0
+        file_pid: Optional[int] = None
+        try:
+            fh = open(path, "r", encoding="utf-8", errors="replace", newline="\n")
+        except FileNotFoundError:
+            raise ReportError(f"{path}: no such file") from None
+        except OSError as e:
+            raise ReportError(f"{path}: {e.strerror or e}") from None
+        with fh:
+            lineno = 0
+            for raw in fh:
+                lineno += 1
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = _NOT_JSON
+                if rec is _NOT_JSON:
+                    if not raw.endswith("\n"):
+                        truncated = lineno
+                    else:
+                        not_json.add(lineno)
+                    continue
+                if not isinstance(rec, dict) or "lu" not in rec or "type" not in rec:
+                    not_lu.add(lineno)
+                    continue
+                lu_records += 1
+                version = rec.get("lu")
+                if isinstance(version, int) and version > 1:
+                    self.newer_format = max(self.newer_format, version)
+                kind = rec.get("type")
+                try:
+                    if kind == "header":
+                        file_pid = self._header(rec)
+                    elif kind == "calls" or kind == "lines":
+                        self._snapshot(rec, kind, file_pid)
+                    elif kind == "event":
+                        self._event(rec, file_pid)
+                    else:
+                        unknown.add(lineno, repr(kind)[:40])
+                except _Malformed as e:
+                    malformed.add(lineno, str(e))
+        if not lu_records:
+            raise ReportError(f"{path} is not an lu log")
+        for p in (not_json, not_lu, unknown, malformed):
+            msg = p.message(path)
+            if msg:
+                self.warnings.append(msg)
+        if truncated:
+            self.warnings.append(f"{path}: the last line ({truncated}) is cut short; skipped it")
+
+    # -- records ------------------------------------------------------------------
+    def _pid(self, rec: dict, file_pid: Optional[int]) -> int:
+        pid = rec.get("pid", file_pid)
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            raise _Malformed("no pid")
+        self.pids_seen.add(pid)
+        return pid
+
+    def _header(self, rec: dict) -> int:
+        pid = self._pid(rec, None)
+        if self.pid is None or pid == self.pid:
+            self.headers.setdefault(pid, {}).update(
+                {k: rec[k] for k in ("python", "argv", "started") if k in rec}
+            )
+        return pid
+
+    @staticmethod
+    def _thread(rec: dict) -> Tuple[object, str, Optional[int]]:
+        tid = rec.get("thread_id")
+        name = rec.get("thread")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            tid = None
+        if not isinstance(name, str) or not name:
+            name = f"thread {tid}" if tid is not None else "thread ?"
+        key: object = tid if tid is not None else ("name", name)
+        return key, name, tid
+
+    def _snapshot(self, rec: dict, kind: str, file_pid: Optional[int]) -> None:
+        pid = self._pid(rec, file_pid)
+        if self.pid is not None and pid != self.pid:
+            return
+        items = rec.get("nodes" if kind == "calls" else "lines")
+        if not isinstance(items, list):
+            raise _Malformed(f"no {'nodes' if kind == 'calls' else 'lines'} list")
+        key, name, tid = self._thread(rec)
+        session = str(rec.get("session", ""))
+        t = rec.get("time")
+        if not isinstance(t, (int, float)):
+            t = None
+        self.seq += 1
+        skey = (pid, key, session, kind)
+        old = self.snapshots.get(skey)
+        if old is not None and t is not None and old[0] is not None and t < old[0]:
+            return  # an older snapshot read after a newer one
+        self.snapshots[skey] = (t, self.seq, name, tid, items)
+
+    def _event(self, rec: dict, file_pid: Optional[int]) -> None:
+        pid = self._pid(rec, file_pid)
+        if self.pid is not None and pid != self.pid:
+            return
+        key, name, tid = self._thread(rec)
+        entry = self.events.get((pid, key))
+        if entry is None:
+            self.events[(pid, key)] = [1, name, tid]
+        else:
+            entry[0] += 1
+
+    # -- the report ---------------------------------------------------------------
+    def report(self, files: List[str]) -> Report:
+        report = Report(source=INSTRUMENTED, files=files)
+        bad_nodes = 0
+        calls: Dict[Tuple[int, object], Dict[Tuple[str, ...], List[int]]] = {}
+        threads: Dict[Tuple[int, object], ThreadProfile] = {}
+        latest: Dict[Tuple[int, object], Tuple] = {}
+
+        def thread(pid: int, key: object, name: str, tid: Optional[int], order: Tuple) -> ThreadProfile:
+            tp = threads.get((pid, key))
+            if tp is None:
+                tp = threads[(pid, key)] = ThreadProfile(pid, name, tid)
+                report.process(pid).threads[key] = tp
+            if order >= latest.get((pid, key), order):  # the latest record names the thread
+                latest[(pid, key)] = order
+                tp.thread = name
+            return tp
+
+        for (pid, key, session, kind), snap in sorted(
+            self.snapshots.items(), key=lambda kv: kv[1][1]
+        ):
+            t, seq, name, tid, items = snap
+            tp = thread(pid, key, name, tid, (seq,))
+            if session not in tp.sessions:
+                tp.sessions.append(session)
+            if kind == "calls":
+                merged = calls.setdefault((pid, key), {})
+                own: Dict[Tuple[str, ...], List[int]] = {}
+                for node in items:
+                    parsed = _call_node(node)
+                    if parsed is None:
+                        bad_nodes += 1
+                        continue
+                    path, hits, total = parsed
+                    entry = own.get(path)
+                    if entry is None:
+                        own[path] = [hits, total]
+                    else:  # the same path twice in one snapshot: add up
+                        entry[0] += hits
+                        entry[1] += total
+                for path, (hits, total) in own.items():
+                    entry = merged.get(path)
+                    if entry is None:
+                        merged[path] = [hits, total]
+                    else:
+                        entry[0] += hits
+                        entry[1] += total
+            else:
+                for item in items:
+                    parsed_line = _line_item(item)
+                    if parsed_line is None:
+                        bad_nodes += 1
+                        continue
+                    func, line, hits, total = parsed_line
+                    stat = tp.lines.get((func, line))
+                    if stat is None:
+                        tp.lines[(func, line)] = LineStat(func, line, hits, total)
+                    else:
+                        stat.hits += hits
+                        stat.total_ns += total
+        for tkey, paths in calls.items():
+            threads[tkey].roots = build_tree(paths)
+        for (pid, key), (count, name, tid) in self.events.items():
+            report.events += count
+            tp = threads.get((pid, key))
+            if tp is None:  # a thread with events only: listed, with an empty profile
+                tp = thread(pid, key, name, tid, (0,))
+            tp.events += count
+        for pid, header in self.headers.items():
+            proc = report.process(pid)
+            proc.python = header.get("python") if isinstance(header.get("python"), str) else None
+            argv = header.get("argv")
+            proc.argv = [str(a) for a in argv] if isinstance(argv, list) else None
+            started = header.get("started")
+            proc.started = started if isinstance(started, (int, float)) else None
+        report.warnings = list(self.warnings)
+        if bad_nodes:
+            report.warnings.append(f"skipped {bad_nodes} malformed entries inside snapshots")
+        if self.newer_format:
+            report.warnings.append(
+                f"some records are in lu log format {self.newer_format}, newer than this"
+                " reader (1); read what could be read"
+            )
+        return report.finish()
+
+
+_NOT_JSON = object()
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _int(value: object) -> Optional[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    if value != value or value == float("inf"):
+        return None
+    return int(value)
+
+
+def _call_node(node: object) -> Optional[Tuple[Tuple[str, ...], int, int]]:
+    if not isinstance(node, dict):
+        return None
+    path = node.get("path")
+    if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
+        return None
+    hits, total = _int(node.get("hits", 0)), _int(node.get("total_ns", 0))
+    if hits is None or total is None:
+        return None
+    return tuple(path), hits, total
+
+
+def _line_item(item: object) -> Optional[Tuple[str, int, int, int]]:
+    if not isinstance(item, dict):
+        return None
+    func, line = item.get("function"), _int(item.get("line"))
+    hits, total = _int(item.get("hits", 0)), _int(item.get("total_ns", 0))
+    if not isinstance(func, str) or line is None or hits is None or total is None:
+        return None
+    return func, line, hits, total
+
+
+def expand_paths(paths: Iterable[PathLike]) -> List[str]:
+    """Files as given; a directory stands for its ``*.jsonl``/``*.log`` files, sorted."""
+    out: List[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            found = sorted(
+                os.path.join(p, f) for f in os.listdir(p)
+                if f.endswith(LOG_SUFFIXES) and os.path.isfile(os.path.join(p, f))
+            )
+            if not found:
+                raise ReportError(f"{p}: no log files (*.jsonl) in this directory")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None) -> Report:
+    """Read lu log files (or directories of them) into one :class:`Report`.
+
+    ``pid`` keeps only that process.  Raises :class:`ReportError` when a file
+    cannot be read, is not an lu log, or ``pid`` does not occur.  Anything
+    skipped is described in ``report.warnings``.
+    """
+    files = expand_paths(paths)
+    if not files:
+        raise ReportError("no log files given")
+    loader = _Loader(pid)
+    for f in files:
+        loader.read_file(f)
+    if pid is not None and pid not in loader.pids_seen:
+        seen = ", ".join(str(p) for p in sorted(loader.pids_seen)) or "none"
+        raise ReportError(f"no records of process {pid} in the logs (processes: {seen})")
+    return loader.report(files)

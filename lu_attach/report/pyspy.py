@@ -1,0 +1,194 @@
+"""Turn py-spy's raw (folded) output into a :class:`~.model.Report`.
+
+py-spy ``record --format raw`` writes one line per unique stack, root first::
+
+    process 5157:"python app.py";thread (5157): MainThread;<module> (app.py:24);work (app.py:15) 97
+
+The ``process …`` frame is there with ``--subprocesses``, the ``thread (TID): NAME``
+frame with ``--threads``; without ``--threads`` all threads are one, called
+"all threads".
+
+Frame names: ``Shop.total (shop/cart.py:7)`` becomes ``shop.cart.Shop.total``,
+the module-ish dotted form that lu uses for instrumented functions (the
+path without ``.py`` and ``/__init__``, with ``/`` as ``.``; an absolute path,
+as ``--full-filenames`` writes, keeps only its file name).  Frames that are
+not Python files (``<frozen …>``, native) keep py-spy's text.  Line numbers are
+dropped from the name, so a function is one frame whatever line it was on
+(the file and the first line seen are kept as ``CallNode.file``/``line``).
+
+Figures: ``hits`` is the number of samples in which the frame was on the
+stack, and ``total_ns`` the estimate samples / rate.  Say so when showing them.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+from .model import SAMPLED, CallNode, Report, ReportError, ThreadProfile
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_THREAD = re.compile(r"^thread \((?P<tid>0x[0-9A-Fa-f]+|\d+)\)(?::\s*(?P<name>.*))?$")
+_PROCESS = re.compile(r'^process (?P<pid>\d+):(?P<cmd>".*")?$')
+_LINE = re.compile(r"^(?P<stack>.*)\s+(?P<count>\d+)$")
+
+
+def frame_function(frame: str) -> Tuple[str, Optional[str], Optional[int]]:
+    """``"Shop.total (shop/cart.py:7)"`` → ``("shop.cart.Shop.total", "shop/cart.py", 7)``."""
+    m = _FRAME.match(frame)
+    if not m:
+        return frame, None, None
+    func, path, line = m.group("func"), m.group("file"), m.group("line")
+    lineno = int(line) if line else None
+    if not path.endswith(".py"):
+        return f"{func} ({path})", path, lineno
+    mod = path[:-3]
+    if os.path.isabs(mod):
+        mod = os.path.basename(mod)
+    mod = mod.replace("\\", "/").strip("/").replace("/", ".")
+    if mod.endswith(".__init__"):
+        mod = mod[: -len(".__init__")]
+    return (f"{mod}.{func}" if mod else func), path, lineno
+
+
+def _split_stack(stack: str) -> List[str]:
+    # a process frame may hold ';' inside its quoted command line
+    if stack.startswith("process "):
+        end = stack.find('";')
+        if end > 0:
+            return [stack[: end + 1]] + stack[end + 2:].split(";")
+    return stack.split(";")
+
+
+def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
+    """A sampled :class:`Report` from the text of ``py-spy record --format raw``."""
+    if rate_hz <= 0:
+        raise ReportError(f"sampling rate must be positive, not {rate_hz}")
+    ns_per_sample = 1e9 / rate_hz
+    report = Report(source=SAMPLED, rate_hz=float(rate_hz))
+    counts: Dict[Tuple[int, object], Dict[Tuple[str, ...], int]] = {}
+    info: Dict[Tuple[int, object], Tuple[str, Optional[int]]] = {}
+    where: Dict[str, Tuple[Optional[str], Optional[int]]] = {}
+    bad = 0
+    first_bad = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        m = _LINE.match(line)
+        if not m:
+            bad += 1
+            first_bad = first_bad or lineno
+            continue
+        frames = _split_stack(m.group("stack"))
+        count = int(m.group("count"))
+        p = pid
+        if frames and _PROCESS.match(frames[0]):
+            p = int(_PROCESS.match(frames[0]).group("pid"))  # type: ignore[union-attr]
+            frames = frames[1:]
+        key: object = "all"
+        name, tid = "all threads", None
+        if frames:
+            tm = _THREAD.match(frames[0])
+            if tm:
+                raw_tid = tm.group("tid")
+                tid = int(raw_tid, 16) if raw_tid.lower().startswith("0x") else int(raw_tid)
+                name = (tm.group("name") or "").strip() or f"thread {tid}"
+                key = tid
+                frames = frames[1:]
+        if not frames:
+            continue
+        path = []
+        for fr in frames:
+            func, file, lno = frame_function(fr)
+            path.append(func)
+            if func not in where:
+                where[func] = (file, lno)
+        tkey = (p, key)
+        info[tkey] = (name, tid)
+        paths = counts.setdefault(tkey, {})
+        tp = tuple(path)
+        paths[tp] = paths.get(tp, 0) + count
+    for (p, key), paths in counts.items():
+        name, tid = info[(p, key)]
+        t = ThreadProfile(p, name, tid)
+        report.process(p).threads[key] = t
+        for path, count in paths.items():
+            # every frame on the stack gets the sample (inclusive), once per
+            # node even if recursion repeats the function
+            node: Optional[CallNode] = None
+            for func in path:
+                if node is None:
+                    node = t.roots.get(func)
+                    if node is None:
+                        node = t.roots[func] = CallNode(func)
+                else:
+                    node = node.child(func)
+                if node.file is None:
+                    node.file, node.line = where.get(func, (None, None))
+                node.hits += count
+        for r in t.roots.values():
+            stack = [r]
+            while stack:
+                n = stack.pop()
+                n.total_ns = round(n.hits * ns_per_sample)
+                stack.extend(n.children.values())
+    if pid not in report.processes and not report.processes:
+        report.process(pid)
+    if bad:
+        report.warnings.append(f"py-spy output: skipped {bad} unreadable lines (first at line {first_bad})")
+    return report.finish()
+
+
+def find_pyspy() -> Optional[str]:
+    """The py-spy executable: on PATH, or next to this Python's scripts."""
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    import sys
+
+    cand = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return cand if os.access(cand, os.X_OK) else None
+
+
+def pyspy_command(pid: int, duration: float, output: str, rate_hz: int = 100, idle: bool = False, py_spy: str = "py-spy") -> List[str]:
+    """The py-spy command line that :func:`record_pyspy` runs (checked with py-spy 0.4.3)."""
+    cmd = [
+        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(round(duration)))),
+        "--rate", str(int(rate_hz)), "--format", "raw", "--output", output,
+        "--threads", "--nonblocking",
+    ]
+    if idle:
+        cmd.append("--idle")
+    return cmd
+
+
+def record_pyspy(pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False, py_spy: Optional[str] = None) -> Report:
+    """Run py-spy on ``pid`` for ``duration`` seconds and return the sampled report.
+
+    ``--nonblocking`` keeps the target running while it is sampled (a few
+    inconsistent stacks are possible); ``--duration`` takes whole seconds.
+    Raises :class:`ReportError` with py-spy's own message when it fails.
+    """
+    exe = py_spy or find_pyspy()
+    if not exe:
+        raise ReportError("py-spy is not installed (pip install py-spy)")
+    with tempfile.TemporaryDirectory(prefix="lu-sample-") as tmp:
+        out = os.path.join(tmp, "raw.txt")
+        cmd = pyspy_command(pid, duration, out, rate_hz, idle, exe)
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=duration + 60)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"py-spy did not finish within {duration + 60:.0f} s") from None
+        if proc.returncode != 0 or not os.path.exists(out):
+            msg = (proc.stderr or proc.stdout or "").strip().splitlines()
+            reason = msg[-1] if msg else f"exit status {proc.returncode}"
+            raise ReportError(f"py-spy failed on process {pid}: {reason}")
+        with open(out, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    report = from_pyspy_raw(text, pid, rate_hz)
+    report.files = []
+    return report

@@ -1,0 +1,200 @@
+"""The terminal report: a one-sentence reading, then a call tree and a line
+table per process and thread."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from .model import CallNode, Report, ThreadProfile, sort_nodes
+
+NAME_WIDTH_MAX = 72
+
+
+def fmt_ms(ms: float) -> str:
+    """Milliseconds with about three significant digits: 1,390 / 139 / 13.9 / 0.0139."""
+    if ms == 0:
+        return "0"
+    if ms >= 1000:
+        return f"{ms:,.0f}"
+    if ms >= 100:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    s = f"{ms:.3g}"
+    return f"{ms:.6f}".rstrip("0") if "e" in s else s
+
+
+def human_ns(ns: float) -> str:
+    """A duration for prose: 1.39 s, 139 ms, 250 µs, 800 ns."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            v = ns / scale
+            return f"{v:.3g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def _times(n: int, sampled: bool = False) -> str:
+    if sampled:
+        return "1 sample" if n == 1 else f"{n:,} samples"
+    return "once" if n == 1 else f"{n:,} times"
+
+
+def heaviest(report: Report) -> Optional[Tuple[ThreadProfile, CallNode]]:
+    best: Optional[Tuple[ThreadProfile, CallNode]] = None
+    for t in report.threads():
+        for root in t.roots.values():
+            if best is None or (root.total_ns, -len(root.function)) > (best[1].total_ns, -len(best[1].function)):
+                best = (t, root)
+    return best
+
+
+def reading(report: Report) -> str:
+    """One sentence about the heaviest root call and its heaviest child."""
+    found = heaviest(report)
+    if found is None:
+        return _reading_lines(report)
+    t, root = found
+    where = f"in process {t.pid}, thread {t.thread}, "
+    if report.sampled:
+        # skip frames that only pass the samples on (bootstrap, run, <module> …)
+        while root.children:
+            top = root.sorted_children()[0]
+            if top.hits < root.hits:
+                break
+            root = top
+        s = f"{where}{root.function} was on the stack in {_times(root.hits, True)} (about {human_ns(root.total_ns)})"
+        kids = root.sorted_children()
+        if kids and kids[0].total_ns:
+            k = kids[0]
+            share = 100.0 * k.total_ns / root.total_ns if root.total_ns else 0.0
+            s += f", {share:.0f}% of them in {k.function}"
+        elif root.hits:
+            s += ", all of them in its own code"
+        return s + "."
+    if root.hits == 0:
+        s = f"{where}{root.function} took {human_ns(root.total_ns)}"
+    elif root.hits == 1:
+        s = f"{where}{root.function} was called once and took {human_ns(root.total_ns)}"
+    else:
+        s = f"{where}{root.function} was called {_times(root.hits)} at {human_ns(root.per_hit_ns)} each"
+    kids = root.sorted_children()
+    if kids:
+        k = kids[0]
+        s += f" and called {k.function} {_times(k.hits)}"
+        if root.total_ns and k.total_ns:
+            share = 100.0 * k.total_ns / root.total_ns
+            s += f", which took {min(share, 100.0):.0f}% of its time"
+    return s + "."
+
+
+def _reading_lines(report: Report) -> str:
+    best = None
+    for t in report.threads():
+        for st in t.lines.values():
+            if best is None or st.total_ns > best[1].total_ns:
+                best = (t, st)
+    if best is None:
+        events = f" ({report.events:,} debug events)" if report.events else ""
+        return f"no profile data in the logs{events}."
+    t, st = best
+    return (
+        f"in process {t.pid}, thread {t.thread}, the slowest line was line {st.line} of"
+        f" {st.function}: run {_times(st.hits)}, {human_ns(st.total_ns)} in all."
+    )
+
+
+def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...], indent: str) -> List[str]:
+    """Left-align the first column, right-align the rest."""
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    out = []
+    for r in [header] + rows:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return out
+
+
+def _clip(name: str, width: int) -> str:
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
+
+
+def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: Optional[int]) -> Tuple[List[Tuple[str, ...]], int]:
+    rows: List[Tuple[str, ...]] = []
+    hidden = 0
+    total = t.total_ns
+    floor = total * min_fraction
+    stack = [(0, n) for n in reversed(sort_nodes(t.roots))]
+    while stack:
+        depth, node = stack.pop()
+        if (floor and node.total_ns < floor) or (max_depth is not None and depth >= max_depth):
+            hidden += 1
+            continue
+        name = _clip("  " * depth + node.function, NAME_WIDTH_MAX)
+        total_ms = node.total_ns / 1e6
+        if sampled:
+            share = f"{100.0 * node.total_ns / total:.1f}" if total else "0.0"
+            rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), share))
+        else:
+            rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), fmt_ms(node.per_hit_ns / 1e6)))
+        for c in reversed(node.sorted_children()):
+            stack.append((depth + 1, c))
+    return rows, hidden
+
+
+def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[int] = None) -> str:
+    """The whole report for a terminal.
+
+    ``min_fraction`` hides call-tree rows below that share of their thread's
+    time (0.01 = 1%), ``max_depth`` hides rows deeper than that; the number
+    hidden is said.
+    """
+    out: List[str] = [report.kind, reading(report)]
+    sampled = report.sampled
+    for proc in report.sorted_processes():
+        out.append("")
+        head = f"process {proc.pid}"
+        if proc.python:
+            head += f"  python {proc.python}"
+        if proc.argv:
+            head += "  " + " ".join(proc.argv)
+        out.append(head)
+        threads = proc.sorted_threads()
+        if not threads:
+            out.append("  (no threads recorded)")
+        for n, t in enumerate(threads):
+            if n:
+                out.append("")
+            extra = f" ({t.thread_id})" if t.label.endswith(")") and t.thread_id is not None else ""
+            line = f"  thread {t.thread}{extra}"
+            if t.events:
+                line += f"  ({t.events:,} debug event{'s' * (t.events != 1)} not shown)"
+            out.append(line)
+            if t.roots:
+                rows, hidden = _call_rows(t, sampled, min_fraction, max_depth)
+                header = ("function", "samples", "est. ms", "%") if sampled else ("function", "hits", "total ms", "ms/hit")
+                out.extend(_table(rows, header, "    "))
+                if hidden:
+                    out.append(f"    ({hidden:,} smaller or deeper calls not shown)")
+            if t.lines:
+                if t.roots:
+                    out.append("")
+                rows2 = [
+                    (st.function, str(st.line), f"{st.hits:,}", fmt_ms(st.total_ns / 1e6), fmt_ms(st.per_hit_ns / 1e6))
+                    for st in t.sorted_lines()
+                ]
+                out.extend(_table(rows2, ("function", "line", "hits", "total ms", "ms/hit"), "    "))
+            if t.empty and not t.events:
+                out.append("    (no profile data)")
+    if sampled:
+        out.append("")
+        out.append(
+            f"samples: how often a function was on the stack; times are estimates"
+            f" (samples / {report.rate_hz:g} Hz)." if report.rate_hz else
+            "samples: how often a function was on the stack."
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_warnings(report: Report) -> str:
+    return "".join(f"warning: {w}\n" for w in report.warnings)
