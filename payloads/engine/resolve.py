@@ -1,0 +1,256 @@
+"""Turning names and patterns into function objects.
+
+Only modules already loaded (`sys.modules`) are searched: resolving never
+imports anything into the target.  A decorated function is changed at the
+function the user wrote: `__wrapped__` is followed (functools.wraps,
+lru_cache), so wrappers keep calling the changed function.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+from ..errors import LuError
+
+FunctionType = types.FunctionType
+ACCESSORS = ("fget", "fset", "fdel")
+
+
+def unwrap(obj):
+    """The innermost plain function behind `obj` (following __wrapped__), or None."""
+    seen = set()
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    elif isinstance(obj, types.MethodType):
+        obj = obj.__func__
+    func = obj if isinstance(obj, FunctionType) else None
+    while id(obj) not in seen:
+        seen.add(id(obj))
+        try:
+            inner = obj.__dict__.get("__wrapped__") if hasattr(obj, "__dict__") else None
+            if inner is None and not isinstance(obj, FunctionType):
+                inner = getattr(obj, "__wrapped__", None)
+        except Exception:
+            inner = None
+        if isinstance(inner, (staticmethod, classmethod, types.MethodType)):
+            inner = inner.__func__
+        if inner is None:
+            break
+        obj = inner
+        if isinstance(obj, FunctionType):
+            func = obj
+    return func
+
+
+def find_module(dotted):
+    """(module, module_name, rest_parts) for the longest loaded module prefix."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        mod = sys.modules.get(name)
+        if isinstance(mod, types.ModuleType):
+            return mod, name, parts[i:]
+    return None, None, parts
+
+
+_MISSING = object()
+
+
+def lookup(obj, attr):
+    """Static attribute lookup (class dicts along the MRO; module dicts)."""
+    if isinstance(obj, type):
+        for klass in obj.__mro__:
+            if attr in klass.__dict__:
+                return klass.__dict__[attr]
+        return _MISSING
+    if isinstance(obj, property):
+        if attr in ACCESSORS:
+            value = getattr(obj, attr)
+            return _MISSING if value is None else value
+        return _MISSING
+    if isinstance(obj, types.ModuleType):
+        d = obj.__dict__
+        if attr in d:
+            return d[attr]
+    try:
+        return getattr(obj, attr)
+    except Exception:
+        return _MISSING
+
+
+def resolve_object(name):
+    """(parent, attr, obj) for a dotted name; obj is _MISSING when only the parent exists."""
+    if not name or any(not p for p in name.split(".")):
+        raise LuError("%r is not a valid dotted name" % (name,))
+    mod, modname, rest = find_module(name)
+    if mod is None:
+        raise LuError("cannot find %s: no module named %r is loaded in the process"
+                      % (name, name.split(".")[0]))
+    if not rest:
+        return None, None, mod
+    obj = mod
+    path = modname
+    for i, attr in enumerate(rest):
+        value = lookup(obj, attr)
+        if value is _MISSING:
+            if i == len(rest) - 1:
+                return obj, attr, _MISSING
+            raise LuError("cannot find %s: %s has no attribute %r" % (name, path, attr))
+        obj_parent, obj = obj, value
+        path += "." + attr
+    return obj_parent, rest[-1], obj
+
+
+def functions_of(obj, name, strict=True):
+    """[(name, function)] that changing `name` means; LuError if strict and not a function."""
+    if isinstance(obj, property):
+        out = [(name + "." + a, unwrap(getattr(obj, a))) for a in ACCESSORS if getattr(obj, a) is not None]
+        out = [(n, f) for n, f in out if f is not None]
+        if out or not strict:
+            return out
+        raise LuError("%s is a property without Python accessor functions" % name)
+    func = unwrap(obj)
+    if func is None:
+        if not strict:
+            return []
+        raise LuError("%s is not a Python function (it is %s)" % (name, _describe(obj)))
+    return [(name, func)]
+
+
+def _describe(obj):
+    if isinstance(obj, types.ModuleType):
+        return "a module"
+    if isinstance(obj, type):
+        return "a class; name a method, or use %s.*" % getattr(obj, "__qualname__", "")
+    return "a %s object" % type(obj).__name__
+
+
+def resolve_name(name):
+    """Functions named by an exact dotted name (a property gives its accessors)."""
+    parent, attr, obj = resolve_object(name)
+    if obj is _MISSING:
+        where = getattr(parent, "__name__", None) or type(parent).__name__
+        raise LuError("cannot find %s: %s has no attribute %r" % (name, where, attr))
+    return functions_of(obj, name)
+
+
+def module_file(mod):
+    f = getattr(mod, "__file__", None)
+    if not f:
+        return None
+    if f.endswith((".pyc", ".pyo")):
+        spec = getattr(mod, "__spec__", None)
+        f = getattr(spec, "origin", None) or f[:-1]
+    return f
+
+
+def _same_file(a, b, cache):
+    if a == b:
+        return True
+    key = (a, b)
+    hit = cache.get(key)
+    if hit is None:
+        try:
+            hit = os.path.realpath(a) == os.path.realpath(b)
+        except Exception:
+            hit = False
+        cache[key] = hit
+    return hit
+
+
+def _defined_here(func, filename, cache):
+    code = func.__code__
+    return code.co_name != "<lambda>" and _same_file(code.co_filename, filename, cache)
+
+
+def _class_functions(cls, prefix, filename, out, seen, cache, depth=0):
+    if depth > 20 or id(cls) in seen:
+        return
+    seen.add(id(cls))
+    try:
+        items = list(cls.__dict__.items())
+    except Exception:
+        return
+    for attr, value in items:
+        qname = prefix + "." + attr
+        if isinstance(value, type):
+            if getattr(value, "__qualname__", "").startswith(cls.__qualname__ + ".") and \
+                    value.__module__ == cls.__module__:
+                _class_functions(value, qname, filename, out, seen, cache, depth + 1)
+            continue
+        if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and \
+                not hasattr(value, "__wrapped__"):
+            continue
+        for n, f in functions_of(value, qname, strict=False):
+            if id(f) not in seen and _defined_here(f, filename, cache):
+                seen.add(id(f))
+                out.append((n, f))
+
+
+def module_functions(mod, modname, out, seen, cache):
+    """Functions and methods defined in `mod` (its own source file)."""
+    filename = module_file(mod)
+    if not filename:
+        return
+    try:
+        items = list(mod.__dict__.items())
+    except Exception:
+        return
+    for attr, value in items:
+        qname = modname + "." + attr
+        if isinstance(value, type):
+            if getattr(value, "__module__", None) == mod.__name__:
+                _class_functions(value, qname, filename, out, seen, cache)
+            continue
+        if isinstance(value, types.ModuleType):
+            continue
+        if not isinstance(value, (FunctionType, staticmethod, classmethod)) and \
+                not (callable(value) and hasattr(value, "__wrapped__")):
+            continue
+        for n, f in functions_of(value, qname, strict=False):
+            if id(f) not in seen and _defined_here(f, filename, cache):
+                seen.add(id(f))
+                out.append((n, f))
+
+
+def resolve_pattern(pattern):
+    """[(qualified_name, function)] for a name or pattern; LuError if none match.
+
+    `pkg.mod.func`, `pkg.mod.Class.meth` (a property gives `.fget`/`.fset`/
+    `.fdel`), `pkg.mod.*` (functions and methods defined in the module,
+    including module attributes that are functions defined there, e.g. kept
+    closures), `pkg.mod.Class.*`, `pkg.mod.**` (also every loaded submodule),
+    `__main__.**`.
+    """
+    if not isinstance(pattern, str):
+        raise LuError("a target must be a dotted name string, not %s" % type(pattern).__name__)
+    pattern = pattern.strip()
+    out = []
+    seen = set()
+    cache = {}
+    if pattern.endswith(".**") or pattern.endswith(".*"):
+        deep = pattern.endswith(".**")
+        base = pattern[:-3] if deep else pattern[:-2]
+        parent, attr, obj = resolve_object(base)
+        if obj is _MISSING:
+            raise LuError("pattern %s matches nothing: %s does not exist" % (pattern, base))
+        if isinstance(obj, types.ModuleType):
+            modname = base
+            module_functions(obj, modname, out, seen, cache)
+            if deep:
+                prefix = modname + "."
+                for name, mod in sorted(list(sys.modules.items()), key=lambda kv: kv[0]):
+                    if name.startswith(prefix) and isinstance(mod, types.ModuleType):
+                        module_functions(mod, name, out, seen, cache)
+        elif isinstance(obj, type):
+            mod = sys.modules.get(obj.__module__)
+            filename = module_file(mod) if mod is not None else None
+            if filename:
+                _class_functions(obj, base, filename, out, seen, cache)
+        else:
+            raise LuError("pattern %s: %s is neither a module nor a class" % (pattern, base))
+        if not out:
+            raise LuError("pattern %s matches no function defined in %s" % (pattern, base))
+        return out
+    return resolve_name(pattern)

@@ -1,0 +1,371 @@
+"""Source lookup, scope-faithful compilation and the "source must match" check.
+
+A function's code is rebuilt from an ast `FunctionDef` node.  To get exactly the
+code object the compiler produced for the original, the node is compiled inside
+a synthetic nest of scopes rebuilt from its qualified name: `A.<locals>.K.m`
+becomes `def A(): <cells>; class K: def m(...)`.  That gives the same name
+mangling (`__x` inside class K), the same `__class__` cell for zero-argument
+`super()`, the same free variables (assigned as cells in the innermost
+enclosing def, so they are free in the target, in the compiler's order) and the
+same qualified names for the function and anything nested in it.  The
+synthetic module is compiled, never executed; the target's code object is taken
+out of its constants.
+"""
+from __future__ import annotations
+
+import __future__ as _future
+import ast
+import linecache
+import os
+import sys
+import tokenize
+
+from ..errors import LuError
+
+PY311 = sys.version_info >= (3, 11)
+FUTURE_MASK = 0
+for _name in _future.all_feature_names:
+    FUTURE_MASK |= getattr(_future, _name).compiler_flag
+CO_NESTED = 0x10
+CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR = 0x20, 0x80, 0x100, 0x200
+# CO_NESTED differs with context; types.coroutine sets CO_ITERABLE_COROUTINE on live code.
+FLAGS_IGNORED = CO_NESTED | CO_ITERABLE_COROUTINE
+KIND_FLAGS = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+
+FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+_tree_cache = {}  # filename -> (stamp, text_lines, tree)
+
+
+def code_qualname(func):
+    code = func.__code__
+    return code.co_qualname if PY311 else func.__qualname__
+
+
+def _linetable(code):
+    table = getattr(code, "co_linetable", None)
+    return table if table is not None else code.co_lnotab
+
+
+def read_source(filename):
+    """(stamp, lines, tree, index) of a file on disk or registered in linecache.
+
+    `index` maps (name, line) to the def node for both its decorator line and
+    its `def` line.
+    """
+    try:
+        st = os.stat(filename)
+    except OSError:
+        st = None
+    text = None
+    if st is None:
+        # Not on disk: maybe a patch file registered in linecache by apply_patch.
+        entry = linecache.cache.get(filename)
+        if entry and len(entry) == 4 and entry[2]:
+            stamp = ("linecache", id(entry[2]))
+            text = "".join(entry[2])
+        else:
+            raise LuError("the source file %s does not exist (any more)" % filename)
+    else:
+        stamp = (st.st_mtime_ns, st.st_size)
+    cached = _tree_cache.get(filename)
+    if cached is not None and cached[0] == stamp:
+        return cached
+    if text is None:
+        try:
+            with tokenize.open(filename) as fh:
+                text = fh.read()
+        except (OSError, SyntaxError, UnicodeDecodeError) as e:
+            raise LuError("cannot read the source file %s: %s" % (filename, e))
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError as e:
+        raise LuError("%s:%s: the source file does not parse (edited since the process loaded it?): %s"
+                      % (filename, e.lineno, e.msg))
+    index = {}
+    stack = list(tree.body)
+    while stack:  # statements only: a def is always a statement
+        node = stack.pop()
+        if isinstance(node, FUNC_NODES):
+            index[(node.name, node.lineno)] = node
+            if node.decorator_list:
+                index[(node.name, node.decorator_list[0].lineno)] = node
+        for field in stmt_list_fields(node):
+            stack.extend(field)
+    result = (stamp, text.splitlines(True), tree, index, _top_level_imports(tree))
+    _tree_cache[filename] = result
+    if len(_tree_cache) > 512:
+        _tree_cache.pop(next(iter(_tree_cache)))
+    return result
+
+
+def _top_level_imports(tree):
+    """Names bound by import statements in the module scope.
+
+    CPython 3.11 compiles `mod.attr(...)` differently when `mod` was imported
+    at module level, so the synthetic module repeats those imports (they are
+    compiled, never run).
+    """
+    names = set()
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    names.add(alias.asname or alias.name.split(".")[0])
+        elif not isinstance(node, SCOPE_NODES):
+            stack.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, (ast.stmt, ast.excepthandler))
+                         or hasattr(n, "body"))
+    return tuple(sorted(names))
+
+
+def imports_of(filename):
+    try:
+        return read_source(filename)[4]
+    except LuError:
+        return ()
+
+
+def find_def(filename, name, firstlineno):
+    """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno."""
+    return read_source(filename)[3].get((name, firstlineno))
+
+
+def clone(node):
+    """A deep copy of an ast tree (much faster than copy.deepcopy)."""
+    if isinstance(node, list):
+        return [clone(x) for x in node]
+    if not isinstance(node, ast.AST):
+        return node
+    cls = node.__class__
+    new = cls.__new__(cls)
+    d = new.__dict__
+    for k, v in node.__dict__.items():
+        if isinstance(v, list):
+            d[k] = [clone(x) if isinstance(x, ast.AST) else x for x in v]
+        elif isinstance(v, ast.AST):
+            d[k] = clone(v)
+        else:
+            d[k] = v
+    return new
+
+
+def _loc(node, like):
+    node.lineno = like.lineno
+    node.col_offset = 0
+    node.end_lineno = like.lineno
+    node.end_col_offset = 0
+    return node
+
+
+def _with_type_params(cls, **fields):
+    if "type_params" in cls._fields:
+        fields["type_params"] = []
+    return cls(**fields)
+
+
+def _empty_args():
+    return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                         kwarg=None, defaults=[])
+
+
+def _import_stmts(imports, like):
+    if not imports:
+        return []
+    stmt = ast.Import(names=[ast.alias(name="_", asname=n) for n in imports])
+    for n in ast.walk(stmt):
+        if "lineno" in n._attributes:
+            _loc(n, like)
+    return [stmt]
+
+
+def compile_in_scope(fnode, qualname, freevars, filename, flags, imports=None):
+    """Compile a FunctionDef node as if at `qualname`; return its code object.
+
+    `fnode` is used as is (not copied); its decorators only fix co_firstlineno
+    (the synthetic module is never run).
+    """
+    parts = qualname.split(".")
+    chain = []
+    i = 0
+    while i < len(parts) - 1:
+        part = parts[i]
+        if part == "<locals>" or not part.isidentifier():
+            return _compile_fallback(fnode, qualname, freevars, filename, flags, imports)
+        if i + 1 < len(parts) - 1 and parts[i + 1] == "<locals>":
+            chain.append(("def", part))
+            i += 2
+        else:
+            chain.append(("class", part))
+            i += 1
+    has_class = any(kind == "class" for kind, _ in chain)
+    cells = [v for v in freevars if not (v == "__class__" and has_class)]
+    if cells and not any(kind == "def" for kind, _ in chain):
+        return _compile_fallback(fnode, qualname, freevars, filename, flags, imports)
+    inner = [fnode]
+    innermost_def = True
+    for kind, name in reversed(chain):
+        if kind == "def":
+            body = inner
+            if innermost_def:
+                body = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
+                                        value=_loc(ast.Constant(value=None), fnode)), fnode)
+                        for v in cells] + inner
+                innermost_def = False
+            node = _with_type_params(ast.FunctionDef, name=name, args=_empty_args(), body=body,
+                                     decorator_list=[], returns=None, type_comment=None)
+        else:
+            node = _with_type_params(ast.ClassDef, name=name, bases=[], keywords=[], body=inner,
+                                     decorator_list=[])
+        inner = [_loc(node, fnode)]
+    if imports is None:
+        imports = imports_of(filename)
+    module = ast.Module(body=_import_stmts(imports, fnode) + inner, type_ignores=[])
+    code = compile(module, filename, "exec", flags=flags & FUTURE_MASK, dont_inherit=True)
+    target = _find_code(code, fnode.name, qualname)
+    if target is None:  # pragma: no cover - defensive
+        raise LuError("internal: compiled code for %s not found" % qualname)
+    return target
+
+
+def _compile_fallback(fnode, qualname, freevars, filename, flags, imports):
+    """Scopes the qualified name cannot describe: one wrapper def holding every cell."""
+    cells = list(freevars)
+    body = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
+                            value=_loc(ast.Constant(value=None), fnode)), fnode) for v in cells]
+    wrapper = _loc(_with_type_params(ast.FunctionDef, name="__lu_scope__", args=_empty_args(),
+                                     body=body + [fnode], decorator_list=[], returns=None,
+                                     type_comment=None), fnode)
+    if imports is None:
+        imports = imports_of(filename)
+    code = compile(ast.Module(body=_import_stmts(imports, fnode) + [wrapper], type_ignores=[]), filename, "exec",
+                   flags=flags & FUTURE_MASK, dont_inherit=True)
+    target = _find_code(code, fnode.name, None)
+    if PY311:
+        target = target.replace(co_qualname=qualname)
+    return target
+
+
+def _find_code(code, name, qualname):
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for const in c.co_consts:
+            if isinstance(const, type(code)):
+                if const.co_name == name and (qualname is None or not PY311 or const.co_qualname == qualname):
+                    return const
+                stack.append(const)
+    return None
+
+
+def _const_key(value):
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_const_key(v) for v in value))
+    if isinstance(value, frozenset):
+        return ("frozenset", frozenset(_const_key(v) for v in value))
+    if isinstance(value, (float, complex)):
+        return (type(value).__name__, repr(value))
+    return (type(value), value)
+
+
+def same_code(a, b):
+    """Do two code objects do the same thing at the same lines?"""
+    if a is b:
+        return True
+    if (a.co_code != b.co_code or a.co_names != b.co_names or a.co_varnames != b.co_varnames
+            or a.co_freevars != b.co_freevars or a.co_cellvars != b.co_cellvars
+            or (a.co_flags | FLAGS_IGNORED) != (b.co_flags | FLAGS_IGNORED)
+            or a.co_argcount != b.co_argcount or a.co_kwonlyargcount != b.co_kwonlyargcount
+            or a.co_posonlyargcount != b.co_posonlyargcount
+            or a.co_firstlineno != b.co_firstlineno or a.co_name != b.co_name
+            or _linetable(a) != _linetable(b) or len(a.co_consts) != len(b.co_consts)):
+        return False
+    if PY311 and a.co_exceptiontable != b.co_exceptiontable:
+        return False
+    code_type = type(a)
+    for x, y in zip(a.co_consts, b.co_consts):
+        if isinstance(x, code_type) or isinstance(y, code_type):
+            if not (isinstance(x, code_type) and isinstance(y, code_type) and same_code(x, y)):
+                return False
+        elif _const_key(x) != _const_key(y):
+            return False
+    return True
+
+
+class Body(object):
+    """One body a function can run: its ast node, file, flags and plain code."""
+
+    __slots__ = ("node", "filename", "flags", "code", "defaults", "kwdefaults", "annotations",
+                 "doc", "lines", "label")
+
+    def __init__(self, node, filename, flags, code, defaults, kwdefaults, annotations, doc, label):
+        self.node = node
+        self.filename = filename
+        self.flags = flags
+        self.code = code
+        self.defaults = defaults
+        self.kwdefaults = kwdefaults
+        self.annotations = annotations
+        self.doc = doc
+        self.label = label
+        self.lines = None  # statement lines, computed on demand
+
+
+def original_node(code, qualname, name):
+    """The verified ast node of `code`'s source; LuError when unavailable or stale."""
+    filename = code.co_filename
+    if code.co_name == "<lambda>":
+        raise LuError("%s is a lambda; lu can only change functions written with def" % name)
+    if not filename or (filename.startswith("<") and filename.endswith(">")) and filename not in linecache.cache:
+        raise LuError("%s has no source file (it was defined in %s, e.g. by exec or at a REPL)"
+                      % (name, filename or "an unknown place"))
+    node = find_def(filename, code.co_name, code.co_firstlineno)
+    stale = ("the source of %s in %s does not match the code the process runs "
+             "(the file was edited since it was loaded); lu refuses to use stale source"
+             % (name, filename))
+    if node is None:
+        raise LuError(stale)
+    try:
+        compiled = compile_in_scope(node, qualname, code.co_freevars, filename, code.co_flags)
+    except SyntaxError as e:
+        raise LuError("%s: cannot recompile %s: %s" % (filename, name, e))
+    if not same_code(compiled, code):
+        raise LuError(stale)
+    return node
+
+
+def statement_lines(fnode):
+    """(own, nested): statement start lines directly in fnode, and lines of nested scopes."""
+    own = set()
+    nested = {}
+
+    def walk(stmts):
+        for s in stmts:
+            if isinstance(s, SCOPE_NODES):
+                first = s.decorator_list[0].lineno if getattr(s, "decorator_list", None) else s.lineno
+                for ln in range(first, (s.end_lineno or s.lineno) + 1):
+                    nested.setdefault(ln, s.name)
+                own.add(first)
+                continue
+            own.add(s.lineno)
+            for field in stmt_list_fields(s):
+                walk(field)
+
+    walk(fnode.body)
+    return own, nested
+
+
+def stmt_list_fields(node):
+    """Every list of statements directly held by a (non-scope) statement node."""
+    out = []
+    for name in ("body", "orelse", "finalbody"):
+        value = getattr(node, name, None)
+        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+            out.append(value)
+    for handler in getattr(node, "handlers", None) or ():
+        out.append(handler.body)
+    for case in getattr(node, "cases", None) or ():
+        out.append(case.body)
+    return out

@@ -1,0 +1,386 @@
+"""Build instrumented code: ast rewriting of one function body, then compile.
+
+Hooks and helper objects reach the generated code as constants: the ast holds a
+unique placeholder string which, after compilation, is replaced in `co_consts`
+(of the function's code and of any code nested in it) by the real object.  A
+call through a placeholder is written `(PH if True else None)(...)` so that the
+compiler's "'str' object is not callable" warning is not triggered; the
+compiler folds the conditional away (3.10+) or leaves one jump (3.8, 3.9).
+Nothing is looked up in the module's globals or builtins, so the application's
+names can neither collide with nor shadow lu's.
+
+Generated shape (only the parts some hook asked for are emitted)::
+
+    def f(a, b):
+        ["docstring"]
+        __lu_rv__ = None; __lu_x__ = None          # when a func_after hook exists
+        try: H1(INFO, {'a': a, 'b': b})            # func_before, in layer order
+        except EXC: REC1.failed()
+        try:
+            ...body; `return X` becomes `__lu_rv__ = X; return __lu_rv__`...
+            __lu_rv__ = None
+        except BASEEXC as __lu_e__:
+            __lu_x__ = __lu_e__; __lu_rv__ = None; raise
+        finally:
+            try: H2(INFO, __lu_rv__, __lu_x__)     # func_after, reverse layer order
+            except EXC: REC2.failed()
+            __lu_x__ = None
+
+Line hooks are statements inserted before/after the statement that starts on
+the line; `yield`/`await` become `R(yield S(v))` with small pass-through
+helpers when resume/suspend hooks exist.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import itertools
+import os
+
+from .source import CO_ITERABLE_COROUTINE, SCOPE_NODES, clone, compile_in_scope, stmt_list_fields
+
+_counter = itertools.count()
+_EXC = Exception
+_BASEEXC = BaseException
+_locals = builtins.locals
+RV, EXC_NAME, E_NAME, V_NAME = "__lu_rv__", "__lu_x__", "__lu_e__", "__lu_v__"
+INTERNAL = (RV, EXC_NAME, E_NAME, V_NAME)
+
+
+def snapshot(d):
+    """A copy of a locals() dict without lu's own variables."""
+    d = dict(d)
+    for k in INTERNAL:
+        d.pop(k, None)
+    return d
+
+
+def make_picker(names, globals_dict):
+    """Fallback capture of named variables when some are unbound: skip those."""
+    paths = [(n, n.split(".")) for n in names]
+    missing = object()
+
+    def pick(local_dict):
+        out = {}
+        for name, path in paths:
+            value = local_dict.get(path[0], missing)
+            if value is missing:
+                value = globals_dict.get(path[0], missing)
+            if value is missing:
+                value = getattr(builtins, path[0], missing)
+            try:
+                for attr in path[1:]:
+                    if value is missing:
+                        break
+                    value = getattr(value, attr, missing)
+            except Exception:
+                value = missing
+            if value is not missing:
+                out[name] = value
+        return out
+    return pick
+
+
+def make_passthrough(entries, info):
+    """Suspend/resume helper: call each (hook, rec) with info, return the value."""
+    entries = tuple(entries)
+    if len(entries) == 1:
+        (hook, rec), = entries
+
+        def passthrough(value):
+            try:
+                hook(info)
+            except Exception:
+                rec.failed()
+            return value
+        return passthrough
+
+    def passthrough_many(value):
+        for hook, rec in entries:
+            try:
+                hook(info)
+            except Exception:
+                rec.failed()
+        return value
+    return passthrough_many
+
+
+class Plan(object):
+    """Hooks to weave into one body, gathered from every instrument layer in order."""
+
+    def __init__(self):
+        self.before = []        # (hook, want, rec)
+        self.after = []         # (hook, rec), already in call order
+        self.line_before = {}   # line -> [(hook, want, rec)]
+        self.line_after = {}
+        self.suspend = []       # (hook, rec)
+        self.resume = []
+
+    def empty(self):
+        return not (self.before or self.after or self.line_before or self.line_after
+                    or self.suspend or self.resume)
+
+
+class _Builder(object):
+    def __init__(self, fnode, plan, info, globals_dict):
+        self.plan = plan
+        self.info = info
+        self.globals = globals_dict
+        self.consts = {}
+        self.by_id = {}
+        self.nonce = "\x00lu%d:%d\x00" % (os.getpid(), next(_counter))
+        self.fnode = fnode
+        self.is_async_gen = False
+
+    # -- constants -------------------------------------------------------------
+    def const(self, obj):
+        key = id(obj)
+        ph = self.by_id.get(key)
+        if ph is None:
+            ph = "%s%d" % (self.nonce, len(self.consts))
+            self.consts[ph] = obj
+            self.by_id[key] = ph
+        return ast.Constant(value=ph)
+
+    def callee(self, obj):
+        return ast.IfExp(test=ast.Constant(value=True), body=self.const(obj), orelse=ast.Constant(value=None))
+
+    def call(self, obj, args):
+        return ast.Call(func=self.callee(obj), args=args, keywords=[])
+
+    # -- statements ------------------------------------------------------------
+    def guarded(self, stmts, rec):
+        return ast.Try(body=stmts, handlers=[ast.ExceptHandler(
+            type=self.const(_EXC), name=None,
+            body=[ast.Expr(value=ast.Call(func=ast.Attribute(value=self.const(rec), attr="failed",
+                                                             ctx=ast.Load()), args=[], keywords=[]))])],
+            orelse=[], finalbody=[])
+
+    def capture(self, want, default_names):
+        """(setup statements, expression) giving the dict a hook asked for."""
+        if want == "all":
+            if default_names is None:
+                return [], self.call(snapshot, [self.call(_locals, [])])
+            return [], ast.Dict(keys=[ast.Constant(value=n) for n in default_names],
+                                values=[ast.Name(id=n, ctx=ast.Load()) for n in default_names])
+        exprs = []
+        for n in want:
+            parts = n.split(".")
+            e = ast.Name(id=parts[0], ctx=ast.Load())
+            for p in parts[1:]:
+                e = ast.Attribute(value=e, attr=p, ctx=ast.Load())
+            exprs.append(e)
+        direct = ast.Dict(keys=[ast.Constant(value=n) for n in want], values=exprs)
+        picker = make_picker(want, self.globals)
+        setup = [ast.Try(
+            body=[ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())], value=direct)],
+            handlers=[ast.ExceptHandler(type=self.const(_EXC), name=None, body=[
+                ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
+                           value=self.call(picker, [self.call(_locals, [])]))])],
+            orelse=[], finalbody=[])]
+        return setup, ast.Name(id=V_NAME, ctx=ast.Load())
+
+    def hook_call(self, hook, want, rec, lead_args, default_names):
+        info = self.const(self.info)
+        if want is None:
+            return self.guarded([ast.Expr(value=self.call(hook, [info] + lead_args))], rec)
+        setup, expr = self.capture(want, default_names)
+        stmts = setup + [ast.Expr(value=self.call(hook, [info] + lead_args + [expr]))]
+        if setup:
+            stmts.append(ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
+                                    value=ast.Constant(value=None)))
+        return self.guarded(stmts, rec)
+
+    def line_hooks(self, table, line, at):
+        out = []
+        for hook, want, rec in table.get(line, ()):
+            out.append(self.hook_call(hook, want, rec, [ast.Constant(value=line)], None))
+        for s in out:
+            _locate(s, at)
+        return out
+
+    # -- rewriting -------------------------------------------------------------
+    def rewrite_return(self, ret, want_rv):
+        after = self.line_hooks(self.plan.line_after, ret.lineno, ret) if ret.lineno in self.plan.line_after else []
+        if not want_rv and not after:
+            return [ret]
+        value = ret.value if ret.value is not None else ast.Constant(value=None)
+        assign = _locate(ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=value), ret)
+        new_ret = _locate(ast.Return(value=None if self.is_async_gen else ast.Name(id=RV, ctx=ast.Load())), ret)
+        return [assign] + after + [new_ret]
+
+    def rewrite_list(self, stmts, want_rv, outer_line=None):
+        out = []
+        plan = self.plan
+        for s in stmts:
+            if isinstance(s, SCOPE_NODES):
+                first = s.decorator_list[0].lineno if s.decorator_list else s.lineno
+                if first in plan.line_before and first != outer_line:
+                    out.extend(self.line_hooks(plan.line_before, first, s))
+                out.append(s)
+                if first in plan.line_after and first != outer_line:
+                    out.extend(self.line_hooks(plan.line_after, first, s))
+                continue
+            same = s.lineno == outer_line
+            if not same and s.lineno in plan.line_before:
+                out.extend(self.line_hooks(plan.line_before, s.lineno, s))
+            if isinstance(s, ast.Return):
+                if same:
+                    saved, plan.line_after = plan.line_after, {}
+                    out.extend(self.rewrite_return(s, want_rv))
+                    plan.line_after = saved
+                else:
+                    out.extend(self.rewrite_return(s, want_rv))
+                continue
+            for field in stmt_list_fields(s):
+                field[:] = self.rewrite_list(field, want_rv, s.lineno)
+            out.append(s)
+            if not same and s.lineno in plan.line_after:
+                out.extend(self.line_hooks(plan.line_after, s.lineno, s))
+        return out
+
+    def build(self):
+        f = self.fnode
+        plan = self.plan
+        self.is_async_gen = isinstance(f, ast.AsyncFunctionDef) and _contains_yield(f)
+        if plan.suspend or plan.resume:
+            _YieldRewriter(self).visit_body(f)
+        want_rv = bool(plan.after)
+        body = list(f.body)
+        doc = []
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            doc = [body.pop(0)]
+        first = body[0] if body else (doc[0] if doc else f)
+        body = self.rewrite_list(body, want_rv)
+        if not body:
+            body = [_locate(ast.Pass(), first)]
+        params = _param_names(f.args)
+        before = [self.hook_call(h, w, r, [], params) for h, w, r in plan.before]
+        for s in before:
+            _locate(s, first)
+        if want_rv:
+            last = body[-1]
+            fall = _locate(ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())],
+                                      value=ast.Constant(value=None)), last)
+            handler = ast.ExceptHandler(type=self.const(_BASEEXC), name=E_NAME, body=[
+                ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Name(id=E_NAME, ctx=ast.Load())),
+                ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=ast.Constant(value=None)),
+                ast.Raise(exc=None, cause=None)])
+            finals = [self.guarded([ast.Expr(value=self.call(h, [self.const(self.info),
+                                                                ast.Name(id=RV, ctx=ast.Load()),
+                                                                ast.Name(id=EXC_NAME, ctx=ast.Load())]))], r)
+                      for h, r in plan.after]
+            finals.append(ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Constant(value=None)))
+            wrapper = _locate(ast.Try(body=[], handlers=[_locate(handler, last)], orelse=[],
+                                      finalbody=[_locate(s, last) for s in finals]), first)
+            wrapper.body = body + [fall]
+            init = [_locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)), first)
+                    for n in (RV, EXC_NAME)]
+            body = init + before + [wrapper]
+        else:
+            body = before + body
+        f.body = doc + body
+        if plan.suspend or plan.resume:
+            ast.fix_missing_locations(f)
+        return f
+
+
+def _param_names(args):
+    names = [a.arg for a in getattr(args, "posonlyargs", [])] + [a.arg for a in args.args]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    names += [a.arg for a in args.kwonlyargs]
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    return names
+
+
+def _locate(node, like):
+    """Give `node` (and children without one) the position of `like`."""
+    for n in ast.walk(node):
+        if "lineno" in n._attributes and getattr(n, "lineno", None) is None:
+            n.lineno = like.lineno
+            n.col_offset = getattr(like, "col_offset", 0)
+            n.end_lineno = getattr(like, "end_lineno", None) or like.lineno
+            n.end_col_offset = getattr(like, "end_col_offset", None) or n.col_offset
+    return node
+
+
+def _contains_yield(fnode):
+    stack = list(fnode.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(n, SCOPE_NODES):
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+    return False
+
+
+class _YieldRewriter(ast.NodeTransformer):
+    """`yield v` -> `R(yield S(v))`, same for `yield from` and `await`."""
+
+    def __init__(self, builder):
+        self.b = builder
+        info = builder.info
+        self.s = make_passthrough([(h, r) for h, r in builder.plan.suspend], info) if builder.plan.suspend else None
+        self.r = make_passthrough([(h, r) for h, r in builder.plan.resume], info) if builder.plan.resume else None
+
+    def visit_body(self, fnode):
+        fnode.body = [self.visit(s) for s in fnode.body]
+
+    def _scope(self, node):
+        return node
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _scope
+    visit_GeneratorExp = _scope
+
+    def _wrap(self, node, kind):
+        self.generic_visit(node)
+        value = node.value if node.value is not None else ast.Constant(value=None)
+        if self.s is not None:
+            value = self.b.call(self.s, [value])
+        inner = kind(value=value)
+        ast.copy_location(inner, node)
+        if self.r is not None:
+            return ast.copy_location(self.b.call(self.r, [inner]), node)
+        return inner
+
+    def visit_Yield(self, node):
+        return self._wrap(node, ast.Yield)
+
+    def visit_YieldFrom(self, node):
+        return self._wrap(node, ast.YieldFrom)
+
+    def visit_Await(self, node):
+        return self._wrap(node, ast.Await)
+
+
+def replace_consts(code, mapping):
+    code_type = type(code)
+    changed = False
+    consts = []
+    for c in code.co_consts:
+        if type(c) is str and c in mapping:
+            c = mapping[c]
+            changed = True
+        elif isinstance(c, code_type):
+            new = replace_consts(c, mapping)
+            if new is not c:
+                changed = True
+            c = new
+        consts.append(c)
+    return code.replace(co_consts=tuple(consts)) if changed else code
+
+
+def build_code(body, qualname, freevars, plan, info, globals_dict):
+    """Instrumented code object for `body` (a source.Body) following `plan`."""
+    fnode = clone(body.node)
+    builder = _Builder(fnode, plan, info, globals_dict)
+    builder.build()
+    code = compile_in_scope(fnode, qualname, freevars, body.filename, body.flags)
+    code = replace_consts(code, builder.consts)
+    if body.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
+        code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)   # @types.coroutine
+    return code
