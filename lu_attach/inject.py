@@ -124,7 +124,7 @@ def check_target(pid: int) -> discover.PythonProcess:
                                 % pid)
         raise
     if found is None:
-        if not psutil.pid_exists(pid):
+        if runtime.process_gone(pid):
             raise LuAttachError("process %d exited" % pid)
         raise LuAttachError("process %d (%s) is not a Python process (no CPython interpreter in it)" % (pid, name))
     try:
@@ -598,7 +598,7 @@ def wait_for_bootstrap(pid: int, staged: Staged, timeout: float) -> dict:
             if os.path.exists(staged.status_host):
                 with open(staged.status_host) as handle:
                     return json.load(handle)
-            if not psutil.pid_exists(pid):
+            if runtime.process_gone(pid):
                 raise LuAttachError("process %d exited during the injection" % pid)
             time.sleep(0.005)
     except KeyboardInterrupt:
@@ -640,7 +640,7 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
             else:
                 used, tid, pause = ptrace_inject(pid, staged, timeout)
         except ptrace.PtraceError as exc:
-            if not psutil.pid_exists(pid):
+            if runtime.process_gone(pid):
                 raise LuAttachError("process %d exited during the injection" % pid)
             raise LuAttachError("process %d: tracing failed: %s" % (pid, exc.strerror or exc))
         status = wait_for_bootstrap(pid, staged, timeout)

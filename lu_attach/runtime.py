@@ -11,6 +11,16 @@ import psutil
 from lu_payloads import paths
 
 
+def process_gone(pid: int) -> bool:
+    """True when pid has exited (a zombie has exited too: it only waits to be reaped)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
 def target_root(pid: int) -> str:
     return "/proc/%d/root" % pid
 

@@ -36,10 +36,6 @@ def _setup_readline(client: AgentClient):
                 full = completion.complete(client, line)
             except (LuAttachError, OSError):
                 full = []
-            # readline replaces only `text` (the word after the last delimiter)
-            stem_len = len(line) - len(text)
-            state["matches"] = [m[len(m) - len(text) - (len(m) - len(text)) :] for m in full]
-            word_start = line[:stem_len]
             state["matches"] = _to_readline_words(line, text, full)
         matches = state["matches"]
         return matches[index] if index < len(matches) else None
@@ -125,9 +121,14 @@ def _execute(client: AgentClient, source: str, pid: int) -> None:
             return
         result = client.request("exec", source=source)
     except AgentGone as exc:
-        import psutil
-        if not psutil.pid_exists(pid):
-            raise LuAttachError("the target process %d exited" % pid)
+        import time
+
+        from lu_attach import runtime
+
+        for _ in range(40):  # the socket closes a moment before the process is gone
+            if runtime.process_gone(pid):
+                raise LuAttachError("the target process %d exited" % pid)
+            time.sleep(0.05)
         raise LuAttachError(str(exc))
     except LuAttachError as exc:
         click.echo(str(exc), err=True)

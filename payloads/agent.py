@@ -275,7 +275,8 @@ class Agent:
                         connection.close()
                         break
 
-    def stop(self):
+    def stop(self, spare=None):
+        """Stop listening and remove the socket; close every client but `spare`."""
         self.stopping = True
         with self._events_cond:
             self._events_cond.notify_all()
@@ -291,7 +292,8 @@ class Agent:
         with self._connections_lock:
             connections = list(self.connections)
         for connection in connections:
-            connection.close()
+            if connection is not spare:
+                connection.close()
         self.log.write("agent stopped")
 
 
@@ -310,8 +312,8 @@ def start_agent(log_dir=None):
         return agent.socket_path
 
 
-def stop_agent():
-    """Revert everything applied, then stop serving."""
+def stop_agent(spare=None):
+    """Revert everything applied, then stop serving (keeping `spare` open for its reply)."""
     global _agent
     with _lock:
         agent, _agent = _agent, None
@@ -324,4 +326,4 @@ def stop_agent():
         agent.log.write("revert on stop failed: %s" % traceback.format_exc())
     from . import console
     console.uninstall_capture()
-    agent.stop()
+    agent.stop(spare)

@@ -120,15 +120,18 @@ def op_complete(conn, text, kind="name"):
 
 
 def op_detach(conn):
-    return {"reverted": revert_everything()}
-
-
-def _stop_after_reply(conn):
+    """Revert everything and stop; the socket is gone when the reply arrives."""
     from .agent import stop_agent
-    threading.Thread(target=stop_agent, name="lu-agent-stop", daemon=True).start()
+    reverted = revert_everything()
+    stop_agent(spare=conn)
+    return {"reverted": reverted}
 
 
-op_detach.after_reply = _stop_after_reply
+def _close_after_reply(conn):
+    conn.close()
+
+
+op_detach.after_reply = _close_after_reply
 
 HANDLERS = {
     "ping": op_ping,

@@ -1,0 +1,126 @@
+"""Fixtures that start real target processes and run the real `lu` command."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+import psutil
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TARGETS = os.path.join(HERE, "targets")
+
+
+class Target:
+    """A running target process started from tests/targets/<script>."""
+
+    def __init__(self, python: str, script: str, args: List[str] = (), user: Optional[str] = None,
+                 cwd: Optional[str] = None, env: Optional[dict] = None):
+        path = script if os.path.isabs(script) else os.path.join(TARGETS, script)
+        command = [python, "-u", path] + list(args)
+        preexec = as_nobody if user == "nobody" else None
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=preexec, cwd=cwd or "/tmp",
+                                     env=dict(os.environ, **(env or {})))
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            self.kill()
+            raise RuntimeError("target %s did not start: %r %s" % (script, line, self.proc.stderr.read()))
+        self.ready_line = line.strip()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def stderr_text(self) -> str:
+        """What the target printed on stderr (only after it was killed)."""
+        try:
+            return self.proc.stderr.read()
+        except ValueError:
+            return ""
+
+
+@pytest.fixture
+def start_target():
+    started: List[Target] = []
+
+    def start(python: str, script: str, *args: str, **kwargs) -> Target:
+        target = Target(python, script, list(args), **kwargs)
+        started.append(target)
+        return target
+
+    yield start
+    for target in started:
+        target.kill()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def nobody_pythonpath() -> str:
+    """A PYTHONPATH under which the distribution's python3, run as `nobody`, imports lu.
+
+    `nobody` cannot enter /root, where pyenv's interpreters live, so tests that
+    act as another user run the distribution's python3 (same 3.11 ABI as the
+    test environment) on the repository and the environment's site-packages.
+    """
+    import site
+    import tempfile
+    shim = os.path.join(tempfile.gettempdir(), "lu-test-shim-%d" % os.getuid())
+    os.makedirs(shim, exist_ok=True)
+    os.chmod(shim, 0o755)
+    link = os.path.join(shim, "lu_payloads")
+    if not os.path.islink(link):
+        os.symlink(os.path.join(REPO, "payloads"), link)
+    return os.pathsep.join([shim, REPO] + site.getsitepackages())
+
+
+def as_nobody():
+    os.setgid(65534)
+    os.setgroups([])
+    os.setuid(65534)
+
+
+def run_lu(*args: str, user: Optional[str] = None, env: Optional[dict] = None, timeout: float = 60,
+           input: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run the real `lu` command (the installed entry point's module) in a subprocess."""
+    preexec = None
+    python = sys.executable
+    full_env = dict(os.environ)
+    full_env.pop("LU_DEBUG", None)
+    if user == "nobody":
+        preexec = as_nobody
+        python = SYSTEM_PYTHON
+        full_env["PYTHONPATH"] = nobody_pythonpath()
+        full_env["HOME"] = "/tmp"
+    if env:
+        full_env.update(env)
+    return subprocess.run([python, "-m", "lu_cli.main"] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=preexec, env=full_env, input=input,
+                          cwd=REPO if user is None else "/tmp")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The bad-input contract: non-zero exit, one line on stderr, no traceback."""
+    assert result.returncode != 0, result
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("lu: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def lu():
+    return run_lu

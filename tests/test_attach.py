@@ -1,0 +1,176 @@
+"""lu ps / inject / attach / ls / detach against real target processes, every interpreter."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from conftest import REPO, assert_one_line_error, run_lu
+from interpreters import ALL
+
+from lu_attach.client import AgentClient
+from lu_payloads import paths
+
+
+def inject_ok(pid, *extra):
+    result = run_lu("inject", pid, "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def agent_request(pid, op, **args):
+    sock = paths.socket_path(pid, psutil.Process(pid).uids().real, "/proc/%d/root" % pid)
+    with AgentClient(sock, timeout=20) as client:
+        return client.request(op, **args)
+
+
+@pytest.mark.parametrize("python", ALL)
+@pytest.mark.parametrize("script", ["busy.py", "sleeper.py", "joiner.py"])
+def test_inject_ps_attach_detach(python, script, start_target):
+    target = start_target(python, script)
+    info = inject_ok(target.pid)
+    assert info["already_running"] is False
+    assert info["socket"].endswith("agent-%d.sock" % target.pid)
+    # Injecting twice is harmless: the second finds the running agent.
+    again = inject_ok(target.pid)
+    assert again["already_running"] is True
+
+    listed = json.loads(run_lu("ps", "--json").stdout)
+    mine = [p for p in listed if p["pid"] == target.pid]
+    assert mine and mine[0]["agent"] is True
+    version = agent_request(target.pid, "info")["python"]
+    assert mine[0]["python"] == version  # read from the target, matches what it says itself
+
+    # The controller: statements run in the target, output comes back, Ctrl-D (EOF) ends it.
+    session = run_lu("attach", target.pid, input=(
+        "import os\n"
+        "os.getpid()\n"
+        "for i in range(2):\n"
+        "    print('line', i)\n"
+        "\n"
+        "import threading; threading.main_thread().ident == threading.get_ident()\n"
+        "LU.ls()\n"
+        "1/0\n"))
+    assert session.returncode == 0, session.stderr
+    assert str(target.pid) in session.stdout
+    assert "line 0\nline 1" in session.stdout
+    assert "False" in session.stdout  # statements run on the agent's thread, not the main thread
+    assert "no updates applied" in session.stdout
+    assert "ZeroDivisionError" in session.stderr
+
+    assert json.loads(run_lu("ls", target.pid, "--json").stdout) == []
+    detached = run_lu("detach", target.pid)
+    assert detached.returncode == 0, detached.stderr
+    assert not os.path.exists(paths.socket_path(target.pid, os.getuid(), "/proc/%d/root" % target.pid))
+    # A later inject works again.
+    assert inject_ok(target.pid)["already_running"] is False
+    assert target.alive()
+    target.kill()
+    assert "Traceback" not in target.stderr_text()
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_main_thread_record_stays_right(python, start_target):
+    """lu may be the first to import threading (sleeper.py never does): main_thread() must stay right."""
+    target = start_target(python, "sleeper.py")
+    inject_ok(target.pid)
+    out = agent_request(target.pid, "exec", source=(
+        "import threading, sys\n"
+        "main = threading.main_thread()\n"
+        "print(main.ident in sys._current_frames(), main.name)\n"))
+    assert out["output"].strip() == "True MainThread", out
+    # The program still exits cleanly (threading._shutdown trusts that record).
+    run_lu("detach", target.pid)
+    os.kill(target.pid, 2)  # KeyboardInterrupt in the sleeping main thread
+    target.proc.wait(10)
+    err = target.stderr_text()
+    assert "AssertionError" not in err and "_shutdown" not in err, err
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_http_server_serves_every_request_during_injection(python, start_target):
+    target = start_target(python, "http_server.py")
+    port = int(target.ready_line.split()[1])
+    failures, done = [], []
+    stop = threading.Event()
+
+    def load():
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/item" % port, timeout=5) as response:
+                    json.loads(response.read())
+                done.append(1)
+            except Exception as exc:  # any failure of the service counts
+                failures.append(repr(exc))
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(3):
+            inject_ok(target.pid)
+            assert agent_request(target.pid, "exec", source="1+1")["output"].strip() == "2"
+            assert run_lu("detach", target.pid).returncode == 0
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert not failures, failures[:3]
+    assert len(done) > 20
+    assert target.alive()
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_allocation_heavy_target_survives_repeated_injection(python, start_target):
+    target = start_target(python, "allocator.py")
+    for _ in range(8):
+        inject_ok(target.pid)
+        assert agent_request(target.pid, "exec", source="import gc; gc.collect() >= 0")["output"].strip() == "True"
+        assert run_lu("detach", target.pid).returncode == 0
+        assert target.alive()
+    time.sleep(0.5)
+    assert target.alive()
+    target.kill()
+    assert "Traceback" not in target.stderr_text()
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
+    target = start_target(python, "c_call.py", "6")
+    started = time.monotonic()
+    result = run_lu("inject", target.pid, "--timeout", "1.5")
+    assert time.monotonic() - started < 30
+    assert_one_line_error(result, "did not start", "holds the GIL", "cancelled")
+    # When the C call ends the helper thread finds nothing to run: no agent appears.
+    line = target.proc.stdout.readline()
+    assert line.strip() == "c-call-done"
+    time.sleep(0.5)
+    assert target.alive()
+    assert json.loads(run_lu("ps", "--json").stdout)
+    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    assert listed and listed[0]["agent"] is False
+    # And a normal injection works now.
+    assert inject_ok(target.pid)["already_running"] is False
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_embedded_stub_works_without_injection(python, start_target, tmp_path):
+    (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))
+    target = start_target(python, "embedded.py", str(tmp_path))
+    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    assert listed and listed[0]["agent"] is True
+    # Every command works against it without gdb and without ptrace.
+    env = {"PATH": "/nonexistent"}
+    assert run_lu("ls", target.pid, env=env).returncode == 0
+    again = run_lu("inject", target.pid, "--json", env=env)
+    assert json.loads(again.stdout)["already_running"] is True
+    assert run_lu("attach", target.pid, input="print(6*7)\n", env=env).stdout.strip().endswith("42")
+    assert run_lu("detach", target.pid, env=env).returncode == 0

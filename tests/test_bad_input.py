@@ -1,0 +1,127 @@
+"""Bad input to the attach commands: one line on stderr, non-zero exit, target untouched."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from conftest import SYSTEM_PYTHON, assert_one_line_error, run_lu
+from interpreters import ALL
+
+PY = next(p.values[0] for p in ALL if p.values[0])
+
+
+def unused_pid():
+    pid = 4_000_000
+    while psutil.pid_exists(pid):
+        pid -= 1
+    return pid
+
+
+@pytest.mark.parametrize("command", ["inject", "attach", "ls", "detach"])
+def test_pid_that_does_not_exist(command):
+    assert_one_line_error(run_lu(command, unused_pid()), "no process with pid")
+
+
+def test_not_a_python_process():
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.1)
+        assert_one_line_error(run_lu("inject", sleeper.pid), "not a Python process")
+        assert_one_line_error(run_lu("ls", sleeper.pid), "not a Python process")
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_zombie():
+    parent = subprocess.Popen([PY, "-c", "import os, sys, time\n"
+                               "pid = os.fork()\n"
+                               "if pid == 0:\n    os._exit(0)\n"
+                               "print(pid, flush=True)\n"
+                               "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(0.2)
+        assert psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        assert_one_line_error(run_lu("inject", child), "zombie")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run lu as another user")
+def test_process_of_another_user(start_target):
+    target = start_target(SYSTEM_PYTHON, "sleeper.py")
+    result = run_lu("inject", target.pid, user="nobody")
+    assert_one_line_error(result, "belongs to user root", "run lu as root")
+    assert target.alive()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to start a target as nobody")
+def test_root_attaches_to_a_target_of_another_user(start_target):
+    """The agent's files belong to the target's user; root may still use it, nobody else can."""
+    target = start_target(SYSTEM_PYTHON, "sleeper.py", user="nobody")
+    result = run_lu("inject", target.pid)
+    assert result.returncode == 0, result.stderr
+    listed = run_lu("attach", target.pid, input="import os; print(os.getuid())\n")
+    assert listed.stdout.strip().endswith("65534")
+    runtime = "/tmp/lu-65534"
+    assert os.stat(runtime).st_uid == 65534
+    assert run_lu("detach", target.pid).returncode == 0
+
+
+def test_no_gdb_on_path(start_target):
+    target = start_target(PY, "sleeper.py")
+    result = run_lu("inject", target.pid, "--method", "gdb", env={"PATH": "/nonexistent"})
+    assert_one_line_error(result, "gdb is not installed", "apt-get install gdb", "lu_payloads.start()")
+    assert target.alive()
+    assert run_lu("ls", target.pid).returncode != 0  # nothing was started
+
+
+def test_unsupported_python_version(start_target):
+    old = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.7.*/bin/python3.7")))
+    if not old:
+        pytest.skip("no CPython 3.7 on this machine to stand for an unsupported version")
+    target = start_target(old[-1], "sleeper.py")
+    assert_one_line_error(run_lu("inject", target.pid), "runs Python 3.7", "supports CPython 3.8 to 3.13")
+    assert target.alive()
+
+
+def test_target_exits_during_injection(start_target):
+    # A worker holds the GIL in C, so the bootstrap waits; the target then dies.
+    target = start_target(PY, "c_call.py", "20")
+    killer = threading.Timer(1.0, target.proc.kill)
+    killer.start()
+    try:
+        result = run_lu("inject", target.pid, "--timeout", "10")
+    finally:
+        killer.cancel()
+    assert_one_line_error(result, "exited during the injection")
+
+
+def test_commands_without_an_agent(start_target):
+    target = start_target(PY, "sleeper.py")
+    for command in (["ls"], ["revert", "--all"], ["revert", "1"], ["detach"], ["patch", __file__]):
+        assert_one_line_error(run_lu(command[0], target.pid, *command[1:]), "no lu agent runs in process")
+
+
+def test_controller_tells_when_the_target_dies(start_target):
+    target = start_target(PY, "sleeper.py")
+    result = run_lu("attach", target.pid, input="import os\nos._exit(3)\n1+1\n")
+    assert_one_line_error(result, "target process %d exited" % target.pid)
+
+
+def test_unknown_update_id_and_bad_patch_file(start_target):
+    target = start_target(PY, "sleeper.py")
+    assert run_lu("inject", target.pid).returncode == 0
+    assert_one_line_error(run_lu("revert", target.pid, 42), "no update with id 42")
+    assert_one_line_error(run_lu("revert", target.pid), "name the update ids")
+    assert_one_line_error(run_lu("patch", target.pid, "/nonexistent/fix.py"), "cannot read /nonexistent/fix.py")
