@@ -14,7 +14,7 @@ import click
 
 from lu_attach.errors import LuAttachError
 
-from .commands import attach, detach, inject, ls, patch, ps, revert
+import importlib
 
 
 class LuGroup(click.Group):
@@ -46,8 +46,17 @@ def cli() -> None:
     """lu: change a running Python process without stopping it."""
 
 
-for module in (ps, inject, attach, ls, revert, patch, detach):
-    cli.add_command(module.command)
+# In the order `lu --help` lists them (DESIGN.md's table).
+COMMANDS = ("ps", "attach", "inject", "profile", "debug", "patch", "ls", "revert", "report", "sample", "watch",
+            "detach")
+for _name in COMMANDS:
+    try:
+        _module = importlib.import_module(".commands." + _name, __package__)
+    except ModuleNotFoundError as _exc:
+        if _exc.name == "%s.commands.%s" % (__package__, _name):
+            continue  # not built yet
+        raise
+    cli.add_command(_module.command)
 
 
 def main() -> None:

@@ -133,6 +133,24 @@ def _close_after_reply(conn):
 
 op_detach.after_reply = _close_after_reply
 
+# Feature packages (tools, live coding) contribute their own operations: each
+# may have an `ops` module with a HANDLERS dict, merged here when it imports.
+_EXTENSIONS = ("tools", "livecode")
+
+
+def _load_extensions(handlers):
+    import importlib
+    for name in _EXTENSIONS:
+        try:
+            module = importlib.import_module("%s.%s.ops" % (__package__, name))
+        except ImportError as exc:
+            if "%s.%s" % (__package__, name) in str(exc) or getattr(exc, "name", "") in (
+                    "%s.%s" % (__package__, name), "%s.%s.ops" % (__package__, name)):
+                continue  # that feature is not part of this build
+            raise
+        handlers.update(module.HANDLERS)
+
+
 HANDLERS = {
     "ping": op_ping,
     "info": op_info,
@@ -143,3 +161,4 @@ HANDLERS = {
     "complete": op_complete,
     "detach": op_detach,
 }
+_load_extensions(HANDLERS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .flamegraph import render_flamegraph
 from .folded import folded_lines, render_folded
 from .jsonout import render_json, to_json
-from .logs import load_logs
+from .logs import load_logs, report_from_records
 from .model import (
     INSTRUMENTED,
     SAMPLED,
@@ -31,7 +31,7 @@ from .text import reading, render_text, render_warnings
 __all__ = [
     "INSTRUMENTED", "SAMPLED", "CallNode", "LineStat", "ProcessProfile", "Report",
     "ReportError", "ThreadProfile", "find_pyspy", "folded_lines", "from_pyspy_raw",
-    "load_logs", "pyspy_command", "reading", "record_pyspy", "render_flamegraph",
+    "load_logs", "report_from_records", "pyspy_command", "reading", "record_pyspy", "render_flamegraph",
     "render_folded", "render_json", "render_speedscope", "render_text",
     "render_warnings", "to_json", "to_speedscope",
 ]

@@ -58,8 +58,9 @@ class _Problems:
 
 
 class _Loader:
-    def __init__(self, pid: Optional[int]) -> None:
+    def __init__(self, pid: Optional[int], sessions: Optional[Iterable[str]] = None) -> None:
         self.pid = pid
+        self.sessions = None if sessions is None else {str(s) for s in sessions}
         self.seq = 0
         self.pids_seen: set = set()
         # (pid, thread_key, session, type) -> (time, seq, thread, thread_id, items)
@@ -105,21 +106,7 @@ class _Loader:
                     not_lu.add(lineno)
                     continue
                 lu_records += 1
-                version = rec.get("lu")
-                if isinstance(version, int) and version > 1:
-                    self.newer_format = max(self.newer_format, version)
-                kind = rec.get("type")
-                try:
-                    if kind == "header":
-                        file_pid = self._header(rec)
-                    elif kind == "calls" or kind == "lines":
-                        self._snapshot(rec, kind, file_pid)
-                    elif kind == "event":
-                        self._event(rec, file_pid)
-                    else:
-                        unknown.add(lineno, repr(kind)[:40])
-                except _Malformed as e:
-                    malformed.add(lineno, str(e))
+                file_pid = self.record(rec, file_pid, lineno, unknown, malformed)
         if not lu_records:
             raise ReportError(f"{path} is not an lu log")
         for p in (not_json, not_lu, unknown, malformed):
@@ -130,6 +117,29 @@ class _Loader:
             self.warnings.append(f"{path}: the last line ({truncated}) is cut short; skipped it")
 
     # -- records ------------------------------------------------------------------
+    def record(self, rec: dict, file_pid: Optional[int], lineno: int = 0,
+               unknown: Optional[_Problems] = None, malformed: Optional[_Problems] = None) -> Optional[int]:
+        """Take one lu record; returns the pid a header sets for what follows."""
+        version = rec.get("lu")
+        if isinstance(version, int) and version > 1:
+            self.newer_format = max(self.newer_format, version)
+        kind = rec.get("type")
+        if self.sessions is not None and kind != "header" and str(rec.get("session", "")) not in self.sessions:
+            return file_pid
+        try:
+            if kind == "header":
+                return self._header(rec)
+            if kind == "calls" or kind == "lines":
+                self._snapshot(rec, kind, file_pid)
+            elif kind == "event":
+                self._event(rec, file_pid)
+            elif unknown is not None:
+                unknown.add(lineno, repr(kind)[:40])
+        except _Malformed as e:
+            if malformed is not None:
+                malformed.add(lineno, str(e))
+        return file_pid
+
     def _pid(self, rec: dict, file_pid: Optional[int]) -> int:
         pid = rec.get("pid", file_pid)
         if not isinstance(pid, int) or isinstance(pid, bool):
@@ -327,7 +337,19 @@ def expand_paths(paths: Iterable[PathLike]) -> List[str]:
     return out
 
 
-def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None) -> Report:
+def report_from_records(records: Iterable[dict], pid: Optional[int] = None,
+                        sessions: Optional[Iterable[str]] = None) -> Report:
+    """A :class:`Report` from lu records already in memory (e.g. a snapshot the agent sent)."""
+    loader = _Loader(pid, sessions)
+    file_pid: Optional[int] = None
+    for rec in records:
+        if isinstance(rec, dict) and "lu" in rec and "type" in rec:
+            file_pid = loader.record(rec, file_pid)
+    return loader.report([])
+
+
+def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None,
+              sessions: Optional[Iterable[str]] = None) -> Report:
     """Read lu log files (or directories of them) into one :class:`Report`.
 
     ``pid`` keeps only that process.  Raises :class:`ReportError` when a file
@@ -337,7 +359,7 @@ def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None) -> Report:
     files = expand_paths(paths)
     if not files:
         raise ReportError("no log files given")
-    loader = _Loader(pid)
+    loader = _Loader(pid, sessions)
     for f in files:
         loader.read_file(f)
     if pid is not None and pid not in loader.pids_seen:

@@ -144,7 +144,10 @@ def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
 
 
 def find_pyspy() -> Optional[str]:
-    """The py-spy executable: on PATH, or next to this Python's scripts."""
+    """The py-spy executable: $LU_PYSPY if set, else on PATH, or next to this Python's scripts."""
+    chosen = os.environ.get("LU_PYSPY")
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
     found = shutil.which("py-spy")
     if found:
         return found

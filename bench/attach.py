@@ -1,0 +1,392 @@
+"""Benchmark of attaching: how long `lu inject` takes and how long it stops the target.
+
+    python3 bench/attach.py [--runs 5] [--python PATH | --all] [--json]
+
+For each target interpreter it starts a small target program (written to a temp
+file) with:
+
+- a heartbeat thread that ticks every millisecond (`time.sleep(0.001)`) and
+  records the gap between consecutive ticks (time.monotonic, which is the
+  same CLOCK_MONOTONIC in every process on Linux): the largest gap ending in
+  each 10 ms bucket is kept, and a reporter thread prints them to stdout every
+  100 ms;
+- a light, pure-Python workload: the main thread builds small dicts, lists and
+  strings (a few hundred small allocations, some reference cycles collected by
+  the GC from time to time), sends a line through a socketpair to a worker
+  thread parked in `recv`, and sleeps 0.5 ms.
+
+Then it injects, alternating the methods in each run:
+
+- `lu`      `lu inject PID --json` (lu's own ptrace step), then `lu detach PID`;
+- `lu-gdb`  `lu inject PID --json --method gdb`, then `lu detach PID`;
+- `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
+            -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
+            (casts included so it works without debug symbols).
+
+For each injection the harness times the whole command (perf_counter around
+subprocess.run) and takes the target's pause: the longest heartbeat gap whose
+interval overlaps [command start, command end + 0.2 s] (the 0.2 s covers the
+agent's start in the target after `lu inject` returns). After every injection
+(and its detach, which is outside the window) it also takes the longest gap of
+an idle window of the same length: the noise floor. Medians are reported.
+
+The plain way can hang (a thread holding the GIL in C) or crash the target (it
+runs Python code at an arbitrary instruction): each command has a timeout
+(gdb is only killed if it expires), and a target that died is restarted and
+the death reported.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
+LU = [VENV_PY if os.path.exists(VENV_PY) else sys.executable, "-m", "lu_cli.main"]
+AFTER = 0.2      # seconds after the command's end that still count as its pause
+SETTLE = 0.4     # quiet time between steps
+TIMEOUT = 30.0   # per command
+
+TARGET = r'''
+import gc, socket, sys, threading, time
+
+mono = time.monotonic
+buckets = {}          # 10 ms bucket -> (gap end, gap)
+lock = threading.Lock()
+
+def heartbeat():
+    last = mono()
+    while True:
+        time.sleep(0.001)
+        now = mono()
+        gap = now - last
+        last = now
+        b = int(now * 100)
+        old = buckets.get(b)
+        if old is None or gap > old[1]:
+            buckets[b] = (now, gap)
+
+def reporter():
+    out = sys.stdout
+    while True:
+        time.sleep(0.1)
+        limit = int(mono() * 100) - 1
+        done = sorted(b for b in list(buckets) if b < limit)
+        lines = []
+        for b in done:
+            end, gap = buckets.pop(b)
+            lines.append("HB %.6f %.6f\n" % (end, gap))
+        if lines:
+            out.write("".join(lines))
+            out.flush()
+
+def worker(sock):
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            return
+        data.decode().split()
+
+a, b = socket.socketpair()
+for fn, args in ((heartbeat, ()), (reporter, ()), (worker, (b,))):
+    threading.Thread(target=fn, args=args, daemon=True, name=fn.__name__).start()
+
+sys.stdout.write("READY\n")
+sys.stdout.flush()
+i = 0
+while True:
+    d = {}
+    for k in range(60):
+        d[k] = [k, str(k), (k, k + 1)]
+    node = {"self": None, "data": list(d.values())}
+    node["self"] = node          # a cycle, for the GC
+    a.send(("%d %d\n" % (i, len(d))).encode())
+    i += 1
+    time.sleep(0.0005)
+'''
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+class Target:
+    """The target process and the heartbeat gaps it reports."""
+
+    def __init__(self, python, script):
+        self.python, self.script = python, script
+        self.gaps = []       # (end, gap) in CLOCK_MONOTONIC seconds
+        self.lock = threading.Lock()
+        self.deaths = []
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.python, "-u", self.script], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        first = self.proc.stdout.readline()
+        if first.strip() != "READY":
+            raise RuntimeError("target %s did not start: %s %s" % (self.python, first, self.proc.stderr.read()))
+        self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self.reader.start()
+        time.sleep(1.0)      # let it warm up
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "HB":
+                with self.lock:
+                    self.gaps.append((float(parts[1]), float(parts[2])))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def check(self, what):
+        """Restart the target if it died; return a note or None."""
+        if self.alive():
+            return None
+        rc = self.proc.returncode
+        err = self.proc.stderr.read()[-400:]
+        note = "target died during %s (exit %s)%s" % (what, rc, (": " + err.strip()) if err.strip() else "")
+        self.deaths.append(note)
+        self.start()
+        return note
+
+    def max_gap(self, t0, t1, wait=True, where=False):
+        """Longest gap whose interval [end - gap, end] overlaps [t0, t1] (ms);
+        with where=True also the time its start is after t0 (ms)."""
+        if wait:   # the reporter prints completed buckets every 100 ms
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                with self.lock:
+                    if self.gaps and self.gaps[-1][0] >= t1 + 0.02:
+                        break
+                time.sleep(0.05)
+        with self.lock:
+            hits = [(g, e) for (e, g) in self.gaps if e >= t0 and e - g <= t1]
+        if not hits:
+            return (None, None) if where else None
+        g, e = max(hits)
+        return (g * 1000, (e - g - t0) * 1000) if where else g * 1000
+
+    def stop(self):
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+
+
+def run_cmd(cmd, timeout=TIMEOUT):
+    t0 = time.monotonic()
+    p0 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, start_new_session=True)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", e.stdout or "", e.stderr or ""
+        if isinstance(out, bytes):
+            out, err = out.decode(errors="replace"), (err or b"").decode(errors="replace")
+    wall = (time.perf_counter() - p0) * 1000
+    return t0, time.monotonic(), wall, rc, out, err
+
+
+def inject_lu(target, method):
+    cmd = LU + ["inject", str(target.pid), "--json"] + (["--method", "gdb"] if method == "lu-gdb" else [])
+    t0, t1, wall, rc, out, err = run_cmd(cmd)
+    res = {"wall_ms": wall, "ok": rc == 0, "t0": t0, "t1": t1}
+    if rc == 0:
+        try:
+            j = json.loads(out)
+            res["lu_pause_ms"], res["lu_total_ms"] = j.get("pause_ms"), j.get("total_ms")
+            res["used"] = j.get("method")
+        except ValueError:
+            res["ok"], res["error"] = False, "bad JSON: " + out[:200]
+    else:
+        res["error"] = "rc=%s %s" % (rc, (err.strip().splitlines() or ["no output"])[-1])
+    return res
+
+
+def detach_lu(target):
+    if target.alive():
+        run_cmd(LU + ["detach", str(target.pid)])
+
+
+def inject_plain(target, marker):
+    if os.path.exists(marker):
+        os.unlink(marker)
+    code = "x = 1; open('%s', 'a').write('x')" % marker
+    cmd = ["gdb", "-p", str(target.pid), "-batch", "-nx",
+           "-ex", "call (int)PyGILState_Ensure()",
+           "-ex", 'call (int)PyRun_SimpleString("%s")' % code,
+           "-ex", "call (void)PyGILState_Release($1)"]
+    t0, t1, wall, rc, out, err = run_cmd(cmd)
+    ran = os.path.exists(marker)
+    res = {"wall_ms": wall, "ok": rc == 0 and ran, "t0": t0, "t1": t1}
+    if not res["ok"]:
+        res["error"] = "rc=%s ran=%s %s" % (rc, ran, (err.strip().splitlines() or ["no output"])[-1])
+    return res
+
+
+METHODS = ("lu", "lu-gdb", "plain")
+
+
+def bench_python(python, runs, script, log):
+    target = Target(python, script)
+    marker = os.path.join(os.path.dirname(script), "plain-ran")
+    results = {m: [] for m in METHODS}
+    notes = []
+    try:
+        for run in range(runs):
+            order = METHODS[run % 3:] + METHODS[:run % 3]    # rotate the order each run
+            for m in order:
+                time.sleep(SETTLE)
+                res = inject_lu(target, m) if m != "plain" else inject_plain(target, marker)
+                res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
+                note = target.check(m)
+                if note:
+                    res["ok"], res["error"] = False, note
+                    notes.append(note)
+                elif m != "plain":
+                    detach_lu(target)
+                    note = target.check(m + " detach")
+                    if note:
+                        notes.append(note)
+                # noise floor: an idle window of the same length
+                time.sleep(SETTLE)
+                length = res["t1"] + AFTER - res["t0"]
+                b0 = time.monotonic()
+                time.sleep(length)
+                res["baseline_ms"] = target.max_gap(b0, b0 + length)
+                results[m].append(res)
+                log("  run %d %-6s wall %7.1f ms  pause %7s ms (starting %s ms after the command started)"
+                    "  baseline %5s ms%s%s" % (
+                    run + 1, m, res["wall_ms"], fmt(res["pause_ms"]), fmt(res["pause_at_ms"], 0),
+                    fmt(res["baseline_ms"]),
+                    "" if "lu_pause_ms" not in res else "  (lu says: pause %s ms, total %s ms)" % (
+                        fmt(res["lu_pause_ms"], 2), fmt(res["lu_total_ms"])),
+                    "" if res["ok"] else "  FAILED: " + res.get("error", "")))
+    finally:
+        target.stop()
+    summary = {}
+    for m in METHODS:
+        good = [r for r in results[m] if r["ok"]]
+        summary[m] = {
+            "runs": len(results[m]), "ok": len(good),
+            "wall_ms": median([r["wall_ms"] for r in good]),
+            "pause_ms": median([r["pause_ms"] for r in good]),
+            "pause_min_ms": min((r["pause_ms"] for r in good if r["pause_ms"] is not None), default=None),
+            "pause_max_ms": max((r["pause_ms"] for r in good if r["pause_ms"] is not None), default=None),
+            "baseline_ms": median([r["baseline_ms"] for r in results[m]]),
+            "lu_reported_pause_ms": median([r.get("lu_pause_ms") for r in good]),
+            "errors": [r["error"] for r in results[m] if not r["ok"]],
+            "each": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in ("t0", "t1")}
+                     for r in results[m]],
+        }
+    lu, plain = summary["lu"], summary["plain"]
+    ratios = {
+        "pause_lu_over_plain": ratio(lu["pause_ms"], plain["pause_ms"]),
+        "wall_lu_over_plain": ratio(lu["wall_ms"], plain["wall_ms"]),
+        "pause_lugdb_over_plain": ratio(summary["lu-gdb"]["pause_ms"], plain["pause_ms"]),
+        "wall_lugdb_over_plain": ratio(summary["lu-gdb"]["wall_ms"], plain["wall_ms"]),
+    }
+    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True).stdout.strip()
+    return {"python": python, "version": version, "methods": summary, "ratios": ratios,
+            "target_deaths": target.deaths, "notes": notes}
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(x, digits=1):
+    return "-" if x is None else "%.*f" % (digits, x)
+
+
+def table(res):
+    lines = ["%s (%s)" % (res["python"], res["version"]),
+             "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure |",
+             "|---|---|---|---|---|---|---|"]
+    for m in METHODS:
+        s = res["methods"][m]
+        lines.append("| %s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |" % (
+            m, s["ok"], s["runs"], fmt(s["wall_ms"]), fmt(s["pause_ms"]), fmt(s["pause_min_ms"]),
+            fmt(s["pause_max_ms"]), fmt(s["baseline_ms"]),
+            "-" if s["lu_reported_pause_ms"] is None else fmt(s["lu_reported_pause_ms"], 2) + " ms"))
+    r, s = res["ratios"], res["methods"]
+    lines.append("pause: lu %s ms vs plain gdb %s ms (ratio %s); wall: lu %s ms vs plain gdb %s ms (ratio %s); "
+                 "lu --method gdb: pause ratio %s, wall ratio %s" % (
+                     fmt(s["lu"]["pause_ms"]), fmt(s["plain"]["pause_ms"]), fmt(r["pause_lu_over_plain"], 3),
+                     fmt(s["lu"]["wall_ms"]), fmt(s["plain"]["wall_ms"]), fmt(r["wall_lu_over_plain"], 2),
+                     fmt(r["pause_lugdb_over_plain"], 3), fmt(r["wall_lugdb_over_plain"], 2)))
+    for m in METHODS:
+        for e in res["methods"][m]["errors"]:
+            lines.append("  %s failure: %s" % (m, e))
+    for d in res["target_deaths"]:
+        lines.append("  " + d)
+    return "\n".join(lines)
+
+
+def default_python():
+    found = sorted(glob.glob("/root/.pyenv/versions/3.11.*/bin/python3.11"))
+    return found[-1] if found else shutil.which("python3.11") or sys.executable
+
+
+def all_pythons():
+    out = []
+    for pattern in ("/root/.pyenv/versions/3.8.*/bin/python3.8", "/root/.pyenv/versions/3.11.*/bin/python3.11",
+                    "/root/.pyenv/versions/3.12.*/bin/python3.12", "/usr/bin/python3"):
+        found = sorted(glob.glob(pattern))
+        if found:
+            out.append(found[-1])
+        else:
+            print("skipped (missing): %s" % pattern, file=sys.stderr)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5, help="injections per method and target (default 5)")
+    ap.add_argument("--python", help="target interpreter (default: pyenv 3.11)")
+    ap.add_argument("--all", action="store_true", help="pyenv 3.8, 3.11, 3.12 and /usr/bin/python3 (missing ones skipped)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
+    args = ap.parse_args()
+    if not shutil.which("gdb"):
+        sys.exit("gdb is needed for the plain pyrasite-style comparison")
+    pythons = all_pythons() if args.all else [args.python or default_python()]
+
+    def log(msg):
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    work = tempfile.mkdtemp(prefix="lu-bench-attach-")
+    os.chmod(work, 0o755)
+    script = os.path.join(work, "target.py")
+    with open(script, "w") as fh:
+        fh.write(TARGET)
+    results = []
+    try:
+        for py in pythons:
+            log("target %s, %d runs per method" % (py, args.runs))
+            res = bench_python(py, args.runs, script, log)
+            results.append(res)
+            if not args.json:
+                print("\n" + table(res) + "\n", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

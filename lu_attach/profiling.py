@@ -1,0 +1,109 @@
+"""Run a tool in a target for a while, or leave it in force: the logic behind `lu profile` and `lu debug`."""
+from __future__ import annotations
+
+import re
+import signal
+import time
+from typing import Callable, Dict, List, Optional
+
+from .client import AgentClient
+from .errors import AgentGone, LuAttachError
+from .runtime import process_gone, target_root
+
+_LINES_SPEC = re.compile(r"^(?P<func>[A-Za-z_][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
+
+
+def parse_line_numbers(text: str) -> List[int]:
+    """'11,12,20-22' -> [11, 12, 20, 21, 22]."""
+    numbers: List[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not re.match(r"^\d+(-\d+)?$", part):
+            raise LuAttachError("line numbers look like 11,12 or 20-25, not %r" % text)
+        if "-" in part:
+            first, last = (int(x) for x in part.split("-"))
+            if last < first or last - first > 10000:
+                raise LuAttachError("bad line range %r" % part)
+            numbers.extend(range(first, last + 1))
+        else:
+            numbers.append(int(part))
+    return numbers
+
+
+def parse_lines_option(specs: List[str]) -> Dict[str, List[int]]:
+    """['mod.func:11,12'] -> {'mod.func': [11, 12]}."""
+    result: Dict[str, List[int]] = {}
+    for spec in specs:
+        match = _LINES_SPEC.match(spec.strip())
+        if not match:
+            raise LuAttachError("--lines takes FUNC:L1,L2 (e.g. shop.Cart.total:12,13), not %r" % spec)
+        result.setdefault(match.group("func"), []).extend(parse_line_numbers(match.group("lines")))
+    return result
+
+
+def host_path(pid: int, path: str) -> str:
+    """A path inside the target, as the host can open it."""
+    root = target_root(pid)
+    return path if path.startswith(root) else root + path
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run_for(duration: float, client: AgentClient, pid: int, on_event: Optional[Callable[[dict], None]] = None) -> bool:
+    """Wait `duration` seconds, handing streamed events to on_event. False if Ctrl-C cut it short."""
+    deadline = time.monotonic() + duration
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if on_event is None:
+                time.sleep(min(left, 0.25))
+                if process_gone(pid):
+                    raise LuAttachError("the target process %d exited" % pid)
+                continue
+            try:
+                message = client.wait_event(min(left, 0.25))
+            except AgentGone:
+                if process_gone(pid):
+                    raise LuAttachError("the target process %d exited" % pid)
+                raise
+            if message is not None:
+                on_event(message.get("data") or {})
+    except KeyboardInterrupt:
+        return False
+
+
+def revert_quietly(client: AgentClient, ids: List[int]) -> None:
+    """Undo what a --duration command applied, even after Ctrl-C (a second Ctrl-C is held off)."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        client.request("revert", ids=ids)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def format_event(event: dict) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", 0))) + \
+        ("%.3f" % (event.get("time", 0) % 1))[1:]
+    data = event.get("data") or {}
+    kind = event.get("kind")
+    where = "%s:%s" % (event.get("function"), event.get("line"))
+    if kind == "call":
+        detail = "(" + ", ".join("%s=%s" % kv for kv in (data.get("args") or {}).items()) + ")"
+    elif kind == "return":
+        detail = "-> %s" % data.get("value")
+    elif kind == "exception":
+        detail = "raised %s" % data.get("exception")
+    elif kind == "line":
+        detail = "uses " + (", ".join("%s=%s" % kv for kv in (data.get("uses") or {}).items()) or "nothing")
+    elif kind == "line_done":
+        detail = "sets " + ", ".join("%s=%s" % kv for kv in (data.get("defines") or {}).items())
+    elif kind == "var":
+        detail = "%s = %s%s" % (data.get("var"), data.get("value"),
+                                " (argument)" if data.get("via") == "argument" else "")
+    else:
+        detail = str(data)
+    return "%s %s %s %s %s" % (stamp, event.get("thread", "?"), kind, where, detail)

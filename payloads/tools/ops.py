@@ -1,0 +1,62 @@
+"""The agent operations of the tools (merged into the agent's HANDLERS)."""
+from ..errors import LuError
+from ..recorder import get_recorder
+from . import FuncDebugger, FuncProfiler, LineDebugger, LineProfiler, VarDebugger
+
+
+def _result(ids, recorder):
+    from ..engine import UpdateManager
+    listed = {item["id"]: item for item in UpdateManager.ls()}
+    return {"ids": ids, "log": recorder.path, "targets": sorted({t for i in ids for t in listed[i]["targets"]})}
+
+
+def op_profile(conn, patterns=(), lines=None, log_dir=None, echo=False):
+    """FuncProfiler on patterns and/or LineProfiler on {function: [lines]}; all or nothing."""
+    from ..engine import UpdateManager
+    recorder = get_recorder(log_dir)
+    recorder.echo = bool(echo) or recorder.echo
+    if not patterns and not lines:
+        raise LuError("name functions to profile (patterns), or lines with --lines FUNC:L1,L2")
+    ids = []
+    try:
+        if patterns:
+            ids.append(FuncProfiler.profile(list(patterns)))
+        for function, numbers in (lines or {}).items():
+            ids.append(LineProfiler.profile(function, numbers))
+    except Exception:
+        for update_id in ids:
+            UpdateManager.revert(update_id)
+        raise
+    return _result(ids, recorder)
+
+
+def op_debug(conn, function, lines=None, var=None, log_dir=None, echo=False):
+    recorder = get_recorder(log_dir)
+    recorder.echo = bool(echo) or recorder.echo
+    if lines and var:
+        raise LuError("choose --lines or --var, not both")
+    if lines:
+        update_id = LineDebugger.debug(function, lines)
+    elif var:
+        update_id = VarDebugger.debug(function, var)
+    else:
+        update_id = FuncDebugger.debug(function)
+    return _result([update_id], recorder)
+
+
+def op_flush(conn):
+    recorder = get_recorder()
+    return {"log": recorder.flush(), "events_dropped": recorder.events_dropped}
+
+
+def op_snapshot(conn, sessions=None):
+    """The current profile records (of the given sessions), flushed to the log as well."""
+    recorder = get_recorder()
+    recorder.flush()
+    records = []
+    for session in sessions or [None]:
+        records.extend(recorder.snapshot_records(session))
+    return {"log": recorder.path, "records": records}
+
+
+HANDLERS = {"profile": op_profile, "debug": op_debug, "flush": op_flush, "snapshot": op_snapshot}

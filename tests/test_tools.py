@@ -1,0 +1,242 @@
+"""The five tools against a real multi-threaded, asyncio-running service, every interpreter.
+
+Each `--duration` command must leave nothing applied; results are checked for
+what a user reads in them (call tree shape, counts, values, async timing).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import assert_one_line_error, run_lu
+from interpreters import ALL
+
+PY = next(p.values[0] for p in ALL if p.values[0])
+
+
+class Load:
+    """Requests against the service from a background thread, bounded in time; counts failures."""
+
+    def __init__(self, port, path="/item"):
+        self.port, self.path = port, path
+        self.ok, self.failures = 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, self.path), timeout=10) as r:
+                    json.loads(r.read())
+                self.ok += 1
+            except Exception as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.002)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self
+
+
+def find(calls, name):
+    for call in calls:
+        if call["function"] == name:
+            return call
+        found = find(call["children"], name)
+        if found:
+            return found
+    return None
+
+
+def nothing_applied(pid):
+    out = run_lu("ls", pid, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) == []
+
+
+@pytest.fixture
+def service(start_target):
+    def start(python):
+        target = start_target(python, "tools_service.py")
+        return target, int(target.ready_line.split()[1])
+    return start
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_profilers_under_requests(python, service):
+    target, port = service(python)
+    load = Load(port)
+    try:
+        result = run_lu("profile", target.pid, "__main__.Cart.*", "__main__.price", "__main__.fib",
+                        "__main__.handle_batch", "__main__.fetch", "--lines", "__main__.Cart.total:14,16",
+                        "--duration", "2", "--json", timeout=120)
+    finally:
+        load.stop()
+    assert result.returncode == 0, result.stderr
+    assert not load.failures, load.failures[:3]
+    assert load.ok > 5
+    assert nothing_applied(target.pid)
+
+    report = json.loads(result.stdout)
+    (process,) = report["processes"]
+    assert process["pid"] == target.pid
+    threads = {t["thread"]: t for t in process["threads"]}
+    # Requests run on per-request threads: a method on instances created before the profile is seen.
+    request_threads = [t for name, t in threads.items() if name not in ("asyncio-loop", "MainThread")]
+    assert request_threads
+    total = sum(find(t["calls"], "__main__.Cart.total")["hits"] for t in request_threads
+                if find(t["calls"], "__main__.Cart.total"))
+    prices = sum(find(t["calls"], "__main__.price")["hits"] for t in request_threads
+                 if find(t["calls"], "__main__.price"))
+    assert total > 0 and prices == 5 * total  # price is Cart.total's child, 5 items per cart
+    some = next(t for t in request_threads if find(t["calls"], "__main__.Cart.total"))
+    cart_total = find(some["calls"], "__main__.Cart.total")
+    assert [c["function"] for c in cart_total["children"]] == ["__main__.price"]
+    # Recursion: fib(8) nests under fib.
+    fib = find(some["calls"], "__main__.fib")
+    assert fib["children"] and fib["children"][0]["function"] == "__main__.fib"
+    # Async: per-resumption time, so the 4 ms awaited in fetch is not charged to it.
+    loop = threads["asyncio-loop"]
+    fetch = find(loop["calls"], "__main__.fetch")
+    batch = find(loop["calls"], "__main__.handle_batch")
+    assert fetch["hits"] >= 3 and batch["hits"] >= 1
+    assert fetch["per_hit_ms"] < 2.0, fetch
+    assert batch["per_hit_ms"] < 4.0, batch
+    # Lines of Cart.total: line 16 runs 5 times per call of line 14.
+    lines = {(l["function"], l["line"]): l for t in request_threads for l in t["lines"]}
+    assert ("__main__.Cart.total", 14) in lines and ("__main__.Cart.total", 16) in lines
+    hits14 = sum(l["hits"] for t in request_threads for l in t["lines"] if l["line"] == 14)
+    hits16 = sum(l["hits"] for t in request_threads for l in t["lines"] if l["line"] == 16)
+    assert hits16 == 5 * hits14
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_debuggers_stream_values(python, service):
+    target, port = service(python)
+    load = Load(port, "/boom")
+    try:
+        calls = run_lu("debug", target.pid, "__main__.shout", "--duration", "1", timeout=60)
+        var = run_lu("debug", target.pid, "__main__.Cart.total", "--var", "s", "--duration", "1", timeout=60)
+        line = run_lu("debug", target.pid, "__main__.Cart.total", "--lines", "16", "--duration", "1", timeout=60)
+        loud = run_lu("debug", target.pid, "__main__.Loud.__repr__", "--duration", "0.5", timeout=60)
+    finally:
+        load.stop()
+    assert not load.failures, load.failures[:3]
+    for result in (calls, var, line, loud):
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    assert "call __main__.shout" in calls.stdout and "(word='hi')" in calls.stdout
+    assert "-> 'HI'" in calls.stdout
+    assert "raised ValueError: ValueError('no boom')" in calls.stdout
+    values = [l.split("s = ", 1)[1] for l in var.stdout.splitlines() if " s = " in l]
+    assert values[:6] == ["0", "0", "2", "6", "12", "20"], values[:6]
+    assert "uses " in line.stdout and "x=" in line.stdout and "s=" in line.stdout
+    assert "sets s=" in line.stdout
+    assert nothing_applied(target.pid)
+    assert target.alive()
+
+
+@pytest.mark.parametrize("python", ALL[-1:] + ALL[:1])
+def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
+    target, port = service(python)
+    load = Load(port)
+    try:
+        started = run_lu("profile", target.pid, "__main__.**", "--log-dir", str(tmp_path))
+        assert started.returncode == 0, started.stderr
+        update_id = int(started.stdout.split("(update ")[1].split(")")[0])
+        time.sleep(2.5)  # the recorder flushes every 2 s
+        log = tmp_path / ("lu-%d.jsonl" % target.pid)
+        assert log.exists()
+        svg, speedscope, folded = tmp_path / "f.svg", tmp_path / "s.json", tmp_path / "f.folded"
+        text = run_lu("report", str(log))
+        files = run_lu("report", str(log), "--pid", target.pid, "--flamegraph", svg, "--speedscope", speedscope,
+                       "--folded", folded, "--json")
+    finally:
+        load.stop()
+    assert text.returncode == 0 and files.returncode == 0, (text.stderr, files.stderr)
+    assert text.stdout.startswith("instrumented profile (lu)")
+    assert "in process %d, thread" % target.pid in text.stdout
+    assert "__main__.Handler.do_GET" in text.stdout
+    data = json.loads(files.stdout)
+    assert data["processes"][0]["pid"] == target.pid
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
+    assert any("__main__.Cart.total" in (t or "") for t in titles)
+    assert root.find(".//{http://www.w3.org/2000/svg}script") is not None
+    scope = json.loads(speedscope.read_text())
+    assert scope["$schema"] == "https://www.speedscope.app/file-format-schema.json"
+    assert scope["profiles"] and all(p["type"] == "sampled" for p in scope["profiles"])
+    for line in folded.read_text().splitlines():
+        stack, value = line.rsplit(" ", 1)
+        assert int(value) >= 0 and stack
+    # In force until reverted, then nothing is left.
+    listed = json.loads(run_lu("ls", target.pid, "--json").stdout)
+    assert [u["id"] for u in listed] == [update_id]
+    assert run_lu("revert", target.pid, update_id).returncode == 0
+    assert nothing_applied(target.pid)
+
+
+@pytest.mark.parametrize("python", ALL[:1])
+def test_sample_with_pyspy(python, service):
+    target, port = service(python)
+    load = Load(port)
+    try:
+        result = run_lu("sample", target.pid, "--duration", "1", "--json", timeout=60)
+    finally:
+        load.stop()
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["source"] == "sampled"
+    assert data["processes"][0]["pid"] == target.pid
+    text = run_lu("sample", target.pid, "--duration", "1", timeout=60)
+    assert text.stdout.startswith("sampled profile (py-spy")
+
+
+def test_bad_input_of_the_tools(service, tmp_path):
+    target, port = service(PY)
+    assert_one_line_error(run_lu("profile", target.pid, "__main__.nothing_like_this"),
+                          "__main__.nothing_like_this")
+    assert_one_line_error(run_lu("profile", target.pid, "no_such_module.*"), "no_such_module")
+    assert_one_line_error(run_lu("profile", target.pid, "--lines", "__main__.price:999", "--duration", "1"),
+                          "999")
+    assert_one_line_error(run_lu("profile", target.pid, "--lines", "price:abc"), "--lines takes FUNC:L1,L2")
+    assert_one_line_error(run_lu("profile", target.pid), "name functions to profile")
+    assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.total", "--lines", "400"), "400")
+    assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.total", "--var", "nope"),
+                          "has no variable 'nope'", "s")
+    assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.*", "--var", "s"), "one function")
+    assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", env={"LU_PYSPY": "/nonexistent/py-spy"}),
+                          "py-spy is not installed")
+    assert nothing_applied(target.pid)
+    # Logs that are not ours, or cut short.
+    foreign = tmp_path / "foreign.log"
+    foreign.write_text("hello\nworld\n")
+    assert_one_line_error(run_lu("report", str(foreign)), "not an lu log")
+    assert_one_line_error(run_lu("report", str(tmp_path / "missing.jsonl")), "no such file")
+    good = tmp_path / "cut.jsonl"
+    good.write_text(
+        json.dumps({"lu": 1, "type": "header", "pid": 7, "python": "3.11.7", "argv": ["x"]}) + "\n" +
+        json.dumps({"lu": 1, "type": "calls", "pid": 7, "session": "1", "thread": "MainThread", "thread_id": 1,
+                    "time": 1.0, "nodes": [{"path": ["m.f"], "hits": 2, "total_ns": 4000000}]}) + "\n" +
+        '{"lu": 1, "type": "calls", "pid": 7, "nod')
+    cut = run_lu("report", str(good))
+    assert cut.returncode == 0
+    assert "m.f" in cut.stdout and "cut short" in cut.stderr
+    assert "Traceback" not in cut.stderr
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
+def test_sample_refused_for_another_users_process(service):
+    target, _ = service(PY)
+    assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", user="nobody"),
+                          "belongs to user root")
