@@ -531,33 +531,41 @@ def gdb_inject(pid: int, staged: Staged, timeout: float) -> tuple:
     if not candidates:
         raise LuAttachError("process %d: --method gdb needs a thread waiting in a system call; none is "
                             "(use the default method)" % pid)
-    tid = candidates[0]
+    # gdb stops every thread from `attach` to `detach`: that span is the pause.
     script = (
-        "import gdb\n"
+        "import gdb, time\n"
+        "t0 = time.perf_counter()\n"
         "gdb.execute('attach %d', to_string=True)\n"
-        "for t in gdb.selected_inferior().threads():\n"
-        "    if t.ptid[1] == %d:\n"
-        "        t.switch()\n"
-        "        break\n"
+        "threads = {t.ptid[1]: t for t in gdb.selected_inferior().threads()}\n"
+        "chosen = next((tid for tid in %r if tid in threads), None)\n"
+        "if chosen is None:\n"
+        "    gdb.execute('detach', to_string=True)\n"
+        "    print('LU-NOTHREAD')\n"
         "else:\n"
-        "    raise gdb.GdbError('thread gone')\n"
-        "r = gdb.parse_and_eval('(void*)dlopen(\"%s\", %d)')\n"
-        "print('LU-DLOPEN', int(r))\n"
-        "gdb.execute('detach', to_string=True)\n" % (pid, tid, staged.library, RTLD_NOW))
-    started = time.perf_counter()
-    with _no_interrupts():
-        result = subprocess.run(
-            [gdb, "-nx", "-batch", "-iex", "set auto-load off", "-iex", "set libthread-db-search-path /nonexistent",
-             "-iex", "set auto-solib-add off", "-ex", "file /proc/%d/exe" % pid,
-             "-ex", "python exec(open(%r).read())" % _write_temp(script)],
-            capture_output=True, text=True, start_new_session=True, timeout=timeout + 30)
-    elapsed = (time.perf_counter() - started) * 1000
+        "    threads[chosen].switch()\n"
+        "    r = gdb.parse_and_eval('(void*)dlopen(\"%s\", %d)')\n"
+        "    gdb.execute('detach', to_string=True)\n"
+        "    print('LU-DLOPEN', int(r), chosen, (time.perf_counter() - t0) * 1000)\n"
+        % (pid, candidates, staged.library, RTLD_NOW))
+    script_path = _write_temp(script)
+    try:
+        with _no_interrupts():
+            result = subprocess.run(
+                [gdb, "-nx", "-batch", "-iex", "set auto-load off", "-iex",
+                 "set libthread-db-search-path /nonexistent", "-iex", "set auto-solib-add off",
+                 "-ex", "file /proc/%d/exe" % pid, "-ex", "python exec(open(%r).read())" % script_path],
+                capture_output=True, text=True, start_new_session=True, timeout=timeout + 30)
+    finally:
+        os.unlink(script_path)
+    if "LU-NOTHREAD" in result.stdout:
+        raise LuAttachError("process %d: the waiting threads lu chose ended meanwhile; retry" % pid)
     if "LU-DLOPEN" not in result.stdout:
         raise LuAttachError("gdb could not load lu's helper into process %d: %s"
                             % (pid, (result.stderr.strip().splitlines() or ["no output"])[-1]))
-    if result.stdout.split("LU-DLOPEN", 1)[1].split()[0] == "0":
+    handle, tid, stopped = result.stdout.split("LU-DLOPEN", 1)[1].split()[:3]
+    if handle == "0":
         raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
-    return "gdb", tid, elapsed
+    return "gdb", int(tid), float(stopped)
 
 
 def _write_temp(text: str) -> str:

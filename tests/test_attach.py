@@ -174,3 +174,34 @@ def test_embedded_stub_works_without_injection(python, start_target, tmp_path):
     assert json.loads(again.stdout)["already_running"] is True
     assert run_lu("attach", target.pid, input="print(6*7)\n", env=env).stdout.strip().endswith("42")
     assert run_lu("detach", target.pid, env=env).returncode == 0
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_gdb_method(python, start_target):
+    target = start_target(python, "joiner.py")
+    info = inject_ok(target.pid, "--method", "gdb")
+    assert info["method"] == "gdb"
+    assert agent_request(target.pid, "exec", source="print('via gdb')")["output"] == "via gdb\n"
+    assert run_lu("detach", target.pid).returncode == 0
+    assert target.alive()
+
+
+def test_ctrl_c_during_injection_cancels_cleanly(start_target):
+    import signal
+    import subprocess
+    import sys
+    python = next(p.values[0] for p in ALL if p.values[0])
+    target = start_target(python, "c_call.py", "5")
+    lu = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--timeout", "30"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    time.sleep(1.5)
+    lu.send_signal(signal.SIGINT)
+    out, err = lu.communicate(timeout=30)
+    assert lu.returncode != 0
+    assert err.strip().splitlines() == [
+        "lu: error: interrupted: the injection was cancelled and nothing will run in process %d" % target.pid]
+    assert target.proc.stdout.readline().strip() == "c-call-done"
+    time.sleep(0.5)
+    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    assert listed and listed[0]["agent"] is False
+    assert target.alive()
