@@ -259,6 +259,26 @@ class Staged:
                 pass
 
 
+def remove_stale_files(host_dir: str, root: str) -> None:
+    """Sockets and descriptions of agents whose process is gone, and abandoned injection files."""
+    import re
+    try:
+        names = os.listdir(host_dir)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(host_dir, name)
+        match = re.match(r"agent-(\d+)\.(sock|json)$", name)
+        try:
+            # the target's own /proc: pids there are those of its pid namespace
+            if match and os.path.isdir(root + "/proc/self") and not os.path.exists(root + "/proc/%s" % match.group(1)):
+                os.unlink(path)
+            elif name.startswith("inject-") and time.time() - os.lstat(path).st_mtime > 600:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def stage_injection(pid: int, uid: int, gid: int) -> Staged:
     root = runtime.target_root(pid)
     host_dir = paths.runtime_dir(uid, root)
@@ -266,6 +286,7 @@ def stage_injection(pid: int, uid: int, gid: int) -> Staged:
         paths.ensure_private_dir(host_dir, uid, gid)
     except PermissionError as exc:
         raise LuAttachError(str(exc))
+    remove_stale_files(host_dir, root)
     package_host = stage_payloads(host_dir, uid, gid)
     package = package_host[len(root):]
     stem = "inject-%d-%s" % (pid, secrets.token_hex(6))

@@ -15,6 +15,7 @@ HELP = """lu controller: statements run inside the target process.
   LU.ls()                   updates in force (id, kind, targets, when)
   LU.revert(1) / LU.revert(1, 2) / LU.revert_all()
   patch('fix.py')           apply a patch file as one transaction
+  main                      the program's __main__ module (import its other modules by name)
   Instrument, Redefine, UpdateManager   the update engine (see DESIGN.md)
   FuncProfiler, LineProfiler, FuncDebugger, LineDebugger, VarDebugger   tools, when installed
 
@@ -88,7 +89,7 @@ def patch(path):
 def make_namespace():
     namespace = {"__name__": "__lu_console__", "__builtins__": __builtins__,
                  "LU": LU, "help": _Help(), "patch": patch, "os": os, "sys": sys,
-                 "threading": threading, "time": time}
+                 "threading": threading, "time": time, "main": sys.modules.get("__main__")}
     try:
         from . import engine
         for name in ("Instrument", "Redefine", "UpdateManager"):

@@ -165,7 +165,12 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
         for n, t in enumerate(threads):
             if n:
                 out.append("")
-            extra = f" ({t.thread_id})" if t.label.endswith(")") and t.thread_id is not None else ""
+            if t.thread_id is not None and t.thread_id < 0:
+                extra = " (threads that ended)"  # the recorder pools ended threads by name
+            elif t.label.endswith(")") and t.thread_id is not None:
+                extra = f" ({t.thread_id})"
+            else:
+                extra = ""
             line = f"  thread {t.thread}{extra}"
             if t.events:
                 line += f"  ({t.events:,} debug event{'s' * (t.events != 1)} not shown)"

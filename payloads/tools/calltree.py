@@ -15,8 +15,10 @@ to the path of whoever resumed it; the time spent suspended (awaiting I/O,
 waiting for the next `next()`) is not counted. `hits` counts finished calls
 (one per generator or coroutine, when it finishes).
 """
+import re
 import threading
 import time
+import zlib
 
 HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED = range(6)
 
@@ -26,14 +28,37 @@ def _new_node(info, parent):
 
 
 class _ThreadTree(object):
-    __slots__ = ("ident", "name", "root", "node")
+    __slots__ = ("ident", "name", "root", "node", "thread")
 
-    def __init__(self):
-        thread = threading.current_thread()
+    def __init__(self, thread=None, name=None):
+        thread = thread or threading.current_thread()
+        self.thread = thread
         self.ident = thread.ident
-        self.name = thread.name
+        self.name = name or thread.name
         self.root = _new_node(None, None)
         self.node = self.root
+
+
+_COUNTER = re.compile(r"-\d+\b")
+
+
+def pooled_name(name):
+    """'Thread-1022 (process_request_thread)' -> 'Thread-* (process_request_thread)'."""
+    return _COUNTER.sub("-*", name)
+
+
+def _merge(into, node):
+    """Add node's subtree (hits and time) into the tree rooted at `into`."""
+    stack = [(into, node)]
+    while stack:
+        target, source = stack.pop()
+        for info, child in source[CHILDREN].items():
+            mine = target[CHILDREN].get(info)
+            if mine is None:
+                mine = target[CHILDREN][info] = [0, 0, {}, info, target, 0]
+            mine[HITS] += child[HITS]
+            mine[TOTAL] += child[TOTAL]
+            stack.append((mine, child))
 
 
 class CallTreeSession(object):
@@ -42,6 +67,7 @@ class CallTreeSession(object):
     def __init__(self):
         self.session = None  # the update id, set once applied
         self.threads = []
+        self.finished = {}  # pooled thread name -> tree of the threads of that name that ended
         self._threads_lock = threading.Lock()
         local = threading.local()
         clock = time.perf_counter_ns
@@ -112,12 +138,34 @@ class CallTreeSession(object):
         return {"func_before": (self.before, None), "func_after": self.after,
                 "suspend": self.suspend, "resume": self.resume}
 
+    def fold_finished(self):
+        """Merge the trees of threads that ended into one tree per pooled thread name.
+
+        A server that runs each request on a new thread would otherwise keep
+        (and write) one tree per request: memory must grow with distinct call
+        paths, not with calls or threads.
+        """
+        with self._threads_lock:
+            ended = [tree for tree in self.threads if not tree.thread.is_alive()]
+            if not ended:
+                return
+            self.threads = [tree for tree in self.threads if tree.thread.is_alive()]
+        for tree in ended:
+            name = pooled_name(tree.name)
+            pool = self.finished.get(name)
+            if pool is None:
+                pool = self.finished[name] = _ThreadTree(tree.thread, name)
+                pool.ident = -(zlib.crc32(name.encode()) + 1)  # a stable id for a pool of ended threads
+                pool.thread = None
+            _merge(pool.root, tree.root)
+
     def snapshot(self):
-        """One `calls` record per thread that ran an instrumented function."""
+        """One `calls` record per live thread that ran an instrumented function, and per pool of ended ones."""
         import os
+        self.fold_finished()
         names = _thread_names()
         records = []
-        for tree in list(self.threads):
+        for tree in list(self.threads) + list(self.finished.values()):
             nodes = []
             stack = [((), tree.root)]
             while stack:

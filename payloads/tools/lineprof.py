@@ -10,10 +10,20 @@ import threading
 import time
 
 
+class _Pool(object):
+    """Stands for the ended threads of one pooled name in snapshots."""
+
+    def __init__(self, name):
+        import zlib
+        self.name = name
+        self.ident = -(zlib.crc32(name.encode()) + 1)
+
+
 class LineSession(object):
     def __init__(self):
         self.session = None
         self.threads = []
+        self.finished = {}
         self._lock = threading.Lock()
         local = threading.local()
         clock = time.perf_counter_ns
@@ -54,9 +64,28 @@ class LineSession(object):
         lines = tuple(lines)
         return [(("line_before", lines), (self.before, None)), (("line_after", lines), (self.after, None))]
 
+    def fold_finished(self):
+        """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
+        from .calltree import pooled_name
+        with self._lock:
+            ended = [state for state in self.threads if not state[2].is_alive()]
+            if not ended:
+                return
+            self.threads = [state for state in self.threads if state[2].is_alive()]
+        for started, stats, thread in ended:
+            name = pooled_name(thread.name)
+            pool = self.finished.get(name)
+            if pool is None:
+                pool = self.finished[name] = ({}, {}, _Pool(name))
+            for key, stat in stats.items():
+                mine = pool[1].setdefault(key, [0, 0])
+                mine[0] += stat[0]
+                mine[1] += stat[1]
+
     def snapshot(self):
+        self.fold_finished()
         records = []
-        for started, stats, thread in list(self.threads):
+        for started, stats, thread in list(self.threads) + list(self.finished.values()):
             lines = [{"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
                      for (info, lineno), stat in sorted(list(stats.items()), key=lambda kv: kv[0][1])]
             if lines:
