@@ -11,7 +11,8 @@ once (`.1`), so a forgotten debugger cannot fill the disk.
 
 Record schema (one JSON object per line, "lu": 1):
   header  {pid, python, argv, started}
-  calls   {pid, session, thread, thread_id, time, nodes: [{path, hits, total_ns}]}
+  calls   {pid, session, thread, thread_id, time, nodes: [{function, parent, hits, total_ns}]}
+          (pre-order; parent is the index of the parent node in the list, -1 for a root)
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
   event   {pid, session, thread, thread_id, time, kind, function, line, data}
 """
@@ -117,10 +118,10 @@ class Recorder(object):
                 lines.append(self._events.popleft())
             for record in self.snapshot_records():
                 key = (record["session"], record["type"], record["thread_id"])
-                body = json.dumps(record.get("nodes") or record.get("lines"), sort_keys=True)
-                if self._last_written.get(key) == body:
+                signature = _signature(record.get("nodes") or record.get("lines") or ())
+                if self._last_written.get(key) == signature:
                     continue
-                self._last_written[key] = body
+                self._last_written[key] = signature
                 lines.append(record)
             if not lines:
                 return self.path
@@ -150,6 +151,15 @@ class Recorder(object):
             self.flush()
         except Exception:
             pass
+
+
+def _signature(items):
+    """A small summary that changes whenever a snapshot's figures change (hits and time only grow)."""
+    hits = total = 0
+    for item in items:
+        hits += item.get("hits", 0)
+        total += item.get("total_ns", 0)
+    return (len(items), hits, total)
 
 
 def get_recorder(log_dir=None):

@@ -388,3 +388,18 @@ def _paths(roots):
 
     for path, n in walk(roots):
         yield path, n.function
+
+
+def test_compact_nodes_with_parent_indices_read_like_paths(tmp_path):
+    """The recorder names each node's parent by index; that reads exactly like full paths."""
+    compact = [
+        {"function": "views.results", "parent": -1, "hits": 10, "total_ns": int(1390 * MS)},
+        {"function": "manager.all", "parent": 0, "hits": 20, "total_ns": int(800 * MS)},
+        {"function": "db.query", "parent": 1, "hits": 20, "total_ns": int(600 * MS)},
+        {"function": "render", "parent": 0, "hits": 10, "total_ns": int(300 * MS)},
+        {"function": "orphan", "parent": 17, "hits": 1, "total_ns": 1},  # bad index: skipped, reported
+    ]
+    by_path = load_logs([write_log(tmp_path / "a.jsonl", [rec("calls", nodes=MAIN_TREE)])])
+    by_index = load_logs([write_log(tmp_path / "b.jsonl", [rec("calls", nodes=compact)])])
+    assert to_json(by_index)["processes"] == to_json(by_path)["processes"]
+    assert any("malformed" in w or "skipped" in w for w in by_index.warnings)

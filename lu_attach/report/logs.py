@@ -224,8 +224,9 @@ class _Loader:
             if kind == "calls":
                 merged = calls.setdefault((pid, key), {})
                 own: Dict[Tuple[str, ...], List[int]] = {}
+                by_index: List[Optional[Tuple[str, ...]]] = []
                 for node in items:
-                    parsed = _call_node(node)
+                    parsed = _call_node(node, by_index)
                     if parsed is None:
                         bad_nodes += 1
                         continue
@@ -297,15 +298,32 @@ def _int(value: object) -> Optional[int]:
     return int(value)
 
 
-def _call_node(node: object) -> Optional[Tuple[Tuple[str, ...], int, int]]:
+def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optional[Tuple[Tuple[str, ...], int, int]]:
+    """One node of a `calls` snapshot, in either form the recorder writes.
+
+    ``{"path": [root, ..., f]}`` names the whole call path; the compact form
+    ``{"function": f, "parent": i}`` names the node's parent by its index in
+    the same list (-1: a root), which keeps deep recursion linear in size.
+    """
     if not isinstance(node, dict):
+        by_index.append(None)
         return None
     path = node.get("path")
+    if path is None and isinstance(node.get("function"), str):
+        parent = node.get("parent", -1)
+        if isinstance(parent, bool) or not isinstance(parent, int) or parent < -1 \
+                or parent >= len(by_index) or (parent >= 0 and by_index[parent] is None):
+            by_index.append(None)
+            return None
+        path = ([] if parent < 0 else list(by_index[parent])) + [node["function"]]
     if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
+        by_index.append(None)
         return None
     hits, total = _int(node.get("hits", 0)), _int(node.get("total_ns", 0))
     if hits is None or total is None:
+        by_index.append(None)
         return None
+    by_index.append(tuple(path))
     return tuple(path), hits, total
 
 

@@ -108,6 +108,8 @@ class CallTreeSession(object):
             node[TOTAL] += now - node[STARTED]
             tree.node = node[PARENT]
 
+        # suspend repeats after's lines on purpose: a shared helper would be
+        # one more Python call on every profiled call.
         def suspend(info):
             now = clock()
             try:
@@ -166,15 +168,17 @@ class CallTreeSession(object):
         names = _thread_names()
         records = []
         for tree in list(self.threads) + list(self.finished.values()):
+            # Pre-order, each node naming its parent by index: linear in the
+            # number of nodes even for deep recursion (full paths would be quadratic).
             nodes = []
-            stack = [((), tree.root)]
+            stack = [(-1, tree.root)]
             while stack:
-                path, node = stack.pop()
+                parent_index, node = stack.pop()
                 for info, child in list(node[CHILDREN].items()):
-                    child_path = path + (info.name,)
-                    if child[HITS] or child[TOTAL]:
-                        nodes.append({"path": list(child_path), "hits": child[HITS], "total_ns": child[TOTAL]})
-                    stack.append((child_path, child))
+                    index = len(nodes)
+                    nodes.append({"function": info.name, "parent": parent_index, "hits": child[HITS],
+                                  "total_ns": child[TOTAL]})
+                    stack.append((index, child))
             if nodes:
                 records.append({"lu": 1, "type": "calls", "pid": os.getpid(), "session": str(self.session),
                                 "thread": names.get(tree.ident, tree.name), "thread_id": tree.ident,
