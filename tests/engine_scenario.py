@@ -603,8 +603,10 @@ def patch_file_transaction():
         assert frames[-2].line.strip().startswith("return helper(n)"), frames[-2].line
     U.revert(i)
     U.revert(ids[0])
-    assert not hasattr(shop, "brand_new") and "_lu_test_json" not in shop.__dict__
-    assert "helper" not in shop.__dict__ and "SCALE" not in shop.__dict__
+    assert not hasattr(shop, "brand_new")
+    # Names the predefine added, and helpers copied from the patch, stay: code
+    # still running the reverted body (other threads, suspended generators) may look them up.
+    assert "_lu_test_json" in shop.__dict__ and "helper" in shop.__dict__
     assert shop.spin(2) == 3
     U.revert(ids[1])
     assert_pristine()

@@ -240,3 +240,24 @@ def test_sample_refused_for_another_users_process(service):
     target, _ = service(PY)
     assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", user="nobody"),
                           "belongs to user root")
+
+
+@pytest.mark.parametrize("python", ALL[:1] + ALL[-1:])
+def test_profile_counts_calls_that_raise(python, service):
+    """A call that raises is timed and counted, and the tree stays right after it."""
+    target, port = service(python)
+    load = Load(port, "/boom")
+    try:
+        result = run_lu("profile", target.pid, "__main__.Handler.do_GET", "__main__.shout", "--duration", "1.5",
+                        "--json", timeout=60)
+    finally:
+        load.stop()
+    assert result.returncode == 0, result.stderr
+    threads = json.loads(result.stdout)["processes"][0]["threads"]
+    get = sum(find(t["calls"], "__main__.Handler.do_GET")["hits"] for t in threads
+              if find(t["calls"], "__main__.Handler.do_GET"))
+    shout = [find(t["calls"], "__main__.Handler.do_GET") for t in threads]
+    nested = sum(c["hits"] for node in shout if node for c in node["children"] if c["function"] == "__main__.shout")
+    # One raising call and one normal call per request; requests in flight when the
+    # profile starts or is snapshotted may be off by their own calls.
+    assert get > 10 and abs(nested - 2 * get) <= 6, (get, nested)
