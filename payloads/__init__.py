@@ -15,6 +15,10 @@ _LAZY = {
     "Instrument": ("engine", "Instrument"),
     "Redefine": ("engine", "Redefine"),
     "UpdateManager": ("engine", "UpdateManager"),
+    "on_class_update": ("livecode", "on_class_update"),
+    "watch": ("livecode", "watch"),
+    "stop_watching": ("livecode", "stop_watching"),
+    "realtime": ("livecode", "realtime"),
 }
 
 

@@ -101,6 +101,17 @@ only to the body their lines were given for (dormant otherwise).  Reverting
 any update in any order leaves the others in force; when none is left the
 function runs its original code object again (`is`).
 
+Recode(filename, changes, actions) (lu watch; built by lu_payloads.livecode):
+bodies compiled from a new version of the module's own file, as one update.
+A changed function gets the file's body (its def node is kept, so a later
+Instrument uses the file's new lines: the source check is not needed for a
+body that came from the file lu compiled).  A function that only moved gets
+its running body shifted (`code.replace(co_firstlineno=...)`, recursively);
+line points of earlier Instrument layers follow the move.  `actions` add,
+rebind or prune attributes inside the same transaction.
+`UpdateManager.file_body(func, filename)` tells which code of a function came
+from its file last (what a new save is compared with).
+
 Transactions: apply_update and apply_patch are all-or-nothing.  Inside
 apply_patch, apply_update calls are collected; after the file ran, every update
 is resolved, checked and compiled, then non-code side effects run (predefine,
@@ -108,7 +119,7 @@ copied names, new names; undone on failure), then all code objects are
 swapped.  Errors are LuError with the patch's `file:line:` prefix; no id is
 consumed by a failure.  One re-entrant lock serialises all changes.
 """
-from .manager import FuncInfo, Instrument, Redefine, UpdateManager
+from .manager import FuncInfo, Instrument, Recode, Redefine, UpdateManager
 from .resolve import resolve_pattern
 
-__all__ = ["FuncInfo", "Instrument", "Redefine", "UpdateManager", "resolve_pattern"]
+__all__ = ["FuncInfo", "Instrument", "Recode", "Redefine", "UpdateManager", "resolve_pattern"]

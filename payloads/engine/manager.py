@@ -14,10 +14,10 @@ import types
 from ..errors import LuError
 from . import resolve as _resolve
 from .source import (CO_ITERABLE_COROUTINE, KIND_FLAGS, PY311, Body, clone, code_qualname, compile_in_scope, find_def,
-                     original_node, statement_lines)
+                     original_node, same_code, shift_code, statement_lines)
 from .transform import Plan, build_code
 
-_POINTS = ("func_before", "func_after", "line_before", "line_after", "suspend", "resume")
+_POINTS = ("func_before", "func_after", "line_before", "line_after", "suspend", "resume", "func_timer")
 
 
 class FuncInfo(object):
@@ -124,6 +124,7 @@ class _State(object):
         ann = func.__annotations__
         self.orig = Body(None, code.co_filename, code.co_flags, code, func.__defaults__,
                          func.__kwdefaults__, dict(ann) if ann else {}, func.__doc__, "original")
+        self.orig.from_file = code.co_filename
         self.body = self.orig
         self.layers = []
         self.current = code
@@ -131,7 +132,9 @@ class _State(object):
 
     def node_of(self, body):
         if body.node is None:
-            if body is self.orig:
+            if body is self.orig or body.from_file:
+                # the original, or a body lu compiled from the module's file (lu watch):
+                # its def is read from the file as it is now, and checked against the code
                 body.node = original_node(body.code, self.qualname, self.name)
             else:
                 raise LuError("%s runs a redefined body without source; it cannot be instrumented" % self.name)
@@ -184,7 +187,8 @@ def _normalize_points(points):
             raise LuError("Instrument needs a dict of points, e.g. {'func_before': hook}")
     if not pairs:
         raise LuError("Instrument needs at least one point, e.g. {'func_before': hook}")
-    out = {"func_before": [], "func_after": [], "line_before": {}, "line_after": {}, "suspend": [], "resume": []}
+    out = {"func_before": [], "func_after": [], "line_before": {}, "line_after": {}, "suspend": [], "resume": [],
+           "func_timer": []}
     for key, value in pairs:
         lines = None
         if isinstance(key, tuple) and len(key) == 2 and key[0] in ("line_before", "line_after"):
@@ -202,6 +206,14 @@ def _normalize_points(points):
         else:
             raise LuError("unknown instrumentation point %r; use 'func_before', 'func_after', "
                           "('line_before', [lines]), ('line_after', [lines]), 'suspend' or 'resume'" % (key,))
+        if point == "func_timer":
+            missing = [a for a in ("local", "new_tree", "new_child", "clock", "before", "after", "suspend", "resume")
+                       if not hasattr(value, a)]
+            if missing:
+                raise LuError("func_timer takes a call-tree timer (like lu's FuncProfiler); %r lacks %s"
+                              % (value, ", ".join(missing)))
+            out[point].append(value)
+            continue
         if isinstance(value, tuple) and len(value) == 2 and callable(value[0]):
             hook, want = value
         else:
@@ -265,7 +277,7 @@ class Instrument(object):
             return self.description
         pts = []
         p = self.points
-        for k in ("func_before", "func_after", "suspend", "resume"):
+        for k in ("func_timer", "func_before", "func_after", "suspend", "resume"):
             if p[k]:
                 pts.append(k)
         for k in ("line_before", "line_after"):
@@ -296,6 +308,34 @@ class Redefine(object):
         self.module = module
         self.predefine = predefine
         self.mapping = dict(mapping)
+        self.description = description
+
+
+class Recode(object):
+    """Bodies from a new version of a module's own source file (lu watch).
+
+    Built by lu_payloads.livecode, which matched the new file against what
+    runs; this only installs the result as one update:
+
+    changes: ('update', name, func, node, code, defaults, kwdefaults, doc):
+             the function runs `code` (compiled from the file; `node` is its
+             def in the new file, so later Instrument calls use the file's
+             lines).  ('move', name, func, node, new_firstlineno): the body
+             the function runs is unchanged but now starts on another line;
+             line points applied to it follow it.
+    actions: callables do() -> undo, run after everything was compiled and
+             before the code swap (adding, rebinding or pruning attributes);
+             a failing one undoes the others.
+    """
+
+    kind = "recode"
+
+    def __init__(self, filename, changes, actions=(), targets=(), description=None, kind="recode"):
+        self.kind = kind    # what lu ls shows: "watch", "realtime"
+        self.filename = filename
+        self.changes = list(changes)
+        self.actions = list(actions)
+        self.targets = list(targets)
         self.description = description
 
 
@@ -412,7 +452,7 @@ class UpdateManager(object):
     @classmethod
     def apply_update(cls, update):
         """Apply one Instrument or Redefine; return its id (LuError: nothing applied)."""
-        if not isinstance(update, (Instrument, Redefine)):
+        if not isinstance(update, (Instrument, Redefine, Recode)):
             raise LuError("apply_update takes an Instrument or a Redefine, not %r" % (update,))
         with cls._lock:
             if cls._pending is not None:
@@ -549,6 +589,8 @@ class UpdateManager(object):
             try:
                 if isinstance(update, Instrument):
                     rec = cls._prepare_instrument(txn, uid, update)
+                elif isinstance(update, Recode):
+                    rec = cls._prepare_recode(txn, uid, update)
                 else:
                     rec = cls._prepare_redefine(txn, uid, update, where)
             except LuError as e:
@@ -615,16 +657,28 @@ class UpdateManager(object):
         if not instr:
             return body.code, body
         plan = Plan()
+        # a body that is an earlier one moved (lu watch) keeps that one's line points, shifted
+        shifts = {}
+        b, delta = body, 0
+        while b is not None and id(b) not in shifts:
+            shifts[id(b)] = delta
+            moved = b.moved_from
+            if moved is None:
+                break
+            b, d = moved
+            delta += d
         for layer in instr:
             p = layer.points
             rec = layer.record
+            plan.timers.extend((t, rec) for t in p["func_timer"])
             plan.before.extend((h, w, rec) for h, w in p["func_before"])
             plan.suspend.extend((h, rec) for h in p["suspend"])
             plan.resume.extend((h, rec) for h in p["resume"])
-            if layer.body is body:
+            shift = shifts.get(id(layer.body))
+            if shift is not None:
                 for kind in ("line_before", "line_after"):
                     for ln, hooks in p[kind].items():
-                        getattr(plan, kind).setdefault(ln, []).extend((h, w, rec) for h, w in hooks)
+                        getattr(plan, kind).setdefault(ln + shift, []).extend((h, w, rec) for h, w in hooks)
         for layer in reversed(instr):
             plan.after.extend((h, layer.record) for h in layer.points["func_after"])
         if plan.empty():
@@ -670,6 +724,98 @@ class UpdateManager(object):
             rec.layers.append((st, layer))
             rec.targets.append(name)
         return rec
+
+    @classmethod
+    def file_body(cls, func, filename):
+        """(code, runs_it): the code of the newest body of `func` compiled from
+        `filename` (the module's own file: its original or a watched save), and
+        whether that body is the one the function runs (no patch on top)."""
+        with cls._lock:
+            st = cls._states.get(id(func))
+            if st is None or st.func is not func:
+                return func.__code__, True
+            found = st.orig if st.orig.from_file == filename else None
+            effective = st.orig
+            for layer in st.layers:
+                if isinstance(layer, _RedefineLayer):
+                    effective = layer.body
+                    if layer.body.from_file == filename:
+                        found = layer.body
+            if found is None:
+                return None, False
+            return found.code, found is effective
+
+    @classmethod
+    def _prepare_recode(cls, txn, uid, update):
+        rec = _Record(uid, update.kind, update.description or "")
+        for change in update.changes:
+            kind, name, func = change[0], change[1], change[2]
+            st = txn.state(name, func)
+            prev = txn.current_body(st)
+            if kind == "move":
+                firstlineno = change[4]
+                delta = firstlineno - prev.code.co_firstlineno
+                if not delta:
+                    continue
+                layers = txn.layers[id(func)]
+                top = layers[-1] if layers else None
+                if isinstance(top, _RedefineLayer) and top.body is prev and prev.moved_from is not None:
+                    # moved again: fold into the previous move instead of stacking layers
+                    # (a long watch session that keeps shifting lines stays one layer deep)
+                    base, old_delta = prev.moved_from
+                    body = Body(None, prev.filename, prev.flags, shift_code(base.code, old_delta + delta),
+                                prev.defaults, prev.kwdefaults, prev.annotations, prev.doc, prev.label)
+                    body.moved_from = (base, old_delta + delta)
+                    body.from_file = prev.from_file
+                    layers[-1] = _RedefineLayer(top.record, body)
+                    continue
+                # the def is read back from the file when something instruments it (node None)
+                body = Body(None, prev.filename, prev.flags, shift_code(prev.code, delta), prev.defaults,
+                            prev.kwdefaults, prev.annotations, prev.doc, "moved #%d" % uid)
+                body.moved_from = (prev, delta)
+                body.from_file = prev.from_file
+            else:
+                node, code, defaults, kwdefaults, doc = change[3:8]
+                body = cls._recode_body(st, name, node, code, update.filename)
+                body.defaults = defaults
+                body.kwdefaults = kwdefaults
+                body.doc = doc
+                body.annotations = prev.annotations
+                body.label = "watch #%d" % uid
+            layer = _RedefineLayer(rec, body)
+            txn.layers[id(func)].append(layer)
+            rec.layers.append((st, layer))
+        for do in update.actions:
+            do.owner = rec
+            txn.actions.append(("", do))
+        rec.targets = list(update.targets) or [st.name for st, _ in rec.layers]
+        if not rec.description:
+            rec.description = "recode %s" % update.filename
+        return rec
+
+    @staticmethod
+    def _recode_body(st, name, node, code, filename):
+        if code.co_freevars != st.freevars:
+            extra = set(code.co_freevars) - set(st.freevars)
+            if extra:
+                raise LuError("the new body of %s needs free variables %s that the running function does "
+                              "not have (it has %s); a closure's variables cannot change in place"
+                              % (name, ", ".join(sorted(extra)), ", ".join(st.freevars) or "none"))
+            node = clone(node)
+            node.decorator_list = list(node.decorator_list)
+            _pad_freevars(node, set(st.freevars) - set(code.co_freevars))
+            code = _compile_body(node, st.qualname, st.freevars, filename, code.co_flags, "new body of %s" % name)
+            if code.co_freevars != st.freevars:
+                raise LuError("the new body of %s has free variables (%s) other than the running function's (%s)"
+                              % (name, ", ".join(code.co_freevars) or "none", ", ".join(st.freevars) or "none"))
+        if st.orig.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
+            code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)
+        if (code.co_flags & KIND_FLAGS) != (st.orig.code.co_flags & KIND_FLAGS):
+            raise LuError("the new body of %s is %s but the running function is %s"
+                          % (name, _kind(code.co_flags), _kind(st.orig.code.co_flags)))
+        body = Body(node, filename, code.co_flags, code, None, None, None, None, "watch")
+        body.from_file = filename
+        return body
 
     @classmethod
     def _prepare_redefine(cls, txn, uid, update, where):
@@ -780,9 +926,10 @@ class UpdateManager(object):
                     added[n] = v
 
             def undo():
-                for n, v in added.items():
-                    if target_globals.get(n) is v:
-                        del target_globals[n]
+                # Kept on purpose: frames, suspended generators and coroutines
+                # still running the reverted body look these names up, and a
+                # name the module did not have cannot change what it runs.
+                added.clear()
             return undo
         do.owner = rec
         txn.actions.append((where, do))
@@ -816,12 +963,12 @@ class UpdateManager(object):
             changed = {k: v for k, v in namespace.items() if k not in before or before[k] is not v}
 
             def undo():
+                # Names the predefine changed get their old values back; names
+                # it added stay, since code still running the reverted bodies
+                # (other threads, suspended generators) may look them up.
                 for k, v in changed.items():
-                    if namespace.get(k, _resolve._MISSING) is v:
-                        if k in before:
-                            namespace[k] = before[k]
-                        else:
-                            del namespace[k]
+                    if k in before and namespace.get(k, _resolve._MISSING) is v:
+                        namespace[k] = before[k]
             return undo
         do.owner = rec
         txn.actions.append((where, do))

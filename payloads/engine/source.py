@@ -298,7 +298,7 @@ class Body(object):
     """One body a function can run: its ast node, file, flags and plain code."""
 
     __slots__ = ("node", "filename", "flags", "code", "defaults", "kwdefaults", "annotations",
-                 "doc", "lines", "label")
+                 "doc", "lines", "label", "moved_from", "from_file")
 
     def __init__(self, node, filename, flags, code, defaults, kwdefaults, annotations, doc, label):
         self.node = node
@@ -311,6 +311,28 @@ class Body(object):
         self.doc = doc
         self.label = label
         self.lines = None  # statement lines, computed on demand
+        # (previous body, line delta) when this body is only `previous` moved by
+        # delta lines (lu watch): line points given for `previous` still apply.
+        self.moved_from = None
+        # the module source file this body was compiled from (the original's
+        # file, or a watched save of it); None for a patch file's body
+        self.from_file = None
+
+
+def shift_code(code, delta):
+    """`code` moved by `delta` lines (and every code object nested in it).
+
+    Line tables are relative to co_firstlineno on 3.8+, so only the first
+    line numbers change; bytecode, constants and columns stay as they are.
+    """
+    if not delta:
+        return code
+    code_type = type(code)
+    consts = code.co_consts
+    if any(isinstance(c, code_type) for c in consts):
+        consts = tuple(shift_code(c, delta) if isinstance(c, code_type) else c for c in consts)
+        return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + delta)
 
 
 def original_node(code, qualname, name):

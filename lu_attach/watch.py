@@ -1,0 +1,300 @@
+"""`lu watch`: send each save of a watched source file to the target's agent.
+
+The host side only watches and filters; the target matches the new source
+against what it runs and applies it (lu_payloads.livecode).
+
+- Files are watched through their directories (watchdog; editors that save by
+  writing a temporary file and renaming it, or by delete-and-recreate, still
+  produce an event for the path).
+- The events of one save are debounced (`debounce`, 50 ms by default).
+- A save is skipped when the file is empty or unreadable (an editor that
+  truncates before writing), when its content did not change (sha1), and,
+  for one more second, when it does not parse and is shorter than the last
+  good version (half written); after that second it is sent anyway, so a real
+  syntax error is reported by the target.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from . import runtime
+from .errors import AgentGone, LuAttachError
+from .session import connect
+
+HALF_WRITTEN_GRACE = 1.0
+
+
+class _Events:
+    """watchdog callbacks -> {path: due time}; the watch loop takes due paths."""
+
+    def __init__(self, debounce: float):
+        self.debounce = debounce
+        self.cond = threading.Condition()
+        self.due: Dict[str, float] = {}
+        self.fresh: Dict[str, None] = {}
+
+    def touch(self, path: str, delay: Optional[float] = None) -> None:
+        with self.cond:
+            self.due[path] = time.monotonic() + (self.debounce if delay is None else delay)
+            if delay is None:
+                self.fresh[path] = None
+            self.cond.notify()
+
+    def take(self, timeout: float):
+        """(paths whose save settled, paths with new events since the last call)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                ready = [p for p, t in self.due.items() if t <= now]
+                fresh = list(self.fresh)
+                if ready or fresh:
+                    for p in ready:
+                        del self.due[p]
+                    self.fresh.clear()
+                    return ready, fresh
+                wait = min([deadline - now] + [t - now for t in self.due.values()])
+                if wait <= 0:
+                    return [], []
+                self.cond.wait(wait)
+
+
+def _handler(events: _Events):
+    from watchdog.events import FileSystemEventHandler
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event):
+            if event.is_directory or event.event_type in ("opened", "closed_no_write"):
+                return
+            for path in (getattr(event, "src_path", None), getattr(event, "dest_path", None)):
+                if path:
+                    path = os.fsdecode(path)
+                    if path.endswith(".py"):
+                        events.touch(path)
+    return Handler()
+
+
+class _FileState:
+    __slots__ = ("target", "digest", "good_len", "deferred", "prepared", "compiles")
+
+    def __init__(self, target: str, data: Optional[bytes]):
+        self.target = target
+        self.prepared: Optional[str] = None    # digest last sent to watch_prepare
+        self.compiles: Optional[str] = None    # digest the target compiled fine
+        self.digest = hashlib.sha1(data).hexdigest() if data else None
+        self.good_len = len(data) if data else 0
+        self.deferred: Optional[str] = None   # digest of a half-written version being waited on
+
+
+def _read(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _parses(data: bytes) -> bool:
+    try:
+        ast.parse(data)
+        return True
+    except (SyntaxError, ValueError):
+        return False
+
+
+class WatchSession:
+    """One `lu watch`: connect, map paths, watch, apply saves until stopped.
+
+    out(line) and err(line) receive what the user should see.
+    """
+
+    def __init__(self, pid: int, paths: List[str], prune: bool = False, check: Optional[str] = None,
+                 debounce: float = 0.05, out: Callable[[str], None] = print,
+                 err: Callable[[str], None] = print):
+        self.pid = pid
+        self.prune = prune
+        self.check = check
+        self.out = out
+        self.err = err
+        self.events = _Events(debounce)
+        self.root_prefix = runtime.target_root(pid)
+        self.files: Dict[str, _FileState] = {}
+        self.dirs: List[str] = []
+        self.applied = 0
+        self.client = connect(pid, inject_if_needed=True)
+        self.observer = None
+        try:
+            self._start(paths)
+        except BaseException:
+            self.client.close()
+            raise
+
+    # ---------------------------------------------------------------- paths
+    def _to_target(self, host_path: str) -> str:
+        if host_path.startswith(self.root_prefix + "/"):
+            return host_path[len(self.root_prefix):]
+        return host_path
+
+    def _to_host(self, target_path: str, like: str) -> str:
+        if like.startswith(self.root_prefix + "/"):
+            return self.root_prefix + target_path
+        return target_path
+
+    def _start(self, paths: List[str]) -> None:
+        given = []
+        for p in paths:
+            full = os.path.abspath(p)
+            if not os.path.exists(full):
+                raise LuAttachError("%s does not exist" % p)
+            if not os.path.isdir(full) and not full.endswith(".py"):
+                raise LuAttachError("%s is not a .py file or a directory" % p)
+            given.append(full)
+        reply = self._request("watch_start", paths=[self._to_target(p) for p in given], check=self.check)
+        if reply["missing"]:
+            back = {self._to_target(g): g for g in given}
+            shown = ", ".join(back.get(m, m) for m in reply["missing"])
+            raise LuAttachError("no module of process %d was loaded from %s" % (self.pid, shown))
+        for g in given:
+            if os.path.isdir(g):
+                self.dirs.append(os.path.realpath(g))
+        for item in reply["files"]:
+            host = self._to_host(item["path"], given[0])
+            self.files[os.path.realpath(host)] = _FileState(item["file"], _read(host))
+        from watchdog.observers import Observer
+        self.observer = Observer()
+        handler = _handler(self.events)
+        watched = set()
+        for d in self.dirs:
+            self.observer.schedule(handler, d, recursive=True)
+            watched.add(d)
+        for f in self.files:
+            d = os.path.dirname(f)
+            if not any(d == w or d.startswith(w + os.sep) for w in watched):
+                self.observer.schedule(handler, d, recursive=False)
+                watched.add(d)
+        self.observer.start()
+        names = ", ".join(sorted(os.path.basename(f) for f in self.files))
+        if len(names) > 200:
+            names = names[:197] + "..."
+        self.out("watching %d file%s of process %d: %s" % (len(self.files), "" if len(self.files) == 1 else "s",
+                                                          self.pid, names))
+
+    # ---------------------------------------------------------------- loop
+    def run(self, duration: Optional[float] = None) -> None:
+        end = time.monotonic() + duration if duration is not None else None
+        last_alive = 0.0
+        try:
+            while end is None or time.monotonic() < end:
+                wait = 0.5 if end is None else max(0.0, min(0.5, end - time.monotonic()))
+                ready, fresh = self.events.take(wait)
+                for path in ready:
+                    self._saved(path)
+                for path in fresh:
+                    if path not in ready:
+                        self._prepare(path)
+                now = time.monotonic()
+                if now - last_alive >= 0.5:
+                    last_alive = now
+                    self._ensure_alive()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.stop()
+                self.observer.join(2)
+            except Exception:
+                pass
+            self.observer = None
+        self.client.close()
+
+    def _ensure_alive(self) -> None:
+        if runtime.process_gone(self.pid):
+            raise LuAttachError("process %d exited; stopped watching" % self.pid)
+
+    def _request(self, op: str, **args):
+        try:
+            return self.client.request(op, **args)
+        except AgentGone:
+            self._ensure_alive()
+            raise
+
+    def _prepare(self, path: str) -> None:
+        """While a save settles, let the target parse and compile it (nothing is applied)."""
+        state = self.files.get(os.path.realpath(path))
+        if state is None:
+            return
+        data = _read(path)
+        if not data or not data.strip():
+            return
+        digest = hashlib.sha1(data).hexdigest()
+        if digest in (state.digest, state.prepared):
+            return
+        state.prepared = digest
+        try:
+            if self._request("watch_prepare", path=state.target, source=data.decode("utf-8", "replace")):
+                state.compiles = digest
+        except AgentGone:
+            raise
+        except LuAttachError:
+            pass
+
+    def _saved(self, path: str) -> None:
+        real = os.path.realpath(path)
+        state = self.files.get(real)
+        if state is None:
+            if not any(real.startswith(d + os.sep) for d in self.dirs):
+                return
+            try:   # a module imported since the watch started?
+                reply = self._request("watch_start", paths=[self._to_target(real)])
+            except AgentGone:
+                raise
+            except LuAttachError:
+                return
+            if not reply["files"]:
+                return
+            state = self.files[real] = _FileState(reply["files"][0]["file"], None)
+        data = _read(real)
+        if data is None or not data.strip():
+            return      # deleted (to be recreated) or truncated: wait for the next write
+        digest = hashlib.sha1(data).hexdigest()
+        if digest == state.digest:
+            return
+        if len(data) < state.good_len and state.deferred != digest and digest != state.compiles \
+                and not _parses(data):
+            state.deferred = digest           # maybe half written: look again in a moment
+            self.events.touch(real, HALF_WRITTEN_GRACE)
+            return
+        state.deferred = None
+        state.digest = digest
+        name = os.path.basename(real)
+        try:
+            result = self._request("watch_apply", path=state.target, source=data.decode("utf-8", "replace"),
+                                   prune=self.prune, check=self.check)
+        except AgentGone:
+            raise
+        except LuAttachError as exc:
+            self.err("lu: %s" % exc)
+            return
+        state.good_len = len(data)
+        if result.get("reverted"):
+            failures = result["check"]["failures"]
+            self.err("lu: check %s failed (%d of %d tests); the save of %s was reverted, nothing applied"
+                     % (self.check, len(failures), result["check"]["ran"], name))
+            for line in failures:
+                self.err("  %s" % line)
+            return
+        if result.get("id") is not None:
+            self.applied += 1
+        for line in result["lines"]:
+            self.out(line)
+        for line in result["notes"]:
+            self.out(line)
+        if result.get("check"):
+            self.out("check %s passed (%d tests)" % (self.check, result["check"]["ran"]))
