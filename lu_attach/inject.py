@@ -405,7 +405,6 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
 
     hit_tid = None
     hit_regs = None
-    pending_traps: Dict[int, ptrace.UserRegs] = {}
     stopped_ms = None
     try:
         seize_all()
@@ -485,17 +484,78 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
         return stopped_ms
     finally:
         remove_breakpoints()
-        for tid, tracee in list(tracees.items()):
-            if tracee.stopped:
-                try:
-                    regs = tracee.getregs()
-                    if regs.rip - 1 in breakpoints and tid != hit_tid:
-                        regs.rip -= 1
-                        tracee.setregs(regs)
-                except ptrace.PtraceError:
-                    pass
-            tracee.detach()
-        del pending_traps
+        _release_all(tracees, breakpoints)
+
+
+def _release_all(tracees: Dict[int, "ptrace.Tracee"], breakpoints: set) -> None:
+    """Let every seized thread go, none of them inside a breakpoint we placed.
+
+    A thread may have hit a breakpoint just before it was removed; its SIGTRAP
+    stop may not even have been collected yet. So every running thread is
+    interrupted, and each is let go the moment it reports a stop lu
+    understands: an interrupt stop (detached at once, so no thread waits for
+    the others), a SIGTRAP at one of our breakpoints (moved back to the
+    function's entry, then on to its interrupt stop), or a signal meant for
+    the program (detached with that signal).
+    """
+    def let_go(tid: int, sig: int = 0) -> None:
+        try:
+            ptrace._ptrace(ptrace.PTRACE_DETACH, tid, 0, sig)
+        except ptrace.PtraceError:
+            pass
+        tracees.pop(tid, None)
+
+    pending = set()
+    for tid, tracee in list(tracees.items()):
+        if tracee.stopped:
+            let_go(tid)
+            continue
+        try:
+            ptrace._ptrace(ptrace.PTRACE_INTERRUPT, tid)
+            pending.add(tid)
+        except ptrace.PtraceError:
+            tracees.pop(tid, None)
+    deadline = time.monotonic() + 5.0
+    while pending and time.monotonic() < deadline:
+        try:
+            tid, status = os.waitpid(-1, ptrace.WALL | os.WNOHANG)
+        except ChildProcessError:
+            break
+        if tid == 0:
+            time.sleep(0.0002)
+            continue
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            pending.discard(tid)
+            tracees.pop(tid, None)
+            continue
+        tracee = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
+        tracee.stopped = True
+        event = status >> 16
+        if event == ptrace.PTRACE_EVENT_STOP:
+            pending.discard(tid)
+            let_go(tid)
+            continue
+        if event == ptrace.PTRACE_EVENT_CLONE:
+            child = ptrace.event_message(tracee)
+            tracees.setdefault(child, _adopted(child))
+            pending.add(child)  # it reports its own first stop
+            tracee.cont()
+            continue
+        sig = os.WSTOPSIG(status)
+        if sig == signal.SIGTRAP:
+            try:
+                regs = tracee.getregs()
+                if regs.rip - 1 in breakpoints:
+                    regs.rip -= 1
+                    tracee.setregs(regs)
+                    tracee.cont()  # on to the interrupt stop still queued
+                    continue
+            except ptrace.PtraceError:
+                pass
+        pending.discard(tid)
+        let_go(tid, sig)  # the program's own signal goes with it
+    for tid, tracee in list(tracees.items()):
+        tracee.detach()
 
 
 def _adopted(tid: int) -> ptrace.Tracee:
@@ -513,9 +573,13 @@ def ptrace_inject(pid: int, staged: Staged, timeout: float) -> tuple:
     dlopen = symbols.get("dlopen")
     if not dlopen:
         raise LuAttachError("process %d has no dlopen lu can call (libc without dlopen and libdl not loaded)" % pid)
-    for attempt in range(5):
+    # LU_INJECT_MODE=breakpoint skips the parked-thread call (for tests of the other path).
+    attempts = 0 if os.environ.get("LU_INJECT_MODE") == "breakpoint" else 20
+    for attempt in range(attempts):
         candidates = parked_threads(pid)
         for tid in candidates:
+            if os.environ.get("LU_TRACE_INJECT"):
+                sys.stderr.write("lu-trace: parked call in %d\n" % tid)
             with _no_interrupts():
                 try:
                     stopped = call_in_parked_thread(pid, tid, dlopen, staged.library, timeout=30.0)
@@ -532,6 +596,8 @@ def ptrace_inject(pid: int, staged: Staged, timeout: float) -> tuple:
     entries = find_symbols(pid, SAFE_ENTRY_FUNCTIONS, ("libpython",))
     if not entries:
         raise LuAttachError("process %d: no thread is waiting and no safe entry point was found" % pid)
+    if os.environ.get("LU_TRACE_INJECT"):
+        sys.stderr.write("lu-trace: breakpoint mode\n")
     with _no_interrupts():
         stopped = call_at_safe_entry(pid, dlopen, staged.library, entries, timeout)
     if stopped is None:

@@ -189,7 +189,8 @@ class Agent:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
         listener.listen(16)
-        listener.settimeout(0.25)
+        # Blocking accept: an idle agent costs the target no wake-ups; stop()
+        # shuts the socket down, which wakes the accept.
         self.listener = listener
         info = {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
                 "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
@@ -212,8 +213,6 @@ class Agent:
         while not self.stopping:
             try:
                 conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
             except OSError:
                 if self.stopping:
                     break
@@ -260,7 +259,7 @@ class Agent:
         while not self.stopping:
             with self._events_cond:
                 while not self._events and not self.stopping:
-                    self._events_cond.wait(0.5)
+                    self._events_cond.wait()  # emit() and stop() notify
                 batch, self._events = self._events, []
             if not batch:
                 continue
@@ -280,6 +279,10 @@ class Agent:
         self.stopping = True
         with self._events_cond:
             self._events_cond.notify_all()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.listener.close()
         except OSError:

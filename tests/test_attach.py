@@ -83,8 +83,10 @@ def test_main_thread_record_stays_right(python, start_target):
     out = agent_request(target.pid, "exec", source=(
         "import threading, sys\n"
         "main = threading.main_thread()\n"
-        "print(main.ident in sys._current_frames(), main.name)\n"))
-    assert out["output"].strip() == "True MainThread", out
+        "print(main.ident in sys._current_frames(), main.name)\n"
+        "print(any('lu-' in p or 'payloads' in p for p in sys.path), sys.modules['lu_payloads'].__name__)\n"))
+    # lu_payloads was loaded by path under its own name: nothing added to sys.path that could shadow the app.
+    assert out["output"].split("\n")[:2] == ["True MainThread", "False lu_payloads"], out
     # The program still exits cleanly (threading._shutdown trusts that record).
     run_lu("detach", target.pid)
     os.kill(target.pid, 2)  # KeyboardInterrupt in the sleeping main thread
@@ -93,8 +95,19 @@ def test_main_thread_record_stays_right(python, start_target):
     assert "AssertionError" not in err and "_shutdown" not in err, err
 
 
-@pytest.mark.parametrize("python", ALL)
-def test_http_server_serves_every_request_during_injection(python, start_target):
+HTTP_CASES = [pytest.param(p.values[0], "parked", id=p.id, marks=p.marks) for p in ALL] + [
+    pytest.param(p.values[0], "breakpoint", id=p.id + "-breakpoint", marks=p.marks) for p in ALL[:1] + ALL[-2:]]
+
+
+@pytest.mark.parametrize("python,mode", HTTP_CASES)
+def test_http_server_serves_every_request_during_injection(python, mode, start_target, monkeypatch):
+    """Threads come and go with every request; no request may fail, with either way in.
+
+    `breakpoint` forces the path used when no thread is parked (threads are
+    trapped at a safe function entry), the harder one under thread churn.
+    """
+    if mode == "breakpoint":
+        monkeypatch.setenv("LU_INJECT_MODE", "breakpoint")
     target = start_target(python, "http_server.py")
     port = int(target.ready_line.split()[1])
     failures, done = [], []
@@ -103,38 +116,52 @@ def test_http_server_serves_every_request_during_injection(python, start_target)
     def load():
         deadline = time.monotonic() + 30
         while not stop.is_set() and time.monotonic() < deadline:
+            started = time.time()
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d/item" % port, timeout=5) as response:
                     json.loads(response.read())
                 done.append(1)
             except Exception as exc:  # any failure of the service counts
-                failures.append(repr(exc))
+                failures.append("%s (request sent at %.3f)" % (exc, started))
 
     workers = [threading.Thread(target=load) for _ in range(3)]
     for worker in workers:
         worker.start()
     try:
         time.sleep(0.3)
-        for _ in range(3):
-            inject_ok(target.pid)
+        steps = []
+        for _ in range(3 if mode == "parked" else 6):
+            steps.append(("inject", time.time()))
+            info = inject_ok(target.pid)
+            steps.append(("injected", time.time(), info.get("pause_ms"), info.get("total_ms")))
+            if mode == "breakpoint":
+                assert info["method"] == "ptrace-breakpoint"
             assert agent_request(target.pid, "exec", source="1+1")["output"].strip() == "2"
             assert run_lu("detach", target.pid).returncode == 0
     finally:
         stop.set()
         for worker in workers:
             worker.join()
-    assert not failures, failures[:3]
+    assert not failures, (failures[:3], steps)
     assert len(done) > 20
     assert target.alive()
 
 
 @pytest.mark.parametrize("python", ALL)
 def test_allocation_heavy_target_survives_repeated_injection(python, start_target):
+    """Inject, use and stop the agent over and over in a GC-heavy target: never a crash.
+
+    Through the library rather than the CLI, so that the iterations go into
+    injections rather than into starting `lu` processes.
+    """
+    from lu_attach.inject import inject
     target = start_target(python, "allocator.py")
-    for _ in range(8):
-        inject_ok(target.pid)
-        assert agent_request(target.pid, "exec", source="import gc; gc.collect() >= 0")["output"].strip() == "True"
-        assert run_lu("detach", target.pid).returncode == 0
+    for _ in range(6):
+        result = inject(target.pid, timeout=20)
+        assert not result.already_running
+        with AgentClient(result.socket, timeout=20) as client:
+            assert client.request("exec", source="import gc; gc.collect() >= 0")["output"].strip() == "True"
+            client.request("detach")
         assert target.alive()
     time.sleep(0.5)
     assert target.alive()
@@ -144,7 +171,7 @@ def test_allocation_heavy_target_survives_repeated_injection(python, start_targe
 
 @pytest.mark.parametrize("python", ALL)
 def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
-    target = start_target(python, "c_call.py", "6")
+    target = start_target(python, "c_call.py", "4")
     started = time.monotonic()
     result = run_lu("inject", target.pid, "--timeout", "1.5")
     assert time.monotonic() - started < 30

@@ -65,6 +65,7 @@ def test_process_of_another_user(start_target):
     assert target.alive()
 
 
+@pytest.mark.xdist_group("nobody-runtime-dir")  # test_other_users_are_refused opens that dir up briefly
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to start a target as nobody")
 def test_root_attaches_to_a_target_of_another_user(start_target):
     """The agent's files belong to the target's user; root may still use it, nobody else can."""

@@ -1,21 +1,23 @@
-"""A worker thread holds the GIL in one long C call; the main thread waits in join()."""
+"""A worker thread holds the GIL in one long C call; the main thread waits in join().
+
+The call is libc's usleep() through ctypes.PyDLL, which (unlike CDLL) keeps
+the GIL while the C function runs: a C call of a known wall-clock length,
+whatever the machine's load.
+"""
+import ctypes
 import sys
 import threading
 import time
 
 seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
-
-# Calibrate: how many range items per second does sum() consume here?
-t0 = time.perf_counter()
-sum(range(2000000))
-RATE = 2000000 / (time.perf_counter() - t0)
+libc = ctypes.PyDLL(None)
 
 
 def long_c_call():
     # "ready" comes from this thread, immediately before the call: no other
     # thread asks for the GIL in between, so the call has begun when lu looks.
     print("ready", flush=True)
-    sum(range(int(seconds * RATE)))  # never releases the GIL
+    libc.usleep(int(seconds * 1000000))  # holds the GIL throughout
     print("c-call-done", flush=True)
 
 
