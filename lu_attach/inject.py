@@ -405,7 +405,6 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
 
     hit_tid = None
     hit_regs = None
-    stopped_ms = None
     try:
         seize_all()
         for address in breakpoints:
@@ -421,28 +420,10 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
             if tid == 0:
                 time.sleep(0.0005)
                 continue
-            tracee = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                tracees.pop(tid, None)
-                continue
-            tracee.stopped = True
-            sig = os.WSTOPSIG(status)
-            event = status >> 16
-            if event == ptrace.PTRACE_EVENT_CLONE:
-                child = ptrace.event_message(tracee)
-                tracees.setdefault(child, _adopted(child))
-                tracee.cont()
-                continue
-            if event == ptrace.PTRACE_EVENT_STOP:
-                tracee.cont()
-                continue
-            if sig == signal.SIGTRAP:
-                regs = tracee.getregs()
-                if regs.rip - 1 in breakpoints:
-                    regs.rip -= 1
-                    hit_tid, hit_regs = tid, regs
-                    break
-            tracee.cont(sig)
+            regs = _handle_stop(tracees, tid, status, breakpoints)
+            if regs is not None:
+                hit_tid, hit_regs = tid, regs
+                break
         remove_breakpoints()
         if hit_tid is None:
             return None
@@ -453,28 +434,10 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
         ptrace.set_options(tracee, 0)
 
         def others(tid: int, status: int) -> None:
-            other = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                tracees.pop(tid, None)
-                return
-            other.stopped = True
-            sig = os.WSTOPSIG(status)
-            if (status >> 16) == ptrace.PTRACE_EVENT_CLONE:
-                child = ptrace.event_message(other)
-                tracees.setdefault(child, _adopted(child))
-                other.cont()
-                return
-            if (status >> 16) == ptrace.PTRACE_EVENT_STOP:
-                other.cont()
-                return
-            if sig == signal.SIGTRAP:
-                regs = other.getregs()
-                if regs.rip - 1 in breakpoints:  # it reached a breakpoint before we removed it
-                    regs.rip -= 1
-                    other.setregs(regs)
-                    other.cont()
-                    return
-            other.cont(sig)
+            regs = _handle_stop(tracees, tid, status, breakpoints)
+            if regs is not None:  # it reached a breakpoint before we removed it: send it on from the entry
+                tracees[tid].setregs(regs)
+                tracees[tid].cont()
 
         handle = ptrace.call_function(tracee, pid, dlopen, [0, RTLD_NOW], {0: library.encode()}, 30.0,
                                       on_other=others)
@@ -485,6 +448,39 @@ def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, i
     finally:
         remove_breakpoints()
         _release_all(tracees, breakpoints)
+
+
+def _handle_stop(tracees: Dict[int, "ptrace.Tracee"], tid: int, status: int,
+                 breakpoints: set) -> Optional["ptrace.UserRegs"]:
+    """Deal with one stop of a seized thread while breakpoints may be in place.
+
+    New threads are adopted, interrupt and clone stops are continued, a signal
+    meant for the program is passed on. A SIGTRAP at one of our breakpoints
+    leaves the thread stopped and returns its registers moved back to the
+    function's entry, for the caller to decide what happens there.
+    """
+    tracee = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
+    if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+        tracees.pop(tid, None)
+        return None
+    tracee.stopped = True
+    event = status >> 16
+    if event == ptrace.PTRACE_EVENT_CLONE:
+        child = ptrace.event_message(tracee)
+        tracees.setdefault(child, _adopted(child))
+        tracee.cont()
+        return None
+    if event == ptrace.PTRACE_EVENT_STOP:
+        tracee.cont()
+        return None
+    sig = os.WSTOPSIG(status)
+    if sig == signal.SIGTRAP:
+        regs = tracee.getregs()
+        if regs.rip - 1 in breakpoints:
+            regs.rip -= 1
+            return regs
+    tracee.cont(sig)
+    return None
 
 
 def _release_all(tracees: Dict[int, "ptrace.Tracee"], breakpoints: set) -> None:
@@ -578,8 +574,6 @@ def ptrace_inject(pid: int, staged: Staged, timeout: float) -> tuple:
     for attempt in range(attempts):
         candidates = parked_threads(pid)
         for tid in candidates:
-            if os.environ.get("LU_TRACE_INJECT"):
-                sys.stderr.write("lu-trace: parked call in %d\n" % tid)
             with _no_interrupts():
                 try:
                     stopped = call_in_parked_thread(pid, tid, dlopen, staged.library, timeout=30.0)
@@ -596,8 +590,6 @@ def ptrace_inject(pid: int, staged: Staged, timeout: float) -> tuple:
     entries = find_symbols(pid, SAFE_ENTRY_FUNCTIONS, ("libpython",))
     if not entries:
         raise LuAttachError("process %d: no thread is waiting and no safe entry point was found" % pid)
-    if os.environ.get("LU_TRACE_INJECT"):
-        sys.stderr.write("lu-trace: breakpoint mode\n")
     with _no_interrupts():
         stopped = call_at_safe_entry(pid, dlopen, staged.library, entries, timeout)
     if stopped is None:
@@ -720,7 +712,7 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
     """Start the agent in pid (or find the one running) and return where it listens."""
     begin = time.perf_counter()
     target = check_target(pid)
-    existing = runtime.live_agent_socket(pid, target.uid)
+    existing = target.agent_socket  # check_target's look at the process already probed for one
     if existing:
         return InjectResult(pid=pid, socket=existing, already_running=True, method="none")
     try:
