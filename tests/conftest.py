@@ -1,6 +1,7 @@
 """Fixtures that start real target processes and run the real `lu` command."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,7 +22,8 @@ class Target:
 
     def __init__(self, python: str, script: str, args: List[str] = (), user: Optional[str] = None,
                  cwd: Optional[str] = None, env: Optional[dict] = None):
-        path = script if os.path.isabs(script) else os.path.join(TARGETS, script)
+        targets = os.path.join(nobody_dir(), "targets") if user == "nobody" else TARGETS
+        path = script if os.path.isabs(script) else os.path.join(targets, script)
         command = [python, "-u", path] + list(args)
         preexec = as_nobody if user == "nobody" else None
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -67,22 +69,44 @@ def start_target():
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def nobody_pythonpath() -> str:
-    """A PYTHONPATH under which the distribution's python3, run as `nobody`, imports lu.
+_NOBODY_PACKAGES = ("click", "psutil", "elftools", "jedi", "parso", "watchdog")
 
-    `nobody` cannot enter /root, where pyenv's interpreters live, so tests that
-    act as another user run the distribution's python3 (same 3.11 ABI as the
-    test environment) on the repository and the environment's site-packages.
+
+@functools.lru_cache(maxsize=None)
+def nobody_dir() -> str:
+    """A world-readable copy of what `nobody` needs to run lu and the test targets.
+
+    `nobody` cannot enter /root, where pyenv's interpreters live, nor
+    necessarily the checkout (a clone in a 0700 temporary directory, say). So
+    tests that act as another user run the distribution's python3 (the same
+    3.11 ABI as the test environment) on a private copy, made once per test
+    process, of lu's packages, the dependencies lu imports, and the targets.
     """
+    import shutil
     import site
     import tempfile
-    shim = os.path.join(tempfile.gettempdir(), "lu-test-shim-%d" % os.getuid())
-    os.makedirs(shim, exist_ok=True)
-    os.chmod(shim, 0o755)
-    link = os.path.join(shim, "lu_payloads")
-    if not os.path.islink(link):
-        os.symlink(os.path.join(REPO, "payloads"), link)
-    return os.pathsep.join([shim, REPO] + site.getsitepackages())
+    base = tempfile.mkdtemp(prefix="lu-test-nobody-")
+    os.chmod(base, 0o755)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("lu_attach", "lu_cli"):
+        shutil.copytree(os.path.join(REPO, package), os.path.join(base, package), ignore=ignore)
+    shutil.copytree(os.path.join(REPO, "payloads"), os.path.join(base, "lu_payloads"), ignore=ignore)
+    shutil.copytree(TARGETS, os.path.join(base, "targets"), ignore=ignore)
+    for directory in site.getsitepackages():
+        for package in _NOBODY_PACKAGES:
+            source = os.path.join(directory, package)
+            if os.path.isdir(source) and not os.path.exists(os.path.join(base, package)):
+                shutil.copytree(source, os.path.join(base, package), ignore=ignore)
+    for dirpath, dirnames, filenames in os.walk(base):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return base
+
+
+def nobody_pythonpath() -> str:
+    """The PYTHONPATH under which the distribution's python3, run as `nobody`, imports lu."""
+    return nobody_dir()
 
 
 def as_nobody():
