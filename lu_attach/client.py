@@ -1,33 +1,101 @@
-"""The client side of the agent protocol (see lu_payloads.protocol)."""
+"""The client side of the agent protocol (see lu_payloads.protocol).
+
+A connection starts with the agent's hello. When the caller says which
+process it means (`expect`), the client checks before sending anything that
+the socket's peer (SO_PEERCRED, filled in by the kernel, not by the agent) is
+that process and that user, and that the agent reports that process's start
+time. A socket name swapped for another agent's, or an agent inherited by a
+forked child, is then one clear refusal instead of commands run in the wrong
+process.
+"""
 from __future__ import annotations
 
 import itertools
+import select
 import socket
+import struct
 import threading
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from lu_payloads import protocol
 
-from .errors import AgentGone, LuAttachError
+from .errors import AgentGone, LuAttachError, NotTheTarget
+
+if TYPE_CHECKING:
+    from .runtime import TargetProcess
+
+HELLO_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_credentials(sock: socket.socket) -> Peer:
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return Peer(*struct.unpack("3i", raw))
 
 
 class AgentClient:
     """A connection to one agent. Replies are matched by id; events go to a callback."""
 
-    def __init__(self, socket_path: str, timeout: float = 60.0,
-                 on_event: Optional[Callable[[dict], None]] = None):
-        self.socket_path = socket_path
+    def __init__(self, sock: Union[str, socket.socket], timeout: float = 60.0,
+                 on_event: Optional[Callable[[dict], None]] = None,
+                 expect: Optional["TargetProcess"] = None):
+        if isinstance(sock, str):
+            path = sock
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(min(timeout, HELLO_TIMEOUT))
+            try:
+                sock.connect(path)
+            except OSError as exc:
+                sock.close()
+                raise AgentGone("cannot connect to the agent at %s: %s" % (path, exc.strerror or exc))
+        self.sock = sock
+        self.timeout = timeout
         self.on_event = on_event
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
         try:
-            sock.connect(socket_path)
-        except OSError as exc:
-            sock.close()
-            raise AgentGone("cannot connect to the agent at %s: %s" % (socket_path, exc.strerror or exc))
-        self.sock = sock
+            self.hello = self._read_hello()
+            if expect is not None:
+                self._check_identity(expect)
+        except BaseException:
+            self.close()
+            raise
+        sock.settimeout(timeout)
+
+    def _read_hello(self) -> dict:
+        self.sock.settimeout(HELLO_TIMEOUT)
+        try:
+            message = protocol.recv(self.sock, limit=protocol.MAX_HELLO)
+        except socket.timeout:
+            raise AgentGone("the agent did not greet in time")
+        except (protocol.ConnectionClosed, protocol.FrameTooLarge, ValueError, UnicodeDecodeError, OSError) as exc:
+            raise AgentGone("the agent's greeting was not understood (%s)" % (type(exc).__name__,))
+        hello = message.get("hello")
+        if message.get("v") != protocol.PROTOCOL_VERSION or not isinstance(hello, dict):
+            if "error" in message and isinstance(message["error"], str):
+                raise LuAttachError(message["error"][:300])
+            raise LuAttachError("the agent speaks protocol %r; this lu speaks %d (detach it with the lu that "
+                                "started it)" % (message.get("v"), protocol.PROTOCOL_VERSION))
+        return hello
+
+    def _check_identity(self, expect: "TargetProcess") -> None:
+        peer = peer_credentials(self.sock)
+        if peer.pid != expect.pid:
+            raise NotTheTarget("the agent reached for process %d belongs to process %d; refusing to talk to it"
+                               % (expect.pid, peer.pid))
+        if peer.uid != expect.uid:
+            raise NotTheTarget("the agent of process %d runs as uid %d, not the process's uid %d; refusing"
+                               % (expect.pid, peer.uid, expect.uid))
+        if self.hello.get("start_ticks") != expect.start_ticks:
+            raise NotTheTarget("the agent of process %d reports another process's start time; refusing"
+                               % expect.pid)
 
     def close(self) -> None:
         try:
@@ -38,15 +106,14 @@ class AgentClient:
     def __enter__(self) -> "AgentClient":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def request(self, op: str, timeout: Optional[float] = None, **args: Any) -> Any:
         """Send one request and wait for its reply; events arriving meanwhile are dispatched."""
         with self._lock:
             request_id = next(self._ids)
-            if timeout is not None:
-                self.sock.settimeout(timeout)
+            self.sock.settimeout(self.timeout if timeout is None else timeout)
             try:
                 protocol.send(self.sock, {"v": protocol.PROTOCOL_VERSION, "id": request_id, "op": op, "args": args})
                 while True:
@@ -58,22 +125,33 @@ class AgentClient:
                     if message.get("id") not in (request_id, None):
                         continue
                     if not message.get("ok"):
-                        raise LuAttachError(message.get("error") or "the agent refused the request")
+                        error = message.get("error")
+                        raise LuAttachError(error if isinstance(error, str) else "the agent refused the request")
                     return message.get("result")
             except socket.timeout:
                 raise AgentGone("the agent did not answer %r in time" % op)
-            except (protocol.ConnectionClosed, ConnectionError, OSError) as exc:
+            except (protocol.ConnectionClosed, protocol.FrameTooLarge, ConnectionError, OSError) as exc:
                 raise AgentGone("the connection to the agent was lost (%s); did the target exit?"
                                 % (getattr(exc, "strerror", None) or type(exc).__name__))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise AgentGone("the agent sent a malformed reply (%s)" % exc)
 
     def wait_event(self, timeout: float) -> Optional[dict]:
         """Read one unsolicited event, or None after timeout."""
         with self._lock:
-            self.sock.settimeout(timeout)
+            # Wait for the first byte, then read the whole frame: a timeout in
+            # the middle of a frame would lose the stream's framing.
+            try:
+                readable, _, _ = select.select([self.sock], [], [], timeout)
+            except (OSError, ValueError):
+                raise AgentGone("the connection to the agent was lost; did the target exit?")
+            if not readable:
+                return None
+            self.sock.settimeout(self.timeout)
             try:
                 message = protocol.recv(self.sock)
             except socket.timeout:
-                return None
-            except (protocol.ConnectionClosed, OSError):
+                raise AgentGone("the agent stopped in the middle of a message")
+            except (protocol.ConnectionClosed, protocol.FrameTooLarge, OSError, ValueError, UnicodeDecodeError):
                 raise AgentGone("the connection to the agent was lost; did the target exit?")
             return message if "event" in message else None

@@ -21,7 +21,6 @@ import psutil
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from . import runtime
 from .symbols import _base_of, _dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
@@ -185,14 +184,17 @@ def read_version(pid: int, path: str, found: dict, maps) -> Optional[str]:
     return None
 
 
-def inspect_process(pid: int) -> Optional[PythonProcess]:
-    """A PythonProcess for pid, or None when it runs no CPython we can read."""
+def inspect_process(pid: int, probe_agent: bool = True) -> Optional[PythonProcess]:
+    """A PythonProcess for pid, or None when it runs no CPython we can read.
+
+    `probe_agent` also asks whether an agent answers, as this very process.
+    """
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
-            cmdline = " ".join(proc.cmdline()).replace("\n", " ")
+            cmdline = " ".join(proc.cmdline())
             user = proc.username()
-            uid = proc.uids().real
+            uid = proc.uids().effective
             exe = proc.exe()
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -205,7 +207,10 @@ def inspect_process(pid: int) -> Optional[PythonProcess]:
     if not path:
         return None
     version = read_version(pid, path, found, maps) or "unknown"
-    sock = runtime.live_agent_socket(pid, uid)
+    sock = None
+    if probe_agent:
+        from .session import agent_socket
+        sock = agent_socket(pid)
     return PythonProcess(pid=pid, user=user, python=version, agent=sock is not None, cmdline=cmdline,
                          exe=exe, uid=uid, interpreter_path=path,
                          static=not _LIBPYTHON.search(os.path.basename(path)), agent_socket=sock)
@@ -213,12 +218,12 @@ def inspect_process(pid: int) -> Optional[PythonProcess]:
 
 def python_processes() -> List[PythonProcess]:
     """Every Python process the current user may act on, sorted by pid."""
-    me = os.getuid()
+    me = os.geteuid()
     result = []
     for proc in psutil.process_iter(["pid", "uids"]):
         try:
             uids = proc.info["uids"]
-            if uids is None or (me != 0 and uids.real != me):
+            if uids is None or (me != 0 and uids.effective != me):
                 continue
         except (psutil.Error, KeyError):
             continue

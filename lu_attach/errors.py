@@ -7,3 +7,15 @@ class LuAttachError(Exception):
 
 class AgentGone(LuAttachError):
     """The target (or its agent) went away while we talked to it."""
+
+
+class AgentAbsent(LuAttachError):
+    """No agent listens in the target (nothing to connect to)."""
+
+
+class AgentBusy(LuAttachError):
+    """An agent listens but did not take the connection in time: it is there, never to be injected again."""
+
+
+class NotTheTarget(LuAttachError):
+    """The agent that answered is not the process lu was asked to act on."""

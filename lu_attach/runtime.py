@@ -1,14 +1,30 @@
-"""The host's view of a target's runtime directory (see lu_payloads.paths)."""
+"""The host's view of a target: who it is, and the directory its agent lives in.
+
+A target is known by more than its pid: pids are reused, and a forked child
+or another process can sit behind a name lu reaches. So a `TargetProcess`
+carries what identifies the process for as long as it lives (its start time
+in clock ticks since boot, the same in every pid namespace), its pid as it
+sees itself (which names its agent's files), and the effective user and group
+that own those files. The agent's directory (`/tmp/lu-UID/` in the target's
+mount namespace, see lu_payloads.paths) belongs to that user, so lu reaches
+it only through safefs: verified descriptors and the user's own file identity.
+"""
 from __future__ import annotations
 
 import json
 import os
 import socket
+from dataclasses import dataclass
 from typing import Optional
 
 import psutil
 
 from lu_payloads import paths
+
+from . import safefs
+from .errors import AgentAbsent, AgentBusy, LuAttachError
+
+INFO_LIMIT = 64 * 1024
 
 
 def process_gone(pid: int) -> bool:
@@ -25,31 +41,133 @@ def target_root(pid: int) -> str:
     return "/proc/%d/root" % pid
 
 
-def agent_info(pid: int, uid: int) -> Optional[dict]:
-    """The agent's description file, if it is there and belongs to this very process."""
+def start_ticks(pid: int) -> int:
+    """The process's start time (clock ticks after boot): with the pid, it names one process forever."""
+    with open("/proc/%d/stat" % pid, "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class TargetProcess:
+    pid: int          # as the host sees it
+    nspid: int        # as the target sees itself (its pid namespace)
+    uid: int          # effective uid: the owner of the agent's files
+    gid: int
+    start_ticks: int
+
+    @classmethod
+    def of(cls, pid: int) -> "TargetProcess":
+        try:
+            with open("/proc/%d/status" % pid) as handle:
+                status = handle.read()
+            ticks = start_ticks(pid)
+        except FileNotFoundError:
+            raise LuAttachError("no process with pid %d" % pid)
+        except (OSError, ValueError, IndexError):
+            raise LuAttachError("process %d: cannot read its state" % pid)
+        fields = {}
+        for line in status.splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+        try:
+            uid, gid = int(fields["Uid"][1]), int(fields["Gid"][1])
+            nspid = int(fields.get("NSpid", [pid])[-1])
+        except (KeyError, IndexError, ValueError):
+            raise LuAttachError("process %d: cannot read its state" % pid)
+        return cls(pid=pid, nspid=nspid, uid=uid, gid=gid, start_ticks=ticks)
+
+    def still_running(self) -> bool:
+        """The same process is still there (not merely the same pid)."""
+        try:
+            return start_ticks(self.pid) == self.start_ticks and not process_gone(self.pid)
+        except (OSError, ValueError, IndexError):
+            return False
+
+    @property
+    def socket_name(self) -> str:
+        return paths.socket_name(self.nspid)
+
+    @property
+    def info_name(self) -> str:
+        return paths.info_name(self.nspid)
+
+    def host_path(self, target_path: str) -> str:
+        return target_root(self.pid) + target_path
+
+
+def open_tmp(target: TargetProcess) -> safefs.Dir:
+    """The target's /tmp: a directory only root (or a sticky bit) protects."""
+    with safefs.open_root(target.pid) as root:
+        try:
+            return root.subdir(paths.BASE.strip("/"))
+        except FileNotFoundError:
+            raise LuAttachError("process %d has no %s" % (target.pid, paths.BASE))
+        except OSError as exc:
+            raise LuAttachError("process %d: cannot open its %s (%s)" % (target.pid, paths.BASE,
+                                                                         exc.strerror or exc))
+
+
+def open_runtime(target: TargetProcess, tmp: Optional[safefs.Dir] = None,
+                 create: bool = False) -> Optional[safefs.Dir]:
+    """The agent's directory, verified private and the target user's; None when absent."""
+    owned = tmp is None
+    if tmp is None:
+        tmp = open_tmp(target)
+    name = os.path.basename(paths.runtime_dir(target.uid))
     try:
-        with open(paths.info_path(pid, uid, target_root(pid))) as handle:
-            info = json.load(handle)
-        created = psutil.Process(pid).create_time()
-    except (OSError, ValueError, psutil.Error):
+        with safefs.acting_as(target.uid, target.gid):
+            return tmp.subdir(name, owner=target.uid, private=True, create_mode=0o700 if create else None)
+    except FileNotFoundError:
         return None
-    if abs(float(info.get("create_time", 0)) - created) > 1.0:
+    except OSError as exc:
+        raise LuAttachError("process %d: cannot use %s/%s (%s)" % (target.pid, paths.BASE, name,
+                                                                   exc.strerror or exc))
+    finally:
+        if owned:
+            tmp.close()
+
+
+def agent_info(target: TargetProcess) -> Optional[dict]:
+    """The agent's description file, if it is there, well formed, and of this very process."""
+    try:
+        runtime = open_runtime(target)
+    except LuAttachError:
+        return None
+    if runtime is None:
+        return None
+    try:
+        with safefs.acting_as(target.uid, target.gid):
+            data = runtime.read(target.info_name, INFO_LIMIT, owner=target.uid)
+        info = json.loads(data.decode("utf-8"))
+    except (OSError, safefs.UnsafePath, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    finally:
+        runtime.close()
+    if not isinstance(info, dict) or info.get("start_ticks") != target.start_ticks:
         return None  # a stale file of an earlier process with the same pid
     return info
 
 
-def live_agent_socket(pid: int, uid: int) -> Optional[str]:
-    """The path (as the host sees it) of the agent socket of pid, if an agent listens."""
-    info = agent_info(pid, uid)
-    if not info:
-        return None
-    path = paths.socket_path(pid, uid, target_root(pid))
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
+def connect_socket(target: TargetProcess, timeout: float) -> socket.socket:
+    """A connection to the agent's socket (its identity is checked by the client's handshake).
+
+    AgentAbsent: no socket or nobody listening; AgentBusy: a listener that
+    does not take the connection in time (it is there, only busy).
+    """
+    runtime = open_runtime(target)
+    if runtime is None:
+        raise AgentAbsent("no lu agent runs in process %d" % target.pid)
     try:
-        probe.connect(path)
-        return path
-    except OSError:
-        return None
+        with safefs.acting_as(target.uid, target.gid):
+            return runtime.connect(target.socket_name, target.uid, timeout)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise AgentAbsent("no lu agent runs in process %d" % target.pid)
+    except (BlockingIOError, socket.timeout):
+        raise AgentBusy("the agent of process %d does not accept connections right now" % target.pid)
+    except safefs.UnsafePath as exc:
+        raise LuAttachError("process %d: %s" % (target.pid, exc))
+    except OSError as exc:
+        raise AgentAbsent("cannot connect to the agent of process %d: %s" % (target.pid, exc.strerror or exc))
     finally:
-        probe.close()
+        runtime.close()

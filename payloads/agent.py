@@ -25,12 +25,19 @@ _agent = None
 _EVENT_QUEUE_LIMIT = 10000
 
 
+def _start_ticks():
+    """This process's start time in clock ticks after boot: with the pid, it names the process for good."""
+    try:
+        with open("/proc/self/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _process_create_time():
     """Start time of this process as psutil reports it (for stale-file checks)."""
     try:
-        with open("/proc/self/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])
+        ticks = _start_ticks()
         with open("/proc/stat") as handle:
             for line in handle:
                 if line.startswith("btime"):
@@ -96,6 +103,10 @@ class Connection:
 
     def serve(self):
         try:
+            try:
+                self.send(self.agent.hello())
+            except (OSError, protocol.FrameTooLarge):
+                return
             while not self.closed and not self.agent.stopping:
                 try:
                     body = protocol.recv_raw(self.sock)
@@ -161,9 +172,13 @@ class Connection:
 
 
 class Agent:
+    LISTEN_BACKLOG = socket.SOMAXCONN   # many clients at once are queued, never refused
+    HEAL_SECONDS = 10.0                 # how often the agent checks its socket and description are in place
+
     def __init__(self, log_dir=None):
-        self.uid = os.getuid()
+        self.uid = os.geteuid()
         self.pid = os.getpid()
+        self.start_ticks = _start_ticks()
         self.dir = paths.ensure_private_dir(paths.runtime_dir(self.uid), self.uid)
         self.socket_path = paths.socket_path(self.pid, self.uid)
         self.info_path = paths.info_path(self.pid, self.uid)
@@ -173,37 +188,84 @@ class Agent:
         self.stopping = False
         self.connections = []
         self._connections_lock = threading.Lock()
+        self._bind_lock = threading.Lock()
         self._events = []
         self._events_cond = threading.Condition(threading.Lock())
         self.events_dropped = 0
         self.listener = None
+        self._bound = None  # (st_dev, st_ino) of the socket file this agent bound
+
+    def hello(self):
+        return protocol.hello(self.pid, self.start_ticks, self.uid, __version__, "%d.%d.%d" % sys.version_info[:3])
+
+    def info(self):
+        return {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
+                "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
+                "start_ticks": self.start_ticks, "create_time": _process_create_time(),
+                "python": "%d.%d.%d" % sys.version_info[:3]}
 
     def start(self):
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)  # ours by name and directory: a previous agent's
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            listener.bind(self.socket_path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
-        listener.listen(16)
-        # Blocking accept: an idle agent costs the target no wake-ups; stop()
-        # shuts the socket down, which wakes the accept.
-        self.listener = listener
-        info = {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
-                "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
-                "create_time": _process_create_time(),
-                "python": "%d.%d.%d" % sys.version_info[:3]}
-        tmp = self.info_path + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(info, handle)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.info_path)
+        self._bind()
+        from . import recorder
+        recorder.subscribe(self.emit)
         threading.Thread(target=self._accept_loop, name="lu-agent", daemon=True).start()
         threading.Thread(target=self._event_loop, name="lu-agent-events", daemon=True).start()
         self.log.write("agent %s listening on %s" % (__version__, self.socket_path))
+
+    def _bind(self):
+        """Listen on the socket path (again), replacing whatever holds the name in our private directory."""
+        with self._bind_lock:
+            try:
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o177)
+            try:
+                listener.bind(self.socket_path)
+            finally:
+                os.umask(old_umask)
+            os.chmod(self.socket_path, 0o600)
+            listener.listen(self.LISTEN_BACKLOG)
+            st = os.lstat(self.socket_path)
+            old, self.listener, self._bound = self.listener, listener, (st.st_dev, st.st_ino)
+            self._write_info()
+        if old is not None:
+            _close_listener(old)  # wakes the accept loop, which takes the new listener
+
+    def _write_info(self):
+        tmp = "%s.%d.tmp" % (self.info_path, threading.get_ident())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.info(), handle)
+        os.replace(tmp, self.info_path)
+
+    def ensure_bound(self):
+        """Re-create the socket or the description if something removed or replaced them (a /tmp cleaner)."""
+        if self.stopping:
+            return False
+        try:
+            st = os.lstat(self.socket_path)
+            socket_ok = (st.st_dev, st.st_ino) == self._bound
+        except OSError:
+            socket_ok = False
+        try:
+            with open(self.info_path) as handle:
+                info_ok = json.load(handle).get("start_ticks") == self.start_ticks
+        except (OSError, ValueError, AttributeError):
+            info_ok = False
+        if socket_ok and info_ok:
+            return False
+        try:
+            if socket_ok:
+                with self._bind_lock:
+                    self._write_info()
+            else:
+                self._bind()
+            self.log.write("re-created %s" % ("the description" if socket_ok else "the socket"))
+        except OSError as exc:
+            self.log.write("could not re-create the agent's files: %s" % exc)
+        return True
 
     def _peer_credentials(self, conn):
         raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -211,12 +273,14 @@ class Agent:
 
     def _accept_loop(self):
         while not self.stopping:
+            listener = self.listener
             try:
-                conn, _ = self.listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 if self.stopping:
                     break
-                time.sleep(0.1)
+                if listener is self.listener:
+                    time.sleep(0.1)  # a real accept error; a replaced listener retries at once
                 continue
             try:
                 conn.settimeout(None)
@@ -256,11 +320,21 @@ class Agent:
             self._events_cond.notify()
 
     def _event_loop(self):
+        next_heal = time.monotonic() + self.HEAL_SECONDS
         while not self.stopping:
             with self._events_cond:
                 while not self._events and not self.stopping:
-                    self._events_cond.wait()  # emit() and stop() notify
+                    left = next_heal - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._events_cond.wait(left)  # emit() and stop() notify
                 batch, self._events = self._events, []
+            if time.monotonic() >= next_heal:
+                next_heal = time.monotonic() + self.HEAL_SECONDS
+                try:
+                    self.ensure_bound()
+                except Exception:
+                    self.log.write("self-check failed: %s" % traceback.format_exc())
             if not batch:
                 continue
             with self._connections_lock:
@@ -277,21 +351,17 @@ class Agent:
     def stop(self, spare=None):
         """Stop listening and remove the socket; close every client but `spare`."""
         self.stopping = True
+        from . import recorder
+        recorder.unsubscribe(self.emit)
         with self._events_cond:
             self._events_cond.notify_all()
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        for path in (self.socket_path, self.info_path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        with self._bind_lock:
+            _close_listener(self.listener)
+            for path in (self.socket_path, self.info_path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         with self._connections_lock:
             connections = list(self.connections)
         for connection in connections:
@@ -300,14 +370,27 @@ class Agent:
         self.log.write("agent stopped")
 
 
+def _close_listener(listener):
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        listener.close()
+    except OSError:
+        pass
+
+
 def current_agent():
     return _agent
 
 
 def start_agent(log_dir=None):
+    """Start the agent; if it runs already, make sure it can be reached again and return its socket."""
     global _agent
     with _lock:
         if _agent is not None and not _agent.stopping:
+            _agent.ensure_bound()
             return _agent.socket_path
         agent = Agent(log_dir=log_dir)
         agent.start()

@@ -1,25 +1,29 @@
 """The wire format between `lu` and the agent: length-prefixed JSON frames.
 
 Each frame is a 4-byte big-endian length followed by that many bytes of UTF-8
-JSON (one object). Requests carry `v` (protocol version), `id` and `op`;
-replies echo the `id` with `ok` and either `result` or `error`; events (debug
-records streamed to every client) carry `event` instead of `id`. Standard
-library only: both the host and every target Python (3.8+) import this file.
+JSON (one object). On connect the agent speaks first, a `hello` that says
+which process it is (pid, start time in clock ticks, uid); the host compares
+that and the socket's peer credentials with the process it meant before it
+sends anything. Requests carry `v` (protocol version), `id` and `op`; replies
+echo the `id` with `ok` and either `result` or `error`; events (debug records
+streamed to every client) carry `event` instead of `id`. Standard library
+only: both the host and every target Python (3.8+) import this file.
 """
 import json
 import socket
 import struct
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME = 16 * 1024 * 1024
+MAX_HELLO = 64 * 1024
 _HEADER = struct.Struct(">I")
 
 
 class FrameTooLarge(Exception):
     """The peer announced a frame bigger than MAX_FRAME."""
 
-    def __init__(self, size):
-        super().__init__("message of %d bytes exceeds the %d-byte limit" % (size, MAX_FRAME))
+    def __init__(self, size, limit=MAX_FRAME):
+        super().__init__("message of %d bytes exceeds the %d-byte limit" % (size, limit))
         self.size = size
 
 
@@ -51,24 +55,33 @@ def send(sock, message):
     sock.sendall(encode(message))
 
 
-def recv_raw(sock):
+def recv_raw(sock, limit=MAX_FRAME):
     """Read one frame and return its body bytes (not yet decoded)."""
     (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    if size > MAX_FRAME:
-        raise FrameTooLarge(size)
+    if size > limit:
+        raise FrameTooLarge(size, limit)
     return _recv_exact(sock, size)
 
 
 def decode(body):
-    """Decode a frame body; raises ValueError if it is not a JSON object."""
-    message = json.loads(body.decode("utf-8"))
+    """Decode a frame body; raises ValueError if it is not a JSON object (or nests absurdly deep)."""
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("a message nested too deeply")
     if not isinstance(message, dict):
         raise ValueError("a message must be a JSON object")
     return message
 
 
-def recv(sock):
-    return decode(recv_raw(sock))
+def recv(sock, limit=MAX_FRAME):
+    return decode(recv_raw(sock, limit))
+
+
+def hello(pid, start_ticks, uid, agent_version, python):
+    """The agent's first frame on every connection."""
+    return {"v": PROTOCOL_VERSION, "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid,
+                                             "agent_version": agent_version, "python": python}}
 
 
 def socket_pair_unix():

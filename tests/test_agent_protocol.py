@@ -33,10 +33,15 @@ def agent(start_target, request):
 
 
 def raw_connect(path):
+    """A bare connection, past the agent's hello."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
     sock.connect(path)
+    assert "hello" in protocol.recv(sock)
     return sock
+
+
+V = protocol.PROTOCOL_VERSION
 
 
 @pytest.mark.parametrize("agent", ALL, indirect=True)
@@ -48,14 +53,14 @@ def test_garbage_oversized_and_vanishing_clients(agent):
     reply = protocol.recv(sock)
     assert reply["ok"] is False and "malformed" in reply["error"]
     # The same connection still works afterwards.
-    protocol.send(sock, {"v": 1, "id": 7, "op": "ping"})
+    protocol.send(sock, {"v": V, "id": 7, "op": "ping"})
     assert protocol.recv(sock)["id"] == 7
     # Unknown op, wrong protocol version, bad args.
-    protocol.send(sock, {"v": 1, "id": 8, "op": "no-such-op"})
+    protocol.send(sock, {"v": V, "id": 8, "op": "no-such-op"})
     assert "unknown request" in protocol.recv(sock)["error"]
     protocol.send(sock, {"v": 99, "id": 9, "op": "ping"})
     assert "protocol version" in protocol.recv(sock)["error"]
-    protocol.send(sock, {"v": 1, "id": 10, "op": "ping", "args": {"bogus": 1}})
+    protocol.send(sock, {"v": V, "id": 10, "op": "ping", "args": {"bogus": 1}})
     assert "bad arguments" in protocol.recv(sock)["error"]
     sock.close()
     # An oversized frame is refused with an error reply, then the connection closes.
@@ -110,11 +115,13 @@ def _connect_as(uid, path):
             "except OSError as e:\n"
             "    print(json.dumps({'os_error': e.strerror})); sys.exit()\n"
             "try:\n"
-            "    protocol.send(s, {'v': 1, 'id': 1, 'op': 'exec', 'args': {'source': 'print(1)'}})\n"
+            "    protocol.send(s, {'v': protocol.PROTOCOL_VERSION, 'id': 1, 'op': 'exec', 'args': {'source': 'print(1)'}})\n"
             "except OSError:\n"
             "    pass  # the agent may have refused and closed already\n"
             "try:\n"
-            "    print(json.dumps(protocol.recv(s)))\n"
+            "    m = protocol.recv(s)\n"
+            "    if 'hello' in m: m = protocol.recv(s)\n"
+            "    print(json.dumps(m))\n"
             "except Exception as e:\n"
             "    print(json.dumps({'closed': repr(e)}))\n" % (uid, uid, path))
     out = subprocess.run([SYSTEM_PYTHON, "-c", code], capture_output=True, text=True, timeout=30,

@@ -1,0 +1,374 @@
+"""The files an injection leaves for the target to read, and the one it reads back.
+
+Two places, with two owners, so that root never writes into a directory the
+target's user controls:
+
+- the *stage* (`/tmp/lu-stage-EUID/` in the target's mount namespace, owned by
+  lu's user, 0755): lu's own files, readable by the target but writable only
+  by lu. It holds a copy of `lu_payloads` (one per version), the spawn helper
+  library (one per build; the target maps it once and lu reuses it), and one
+  bootstrap script per injection. Every file is created through the stage's
+  directory descriptor with O_EXCL and its mode set on the descriptor. If the
+  name is taken by something lu does not own (a planted directory, a
+  symlink), lu uses a fresh directory with a random name instead.
+- the target user's *runtime directory* (`/tmp/lu-UID/`, 0700, the agent's
+  home): lu works there only through a verified descriptor, with the user's
+  own file identity (safefs.acting_as). It creates one empty *claim* file per
+  injection and reads back one small *status* file the bootstrap writes.
+
+Cancelling is atomic: the bootstrap, once it holds the GIL, removes the claim
+file before it does anything; lu cancels by removing it too. Exactly one of
+them succeeds, so lu either knows nothing will run or knows the agent is
+starting.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Optional
+
+import lu_payloads
+from lu_payloads import paths
+
+from . import safefs
+from .errors import LuAttachError
+from .native_helper import helper_library
+from .runtime import TargetProcess, open_runtime, open_tmp
+
+STAGE = "lu-stage-%d"
+STATUS_LIMIT = 64 * 1024
+STALE_SECONDS = 600
+
+
+@lru_cache(maxsize=1)
+def payloads_digest() -> str:
+    source = os.path.dirname(os.path.abspath(lu_payloads.__file__))
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(source)):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                digest.update(os.path.relpath(os.path.join(dirpath, name), source).encode())
+                with open(os.path.join(dirpath, name), "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()[:12]
+
+
+@lru_cache(maxsize=4)
+def _file_digest(path: str, stamp: tuple) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def helper_name() -> str:
+    """The helper's file name in the stage: it names the build, so a mapped copy can be reused."""
+    library = helper_library()
+    st = os.stat(library)
+    return "lu_spawn-%s.so" % _file_digest(library, (st.st_ino, st.st_size, st.st_mtime))
+
+
+BOOTSTRAP = '''\
+import sys
+_threading_was_imported = "threading" in sys.modules
+
+
+def _lu_bootstrap():
+    import json, os
+    runtime, nonce = {runtime!r}, {nonce!r}
+    try:
+        os.unlink(runtime + "/inject-" + nonce + ".claim")
+    except OSError:
+        return  # lu cancelled this injection (or it was never meant for this process)
+
+    def report(result):
+        tmp = runtime + "/inject-" + nonce + ".status.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(result, handle)
+        os.replace(tmp, runtime + "/inject-" + nonce + ".status")
+
+    try:
+        module = sys.modules.get("lu_payloads")
+        if module is None:
+            package = _private_copy(os, runtime, {payloads!r}, {payloads_name!r})
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                "lu_payloads", package + "/__init__.py", submodule_search_locations=[package])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["lu_payloads"] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules["lu_payloads"]
+                raise
+        from lu_payloads import threadfix
+        threadfix.fix_main_thread(_threading_was_imported)
+        report({{"ok": True, "socket": module.start(), "python": "%d.%d.%d" % sys.version_info[:3],
+                 "pid": os.getpid()}})
+    except BaseException as exc:
+        try:
+            report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})
+        except BaseException:
+            pass
+
+
+def _private_copy(os, runtime, staged, name):
+    """lu's package, copied once into the agent's own directory (where its bytecode cache can be written)."""
+    import shutil
+    final = runtime + "/" + name
+    if not os.path.isfile(final + "/lu_payloads/__init__.py"):
+        tmp = "%s.%d.tmp" % (final, os.getpid())
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(staged, tmp + "/lu_payloads")
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final + "/lu_payloads"
+
+
+_lu_bootstrap()
+'''
+
+
+@dataclass
+class Stage:
+    """lu's own directory in the target's /tmp, open."""
+
+    dir: safefs.Dir
+    target_path: str  # the same directory as the target names it
+
+    def close(self) -> None:
+        self.dir.close()
+
+
+def open_stage(tmp: safefs.Dir) -> Stage:
+    """The shared stage directory, or a fresh private one when the name is taken by someone else."""
+    euid = os.geteuid()
+    name = STAGE % euid
+    try:
+        directory = tmp.subdir(name, owner=euid, create_mode=0o755)
+        return Stage(directory, "/tmp/" + name)
+    except (safefs.UnsafePath, OSError):
+        pass
+    for _ in range(10):
+        name = "lu-stage-%d-%s" % (euid, secrets.token_hex(6))
+        try:
+            os.mkdir(name, 0o700, dir_fd=tmp.fd)
+        except FileExistsError:
+            continue
+        directory = tmp.subdir(name, owner=euid)
+        os.fchmod(directory.fd, 0o755)
+        return Stage(directory, "/tmp/" + name)
+    raise LuAttachError("could not create lu's staging directory in the target's /tmp")
+
+
+def _copy_tree(source: str, parent: safefs.Dir, name: str) -> None:
+    """Copy a directory of lu's own into `parent/name` through descriptors (0755 dirs, 0644 files)."""
+    os.mkdir(name, 0o700, dir_fd=parent.fd)
+    with parent.subdir(name, owner=os.geteuid()) as here:
+        for entry in sorted(os.listdir(source)):
+            path = os.path.join(source, entry)
+            if entry == "__pycache__" or entry.endswith(".pyc"):
+                continue
+            if os.path.isdir(path):
+                _copy_tree(path, here, entry)
+            elif os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    here.write_new(entry, handle.read(), 0o644)
+        os.fchmod(here.fd, 0o755)
+
+
+def _publish(stage: Stage, name: str, make) -> None:
+    """Create `name` in the stage under a temporary name, then rename it into place (once)."""
+    try:
+        stage.dir.lstat(name)
+        return
+    except FileNotFoundError:
+        pass
+    tmp = "%s.%d.%s.tmp" % (name, os.getpid(), secrets.token_hex(4))
+    make(tmp)
+    try:
+        os.rename(tmp, name, src_dir_fd=stage.dir.fd, dst_dir_fd=stage.dir.fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    _remove(stage.dir, tmp)
+
+
+def _remove(directory: safefs.Dir, name: str) -> None:
+    """Remove a file or a whole tree below a directory descriptor, following no symlink."""
+    try:
+        st = directory.lstat(name)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        directory.unlink(name)
+        return
+    with directory.subdir(name) as inner:
+        for entry in inner.names():
+            _remove(inner, entry)
+    os.rmdir(name, dir_fd=directory.fd)
+
+
+def ensure_payloads(stage: Stage) -> str:
+    """The staged copy of lu_payloads for this version; returns its directory name in the stage."""
+    name = "payloads-%s-%s" % (lu_payloads.__version__, payloads_digest())
+    source = os.path.dirname(os.path.abspath(lu_payloads.__file__))
+
+    def make(tmp: str) -> None:
+        os.mkdir(tmp, 0o700, dir_fd=stage.dir.fd)
+        with stage.dir.subdir(tmp, owner=os.geteuid()) as top:
+            _copy_tree(source, top, "lu_payloads")
+            os.fchmod(top.fd, 0o755)
+
+    _publish(stage, name, make)
+    return name
+
+
+def ensure_helper(stage: Stage) -> str:
+    name = helper_name()
+
+    def make(tmp: str) -> None:
+        with open(helper_library(), "rb") as handle:
+            stage.dir.write_new(tmp, handle.read(), 0o644)
+
+    _publish(stage, name, make)
+    return name
+
+
+def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> None:
+    """Files of injections abandoned long ago (a killed lu), and of agents whose process is gone."""
+    _remove_stale_in(stage.dir)
+    try:
+        proc = safefs.open_root(target.pid)
+    except OSError:
+        return
+    with proc:
+        def alive(nspid: int) -> bool:
+            # The target's own /proc: pids there are those of its pid namespace.
+            try:
+                os.stat("proc/%d" % nspid, dir_fd=proc.fd)
+                return True
+            except FileNotFoundError:
+                return False
+            except OSError:
+                return True  # cannot tell: keep its files
+
+        with safefs.acting_as(target.uid, target.gid):
+            _remove_stale_in(runtime, alive)
+
+
+_AGENT_FILE = re.compile(r"agent-(\d+)\.(sock|json|log|log\.1)$")
+LOG_KEEP_SECONDS = 7 * 24 * 3600
+
+
+def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool]] = None) -> None:
+    """Abandoned injection files; with `alive`, also the files of agents whose process is gone."""
+    now = time.time()
+    try:
+        names = directory.names()
+    except OSError:
+        return
+    for name in names:
+        try:
+            age = now - directory.lstat(name).st_mtime
+            match = _AGENT_FILE.match(name)
+            if match and alive is not None:
+                gone = not alive(int(match.group(1)))
+                if gone and (match.group(2) in ("sock", "json") or age > LOG_KEEP_SECONDS):
+                    _remove(directory, name)
+            elif (name.startswith("inject-") or name.endswith(".tmp")) and age > STALE_SECONDS:
+                _remove(directory, name)
+        except (OSError, safefs.UnsafePath):
+            pass
+
+
+@dataclass
+class Injection:
+    """One injection's files: where the target finds them, and how lu reads them back."""
+
+    target: TargetProcess
+    stage: Stage
+    runtime: safefs.Dir
+    nonce: str
+    helper: str        # the helper library, as the target names it
+    script: str        # the bootstrap script, as the target names it
+
+    @property
+    def claim_name(self) -> str:
+        return "inject-%s.claim" % self.nonce
+
+    @property
+    def status_name(self) -> str:
+        return "inject-%s.status" % self.nonce
+
+    def status(self) -> Optional[dict]:
+        """The bootstrap's report, once written (read as the target's user, bounded)."""
+        try:
+            with safefs.acting_as(self.target.uid, self.target.gid):
+                data = self.runtime.read(self.status_name, STATUS_LIMIT, owner=self.target.uid)
+        except FileNotFoundError:
+            return None
+        except (OSError, safefs.UnsafePath) as exc:
+            raise LuAttachError("process %d: unreadable injection status (%s)" % (self.target.pid, exc))
+        try:
+            result = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise LuAttachError("process %d: malformed injection status" % self.target.pid)
+        if not isinstance(result, dict):
+            raise LuAttachError("process %d: malformed injection status" % self.target.pid)
+        return result
+
+    def cancel(self) -> bool:
+        """Withdraw the injection. True: nothing will run; False: the bootstrap already claimed it."""
+        with safefs.acting_as(self.target.uid, self.target.gid):
+            return self.runtime.unlink(self.claim_name)
+
+    def cleanup(self) -> None:
+        self.stage.dir.unlink(os.path.basename(self.script))
+        with safefs.acting_as(self.target.uid, self.target.gid):
+            for name in (self.claim_name, self.status_name, self.status_name + ".tmp"):
+                self.runtime.unlink(name)
+        self.runtime.close()
+        self.stage.close()
+
+
+def prepare(target: TargetProcess) -> Injection:
+    """Stage everything one injection into `target` needs; nothing in the target changes yet."""
+    tmp = open_tmp(target)
+    try:
+        stage = open_stage(tmp)
+        try:
+            runtime = open_runtime(target, tmp, create=True)
+        except BaseException:
+            stage.close()
+            raise
+    finally:
+        tmp.close()
+    try:
+        remove_stale(stage, target, runtime)
+        payloads = ensure_payloads(stage)
+        helper = ensure_helper(stage)
+        nonce = secrets.token_hex(12)
+        with safefs.acting_as(target.uid, target.gid):
+            runtime.write_new("inject-%s.claim" % nonce, b"", 0o600)
+        runtime_path = paths.runtime_dir(target.uid)
+        script_name = "inject-%s.py" % nonce
+        text = BOOTSTRAP.format(runtime=runtime_path, nonce=nonce, payloads=stage.target_path + "/" + payloads
+                                + "/lu_payloads", payloads_name=payloads)
+        stage.dir.write_new(script_name, text.encode(), 0o644)
+    except BaseException:
+        runtime.close()
+        stage.close()
+        raise
+    return Injection(target=target, stage=stage, runtime=runtime, nonce=nonce,
+                     helper=stage.target_path + "/" + helper, script=stage.target_path + "/" + script_name)
