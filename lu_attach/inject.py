@@ -4,71 +4,58 @@ How (and why this way; ../shared/research/attach.md has the measurements):
 
 1. Pre-flight, read-only: the pid exists, is no zombie, runs a supported
    CPython, and may be traced by us (uid, Yama ptrace_scope).
-2. The files the target will read are put in its user's private runtime
-   directory: a copy of `lu_payloads` (so the target needs no lu installed and
-   nothing is added to its sys.path), a per-injection copy of the lu_spawn
-   helper library, and a bootstrap script next to it.
-3. One thread of the target is made to call `dlopen(helper)`. The helper's
-   constructor starts a detached native thread and returns at once, so the
-   call never waits for the GIL; the new thread then takes the GIL the
-   cooperative way and runs the bootstrap, which loads `lu_payloads` by path
-   and starts the agent. No Python code ever runs at an interrupted
-   instruction.
-   The thread is chosen so that libc is in a consistent state at the call: a
-   thread parked in a blocking system call (a lock or GIL wait, sleep, select,
-   accept, read...). If there is none (a single busy thread), lu waits for a
-   thread to reach the entry of a Python allocator or GIL function (a
-   breakpoint, removed at the first hit) and calls from there.
-   The default method does the stop with a few ptrace requests of its own:
-   the symbol lookup happens before the stop, the target is stopped for the
-   call only (about a millisecond), and only the one thread. `--method gdb`
-   does the same call through gdb in batch mode.
-4. lu waits (bounded) for the bootstrap to report. If it does not run in time,
-   because a thread holds the GIL in a long C call, the bootstrap file is
-   removed: when the helper thread finally gets the GIL it finds nothing to run
-   and ends. lu then says which thread holds the GIL and what it does.
+2. The files the target reads are staged (staging.py): lu's package and its
+   spawn helper library in lu's own directory of the target's /tmp, a
+   bootstrap script per injection, and a claim file in the target user's
+   directory that makes cancelling atomic.
+3. A thread of the target is borrowed for two short calls: `dlopen(helper)`
+   (only the first time; the helper stays loaded and is reused) and
+   `lu_spawn_start(script)`, which starts a detached native thread and
+   returns. That thread takes the GIL the cooperative way and runs the
+   bootstrap, which loads `lu_payloads` and starts the agent. No Python code
+   ever runs at an interrupted instruction.
+   Each call is started like a signal handler (thread_call.py, sigframe.py):
+   the thread is stopped for a few tens of microseconds, pointed at the
+   function with a frame below its stack that restores every register, its
+   FPU state and its signal mask when the function returns, and let go at
+   once. Nothing needs lu to come back: killing lu at any instant leaves the
+   target running. The thread is one parked in a blocking system call, or,
+   when none is, a running thread caught inside the evaluation loop
+   (threads.py); no breakpoint is ever written.
+4. lu waits (bounded) for the bootstrap's status. If it does not run in time,
+   because a thread holds the GIL in a long C call, lu withdraws the claim:
+   when the helper thread finally gets the GIL the bootstrap finds it gone and
+   runs nothing. lu then says which thread holds the GIL and what it does.
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import psutil
 
-import lu_payloads
 from lu_payloads import paths
 
-from . import discover, ptrace, runtime
-from .errors import LuAttachError
-from .native_helper import helper_library
-from .symbols import find_symbols
+from . import discover, ptrace, sigframe, staging, threads, thread_call
+from .errors import AgentAbsent, AgentBusy, LuAttachError
+from .native_helper import ENTRY, entry_offset, helper_library
+from .runtime import TargetProcess, process_gone
+from .symbols import find_restorer, find_symbols, read_maps
 
 SUPPORTED = ((3, 8), (3, 13))
 RTLD_NOW = 2
-
-# System calls in which a thread is parked at a point where libc is
-# consistent: waits and blocking I/O (Python releases the GIL around them).
-PARKED_SYSCALLS = {
-    0: "read", 7: "poll", 19: "readv", 23: "select", 34: "pause", 35: "nanosleep", 43: "accept",
-    45: "recvfrom", 47: "recvmsg", 61: "wait4", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
-    202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 270: "pselect6",
-    271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2", 449: "futex_waitv",
-}
-# Functions at whose entry a running thread holds no libc lock; the first one
-# reached is where the call is made when no thread is parked.
-SAFE_ENTRY_FUNCTIONS = ("PyObject_Malloc", "PyObject_Free", "PyObject_Realloc", "PyMem_Malloc",
-                        "PyMem_Free", "PyEval_SaveThread", "PyEval_RestoreThread",
-                        "PyObject_GC_Del", "PyTuple_New", "PyLong_FromLong", "PyFloat_FromDouble")
+HELPER_LOAD_TIMEOUT = 10.0
+EXACT_PREFERENCE = 1.0  # seconds spent looking for a thread whose wait resumes exactly
 
 
 @dataclass
@@ -105,9 +92,9 @@ def check_target(pid: int) -> discover.PythonProcess:
     if status == psutil.STATUS_ZOMBIE:
         raise LuAttachError("process %d (%s) is a zombie: it has exited and only waits for its parent to reap it"
                             % (pid, name))
-    me = os.getuid()
+    me = os.geteuid()
     try:
-        owner = proc.uids().real
+        owner = proc.uids().effective
     except psutil.Error:
         owner = -1
     if me != 0 and owner != me:
@@ -117,14 +104,14 @@ def check_target(pid: int) -> discover.PythonProcess:
             user = str(owner)
         raise LuAttachError("process %d belongs to user %s: run lu as %s or as root" % (pid, user, user))
     try:
-        found = discover.inspect_process(pid)
+        found = discover.inspect_process(pid, probe_agent=False)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise LuAttachError("process %d: permission denied reading its memory map; run lu as its user or root"
                                 % pid)
         raise
     if found is None:
-        if runtime.process_gone(pid):
+        if process_gone(pid):
             raise LuAttachError("process %d exited" % pid)
         raise LuAttachError("process %d (%s) is not a Python process (no CPython interpreter in it)" % (pid, name))
     try:
@@ -160,184 +147,14 @@ def _is_ancestor(ancestor: int, pid: int) -> bool:
     return False
 
 
-# -- files the target reads ---------------------------------------------------
-
-def _payloads_source_dir() -> str:
-    return os.path.dirname(os.path.abspath(lu_payloads.__file__))
-
-
-def _chown_tree(path: str, uid: int, gid: int) -> None:
-    if os.getuid() != 0:
-        return
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.chown(dirpath, uid, gid)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid)
-
-
-def stage_payloads(target_dir: str, uid: int, gid: int) -> str:
-    """Copy lu_payloads into the target's runtime dir (once per version); return its path there."""
-    source = _payloads_source_dir()
-    digest = _tree_digest(source)
-    name = "payloads-%s-%s" % (lu_payloads.__version__, digest)
-    final = os.path.join(target_dir, name)
-    if not os.path.isdir(final):
-        tmp = final + ".%d.tmp" % os.getpid()
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source, os.path.join(tmp, "lu_payloads"),
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        _chown_tree(tmp, uid, gid)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another lu staged it meanwhile
-    return os.path.join(final, "lu_payloads")
-
-
-def _tree_digest(path: str) -> str:
-    import hashlib
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(path)):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                digest.update(name.encode())
-                with open(os.path.join(dirpath, name), "rb") as handle:
-                    digest.update(handle.read())
-    return digest.hexdigest()[:12]
-
-
-BOOTSTRAP = '''\
-import sys
-_threading_was_imported = "threading" in sys.modules
-
-
-def _lu_report(result):
-    import json, os
-    tmp = {status!r} + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(result, handle)
-    os.replace(tmp, {status!r})
-
-
-try:
-    _module = sys.modules.get("lu_payloads")
-    if _module is None:
-        import importlib.util
-        _spec = importlib.util.spec_from_file_location(
-            "lu_payloads", {package!r} + "/__init__.py", submodule_search_locations=[{package!r}])
-        _module = importlib.util.module_from_spec(_spec)
-        sys.modules["lu_payloads"] = _module
-        try:
-            _spec.loader.exec_module(_module)
-        except BaseException:
-            del sys.modules["lu_payloads"]
-            raise
-    from lu_payloads import threadfix as _threadfix
-    _threadfix.fix_main_thread(_threading_was_imported)
-    _lu_report({{"ok": True, "socket": _module.start(), "python": "%d.%d.%d" % sys.version_info[:3]}})
-except BaseException as _exc:
-    try:
-        _lu_report({{"ok": False, "error": "%s: %s" % (type(_exc).__name__, _exc)}})
-    except BaseException:
-        pass
-'''
-
-
-@dataclass
-class Staged:
-    library: str  # path inside the target's mount namespace
-    script_host: str
-    status_host: str
-    library_host: str
-
-    def cleanup(self) -> None:
-        for path in (self.script_host, self.status_host, self.library_host, self.status_host + ".tmp"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-
-def remove_stale_files(host_dir: str, root: str) -> None:
-    """Sockets and descriptions of agents whose process is gone, and abandoned injection files."""
-    import re
-    try:
-        names = os.listdir(host_dir)
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(host_dir, name)
-        match = re.match(r"agent-(\d+)\.(sock|json)$", name)
-        try:
-            # the target's own /proc: pids there are those of its pid namespace
-            if match and os.path.isdir(root + "/proc/self") and not os.path.exists(root + "/proc/%s" % match.group(1)):
-                os.unlink(path)
-            elif name.startswith("inject-") and time.time() - os.lstat(path).st_mtime > 600:
-                os.unlink(path)
-        except OSError:
-            pass
-
-
-def stage_injection(pid: int, uid: int, gid: int) -> Staged:
-    root = runtime.target_root(pid)
-    host_dir = paths.runtime_dir(uid, root)
-    try:
-        paths.ensure_private_dir(host_dir, uid, gid)
-    except PermissionError as exc:
-        raise LuAttachError(str(exc))
-    remove_stale_files(host_dir, root)
-    package_host = stage_payloads(host_dir, uid, gid)
-    package = package_host[len(root):]
-    stem = "inject-%d-%s" % (pid, secrets.token_hex(6))
-    library_host = os.path.join(host_dir, stem + ".so")
-    script_host = os.path.join(host_dir, stem + ".py")
-    status_host = os.path.join(host_dir, stem + ".status")
-    status = status_host[len(root):]
-    shutil.copyfile(helper_library(), library_host)
-    with open(script_host, "w") as handle:
-        handle.write(BOOTSTRAP.format(status=status, package=package))
-    for path in (library_host, script_host):
-        os.chmod(path, 0o600 if path.endswith(".py") else 0o700)
-        if os.getuid() == 0:
-            os.chown(path, uid, gid)
-    return Staged(library=library_host[len(root):], script_host=script_host, status_host=status_host,
-                  library_host=library_host)
-
-
-# -- choosing the thread ------------------------------------------------------
-
-def thread_syscalls(pid: int) -> Dict[int, Optional[int]]:
-    """tid -> the system call it is blocked in, or None when it is running."""
-    result: Dict[int, Optional[int]] = {}
-    try:
-        tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
-    except OSError:
-        return result
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as handle:
-                fields = handle.read().split()
-        except OSError:
-            continue
-        if fields and fields[0] not in ("running", "-1"):
-            result[tid] = int(fields[0])
-        else:
-            result[tid] = None
-    return result
-
-
-def parked_threads(pid: int) -> List[int]:
-    """Threads blocked in a consistent wait, main thread last (it is the one most likely busy later)."""
-    threads = thread_syscalls(pid)
-    parked = [tid for tid, nr in threads.items() if nr in PARKED_SYSCALLS]
-    return sorted(parked, key=lambda tid: (tid == pid, tid))
-
-
 @contextmanager
-def _no_interrupts():
-    """Hold SIGINT/SIGTERM while the target is stopped; they take effect right after."""
-    mask = {signal.SIGINT, signal.SIGTERM}
+def _no_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for the microseconds a thread is stopped; they take effect right after.
+
+    Not needed for the target's sake (a thread stopped by lu carries on if lu
+    dies), but it keeps lu from dying between two of its own steps.
+    """
+    mask = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
     try:
         yield
@@ -345,271 +162,182 @@ def _no_interrupts():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-# -- the ptrace method ---------------------------------------------------------
+# -- borrowing a thread for one call --------------------------------------------
 
-ERESTART = {-512, -513, -514, -516, -4}  # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR
+@dataclass(frozen=True)
+class Call:
+    """A function to start in the target, and the addresses it needs."""
+
+    function: int
+    arguments: Tuple[int, ...]
+    strings: Dict[int, bytes]
+    restorer: int
 
 
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= (1 << 63) else value
+@dataclass(frozen=True)
+class Borrowed:
+    tid: int
+    stopped_ms: float
+    resume: sigframe.Resume
+    rsp: int
+    syscall: Optional[int]
 
 
-def call_in_parked_thread(pid: int, tid: int, dlopen: int, library: str, timeout: float) -> Optional[float]:
-    """dlopen the helper in a parked thread. Returns the thread's stop in ms, or None if it was not parked."""
-    tracee = ptrace.Tracee(tid)
+def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, parked: bool,
+                exact_only: bool = False) -> Optional[Borrowed]:
+    """Stop one thread; start the call in it if it is at a safe point. None: not this time.
+
+    `exact_only` takes a parked thread only if its wait resumes exactly
+    afterwards (see sigframe.resume_point).
+    """
+    try:
+        tracee = ptrace.Tracee(tid)
+    except ptrace.PtraceError as exc:
+        if exc.errno == errno.ESRCH:
+            return None  # the thread ended
+        if exc.errno == errno.EPERM:
+            raise LuAttachError("process %d: not allowed to trace it (%s; is a debugger attached?)"
+                                % (pid, exc.strerror))
+        raise
     started = time.perf_counter()
     try:
-        status = tracee.interrupt()
-        if not os.WIFSTOPPED(status):
-            return None
-        regs = tracee.getregs()
-        nr = _signed(regs.orig_rax)
-        if nr not in PARKED_SYSCALLS or _signed(regs.rax) not in ERESTART:
-            return None  # it woke up between the look and the stop: choose again
-        handle = ptrace.call_function(tracee, pid, dlopen, [0, RTLD_NOW], {0: library.encode()}, timeout)
-    finally:
-        tracee.detach()
-    stopped = (time.perf_counter() - started) * 1000
-    if not handle:
-        raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
-    return stopped
-
-
-def call_at_safe_entry(pid: int, dlopen: int, library: str, entries: Dict[str, int], timeout: float) -> Optional[float]:
-    """No thread is parked: trap the first thread reaching a safe function entry and call from there."""
-    tracees: Dict[int, ptrace.Tracee] = {}
-    originals: Dict[int, bytes] = {}
-    breakpoints = set(entries.values())
-
-    def seize_all() -> None:
-        while True:
-            new = [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) not in tracees]
-            if not new:
-                return
-            for tid in new:
-                try:
-                    tracees[tid] = ptrace.Tracee(tid, ptrace.PTRACE_O_TRACECLONE)
-                except ptrace.PtraceError as exc:
-                    if exc.errno == errno.EPERM:  # auto-attached child of a seized thread
-                        tracees[tid] = _adopted(tid)
-                    elif exc.errno != errno.ESRCH:
-                        raise
-
-    def remove_breakpoints() -> None:
-        for address, byte in originals.items():
+        with _no_interrupts():
             try:
-                ptrace.write_memory(pid, address, byte)
-            except OSError:
-                pass
-        originals.clear()
-
-    hit_tid = None
-    hit_regs = None
-    try:
-        seize_all()
-        for address in breakpoints:
-            originals[address] = ptrace.read_memory(pid, address, 1)
-        for address in breakpoints:
-            ptrace.write_memory(pid, address, b"\xcc")
-        deadline = time.monotonic() + timeout
-        while hit_tid is None and time.monotonic() < deadline:
-            try:
-                tid, status = os.waitpid(-1, ptrace.WALL | os.WNOHANG)
-            except ChildProcessError:
-                break
-            if tid == 0:
-                time.sleep(0.0005)
-                continue
-            regs = _handle_stop(tracees, tid, status, breakpoints)
-            if regs is not None:
-                hit_tid, hit_regs = tid, regs
-                break
-        remove_breakpoints()
-        if hit_tid is None:
-            return None
-        started = time.perf_counter()
-        tracee = tracees[hit_tid]
-        tracee.setregs(hit_regs)
-        # The helper starts a thread from this one: it must not be auto-traced.
-        ptrace.set_options(tracee, 0)
-
-        def others(tid: int, status: int) -> None:
-            regs = _handle_stop(tracees, tid, status, breakpoints)
-            if regs is not None:  # it reached a breakpoint before we removed it: send it on from the entry
-                tracees[tid].setregs(regs)
-                tracees[tid].cont()
-
-        handle = ptrace.call_function(tracee, pid, dlopen, [0, RTLD_NOW], {0: library.encode()}, 30.0,
-                                      on_other=others)
-        stopped_ms = (time.perf_counter() - started) * 1000
-        if not handle:
-            raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
-        return stopped_ms
-    finally:
-        remove_breakpoints()
-        _release_all(tracees, breakpoints)
-
-
-def _handle_stop(tracees: Dict[int, "ptrace.Tracee"], tid: int, status: int,
-                 breakpoints: set) -> Optional["ptrace.UserRegs"]:
-    """Deal with one stop of a seized thread while breakpoints may be in place.
-
-    New threads are adopted, interrupt and clone stops are continued, a signal
-    meant for the program is passed on. A SIGTRAP at one of our breakpoints
-    leaves the thread stopped and returns its registers moved back to the
-    function's entry, for the caller to decide what happens there.
-    """
-    tracee = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
-    if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-        tracees.pop(tid, None)
-        return None
-    tracee.stopped = True
-    event = status >> 16
-    if event == ptrace.PTRACE_EVENT_CLONE:
-        child = ptrace.event_message(tracee)
-        tracees.setdefault(child, _adopted(child))
-        tracee.cont()
-        return None
-    if event == ptrace.PTRACE_EVENT_STOP:
-        tracee.cont()
-        return None
-    sig = os.WSTOPSIG(status)
-    if sig == signal.SIGTRAP:
-        regs = tracee.getregs()
-        if regs.rip - 1 in breakpoints:
-            regs.rip -= 1
-            return regs
-    tracee.cont(sig)
-    return None
-
-
-def _release_all(tracees: Dict[int, "ptrace.Tracee"], breakpoints: set) -> None:
-    """Let every seized thread go, none of them inside a breakpoint we placed.
-
-    A thread may have hit a breakpoint just before it was removed; its SIGTRAP
-    stop may not even have been collected yet. So every running thread is
-    interrupted, and each is let go the moment it reports a stop lu
-    understands: an interrupt stop (detached at once, so no thread waits for
-    the others), a SIGTRAP at one of our breakpoints (moved back to the
-    function's entry, then on to its interrupt stop), or a signal meant for
-    the program (detached with that signal).
-    """
-    def let_go(tid: int, sig: int = 0) -> None:
-        try:
-            ptrace._ptrace(ptrace.PTRACE_DETACH, tid, 0, sig)
-        except ptrace.PtraceError:
-            pass
-        tracees.pop(tid, None)
-
-    pending = set()
-    for tid, tracee in list(tracees.items()):
-        if tracee.stopped:
-            let_go(tid)
-            continue
-        try:
-            ptrace._ptrace(ptrace.PTRACE_INTERRUPT, tid)
-            pending.add(tid)
-        except ptrace.PtraceError:
-            tracees.pop(tid, None)
-    deadline = time.monotonic() + 5.0
-    while pending and time.monotonic() < deadline:
-        try:
-            tid, status = os.waitpid(-1, ptrace.WALL | os.WNOHANG)
-        except ChildProcessError:
-            break
-        if tid == 0:
-            time.sleep(0.0002)
-            continue
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            pending.discard(tid)
-            tracees.pop(tid, None)
-            continue
-        tracee = tracees.get(tid) or tracees.setdefault(tid, _adopted(tid))
-        tracee.stopped = True
-        event = status >> 16
-        if event == ptrace.PTRACE_EVENT_STOP:
-            pending.discard(tid)
-            let_go(tid)
-            continue
-        if event == ptrace.PTRACE_EVENT_CLONE:
-            child = ptrace.event_message(tracee)
-            tracees.setdefault(child, _adopted(child))
-            pending.add(child)  # it reports its own first stop
-            tracee.cont()
-            continue
-        sig = os.WSTOPSIG(status)
-        if sig == signal.SIGTRAP:
-            try:
+                tracee.interrupt()
                 regs = tracee.getregs()
-                if regs.rip - 1 in breakpoints:
-                    regs.rip -= 1
-                    tracee.setregs(regs)
-                    tracee.cont()  # on to the interrupt stop still queued
-                    continue
             except ptrace.PtraceError:
-                pass
-        pending.discard(tid)
-        let_go(tid, sig)  # the program's own signal goes with it
-    for tid, tracee in list(tracees.items()):
+                return None
+            nr = sigframe.signed(regs.orig_rax)
+            if parked:
+                if nr not in threads.PARKED_SYSCALLS or sigframe.signed(regs.rax) not in sigframe.RESTART_RESULTS:
+                    return None  # it woke up between the look and the stop
+                if exact_only and not sigframe.resume_point(regs.rip, regs.rax, regs.orig_rax, regs.rsi).exact:
+                    return None
+            elif not points.in_eval_loop(regs.rip):
+                return None
+            if points.holds_loader_lock(pid, tid):
+                return None
+            try:
+                resume = thread_call.start_call(pid, tracee, call.function, call.arguments, call.strings,
+                                                call.restorer)
+            except OSError:
+                return None  # its stack could not be written: try another thread
+            tracee.detach()
+            return Borrowed(tid=tid, stopped_ms=(time.perf_counter() - started) * 1000, resume=resume,
+                            rsp=regs.rsp, syscall=nr if parked else None)
+    finally:
         tracee.detach()
 
 
-def _adopted(tid: int) -> ptrace.Tracee:
-    """A Tracee for a thread already traced by us (auto-attached by TRACECLONE)."""
-    tracee = ptrace.Tracee.__new__(ptrace.Tracee)
-    tracee.tid = tid
-    tracee.stopped = False
-    return tracee
+def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: float,
+                  mode: str) -> Tuple[str, Borrowed]:
+    """Start `call` in a parked thread, else in a running one caught in the evaluation loop.
+
+    Parked threads whose wait resumes exactly are preferred; one whose timed
+    wait would return EINTR is taken only when there is no other.
+    """
+    rounds = 0
+    # A thread whose wait would end in EINTR is taken only after the others
+    # had a while to come back to their waits (they leave them briefly).
+    exact_until = time.monotonic() + min(EXACT_PREFERENCE, max(0.0, deadline - time.monotonic()) / 4)
+    while time.monotonic() < deadline:
+        if mode != "running":
+            exact_only = time.monotonic() < exact_until
+            for tid in threads.parked_threads(pid):
+                borrowed = _try_thread(pid, tid, call, points, parked=True, exact_only=exact_only)
+                if borrowed is not None:
+                    return "ptrace", borrowed
+        if mode != "parked" and points.eval_loop is not None:
+            for tid in threads.running_threads(pid):
+                borrowed = _try_thread(pid, tid, call, points, parked=False)
+                if borrowed is not None:
+                    return "ptrace-running", borrowed
+        if process_gone(pid):
+            raise LuAttachError("process %d exited during the injection" % pid)
+        rounds += 1
+        time.sleep(0.001 if rounds < 50 else 0.005)
+    raise LuAttachError("process %d: no thread became available within the timeout (every thread runs native "
+                        "code without waiting or returning to the interpreter)" % pid)
 
 
-def ptrace_inject(pid: int, staged: Staged, timeout: float) -> tuple:
+# -- the helper library in the target --------------------------------------------
+
+def helper_base(pid: int, library: str) -> Optional[int]:
+    """Load base of the helper library in the target, if it is mapped (possibly from a removed file)."""
+    bases = [m.start - m.offset for m in read_maps(pid)
+             if m.path == library or m.path == library + " (deleted)"]
+    return min(bases) if bases else None
+
+
+def _wait_for_helper(pid: int, library: str, borrowed: Borrowed, deadline: float) -> int:
+    """Wait until dlopen has mapped the helper; fail early when the borrowed thread came back without it."""
+    back_since = None
+    while time.monotonic() < deadline:
+        base = helper_base(pid, library)
+        if base is not None:
+            return base
+        if process_gone(pid):
+            raise LuAttachError("process %d exited during the injection" % pid)
+        if borrowed.syscall is not None and _back_in_syscall(pid, borrowed):
+            back_since = back_since or time.monotonic()
+            if time.monotonic() - back_since > 0.2:
+                raise LuAttachError("process %d could not load lu's helper library %s (a /tmp mounted noexec, "
+                                    "or a security policy, refuses it)" % (pid, library))
+        time.sleep(0.002)
+    raise LuAttachError("process %d did not load lu's helper library in time (the dynamic loader is busy)" % pid)
+
+
+def _back_in_syscall(pid: int, borrowed: Borrowed) -> bool:
+    try:
+        with open("/proc/%d/task/%d/syscall" % (pid, borrowed.tid)) as handle:
+            fields = handle.read().split()
+        return int(fields[0]) == borrowed.syscall and int(fields[-2], 16) == borrowed.rsp
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def ptrace_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[str, int, float]:
     if not ptrace.supported():
         raise LuAttachError("lu's own injector supports x86-64 only; use --method gdb")
-    symbols = find_symbols(pid, ["dlopen", "__libc_dlopen_mode"], ("libc.so", "libc-", "libdl", "ld-musl"))
-    dlopen = symbols.get("dlopen")
-    if not dlopen:
+    symbols = find_symbols(pid, ["dlopen"], ("libc.so", "libc-", "libdl", "ld-musl"))
+    if not symbols.get("dlopen"):
         raise LuAttachError("process %d has no dlopen lu can call (libc without dlopen and libdl not loaded)" % pid)
-    # LU_INJECT_MODE=breakpoint skips the parked-thread call (for tests of the other path).
-    attempts = 0 if os.environ.get("LU_INJECT_MODE") == "breakpoint" else 20
-    for attempt in range(attempts):
-        candidates = parked_threads(pid)
-        for tid in candidates:
-            with _no_interrupts():
-                try:
-                    stopped = call_in_parked_thread(pid, tid, dlopen, staged.library, timeout=30.0)
-                except ptrace.PtraceError as exc:
-                    if exc.errno == errno.ESRCH:
-                        continue  # the thread ended
-                    if exc.errno == errno.EPERM:
-                        raise LuAttachError("process %d: not allowed to trace it (%s)" % (pid, exc.strerror))
-                    raise
-            if stopped is not None:
-                return "ptrace", tid, stopped
-        time.sleep(0.01)
-    # Nobody is parked: wait for a thread to reach a safe function entry.
-    entries = find_symbols(pid, SAFE_ENTRY_FUNCTIONS, ("libpython",))
-    if not entries:
-        raise LuAttachError("process %d: no thread is waiting and no safe entry point was found" % pid)
-    with _no_interrupts():
-        stopped = call_at_safe_entry(pid, dlopen, staged.library, entries, timeout)
-    if stopped is None:
-        raise LuAttachError("process %d: no thread became available within %.0f s (every thread runs native "
-                            "code without waiting, allocating or releasing the GIL)" % (pid, timeout))
-    return "ptrace-breakpoint", None, stopped
+    restorer = find_restorer(pid)
+    if restorer is None:
+        raise LuAttachError("process %d: lu cannot find its C library's signal return code" % pid)
+    points = threads.SafePoints.of(pid)
+    mode = {"running": "running", "parked": "parked"}.get(os.environ.get("LU_INJECT_MODE", ""), "any")
+    deadline = time.monotonic() + timeout
+    stopped = 0.0
+    base = helper_base(pid, injection.helper)
+    if base is None:
+        load = Call(symbols["dlopen"], (0, RTLD_NOW), {0: injection.helper.encode()}, restorer)
+        _, borrowed = borrow_thread(pid, load, points, deadline, mode)
+        stopped += borrowed.stopped_ms
+        base = _wait_for_helper(pid, injection.helper, borrowed, min(deadline, time.monotonic() + HELPER_LOAD_TIMEOUT))
+    start = Call(base + entry_offset(helper_library()), (0,), {0: injection.script.encode()}, restorer)
+    method, borrowed = borrow_thread(pid, start, points, deadline, mode)
+    return method, borrowed.tid, stopped + borrowed.stopped_ms
 
 
 # -- the gdb method ------------------------------------------------------------
 
-def gdb_inject(pid: int, staged: Staged, timeout: float) -> tuple:
+def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[str, int, float]:
+    """The same two calls, made by gdb's inferior calls in a parked thread.
+
+    gdb runs in its own session with its output in a private file, so lu's
+    terminal going away, or lu dying, does not stop it half way.
+    """
     gdb = shutil.which("gdb")
     if not gdb:
         raise LuAttachError("gdb is not installed (apt-get install gdb), or use the default method "
                             "(--method ptrace), or start the agent from the program "
                             "(import lu_payloads; lu_payloads.start())")
-    candidates = parked_threads(pid)
+    candidates = threads.parked_threads(pid)
     if not candidates:
         raise LuAttachError("process %d: --method gdb needs a thread waiting in a system call; none is "
                             "(use the default method)" % pid)
+    offset = entry_offset(helper_library())
     # gdb stops every thread from `attach` to `detach`: that span is the pause.
     script = (
         "import gdb, time\n"
@@ -622,37 +350,42 @@ def gdb_inject(pid: int, staged: Staged, timeout: float) -> tuple:
         "    print('LU-NOTHREAD')\n"
         "else:\n"
         "    threads[chosen].switch()\n"
-        "    r = gdb.parse_and_eval('(void*)dlopen(\"%s\", %d)')\n"
+        "    r = int(gdb.parse_and_eval('(void*)dlopen(\"%s\", %d)'))\n"
+        "    base = None\n"
+        "    for line in open('/proc/%d/maps'):\n"
+        "        if line.rstrip().endswith(%r) and int(line.split()[2], 16) == 0:\n"
+        "            base = int(line.split('-')[0], 16)\n"
+        "    if r and base is not None:\n"
+        "        gdb.parse_and_eval('((int (*)(const char *))%%d)(\"%s\")' %% (base + %d))\n"
         "    gdb.execute('detach', to_string=True)\n"
-        "    print('LU-DLOPEN', int(r), chosen, (time.perf_counter() - t0) * 1000)\n"
-        % (pid, candidates, staged.library, RTLD_NOW))
-    script_path = _write_temp(script)
-    try:
-        with _no_interrupts():
-            result = subprocess.run(
-                [gdb, "-nx", "-batch", "-iex", "set auto-load off", "-iex",
-                 "set libthread-db-search-path /nonexistent", "-iex", "set auto-solib-add off",
-                 "-ex", "file /proc/%d/exe" % pid, "-ex", "python exec(open(%r).read())" % script_path],
-                capture_output=True, text=True, start_new_session=True, timeout=timeout + 30)
-    finally:
-        os.unlink(script_path)
-    if "LU-NOTHREAD" in result.stdout:
+        "    print('LU-DLOPEN', r, chosen, (time.perf_counter() - t0) * 1000)\n"
+        % (pid, candidates, injection.helper, RTLD_NOW, pid, injection.helper, injection.script, offset))
+    with tempfile.TemporaryDirectory(prefix="lu-gdb-") as work:
+        script_path = os.path.join(work, "inject.py")
+        output_path = os.path.join(work, "out")
+        with open(script_path, "w") as handle:
+            handle.write(script)
+        with open(output_path, "w") as output, _no_interrupts():
+            try:
+                subprocess.run([gdb, "-nx", "-batch", "-iex", "set auto-load off", "-iex",
+                                "set libthread-db-search-path /nonexistent", "-iex", "set auto-solib-add off",
+                                "-ex", "file /proc/%d/exe" % pid, "-ex", "python exec(open(%r).read())" % script_path],
+                               stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True, timeout=timeout + 30,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+            except subprocess.TimeoutExpired:
+                raise LuAttachError("gdb did not finish its call into process %d in time" % pid)
+        with open(output_path) as handle:
+            out = handle.read()
+    if "LU-NOTHREAD" in out:
         raise LuAttachError("process %d: the waiting threads lu chose ended meanwhile; retry" % pid)
-    if "LU-DLOPEN" not in result.stdout:
+    if "LU-DLOPEN" not in out:
         raise LuAttachError("gdb could not load lu's helper into process %d: %s"
-                            % (pid, (result.stderr.strip().splitlines() or ["no output"])[-1]))
-    handle, tid, stopped = result.stdout.split("LU-DLOPEN", 1)[1].split()[:3]
-    if handle == "0":
+                            % (pid, (out.strip().splitlines() or ["no output"])[-1]))
+    handle_value, tid, stopped = out.split("LU-DLOPEN", 1)[1].split()[:3]
+    if handle_value == "0":
         raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
     return "gdb", int(tid), float(stopped)
-
-
-def _write_temp(text: str) -> str:
-    import tempfile
-    fd, path = tempfile.mkstemp(prefix="lu-gdb-", suffix=".py")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    return path
 
 
 # -- waiting for the agent -------------------------------------------------------
@@ -665,76 +398,95 @@ def describe_gil_holder(pid: int) -> str:
     try:
         out = subprocess.run([pyspy, "dump", "--pid", str(pid), "--json", "--nonblocking"],
                              capture_output=True, text=True, timeout=15)
-        threads = json.loads(out.stdout)
+        found = json.loads(out.stdout)
     except (subprocess.SubprocessError, ValueError, OSError):
         return "py-spy could not read the process"
-    for thread in threads:
-        if thread.get("owns_gil"):
+    for thread in found if isinstance(found, list) else []:
+        if isinstance(thread, dict) and thread.get("owns_gil"):
             frames = thread.get("frames") or []
             where = ("%s (%s:%s)" % (frames[0].get("name"), frames[0].get("filename"), frames[0].get("line"))
-                     if frames else "native code")
+                     if frames and isinstance(frames[0], dict) else "native code")
             return "thread %s (%s) holds the GIL in %s" % (thread.get("thread_name") or "?",
                                                             thread.get("os_thread_id"), where)
     return "no thread holds the GIL right now"
 
 
-def wait_for_bootstrap(pid: int, staged: Staged, timeout: float) -> dict:
+def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
+    pid = injection.target.pid
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            if os.path.exists(staged.status_host):
-                with open(staged.status_host) as handle:
-                    return json.load(handle)
-            if runtime.process_gone(pid):
+            status = injection.status()
+            if status is not None:
+                return status
+            if process_gone(pid):
                 raise LuAttachError("process %d exited during the injection" % pid)
             time.sleep(0.005)
     except KeyboardInterrupt:
-        cancel(staged)
-        raise LuAttachError("interrupted: the injection was cancelled and nothing will run in process %d" % pid)
-    # Cancel: the helper thread finds no script when it gets the GIL.
+        if injection.cancel():
+            raise LuAttachError("interrupted: the injection was cancelled and nothing will run in process %d" % pid)
+        raise LuAttachError("interrupted: the agent was already starting in process %d; `lu detach %d` stops it"
+                            % (pid, pid))
     holder = describe_gil_holder(pid)
-    cancel(staged)
-    if os.path.exists(staged.status_host):  # it ran just before the cancel
-        with open(staged.status_host) as handle:
-            return json.load(handle)
-    raise LuAttachError("the agent did not start within %.0f s because %s; the injection was cancelled "
-                        "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid))
+    if injection.cancel():
+        raise LuAttachError("the agent did not start within %.0f s because %s; the injection was cancelled "
+                            "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid))
+    # The bootstrap claimed the injection just before the cancel: it is running.
+    late = time.monotonic() + 30
+    while time.monotonic() < late:
+        status = injection.status()
+        if status is not None:
+            return status
+        if process_gone(pid):
+            raise LuAttachError("process %d exited during the injection" % pid)
+        time.sleep(0.01)
+    raise LuAttachError("the agent of process %d started but did not report in time" % pid)
 
 
-def cancel(staged: Staged) -> None:
+def _agent_socket(target: TargetProcess) -> Optional[str]:
+    """The host path of a running agent's socket, if one answers as this very process."""
+    from .session import open_client
     try:
-        os.unlink(staged.script_host)
-    except OSError:
-        pass
+        with open_client(target, timeout=10.0):
+            pass
+    except AgentAbsent:
+        return None
+    except AgentBusy:
+        pass  # there, only busy: never inject a second time
+    return target.host_path(paths.socket_path(target.nspid, target.uid))
 
 
 def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectResult:
     """Start the agent in pid (or find the one running) and return where it listens."""
     begin = time.perf_counter()
-    target = check_target(pid)
-    existing = target.agent_socket  # check_target's look at the process already probed for one
+    check_target(pid)
+    target = TargetProcess.of(pid)
+    existing = _agent_socket(target)
     if existing:
         return InjectResult(pid=pid, socket=existing, already_running=True, method="none")
-    try:
-        gid = psutil.Process(pid).gids().real
-    except psutil.Error:
-        raise LuAttachError("process %d exited" % pid)
-    staged = stage_injection(pid, target.uid, gid)
+    injection = staging.prepare(target)
     try:
         try:
             if method == "gdb":
-                used, tid, pause = gdb_inject(pid, staged, timeout)
+                used, tid, pause = gdb_inject(pid, injection, timeout)
             else:
-                used, tid, pause = ptrace_inject(pid, staged, timeout)
+                used, tid, pause = ptrace_inject(pid, injection, timeout)
         except ptrace.PtraceError as exc:
-            if runtime.process_gone(pid):
+            if process_gone(pid):
                 raise LuAttachError("process %d exited during the injection" % pid)
             raise LuAttachError("process %d: tracing failed: %s" % (pid, exc.strerror or exc))
-        status = wait_for_bootstrap(pid, staged, timeout)
+        except BaseException:
+            injection.cancel()  # whatever was started finds nothing to run
+            raise
+        status = wait_for_bootstrap(injection, timeout)
         if not status.get("ok"):
-            raise LuAttachError("the agent failed to start in process %d: %s" % (pid, status.get("error")))
-        sock = runtime.target_root(pid) + status["socket"]
-        return InjectResult(pid=pid, socket=sock, already_running=False, method=used, thread=tid,
-                            pause_ms=pause, total_ms=(time.perf_counter() - begin) * 1000)
+            raise LuAttachError("the agent failed to start in process %d: %s"
+                                % (pid, str(status.get("error"))[:300]))
+        expected = paths.socket_path(target.nspid, target.uid)
+        if status.get("socket") != expected:
+            raise LuAttachError("process %d: its agent reports socket %r, not %s; refusing to use it"
+                                % (pid, str(status.get("socket"))[:200], expected))
+        return InjectResult(pid=pid, socket=target.host_path(expected), already_running=False, method=used,
+                            thread=tid, pause_ms=pause, total_ms=(time.perf_counter() - begin) * 1000)
     finally:
-        staged.cleanup()
+        injection.cleanup()

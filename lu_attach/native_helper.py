@@ -18,10 +18,13 @@ def _cache_dir() -> str:
     return os.path.join(base, "lu")
 
 
+ENTRY = "lu_spawn_start"
+
+
 def helper_library() -> str:
-    """Path of a built lu_spawn library: the one setup.py built, or one compiled now."""
+    """Path of a built lu_spawn library: the one setup.py built (if not older than its source), or one compiled now."""
     built = sorted(glob.glob(os.path.join(HERE, "_lu_spawn*.so")))
-    if built:
+    if built and os.stat(built[0]).st_mtime >= os.stat(SOURCE).st_mtime:
         return built[0]
     with open(SOURCE, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()[:16]
@@ -41,3 +44,12 @@ def helper_library() -> str:
         raise LuAttachError("building lu's helper library failed: %s" % result.stderr.strip().splitlines()[-1:])
     os.replace(tmp, target)
     return target
+
+
+def entry_offset(library: str) -> int:
+    """Offset of `lu_spawn_start` from the library's load base."""
+    from .symbols import _dynamic_symbols
+    offsets = _dynamic_symbols(library, [ENTRY])
+    if ENTRY not in offsets:
+        raise LuAttachError("lu's helper library %s has no %s; rebuild lu (pip install -e .)" % (library, ENTRY))
+    return offsets[ENTRY]

@@ -1,10 +1,12 @@
-"""A minimal ptrace layer (x86-64 Linux) for the one moment a target is stopped.
+"""A minimal ptrace layer (x86-64 Linux) for the one moment a thread is stopped.
 
 gdb spends most of an attach on its own bookkeeping (thread library, shared
-library scan); the stop the kernel needs to run one call in a thread is about a
-millisecond. This module does only that: seize one thread, run one function
-call in it, put its registers back and let it go. It is deliberately small and
-keeps no state between calls beyond the `Tracee` objects the caller holds.
+library scan); the stop the kernel needs to start one call in a thread is a
+few tens of microseconds. This module does only that: seize one thread, read
+its registers and FPU state, write into its memory, point it somewhere and let
+it go. It keeps no state between calls beyond the `Tracee` the caller holds,
+and never leaves a thread in a state that needs lu to come back (see
+sigframe.py for how a call restores the thread by itself).
 """
 from __future__ import annotations
 
@@ -13,23 +15,20 @@ import ctypes.util
 import errno
 import os
 import platform
-import signal
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Dict, Optional
 
-PTRACE_PEEKDATA = 2
-PTRACE_CONT = 7
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_DETACH = 17
-PTRACE_SETOPTIONS = 0x4200
-PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETREGSET = 0x4204
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
-PTRACE_O_TRACECLONE = 0x8
-PTRACE_EVENT_CLONE = 3
 PTRACE_EVENT_STOP = 128
+NT_PRFPREG = 2
+NT_X86_XSTATE = 0x202
 WALL = 0x40000000
+XSTATE_BUFFER = 64 * 1024
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.ptrace.restype = ctypes.c_long
@@ -53,6 +52,13 @@ class UserRegs(ctypes.Structure):
         ctypes.memmove(ctypes.byref(clone), ctypes.byref(self), ctypes.sizeof(UserRegs))
         return clone
 
+    def as_dict(self) -> Dict[str, int]:
+        return {name: getattr(self, name) for name, _ in self._fields_}
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
 
 def supported() -> bool:
     return platform.machine() == "x86_64"
@@ -70,7 +76,7 @@ def _ptrace(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
 def waitpid(tid: int, timeout: float) -> Optional[int]:
     """Wait for a state change of one traced thread; None on timeout."""
     deadline = time.monotonic() + timeout
-    delay = 0.0002
+    delay = 0.00005
     while True:
         try:
             pid, status = os.waitpid(tid, WALL | os.WNOHANG)
@@ -81,22 +87,29 @@ def waitpid(tid: int, timeout: float) -> Optional[int]:
         if time.monotonic() >= deadline:
             return None
         time.sleep(delay)
-        delay = min(delay * 2, 0.005)
+        delay = min(delay * 2, 0.002)
 
 
 class Tracee:
-    """One seized thread of the target."""
+    """One seized thread of the target.
 
-    def __init__(self, tid: int, options: int = 0):
+    Seizing does not stop the thread; `interrupt` does. If lu dies while a
+    thread is seized, the kernel detaches it, and it carries on from the
+    registers it has at that moment.
+    """
+
+    def __init__(self, tid: int):
         self.tid = tid
         self.stopped = False
-        _ptrace(PTRACE_SEIZE, tid, 0, options)
+        _ptrace(PTRACE_SEIZE, tid, 0, 0)
 
     def interrupt(self, timeout: float = 2.0) -> int:
         _ptrace(PTRACE_INTERRUPT, self.tid)
         status = waitpid(self.tid, timeout)
         if status is None:
             raise PtraceError(errno.ETIMEDOUT, "thread %d did not stop" % self.tid)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            raise PtraceError(errno.ESRCH, "thread %d exited" % self.tid)
         self.stopped = True
         return status
 
@@ -108,120 +121,45 @@ class Tracee:
     def setregs(self, regs: UserRegs) -> None:
         _ptrace(PTRACE_SETREGS, self.tid, 0, ctypes.addressof(regs))
 
-    def cont(self, sig: int = 0) -> None:
-        _ptrace(PTRACE_CONT, self.tid, 0, sig)
-        self.stopped = False
+    def regset(self, note: int, size: int = XSTATE_BUFFER) -> Optional[bytes]:
+        """A register set (NT_X86_XSTATE, NT_PRFPREG) as the kernel gives it; None when unsupported."""
+        buffer = ctypes.create_string_buffer(size)
+        vec = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
+        try:
+            _ptrace(PTRACE_GETREGSET, self.tid, note, ctypes.addressof(vec))
+        except PtraceError as exc:
+            if exc.errno in (errno.ENODEV, errno.EINVAL, errno.EIO):
+                return None
+            raise
+        return buffer.raw[:vec.len]
 
-    def detach(self, sig: int = 0) -> None:
-        """Let the thread go. A running seized thread is interrupted first."""
+    def detach(self) -> None:
+        """Let the thread go, from its current registers. A running seized thread is stopped first."""
         try:
             if not self.stopped:
                 _ptrace(PTRACE_INTERRUPT, self.tid)
-                status = waitpid(self.tid, 2.0)
-                if status is None:
+                if waitpid(self.tid, 2.0) is None:
                     return
-            _ptrace(PTRACE_DETACH, self.tid, 0, sig)
+            _ptrace(PTRACE_DETACH, self.tid, 0, 0)
         except PtraceError:
             pass  # the thread exited; nothing to undo
         self.stopped = False
 
 
-def set_options(tracee: Tracee, options: int) -> None:
-    _ptrace(PTRACE_SETOPTIONS, tracee.tid, 0, options)
-
-
-def event_message(tracee: Tracee) -> int:
-    value = ctypes.c_ulong()
-    _ptrace(PTRACE_GETEVENTMSG, tracee.tid, 0, ctypes.addressof(value))
-    return value.value
-
-
 def write_memory(pid: int, address: int, data: bytes) -> None:
     """Write into a stopped tracee's memory (through /proc, as a tracer may)."""
-    fd = os.open("/proc/%d/mem" % pid, os.O_RDWR)
+    fd = os.open("/proc/%d/mem" % pid, os.O_RDWR | os.O_CLOEXEC)
     try:
-        os.pwrite(fd, data, address)
+        written = os.pwrite(fd, data, address)
+        if written != len(data):
+            raise PtraceError(errno.EIO, "short write into process %d at %#x" % (pid, address))
     finally:
         os.close(fd)
 
 
 def read_memory(pid: int, address: int, size: int) -> bytes:
-    fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY)
+    fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return os.pread(fd, size, address)
     finally:
         os.close(fd)
-
-
-def _wait_any(tid: int, deadline: float, on_other: Callable[[int, int], None]) -> Optional[int]:
-    """Wait for `tid` while handing other traced threads' stops to on_other."""
-    while time.monotonic() < deadline:
-        try:
-            pid, status = os.waitpid(-1, WALL | os.WNOHANG)
-        except ChildProcessError:
-            raise PtraceError(errno.ESRCH, "thread %d is gone" % tid)
-        if pid == tid:
-            return status
-        if pid:
-            on_other(pid, status)
-        else:
-            time.sleep(0.0002)
-    return None
-
-
-def stop_signal(status: int) -> Optional[int]:
-    return os.WSTOPSIG(status) if os.WIFSTOPPED(status) else None
-
-
-def call_function(tracee: Tracee, pid: int, function: int, arguments: Iterable[int],
-                  strings: Dict[int, bytes], timeout: float,
-                  on_other: Optional[Callable[[int, int], None]] = None) -> int:
-    """Run `function(*arguments)` in a stopped tracee and return its result.
-
-    `strings` maps argument positions to bytes that are copied onto the
-    thread's stack (below the red zone) and passed by address. The call
-    returns to address 0; the resulting SIGSEGV stop is ours and is never
-    delivered. The thread's registers are restored before returning, so an
-    interrupted system call restarts as if nothing had happened.
-    """
-    saved = tracee.getregs()
-    regs = saved.copy()
-    cursor = (saved.rsp - 256) & ~0xF  # skip the 128-byte red zone, and then some
-    args: List[int] = list(arguments)
-    for position, blob in strings.items():
-        cursor = (cursor - len(blob) - 1) & ~0xF
-        write_memory(pid, cursor, blob + b"\0")
-        args[position] = cursor
-    cursor = (cursor - 64) & ~0xF
-    cursor -= 8  # the return address; at entry rsp + 8 is 16-byte aligned
-    write_memory(pid, cursor, b"\0" * 8)
-    for register, value in zip(("rdi", "rsi", "rdx", "rcx", "r8", "r9"), args):
-        setattr(regs, register, value & 0xFFFFFFFFFFFFFFFF)
-    regs.rsp = cursor
-    regs.rip = function
-    regs.rax = 0
-    regs.orig_rax = 0xFFFFFFFFFFFFFFFF  # not in a syscall: no restart while we run
-    tracee.setregs(regs)
-    tracee.cont()
-    deadline = time.monotonic() + timeout
-    while True:
-        if on_other is None:
-            status = waitpid(tracee.tid, max(0.0, deadline - time.monotonic()))
-        else:
-            status = _wait_any(tracee.tid, deadline, on_other)
-        if status is None:
-            raise PtraceError(errno.ETIMEDOUT, "the call in thread %d did not return" % tracee.tid)
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            raise PtraceError(errno.ESRCH, "the target exited during the call")
-        tracee.stopped = True
-        sig = stop_signal(status)
-        current = tracee.getregs()
-        if sig == signal.SIGSEGV and current.rip == 0:
-            result = current.rax
-            tracee.setregs(saved)
-            return result
-        if (status >> 16) == PTRACE_EVENT_STOP:
-            tracee.cont()  # a group-stop or an interrupt: just go on
-            continue
-        # Some other signal arrived during our call: let the program have it.
-        tracee.cont(sig or 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -44,13 +44,19 @@ def _base_of(mappings: Iterable[Mapping], path: str) -> Optional[int]:
 
 
 def _dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = False) -> Dict[str, int]:
-    """Offsets (from the load base) of exported functions, found through the GNU hash table.
+    """Offsets (from the load base) of exported functions, found through the GNU hash table."""
+    return {name: offset for name, (offset, _) in _dynamic_symbol_ranges(elf_path, names, full_scan).items()}
+
+
+def _dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
+                           full_scan: bool = False) -> Dict[str, Tuple[int, int]]:
+    """(offset from the load base, size) of exported symbols, found through the GNU hash table.
 
     A hash lookup costs microseconds where walking a large symbol table costs
     most of a second; the full walk is done only when asked for.
     """
     wanted = list(names)
-    found: Dict[str, int] = {}
+    found: Dict[str, Tuple[int, int]] = {}
     with open(elf_path, "rb") as handle:
         elf = ElfWrapper(handle)
         first_load = elf.first_load_vaddr()
@@ -59,7 +65,7 @@ def _dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = Fals
             for name in wanted:
                 symbol = table.get_symbol(name)
                 if symbol is not None and symbol["st_value"] and symbol["st_shndx"] != "SHN_UNDEF":
-                    found[name] = symbol["st_value"] - first_load
+                    found[name] = (symbol["st_value"] - first_load, symbol["st_size"])
         if len(found) < len(wanted) and (table is None or full_scan):
             for section_name in (".dynsym", ".symtab"):
                 section = elf.elf.get_section_by_name(section_name)
@@ -68,7 +74,7 @@ def _dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = Fals
                 for symbol in section.iter_symbols():
                     if symbol.name in wanted and symbol.name not in found and symbol["st_value"] \
                             and symbol["st_shndx"] != "SHN_UNDEF":
-                        found[symbol.name] = symbol["st_value"] - first_load
+                        found[symbol.name] = (symbol["st_value"] - first_load, symbol["st_size"])
     return found
 
 
@@ -86,14 +92,7 @@ class ElfWrapper:
         return self.elf["e_type"] == "ET_DYN"
 
 
-def find_symbols(pid: int, names: Iterable[str], library_hints: Iterable[str] = ()) -> Dict[str, int]:
-    """Absolute addresses in the target of the named functions.
-
-    Looks in the libraries whose file names contain one of `library_hints`
-    (e.g. "libc.so", "libpython") and in the main executable, in that order.
-    """
-    names = list(names)
-    mappings = read_maps(pid)
+def _candidate_images(pid: int, mappings: List[Mapping], library_hints: Iterable[str]) -> List[str]:
     paths: List[str] = []
     for hint in library_hints:
         for mapping in mappings:
@@ -102,9 +101,21 @@ def find_symbols(pid: int, names: Iterable[str], library_hints: Iterable[str] = 
     exe = os.readlink("/proc/%d/exe" % pid)
     if exe not in paths:
         paths.append(exe)
-    result: Dict[str, int] = {}
+    return paths
+
+
+def find_symbol_ranges(pid: int, names: Iterable[str], library_hints: Iterable[str] = (),
+                       mappings: Optional[List[Mapping]] = None) -> Dict[str, Tuple[int, int]]:
+    """(absolute address, size) in the target of the named symbols.
+
+    Looks in the libraries whose file names contain one of `library_hints`
+    (e.g. "libc.so", "libpython") and in the main executable, in that order.
+    """
+    names = list(names)
+    mappings = read_maps(pid) if mappings is None else mappings
+    result: Dict[str, Tuple[int, int]] = {}
     root = "/proc/%d/root" % pid
-    for path in paths:
+    for path in _candidate_images(pid, mappings, library_hints):
         missing = [n for n in names if n not in result]
         if not missing:
             break
@@ -112,9 +123,42 @@ def find_symbols(pid: int, names: Iterable[str], library_hints: Iterable[str] = 
         if base is None:
             continue
         try:
-            local = _dynamic_symbols(root + path, missing)
+            local = _dynamic_symbol_ranges(root + path, missing)
         except (OSError, ELFError):
             continue
-        for name, offset in local.items():
-            result[name] = base + offset
+        for name, (offset, size) in local.items():
+            result[name] = (base + offset, size)
     return result
+
+
+def find_symbols(pid: int, names: Iterable[str], library_hints: Iterable[str] = ()) -> Dict[str, int]:
+    """Absolute addresses in the target of the named functions (see find_symbol_ranges)."""
+    return {name: address for name, (address, _) in find_symbol_ranges(pid, names, library_hints).items()}
+
+
+# `mov $15, %rax; syscall`: libc's rt_sigreturn stub (__restore_rt), in glibc and musl alike.
+RESTORER_CODE = bytes.fromhex("48c7c00f0000000f05")
+
+
+def find_restorer(pid: int, mappings: Optional[List[Mapping]] = None) -> Optional[int]:
+    """Address of the C library's `__restore_rt` in the target (not an exported symbol: found by its code)."""
+    mappings = read_maps(pid) if mappings is None else mappings
+    root = "/proc/%d/root" % pid
+    for path in _candidate_images(pid, mappings, ("libc.so", "libc-", "ld-musl")):
+        base = _base_of(mappings, path)
+        if base is None:
+            continue
+        try:
+            with open(root + path, "rb") as handle:
+                elf = ElfWrapper(handle)
+                first_load = elf.first_load_vaddr()
+                for segment in elf.elf.iter_segments():
+                    if segment["p_type"] != "PT_LOAD" or not segment["p_flags"] & 1:  # PF_X
+                        continue
+                    code = segment.data()
+                    at = code.find(RESTORER_CODE)
+                    if at >= 0 and code.find(RESTORER_CODE, at + 1) < 0:
+                        return base + segment["p_vaddr"] - first_load + at
+        except (OSError, ELFError):
+            continue
+    return None

@@ -14,6 +14,7 @@ from conftest import REPO, assert_one_line_error, run_lu
 from interpreters import ALL
 
 from lu_attach.client import AgentClient
+from lu_attach.session import connect
 from lu_payloads import paths
 
 
@@ -25,8 +26,7 @@ def inject_ok(pid, *extra):
 
 
 def agent_request(pid, op, **args):
-    sock = paths.socket_path(pid, psutil.Process(pid).uids().real, "/proc/%d/root" % pid)
-    with AgentClient(sock, timeout=20) as client:
+    with connect(pid) as client:
         return client.request(op, **args)
 
 
@@ -96,18 +96,18 @@ def test_main_thread_record_stays_right(python, start_target):
 
 
 HTTP_CASES = [pytest.param(p.values[0], "parked", id=p.id, marks=p.marks) for p in ALL] + [
-    pytest.param(p.values[0], "breakpoint", id=p.id + "-breakpoint", marks=p.marks) for p in ALL[:1] + ALL[-2:]]
+    pytest.param(p.values[0], "running", id=p.id + "-running", marks=p.marks) for p in ALL[:1] + ALL[-2:]]
 
 
 @pytest.mark.parametrize("python,mode", HTTP_CASES)
 def test_http_server_serves_every_request_during_injection(python, mode, start_target, monkeypatch):
     """Threads come and go with every request; no request may fail, with either way in.
 
-    `breakpoint` forces the path used when no thread is parked (threads are
-    trapped at a safe function entry), the harder one under thread churn.
+    `running` forces the path used when no thread is parked (a running thread
+    is caught inside the evaluation loop), the harder one under thread churn.
     """
-    if mode == "breakpoint":
-        monkeypatch.setenv("LU_INJECT_MODE", "breakpoint")
+    if mode == "running":
+        monkeypatch.setenv("LU_INJECT_MODE", "running")
     target = start_target(python, "http_server.py")
     port = int(target.ready_line.split()[1])
     failures, done = [], []
@@ -134,8 +134,8 @@ def test_http_server_serves_every_request_during_injection(python, mode, start_t
             steps.append(("inject", time.time()))
             info = inject_ok(target.pid)
             steps.append(("injected", time.time(), info.get("pause_ms"), info.get("total_ms")))
-            if mode == "breakpoint":
-                assert info["method"] == "ptrace-breakpoint"
+            if mode == "running":
+                assert info["method"] == "ptrace-running"
             assert agent_request(target.pid, "exec", source="1+1")["output"].strip() == "2"
             assert run_lu("detach", target.pid).returncode == 0
     finally:

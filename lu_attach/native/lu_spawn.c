@@ -2,15 +2,17 @@
  * lu_spawn: the tiny library lu loads into a target to start its agent.
  *
  * Why a library and not a direct call: running Python at whatever instruction
- * a debugger stopped a thread corrupts the interpreter (a thread may be inside
- * the GC or an allocator). This library's constructor only starts a new,
- * detached native thread and returns, so the injector's call into the target
- * is short and never waits for the GIL. The new thread takes the GIL the
+ * a thread was stopped corrupts the interpreter (a thread may be inside the
+ * GC or an allocator). lu instead calls `lu_spawn_start(script)` in a stopped
+ * thread; it only starts a new, detached native thread and returns, so the
+ * call is short and never waits for the GIL. The new thread takes the GIL the
  * cooperative way (PyGILState_Ensure), exactly like any C extension thread,
- * and then runs the bootstrap script that sits next to this file (same name,
- * ".py" instead of ".so"). If that script is gone by the time the GIL is
- * obtained, the injection was cancelled: the thread releases the GIL and ends
- * without running anything.
+ * and runs the bootstrap script. The script itself decides, atomically with
+ * lu's cancel, whether it still may run (see lu_attach/staging.py).
+ *
+ * The library is loaded once per process and reused by later injections (its
+ * path names its build), so repeated attach and detach add no mappings. It has
+ * no constructor: loading it does nothing by itself.
  *
  * The Python C API is resolved at run time with dlsym(RTLD_DEFAULT), so this
  * file includes no Python header and links against no libpython: one build
@@ -35,6 +37,7 @@ typedef void (*err_clear_fn)(void);
 typedef void *(*unicode_fn)(const char *);
 
 #define PY_FILE_INPUT 257
+#define MAX_SCRIPT (1 << 20)
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -46,6 +49,7 @@ static char *read_file(const char *path) {
         len += n;
         if (n == 0) break;
         if (cap - len - 1 == 0) {
+            if (cap >= MAX_SCRIPT) { free(buf); buf = NULL; break; }
             char *bigger = realloc(buf, cap * 2);
             if (!bigger) { free(buf); buf = NULL; break; }
             buf = bigger;
@@ -76,8 +80,6 @@ static void *agent_bootstrap_thread(void *arg) {
         return NULL;
     }
     int state = gil_ensure();
-    /* Read the script only now, holding the GIL: a cancelled injection has
-       removed it, and then nothing at all runs. */
     char *source = read_file(script_path);
     if (source) {
         void *globals = dict_new();
@@ -98,18 +100,18 @@ static void *agent_bootstrap_thread(void *arg) {
     return NULL;
 }
 
-__attribute__((constructor)) static void lu_spawn_on_load(void) {
-    Dl_info info;
-    if (!dladdr((void *)lu_spawn_on_load, &info) || !info.dli_fname) return;
-    size_t len = strlen(info.dli_fname);
-    if (len < 3 || strcmp(info.dli_fname + len - 3, ".so") != 0) return;
-    char *script_path = strdup(info.dli_fname);
-    if (!script_path) return;
-    memcpy(script_path + len - 3, ".py", 3);
+/* Called by lu in a stopped thread of the target: start the bootstrap thread
+ * and return at once. The path is copied: the caller's string lives on the
+ * interrupted thread's stack, which is reused as soon as this returns. */
+__attribute__((visibility("default"))) int lu_spawn_start(const char *script) {
+    char *script_path = strdup(script);
+    if (!script_path) return -1;
     pthread_attr_t attr;
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, agent_bootstrap_thread, script_path) != 0) free(script_path);
+    int rc = pthread_create(&thread, &attr, agent_bootstrap_thread, script_path);
     pthread_attr_destroy(&attr);
+    if (rc != 0) { free(script_path); return -1; }
+    return 0;
 }
