@@ -12,21 +12,30 @@ against what it runs and applies it (lu_payloads.livecode).
   for one more second, when it does not parse and is shorter than the last
   good version (half written); after that second it is sent anyway, so a real
   syntax error is reported by the target.
+
+Files flow one way, and only files the user named: the target says which of
+the named paths it loaded modules from, but the host sends a file only if it
+lies under a path given on the command line (its real path, so a planted
+symlink leads nowhere) and the target's own user can read it (lu reads it
+with that user's file identity, a regular file, bounded in size). A target
+can therefore never make root read a file for it.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
 import os
+import stat
 import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import runtime
+from . import runtime, safefs
 from .errors import AgentGone, LuAttachError
-from .session import connect
+from .session import connect, target_of
 
 HALF_WRITTEN_GRACE = 1.0
+MAX_SOURCE = 8 * 1024 * 1024
 
 
 class _Events:
@@ -91,12 +100,25 @@ class _FileState:
         self.deferred: Optional[str] = None   # digest of a half-written version being waited on
 
 
-def _read(path: str) -> Optional[bytes]:
+def _read_as(path: str, uid: int, gid: int) -> Optional[bytes]:
+    """A source file's content as the target's user could read it; None when they cannot (or not a plain file)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        with safefs.acting_as(uid, gid):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SOURCE:
+                return None
+            data = safefs.read_bounded(fd, MAX_SOURCE + 1)
+            return data if len(data) <= MAX_SOURCE else None
+        finally:
+            os.close(fd)
     except OSError:
         return None
+
+
+def _under(path: str, roots: List[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def _parses(data: bytes) -> bool:
@@ -123,8 +145,10 @@ class WatchSession:
         self.err = err
         self.events = _Events(debounce)
         self.root_prefix = runtime.target_root(pid)
+        self.target = target_of(pid)
         self.files: Dict[str, _FileState] = {}
         self.dirs: List[str] = []
+        self.roots: List[str] = []  # real paths of what the user named: nothing outside them is ever sent
         self.applied = 0
         self.client = connect(pid, inject_if_needed=True)
         self.observer = None
@@ -154,17 +178,28 @@ class WatchSession:
             if not os.path.isdir(full) and not full.endswith(".py"):
                 raise LuAttachError("%s is not a .py file or a directory" % p)
             given.append(full)
+        self.roots = [os.path.realpath(g) for g in given]
         reply = self._request("watch_start", paths=[self._to_target(p) for p in given], check=self.check)
-        if reply["missing"]:
+        missing = reply.get("missing") if isinstance(reply, dict) else None
+        if not isinstance(missing, list) or not isinstance(reply.get("files"), list):
+            raise LuAttachError("process %d gave a malformed answer to watch_start" % self.pid)
+        if missing:
             back = {self._to_target(g): g for g in given}
-            shown = ", ".join(back.get(m, m) for m in reply["missing"])
+            shown = ", ".join(back.get(str(m), "?") for m in missing[:20])
             raise LuAttachError("no module of process %d was loaded from %s" % (self.pid, shown))
         for g in given:
             if os.path.isdir(g):
                 self.dirs.append(os.path.realpath(g))
+        refused = []
         for item in reply["files"]:
-            host = self._to_host(item["path"], given[0])
-            self.files[os.path.realpath(host)] = _FileState(item["file"], _read(host))
+            state = self._accept(item, given[0])
+            if state is None:
+                refused.append(str(item.get("path") if isinstance(item, dict) else item)[:200])
+        if refused:
+            self.err("lu: not watching %d file%s outside the paths named or not readable by the target's user: %s"
+                     % (len(refused), "" if len(refused) == 1 else "s", ", ".join(refused[:5])))
+        if not self.files:
+            raise LuAttachError("no file process %d loaded can be watched under %s" % (self.pid, ", ".join(given)))
         from watchdog.observers import Observer
         self.observer = Observer()
         handler = _handler(self.events)
@@ -183,6 +218,22 @@ class WatchSession:
             names = names[:197] + "..."
         self.out("watching %d file%s of process %d: %s" % (len(self.files), "" if len(self.files) == 1 else "s",
                                                           self.pid, names))
+
+    def _accept(self, item: object, like: str) -> Optional[_FileState]:
+        """Take one file the target named, if the user named a path above it and its user can read it."""
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not isinstance(item.get("file"), str):
+            return None
+        real = os.path.realpath(self._to_host(item["path"], like))
+        if not _under(real, self.roots):
+            return None
+        data = self._read(real)
+        if data is None:
+            return None
+        state = self.files[real] = _FileState(item["file"], data)
+        return state
+
+    def _read(self, path: str) -> Optional[bytes]:
+        return _read_as(path, self.target.uid, self.target.gid)
 
     # ---------------------------------------------------------------- loop
     def run(self, duration: Optional[float] = None) -> None:
@@ -230,7 +281,7 @@ class WatchSession:
         state = self.files.get(os.path.realpath(path))
         if state is None:
             return
-        data = _read(path)
+        data = self._read(os.path.realpath(path))
         if not data or not data.strip():
             return
         digest = hashlib.sha1(data).hexdigest()
@@ -249,7 +300,7 @@ class WatchSession:
         real = os.path.realpath(path)
         state = self.files.get(real)
         if state is None:
-            if not any(real.startswith(d + os.sep) for d in self.dirs):
+            if not _under(real, self.dirs):
                 return
             try:   # a module imported since the watch started?
                 reply = self._request("watch_start", paths=[self._to_target(real)])
@@ -257,10 +308,13 @@ class WatchSession:
                 raise
             except LuAttachError:
                 return
-            if not reply["files"]:
+            files = reply.get("files") if isinstance(reply, dict) else None
+            if not files or not isinstance(files[0], dict) or not isinstance(files[0].get("file"), str):
                 return
-            state = self.files[real] = _FileState(reply["files"][0]["file"], None)
-        data = _read(real)
+            if os.path.realpath(self._to_host(str(files[0].get("path")), real)) != real:
+                return  # the target named another file than the one saved: not sent
+            state = self.files[real] = _FileState(files[0]["file"], None)
+        data = self._read(real)
         if data is None or not data.strip():
             return      # deleted (to be recreated) or truncated: wait for the next write
         digest = hashlib.sha1(data).hexdigest()

@@ -9,6 +9,8 @@ from typing import List, Optional
 
 import click
 
+from .output import echo
+
 from lu_attach import completion
 from lu_attach.client import AgentClient
 from lu_attach.errors import AgentGone, LuAttachError
@@ -57,7 +59,7 @@ def _to_readline_words(line: str, text: str, full: List[str]) -> List[str]:
 def run_controller(client: AgentClient, pid: int) -> None:
     info = client.request("info")
     readline = _setup_readline(client) if sys.stdin.isatty() else None
-    click.echo("lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
+    echo("lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
                "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"]))
     compiler = codeop.CommandCompiler()
     try:
@@ -70,10 +72,10 @@ def run_controller(client: AgentClient, pid: int) -> None:
                 except EOFError:
                     if lines:
                         break
-                    click.echo("")
+                    echo("")
                     return
                 except KeyboardInterrupt:
-                    click.echo("\nKeyboardInterrupt")
+                    echo("\nKeyboardInterrupt")
                     lines = []
                     prompt = ">>> "
                     continue
@@ -114,10 +116,10 @@ def _execute(client: AgentClient, source: str, pid: int) -> None:
                 with open(path, encoding="utf-8") as handle:
                     text = handle.read()
             except OSError as exc:
-                click.echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+                echo("cannot read %s: %s" % (path, exc.strerror), err=True)
                 return
             ids = client.request("patch", source=text, filename=os.path.basename(path))
-            click.echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))))
+            echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))))
             return
         result = client.request("exec", source=source)
     except AgentGone as exc:
@@ -131,9 +133,9 @@ def _execute(client: AgentClient, source: str, pid: int) -> None:
             time.sleep(0.05)
         raise LuAttachError(str(exc))
     except LuAttachError as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         return
     if result.get("output"):
-        click.echo(result["output"], nl=False)
+        echo(result["output"], nl=False)
     if result.get("error"):
-        click.echo(result["error"], err=True)
+        echo(result["error"], err=True)

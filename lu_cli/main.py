@@ -14,6 +14,8 @@ import click
 
 from lu_attach.errors import LuAttachError
 
+from .output import printable
+
 import importlib
 
 
@@ -36,7 +38,8 @@ class LuGroup(click.Group):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo("lu: error: %s" % message.strip().splitlines()[0] if message.strip() else "lu: error", err=True)
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    click.echo("lu: error: %s" % printable(line, one_line=True) if line else "lu: error", err=True)
     sys.exit(code)
 
 

@@ -1,25 +1,53 @@
-"""Shared rendering helpers for the commands: tables and JSON."""
+"""Shared rendering helpers for the commands: tables, JSON, and text that is safe for a terminal.
+
+Much of what lu prints comes from the target: function names, values,
+errors, a process's argv. A hostile target (or another user's process that
+root lists) could put terminal escape sequences there, to rewrite what the
+engineer sees or to drive the terminal. So every line lu prints goes
+through `printable`: control characters other than newline and tab, and the
+8-bit control range, are shown escaped (`\\x1b`), never sent. JSON output
+escapes them by itself.
+"""
 from __future__ import annotations
 
 import json
-from typing import Iterable, List, Sequence
+import re
+from typing import Any, Iterable, List, Sequence
 
 import click
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
-def print_json(data) -> None:
+
+def _escape(match: "re.Match[str]") -> str:
+    return "\\x%02x" % ord(match.group(0))
+
+
+def printable(text: str, one_line: bool = False) -> str:
+    """`text` with every terminal control character escaped (newlines too when one_line)."""
+    return (_CONTROL_IN_CELL if one_line else _CONTROL).sub(_escape, text)
+
+
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo for text that may hold anything a target sent."""
+    click.echo(printable(str(message)), err=err, nl=nl)
+
+
+def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence], max_last: int = 0) -> None:
-    rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_last: int = 0) -> None:
+    cells: List[List[str]] = [["" if cell is None else printable(str(cell), one_line=True) for cell in row]
+                              for row in rows]
     widths: List[int] = [len(h) for h in headers]
-    for row in rows:
+    for row in cells:
         for i, cell in enumerate(row[:-1]):
             widths[i] = max(widths[i], len(cell))
     line = "  ".join(h.ljust(widths[i]) if i < len(headers) - 1 else h for i, h in enumerate(headers))
     click.echo(line)
-    for row in rows:
+    for row in cells:
         last = row[-1]
         if max_last and len(last) > max_last:
             last = last[: max_last - 3] + "..."

@@ -3,11 +3,20 @@
 Profilers keep their figures in per-thread accumulators (see tools/); the
 recorder asks them for a snapshot periodically (every FLUSH_SECONDS) and on
 request, and writes one `calls`/`lines` record per thread and session to the
-process's log file, skipping snapshots that did not change. Debug events are
-queued by the application thread that produced them (an append, nothing
-more), written by the recorder's thread, and handed to the agent to stream to
-every connected client. The log file is bounded: past MAX_BYTES it is rotated
-once (`.1`), so a forgotten debugger cannot fill the disk.
+log file of that session, skipping snapshots that did not change. Debug
+events are queued by the application thread that produced them (an append,
+nothing more), written by the recorder's thread, and handed to the
+subscribers (the agent streams them to every client). A log file is bounded:
+past MAX_BYTES it is rotated once (`.1`), so a forgotten debugger cannot fill
+the disk.
+
+Each session writes to the log directory it was started with (`--log-dir`),
+or to the default one in the agent's private directory; a directory chosen
+for one session is not used by the next. A directory must be absolute, the
+process's own and not writable by others, and files in it are opened without
+following links: a process running as root cannot be made to write into
+someone else's file. When a session's update is reverted, its last figures
+are written and the session is released.
 
 Record schema (one JSON object per line, "lu": 1):
   header  {pid, python, argv, started}
@@ -19,11 +28,13 @@ Record schema (one JSON object per line, "lu": 1):
 import collections
 import json
 import os
+import stat
 import sys
 import threading
 import time
 
 from . import paths
+from .errors import LuError
 
 FLUSH_SECONDS = 2.0
 MAX_BYTES = 64 * 1024 * 1024
@@ -31,26 +42,129 @@ MAX_PENDING_EVENTS = 100000
 
 _lock = threading.Lock()
 _recorder = None
+_subscribers = []  # callables taking each event record; the agent subscribes to stream them
+
+
+def subscribe(callback):
+    global _subscribers
+    with _lock:
+        if callback not in _subscribers:
+            _subscribers = _subscribers + [callback]
+
+
+def unsubscribe(callback):
+    global _subscribers
+    with _lock:
+        _subscribers = [c for c in _subscribers if c != callback]
 
 
 def default_log_dir():
-    return os.path.join(paths.runtime_dir(os.getuid()), "logs")
+    return os.path.join(paths.runtime_dir(os.geteuid()), "logs")
+
+
+def _open_log_dir(path, default):
+    """A descriptor of a log directory that only this process's user can write to."""
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise LuError("a log directory must be an absolute path, not %r" % (path,))
+    try:
+        if default:
+            paths.ensure_private_dir(os.path.dirname(path), os.geteuid())
+        os.makedirs(path, 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LuError("cannot use %s as log directory: %s" % (path, exc.strerror or exc))
+    st = os.fstat(fd)
+    problem = None
+    if st.st_uid != os.geteuid():
+        problem = "it belongs to uid %d, not to this process's uid %d" % (st.st_uid, os.geteuid())
+    elif stat.S_IMODE(st.st_mode) & 0o022:
+        problem = "other users can write to it (mode %o)" % stat.S_IMODE(st.st_mode)
+    if problem:
+        os.close(fd)
+        raise LuError("cannot use %s as log directory: %s; choose a directory of your own" % (path, problem))
+    return fd
+
+
+class LogFile(object):
+    """One log file (lu-PID.jsonl) in one checked directory."""
+
+    def __init__(self, directory, default=False):
+        self.directory = os.path.normpath(directory)
+        self.name = "lu-%d.jsonl" % os.getpid()
+        self.path = os.path.join(self.directory, self.name)
+        self._fd = _open_log_dir(self.directory, default)
+        self.header_written = False
+        self.users = 0  # sessions writing here
+
+    def write(self, text):
+        if self._fd < 0:
+            raise OSError("log %s is closed" % self.path)
+        data = text.encode("utf-8", "replace")
+        try:
+            if os.stat(self.name, dir_fd=self._fd, follow_symlinks=False).st_size + len(data) > MAX_BYTES:
+                os.rename(self.name, self.name + ".1", src_dir_fd=self._fd, dst_dir_fd=self._fd)
+                self.header_written = False
+        except OSError:
+            pass
+        fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=self._fd)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                raise OSError("%s is not a regular file of this process's user" % self.path)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self):
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class _Session(object):
+    __slots__ = ("snapshot", "log", "released")
+
+    def __init__(self, snapshot, log):
+        self.snapshot = snapshot
+        self.log = log
+        self.released = False
 
 
 class Recorder(object):
-    def __init__(self, log_dir=None):
-        self.log_dir = log_dir or default_log_dir()
-        self.path = os.path.join(self.log_dir, "lu-%d.jsonl" % os.getpid())
+    def __init__(self):
+        self.default_log = LogFile(default_log_dir(), default=True)
         self.echo = False
-        self.sources = {}  # session -> callable returning snapshot records
-        self._last_written = {}  # (session, type, thread_id) -> serialized nodes
+        self.sessions = {}  # session -> _Session
+        self._logs = {self.default_log.directory: self.default_log}
+        self._last_written = {}  # (session, type, thread_id) -> signature of the last snapshot written
         self._events = collections.deque()
         self.events_dropped = 0
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
-        self._header_written = False
         self._thread = threading.Thread(target=self._loop, name="lu-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def path(self):
+        return self.default_log.path
+
+    @staticmethod
+    def check_log_dir(log_dir):
+        """LuError unless `log_dir` may be used (called before a tool applies anything)."""
+        if log_dir:
+            LogFile(log_dir).close()
+
+    def _acquire_log(self, log_dir):
+        """The log of a directory, opened and checked on first use (lock held)."""
+        if not log_dir:
+            return self.default_log
+        directory = os.path.normpath(log_dir)
+        log = self._logs.get(directory)
+        if log is None:
+            log = self._logs[directory] = LogFile(directory)
+        log.users += 1
+        return log
 
     # -- called from application threads: cheap, never blocking on I/O --------
     def event(self, session, kind, function, line, data):
@@ -62,13 +176,11 @@ class Recorder(object):
                   "thread": thread.name, "thread_id": thread.ident, "time": time.time(),
                   "kind": kind, "function": function, "line": line, "data": data}
         self._events.append(record)
-        try:
-            from .agent import current_agent
-            agent = current_agent()
-            if agent is not None:
-                agent.emit(record)
-        except Exception:
-            pass
+        for subscriber in _subscribers:
+            try:
+                subscriber(record)
+            except Exception:
+                pass
         if self.echo:
             try:
                 sys.__stderr__.write("lu: %s %s:%s %s\n" % (kind, function, line, data))
@@ -76,27 +188,45 @@ class Recorder(object):
                 pass
 
     # -- sessions ----------------------------------------------------------------
-    def register(self, session, snapshot):
-        self.sources[str(session)] = snapshot
+    def register(self, session, snapshot=None, log_dir=None):
+        """Record a session's events (and snapshots, if it has any) into the log of `log_dir`.
+
+        Never raises: the tools check the directory before they apply
+        anything; if it went away since, the session writes to the default log.
+        """
+        with self._write_lock:
+            try:
+                log = self._acquire_log(log_dir)
+            except LuError:
+                log = self.default_log
+            self.sessions[str(session)] = _Session(snapshot, log)
+
+    def release(self, session):
+        """The session's update was reverted: write its last figures, then forget it."""
+        entry = self.sessions.get(str(session))
+        if entry is not None:
+            entry.released = True
+            try:
+                self.flush()
+            except Exception:
+                pass
+
+    def log_of(self, session):
+        entry = self.sessions.get(str(session))
+        return entry.log if entry is not None else self.default_log
 
     def snapshot_records(self, session=None):
         records = []
-        for name, source in list(self.sources.items()):
+        for name, entry in list(self.sessions.items()):
             if session is not None and name != str(session):
                 continue
+            if entry.snapshot is None:
+                continue
             try:
-                records.extend(source())
+                records.extend(entry.snapshot())
             except Exception:
                 pass
         return records
-
-    def set_log_dir(self, log_dir):
-        if log_dir and os.path.abspath(log_dir) != os.path.abspath(self.log_dir):
-            with self._write_lock:
-                self.log_dir = log_dir
-                self.path = os.path.join(log_dir, "lu-%d.jsonl" % os.getpid())
-                self._header_written = False
-                self._last_written.clear()
 
     # -- writing -----------------------------------------------------------------
     def _loop(self):
@@ -107,43 +237,52 @@ class Recorder(object):
                 pass
 
     def flush(self):
-        """Write pending events and changed snapshots; return the log path."""
+        """Write pending events and changed snapshots; return the default log's path."""
         with self._write_lock:
-            lines = []
-            if not self._header_written:
-                lines.append({"lu": 1, "type": "header", "pid": os.getpid(),
-                              "python": "%d.%d.%d" % sys.version_info[:3], "argv": list(sys.argv),
-                              "started": time.time()})
+            out = {}  # LogFile -> [records]
             while self._events:
-                lines.append(self._events.popleft())
-            for record in self.snapshot_records():
-                key = (record["session"], record["type"], record["thread_id"])
-                signature = _signature(record.get("nodes") or record.get("lines") or ())
-                if self._last_written.get(key) == signature:
+                record = self._events.popleft()
+                out.setdefault(self.log_of(record["session"]), []).append(record)
+            released = []
+            for name, entry in list(self.sessions.items()):
+                if entry.released:
+                    released.append(name)
+                if entry.snapshot is None:
                     continue
-                self._last_written[key] = signature
-                lines.append(record)
-            if not lines:
-                return self.path
-            text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
-            self._write(text)
-            self._header_written = True
-            return self.path
+                try:
+                    records = entry.snapshot()
+                except Exception:
+                    continue
+                for record in records:
+                    key = (record["session"], record["type"], record["thread_id"])
+                    signature = _signature(record.get("nodes") or record.get("lines") or ())
+                    if self._last_written.get(key) == signature:
+                        continue
+                    self._last_written[key] = signature
+                    out.setdefault(entry.log, []).append(record)
+            for log, lines in out.items():
+                self._write(log, lines)
+            for name in released:
+                entry = self.sessions.pop(name, None)
+                for key in [k for k in self._last_written if k[0] == name]:
+                    del self._last_written[key]
+                if entry is not None and entry.log is not self.default_log:
+                    entry.log.users -= 1
+                    if entry.log.users <= 0:
+                        entry.log.close()
+                        self._logs.pop(entry.log.directory, None)
+            return self.default_log.path
 
-    def _write(self, text):
-        if not os.path.isdir(self.log_dir):
-            os.makedirs(self.log_dir, 0o700, exist_ok=True)
+    def _write(self, log, lines):
+        if not log.header_written:
+            lines = [{"lu": 1, "type": "header", "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
+                      "argv": list(sys.argv), "started": time.time()}] + lines
+        text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
         try:
-            if os.path.getsize(self.path) + len(text) > MAX_BYTES:
-                os.replace(self.path, self.path + ".1")
-                self._last_written.clear()
+            log.write(text)
+            log.header_written = True
         except OSError:
             pass
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, text.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
 
     def stop(self):
         self._stop.set()
@@ -162,11 +301,9 @@ def _signature(items):
     return (len(items), hits, total)
 
 
-def get_recorder(log_dir=None):
+def get_recorder():
     global _recorder
     with _lock:
         if _recorder is None:
-            _recorder = Recorder(log_dir)
-        elif log_dir:
-            _recorder.set_log_dir(log_dir)
+            _recorder = Recorder()
         return _recorder

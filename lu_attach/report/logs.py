@@ -14,21 +14,87 @@ greatest ``time``; on a tie or without times, the one read last); the
 snapshots of different sessions of one thread are summed.
 
 The reader is tolerant: lines that are not JSON, JSON that is not an lu record,
-unknown record types, malformed records and a truncated last line are skipped
-and reported in ``Report.warnings`` (how many, and the first line number).  A
-file without a single lu record raises :class:`ReportError`.
+unknown record types, malformed records, lines longer than MAX_LINE and a
+truncated last line are skipped and reported in ``Report.warnings`` (how
+many, and the first line number).  A file without a single lu record raises
+:class:`ReportError` (or, for logs lu found on its own rather than logs the
+user named, becomes a warning).
+
+Logs may belong to other users (root reads every agent's logs): a log is read
+only if it is a regular file (a FIFO or a device is refused before anything
+blocks), and a log found in another user's directory is opened with that
+user's file identity and without following a link (lu_attach.safefs).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+import stat
+from dataclasses import dataclass
+from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
+from .. import safefs
 from .model import INSTRUMENTED, LineStat, Report, ReportError, ThreadProfile, build_tree
 
-PathLike = Union[str, "os.PathLike[str]"]
-
 LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
+MAX_LINE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """A log to read: a path the user named, or one found in the directory of user `owner`."""
+
+    path: str
+    owner: Optional[int] = None  # read with this user's file identity (and gid), never following a link
+    group: int = -1
+    found: bool = False          # found by lu, not named: a file that is no lu log is only a warning
+
+
+PathLike = Union[str, "os.PathLike[str]", LogFile]
+
+
+def open_log(log: LogFile) -> IO[str]:
+    """A text stream of a regular file (a FIFO or a device is refused before anything blocks)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOFOLLOW if log.owner is not None else 0)
+    try:
+        if log.owner is not None:
+            with safefs.acting_as(log.owner, log.group):
+                fd = os.open(log.path, flags)
+        else:
+            fd = os.open(log.path, flags)
+    except FileNotFoundError:
+        raise ReportError(f"{log.path}: no such file") from None
+    except OSError as e:
+        raise ReportError(f"{log.path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ReportError(f"{log.path} is not a regular file")
+        if log.owner is not None and st.st_uid != log.owner:
+            raise ReportError(f"{log.path} does not belong to uid {log.owner}")
+        os.set_blocking(fd, True)
+        raw = io.FileIO(fd, "r", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace", newline="\n")
+
+
+def _bounded_lines(fh: IO[str]) -> Iterator[Optional[str]]:
+    """The file's lines; None in place of a line longer than MAX_LINE (the rest of it is skipped)."""
+    while True:
+        line = fh.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) >= MAX_LINE and not line.endswith("\n"):
+            while True:  # drain the rest of the oversized line
+                rest = fh.readline(MAX_LINE)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+            continue
+        yield line
 
 
 class _Problems:
@@ -71,30 +137,32 @@ class _Loader:
         self.newer_format = 0
 
     # -- one file ---------------------------------------------------------------
-    def read_file(self, path: str) -> None:
+    def read_file(self, log: Union[str, LogFile]) -> None:
+        if not isinstance(log, LogFile):
+            log = LogFile(os.fspath(log))
+        path = log.path
         not_json = _Problems("non-JSON line", "non-JSON lines")
+        too_long = _Problems("line longer than %d MB" % (MAX_LINE >> 20), "lines longer than %d MB" % (MAX_LINE >> 20))
         not_lu = _Problems("JSON line that is not an lu record", "JSON lines that are not lu records")
         unknown = _Problems("lu record of unknown type", "lu records of unknown type")
         malformed = _Problems("malformed lu record", "malformed lu records")
         truncated = 0
         lu_records = 0
         file_pid: Optional[int] = None
-        try:
-            fh = open(path, "r", encoding="utf-8", errors="replace", newline="\n")
-        except FileNotFoundError:
-            raise ReportError(f"{path}: no such file") from None
-        except OSError as e:
-            raise ReportError(f"{path}: {e.strerror or e}") from None
+        fh = open_log(log)
         with fh:
             lineno = 0
-            for raw in fh:
+            for raw in _bounded_lines(fh):
                 lineno += 1
+                if raw is None:
+                    too_long.add(lineno)
+                    continue
                 line = raw.strip()
                 if not line:
                     continue
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     rec = _NOT_JSON
                 if rec is _NOT_JSON:
                     if not raw.endswith("\n"):
@@ -109,7 +177,7 @@ class _Loader:
                 file_pid = self.record(rec, file_pid, lineno, unknown, malformed)
         if not lu_records:
             raise ReportError(f"{path} is not an lu log")
-        for p in (not_json, not_lu, unknown, malformed):
+        for p in (not_json, too_long, not_lu, unknown, malformed):
             msg = p.message(path)
             if msg:
                 self.warnings.append(msg)
@@ -337,10 +405,13 @@ def _line_item(item: object) -> Optional[Tuple[str, int, int, int]]:
     return func, line, hits, total
 
 
-def expand_paths(paths: Iterable[PathLike]) -> List[str]:
+def expand_paths(paths: Iterable[PathLike]) -> List[Union[str, LogFile]]:
     """Files as given; a directory stands for its ``*.jsonl``/``*.log`` files, sorted."""
-    out: List[str] = []
+    out: List[Union[str, LogFile]] = []
     for p in paths:
+        if isinstance(p, LogFile):
+            out.append(p)
+            continue
         p = os.fspath(p)
         if os.path.isdir(p):
             found = sorted(
@@ -378,9 +449,68 @@ def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None,
     if not files:
         raise ReportError("no log files given")
     loader = _Loader(pid, sessions)
+    read = []
     for f in files:
-        loader.read_file(f)
+        try:
+            loader.read_file(f)
+            read.append(f.path if isinstance(f, LogFile) else f)
+        except ReportError as e:
+            if not (isinstance(f, LogFile) and f.found):
+                raise
+            loader.warnings.append(f"skipped {e}")
+    if not read:
+        raise ReportError("none of the logs found could be read" + (
+            f" ({loader.warnings[-1][8:]})" if loader.warnings else ""))
     if pid is not None and pid not in loader.pids_seen:
         seen = ", ".join(str(p) for p in sorted(loader.pids_seen)) or "none"
         raise ReportError(f"no records of process {pid} in the logs (processes: {seen})")
-    return loader.report(files)
+    return loader.report(read)
+
+
+def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) -> List[LogFile]:
+    """The logs lu's agents write by default (``/tmp/lu-UID/logs/lu-PID.jsonl``), for pid or for everyone.
+
+    Only the directories of users this lu may act for (root: every user), each
+    checked to be that user's private directory; the files are read later with
+    that user's identity.
+    """
+    import re
+
+    me = os.geteuid()
+    if tmp_dirs is None:
+        tmp_dirs = ["/tmp"] + (["/proc/%d/root/tmp" % pid] if pid else [])
+    wanted = re.compile(r"lu-%s\.jsonl$" % (pid if pid else r"\d+"))
+    found: List[LogFile] = []
+    seen = set()
+    for tmp in tmp_dirs:
+        try:
+            top = safefs.open_dir(tmp)
+        except (OSError, safefs.UnsafePath):
+            continue
+        with top:
+            try:
+                names = sorted(top.names())
+            except OSError:
+                continue
+            for name in names:
+                match = re.match(r"lu-(\d+)$", name)
+                if not match or (me != 0 and int(match.group(1)) != me):
+                    continue
+                uid = int(match.group(1))
+                try:
+                    gid = top.lstat(name).st_gid
+                    with safefs.acting_as(uid, gid):
+                        with top.subdir(name, owner=uid, private=True) as home, \
+                                home.subdir("logs", owner=uid, private=True) as logs:
+                            files = sorted(logs.names())
+                            identity = (os.fstat(logs.fd).st_dev, os.fstat(logs.fd).st_ino)
+                except (OSError, safefs.UnsafePath):
+                    continue
+                if identity in seen:  # the same directory through /tmp and /proc/PID/root/tmp
+                    continue
+                seen.add(identity)
+                for file_name in files:
+                    if wanted.match(file_name):
+                        found.append(LogFile(os.path.join(tmp, name, "logs", file_name), owner=uid, group=gid,
+                                             found=True))
+    return found

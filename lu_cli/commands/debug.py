@@ -1,9 +1,13 @@
 """`lu debug PID FUNC [--lines L1,L2] [--var NAME] [--duration S]`."""
 import click
 
+from ..output import echo
+
 from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event, host_path, parse_line_numbers, revert_quietly, run_for
 from lu_attach.session import connect
+
+from ..options import absolute_log_dir
 
 
 @click.command("debug")
@@ -12,9 +16,10 @@ from lu_attach.session import connect
 @click.option("--lines", help="LineDebugger: the variables these lines use and set, e.g. 11,12.")
 @click.option("--var", help="VarDebugger: every value this variable takes.")
 @click.option("--duration", type=float, help="Stream events for S seconds, then revert.")
-@click.option("--log-dir", type=click.Path(file_okay=False), help="Where the target writes its log.")
-@click.option("--echo", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid, function, lines, var, duration, log_dir, echo):
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
+              help="A directory of the target's user where it writes this session's log (relative to here).")
+@click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
+def command(pid, function, lines, var, duration, log_dir, echo_events):
     """Print FUNCTION's arguments and results (FuncDebugger), lines' variables, or a variable's values."""
     if lines and var:
         raise LuAttachError("choose --lines or --var, not both")
@@ -22,15 +27,15 @@ def command(pid, function, lines, var, duration, log_dir, echo):
     if duration is not None and duration <= 0:
         raise LuAttachError("--duration must be a positive number of seconds")
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("debug", function=function, lines=numbers, var=var, log_dir=log_dir, echo=echo)
+        result = client.request("debug", function=function, lines=numbers, var=var, log_dir=log_dir, echo=echo_events)
         ids = result["ids"]
         log = host_path(pid, result["log"])
         if duration is None:
-            click.echo("debugging %s in process %d (update %s); events go to %s" % (
+            echo("debugging %s in process %d (update %s); events go to %s" % (
                 ", ".join(result["targets"]), pid, ids[0], log))
-            click.echo("stop with `lu revert %d %d`" % (pid, ids[0]))
+            echo("stop with `lu revert %d %d`" % (pid, ids[0]))
             return
-        click.echo("debugging %s in process %d for %g s (Ctrl-C to stop early)..." % (
+        echo("debugging %s in process %d for %g s (Ctrl-C to stop early)..." % (
             ", ".join(result["targets"]), pid, duration), err=True)
         count = [0]
         sessions = {str(i) for i in ids}
@@ -38,7 +43,7 @@ def command(pid, function, lines, var, duration, log_dir, echo):
         def show(event):
             if str(event.get("session")) in sessions:
                 count[0] += 1
-                click.echo(format_event(event))
+                echo(format_event(event))
 
         try:
             run_for(duration, client, pid, on_event=show)
@@ -47,5 +52,5 @@ def command(pid, function, lines, var, duration, log_dir, echo):
                 revert_quietly(client, ids)
             except LuAttachError:
                 pass
-    click.echo("%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0],
+    echo("%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0],
                                                                 log), err=True)

@@ -1,6 +1,8 @@
 """`lu detach PID`: revert everything and stop the agent."""
 import click
 
+from ..output import echo
+
 from lu_attach.session import connect
 
 
@@ -11,5 +13,5 @@ def command(pid: int) -> None:
     with connect(pid) as client:
         result = client.request("detach")
     reverted = result.get("reverted") or []
-    click.echo("agent stopped in process %d%s" % (
+    echo("agent stopped in process %d%s" % (
         pid, " (reverted %s)" % ", ".join(map(str, reverted)) if reverted else ""))

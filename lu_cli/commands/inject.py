@@ -3,7 +3,7 @@ import click
 
 from lu_attach.inject import inject
 
-from ..output import print_json
+from ..output import print_json, echo
 
 
 @click.command("inject")
@@ -18,9 +18,9 @@ def command(pid: int, timeout: float, method: str, as_json: bool) -> None:
     if as_json:
         print_json(result.__dict__)
     elif result.already_running:
-        click.echo("agent already running in process %d, listening on %s" % (pid, result.socket))
+        echo("agent already running in process %d, listening on %s" % (pid, result.socket))
     else:
-        click.echo("agent started in process %d, listening on %s" % (pid, result.socket))
-        click.echo("(%s, thread %s stopped %.1f ms, %.0f ms in all)"
+        echo("agent started in process %d, listening on %s" % (pid, result.socket))
+        echo("(%s, thread %s stopped %.1f ms, %.0f ms in all)"
                    % (result.method, result.thread or "at a safe entry", result.pause_ms or 0, result.total_ms or 0),
                    err=True)

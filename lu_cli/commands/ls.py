@@ -5,7 +5,7 @@ import click
 
 from lu_attach.session import connect
 
-from ..output import print_json, print_table
+from ..output import print_json, print_table, echo
 
 
 @click.command("ls")
@@ -19,7 +19,7 @@ def command(pid: int, as_json: bool) -> None:
         print_json(updates)
         return
     if not updates:
-        click.echo("no updates applied in process %d" % pid)
+        echo("no updates applied in process %d" % pid)
         return
     print_table(["ID", "KIND", "APPLIED", "ERRORS", "TARGETS"],
                 [(u["id"], u["kind"], u.get("applied_at", ""), u.get("hook_errors", 0),

@@ -3,6 +3,8 @@ import os
 
 import click
 
+from ..output import echo
+
 from lu_attach.errors import LuAttachError
 from lu_attach.session import connect
 
@@ -19,5 +21,5 @@ def command(pid: int, patch_file: str) -> None:
         raise LuAttachError("cannot read %s: %s" % (patch_file, exc.strerror))
     with connect(pid) as client:
         ids = client.request("patch", source=source, filename=os.path.basename(patch_file))
-    click.echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))) if ids
+    echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))) if ids
                else "the patch applied no update")

@@ -5,7 +5,9 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import host_path, parse_lines_option, revert_quietly, run_for
 from lu_attach.session import connect
 
-from ..output import print_json
+from ..options import absolute_log_dir
+
+from ..output import print_json, echo
 
 
 @click.command("profile")
@@ -14,9 +16,10 @@ from ..output import print_json
 @click.option("--lines", "lines", multiple=True, metavar="FUNC:L1,L2", help="Time these lines of FUNC (LineProfiler).")
 @click.option("--duration", type=float, help="Profile for S seconds, print the result, then revert.")
 @click.option("--json", "as_json", is_flag=True, help="With --duration: print the report as JSON.")
-@click.option("--log-dir", type=click.Path(file_okay=False), help="Where the target writes its log.")
-@click.option("--echo", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid, patterns, lines, duration, as_json, log_dir, echo):
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
+              help="A directory of the target's user where it writes this session's log (relative to here).")
+@click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
+def command(pid, patterns, lines, duration, as_json, log_dir, echo_events):
     """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID."""
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:
@@ -24,16 +27,16 @@ def command(pid, patterns, lines, duration, as_json, log_dir, echo):
     if duration is not None and duration <= 0:
         raise LuAttachError("--duration must be a positive number of seconds")
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("profile", patterns=list(patterns), lines=line_map, log_dir=log_dir, echo=echo)
+        result = client.request("profile", patterns=list(patterns), lines=line_map, log_dir=log_dir, echo=echo_events)
         ids = result["ids"]
         log = host_path(pid, result["log"])
         if duration is None:
-            click.echo("profiling %d function%s in process %d (update %s); log: %s" % (
+            echo("profiling %d function%s in process %d (update %s); log: %s" % (
                 len(result["targets"]), "s" if len(result["targets"]) != 1 else "", pid,
                 ", ".join(map(str, ids)), log))
-            click.echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
+            echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
             return
-        click.echo("profiling %d function%s in process %d for %g s (Ctrl-C to stop early)..." % (
+        echo("profiling %d function%s in process %d for %g s (Ctrl-C to stop early)..." % (
             len(result["targets"]), "s" if len(result["targets"]) != 1 else "", pid, duration), err=True)
         try:
             run_for(duration, client, pid)
@@ -49,8 +52,8 @@ def command(pid, patterns, lines, duration, as_json, log_dir, echo):
     if as_json:
         print_json(to_json(report))
     elif report.threads():
-        click.echo(render_text(report))
+        echo(render_text(report))
     else:
-        click.echo("no calls of the profiled functions in %g s" % duration)
-    click.echo("reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)),
+        echo("no calls of the profiled functions in %g s" % duration)
+    echo("reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)),
                                                      log), err=True)

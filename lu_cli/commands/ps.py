@@ -3,7 +3,7 @@ import click
 
 from lu_attach.discover import python_processes
 
-from ..output import print_json, print_table
+from ..output import print_json, print_table, echo
 
 
 @click.command("ps")
@@ -16,7 +16,7 @@ def command(as_json: bool) -> None:
                      "exe": p.exe, "static": p.static} for p in processes])
         return
     if not processes:
-        click.echo("no Python processes you may act on")
+        echo("no Python processes you may act on")
         return
     print_table(["PID", "USER", "PYTHON", "AGENT", "COMMAND"],
                 [(p.pid, p.user, p.python, "yes" if p.agent else "-", p.cmdline) for p in processes], max_last=100)

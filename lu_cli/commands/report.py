@@ -1,22 +1,10 @@
 """`lu report [LOG...] [--pid PID] [--json] [--flamegraph F.svg] [--speedscope F.json] [--folded F]`."""
-import glob
-import os
-
 import click
 
 from lu_attach.errors import LuAttachError
+from lu_attach.report.logs import agent_logs
 
-from ..output import print_json
-
-
-def default_logs(pid):
-    """The logs lu's agents write by default (see lu_payloads.recorder), for pid or for everyone visible."""
-    pattern = "lu-%d.jsonl" % pid if pid else "lu-*.jsonl"
-    owners = "lu-*" if os.getuid() == 0 else "lu-%d" % os.getuid()
-    found = sorted(glob.glob(os.path.join("/tmp", owners, "logs", pattern)))
-    if pid and not found:
-        found = sorted(glob.glob(os.path.join("/proc/%d/root/tmp" % pid, owners, "logs", pattern)))
-    return found
+from ..output import print_json, echo
 
 
 @click.command("report")
@@ -31,7 +19,7 @@ def command(logs, pid, as_json, flamegraph, speedscope, folded):
     from lu_attach.report import (ReportError, load_logs, render_flamegraph, render_folded, render_speedscope,
                                   render_text, render_warnings, to_json)
 
-    paths = list(logs) or default_logs(pid)
+    paths = list(logs) or agent_logs(pid)
     if not paths:
         raise LuAttachError("no lu logs found%s; name a log file" % (" for process %d" % pid if pid else ""))
     try:
@@ -40,14 +28,14 @@ def command(logs, pid, as_json, flamegraph, speedscope, folded):
         raise LuAttachError(str(exc))
     warnings = render_warnings(report)
     if warnings:
-        click.echo(warnings.rstrip("\n"), err=True)
+        echo(warnings.rstrip("\n"), err=True)
     _write(flamegraph, lambda: render_flamegraph(report))
     _write(speedscope, lambda: render_speedscope(report))
     _write(folded, lambda: render_folded(report))
     if as_json:
         print_json(to_json(report))
     elif not (flamegraph or speedscope or folded) or report.threads():
-        click.echo(render_text(report))
+        echo(render_text(report))
 
 
 def _write(path, render):
@@ -58,4 +46,4 @@ def _write(path, render):
             handle.write(render())
     except OSError as exc:
         raise LuAttachError("cannot write %s: %s" % (path, exc.strerror))
-    click.echo("wrote %s" % path, err=True)
+    echo("wrote %s" % path, err=True)

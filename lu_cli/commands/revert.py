@@ -1,6 +1,8 @@
 """`lu revert PID ID... | --all`."""
 import click
 
+from ..output import echo
+
 from lu_attach.errors import LuAttachError
 from lu_attach.session import connect
 
@@ -15,4 +17,4 @@ def command(pid: int, ids, revert_all: bool) -> None:
         raise LuAttachError("name the update ids to revert, or use --all")
     with connect(pid) as client:
         reverted = client.request("revert", ids=list(ids), all=revert_all)
-    click.echo("reverted %s" % (", ".join(map(str, reverted)) if reverted else "nothing (no updates applied)"))
+    echo("reverted %s" % (", ".join(map(str, reverted)) if reverted else "nothing (no updates applied)"))

@@ -4,7 +4,7 @@ import click
 from lu_attach.errors import LuAttachError
 from lu_attach.inject import check_target
 
-from ..output import print_json
+from ..output import print_json, echo
 
 
 @click.command("sample")
@@ -23,7 +23,7 @@ def command(pid, duration, rate, idle, as_json, flamegraph):
         raise LuAttachError("--duration and --rate must be positive")
     if not find_pyspy():
         raise LuAttachError("py-spy is not installed (pip install py-spy), or $LU_PYSPY names no program")
-    click.echo("sampling process %d with py-spy for %g s at %d Hz..." % (pid, duration, rate), err=True)
+    echo("sampling process %d with py-spy for %g s at %d Hz..." % (pid, duration, rate), err=True)
     try:
         report = record_pyspy(pid, duration=duration, rate_hz=rate, idle=idle)
     except ReportError as exc:
@@ -31,8 +31,8 @@ def command(pid, duration, rate, idle, as_json, flamegraph):
     if flamegraph:
         with open(flamegraph, "w", encoding="utf-8") as handle:
             handle.write(render_flamegraph(report, title="sampled profile (py-spy) of process %d" % pid))
-        click.echo("wrote %s" % flamegraph, err=True)
+        echo("wrote %s" % flamegraph, err=True)
     if as_json:
         print_json(to_json(report))
     else:
-        click.echo(render_text(report))
+        echo(render_text(report))

@@ -3,16 +3,18 @@ import sys
 
 import click
 
+from ..output import echo
+
 from lu_attach.watch import WatchSession
 
 
 def _echo(line: str) -> None:
-    click.echo(line)
+    echo(line)
     sys.stdout.flush()
 
 
 def _echo_err(line: str) -> None:
-    click.echo(line, err=True)
+    echo(line, err=True)
 
 
 @click.command("watch")

@@ -52,7 +52,9 @@ Hooks never hurt the application: each hook call is wrapped in
 `try/except Exception`; failures are counted per update (`hook_errors`,
 `last_hook_error` in ls) and reported to listeners (`add_listener(cb)`,
 cb({'event': 'hook_error', 'id', 'hook_errors', 'error'}), on the first error
-and then at most once a second per update).  BaseExceptions such as
+and then at most once a second per update; listeners also hear
+{'event': 'reverted', 'id'} after each revert, which is how the tools release
+their sessions).  BaseExceptions such as
 KeyboardInterrupt are not swallowed.  The function's own exceptions propagate
 unchanged (no extra frames; original raise line).
 

@@ -498,7 +498,8 @@ class UpdateManager(object):
 
     @classmethod
     def add_listener(cls, callback):
-        """callback(dict) on hook errors (first one, then at most once a second per update)."""
+        """callback(dict) on hook errors (first one, then at most once a second per update),
+        and {'event': 'reverted', 'id'} after an update is reverted."""
         with cls._lock:
             if callback not in cls._listeners:
                 cls._listeners = cls._listeners + [callback]
@@ -1053,6 +1054,12 @@ class UpdateManager(object):
                 except Exception:
                     pass
             cls._records.pop(rec.uid, None)
+        for rec in records:
+            for callback in list(cls._listeners):
+                try:
+                    callback({"event": "reverted", "id": rec.uid})
+                except Exception:
+                    pass
 
 
 def _restore_namespace(namespace, before):

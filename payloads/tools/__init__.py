@@ -15,10 +15,21 @@ from ..errors import LuError
 from ..recorder import get_recorder
 
 
-def _apply(update, session_object, description):
+def _release_reverted(event):
+    """Engine listener: a reverted tool session writes its last figures and is forgotten."""
+    if event.get("event") == "reverted":
+        get_recorder().release(event.get("id"))
+
+
+def _apply(update, session_object, description, log_dir=None, snapshot=None):
+    """Apply a tool's update and give the recorder its session (its events, its snapshots, its log)."""
     from ..engine import UpdateManager
+    recorder = get_recorder()
+    recorder.check_log_dir(log_dir)
+    UpdateManager.add_listener(_release_reverted)
     update_id = UpdateManager.apply_update(update)
     session_object.session = update_id
+    recorder.register(update_id, snapshot, log_dir)
     return update_id
 
 
@@ -50,13 +61,10 @@ class FuncProfiler(object):
     def profile(patterns, log_dir=None):
         from ..engine import Instrument
         from .calltree import CallTreeSession
-        recorder = get_recorder(log_dir)
         patterns = _patterns(patterns)
         session = CallTreeSession()
         update = Instrument(patterns, session.points(), description="FuncProfiler %s" % ", ".join(patterns))
-        update_id = _apply(update, session, "FuncProfiler")
-        recorder.register(update_id, session.snapshot)
-        return update_id
+        return _apply(update, session, "FuncProfiler", log_dir, session.snapshot)
 
 
 class LineProfiler(object):
@@ -66,14 +74,11 @@ class LineProfiler(object):
     def profile(function, lines, log_dir=None):
         from ..engine import Instrument
         from .lineprof import LineSession
-        recorder = get_recorder(log_dir)
         lines = _lines(lines)
         session = LineSession()
         update = Instrument(function, session.points(lines),
                             description="LineProfiler %s lines %s" % (function, ",".join(map(str, lines))))
-        update_id = _apply(update, session, "LineProfiler")
-        recorder.register(update_id, session.snapshot)
-        return update_id
+        return _apply(update, session, "LineProfiler", log_dir, session.snapshot)
 
 
 class FuncDebugger(object):
@@ -83,10 +88,10 @@ class FuncDebugger(object):
     def debug(function, log_dir=None):
         from ..engine import Instrument
         from .debuggers import FuncDebugSession
-        session = FuncDebugSession(get_recorder(log_dir))
+        session = FuncDebugSession(get_recorder())
         update = Instrument(_patterns(function), session.points,
                             description="FuncDebugger %s" % ", ".join(_patterns(function)))
-        return _apply(update, session, "FuncDebugger")
+        return _apply(update, session, "FuncDebugger", log_dir)
 
 
 class LineDebugger(object):
@@ -98,10 +103,10 @@ class LineDebugger(object):
         from .debuggers import LineDebugSession, single_function
         name, func = single_function(function)
         lines = _lines(lines)
-        session = LineDebugSession(get_recorder(log_dir), func, name, lines)
+        session = LineDebugSession(get_recorder(), func, name, lines)
         update = Instrument(name, session.points,
                             description="LineDebugger %s lines %s" % (name, ",".join(map(str, lines))))
-        return _apply(update, session, "LineDebugger")
+        return _apply(update, session, "LineDebugger", log_dir)
 
 
 class VarDebugger(object):
@@ -114,9 +119,9 @@ class VarDebugger(object):
         name, func = single_function(function)
         if not isinstance(variable, str) or not variable.isidentifier():
             raise LuError("a variable name, such as 'total', not %r" % (variable,))
-        session = VarDebugSession(get_recorder(log_dir), func, name, variable)
+        session = VarDebugSession(get_recorder(), func, name, variable)
         update = Instrument(name, session.points, description="VarDebugger %s %s" % (name, variable))
-        return _apply(update, session, "VarDebugger")
+        return _apply(update, session, "VarDebugger", log_dir)
 
 
 # The short names PyLiveUpdate users type.
