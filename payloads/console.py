@@ -7,15 +7,23 @@ front of the program's streams once: writes from a thread that is running a
 controller statement go to that statement's buffer, every other write goes
 straight to the stream the program had. The router is removed when the agent
 stops, if nobody replaced it meanwhile.
+
+A router is never freed once made: CPython's print() holds only a borrowed
+reference to sys.stdout, so a thread in the middle of a print would use a freed
+router if lu dropped the last reference when it puts the program's stream
+back. So there is one router per stream for the life of the process, taken
+up again by the next agent.
 """
 import io
 import sys
-import threading
 import traceback
+
+from . import osthreads
 
 _captures = {}
 _installed = {}
-_install_lock = threading.Lock()
+_routers = {}  # stream name -> its router, kept alive for good (see the module docstring)
+_install_lock = osthreads.Lock()
 
 
 class _Router(object):
@@ -24,7 +32,7 @@ class _Router(object):
         self._lu_name = name
 
     def write(self, text):
-        buffer = _captures.get(threading.get_ident())
+        buffer = _captures.get(osthreads.get_ident())
         if buffer is not None:
             return buffer.write(text)
         return self._lu_original.write(text)
@@ -34,7 +42,7 @@ class _Router(object):
             self.write(line)
 
     def flush(self):
-        if threading.get_ident() in _captures:
+        if osthreads.get_ident() in _captures:
             return None
         return self._lu_original.flush()
 
@@ -48,7 +56,10 @@ def install_capture():
             current = getattr(sys, name)
             if isinstance(current, _Router):
                 continue
-            router = _Router(current, name)
+            router = _routers.get(name)
+            if router is None:
+                router = _routers[name] = _Router(current, name)
+            router._lu_original = current
             _installed[name] = router
             setattr(sys, name, router)
 
@@ -65,7 +76,7 @@ def run(source, namespace, filename="<lu>"):
     """Execute controller input; return {'output': text, 'error': text or None}."""
     install_capture()
     buffer = io.StringIO()
-    ident = threading.get_ident()
+    ident = osthreads.get_ident()
     _captures[ident] = buffer
     error = None
     try:
