@@ -13,14 +13,14 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 import traceback
 
 from . import __version__, paths, protocol
+from . import osthreads
 from .errors import LuError
 
-_lock = threading.Lock()
+_lock = osthreads.Lock()
 _agent = None
 _EVENT_QUEUE_LIMIT = 10000
 
@@ -57,7 +57,7 @@ class AgentLog:
 
     def __init__(self, path):
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = osthreads.Lock()
 
     def write(self, message):
         line = "%s pid=%d %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), message)
@@ -79,7 +79,7 @@ class Connection:
         self.agent = agent
         self.sock = sock
         self.peer = peer  # (pid, uid, gid)
-        self.send_lock = threading.Lock()
+        self.send_lock = osthreads.Lock()
         self.closed = False
         self.namespace = None  # the controller's namespace, made on first use
 
@@ -187,10 +187,10 @@ class Agent:
         self.started = time.time()
         self.stopping = False
         self.connections = []
-        self._connections_lock = threading.Lock()
-        self._bind_lock = threading.Lock()
+        self._connections_lock = osthreads.Lock()
+        self._bind_lock = osthreads.Lock()
         self._events = []
-        self._events_cond = threading.Condition(threading.Lock())
+        self._events_cond = osthreads.Condition()
         self.events_dropped = 0
         self.listener = None
         self._bound = None  # (st_dev, st_ino) of the socket file this agent bound
@@ -208,8 +208,8 @@ class Agent:
         self._bind()
         from . import recorder
         recorder.subscribe(self.emit)
-        threading.Thread(target=self._accept_loop, name="lu-agent", daemon=True).start()
-        threading.Thread(target=self._event_loop, name="lu-agent-events", daemon=True).start()
+        osthreads.start_thread(self._accept_loop, "lu-agent")
+        osthreads.start_thread(self._event_loop, "lu-agent-events")
         self.log.write("agent %s listening on %s" % (__version__, self.socket_path))
 
     def _bind(self):
@@ -219,7 +219,7 @@ class Agent:
                 os.unlink(self.socket_path)
             except FileNotFoundError:
                 pass
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener = osthreads.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             old_umask = os.umask(0o177)
             try:
                 listener.bind(self.socket_path)
@@ -234,7 +234,7 @@ class Agent:
             _close_listener(old)  # wakes the accept loop, which takes the new listener
 
     def _write_info(self):
-        tmp = "%s.%d.tmp" % (self.info_path, threading.get_ident())
+        tmp = "%s.%d.tmp" % (self.info_path, osthreads.get_ident())
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(self.info(), handle)
@@ -275,12 +275,12 @@ class Agent:
         while not self.stopping:
             listener = self.listener
             try:
-                conn, _ = listener.accept()
+                conn = osthreads.accept(listener)
             except OSError:
                 if self.stopping:
                     break
                 if listener is self.listener:
-                    time.sleep(0.1)  # a real accept error; a replaced listener retries at once
+                    osthreads.sleep(0.1)  # a real accept error; a replaced listener retries at once
                 continue
             try:
                 conn.settimeout(None)
@@ -297,7 +297,7 @@ class Agent:
                 connection = Connection(self, conn, peer)
                 with self._connections_lock:
                     self.connections.append(connection)
-                threading.Thread(target=connection.serve, name="lu-agent-client", daemon=True).start()
+                osthreads.start_thread(connection.serve, "lu-agent-client")
             except Exception:
                 self.log.write("accept error: %s" % traceback.format_exc())
                 try:

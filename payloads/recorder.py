@@ -34,13 +34,14 @@ import threading
 import time
 
 from . import paths
+from . import osthreads
 from .errors import LuError
 
 FLUSH_SECONDS = 2.0
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PENDING_EVENTS = 100000
 
-_lock = threading.Lock()
+_lock = osthreads.Lock()
 _recorder = None
 _subscribers = []  # callables taking each event record; the agent subscribes to stream them
 
@@ -140,10 +141,9 @@ class Recorder(object):
         self._last_written = {}  # (session, type, thread_id) -> signature of the last snapshot written
         self._events = collections.deque()
         self.events_dropped = 0
-        self._write_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lu-recorder", daemon=True)
-        self._thread.start()
+        self._write_lock = osthreads.Lock()
+        self._stop = osthreads.Event()
+        osthreads.start_thread(self._loop, "lu-recorder")
 
     @property
     def path(self):

@@ -7,11 +7,11 @@ import builtins
 import dis
 import linecache
 import sys
-import threading
 import time
 import types
 
 from ..errors import LuError
+from .. import osthreads
 from . import resolve as _resolve
 from .source import (CO_ITERABLE_COROUTINE, KIND_FLAGS, PY311, Body, clone, code_qualname, compile_in_scope, find_def,
                      original_node, same_code, shift_code, statement_lines)
@@ -441,7 +441,7 @@ class UpdateManager(object):
     assignment, atomic under the GIL.
     """
 
-    _lock = threading.RLock()
+    _lock = osthreads.RLock()
     _states = {}
     _records = {}
     _next_id = 1

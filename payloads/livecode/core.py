@@ -32,10 +32,10 @@ import collections
 import io
 import os
 import sys
-import threading
 import types
 
 from ..errors import LuError
+from .. import osthreads
 from ..engine import Recode, UpdateManager
 from ..engine.resolve import module_file, module_functions
 from ..engine.source import FUNC_NODES, code_qualname, same_code, shift_code, stmt_list_fields
@@ -43,7 +43,7 @@ from ..engine.source import FUNC_NODES, code_qualname, same_code, shift_code, st
 _real_cache = {}
 _bases = {}          # module file -> _Base of the source the process was last given
 _class_callbacks = []
-_lock = threading.RLock()
+_lock = osthreads.RLock()
 
 
 # --------------------------------------------------------------------------- files -> modules

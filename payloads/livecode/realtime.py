@@ -17,15 +17,15 @@ import functools
 import inspect
 import logging
 import os
-import threading
 import time
 
 from ..errors import LuError
+from .. import osthreads
 from ..engine.resolve import unwrap
 
 log = logging.getLogger("lu_payloads.realtime")
 _files = {}     # filename -> [last check (monotonic), stamp]
-_lock = threading.Lock()
+_lock = osthreads.Lock()
 
 
 def _stamp(filename):

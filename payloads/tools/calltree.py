@@ -22,6 +22,8 @@ import threading
 import time
 import zlib
 
+from .. import osthreads
+
 HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED = range(6)
 
 
@@ -70,7 +72,7 @@ class CallTreeSession(object):
         self.session = None  # the update id, set once applied
         self.threads = []
         self.finished = {}  # pooled thread name -> tree of the threads of that name that ended
-        self._threads_lock = threading.Lock()
+        self._threads_lock = osthreads.Lock()
         local = threading.local()
         # A float clock: cheaper than perf_counter_ns (no big-integer arithmetic
         # on every call) and fine to the nanosecond over a process's lifetime.

@@ -9,6 +9,8 @@ import os
 import threading
 import time
 
+from .. import osthreads
+
 
 class _Pool(object):
     """Stands for the ended threads of one pooled name in snapshots."""
@@ -24,7 +26,7 @@ class LineSession(object):
         self.session = None
         self.threads = []
         self.finished = {}
-        self._lock = threading.Lock()
+        self._lock = osthreads.Lock()
         local = threading.local()
         clock = time.perf_counter_ns
 
