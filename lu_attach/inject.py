@@ -48,7 +48,7 @@ from lu_payloads import paths
 
 from . import discover, ptrace, sigframe, staging, threads, thread_call
 from .errors import AgentAbsent, AgentBusy, LuAttachError
-from .native_helper import ENTRY, entry_offset, helper_library
+from .native_helper import READY, entry_offset, helper_library
 from .runtime import TargetProcess, process_gone
 from .symbols import find_restorer, find_symbols, read_maps
 
@@ -263,14 +263,21 @@ def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: fl
 # -- the helper library in the target --------------------------------------------
 
 def helper_base(pid: int, library: str) -> Optional[int]:
-    """Load base of the helper library in the target, if it is mapped (possibly from a removed file)."""
+    """Load base of the helper library in the target, once it is loaded and relocated (None before)."""
     bases = [m.start - m.offset for m in read_maps(pid)
              if m.path == library or m.path == library + " (deleted)"]
-    return min(bases) if bases else None
+    if not bases:
+        return None
+    base = min(bases)
+    try:
+        ready = ptrace.read_memory(pid, base + entry_offset(helper_library(), READY), 4)
+    except OSError:
+        return None
+    return base if ready == b"\x01\0\0\0" else None
 
 
 def _wait_for_helper(pid: int, library: str, borrowed: Borrowed, deadline: float) -> int:
-    """Wait until dlopen has mapped the helper; fail early when the borrowed thread came back without it."""
+    """Wait until dlopen has loaded the helper; fail early when the borrowed thread came back without it."""
     back_since = None
     while time.monotonic() < deadline:
         base = helper_base(pid, library)
@@ -486,7 +493,8 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
         if status.get("socket") != expected:
             raise LuAttachError("process %d: its agent reports socket %r, not %s; refusing to use it"
                                 % (pid, str(status.get("socket"))[:200], expected))
-        return InjectResult(pid=pid, socket=target.host_path(expected), already_running=False, method=used,
-                            thread=tid, pause_ms=pause, total_ms=(time.perf_counter() - begin) * 1000)
+        return InjectResult(pid=pid, socket=target.host_path(expected),
+                            already_running=status.get("was_running") is True, method=used, thread=tid,
+                            pause_ms=pause, total_ms=(time.perf_counter() - begin) * 1000)
     finally:
         injection.cleanup()

@@ -1,6 +1,7 @@
 """Locate (or build once) the lu_spawn helper library loaded into targets."""
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -19,6 +20,7 @@ def _cache_dir() -> str:
 
 
 ENTRY = "lu_spawn_start"
+READY = "lu_spawn_ready"
 
 
 def helper_library() -> str:
@@ -46,10 +48,11 @@ def helper_library() -> str:
     return target
 
 
-def entry_offset(library: str) -> int:
-    """Offset of `lu_spawn_start` from the library's load base."""
+@functools.lru_cache(maxsize=8)
+def entry_offset(library: str, name: str = ENTRY) -> int:
+    """Offset of `lu_spawn_start` (or of another exported symbol) from the library's load base."""
     from .symbols import _dynamic_symbols
-    offsets = _dynamic_symbols(library, [ENTRY])
-    if ENTRY not in offsets:
-        raise LuAttachError("lu's helper library %s has no %s; rebuild lu (pip install -e .)" % (library, ENTRY))
-    return offsets[ENTRY]
+    offsets = _dynamic_symbols(library, [name])
+    if name not in offsets:
+        raise LuAttachError("lu's helper library %s has no %s; rebuild lu (pip install -e .)" % (library, name))
+    return offsets[name]

@@ -161,7 +161,8 @@ def connect_socket(target: TargetProcess, timeout: float) -> socket.socket:
     try:
         with safefs.acting_as(target.uid, target.gid):
             return runtime.connect(target.socket_name, target.uid, timeout)
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, safefs.NotASocket):
+        # Nothing listens there (a link or a FIFO is no agent either: the next agent replaces it).
         raise AgentAbsent("no lu agent runs in process %d" % target.pid)
     except (BlockingIOError, socket.timeout):
         raise AgentBusy("the agent of process %d does not accept connections right now" % target.pid)

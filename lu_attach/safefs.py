@@ -46,6 +46,10 @@ class UnsafePath(LuAttachError):
     """A path in another user's space is not what lu may safely use (one line for the user)."""
 
 
+class NotASocket(UnsafePath):
+    """Something other than a socket (a link, a FIFO, a file) sits where a socket was expected."""
+
+
 def _set_fs_ids(uid: int, gid: int) -> None:
     _libc.setfsgid(gid)
     _libc.setfsuid(uid)
@@ -184,7 +188,7 @@ class Dir:
         try:
             st = os.fstat(fd)
             if not stat.S_ISSOCK(st.st_mode):
-                raise UnsafePath("%s/%s is not a socket" % (self.path, name))
+                raise NotASocket("%s/%s is not a socket" % (self.path, name))
             if st.st_uid != owner:
                 raise UnsafePath("%s/%s belongs to uid %d, not %d" % (self.path, name, st.st_uid, owner))
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -111,8 +111,9 @@ def _lu_bootstrap():
                 raise
         from lu_payloads import threadfix
         threadfix.fix_main_thread(_threading_was_imported)
+        was_running = module.running()
         report({{"ok": True, "socket": module.start(), "python": "%d.%d.%d" % sys.version_info[:3],
-                 "pid": os.getpid()}})
+                 "pid": os.getpid(), "was_running": was_running}})
     except BaseException as exc:
         try:
             report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})

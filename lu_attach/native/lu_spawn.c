@@ -11,8 +11,10 @@
  * lu's cancel, whether it still may run (see lu_attach/staging.py).
  *
  * The library is loaded once per process and reused by later injections (its
- * path names its build), so repeated attach and detach add no mappings. It has
- * no constructor: loading it does nothing by itself.
+ * path names its build), so repeated attach and detach add no mappings.
+ * Loading it does nothing but set `lu_spawn_ready`: its constructor runs once
+ * the loader has relocated it, and lu waits for that flag before it calls
+ * `lu_spawn_start` (the mapping appears before the library can be called).
  *
  * The Python C API is resolved at run time with dlsym(RTLD_DEFAULT), so this
  * file includes no Python header and links against no libpython: one build
@@ -99,6 +101,10 @@ static void *agent_bootstrap_thread(void *arg) {
     free(script_path);
     return NULL;
 }
+
+__attribute__((visibility("default"))) volatile int lu_spawn_ready = 0;
+
+__attribute__((constructor)) static void lu_spawn_loaded(void) { lu_spawn_ready = 1; }
 
 /* Called by lu in a stopped thread of the target: start the bootstrap thread
  * and return at once. The path is copied: the caller's string lives on the

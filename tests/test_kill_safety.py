@@ -1,0 +1,172 @@
+"""lu can die at any instant of an injection, SIGKILL included, and the target lives on unharmed.
+
+Every moment of both ways in (a parked thread, a running thread caught in the
+evaluation loop), of a first injection and of a later one, is a kill point:
+lu kills itself there (kill_driver.py), with SIGKILL and with SIGHUP (an ssh
+session dropping). Then more kills land at random times. After each, the target must still run, compute right (its
+heartbeat checks floating-point results every beat), and take a normal
+injection. The gdb method and the `lu` command itself are killed at random
+times too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import HERE, REPO, Target
+from interpreters import ALL
+
+from lu_attach.session import connect
+
+# Moments of the first injection into a process (its helper library is loaded first)...
+FIRST_INJECTION = [
+    ("prepare", "return", 1),          # staged; nothing done in the target yet
+    ("interrupt", "return", 1),        # a thread is stopped
+    ("start_call", "call", 1),         # about to lay out the call
+    ("write_memory", "return", 1),     # part of the frame written
+    ("write_memory", "return", 2),
+    ("setregs", "return", 1),          # the thread points at dlopen, still seized
+    ("_wait_for_helper", "call", 1),   # dlopen running on its own
+]
+# ...and of any later one (the helper is reused: one call, to lu_spawn_start).
+LATER_INJECTION = [
+    ("interrupt", "return", 1),
+    ("write_memory", "return", 3),     # the whole frame written, registers not yet set
+    ("setregs", "return", 1),          # the thread points at lu_spawn_start, still seized
+    ("wait_for_bootstrap", "call", 1),  # the bootstrap thread waits for the GIL
+    ("status", "call", 2),
+]
+SIGNALS = (signal.SIGKILL, signal.SIGHUP)
+
+
+class Heartbeat:
+    """A heartbeat.py target whose beats are collected; every beat must say ok."""
+
+    def __init__(self, python, mode):
+        self.target = Target(python, "heartbeat.py", [mode])
+        self.pid = self.target.pid
+        self.beats = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.target.proc.stdout:
+            self.beats.append(line.strip())
+
+    def assert_alive_and_right(self, context):
+        count = len(self.beats)
+        deadline = time.monotonic() + 5
+        while len(self.beats) < count + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.target.alive(), (context, self.target.stderr_text()[-2000:])
+        assert len(self.beats) >= count + 3, ("no heartbeat", context)
+        wrong = [b for b in self.beats if not b.endswith(" ok")]
+        assert not wrong, (context, wrong[:3])
+
+    def kill(self):
+        self.target.kill()
+
+
+def drive(pid, scenarios, env):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "kill_driver.py"), str(pid), json.dumps(scenarios)],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def usable(pid, context, target=None, statement=False):
+    """A normal injection works afterwards (or finds the agent a late kill left running), then detach."""
+    try:
+        with connect(pid, inject_if_needed=True, timeout=10) as client:
+            if statement:
+                assert client.request("exec", source="print(40 + 2)")["output"].strip() == "42"
+            else:
+                assert "pong" in client.request("ping")
+            client.request("detach")
+    except Exception as exc:
+        log = "/proc/%d/root/tmp/lu-%d/agent-%d.log" % (pid, os.geteuid(), pid)
+        tail = open(log).read()[-3000:] if os.path.exists(log) else "(no agent log)"
+        if target is not None and not target.alive():
+            raise AssertionError(("the target died", context, target.proc.returncode, target.stderr_text()[-3000:]))
+        raise AssertionError((context, repr(exc), tail))
+
+
+@pytest.mark.parametrize("mode", ["parked", "running"])
+@pytest.mark.parametrize("python", ALL)
+def test_killing_lu_at_every_step_of_an_injection(python, mode):
+    env = dict(os.environ, LU_INJECT_MODE=mode)
+    kind = "parked" if mode == "parked" else "busy"
+    reached = 0
+    for point in FIRST_INJECTION:
+        for sig in SIGNALS:
+            target = Heartbeat(python, kind)  # a process lu never entered
+            try:
+                result, = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
+                reached += result["killed"]
+                context = ("first", point, sig.name, result)
+                target.assert_alive_and_right(context)
+                usable(target.pid, context, target.target)
+                target.assert_alive_and_right(context)
+            finally:
+                target.kill()
+    target = Heartbeat(python, kind)
+    try:
+        usable(target.pid, "the helper loaded", target.target, statement=True)
+        for point in LATER_INJECTION:
+            for sig in SIGNALS:
+                result, = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
+                reached += result["killed"]
+                context = ("later", point, sig.name, result)
+                target.assert_alive_and_right(context)
+                usable(target.pid, context, target.target)
+        usable(target.pid, "at the end", target.target, statement=True)
+        target.assert_alive_and_right("at the end")
+    finally:
+        target.kill()
+    total = (len(FIRST_INJECTION) + len(LATER_INJECTION)) * len(SIGNALS)
+    assert reached >= total - 2, (reached, total)  # every kill point is a moment the injection goes through
+
+
+@pytest.mark.parametrize("mode", ["parked", "running"])
+@pytest.mark.parametrize("python", ALL)
+def test_killing_lu_at_random_moments(python, mode):
+    env = dict(os.environ, LU_INJECT_MODE=mode)
+    rng = random.Random(4242)
+    target = Heartbeat(python, "parked" if mode == "parked" else "busy")
+    try:
+        for round_ in range(6):
+            scenarios = [{"after": rng.uniform(0.0, 0.06), "sig": int(rng.choice(SIGNALS))} for _ in range(5)]
+            drive(target.pid, scenarios, env)
+            target.assert_alive_and_right(("random", round_, scenarios))
+            usable(target.pid, ("random", round_), target.target, statement=round_ == 0)
+        target.assert_alive_and_right("after every round")
+    finally:
+        target.kill()
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_killing_the_lu_command_and_the_gdb_method(python):
+    """The real `lu inject` process, killed at random, with the default method and with gdb."""
+    rng = random.Random(7)
+    target = Heartbeat(python, "parked")
+    try:
+        for method in ("ptrace", "gdb"):
+            for _ in range(4):
+                lu = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--method",
+                                       method], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(0.05, 0.5))
+                lu.send_signal(rng.choice(SIGNALS))
+                lu.wait(30)
+                time.sleep(0.3 if method == "ptrace" else 1.0)  # gdb, in its own session, finishes alone
+                target.assert_alive_and_right((method, lu.returncode))
+                usable(target.pid, method, target.target, statement=method == "gdb")
+    finally:
+        target.kill()
