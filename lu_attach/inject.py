@@ -195,6 +195,8 @@ def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, park
     except ptrace.PtraceError as exc:
         if exc.errno == errno.ESRCH:
             return None  # the thread ended
+        if exc.errno == errno.EPERM and tid != pid:
+            return None  # a thread that is exiting refuses tracing; the main thread tells about the process
         if exc.errno == errno.EPERM:
             raise LuAttachError("process %d: not allowed to trace it (%s; is a debugger attached?)"
                                 % (pid, exc.strerror))

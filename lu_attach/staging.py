@@ -5,7 +5,9 @@ target's user controls:
 
 - the *stage* (`/tmp/lu-stage-EUID/` in the target's mount namespace, owned by
   lu's user, 0755): lu's own files, readable by the target but writable only
-  by lu. It holds a copy of `lu_payloads` (one per version), the spawn helper
+  by lu. The helper library must be mapped executable, so when the target's
+  /tmp is mounted noexec (hardened servers) the stage goes to the first of
+  /var/tmp, /dev/shm and /run that is not. It holds a copy of `lu_payloads` (one per version), the spawn helper
   library (one per build; the target maps it once and lu reuses it), and one
   bootstrap script per injection. Every file is created through the stage's
   directory descriptor with O_EXCL and its mode set on the descriptor. If the
@@ -33,7 +35,7 @@ import stat
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import lu_payloads
 from lu_payloads import paths
@@ -41,7 +43,7 @@ from lu_payloads import paths
 from . import safefs
 from .errors import LuAttachError
 from .native_helper import helper_library
-from .runtime import TargetProcess, open_runtime, open_tmp
+from .runtime import TargetProcess, open_runtime
 
 STAGE = "lu-stage-%d"
 STATUS_LIMIT = 64 * 1024
@@ -151,25 +153,64 @@ class Stage:
         self.dir.close()
 
 
-def open_stage(tmp: safefs.Dir) -> Stage:
-    """The shared stage directory, or a fresh private one when the name is taken by someone else."""
+STAGE_PARENTS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+
+
+def mount_options(pid: int, path: str) -> Optional[List[str]]:
+    """The options of the mount holding `path` in the target's mount namespace (None: unknown)."""
+    try:
+        with open("/proc/%d/mountinfo" % pid) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    best: Optional[Tuple[str, List[str]]] = None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        point = fields[4].replace("\\040", " ")
+        if path == point or path.startswith(point.rstrip("/") + "/"):
+            if best is None or len(point) >= len(best[0]):  # later mounts over the same point win
+                best = (point, fields[5].split(","))
+    return best[1] if best else None
+
+
+def open_stage(target: TargetProcess) -> Stage:
+    """lu's stage in the first place of the target's file system that can hold an executable library."""
+    refused = []
+    for parent in STAGE_PARENTS:
+        options = mount_options(target.pid, parent)
+        if options is not None and "noexec" in options:
+            refused.append("%s is mounted noexec" % parent)
+            continue
+        try:
+            with safefs.open_root(target.pid) as root, root.subdir(parent.strip("/")) as directory:
+                return _stage_in(directory, parent)
+        except (OSError, LuAttachError) as exc:
+            refused.append("%s: %s" % (parent, getattr(exc, "strerror", None) or exc))
+    raise LuAttachError("process %d: lu found no place for its files that the target may load a library from "
+                        "(%s)" % (target.pid, "; ".join(refused)))
+
+
+def _stage_in(parent: safefs.Dir, parent_path: str) -> Stage:
+    """The shared stage directory in `parent`, or a fresh private one when the name is taken by someone else."""
     euid = os.geteuid()
     name = STAGE % euid
     try:
-        directory = tmp.subdir(name, owner=euid, create_mode=0o755)
-        return Stage(directory, "/tmp/" + name)
+        directory = parent.subdir(name, owner=euid, create_mode=0o755)
+        return Stage(directory, parent_path + "/" + name)
     except (safefs.UnsafePath, OSError):
         pass
     for _ in range(10):
         name = "lu-stage-%d-%s" % (euid, secrets.token_hex(6))
         try:
-            os.mkdir(name, 0o700, dir_fd=tmp.fd)
+            os.mkdir(name, 0o700, dir_fd=parent.fd)
         except FileExistsError:
             continue
-        directory = tmp.subdir(name, owner=euid)
+        directory = parent.subdir(name, owner=euid)
         os.fchmod(directory.fd, 0o755)
-        return Stage(directory, "/tmp/" + name)
-    raise LuAttachError("could not create lu's staging directory in the target's /tmp")
+        return Stage(directory, parent_path + "/" + name)
+    raise LuAttachError("could not create lu's staging directory in the target's %s" % parent_path)
 
 
 def _copy_tree(source: str, parent: safefs.Dir, name: str) -> None:
@@ -345,16 +386,15 @@ class Injection:
 
 def prepare(target: TargetProcess) -> Injection:
     """Stage everything one injection into `target` needs; nothing in the target changes yet."""
-    tmp = open_tmp(target)
+    stage = open_stage(target)
     try:
-        stage = open_stage(tmp)
-        try:
-            runtime = open_runtime(target, tmp, create=True)
-        except BaseException:
-            stage.close()
-            raise
-    finally:
-        tmp.close()
+        runtime = open_runtime(target, create=True)
+    except BaseException:
+        stage.close()
+        raise
+    if runtime is None:
+        stage.close()
+        raise LuAttachError("process %d: could not create its agent's directory" % target.pid)
     try:
         remove_stale(stage, target, runtime)
         payloads = ensure_payloads(stage)

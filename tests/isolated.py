@@ -19,7 +19,8 @@ from conftest import SYSTEM_PYTHON, nobody_dir
 
 NOBODY = 65534
 # The copy of lu and the targets lives under the host's /tmp: it is bound back in at the same path.
-_SHELL = ('cd "$0" && mount -t tmpfs -o mode=1777 lu-test /tmp && mkdir -p "$0" && mount --no-canonicalize --bind . "$0" && '
+_SHELL = ('cd "$0" && mount -t tmpfs -o mode=1777$LU_TEST_TMP_OPTIONS lu-test /tmp && mkdir -p "$0" && '
+          'mount --no-canonicalize --bind . "$0" && '
           'cd "$0" && exec setpriv --reuid=$LU_TEST_UID --regid=$LU_TEST_UID --clear-groups "$@"')
 
 
@@ -34,9 +35,10 @@ def isolation_available() -> Optional[str]:
 
 
 class IsolatedTarget:
-    def __init__(self, script: str, *args: str, uid: int = NOBODY, python: str = SYSTEM_PYTHON):
+    def __init__(self, script: str, *args: str, uid: int = NOBODY, python: str = SYSTEM_PYTHON,
+                 tmp_options: str = ""):
         self.uid = uid
-        env = dict(os.environ, LU_TEST_UID=str(uid))
+        env = dict(os.environ, LU_TEST_UID=str(uid), LU_TEST_TMP_OPTIONS="," + tmp_options if tmp_options else "")
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SHELL, nobody_dir(), python, "-u",
              os.path.join("targets", script)] + list(args),

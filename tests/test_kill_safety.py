@@ -170,3 +170,20 @@ def test_killing_the_lu_command_and_the_gdb_method(python):
                 usable(target.pid, method, target.target, statement=method == "gdb")
     finally:
         target.kill()
+
+
+def test_killed_while_dlopen_waits_for_the_loader_lock(tmp_path, start_target):
+    """lu dies while its dlopen waits behind another thread's slow library constructor."""
+    source = tmp_path / "slow.c"
+    source.write_text("#include <unistd.h>\n__attribute__((constructor)) static void slow(void) { sleep(3); }\n")
+    library = tmp_path / "libslow.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    target = start_target(ALL[-1].values[0] or sys.executable, "loader_lock.py", str(library))
+    time.sleep(0.3)  # the worker is in the constructor now
+    result, = drive(target.pid, [{"at": ["_wait_for_helper", "call", 1], "sig": int(signal.SIGKILL)}],
+                    dict(os.environ))
+    assert result["killed"]
+    assert target.proc.stdout.readline().strip() == "loaded"  # the constructor ended; the call then went on
+    time.sleep(0.3)
+    assert target.alive()
+    usable(target.pid, "after the loader lock", target, statement=True)

@@ -86,6 +86,17 @@ def test_planted_stage_name_is_never_used(isolated, victim):
     assert staged and os.stat(os.path.join(target2.tmp, staged[0])).st_uid == 0  # a fresh one of root's
 
 
+def test_tmp_mounted_noexec(isolated):
+    """Hardened servers mount /tmp noexec: lu's helper library then comes from another place."""
+    target = isolated("sleeper.py", tmp_options="noexec")
+    assert "noexec" in open("/proc/%d/mountinfo" % target.pid).read()
+    inject_ok(target.pid)
+    assert agent_exec(target.pid, "print(6 * 7)").strip().endswith("42")
+    maps = open("/proc/%d/maps" % target.pid).read()
+    assert "/var/tmp/lu-stage-0/lu_spawn-" in maps or "/dev/shm/lu-stage-0/lu_spawn-" in maps, maps
+    run_lu("detach", target.pid)
+
+
 def test_runtime_directory_swapped_for_a_link(isolated, victim):
     target = isolated("sleeper.py")
     target.as_user("import os; os.symlink(%r, os.environ['TMP_OF_TARGET'] + '/lu-%d')" % (victim.dir, NOBODY))
