@@ -21,6 +21,7 @@ import psutil
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from . import safefs
 from .symbols import _base_of, _dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
@@ -62,7 +63,9 @@ def _elf_python_symbols(path: str, stamp: tuple) -> Optional[dict]:
     try:
         found = {name: (offset, 0) for name, offset in
                  _dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()}
-    except (OSError, ELFError, ValueError):
+    except (OSError, ELFError, ValueError, safefs.UnsafePath):
+        return None
+    except Exception:  # a malformed image (its user controls it): not a Python lu can read
         return None
     if "Py_IsInitialized" not in found or "PyGILState_Ensure" not in found:
         return None
@@ -83,7 +86,7 @@ def _elf_python_symbols(path: str, stamp: tuple) -> Optional[dict]:
 
 def _find_version_buffer(path: str) -> Optional[int]:
     try:
-        with open(path, "rb") as handle:
+        with safefs.open_image(path) as handle:
             elf = ELFFile(handle)
             first_load = 0
             for segment in elf.iter_segments():
@@ -97,7 +100,9 @@ def _find_version_buffer(path: str) -> Optional[int]:
                 if re.match(r"version(\.\d+)?$", symbol.name) and symbol["st_size"] == 250 \
                         and symbol["st_info"]["type"] == "STT_OBJECT":
                     return symbol["st_value"] - first_load
-    except (OSError, ELFError, ValueError):
+    except (OSError, ELFError, ValueError, safefs.UnsafePath):
+        return None
+    except Exception:  # a malformed image (its user controls it)
         return None
     return None
 

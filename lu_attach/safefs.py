@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import io
 import os
 import socket
 import stat
@@ -242,6 +243,24 @@ def open_root(pid: int) -> Dir:
     path = "/proc/%d/root" % pid
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # a kernel link: followed on purpose
     return Dir(fd, path, os.fstat(fd).st_uid)
+
+
+def open_image(path: str) -> "io.BufferedReader":
+    """A binary file a target maps (an ELF image), opened so that a FIFO or a device cannot block lu.
+
+    The path comes from the target's own map; its user may have swapped the
+    file for anything since. Links are followed (libraries live behind them),
+    but what is opened must be a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath("%s is not a regular file" % path)
+        os.set_blocking(fd, True)
+        return io.BufferedReader(io.FileIO(fd, "rb", closefd=True))
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_bounded(fd: int, limit: int) -> bytes:

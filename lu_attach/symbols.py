@@ -14,6 +14,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from . import safefs
+
 
 @dataclass
 class Mapping:
@@ -57,7 +59,7 @@ def _dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
     """
     wanted = list(names)
     found: Dict[str, Tuple[int, int]] = {}
-    with open(elf_path, "rb") as handle:
+    with safefs.open_image(elf_path) as handle:
         elf = ElfWrapper(handle)
         first_load = elf.first_load_vaddr()
         table = elf.elf.get_section_by_name(".gnu.hash")
@@ -124,7 +126,9 @@ def find_symbol_ranges(pid: int, names: Iterable[str], library_hints: Iterable[s
             continue
         try:
             local = _dynamic_symbol_ranges(root + path, missing)
-        except (OSError, ELFError):
+        except (OSError, ELFError, safefs.UnsafePath):
+            continue
+        except Exception:  # a malformed image (its user controls it): no symbols from it
             continue
         for name, (offset, size) in local.items():
             result[name] = (base + offset, size)
@@ -149,7 +153,7 @@ def find_restorer(pid: int, mappings: Optional[List[Mapping]] = None) -> Optiona
         if base is None:
             continue
         try:
-            with open(root + path, "rb") as handle:
+            with safefs.open_image(root + path) as handle:
                 elf = ElfWrapper(handle)
                 first_load = elf.first_load_vaddr()
                 for segment in elf.elf.iter_segments():
@@ -159,6 +163,8 @@ def find_restorer(pid: int, mappings: Optional[List[Mapping]] = None) -> Optiona
                     at = code.find(RESTORER_CODE)
                     if at >= 0 and code.find(RESTORER_CODE, at + 1) < 0:
                         return base + segment["p_vaddr"] - first_load + at
-        except (OSError, ELFError):
+        except (OSError, ELFError, safefs.UnsafePath):
+            continue
+        except Exception:  # a malformed image (its user controls it): nothing found in it
             continue
     return None

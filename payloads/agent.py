@@ -65,7 +65,7 @@ class AgentLog:
             try:
                 if os.path.exists(self.path) and os.path.getsize(self.path) > self.LIMIT:
                     os.replace(self.path, self.path + ".1")
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
                 try:
                     os.write(fd, line.encode("utf-8", "replace"))
                 finally:

@@ -265,6 +265,20 @@ def test_planted_agent_description_neither_hangs_nor_floods(isolated, plant):
     assert agent_exec(target.pid, "print(1 + 1)").strip().endswith("2")
 
 
+@pytest.mark.parametrize("trap", ["fifo", "garbage"])
+def test_mapped_image_swapped_for_a_trap(isolated, trap):
+    """`lu ps` reads the libraries a process maps: a FIFO or a malformed ELF there neither hangs nor breaks it."""
+    target = isolated("fake_libpython.py", trap)
+    started = time.monotonic()
+    listed = run_lu("ps", "--json", timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert time.monotonic() - started < 30
+    mine = [p for p in json.loads(listed.stdout) if p["pid"] == target.pid]
+    assert mine and mine[0]["python"].startswith("3.11"), mine  # told by the real interpreter, not the trap
+    inject_ok(target.pid)
+    assert agent_exec(target.pid, "print(6 * 7)").strip().endswith("42")
+
+
 def test_report_skips_what_does_not_belong_in_a_log_directory(victim):
     """A user's log directory holds a foreign file, a FIFO, a device link and a link to root's file."""
     uid = 4243  # a user of its own, so that other tests' logs are not touched
