@@ -420,36 +420,38 @@ def describe_gil_holder(pid: int) -> str:
     return "no thread holds the GIL right now"
 
 
+def _poll_status(injection: staging.Injection, until: float, every: float) -> Optional[dict]:
+    """The bootstrap's status once it is there (None at `until`); an error if the process exits meanwhile."""
+    while time.monotonic() < until:
+        status = injection.status()
+        if status is not None:
+            return status
+        if process_gone(injection.target.pid):
+            raise LuAttachError("process %d exited during the injection" % injection.target.pid)
+        time.sleep(every)
+    return None
+
+
 def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
     pid = injection.target.pid
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            status = injection.status()
-            if status is not None:
-                return status
-            if process_gone(pid):
-                raise LuAttachError("process %d exited during the injection" % pid)
-            time.sleep(0.005)
+        status = _poll_status(injection, time.monotonic() + timeout, 0.005)
     except KeyboardInterrupt:
         if injection.cancel():
             raise LuAttachError("interrupted: the injection was cancelled and nothing will run in process %d" % pid)
         raise LuAttachError("interrupted: the agent was already starting in process %d; `lu detach %d` stops it"
                             % (pid, pid))
+    if status is not None:
+        return status
     holder = describe_gil_holder(pid)
     if injection.cancel():
         raise LuAttachError("the agent did not start within %.0f s because %s; the injection was cancelled "
                             "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid))
     # The bootstrap claimed the injection just before the cancel: it is running.
-    late = time.monotonic() + 30
-    while time.monotonic() < late:
-        status = injection.status()
-        if status is not None:
-            return status
-        if process_gone(pid):
-            raise LuAttachError("process %d exited during the injection" % pid)
-        time.sleep(0.01)
-    raise LuAttachError("the agent of process %d started but did not report in time" % pid)
+    status = _poll_status(injection, time.monotonic() + 30, 0.01)
+    if status is None:
+        raise LuAttachError("the agent of process %d started but did not report in time" % pid)
+    return status
 
 
 def _agent_socket(target: TargetProcess) -> Optional[str]:

@@ -112,24 +112,11 @@ class Dir:
 
     def read(self, name: str, limit: int, owner: Optional[int] = None) -> bytes:
         """The content of a regular file, at most `limit` bytes (else UnsafePath)."""
-        fd = os.open(name, READ_FLAGS, dir_fd=self.fd)
+        fd = self.open_regular(name, owner)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath("%s/%s is not a regular file" % (self.path, name))
-            if owner is not None and st.st_uid != owner:
-                raise UnsafePath("%s/%s belongs to uid %d, not %d" % (self.path, name, st.st_uid, owner))
-            if st.st_size > limit:
+            if os.fstat(fd).st_size > limit:
                 raise UnsafePath("%s/%s is larger than %d bytes" % (self.path, name, limit))
-            chunks = []
-            left = limit + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 16))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-            data = b"".join(chunks)
+            data = read_bounded(fd, limit + 1)
             if len(data) > limit:
                 raise UnsafePath("%s/%s grew past %d bytes" % (self.path, name, limit))
             return data
