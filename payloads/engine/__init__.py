@@ -18,21 +18,36 @@ Instrument(targets, points, description=None)
 ---------------------------------------------
 `targets`: a name/pattern, a function object, or a list of them: ONE update
 instruments every function they match (tools should pass their whole list).
-`points` maps a point to a hook, or to `(hook, want)`:
+`points` says what runs where: a `Points` (points.py), the one contract
+between the engine and the tools, built with
 
-    'func_before'             hook(info, args)            args: {param: value} of every parameter
-                              (hook, ['a', 'self.x'])     -> hook(info, {those names})
-                              (hook, None)                -> hook(info)        (cheapest)
-    'func_after'              hook(info, result, exc)     on return (exc None) and on raise
-                                                          (result None, exc the exception)
-    ('line_before', [12, 14]) hook(info, lineno, locals)  before the statement starting on that line
-    ('line_after', [12])      hook(info, lineno, locals)  after it completes normally; for `return`
-                                                          after the value is computed; never after
-                                                          raise/break/continue
-                              (hook, ['a', 'b'])          -> locals = {those names that are bound}
-                              (hook, None)                -> hook(info, lineno)
-    'suspend' / 'resume'      hook(info)                  around every explicit yield, yield from
-                                                          and await (generators / coroutines)
+    Points().before(hook, want="all")        hook(info, {param: value} of every parameter)
+            .before(hook, want=["a", "self.x"])  -> hook(info, {those names})
+            .before(hook, want=None)         -> hook(info)            (cheapest)
+            .after(hook)                     hook(info, result, exc) on return (exc None) and on
+                                             raise (result None, exc the exception)
+            .lines("line_before", [12, 14], hook, want)   hook(info, lineno, locals) before the
+                                             statement starting on that line
+            .lines("line_after", [12], hook, want)        after it completes normally; for `return`
+                                             after the value is computed; never after
+                                             raise/break/continue; want=None -> hook(info, lineno)
+            .suspend(hook) / .resume(hook)   hook(info) around every explicit yield, yield from
+                                             and await (generators / coroutines)
+            .timer(call_timer)               a CallTimer (timer.py) woven into the function itself
+
+or the dict PyLiveUpdate used, converted by `Points.coerce` and nowhere else:
+{'func_before': hook | (hook, want), 'func_after': hook, ('line_before', (12, 14)):
+hook | (hook, want), ('line_after', (12,)): ..., 'suspend': hook, 'resume': hook,
+'func_timer': call_timer} (a list of (point, hook) pairs works too, for keys
+that cannot be hashed).
+
+`func_timer` / `Points.timer`: the engine writes the timing into a plain
+function's code (a thread-local lookup, two clock reads and a few list
+updates per call, no Python hook call); generators and coroutines are timed
+per resumption through the timer's before/after/suspend/resume hooks. The
+engine owns the call-tree layout the woven code writes (timer.py: node =
+[hits, total_s, children, info, parent, started_s], one CallTree per thread
+in `timer.local.tree`); a tool subclasses CallTimer and reads the trees.
 
 `info` is a FuncInfo (one per function, hashable): .name (dotted name used),
 .qualname, .module, .filename, .firstlineno (of the original), .func, .code
@@ -93,6 +108,9 @@ UpdateManager
 apply_update(u) -> id; ls() -> [{id, kind, targets, description, applied_at,
 hook_errors, last_hook_error}]; revert(id); revert_all() -> [ids];
 apply_patch(source, filename) -> [ids]; add_listener(cb)/remove_listener(cb).
+Called on the class (PyLiveUpdate's way) they act on the process's default
+manager; `UpdateManager()` is a manager of its own (tests). `manager.lock`
+serialises every change (lu watch holds it while it matches a save).
 
 Composition: per function lu keeps the pristine original (code, defaults,
 kwdefaults, annotations, doc) and the ordered list of applied layers, and
@@ -103,7 +121,8 @@ only to the body their lines were given for (dormant otherwise).  Reverting
 any update in any order leaves the others in force; when none is left the
 function runs its original code object again (`is`).
 
-Recode(filename, changes, actions) (lu watch; built by lu_payloads.livecode):
+Recode(filename, changes, actions) (lu watch; built by lu_payloads.livecode;
+changes are NewBody and Moved records, updates.py):
 bodies compiled from a new version of the module's own file, as one update.
 A changed function gets the file's body (its def node is kept, so a later
 Instrument uses the file's new lines: the source check is not needed for a
@@ -121,7 +140,12 @@ copied names, new names; undone on failure), then all code objects are
 swapped.  Errors are LuError with the patch's `file:line:` prefix; no id is
 consumed by a failure.  One re-entrant lock serialises all changes.
 """
-from .manager import FuncInfo, Instrument, Recode, Redefine, UpdateManager
+from .manager import UpdateManager
+from .points import Capture, Points
+from .records import FuncInfo
 from .resolve import resolve_pattern
+from .timer import CallTimer, CallTree
+from .updates import Instrument, Moved, NewBody, Recode, Redefine
 
-__all__ = ["FuncInfo", "Instrument", "Recode", "Redefine", "UpdateManager", "resolve_pattern"]
+__all__ = ["CallTimer", "CallTree", "Capture", "FuncInfo", "Instrument", "Moved", "NewBody", "Points", "Recode",
+           "Redefine", "UpdateManager", "resolve_pattern"]

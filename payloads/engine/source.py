@@ -19,6 +19,9 @@ import linecache
 import os
 import sys
 import tokenize
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..errors import LuError
 
@@ -35,7 +38,7 @@ KIND_FLAGS = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
-_tree_cache = {}  # filename -> (stamp, text_lines, tree)
+_tree_cache: Dict[str, "SourceFile"] = {}
 
 
 def code_qualname(func):
@@ -48,12 +51,18 @@ def _linetable(code):
     return table if table is not None else code.co_lnotab
 
 
-def read_source(filename):
-    """(stamp, lines, tree, index) of a file on disk or registered in linecache.
+class SourceFile(NamedTuple):
+    """A parsed source file, as the engine reads it (cached by its stamp)."""
 
-    `index` maps (name, line) to the def node for both its decorator line and
-    its `def` line.
-    """
+    stamp: Tuple[Any, ...]
+    lines: List[str]
+    tree: ast.Module
+    defs: Dict[Tuple[str, int], ast.AST]  # (name, line) -> def node, by decorator line and `def` line
+    imports: Tuple[str, ...]              # names bound by module-level imports
+
+
+def read_source(filename: str) -> SourceFile:
+    """A file on disk, or a patch registered in linecache, parsed (see SourceFile)."""
     try:
         st = os.stat(filename)
     except OSError:
@@ -63,14 +72,14 @@ def read_source(filename):
         # Not on disk: maybe a patch file registered in linecache by apply_patch.
         entry = linecache.cache.get(filename)
         if entry and len(entry) == 4 and entry[2]:
-            stamp = ("linecache", id(entry[2]))
+            stamp: Tuple[Any, ...] = ("linecache", id(entry[2]))
             text = "".join(entry[2])
         else:
             raise LuError("the source file %s does not exist (any more)" % filename)
     else:
         stamp = (st.st_mtime_ns, st.st_size)
     cached = _tree_cache.get(filename)
-    if cached is not None and cached[0] == stamp:
+    if cached is not None and cached.stamp == stamp:
         return cached
     if text is None:
         try:
@@ -83,17 +92,17 @@ def read_source(filename):
     except SyntaxError as e:
         raise LuError("%s:%s: the source file does not parse (edited since the process loaded it?): %s"
                       % (filename, e.lineno, e.msg))
-    index = {}
-    stack = list(tree.body)
+    defs: Dict[Tuple[str, int], ast.AST] = {}
+    stack: List[ast.AST] = list(tree.body)
     while stack:  # statements only: a def is always a statement
         node = stack.pop()
         if isinstance(node, FUNC_NODES):
-            index[(node.name, node.lineno)] = node
+            defs[(node.name, node.lineno)] = node
             if node.decorator_list:
-                index[(node.name, node.decorator_list[0].lineno)] = node
+                defs[(node.name, node.decorator_list[0].lineno)] = node
         for field in stmt_list_fields(node):
             stack.extend(field)
-    result = (stamp, text.splitlines(True), tree, index, _top_level_imports(tree))
+    result = SourceFile(stamp, text.splitlines(True), tree, defs, _top_level_imports(tree))
     _tree_cache[filename] = result
     if len(_tree_cache) > 512:
         _tree_cache.pop(next(iter(_tree_cache)))
@@ -123,14 +132,14 @@ def _top_level_imports(tree):
 
 def imports_of(filename):
     try:
-        return read_source(filename)[4]
+        return read_source(filename).imports
     except LuError:
         return ()
 
 
 def find_def(filename, name, firstlineno):
     """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno."""
-    return read_source(filename)[3].get((name, firstlineno))
+    return read_source(filename).defs.get((name, firstlineno))
 
 
 def clone(node):
@@ -294,29 +303,35 @@ def same_code(a, b):
     return True
 
 
+@dataclass
 class Body(object):
-    """One body a function can run: its ast node, file, flags and plain code."""
+    """One body a function can run: its ast node, file, flags and plain code, and its attributes.
 
-    __slots__ = ("node", "filename", "flags", "code", "defaults", "kwdefaults", "annotations",
-                 "doc", "lines", "label", "moved_from", "from_file")
+    `moved_from` is (previous body, line delta) when this body is only
+    `previous` moved by delta lines (lu watch): line points given for
+    `previous` still apply. `from_file` is the module source file this body
+    was compiled from (the original's file, or a watched save of it); None for
+    a patch file's body.
+    """
 
-    def __init__(self, node, filename, flags, code, defaults, kwdefaults, annotations, doc, label):
-        self.node = node
-        self.filename = filename
-        self.flags = flags
-        self.code = code
-        self.defaults = defaults
-        self.kwdefaults = kwdefaults
-        self.annotations = annotations
-        self.doc = doc
-        self.label = label
-        self.lines = None  # statement lines, computed on demand
-        # (previous body, line delta) when this body is only `previous` moved by
-        # delta lines (lu watch): line points given for `previous` still apply.
-        self.moved_from = None
-        # the module source file this body was compiled from (the original's
-        # file, or a watched save of it); None for a patch file's body
-        self.from_file = None
+    node: Optional[ast.AST]
+    filename: str
+    flags: int
+    code: CodeType
+    defaults: Optional[Tuple[Any, ...]] = None
+    kwdefaults: Optional[Dict[str, Any]] = None
+    annotations: Optional[Dict[str, Any]] = None
+    doc: Optional[str] = None
+    label: str = ""
+    lines: Optional[Tuple[Any, Any]] = None   # statement lines, computed on demand
+    moved_from: Optional[Tuple["Body", int]] = None
+    from_file: Optional[str] = None
+
+    def moved(self, delta: int, label: str) -> "Body":
+        """This body started `delta` lines further down (same code otherwise)."""
+        return Body(node=None, filename=self.filename, flags=self.flags, code=shift_code(self.code, delta),
+                    defaults=self.defaults, kwdefaults=self.kwdefaults, annotations=self.annotations,
+                    doc=self.doc, label=label, moved_from=(self, delta), from_file=self.from_file)
 
 
 def shift_code(code, delta):

@@ -37,6 +37,7 @@ import builtins
 import itertools
 import os
 
+from . import timer as timer_layout
 from .source import CO_ITERABLE_COROUTINE, SCOPE_NODES, clone, compile_in_scope, stmt_list_fields
 
 _counter = itertools.count()
@@ -319,29 +320,30 @@ class _Builder(object):
         return f
 
 
+# The timing woven into a plain function; the node layout is timer.py's.
 _TIMER_ENTER = """
 try:
     try:
         TREE = LOCAL.tree
     except ATTRERR:
         TREE = NEWTREE()
-    NODE = TREE.node[2].get(INFO)
+    NODE = TREE.node[%(CHILDREN)d].get(INFO)
     if NODE is None:
         NODE = NEWCHILD(TREE, INFO)
     TREE.node = NODE
-    NODE[5] = CLOCK()
+    NODE[%(STARTED)d] = CLOCK()
 except EXC:
     NODE = None
     REC.failed()
-"""
+""" % timer_layout.__dict__
 
 _TIMER_LEAVE = """
 if NODE is not None:
-    NODE[0] += 1
-    NODE[1] += CLOCK() - NODE[5]
-    TREE.node = NODE[4]
+    NODE[%(HITS)d] += 1
+    NODE[%(TOTAL)d] += CLOCK() - NODE[%(STARTED)d]
+    TREE.node = NODE[%(PARENT)d]
     NODE = None
-"""
+""" % timer_layout.__dict__
 
 
 class _Fill(ast.NodeTransformer):

@@ -36,7 +36,7 @@ import types
 
 from ..errors import LuError
 from .. import osthreads
-from ..engine import Recode, UpdateManager
+from ..engine import Moved, NewBody, Recode, UpdateManager
 from ..engine.resolve import module_file, module_functions
 from ..engine.source import FUNC_NODES, code_qualname, same_code, shift_code, stmt_list_fields
 
@@ -478,7 +478,7 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
         found = codes.get((entry.node.name, entry.first))
         return found[-1] if found else None
 
-    with _lock, UpdateManager._lock:
+    with _lock, UpdateManager.lock:
         base = _bases.get(filename)
         out = Outcome(filename)
         changes, actions, targets, touched = [], [], [], collections.OrderedDict()
@@ -624,7 +624,7 @@ def _match(out, mod, modname, modfile, entry, name, func, ref, runs_it, new, bas
         delta = new.co_firstlineno - ref.co_firstlineno
         if delta and same_code(shift_code(ref, delta), new):
             if runs_it:
-                changes.append(("move", name, func, node, new.co_firstlineno))
+                changes.append(Moved(name, func, node, new.co_firstlineno))
                 out.moved += 1
             return
     if defaults_changed:
@@ -634,7 +634,7 @@ def _match(out, mod, modname, modfile, entry, name, func, ref, runs_it, new, bas
     freevars = func.__code__.co_freevars
     same_kind = (new.co_flags & 0x2a0) == (func.__code__.co_flags & 0x2a0)
     if set(new.co_freevars) <= set(freevars) and same_kind:
-        changes.append(("update", name, func, node, new, defaults, kwdefaults, _docstring(node)))
+        changes.append(NewBody(name, func, node, new, defaults, kwdefaults, _docstring(node)))
         out.lines.append("updated %s" % name)
         targets.append(name)
         if cls is not None:

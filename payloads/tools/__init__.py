@@ -59,11 +59,11 @@ class FuncProfiler(object):
 
     @staticmethod
     def profile(patterns, log_dir=None):
-        from ..engine import Instrument
+        from ..engine import Instrument, Points
         from .calltree import CallTreeSession
         patterns = _patterns(patterns)
         session = CallTreeSession()
-        update = Instrument(patterns, session.points(), description="FuncProfiler %s" % ", ".join(patterns))
+        update = Instrument(patterns, Points().timer(session), description="FuncProfiler %s" % ", ".join(patterns))
         return _apply(update, session, "FuncProfiler", log_dir, session.snapshot)
 
 

@@ -3,6 +3,7 @@
 Each event is recorded (log file) and streamed to every connected `lu`
 client; values are shown with a bounded, never-raising repr (saferepr).
 """
+from ..engine.points import Points
 from ..errors import LuError
 from ..saferepr import safe_dict, safe_repr
 from . import lines as line_info
@@ -34,7 +35,7 @@ class FuncDebugSession(object):
             else:
                 record(self.session, "return", info.name, info.firstlineno, {"value": safe_repr(result)})
 
-        self.points = {"func_before": before, "func_after": after}
+        self.points = Points().before(before).after(after)
 
 
 class LineDebugSession(object):
@@ -44,7 +45,7 @@ class LineDebugSession(object):
         self.session = None
         func_node, statements = line_info.function_tree(func, name)
         record = recorder.event
-        points = []
+        points = Points()
         for lineno in lines:
             statement = statements.get(lineno)
             if statement is None:
@@ -59,9 +60,9 @@ class LineDebugSession(object):
             def after(info, number, values):
                 record(self.session, "line_done", info.name, number, {"defines": safe_dict(values)})
 
-            points.append((("line_before", (lineno,)), (before, reads)))
+            points.lines("line_before", [lineno], before, want=reads)
             if writes:
-                points.append((("line_after", (lineno,)), (after, writes)))
+                points.lines("line_after", [lineno], after, want=writes)
         self.points = points
 
 
@@ -76,13 +77,13 @@ class VarDebugSession(object):
             known = ", ".join(params + [v for v in assigned if v not in params]) or "none"
             raise LuError("%s has no variable %r (its variables: %s)" % (name, variable, known))
         record = recorder.event
-        points = []
+        points = Points()
         if variable in params:
             def at_call(info, args):
                 if variable in args:
                     record(self.session, "var", info.name, info.firstlineno,
                            {"var": variable, "value": safe_repr(args[variable]), "via": "argument"})
-            points.append(("func_before", (at_call, [variable])))
+            points.before(at_call, want=[variable])
         where = line_info.assignment_points(func_node, statements, variable)
 
         def assigned_at(info, number, values):
@@ -91,8 +92,8 @@ class VarDebugSession(object):
                        {"var": variable, "value": safe_repr(values[variable])})
 
         for kind in ("line_after", "line_before"):
-            lines = tuple(sorted({line for point, line in where if point == kind}))
+            lines = sorted({line for point, line in where if point == kind})
             if lines:
-                points.append(((kind, lines), (assigned_at, [variable])))
+                points.lines(kind, lines, assigned_at, want=[variable])
         self.lines = sorted(line for _, line in where)
         self.points = points

@@ -10,15 +10,16 @@ import threading
 import time
 
 from .. import osthreads
+from ..engine.points import Points
+from .calltree import pool_ident, pooled_name
 
 
 class _Pool(object):
     """Stands for the ended threads of one pooled name in snapshots."""
 
     def __init__(self, name):
-        import zlib
         self.name = name
-        self.ident = -(zlib.crc32(name.encode()) + 1)
+        self.ident = pool_ident(name)
 
 
 class LineSession(object):
@@ -63,12 +64,11 @@ class LineSession(object):
         self.after = after
 
     def points(self, lines):
-        lines = tuple(lines)
-        return [(("line_before", lines), (self.before, None)), (("line_after", lines), (self.after, None))]
+        return Points().lines("line_before", lines, self.before, want=None).lines("line_after", lines, self.after,
+                                                                                   want=None)
 
     def fold_finished(self):
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
-        from .calltree import pooled_name
         with self._lock:
             ended = [state for state in self.threads if not state[2].is_alive()]
             if not ended:
