@@ -5,8 +5,10 @@
     print(render_text(report)); report.warnings        # what was skipped
 
 Renderers: ``render_text``, ``render_json``/``to_json``, ``render_flamegraph``
-(SVG), ``render_speedscope``/``to_speedscope``, ``render_folded``.  Sampled
-profiles: ``from_pyspy_raw`` / ``record_pyspy`` give the same ``Report``.
+(SVG), ``render_speedscope``/``to_speedscope``, ``render_folded``; the
+registry ``RENDERERS`` names them for ``--format`` and ``-o`` (``renderer_named``,
+``guess_renderer`` from a file suffix, ``write_report``).  Sampled profiles:
+``from_pyspy_raw`` / ``record_pyspy`` give the same ``Report``.
 """
 from __future__ import annotations
 
@@ -25,13 +27,14 @@ from .model import (
     ThreadProfile,
 )
 from .pyspy import find_pyspy, from_pyspy_raw, pyspy_command, record_pyspy
+from .renderers import RENDERERS, Renderer, check_writable, guess_renderer, renderer_named, write_report
 from .speedscope import render_speedscope, to_speedscope
 from .text import reading, render_text, render_warnings
 
 __all__ = [
-    "INSTRUMENTED", "SAMPLED", "CallNode", "LineStat", "ProcessProfile", "Report",
-    "ReportError", "ThreadProfile", "find_pyspy", "folded_lines", "from_pyspy_raw",
-    "load_logs", "report_from_records", "pyspy_command", "reading", "record_pyspy", "render_flamegraph",
-    "render_folded", "render_json", "render_speedscope", "render_text",
-    "render_warnings", "to_json", "to_speedscope",
+    "INSTRUMENTED", "RENDERERS", "SAMPLED", "CallNode", "LineStat", "ProcessProfile", "Renderer", "Report",
+    "ReportError", "ThreadProfile", "check_writable", "find_pyspy", "folded_lines", "from_pyspy_raw",
+    "guess_renderer", "load_logs", "report_from_records", "pyspy_command", "reading", "record_pyspy",
+    "render_flamegraph", "render_folded", "render_json", "render_speedscope", "render_text",
+    "render_warnings", "renderer_named", "to_json", "to_speedscope", "write_report",
 ]

@@ -253,12 +253,19 @@ window.addEventListener("load", init);
 """
 
 
+def default_title(report: Report) -> str:
+    """What the graph shows, with the process when there is one, so a saved file says where it came from."""
+    pids = sorted(report.processes)
+    where = f" of process {pids[0]}" if len(pids) == 1 else ""
+    return f"Flame graph: {report.kind}{where}"
+
+
 def render_flamegraph(report: Report, title: Optional[str] = None, width: int = WIDTH, min_width: float = 0.1) -> str:
     """The flame graph of all processes and threads of ``report`` as SVG text."""
     frames, max_depth, omitted = layout(report, width, min_width)
     height = PAD_TOP + (max_depth + 1) * FRAME_H + PAD_BOTTOM
     if title is None:
-        title = f"Flame graph: {report.kind}"
+        title = default_title(report)
     out: List[str] = []
     w = out.append
     w('<?xml version="1.0" standalone="no"?>\n')

@@ -1,4 +1,4 @@
-"""``lu report --json``.
+"""``lu report --json`` (``--format json``).
 
 Schema (keys marked + are additions beyond the contract)::
 
@@ -94,6 +94,11 @@ def _depth(report: Report) -> int:
 
 
 def render_json(report: Report, indent: int = 2) -> str:
+    """The report as JSON text: keys sorted and only ASCII, as lu prints every JSON.
+
+    Escaping everything beyond ASCII keeps the text intact on a terminal,
+    whose printer escapes control characters a target may have put in names.
+    """
     data = to_json(report)
     # the encoder recurses once or twice per level of nesting
     need = 2 * _depth(report) + 100
@@ -103,6 +108,6 @@ def render_json(report: Report, indent: int = 2) -> str:
     if need + 100 > old:
         sys.setrecursionlimit(need + 100)
     try:
-        return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+        return json.dumps(data, indent=indent, sort_keys=True) + "\n"
     finally:
         sys.setrecursionlimit(old)

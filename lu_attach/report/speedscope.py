@@ -62,4 +62,5 @@ def to_speedscope(report: Report, name: str = "lu report") -> Dict[str, Any]:
 
 
 def render_speedscope(report: Report, name: str = "lu report") -> str:
-    return json.dumps(to_speedscope(report, name), separators=(",", ":"), ensure_ascii=False) + "\n"
+    """Compact JSON, ASCII only so that it survives a terminal's escaping intact (as :func:`.jsonout.render_json`)."""
+    return json.dumps(to_speedscope(report, name), separators=(",", ":")) + "\n"

@@ -7,7 +7,7 @@ from lu_attach.session import connect
 
 from ..options import absolute_log_dir
 
-from ..output import print_json, echo
+from ..output import echo
 
 
 @click.command("profile")
@@ -46,13 +46,13 @@ def command(pid, patterns, lines, duration, as_json, log_dir, echo_events):
                 revert_quietly(client, ids)
             except LuAttachError:
                 pass
-    from lu_attach.report import ReportError, render_text, report_from_records, to_json
+    from lu_attach.report import report_from_records
+
+    from ..report_options import resolve_output, show_report
 
     report = report_from_records(snapshot["records"], pid=pid)
-    if as_json:
-        print_json(to_json(report))
-    elif report.threads():
-        echo(render_text(report))
+    if as_json or report.threads():
+        show_report(report, resolve_output(as_json=as_json))
     else:
         echo("no calls of the profiled functions in %g s" % duration)
     echo("reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)),

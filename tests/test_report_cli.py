@@ -1,0 +1,92 @@
+"""`lu report LOG --format NAME` and `-o PATH`, run as the real command on a log written here."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from conftest import assert_one_line_error, run_lu
+from lu_attach.report import RENDERERS, load_logs
+
+MS = 1_000_000
+
+
+def _calls(nodes: List[Dict[str, Any]], thread: str, thread_id: int) -> Dict[str, Any]:
+    return {"lu": 1, "type": "calls", "pid": 4510, "session": "1", "thread": thread, "thread_id": thread_id,
+            "time": 1.0, "nodes": nodes}
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> str:
+    records = [
+        {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
+        _calls([{"path": ["views.results"], "hits": 10, "total_ns": 1390 * MS},
+                {"path": ["views.results", "manager.all"], "hits": 20, "total_ns": 800 * MS}], "MainThread", 1),
+        _calls([{"path": ["jobs.run"], "hits": 1, "total_ns": 250 * MS}], "worker-1", 2),
+    ]
+    path = tmp_path / "lu-4510.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def rendered(log: str, name: str) -> str:
+    return RENDERERS[name].render(load_logs([log]))
+
+
+@pytest.mark.parametrize("name", list(RENDERERS))
+def test_format_prints_what_the_renderer_renders(log: str, name: str) -> None:
+    result = run_lu("report", log, "--format", name)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == rendered(log, name)
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("name", list(RENDERERS))
+def test_output_guesses_the_format_from_the_suffix(log: str, tmp_path: Path, name: str) -> None:
+    out = tmp_path / ("profile" + RENDERERS[name].suffix)
+    result = run_lu("report", log, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # -o takes the place of the terminal
+    assert result.stderr == "wrote %s\n" % out
+    assert out.read_text(encoding="utf-8") == rendered(log, name)
+
+
+def test_format_wins_over_the_suffix(log: str, tmp_path: Path) -> None:
+    out = tmp_path / "really-json.svg"
+    result = run_lu("report", log, "--format", "json", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["processes"][0]["pid"] == 4510
+
+
+def test_json_flag_is_format_json(log: str) -> None:
+    assert run_lu("report", log, "--json").stdout == run_lu("report", log, "--format", "json").stdout
+    assert run_lu("report", log, "--json", "--format", "json").returncode == 0
+
+
+def test_older_file_flags_write_besides_the_text(log: str, tmp_path: Path) -> None:
+    svg, scope, folded = tmp_path / "f.svg", tmp_path / "s.json", tmp_path / "f.folded"
+    result = run_lu("report", log, "--flamegraph", str(svg), "--speedscope", str(scope), "--folded", str(folded))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == rendered(log, "text")
+    assert result.stderr.splitlines() == ["wrote %s" % p for p in (svg, scope, folded)]
+    assert scope.read_text() == rendered(log, "speedscope")  # the flag names the format, not the suffix
+    assert svg.read_text() == rendered(log, "flamegraph") and folded.read_text() == rendered(log, "folded")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--format", "xml"], ["unknown report format 'xml'", "text, json, flamegraph, speedscope, folded"]),
+    (["-o", "{tmp}/graph.png"], ["cannot tell the report format of", "graph.png", ".svg (flamegraph)", "--format"]),
+    (["-o", "{tmp}/no/such/dir/graph.svg"], ["cannot write", "No such file or directory"]),
+    (["--format", "text", "-o", "{tmp}"], ["cannot write", "Is a directory"]),
+    (["-o", "/dev/full", "--format", "folded"], ["cannot write /dev/full", "No space left on device"]),
+    (["--flamegraph", "{tmp}/no/f.svg"], ["cannot write", "No such file or directory"]),
+    (["--json", "--format", "folded"], ["--json and --format folded"]),
+])
+def test_bad_output_options_are_one_line(log: str, tmp_path: Path, args: List[str], fragments: List[str]) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_lu("report", log, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert_one_line_error(result, *fragments)
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half written
