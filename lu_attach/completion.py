@@ -3,8 +3,8 @@
 The names live in the target, so completion asks the agent: attributes of a
 dotted name (looked up statically there, nothing is called), and module paths
 inside the string argument of a tool call (`FuncProfiler.profile('shop.Ca`).
-jedi parses the line on the host to find what is being completed and adds
-Python's keywords; the objects themselves are never copied to the host.
+jedi adds Python's keywords; the objects themselves are never copied to the
+host.
 """
 from __future__ import annotations
 
@@ -21,12 +21,7 @@ _STRING_TAIL = re.compile(r"""['"]([A-Za-z0-9_.*]*)$""")
 
 
 def _inside_string(line: str) -> bool:
-    """True when the cursor (end of line) is inside a string literal, per jedi's parser."""
-    try:
-        leaf = jedi.Script(line).get_context(1, len(line))
-        _ = leaf
-    except Exception:
-        pass
+    """True when the cursor (end of line) is inside a string literal."""
     quotes = 0
     quote_char = None
     for char in line:

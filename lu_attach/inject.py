@@ -1,6 +1,6 @@
 """Start lu's agent inside a running CPython process that knows nothing of lu.
 
-How (and why this way; ../shared/research/attach.md has the measurements):
+How (and why this way; docs/design.md says what was measured against it):
 
 1. Pre-flight, read-only: the pid exists, is no zombie, runs a supported
    CPython, and may be traced by us (uid, Yama ptrace_scope).

@@ -10,6 +10,8 @@ from .client import AgentClient
 from .errors import AgentGone, LuAttachError
 from .runtime import process_gone, target_root
 
+from lu_payloads.tools import TOOLS
+
 _LINES_SPEC = re.compile(r"^(?P<func>[A-Za-z_][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
 
 
@@ -86,24 +88,15 @@ def revert_quietly(client: AgentClient, ids: List[int]) -> None:
 
 
 def format_event(event: dict) -> str:
+    """One line for a streamed event: time, thread, kind, where, and what the tool that made it says."""
     stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", 0))) + \
         ("%.3f" % (event.get("time", 0) % 1))[1:]
     data = event.get("data") or {}
     kind = event.get("kind")
     where = "%s:%s" % (event.get("function"), event.get("line"))
-    if kind == "call":
-        detail = "(" + ", ".join("%s=%s" % kv for kv in (data.get("args") or {}).items()) + ")"
-    elif kind == "return":
-        detail = "-> %s" % data.get("value")
-    elif kind == "exception":
-        detail = "raised %s" % data.get("exception")
-    elif kind == "line":
-        detail = "uses " + (", ".join("%s=%s" % kv for kv in (data.get("uses") or {}).items()) or "nothing")
-    elif kind == "line_done":
-        detail = "sets " + ", ".join("%s=%s" % kv for kv in (data.get("defines") or {}).items())
-    elif kind == "var":
-        detail = "%s = %s%s" % (data.get("var"), data.get("value"),
-                                " (argument)" if data.get("via") == "argument" else "")
-    else:
+    describe = TOOLS.event_format(kind) if isinstance(kind, str) else None
+    try:
+        detail = describe(data) if describe is not None else str(data)
+    except Exception:  # a malformed event from a target: show what it holds
         detail = str(data)
     return "%s %s %s %s %s" % (stamp, event.get("thread", "?"), kind, where, detail)

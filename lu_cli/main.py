@@ -14,6 +14,7 @@ import click
 
 from lu_attach.errors import LuAttachError
 
+from .commands.tools import commands as tool_commands
 from .output import printable
 
 import importlib
@@ -49,17 +50,13 @@ def cli() -> None:
     """lu: change a running Python process without stopping it."""
 
 
-# In the order `lu --help` lists them (DESIGN.md's table).
+# In the order `lu --help` lists them (the README's table); then the commands tools declare.
 COMMANDS = ("ps", "attach", "inject", "profile", "debug", "patch", "ls", "revert", "report", "sample", "watch",
             "detach")
 for _name in COMMANDS:
-    try:
-        _module = importlib.import_module(".commands." + _name, __package__)
-    except ModuleNotFoundError as _exc:
-        if _exc.name == "%s.commands.%s" % (__package__, _name):
-            continue  # not built yet
-        raise
-    cli.add_command(_module.command)
+    cli.add_command(importlib.import_module(".commands." + _name, __package__).command)
+for _command in tool_commands(COMMANDS):
+    cli.add_command(_command)
 
 
 def main() -> None:

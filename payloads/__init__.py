@@ -9,12 +9,13 @@ is what both the injected bootstrap and an embedding program call:
 The update engine's names are importable from here, as in PyLiveUpdate:
 `from lu_payloads import Instrument, Redefine, UpdateManager`.
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
     "Instrument": ("engine", "Instrument"),
     "Redefine": ("engine", "Redefine"),
     "UpdateManager": ("engine", "UpdateManager"),
+    "Points": ("engine", "Points"),
     "on_class_update": ("livecode", "on_class_update"),
     "watch": ("livecode", "watch"),
     "stop_watching": ("livecode", "stop_watching"),
@@ -23,25 +24,29 @@ _LAZY = {
 
 
 def start(log_dir=None):
-    """Start the agent if it is not running; return the path of its socket."""
-    from .agent import start_agent
-    return start_agent(log_dir=log_dir)
+    """Start the agent if it is not running; return the path of its socket.
+
+    (`log_dir` is accepted for compatibility; each tool session chooses its
+    own log directory.)
+    """
+    from .service import start as start_service  # lazy: importing the package starts and loads nothing
+    return start_service()
 
 
 def stop():
     """Revert every update, stop the agent and remove its socket."""
-    from .agent import stop_agent
-    stop_agent()
+    from .service import stop as stop_service  # lazy: see start()
+    stop_service()
 
 
 def running():
-    from .agent import current_agent
-    return current_agent() is not None
+    from .service import current  # lazy: see start()
+    return current() is not None
 
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
+        import importlib  # lazy: the engine and live coding load on first use (PEP 562)
         module_name, attribute = _LAZY[name]
         module = importlib.import_module("." + module_name, __name__)
         return getattr(module, attribute)

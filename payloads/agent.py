@@ -1,13 +1,18 @@
-"""The agent: a daemon thread inside the target serving lu's requests.
+"""The agent: the transport between lu and the process it lives in.
 
 It listens on a unix socket in the target user's private runtime directory
 (see paths.py), admits only peers whose credentials (SO_PEERCRED) are the
-target's own uid or root, and serves each client on its own thread with the
-length-prefixed JSON protocol of protocol.py. It must never disturb the
-program it lives in: every failure is caught at the connection that caused it,
-nothing is printed to the program's stdout/stderr, and debug events are handed
-to a bounded queue so that an application thread never waits on a slow client.
+target's own uid or root, greets each with who this process is, and serves
+each client on its own thread with the length-prefixed JSON protocol of
+protocol.py. What a request does is not its business: it is given a table of
+handlers and a callback to run when it is asked to stop (service.py wires
+them). It must never disturb the program it lives in: every failure is
+caught at the connection that caused it, nothing is printed to the program's
+stdout/stderr, and events are handed to a bounded queue so that an
+application thread never waits on a slow client.
 """
+from __future__ import annotations
+
 import json
 import os
 import socket
@@ -15,39 +20,17 @@ import struct
 import sys
 import time
 import traceback
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import __version__, paths, protocol
-from . import osthreads
+from . import osthreads, paths, procinfo, protocol
+from .version import __version__
 from .errors import LuError
 
-_lock = osthreads.Lock()
-_agent = None
-_EVENT_QUEUE_LIMIT = 10000
+from .protocol import Closing
 
+Handler = Callable[..., Any]  # handler(connection, **arguments) -> a JSON-serialisable result, or Closing
 
-def _start_ticks():
-    """This process's start time in clock ticks after boot: with the pid, it names the process for good."""
-    try:
-        with open("/proc/self/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _process_create_time():
-    """Start time of this process as psutil reports it (for stale-file checks)."""
-    try:
-        ticks = _start_ticks()
-        with open("/proc/stat") as handle:
-            for line in handle:
-                if line.startswith("btime"):
-                    boot = int(line.split()[1])
-                    break
-            else:
-                return 0.0
-        return boot + ticks / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
+EVENT_QUEUE_LIMIT = 10000
 
 
 class AgentLog:
@@ -55,11 +38,11 @@ class AgentLog:
 
     LIMIT = 1 << 20
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         self._lock = osthreads.Lock()
 
-    def write(self, message):
+    def write(self, message: str) -> None:
         line = "%s pid=%d %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), message)
         with self._lock:
             try:
@@ -75,22 +58,25 @@ class AgentLog:
 
 
 class Connection:
-    def __init__(self, agent, sock, peer):
+    """One client. Handlers may keep per-client state in `state` (the controller's namespace, ...)."""
+
+    def __init__(self, agent: "Agent", sock: Any, peer: Tuple[int, int, int]) -> None:
         self.agent = agent
         self.sock = sock
         self.peer = peer  # (pid, uid, gid)
         self.send_lock = osthreads.Lock()
         self.closed = False
-        self.namespace = None  # the controller's namespace, made on first use
+        self.wants_events = True
+        self.state: Dict[str, Any] = {}
 
-    def send(self, message):
+    def send(self, message: Dict[str, Any]) -> None:
         data = protocol.encode(message)
         with self.send_lock:
             if self.closed:
                 return
             self.sock.sendall(data)
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -101,7 +87,7 @@ class Connection:
         except OSError:
             pass
 
-    def serve(self):
+    def serve(self) -> None:
         try:
             try:
                 self.send(self.agent.hello())
@@ -127,13 +113,13 @@ class Connection:
             self.close()
             self.agent.forget(self)
 
-    def _reply_error(self, request_id, message):
+    def _reply_error(self, request_id: Any, message: str) -> None:
         try:
             self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": False, "error": message})
         except (OSError, protocol.FrameTooLarge):
             self.closed = True
 
-    def _handle(self, request):
+    def _handle(self, request: Dict[str, Any]) -> None:
         request_id = request.get("id")
         version = request.get("v")
         if version != protocol.PROTOCOL_VERSION:
@@ -142,8 +128,7 @@ class Connection:
             return
         op = request.get("op")
         args = request.get("args") or {}
-        from . import ops
-        handler = ops.HANDLERS.get(op) if isinstance(op, str) else None
+        handler = self.agent.handlers.get(op) if isinstance(op, str) else None
         if handler is None or not isinstance(args, dict):
             self._reply_error(request_id, "unknown request %r" % (op,) if handler is None
                               else "arguments must be an object")
@@ -160,59 +145,59 @@ class Connection:
             self.agent.log.write("error in %s: %s" % (op, traceback.format_exc()))
             self._reply_error(request_id, "internal error in the agent: %s: %s" % (type(exc).__name__, exc))
             return
+        closing = isinstance(result, Closing)
         try:
-            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": True,
+                       "result": result.result if closing else result})
         except protocol.FrameTooLarge as exc:
             self._reply_error(request_id, "reply too large: %s" % exc)
         except OSError:
             self.closed = True
-        after = getattr(handler, "after_reply", None)
-        if after is not None:
-            after(self)
+        if closing:
+            self.close()
 
 
 class Agent:
     LISTEN_BACKLOG = socket.SOMAXCONN   # many clients at once are queued, never refused
     HEAL_SECONDS = 10.0                 # how often the agent checks its socket and description are in place
 
-    def __init__(self, log_dir=None):
+    def __init__(self, handlers: Mapping[str, Handler], on_stop: Callable[["Agent"], None]) -> None:
+        self.handlers = handlers
+        self.on_stop = on_stop
         self.uid = os.geteuid()
         self.pid = os.getpid()
-        self.start_ticks = _start_ticks()
+        self.start_ticks = procinfo.start_ticks()
         self.dir = paths.ensure_private_dir(paths.runtime_dir(self.uid), self.uid)
         self.socket_path = paths.socket_path(self.pid, self.uid)
         self.info_path = paths.info_path(self.pid, self.uid)
         self.log = AgentLog(os.path.join(self.dir, "agent-%d.log" % self.pid))
-        self.log_dir = log_dir
         self.started = time.time()
         self.stopping = False
-        self.connections = []
+        self.connections: List[Connection] = []
         self._connections_lock = osthreads.Lock()
         self._bind_lock = osthreads.Lock()
-        self._events = []
+        self._events: List[Dict[str, Any]] = []
         self._events_cond = osthreads.Condition()
         self.events_dropped = 0
-        self.listener = None
-        self._bound = None  # (st_dev, st_ino) of the socket file this agent bound
+        self.listener: Any = None
+        self._bound: Optional[Tuple[int, int]] = None  # (st_dev, st_ino) of the socket file this agent bound
 
-    def hello(self):
+    def hello(self) -> Dict[str, Any]:
         return protocol.hello(self.pid, self.start_ticks, self.uid, __version__, "%d.%d.%d" % sys.version_info[:3])
 
-    def info(self):
+    def info(self) -> Dict[str, Any]:
         return {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
                 "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
-                "start_ticks": self.start_ticks, "create_time": _process_create_time(),
+                "start_ticks": self.start_ticks, "create_time": procinfo.create_time(),
                 "python": "%d.%d.%d" % sys.version_info[:3]}
 
-    def start(self):
+    def start(self) -> None:
         self._bind()
-        from . import recorder
-        recorder.subscribe(self.emit)
         osthreads.start_thread(self._accept_loop, "lu-agent")
         osthreads.start_thread(self._event_loop, "lu-agent-events")
         self.log.write("agent %s listening on %s" % (__version__, self.socket_path))
 
-    def _bind(self):
+    def _bind(self) -> None:
         """Listen on the socket path (again), replacing whatever holds the name in our private directory."""
         with self._bind_lock:
             try:
@@ -233,14 +218,14 @@ class Agent:
         if old is not None:
             _close_listener(old)  # wakes the accept loop, which takes the new listener
 
-    def _write_info(self):
+    def _write_info(self) -> None:
         tmp = "%s.%d.tmp" % (self.info_path, osthreads.get_ident())
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(self.info(), handle)
         os.replace(tmp, self.info_path)
 
-    def ensure_bound(self):
+    def ensure_bound(self) -> bool:
         """Re-create the socket or the description if something removed or replaced them (a /tmp cleaner)."""
         if self.stopping:
             return False
@@ -267,11 +252,11 @@ class Agent:
             self.log.write("could not re-create the agent's files: %s" % exc)
         return True
 
-    def _peer_credentials(self, conn):
+    def _peer_credentials(self, conn: Any) -> Tuple[int, int, int]:
         raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return struct.unpack("3i", raw)
 
-    def _accept_loop(self):
+    def _accept_loop(self) -> None:
         while not self.stopping:
             listener = self.listener
             try:
@@ -305,21 +290,21 @@ class Agent:
                 except OSError:
                     pass
 
-    def forget(self, connection):
+    def forget(self, connection: Connection) -> None:
         with self._connections_lock:
             if connection in self.connections:
                 self.connections.remove(connection)
 
     # -- events: called from application threads, so never block on a client
-    def emit(self, event):
+    def emit(self, event: Dict[str, Any]) -> None:
         with self._events_cond:
-            if len(self._events) >= _EVENT_QUEUE_LIMIT:
+            if len(self._events) >= EVENT_QUEUE_LIMIT:
                 self.events_dropped += 1
                 return
             self._events.append(event)
             self._events_cond.notify()
 
-    def _event_loop(self):
+    def _event_loop(self) -> None:
         next_heal = time.monotonic() + self.HEAL_SECONDS
         while not self.stopping:
             with self._events_cond:
@@ -338,7 +323,7 @@ class Agent:
             if not batch:
                 continue
             with self._connections_lock:
-                targets = [c for c in self.connections if getattr(c, "wants_events", True)]
+                targets = [c for c in self.connections if c.wants_events]
             for connection in targets:
                 for event in batch:
                     try:
@@ -348,11 +333,19 @@ class Agent:
                         connection.close()
                         break
 
-    def stop(self, spare=None):
+    def shutdown(self, spare: Optional[Connection] = None) -> None:
+        """Run the stop callback (it reverts what lu applied), then stop serving (`spare` stays open for its reply)."""
+        if self.stopping:
+            return
+        try:
+            self.on_stop(self)
+        except Exception:
+            self.log.write("stopping failed: %s" % traceback.format_exc())
+        self.stop(spare)
+
+    def stop(self, spare: Optional[Connection] = None) -> None:
         """Stop listening and remove the socket; close every client but `spare`."""
         self.stopping = True
-        from . import recorder
-        recorder.unsubscribe(self.emit)
         with self._events_cond:
             self._events_cond.notify_all()
         with self._bind_lock:
@@ -370,7 +363,7 @@ class Agent:
         self.log.write("agent stopped")
 
 
-def _close_listener(listener):
+def _close_listener(listener: Any) -> None:
     try:
         listener.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -379,37 +372,3 @@ def _close_listener(listener):
         listener.close()
     except OSError:
         pass
-
-
-def current_agent():
-    return _agent
-
-
-def start_agent(log_dir=None):
-    """Start the agent; if it runs already, make sure it can be reached again and return its socket."""
-    global _agent
-    with _lock:
-        if _agent is not None and not _agent.stopping:
-            _agent.ensure_bound()
-            return _agent.socket_path
-        agent = Agent(log_dir=log_dir)
-        agent.start()
-        _agent = agent
-        return agent.socket_path
-
-
-def stop_agent(spare=None):
-    """Revert everything applied, then stop serving (keeping `spare` open for its reply)."""
-    global _agent
-    with _lock:
-        agent, _agent = _agent, None
-    if agent is None:
-        return
-    try:
-        from .ops import revert_everything
-        revert_everything()
-    except Exception:
-        agent.log.write("revert on stop failed: %s" % traceback.format_exc())
-    from . import console
-    console.uninstall_capture()
-    agent.stop(spare)

@@ -14,6 +14,8 @@ router if lu dropped the last reference when it puts the program's stream
 back. So there is one router per stream for the life of the process, taken
 up again by the next agent.
 """
+import builtins
+import inspect
 import io
 import sys
 import traceback
@@ -112,7 +114,6 @@ def complete(expression, namespace):
     gives the namespace's and builtins' names. Properties are not evaluated:
     attributes are listed with dir() and only plain objects are descended.
     """
-    import builtins
     parts = expression.split(".")
     prefix = parts[-1]
     if len(parts) == 1:
@@ -141,7 +142,6 @@ def complete(expression, namespace):
 
 
 def _static_attr(obj, name):
-    import inspect
     value = inspect.getattr_static(obj, name)
     if isinstance(value, (property,)) or type(value).__name__ in ("getset_descriptor", "member_descriptor"):
         raise AttributeError(name)
@@ -155,7 +155,6 @@ def module_paths(prefix):
 
     Used to complete patterns such as 'shop.Cart.to' in tool calls.
     """
-    import inspect
     parts = prefix.split(".")
     results = set()
     for name in list(sys.modules):

@@ -27,6 +27,14 @@ class FrameTooLarge(Exception):
         self.size = size
 
 
+class Closing(object):
+    """A request handler's result after which the agent closes the connection (the reply is sent first)."""
+
+    def __init__(self, result):
+        self.result = result
+
+
+
 class ConnectionClosed(Exception):
     """The peer closed the connection (possibly mid-frame)."""
 

@@ -5,9 +5,14 @@ bootstrap runs in a native thread lu started), CPython up to 3.12 records that
 thread as the main thread (bpo-37416). The program's `main_thread()` would then
 be wrong, and at exit `threading._shutdown()` would trip over a lock that is
 not the main thread's. This module points the record back at the real main
-thread before anything else can look at it.
+thread before anything else can look at it. (Importing this module imports
+threading; the bootstrap looks whether the program had imported it before it
+imports lu at all.)
 """
+import _thread
+import os
 import sys
+import threading
 
 
 def _guess_main_ident(own_ident):
@@ -32,8 +37,6 @@ def _guess_main_ident(own_ident):
 def fix_main_thread(threading_was_imported):
     if threading_was_imported:
         return
-    import _thread
-    import threading
     record = getattr(threading, "_main_thread", None)
     own = _thread.get_ident()
     if record is None or record.ident != own:
@@ -46,7 +49,6 @@ def fix_main_thread(threading_was_imported):
         record._ident = main_ident
         threading._active[main_ident] = record
     if hasattr(record, "_native_id"):
-        import os
         record._native_id = os.getpid()
     if hasattr(record, "_tstate_lock"):
         # Released by threading._shutdown() at exit, as the real one would be.

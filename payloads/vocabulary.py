@@ -1,42 +1,54 @@
 """The names predefined in the interactive controller, as PyLiveUpdate users know them.
 
-`LU.info()`, `LU.ls()`, `LU.revert(n)`, `patch('f.py')`, `help`, and the
-update engine's `Instrument`, `Redefine`, `UpdateManager`. The profiling and
-debugging tools add themselves through `TOOL_NAMES` when they are available.
+`LU.info()`, `LU.ls()`, `LU.revert(n)`, `patch('f.py')`, `help`, the update
+engine's `Instrument`, `Redefine`, `UpdateManager`, `Points`, and every tool
+of the registry under its name and aliases (FuncProfiler, FP, ...).
 """
+from __future__ import annotations
+
 import os
 import sys
 import threading
 import time
+from typing import Any, Dict, List
 
-HELP = """lu controller: statements run inside the target process.
+from . import operations
+from .engine import Instrument, Points, Redefine, UpdateManager
+from .tools import TOOLS
+
+_HELP_HEAD = """lu controller: statements run inside the target process.
 
   LU.info()                 the process and the agent
   LU.ls()                   updates in force (id, kind, targets, when)
   LU.revert(1) / LU.revert(1, 2) / LU.revert_all()
   patch('fix.py')           apply a patch file as one transaction
   main                      the program's __main__ module (import its other modules by name)
-  Instrument, Redefine, UpdateManager   the update engine (see DESIGN.md)
-  FuncProfiler, LineProfiler, FuncDebugger, LineDebugger, VarDebugger   tools, when installed
+  Instrument, Redefine, UpdateManager, Points   the update engine (help(Instrument))
 
+"""
+_HELP_TAIL = """
 Ctrl-D leaves the controller; the target keeps running and updates stay in force."""
 
 
+def help_text() -> str:
+    return _HELP_HEAD + "".join("  %s\n" % line for line in TOOLS.help_lines()) + _HELP_TAIL
+
+
 class _Help(object):
-    def __repr__(self):
-        return HELP
+    def __repr__(self) -> str:
+        return help_text()
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         if args:
-            import pydoc
+            import pydoc  # lazy: only for help(obj)
             return pydoc.help(*args)
-        print(HELP)
+        print(help_text())
 
 
-class _UpdateTable(list):
+class _UpdateTable(list):  # type: ignore[type-arg]
     """A list of updates that prints as a table at the prompt."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self:
             return "no updates applied"
         rows = ["%4s  %-11s %-40s %s" % ("id", "kind", "targets", "applied at")]
@@ -52,53 +64,39 @@ class _UpdateTable(list):
 
 
 class LU(object):
-    """The controller's handle on the agent and the update engine."""
+    """The controller's handle on the process and the update engine."""
 
     @staticmethod
-    def info():
-        from .ops import process_info
-        return process_info()
+    def info() -> Dict[str, Any]:
+        return operations.process_info()
 
     @staticmethod
-    def ls():
-        from .ops import list_updates
-        return _UpdateTable(list_updates())
+    def ls() -> _UpdateTable:
+        return _UpdateTable(operations.list_updates())
 
     @staticmethod
-    def revert(*ids):
-        from .ops import revert_updates
-        flat = []
+    def revert(*ids: Any) -> List[int]:
+        flat: List[Any] = []
         for item in ids:
             flat.extend(item if isinstance(item, (list, tuple)) else [item])
-        return revert_updates(flat)
+        return operations.revert_updates(flat)
 
     @staticmethod
-    def revert_all():
-        from .ops import revert_everything
-        return revert_everything()
+    def revert_all() -> List[int]:
+        return operations.revert_everything()
 
 
-def patch(path):
+def patch(path: str) -> List[int]:
     """Apply a patch file (read in the target's file system) as one transaction."""
-    from .ops import apply_patch_source
     with open(os.path.expanduser(path)) as handle:
         source = handle.read()
-    return apply_patch_source(source, os.path.basename(path))
+    return operations.apply_patch_source(source, os.path.basename(path))
 
 
-def make_namespace():
-    namespace = {"__name__": "__lu_console__", "__builtins__": __builtins__,
-                 "LU": LU, "help": _Help(), "patch": patch, "os": os, "sys": sys,
-                 "threading": threading, "time": time, "main": sys.modules.get("__main__")}
-    try:
-        from . import engine
-        for name in ("Instrument", "Redefine", "UpdateManager"):
-            namespace[name] = getattr(engine, name)
-    except Exception:
-        pass
-    try:
-        from . import tools
-        namespace.update(tools.controller_names())
-    except ImportError:
-        pass
+def make_namespace() -> Dict[str, Any]:
+    namespace: Dict[str, Any] = {
+        "__name__": "__lu_console__", "__builtins__": __builtins__, "LU": LU, "help": _Help(), "patch": patch,
+        "os": os, "sys": sys, "threading": threading, "time": time, "main": sys.modules.get("__main__"),
+        "Instrument": Instrument, "Redefine": Redefine, "UpdateManager": UpdateManager, "Points": Points}
+    namespace.update(TOOLS.controller_names())
     return namespace

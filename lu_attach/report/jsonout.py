@@ -7,7 +7,8 @@ Schema (keys marked + are additions beyond the contract)::
             "calls": [{"function": str, "hits": int, "total_ms": float,
                        "per_hit_ms": float, +"self_ms": float, "children": [...]}],
             "lines": [{"function": str, "line": int, "hits": int,
-                       "total_ms": float, +"per_hit_ms": float}]}]}],
+                       "total_ms": float, +"per_hit_ms": float}],
+            +"tables": [{"title": str, "columns": [str], "rows": [[value]], "session": str}]}]}],
      +"source": "instrumented"|"sampled", +"rate_hz": float|null,
      +"warnings": [str]}
 
@@ -70,6 +71,10 @@ def to_json(report: Report) -> Dict[str, Any]:
                             "per_hit_ms": _ms(st.per_hit_ns),
                         }
                         for st in t.sorted_lines()
+                    ],
+                    "tables": [
+                        {"title": table.title, "columns": table.columns, "rows": table.rows, "session": table.session}
+                        for table in t.tables
                     ],
                 }
             )

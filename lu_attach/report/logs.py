@@ -7,6 +7,8 @@ Record types (every record is one JSON object on one line, with ``"lu": 1``):
             session: ``nodes: [{"path": [root, ..., leaf], "hits", "total_ns"}]``.
 ``lines``   a cumulative snapshot of a line profile:
             ``lines: [{"function", "line", "hits", "total_ns"}]``.
+``table``   a tool's own table: ``title``, ``columns``, ``rows`` (lists of
+            values); the latest of one (pid, session, thread, title) wins.
 ``event``   a debug event; counted, not part of the profile.
 
 Rules: for one (pid, session, thread_id, type) the latest snapshot wins (the
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from .. import safefs
-from .model import INSTRUMENTED, LineStat, Report, ReportError, ThreadProfile, build_tree
+from .model import INSTRUMENTED, LineStat, Report, ReportError, Table, ThreadProfile, build_tree
 
 LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
 MAX_LINE = 64 * 1024 * 1024
@@ -197,7 +199,7 @@ class _Loader:
         try:
             if kind == "header":
                 return self._header(rec)
-            if kind == "calls" or kind == "lines":
+            if kind == "calls" or kind == "lines" or kind == "table":
                 self._snapshot(rec, kind, file_pid)
             elif kind == "event":
                 self._event(rec, file_pid)
@@ -238,16 +240,24 @@ class _Loader:
         pid = self._pid(rec, file_pid)
         if self.pid is not None and pid != self.pid:
             return
-        items = rec.get("nodes" if kind == "calls" else "lines")
+        field = {"calls": "nodes", "lines": "lines", "table": "rows"}[kind]
+        items = rec.get(field)
         if not isinstance(items, list):
-            raise _Malformed(f"no {'nodes' if kind == 'calls' else 'lines'} list")
+            raise _Malformed(f"no {field} list")
+        if kind == "table":
+            columns, title = rec.get("columns"), rec.get("title")
+            if not isinstance(title, str) or not isinstance(columns, list) or \
+                    not all(isinstance(c, str) for c in columns) or \
+                    not all(isinstance(r, list) and len(r) == len(columns) for r in items):
+                raise _Malformed("a table needs a title, column names and rows of as many values")
+            items = [title, columns, items]
         key, name, tid = self._thread(rec)
         session = str(rec.get("session", ""))
         t = rec.get("time")
         if not isinstance(t, (int, float)):
             t = None
         self.seq += 1
-        skey = (pid, key, session, kind)
+        skey = (pid, key, session, kind if kind != "table" else "table:" + items[0])
         old = self.snapshots.get(skey)
         if old is not None and t is not None and old[0] is not None and t < old[0]:
             return  # an older snapshot read after a newer one
@@ -312,6 +322,9 @@ class _Loader:
                     else:
                         entry[0] += hits
                         entry[1] += total
+            elif kind.startswith("table:"):
+                title, columns, rows = items
+                tp.tables.append(Table(title, list(columns), [list(row) for row in rows], session))
             else:
                 for item in items:
                     parsed_line = _line_item(item)

@@ -1,7 +1,9 @@
 """The data model shared by every report renderer.
 
 A :class:`Report` holds processes, a process holds threads, and a thread holds
-a call tree (:class:`CallNode` roots) and a line table (:class:`LineStat`).
+a call tree (:class:`CallNode` roots), a line table (:class:`LineStat`), and
+the tables any other tool records (:class:`Table`: a title, columns and rows,
+shown as they are).
 Times are integer nanoseconds.  ``hits`` and ``total_ns`` of a call node are
 *inclusive*: the time spent in the function including the instrumented
 functions it called.  For a sampled report (py-spy) ``hits`` is the number of
@@ -123,12 +125,23 @@ class LineStat:
 
 
 @dataclass
+class Table:
+    """A tool's own figures (the `table` record): shown as given, rows in the tool's order."""
+
+    title: str
+    columns: List[str]
+    rows: List[List[object]]
+    session: str = ""
+
+
+@dataclass
 class ThreadProfile:
     pid: int
     thread: str
     thread_id: Optional[int] = None
     roots: Dict[str, CallNode] = field(default_factory=dict)
     lines: Dict[Tuple[str, int], LineStat] = field(default_factory=dict)
+    tables: List[Table] = field(default_factory=list)
     events: int = 0
     sessions: List[str] = field(default_factory=list)
     label: str = ""  # "pid 4510 / MainThread", disambiguated by Report.finish()
@@ -146,7 +159,7 @@ class ThreadProfile:
 
     @property
     def empty(self) -> bool:
-        return not self.roots and not self.lines
+        return not self.roots and not self.lines and not self.tables
 
 
 @dataclass

@@ -93,6 +93,11 @@ def _reading_lines(report: Report) -> str:
             if best is None or st.total_ns > best[1].total_ns:
                 best = (t, st)
     if best is None:
+        tables = [table for t in report.threads() for table in t.tables]
+        if tables:
+            rows = sum(len(table.rows) for table in tables)
+            return f"{len(tables)} table{'s' * (len(tables) != 1)} of {rows:,} row{'s' * (rows != 1)}: " + \
+                ", ".join(sorted({table.title for table in tables})) + "."
         events = f" ({report.events:,} debug events)" if report.events else ""
         return f"no profile data in the logs{events}."
     t, st = best
@@ -189,6 +194,12 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
                     for st in t.sorted_lines()
                 ]
                 out.extend(_table(rows2, ("function", "line", "hits", "total ms", "ms/hit"), "    "))
+            for table in t.tables:
+                if t.roots or t.lines or table is not t.tables[0]:
+                    out.append("")
+                out.append(f"    {table.title}" + (f" (session {table.session})" if len(t.sessions) > 1 else ""))
+                cells = [tuple(_cell(v) for v in row) for row in table.rows]
+                out.extend(_table(cells, tuple(table.columns), "    "))
             if t.empty and not t.events:
                 out.append("    (no profile data)")
     if sampled:
@@ -199,6 +210,10 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
             "samples: how often a function was on the stack."
         )
     return "\n".join(out) + "\n"
+
+
+def _cell(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def render_warnings(report: Report) -> str:

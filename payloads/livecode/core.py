@@ -29,7 +29,12 @@ from __future__ import annotations
 
 import ast
 import collections
+import copy
+import hashlib
+import importlib
+import importlib.util
 import io
+import logging
 import os
 import sys
 import types
@@ -296,7 +301,6 @@ def _eval_defaults(node, mod, cls, name):
 
 
 def _strip_annotations(args):
-    import copy
     args = copy.deepcopy(args)
     for a in list(args.posonlyargs) + list(args.args) + list(args.kwonlyargs) + [args.vararg, args.kwarg]:
         if a is not None:
@@ -418,7 +422,6 @@ _prepared = collections.OrderedDict()   # (filename, sha1) -> parsed and compile
 
 def _compiled(filename, source):
     """(tree, module code, defs, classes, code map) of a source text; cached by content."""
-    import hashlib
     key = (filename, hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest())
     hit = _prepared.get(key)
     if hit is not None:
@@ -708,11 +711,9 @@ def _where_used(modname, user):
 # --------------------------------------------------------------------------- gatekeeping
 def run_check(name):
     """Run a unittest module inside the process: (ok, {'ran', 'failures': [lines]})."""
-    import importlib
-    import unittest
+    import unittest  # lazy: only --check runs tests, and unittest is large
     try:
         if name.endswith(".py") or os.sep in name:
-            import importlib.util
             path = target_path(name)
             modname = "lu_check_" + os.path.splitext(os.path.basename(path))[0]
             spec = importlib.util.spec_from_file_location(modname, path)
@@ -741,7 +742,6 @@ def check_loadable(name):
         if not os.path.exists(target_path(name)):
             raise LuError("the check module %s does not exist in the target" % name)
         return
-    import importlib.util
     try:
         found = name in sys.modules or importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -780,7 +780,6 @@ def _notify(touched):
             try:
                 cb(cls, list(names))
             except Exception:
-                import logging
                 logging.getLogger("lu_payloads.watch").exception("class update callback %r failed", cb)
 
 

@@ -22,6 +22,7 @@ import time
 from ..errors import LuError
 from .. import osthreads
 from ..engine.resolve import unwrap
+from . import core
 
 log = logging.getLogger("lu_payloads.realtime")
 _files = {}     # filename -> [last check (monotonic), stamp]
@@ -80,7 +81,6 @@ def realtime(func=None, interval=0.5):
 
 
 def _apply(filename, inner, name, stamp):
-    from . import core
     try:
         with open(filename, "rb") as fh:
             data = fh.read()

@@ -1,21 +1,20 @@
 """FuncDebugger, LineDebugger, VarDebugger: values of a live function, as events.
 
 Each event is recorded (log file) and streamed to every connected `lu`
-client; values are shown with a bounded, never-raising repr (saferepr).
+client; values are shown with a bounded, never-raising repr (saferepr). How
+each kind of event prints is declared here too (`events` of each Tool).
 """
-from ..engine.points import Points
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ..engine import Instrument, Points
 from ..errors import LuError
+from ..recorder import get_recorder
 from ..saferepr import safe_dict, safe_repr
 from . import lines as line_info
-
-
-def single_function(pattern):
-    from ..engine import resolve_pattern
-    found = resolve_pattern(pattern)
-    if len(found) != 1:
-        raise LuError("%s names %d functions; the debuggers take one function (%s)"
-                      % (pattern, len(found), ", ".join(name for name, _ in found[:5])))
-    return found[0]
+from .common import applied, apply_session, echo_events, line_numbers, patterns_of, single_function
+from .registry import Tool
 
 
 class FuncDebugSession(object):
@@ -97,3 +96,74 @@ class VarDebugSession(object):
                 points.lines(kind, lines, assigned_at, want=[variable])
         self.lines = sorted(line for _, line in where)
         self.points = points
+
+
+class FuncDebugger(object):
+    """Each call's arguments and its return value or exception."""
+
+    @staticmethod
+    def debug(function: Any, log_dir: Optional[str] = None) -> int:
+        patterns = patterns_of(function)
+        session = FuncDebugSession(get_recorder())
+        update = Instrument(patterns, session.points, description="FuncDebugger %s" % ", ".join(patterns))
+        return apply_session(update, session, log_dir)
+
+
+class LineDebugger(object):
+    """At chosen lines, the values of the variables the line uses (and then sets)."""
+
+    @staticmethod
+    def debug(function: str, lines: Any, log_dir: Optional[str] = None) -> int:
+        name, func = single_function(function)
+        lines = line_numbers(lines)
+        session = LineDebugSession(get_recorder(), func, name, lines)
+        update = Instrument(name, session.points,
+                            description="LineDebugger %s lines %s" % (name, ",".join(map(str, lines))))
+        return apply_session(update, session, log_dir)
+
+
+class VarDebugger(object):
+    """Every value a variable takes, at each statement that assigns it."""
+
+    @staticmethod
+    def debug(function: str, variable: Any, log_dir: Optional[str] = None) -> int:
+        name, func = single_function(function)
+        if not isinstance(variable, str) or not variable.isidentifier():
+            raise LuError("a variable name, such as 'total', not %r" % (variable,))
+        session = VarDebugSession(get_recorder(), func, name, variable)
+        update = Instrument(name, session.points, description="VarDebugger %s %s" % (name, variable))
+        return apply_session(update, session, log_dir)
+
+
+def request_debug(connection: Any, function: str, lines: Any = None, var: Optional[str] = None,
+                  log_dir: Optional[str] = None, echo: bool = False) -> Dict[str, Any]:
+    echo_events(echo)
+    if lines and var:
+        raise LuError("choose --lines or --var, not both")
+    if lines:
+        update_id = LineDebugger.debug(function, lines, log_dir=log_dir)
+    elif var:
+        update_id = VarDebugger.debug(function, var, log_dir=log_dir)
+    else:
+        update_id = FuncDebugger.debug(function, log_dir=log_dir)
+    return applied([update_id])
+
+
+def _pairs(values: Any) -> str:
+    return ", ".join("%s=%s" % kv for kv in (values or {}).items())
+
+
+FUNC = Tool(name="FuncDebugger", aliases=("FD",), controller=FuncDebugger,
+            usage="FuncDebugger.debug('m.f')", summary="each call's arguments and result, live",
+            requests={"debug": request_debug},
+            events={"call": lambda data: "(" + _pairs(data.get("args")) + ")",
+                    "return": lambda data: "-> %s" % data.get("value"),
+                    "exception": lambda data: "raised %s" % data.get("exception")})
+LINE = Tool(name="LineDebugger", aliases=("LD",), controller=LineDebugger,
+            usage="LineDebugger.debug('m.f', [11, 12])", summary="what chosen lines read and set",
+            events={"line": lambda data: "uses " + (_pairs(data.get("uses")) or "nothing"),
+                    "line_done": lambda data: "sets " + _pairs(data.get("defines"))})
+VAR = Tool(name="VarDebugger", aliases=("VD",), controller=VarDebugger,
+           usage="VarDebugger.debug('m.f', 'b')", summary="every value a variable takes",
+           events={"var": lambda data: "%s = %s%s" % (data.get("var"), data.get("value"),
+                                                      " (argument)" if data.get("via") == "argument" else "")})

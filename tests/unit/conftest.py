@@ -27,6 +27,8 @@ def root_only() -> None:
 def pair() -> Iterator[Tuple[socket.socket, socket.socket]]:
     """A connected AF_UNIX stream pair: (our end, the peer's end)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for end in (ours, theirs):
+        end.settimeout(30)  # a lost frame fails the test instead of stalling the tier
     yield ours, theirs
     ours.close()
     theirs.close()

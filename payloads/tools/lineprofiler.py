@@ -5,13 +5,18 @@ executions that completed normally (a line left by raise, break, continue
 or return-from-inside is counted as a hit without time). For a compound
 statement (`for`, `while`, `if`, `with`) the time covers its whole block.
 """
+from __future__ import annotations
+
 import os
 import threading
 import time
+from typing import Any, Optional
 
 from .. import osthreads
-from ..engine.points import Points
+from ..engine import Instrument, Points
 from .calltree import pool_ident, pooled_name
+from .common import apply_session, line_numbers
+from .registry import Tool
 
 
 class _Pool(object):
@@ -95,3 +100,20 @@ class LineSession(object):
                                 "thread": thread.name, "thread_id": thread.ident, "time": time.time(),
                                 "lines": lines})
         return records
+
+
+class LineProfiler(object):
+    """Hits and time of chosen lines of one function."""
+
+    @staticmethod
+    def profile(function: str, lines: Any, log_dir: Optional[str] = None) -> int:
+        lines = line_numbers(lines)
+        session = LineSession()
+        update = Instrument(function, session.points(lines),
+                            description="LineProfiler %s lines %s" % (function, ",".join(map(str, lines))))
+        return apply_session(update, session, log_dir, session.snapshot)
+
+
+TOOL = Tool(name="LineProfiler", aliases=("LP",), controller=LineProfiler,
+            usage="LineProfiler.profile('m.f', [11, 12])",
+            summary="hits and time of chosen lines (lu profile --lines)")

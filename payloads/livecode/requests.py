@@ -1,4 +1,4 @@
-"""The agent's operations for `lu watch` (merged into lu_payloads.ops.HANDLERS)."""
+"""The agent's requests for `lu watch` (part of lu_payloads.requests.HANDLERS)."""
 from __future__ import annotations
 
 import os

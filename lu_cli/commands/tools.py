@@ -1,0 +1,56 @@
+"""Commands made from the tool registry: a tool that declares `cli` gets `lu NAME PID PATTERN...`.
+
+A tool added to lu_payloads.tools.TOOLS with a CliCommand needs no module
+here: its command applies it, leaves it in force (or runs it --duration
+seconds, streaming its events, and shows the report with the shared output
+options), exactly like `lu profile`.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import click
+
+from lu_attach.errors import LuAttachError
+from lu_attach.profiling import format_event
+from lu_attach.session import connect
+from lu_payloads.tools import TOOLS
+from lu_payloads.tools.registry import CliCommand, Tool
+
+from ..options import absolute_log_dir
+from ..output import echo
+from ..report_options import ReportOutput, report_output_options
+from ..tool_session import left_in_force, run_then_report
+
+
+def command_for(tool: Tool, spec: CliCommand) -> click.Command:
+    @click.command(spec.name, help="%s (%s, in the controller %s)" % (spec.help, tool.name, tool.usage))
+    @click.argument("pid", type=int)
+    @click.argument("patterns", nargs=-1, required=True)
+    @click.option("--duration", type=float, help="Run for S seconds, show the report, then revert.")
+    @click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
+                  help="A directory of the target's user where it writes this session's log (relative to here).")
+    @report_output_options()
+    def run(pid: int, patterns: Sequence[str], duration: Optional[float], log_dir: Optional[str],
+            output: ReportOutput) -> None:
+        if duration is not None and duration <= 0:
+            raise LuAttachError("--duration must be a positive number of seconds")
+        with connect(pid, inject_if_needed=True) as client:
+            result = client.request(spec.request, patterns=list(patterns), log_dir=log_dir)
+            if duration is None:
+                left_in_force(pid, result, "%s:" % tool.name)
+                return
+            sessions = {str(i) for i in result["ids"]}
+
+            def show(event: Dict[str, Any]) -> None:
+                if str(event.get("session")) in sessions:
+                    echo(format_event(event))
+
+            run_then_report(client, pid, result, duration, "%s on" % tool.name, output,
+                            "nothing recorded for the chosen functions", on_event=show)
+    return run
+
+
+def commands(taken: Sequence[str]) -> List[click.Command]:
+    """A command for every tool that declares one, unless lu has a command of that name."""
+    return [command_for(tool, spec) for tool, spec in TOOLS.commands() if spec.name not in taken]

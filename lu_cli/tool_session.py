@@ -1,0 +1,56 @@
+"""What every command that applies a tool does after the request: say where it went, or run it for a while.
+
+Without --duration the session stays in force and the user is told its
+update ids, its log and how to stop it; with --duration lu streams its events
+(if asked to), takes the session's figures, reverts it whatever happens, and
+shows the report.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from lu_attach.client import AgentClient
+from lu_attach.errors import LuAttachError
+from lu_attach.profiling import host_path, revert_quietly, run_for
+from lu_attach.report import report_from_records
+
+from .output import echo
+from .report_options import ReportOutput, show_report
+
+
+def plural(count: int, noun: str) -> str:
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def left_in_force(pid: int, result: Dict[str, Any], doing: str) -> None:
+    """The session stays applied: its ids, its log, and how to read and stop it."""
+    ids: List[int] = result["ids"]
+    log = host_path(pid, result["log"])
+    echo("%s %s in process %d (update %s); log: %s" % (doing, plural(len(result["targets"]), "function"), pid,
+                                                       ", ".join(map(str, ids)), log))
+    echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
+
+
+def run_then_report(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
+                    output: ReportOutput, nothing: str,
+                    on_event: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
+    """Run the session `duration` seconds, take its figures, revert it (even on Ctrl-C), show the report."""
+    ids: List[int] = result["ids"]
+    log = host_path(pid, result["log"])
+    echo("%s %s in process %d for %g s (Ctrl-C to stop early)..."
+         % (doing, plural(len(result["targets"]), "function"), pid, duration), err=True)
+    try:
+        run_for(duration, client, pid, on_event=on_event)
+        snapshot = client.request("snapshot", sessions=[str(i) for i in ids])
+    finally:
+        try:
+            revert_quietly(client, ids)
+        except LuAttachError:
+            pass
+    report = report_from_records(snapshot["records"], pid=pid)
+    if output.renderer is not None or report.threads():
+        show_report(report, output)
+    else:
+        echo("%s in %g s" % (nothing, duration))
+    echo("reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)), log),
+         err=True)

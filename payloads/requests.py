@@ -1,0 +1,98 @@
+"""The request table: every request the agent answers, by name.
+
+The process's own requests (info, ls, revert, patch, detach, the
+controller's exec and complete, the recorder's flush and snapshot) are here;
+the tools add theirs through their registry (tools/registry.py), live coding
+its own. The agent is handed this table (service.py); it knows nothing else.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+from . import console, operations
+from .errors import LuError
+from .protocol import Closing
+from .livecode.requests import HANDLERS as LIVECODE
+from .recorder import get_recorder
+from .tools import TOOLS
+from .vocabulary import make_namespace
+
+if TYPE_CHECKING:
+    from .agent import Connection
+
+Handler = Callable[..., Any]
+
+
+def _namespace(connection: "Connection") -> Dict[str, Any]:
+    namespace = connection.state.get("namespace")
+    if namespace is None:
+        namespace = connection.state["namespace"] = make_namespace()
+    return namespace
+
+
+def ping(connection: "Connection") -> Dict[str, Any]:
+    return {"pong": time.time()}
+
+
+def info(connection: "Connection") -> Dict[str, Any]:
+    return operations.process_info(connection.agent.started, connection.agent.socket_path)
+
+
+def ls(connection: "Connection") -> List[Dict[str, Any]]:
+    return operations.list_updates()
+
+
+def revert(connection: "Connection", ids: Optional[List[Any]] = None, all: bool = False) -> List[int]:
+    if all:
+        return operations.revert_everything()
+    if not ids:
+        raise LuError("name the update ids to revert, or use --all")
+    return operations.revert_updates(list(ids))
+
+
+def patch(connection: "Connection", source: str, filename: str = "patch.py") -> List[int]:
+    return operations.apply_patch_source(source, filename)
+
+
+def execute(connection: "Connection", source: str) -> Dict[str, Any]:
+    return console.run(source, _namespace(connection))
+
+
+def complete(connection: "Connection", text: str, kind: str = "name") -> List[str]:
+    if kind == "module_path":
+        return console.module_paths(text)
+    return console.complete(text, _namespace(connection))
+
+
+def detach(connection: "Connection") -> Closing:
+    """Revert everything and stop; the socket is gone when the reply arrives, then this connection closes."""
+    reverted = operations.revert_everything()
+    connection.agent.shutdown(spare=connection)
+    return Closing({"reverted": reverted})
+
+
+def flush(connection: "Connection") -> Dict[str, Any]:
+    recorder = get_recorder()
+    return {"log": recorder.flush(), "events_dropped": recorder.events_dropped}
+
+
+def snapshot(connection: "Connection", sessions: Optional[List[str]] = None) -> Dict[str, Any]:
+    """The current profile records (of the given sessions), flushed to the log as well."""
+    recorder = get_recorder()
+    recorder.flush()
+    records: List[Dict[str, Any]] = []
+    for session in sessions or [None]:
+        records.extend(recorder.snapshot_records(session))
+    log = recorder.log_of(sessions[0]) if sessions else recorder.default_log
+    return {"log": log.path, "records": records}
+
+
+HANDLERS: Dict[str, Handler] = {
+    "ping": ping, "info": info, "ls": ls, "revert": revert, "patch": patch, "exec": execute,
+    "complete": complete, "detach": detach, "flush": flush, "snapshot": snapshot,
+}
+for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()):
+    if _name in HANDLERS:
+        raise ValueError("the request %r is declared twice" % _name)
+    HANDLERS[_name] = _handler

@@ -1,0 +1,56 @@
+"""The agent of this process, wired to what it serves: start it, find it, stop it.
+
+The agent (agent.py) is only a transport; here it gets the request table
+(requests.py), the recorder's events to stream, and what stopping means:
+revert every update lu applied and take lu's router off the program's
+streams. One agent per process; a process forked from one with an agent
+starts its own (the inherited object belongs to the parent).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from . import console, osthreads, operations, recorder
+from .agent import Agent, Connection
+from .requests import HANDLERS
+
+_lock = osthreads.Lock()
+_agent: Optional[Agent] = None
+
+
+def current() -> Optional[Agent]:
+    agent = _agent
+    return agent if agent is not None and agent.pid == os.getpid() and not agent.stopping else None
+
+
+def _on_stop(agent: Agent) -> None:
+    global _agent
+    with _lock:
+        if _agent is agent:
+            _agent = None
+    recorder.unsubscribe(agent.emit)
+    operations.revert_everything()
+    console.uninstall_capture()
+
+
+def start() -> str:
+    """Start the agent; if it runs already, make sure it can be reached again. Returns its socket."""
+    global _agent
+    with _lock:
+        agent = current()
+        if agent is not None:
+            agent.ensure_bound()
+            return agent.socket_path
+        agent = Agent(HANDLERS, _on_stop)
+        agent.start()
+        recorder.subscribe(agent.emit)
+        _agent = agent
+        return agent.socket_path
+
+
+def stop(spare: Optional[Connection] = None) -> None:
+    """Revert everything applied, then stop serving (keeping `spare` open for its reply)."""
+    agent = current()
+    if agent is not None:
+        agent.shutdown(spare)
