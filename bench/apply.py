@@ -123,12 +123,12 @@ def main():
         rows.append(("generated module, %d functions" % n, count, a, r))
         count, a, r = time_apply_revert("lu_bench_gen%d.*" % n)
         rows.append(("  same again (source cached)", count, a, r))
-    import email  # noqa: F401
-    import email.generator  # noqa: F401
-    import email.headerregistry  # noqa: F401
-    import email.mime.multipart  # noqa: F401
-    import email.mime.text  # noqa: F401
-    import email.parser  # noqa: F401
+    import email
+    import email.generator
+    import email.headerregistry
+    import email.mime.multipart
+    import email.mime.text
+    import email.parser
     import email.policy  # noqa: F401
     count, a, r = time_apply_revert("email.**")
     rows.append(("stdlib email.** (first: parses files)", count, a, r))

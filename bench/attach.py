@@ -230,7 +230,7 @@ def inject_plain(target, marker):
            "-ex", "call (int)PyGILState_Ensure()",
            "-ex", 'call (int)PyRun_SimpleString("%s")' % code,
            "-ex", "call (void)PyGILState_Release($1)"]
-    t0, t1, wall, rc, out, err = run_cmd(cmd)
+    t0, t1, wall, rc, _out, err = run_cmd(cmd)
     ran = os.path.exists(marker)
     res = {"wall_ms": wall, "ok": rc == 0 and ran, "t0": t0, "t1": t1}
     if not res["ok"]:

@@ -36,8 +36,8 @@ peak RSS, log size). --callgrind adds instruction counts per call on 3.11
 (valgrind, (Ir(N=100k) - Ir(N=0)) / 100k), immune to the machine's noise.
 """
 import argparse
-import glob
 import gc
+import glob
 import importlib
 import importlib.util
 import json
@@ -118,7 +118,7 @@ def rec(d):
 
 def load_lu():
     try:
-        import lu_payloads  # noqa: F401  (installed in the project venv)
+        import lu_payloads  # installed in the project venv
         if os.path.dirname(os.path.abspath(lu_payloads.__file__)) != PAYLOADS:
             raise ImportError
     except ImportError:
@@ -196,9 +196,9 @@ def child_timing(args, mod):
         return r
     if v == "lu":
         load_lu()
-        from lu_payloads.tools import FuncProfiler
         from lu_payloads.engine import UpdateManager
         from lu_payloads.recorder import get_recorder
+        from lu_payloads.tools import FuncProfiler
         uid = FuncProfiler.profile(["benchmod.f"], log_dir=os.path.join(tempfile.gettempdir(), "lu-overhead-logs"))
         assert mod.f.__code__ is not mod.g.__code__ and sys.gettrace() is None and sys.getprofile() is None
         r = timed({"f": mod.f, "g": mod.g}, n, reps)
@@ -215,11 +215,12 @@ def child_timing(args, mod):
     if v == "parts":
         return timed(make_parts(), n, reps)
     if v == "plu":
+        import io
+
         import pyliveupdatescripts  # noqa: F401  (puts FP, LU... into builtins)
+        from pyliveupdate.update import UpdateManager as PluManager
         from pyliveupdatescripts import FP
         from pyliveupdatescripts.updatebase import LU
-        from pyliveupdate.update import UpdateManager as PluManager
-        import io
         real, sys.stdout = sys.stdout, io.StringIO()   # it prints "Update 1 applied"
         try:
             FP.profile("benchmod.f")
@@ -289,9 +290,9 @@ def child_memory(work):
     text = MEMMOD + "".join("\n\ndef w%d(x):\n    return x\n" % i for i in range(width))
     text += "\n\nWIDE = [%s]\n\n\ndef top(i):\n    return WIDE[i](i)\n" % ", ".join("w%d" % i for i in range(width))
     mod = import_module_from(work, "memmod", text)
-    from lu_payloads.tools import FuncProfiler
     from lu_payloads.engine import UpdateManager
     from lu_payloads.recorder import get_recorder
+    from lu_payloads.tools import FuncProfiler
     log_dir = os.path.join(work, "logs")
     sys.setrecursionlimit(5000)
     uid = FuncProfiler.profile(["memmod.*"], log_dir=log_dir)
@@ -355,9 +356,9 @@ def child_workload(work, log_dir):
     """1,000,000 profiled calls in 4 threads, on lu's FuncProfiler, flushed to a log."""
     load_lu()
     mod = import_module_from(work, "workmod", WORKMOD)
-    from lu_payloads.tools import FuncProfiler
     from lu_payloads.engine import UpdateManager
     from lu_payloads.recorder import get_recorder
+    from lu_payloads.tools import FuncProfiler
     uid = FuncProfiler.profile(["workmod.*"], log_dir=log_dir)
     threads_n = 4
     # per thread: 49,000 top() = 245,000 calls (top, mid, 3x leaf) + 250 rec(19) = 5,000 calls
@@ -437,13 +438,13 @@ def ensure_plu_venv(log):
 def run_child(py, variant, args, env=None, quiet_stderr=False, extra=()):
     cmd = [py, os.path.abspath(__file__), "--child", variant, "--n", str(args.n), "--reps", str(args.reps),
            "--plu-n", str(args.plu_n)] + list(extra)
-    errf = tempfile.TemporaryFile()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=errf, env=dict(os.environ, **(env or {})),
-                       universal_newlines=True, cwd=tempfile.gettempdir())
-    lines = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-    if p.returncode or not lines:
+    with tempfile.TemporaryFile() as errf:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=errf, env=dict(os.environ, **(env or {})),
+                           text=True, cwd=tempfile.gettempdir())
         errf.seek(0)
         err = errf.read().decode("utf-8", "replace")
+    lines = [text for text in p.stdout.splitlines() if text.startswith("RESULT ")]
+    if p.returncode or not lines:
         raise RuntimeError("%s %s failed (rc %s):\n%s\n%s" % (py, variant, p.returncode, p.stdout[-2000:], err[-3000:]))
     return json.loads(lines[-1][len("RESULT "):])
 
@@ -503,7 +504,7 @@ def callgrind_suite(args, log):
             total = None
             with open(cg) as fh:
                 for line in fh:
-                    if line.startswith("totals:") or line.startswith("summary:"):
+                    if line.startswith(("totals:", "summary:")):
                         total = int(line.split()[1])
             irs.append(total)
             shutil.rmtree(d, ignore_errors=True)
@@ -524,19 +525,19 @@ def report_suite(args, log):
     for name, cmd in runs.items():
         times, rss = [], []
         for _ in range(3):
-            p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M"] + cmd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
+            p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M"] + cmd, capture_output=True,
+                               text=True, cwd=ROOT)
             if p.returncode:
                 raise RuntimeError("%s failed:\n%s" % (cmd, p.stderr[-2000:]))
-            last = [l for l in p.stderr.splitlines() if l.startswith("TIME ")][-1].split()
+            last = [text for text in p.stderr.splitlines() if text.startswith("TIME ")][-1].split()
             times.append(float(last[1]))
             rss.append(int(last[2]))
             out.setdefault("text_head", p.stdout[:1500]) if name == "report" else None
         out[name] = {"seconds": statistics.median(times), "peak_rss_kb": max(rss), "all_seconds": times}
     # the interpreter alone, for scale
     p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", VENV_PY, "-c", "import lu_cli.main"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
-    last = [l for l in p.stderr.splitlines() if l.startswith("TIME ")][-1].split()
+                       capture_output=True, text=True, cwd=ROOT)
+    last = [text for text in p.stderr.splitlines() if text.startswith("TIME ")][-1].split()
     out["import lu_cli.main alone"] = {"seconds": float(last[1]), "peak_rss_kb": int(last[2])}
     out["lu_on_path"] = lu
     shutil.rmtree(log_dir, ignore_errors=True)

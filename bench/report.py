@@ -23,7 +23,7 @@ import tracemalloc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lu_attach.report import (  # noqa: E402
+from lu_attach.report import (
     load_logs,
     render_flamegraph,
     render_folded,

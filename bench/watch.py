@@ -99,7 +99,7 @@ def start_target(python, directory, heap, probe):
     proc = subprocess.Popen([python, "-u", script, directory, str(heap), "probe" if probe else "idle"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines = Lines(proc.stdout)
-    lines.wait(lambda l: l.startswith("ready"), timeout=120)
+    lines.wait(lambda text: text.startswith("ready"), timeout=120)
     return proc, lines
 
 
@@ -107,7 +107,7 @@ def start_watch(pid, path):
     proc = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "watch", str(pid), path], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = Lines(proc.stdout)
-    lines.wait(lambda l: l.startswith("watching"), timeout=60)
+    lines.wait(lambda text: text.startswith("watching"), timeout=60)
     return proc, lines
 
 
@@ -125,7 +125,7 @@ def cpu_seconds(pid):
 
 def pct(values, q):
     values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(q / 100.0 * (len(values) - 1)))))
+    k = max(0, min(len(values) - 1, round(q / 100.0 * (len(values) - 1))))
     return values[k]
 
 
@@ -149,11 +149,11 @@ def latency_series(python, heap, saves):
                 with open(path, "w") as handle:
                     handle.write(text)
                 want = "live %d " % value
-                line = tlines.wait(lambda l: l.startswith(want))
+                line = tlines.wait(lambda text, want=want: text.startswith(want))
                 got.append((float(line.split()[2]) - t0) * 1000.0)
                 time.sleep(random.uniform(0.15, 0.25))
             results[series] = got
-        errors = [l for l in wlines.lines if l.startswith("lu")]
+        errors = [text for text in wlines.lines if text.startswith("lu")]
         if errors:
             raise RuntimeError("lu watch reported: %r" % errors[:3])
     finally:
@@ -205,7 +205,7 @@ def main():
         results = latency_series(args.python, heap, args.saves)
         for series, values in results.items():
             print("%-10s %-6s %6.1fms %6.1fms %6.1fms %6.1fms" % (
-                "{:,}".format(heap), series, statistics.median(values), pct(values, 95), min(values), max(values)))
+                f"{heap:,}", series, statistics.median(values), pct(values, 95), min(values), max(values)))
     if args.idle > 0:
         before, during = idle_cost(args.python, args.idle)
         print("idle target CPU per minute: %.1f ms without lu, %.1f ms with lu watch attached (+%.1f ms)"

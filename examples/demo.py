@@ -67,7 +67,7 @@ def main():
         lu("profile", pid, "shoplib.**", "__main__.Handler.do_GET", "--duration", 3)
         lu("debug", pid, "shoplib.price", "--duration", 0.2, limit=8)
         print("\nbefore the fix: 12 apples cost %s" % get(port, "/price?item=apple&qty=12")["price"])
-        out = lu("patch", pid, os.path.join(HERE, "patches", "fix_price.py"))
+        lu("patch", pid, os.path.join(HERE, "patches", "fix_price.py"))
         print("after the fix:  12 apples cost %s" % get(port, "/price?item=apple&qty=12")["price"])
         lu("ls", pid)
         lu("profile", pid, "shoplib.**", "--log-dir", OUT, show=False)

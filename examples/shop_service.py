@@ -14,8 +14,8 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import shoplib  # noqa: E402
-from shoplib import Cart, price  # noqa: E402
+import shoplib
+from shoplib import Cart, price
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

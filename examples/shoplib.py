@@ -16,7 +16,7 @@ def price(item, qty):
     return round(total, 2)
 
 
-class Cart(object):
+class Cart:
     def __init__(self):
         self.lines = []
 

@@ -45,7 +45,7 @@ class AgentClient:
 
     def __init__(self, sock: Union[str, socket.socket], timeout: float = 60.0,
                  on_event: Optional[Callable[[dict], None]] = None,
-                 expect: Optional["TargetProcess"] = None):
+                 expect: Optional[TargetProcess] = None):
         if isinstance(sock, str):
             path = sock
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,7 +85,7 @@ class AgentClient:
                                 "started it)" % (message.get("v"), protocol.PROTOCOL_VERSION))
         return hello
 
-    def _check_identity(self, expect: "TargetProcess") -> None:
+    def _check_identity(self, expect: TargetProcess) -> None:
         peer = peer_credentials(self.sock)
         if peer.pid != expect.pid:
             raise NotTheTarget("the agent reached for process %d belongs to process %d; refusing to talk to it"
@@ -103,7 +103,7 @@ class AgentClient:
         except OSError:
             pass
 
-    def __enter__(self) -> "AgentClient":
+    def __enter__(self) -> AgentClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

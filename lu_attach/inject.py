@@ -46,7 +46,7 @@ import psutil
 
 from lu_payloads import paths
 
-from . import discover, ptrace, sigframe, staging, threads, thread_call
+from . import discover, ptrace, sigframe, staging, thread_call, threads
 from .errors import AgentAbsent, AgentBusy, LuAttachError
 from .native_helper import READY, entry_offset, helper_library
 from .runtime import TargetProcess, process_gone

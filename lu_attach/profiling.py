@@ -6,11 +6,11 @@ import signal
 import time
 from typing import Callable, Dict, List, Optional
 
+from lu_payloads.tools import TOOLS
+
 from .client import AgentClient
 from .errors import AgentGone, LuAttachError
 from .runtime import process_gone, target_root
-
-from lu_payloads.tools import TOOLS
 
 _LINES_SPEC = re.compile(r"^(?P<func>[A-Za-z_][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
 

@@ -47,7 +47,7 @@ class UserRegs(ctypes.Structure):
         "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
         "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")]
 
-    def copy(self) -> "UserRegs":
+    def copy(self) -> UserRegs:
         clone = UserRegs()
         ctypes.memmove(ctypes.byref(clone), ctypes.byref(self), ctypes.sizeof(UserRegs))
         return clone

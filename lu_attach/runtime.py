@@ -57,7 +57,7 @@ class TargetProcess:
     start_ticks: int
 
     @classmethod
-    def of(cls, pid: int) -> "TargetProcess":
+    def of(cls, pid: int) -> TargetProcess:
         try:
             with open("/proc/%d/status" % pid) as handle:
                 status = handle.read()

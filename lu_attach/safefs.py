@@ -90,7 +90,7 @@ class Dir:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "Dir":
+    def __enter__(self) -> Dir:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,7 +152,7 @@ class Dir:
             os.close(fd)
 
     def subdir(self, name: str, owner: Optional[int] = None, private: bool = False,
-               create_mode: Optional[int] = None) -> "Dir":
+               create_mode: Optional[int] = None) -> Dir:
         """Open (or create) a directory below this one, verified like `open_dir`."""
         if create_mode is not None:
             try:
@@ -232,7 +232,7 @@ def open_root(pid: int) -> Dir:
     return Dir(fd, path, os.fstat(fd).st_uid)
 
 
-def open_image(path: str) -> "io.BufferedReader":
+def open_image(path: str) -> io.BufferedReader:
     """A binary file a target maps (an ELF image), opened so that a FIFO or a device cannot block lu.
 
     The path comes from the target's own map; its user may have swapped the

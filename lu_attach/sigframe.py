@@ -142,8 +142,8 @@ class CallLayout:
     arguments: Tuple[int, ...]
 
 
-def build_call(regs: Dict[str, int], resume: Resume, sigmask: int, fpu: bytes, is_xsave: bool,
-               restorer: int, arguments: Tuple[int, ...] = (), strings: Dict[int, bytes] = {}) -> CallLayout:
+def build_call(regs: Dict[str, int], resume: Resume, sigmask: int, fpu: bytes, is_xsave: bool, restorer: int,
+               arguments: Tuple[int, ...] = (), strings: Optional[Dict[int, bytes]] = None) -> CallLayout:
     """Lay out `function(*arguments)` returning into `restorer` with a frame that restores `regs`.
 
     `regs` are the thread's registers at the stop (user_regs_struct names).
@@ -153,7 +153,7 @@ def build_call(regs: Dict[str, int], resume: Resume, sigmask: int, fpu: bytes, i
     cursor = (regs["rsp"] - RED_ZONE - 128) & ~0xF
     args = list(arguments)
     writes: Dict[int, bytes] = {}
-    for position, blob in sorted(strings.items()):
+    for position, blob in sorted((strings or {}).items()):
         data = blob + b"\0"
         cursor = (cursor - len(data)) & ~0xF
         writes[cursor] = data

@@ -169,9 +169,9 @@ def mount_options(pid: int, path: str) -> Optional[List[str]]:
         if len(fields) < 6:
             continue
         point = fields[4].replace("\\040", " ")
-        if path == point or path.startswith(point.rstrip("/") + "/"):
-            if best is None or len(point) >= len(best[0]):  # later mounts over the same point win
-                best = (point, fields[5].split(","))
+        covers = path == point or path.startswith(point.rstrip("/") + "/")
+        if covers and (best is None or len(point) >= len(best[0])):  # later mounts over the same point win
+            best = (point, fields[5].split(","))
     return best[1] if best else None
 
 

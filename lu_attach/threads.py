@@ -81,7 +81,7 @@ class SafePoints:
     loader_state: Optional[Tuple[int, int]]  # (address, size) of the dynamic loader's state (glibc)
 
     @classmethod
-    def of(cls, pid: int) -> "SafePoints":
+    def of(cls, pid: int) -> SafePoints:
         mappings = read_maps(pid)
         ranges = find_symbol_ranges(pid, [EVAL_LOOP], ("libpython",), mappings)
         loop = ranges.get(EVAL_LOOP)

@@ -89,7 +89,7 @@ def _handler(events: _Events):
 
 
 class _FileState:
-    __slots__ = ("target", "digest", "good_len", "deferred", "prepared", "compiles")
+    __slots__ = ("compiles", "deferred", "digest", "good_len", "prepared", "target")
 
     def __init__(self, target: str, data: Optional[bytes]):
         self.target = target

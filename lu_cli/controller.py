@@ -7,13 +7,11 @@ import re
 import sys
 from typing import List, Optional
 
-import click
-
-from .output import echo
-
 from lu_attach import completion
 from lu_attach.client import AgentClient
 from lu_attach.errors import AgentGone, LuAttachError
+
+from .output import echo
 
 _PATCH_CALL = re.compile(r"""^\s*patch\(\s*(['"])(.+?)\1\s*\)\s*$""")
 HISTORY = os.path.join(os.path.expanduser("~"), ".lu_history")

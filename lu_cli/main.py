@@ -6,6 +6,7 @@ it (set LU_DEBUG=1 to see the traceback while developing lu).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -16,8 +17,6 @@ from lu_attach.errors import LuAttachError
 
 from .commands.tools import commands as tool_commands
 from .output import printable
-
-import importlib
 
 
 class LuGroup(click.Group):

@@ -20,7 +20,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _escape(match: "re.Match[str]") -> str:
+def _escape(match: re.Match[str]) -> str:
     return "\\x%02x" % ord(match.group(0))
 
 

@@ -34,8 +34,7 @@ import click
 
 from lu_attach.errors import LuAttachError
 from lu_attach.report.model import Report, ReportError
-from lu_attach.report.renderers import (RENDERERS, Renderer, check_writable, guess_renderer, renderer_named,
-                                        write_report)
+from lu_attach.report.renderers import RENDERERS, Renderer, check_writable, guess_renderer, renderer_named, write_report
 
 from .output import echo
 

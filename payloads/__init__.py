@@ -9,7 +9,7 @@ is what both the injected bootstrap and an embedding program call:
 The update engine's names are importable from here, as in PyLiveUpdate:
 `from lu_payloads import Instrument, Redefine, UpdateManager`.
 """
-from .version import __version__
+from .version import __version__ as __version__
 
 _LAZY = {
     "Instrument": ("engine", "Instrument"),

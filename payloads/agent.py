@@ -23,10 +23,9 @@ import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import osthreads, paths, procinfo, protocol
-from .version import __version__
 from .errors import LuError
-
 from .protocol import Closing
+from .version import __version__
 
 Handler = Callable[..., Any]  # handler(connection, **arguments) -> a JSON-serialisable result, or Closing
 
@@ -60,7 +59,7 @@ class AgentLog:
 class Connection:
     """One client. Handlers may keep per-client state in `state` (the controller's namespace, ...)."""
 
-    def __init__(self, agent: "Agent", sock: Any, peer: Tuple[int, int, int]) -> None:
+    def __init__(self, agent: Agent, sock: Any, peer: Tuple[int, int, int]) -> None:
         self.agent = agent
         self.sock = sock
         self.peer = peer  # (pid, uid, gid)
@@ -161,7 +160,7 @@ class Agent:
     LISTEN_BACKLOG = socket.SOMAXCONN   # many clients at once are queued, never refused
     HEAL_SECONDS = 10.0                 # how often the agent checks its socket and description are in place
 
-    def __init__(self, handlers: Mapping[str, Handler], on_stop: Callable[["Agent"], None]) -> None:
+    def __init__(self, handlers: Mapping[str, Handler], on_stop: Callable[[Agent], None]) -> None:
         self.handlers = handlers
         self.on_stop = on_stop
         self.uid = os.geteuid()

@@ -28,7 +28,7 @@ _routers = {}  # stream name -> its router, kept alive for good (see the module 
 _install_lock = osthreads.Lock()
 
 
-class _Router(object):
+class _Router:
     def __init__(self, original, name):
         self._lu_original = original
         self._lu_name = name

@@ -11,9 +11,9 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from . import procinfo, protocol
-from .version import __version__
 from .engine import UpdateManager
 from .errors import LuError
+from .version import __version__
 
 
 def process_info(agent_started: Optional[float] = None, socket: Optional[str] = None) -> Dict[str, Any]:

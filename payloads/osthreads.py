@@ -74,18 +74,18 @@ def accept(listener: Any) -> Any:
     return conn
 
 
-def Lock() -> Any:  # noqa: N802 - a factory named like the class it stands for, as in threading
+def Lock() -> Any:
     return allocate_lock()
 
 
-class Condition(object):
+class Condition:
     """threading.Condition on real locks (threading's own uses the patched ones)."""
 
     def __init__(self) -> None:
         self._lock = allocate_lock()
         self._waiters: List[Any] = []
 
-    def __enter__(self) -> "Condition":
+    def __enter__(self) -> Condition:
         self._lock.acquire()
         return self
 
@@ -116,7 +116,7 @@ class Condition(object):
             waiter.release()
 
 
-class Event(object):
+class Event:
     """threading.Event on real locks."""
 
     def __init__(self) -> None:
@@ -147,5 +147,5 @@ def start_thread(target: Callable[[], None], name: str) -> None:
 
 
 if PATCHED is None:  # the standard classes, with their debugging aids
-    Condition = threading.Condition  # type: ignore[misc,assignment]  # noqa: F811
-    Event = threading.Event  # type: ignore[misc,assignment]  # noqa: F811
+    Condition = threading.Condition  # type: ignore[misc,assignment]
+    Event = threading.Event  # type: ignore[misc,assignment]

@@ -27,7 +27,7 @@ class FrameTooLarge(Exception):
         self.size = size
 
 
-class Closing(object):
+class Closing:
     """A request handler's result after which the agent closes the connection (the reply is sent first)."""
 
     def __init__(self, result):

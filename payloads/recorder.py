@@ -33,8 +33,7 @@ import sys
 import threading
 import time
 
-from . import paths
-from . import osthreads
+from . import osthreads, paths
 from .errors import LuError
 
 FLUSH_SECONDS = 2.0
@@ -86,7 +85,7 @@ def _open_log_dir(path, default):
     return fd
 
 
-class LogFile(object):
+class LogFile:
     """One log file (lu-PID.jsonl) in one checked directory."""
 
     def __init__(self, directory, default=False):
@@ -123,8 +122,8 @@ class LogFile(object):
             os.close(fd)
 
 
-class _Session(object):
-    __slots__ = ("snapshot", "log", "released")
+class _Session:
+    __slots__ = ("log", "released", "snapshot")
 
     def __init__(self, snapshot, log):
         self.snapshot = snapshot
@@ -132,7 +131,7 @@ class _Session(object):
         self.released = False
 
 
-class Recorder(object):
+class Recorder:
     def __init__(self):
         self.default_log = LogFile(default_log_dir(), default=True)
         self.echo = False

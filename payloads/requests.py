@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from . import console, operations
 from .errors import LuError
-from .protocol import Closing
 from .livecode.requests import HANDLERS as LIVECODE
+from .protocol import Closing
 from .recorder import get_recorder
 from .tools import TOOLS
 from .vocabulary import make_namespace
@@ -24,26 +24,26 @@ if TYPE_CHECKING:
 Handler = Callable[..., Any]
 
 
-def _namespace(connection: "Connection") -> Dict[str, Any]:
+def _namespace(connection: Connection) -> Dict[str, Any]:
     namespace = connection.state.get("namespace")
     if namespace is None:
         namespace = connection.state["namespace"] = make_namespace()
     return namespace
 
 
-def ping(connection: "Connection") -> Dict[str, Any]:
+def ping(connection: Connection) -> Dict[str, Any]:
     return {"pong": time.time()}
 
 
-def info(connection: "Connection") -> Dict[str, Any]:
+def info(connection: Connection) -> Dict[str, Any]:
     return operations.process_info(connection.agent.started, connection.agent.socket_path)
 
 
-def ls(connection: "Connection") -> List[Dict[str, Any]]:
+def ls(connection: Connection) -> List[Dict[str, Any]]:
     return operations.list_updates()
 
 
-def revert(connection: "Connection", ids: Optional[List[Any]] = None, all: bool = False) -> List[int]:
+def revert(connection: Connection, ids: Optional[List[Any]] = None, all: bool = False) -> List[int]:
     if all:
         return operations.revert_everything()
     if not ids:
@@ -51,33 +51,33 @@ def revert(connection: "Connection", ids: Optional[List[Any]] = None, all: bool 
     return operations.revert_updates(list(ids))
 
 
-def patch(connection: "Connection", source: str, filename: str = "patch.py") -> List[int]:
+def patch(connection: Connection, source: str, filename: str = "patch.py") -> List[int]:
     return operations.apply_patch_source(source, filename)
 
 
-def execute(connection: "Connection", source: str) -> Dict[str, Any]:
+def execute(connection: Connection, source: str) -> Dict[str, Any]:
     return console.run(source, _namespace(connection))
 
 
-def complete(connection: "Connection", text: str, kind: str = "name") -> List[str]:
+def complete(connection: Connection, text: str, kind: str = "name") -> List[str]:
     if kind == "module_path":
         return console.module_paths(text)
     return console.complete(text, _namespace(connection))
 
 
-def detach(connection: "Connection") -> Closing:
+def detach(connection: Connection) -> Closing:
     """Revert everything and stop; the socket is gone when the reply arrives, then this connection closes."""
     reverted = operations.revert_everything()
     connection.agent.shutdown(spare=connection)
     return Closing({"reverted": reverted})
 
 
-def flush(connection: "Connection") -> Dict[str, Any]:
+def flush(connection: Connection) -> Dict[str, Any]:
     recorder = get_recorder()
     return {"log": recorder.flush(), "events_dropped": recorder.events_dropped}
 
 
-def snapshot(connection: "Connection", sessions: Optional[List[str]] = None) -> Dict[str, Any]:
+def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Dict[str, Any]:
     """The current profile records (of the given sessions), flushed to the log as well."""
     recorder = get_recorder()
     recorder.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from . import console, osthreads, operations, recorder
+from . import console, operations, osthreads, recorder
 from .agent import Agent, Connection
 from .requests import HANDLERS
 

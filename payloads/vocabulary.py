@@ -34,7 +34,7 @@ def help_text() -> str:
     return _HELP_HEAD + "".join("  %s\n" % line for line in TOOLS.help_lines()) + _HELP_TAIL
 
 
-class _Help(object):
+class _Help:
     def __repr__(self) -> str:
         return help_text()
 
@@ -63,7 +63,7 @@ class _UpdateTable(list):  # type: ignore[type-arg]
         return "\n".join(rows)
 
 
-class LU(object):
+class LU:
     """The controller's handle on the process and the update engine."""
 
     @staticmethod

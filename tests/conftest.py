@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
 import sys
-import time
 from typing import List, Optional
 
-import psutil
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,7 +94,7 @@ def nobody_dir() -> str:
             source = os.path.join(directory, package)
             if os.path.isdir(source) and not os.path.exists(os.path.join(base, package)):
                 shutil.copytree(source, os.path.join(base, package), ignore=ignore)
-    for dirpath, dirnames, filenames in os.walk(base):
+    for dirpath, _dirnames, filenames in os.walk(base):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o644)
@@ -137,7 +134,7 @@ def run_lu(*args: str, user: Optional[str] = None, env: Optional[dict] = None, t
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """The bad-input contract: non-zero exit, one line on stderr, no traceback."""
     assert result.returncode != 0, result
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [text for text in result.stderr.splitlines() if text.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert lines[0].startswith("lu: error: "), lines

@@ -5,6 +5,7 @@ Writes the scenario modules into WORK_DIR, loads lu_payloads by path, runs
 every check and prints one JSON object {check_name: [ok, detail]} on stdout.
 """
 import asyncio
+import functools
 import importlib
 import importlib.util
 import json
@@ -13,31 +14,23 @@ import sys
 import threading
 import time
 import traceback
-import types
 
 PAYLOADS, WORK = sys.argv[1], sys.argv[2]
 
 
 def load_payloads():
+    """Import the payloads folder as the package `lu_payloads`, the way an injected agent gets it."""
     init = os.path.join(PAYLOADS, "__init__.py")
-    try:
-        spec = importlib.util.spec_from_file_location("lu_payloads", init, submodule_search_locations=[PAYLOADS])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["lu_payloads"] = pkg
-        spec.loader.exec_module(pkg)
-    except Exception:
-        pkg = types.ModuleType("lu_payloads")
-        pkg.__path__ = [PAYLOADS]
-        sys.modules["lu_payloads"] = pkg
-    engine = importlib.import_module("lu_payloads.engine")
-    for name in ("Instrument", "Redefine", "UpdateManager"):
-        if name not in pkg.__dict__:
-            setattr(pkg, name, getattr(engine, name))
-    return engine
+    spec = importlib.util.spec_from_file_location("lu_payloads", init, submodule_search_locations=[PAYLOADS])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["lu_payloads"] = package
+    spec.loader.exec_module(package)
 
 
-engine = load_payloads()
-from lu_payloads.engine import Instrument, Redefine, UpdateManager as U, resolve_pattern  # noqa: E402
+load_payloads()
+# The package exists only once loaded by path, above.
+from lu_payloads.engine import Instrument, Redefine, resolve_pattern  # noqa: E402
+from lu_payloads.engine import UpdateManager as U  # noqa: E402
 from lu_payloads.errors import LuError  # noqa: E402
 
 SHOP = '''\
@@ -168,10 +161,10 @@ write(os.path.join(WORK, "pkg", "__init__.py"), SUBPKG_INIT)
 write(os.path.join(WORK, "pkg", "sub.py"), SUBPKG_SUB)
 write(os.path.join(WORK, "stale.py"), "def f(x):\n    return x + 1\n")
 sys.path.insert(0, WORK)
+import pkg.sub  # noqa: E402, F401  (loaded so that pkg.** finds its submodule)
 import shop  # noqa: E402
-from shop import plain as imported_plain  # noqa: E402
-import pkg.sub  # noqa: E402
 import stale  # noqa: E402
+from shop import plain as imported_plain  # noqa: E402
 
 results = {}
 
@@ -222,13 +215,13 @@ def resolve_patterns():
     for want in ("shop.Cart.total", "shop.Cart.make", "shop.Cart.tax", "shop.Cart.size.fget",
                  "shop.Cart.size.fset", "shop.decorated", "shop.adder", "shop.gen", "shop.coro", "shop.Base.total"):
         assert want in names, (want, names)
-    assert not any(n.startswith("shop.functools") or n.startswith("shop.asyncio") for n in names), names
+    assert not any(n.startswith(("shop.functools", "shop.asyncio")) for n in names), names
     deep = [n for n, _ in resolve_pattern("pkg.**")]
     assert deep == ["pkg.top", "pkg.sub.deep", "pkg.sub.K.m"], deep
     assert [n for n, _ in resolve_pattern("pkg.*")] == ["pkg.top"]
     main = [n for n, _ in resolve_pattern("__main__.**")]
     assert "__main__.check" in main and "__main__.write" in main, main
-    (n, f), = resolve_pattern("shop.decorated")
+    (_n, f), = resolve_pattern("shop.decorated")
     assert f is shop.decorated.__wrapped__
     assert len(resolve_pattern("shop.Cart.size")) == 2
     expect_luerror(lambda: resolve_pattern("shop.nope"), "shop.nope", "nope")
@@ -275,7 +268,9 @@ def closure_kept_by_module():
 @check
 def methods_of_every_kind():
     ev = []
-    hook = (lambda i, a: ev.append((i.qualname, sorted(a))))
+
+    def hook(info, args):
+        ev.append((info.qualname, sorted(args)))
     uid = U.apply_update(Instrument(["shop.Cart.total", "shop.Cart.make", "shop.Cart.tax", "shop.Cart.size"],
                                     {"func_before": hook}))
     c = shop.Cart()
@@ -318,7 +313,7 @@ def super_and_line_hooks():
     # named capture when a variable is unbound: it is left out, no error
     ev2 = []
     ln = SHOP.splitlines().index("    marker = 1") + 1
-    uid = U.apply_update(Instrument("shop.unbound", {("line_after", (ln,)): (lambda i, l, d: ev2.append(d), ["late", "marker", "flag"])}))
+    uid = U.apply_update(Instrument("shop.unbound", {("line_after", (ln,)): (lambda i, lineno, d: ev2.append(d), ["late", "marker", "flag"])}))
     assert shop.unbound(False) == 1 and shop.unbound(True) == 1
     assert ev2 == [{"marker": 1, "flag": False}, {"late": 5, "marker": 1, "flag": True}], ev2
     assert U.ls()[-1]["hook_errors"] == 0 and U.ls()[-1]["id"] == uid
@@ -440,23 +435,27 @@ def thread_running_while_swapped():
     assert not bad and shop.spin.__code__ is ORIG["shop.spin"]
 
 
+def revert_two_updates(order):
+    ev = []
+    u1 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(1)}))
+    u2 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(2),
+                                                 "func_after": lambda i, r, e: ev.append(("r", r))}))
+    assert shop.spin(1) == 2 and ev == [1, 2, ("r", 2)], ev
+    ids = (u1, u2)
+    U.revert(ids[order[0]])
+    del ev[:]
+    assert shop.spin(1) == 2
+    assert ev == ([2, ("r", 2)] if order[0] == 0 else [1]), ev
+    U.revert(ids[order[1]])
+    del ev[:]
+    assert shop.spin(1) == 2 and ev == []
+    assert shop.spin.__code__ is ORIG["shop.spin"]
+
+
 @check
 def two_updates_reverted_in_both_orders():
     for order in ((0, 1), (1, 0)):
-        ev = []
-        u1 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(1)}))
-        u2 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(2),
-                                                     "func_after": lambda i, r, e: ev.append(("r", r))}))
-        assert shop.spin(1) == 2 and ev == [1, 2, ("r", 2)], ev
-        ids = (u1, u2)
-        U.revert(ids[order[0]])
-        del ev[:]
-        assert shop.spin(1) == 2
-        assert ev == ([2, ("r", 2)] if order[0] == 0 else [1]), ev
-        U.revert(ids[order[1]])
-        del ev[:]
-        assert shop.spin(1) == 2 and ev == []
-        assert shop.spin.__code__ is ORIG["shop.spin"]
+        revert_two_updates(order)
 
 
 def _new_total(self, x):
@@ -478,32 +477,35 @@ def redefine_in_place():
     assert shop.plain.__defaults__ == (20,) and shop.plain.__kwdefaults__ == {"c": 30, "d": 0}
     assert shop.plain.__doc__ == "new doc"
     assert c.total(1) == 200 and shop.Cart.__dict__["total"] is f
-    assert "plain" in "".join(traceback.format_stack(limit=1)) or True
     U.revert(uid)
     assert imported_plain(1, d=1) == 7 and shop.plain.__defaults__ == (2,) and shop.plain.__doc__ is None
     assert c.total(1) == 5
     assert_pristine()
 
 
+def stack_instrument_on_redefine(revert_first):
+    ev = []
+
+    def new_spin(n):
+        return n + 1000
+    r = U.apply_update(Redefine("shop", None, {"spin": new_spin}))
+    i = U.apply_update(Instrument("shop.spin", {"func_after": lambda inf, res, e: ev.append(res)}))
+    assert shop.spin(1) == 1001 and ev == [1001]
+    if revert_first == "redefine":
+        U.revert(r)
+        assert shop.spin(1) == 2 and ev == [1001, 2]   # instrumentation kept on the original
+        U.revert(i)
+    else:
+        U.revert(i)
+        assert shop.spin(1) == 1001 and ev == [1001]
+        U.revert(r)
+    assert shop.spin(1) == 2 and shop.spin.__code__ is ORIG["shop.spin"]
+
+
 @check
 def instrument_over_redefine():
     for revert_first in ("redefine", "instrument"):
-        ev = []
-
-        def new_spin(n):
-            return n + 1000
-        r = U.apply_update(Redefine("shop", None, {"spin": new_spin}))
-        i = U.apply_update(Instrument("shop.spin", {"func_after": lambda inf, res, e: ev.append(res)}))
-        assert shop.spin(1) == 1001 and ev == [1001]
-        if revert_first == "redefine":
-            U.revert(r)
-            assert shop.spin(1) == 2 and ev == [1001, 2]   # instrumentation kept on the original
-            U.revert(i)
-        else:
-            U.revert(i)
-            assert shop.spin(1) == 1001 and ev == [1001]
-            U.revert(r)
-        assert shop.spin(1) == 2 and shop.spin.__code__ is ORIG["shop.spin"]
+        stack_instrument_on_redefine(revert_first)
 
 
 @check
@@ -584,13 +586,13 @@ def patch_file_transaction():
     assert kinds == ["redefine", "instrument"], kinds
     assert "shop.brand_new" in U.ls()[0]["targets"]
     try:
-        shop.spin("x" * 0 + None)  # noqa
+        shop.spin("x" * 0 + None)
     except TypeError:
         pass
     # line hooks on the redefined body use the patch file's lines
     ln = PATCH_OK.splitlines().index("    return helper(n) + len(_lu_test_json.dumps([]))") + 1
     seen = []
-    i = U.apply_update(Instrument("shop.spin", {("line_before", (ln,)): lambda inf, l, loc: seen.append((l, loc))}))
+    i = U.apply_update(Instrument("shop.spin", {("line_before", (ln,)): lambda inf, lineno, loc: seen.append((lineno, loc))}))
     assert shop.spin(3) == 23 and seen == [(ln, {"n": 3})], seen
     expect_luerror(lambda: U.apply_update(Instrument("shop.spin", {("line_before", (ln + 50,)): print})),
                    "not inside shop.spin", "patch_ok.py")
@@ -640,10 +642,9 @@ BAD_PATCHES = {
 
 @check
 def bad_patches_apply_nothing():
-    before_id = None
     for key, (src, where, what) in sorted(BAD_PATCHES.items()):
         fname = "bad_%s.py" % key
-        msg = expect_luerror(lambda: U.apply_patch(src, fname), where, what)
+        expect_luerror(functools.partial(U.apply_patch, src, fname), where, what)
         assert U.ls() == [], (key, U.ls())
         assert_pristine()
     # ids are not consumed by failures

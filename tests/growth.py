@@ -25,7 +25,7 @@ class Footprint:
     threads: int
 
     @classmethod
-    def quiet(cls, pid: int, samples: int = 30) -> "Footprint":
+    def quiet(cls, pid: int, samples: int = 30) -> Footprint:
         """The smallest figures over a short while: a served target's request threads come and go."""
         seen = [cls.of(pid)]
         for _ in range(samples - 1):
@@ -35,7 +35,7 @@ class Footprint:
                    fds=min(f.fds for f in seen), threads=min(f.threads for f in seen))
 
     @classmethod
-    def of(cls, pid: int) -> "Footprint":
+    def of(cls, pid: int) -> Footprint:
         rss = 0
         with open("/proc/%d/status" % pid) as handle:
             for line in handle:

@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import List, Optional
 
 from conftest import SYSTEM_PYTHON, nobody_dir
@@ -91,10 +92,10 @@ class Victim:
 
     def state(self) -> List[tuple]:
         entries = []
-        for dirpath, dirnames, filenames in os.walk(self.dir):
+        for dirpath, _dirnames, filenames in os.walk(self.dir):
             for name in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
                 st = os.lstat(name)
-                content = open(name, "rb").read() if stat.S_ISREG(st.st_mode) else b""
+                content = Path(name).read_bytes() if stat.S_ISREG(st.st_mode) else b""
                 entries.append((name, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), content))
         return sorted(entries)
 

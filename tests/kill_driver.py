@@ -10,13 +10,12 @@ test's to check.
 """
 import json
 import os
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lu_attach import inject  # noqa: E402
+from lu_attach import inject
 
 
 def die_at(function, event, nth, sig):

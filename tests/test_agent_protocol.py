@@ -7,16 +7,14 @@ import socket
 import stat
 import struct
 import subprocess
-import sys
 import threading
+from pathlib import Path
 
 import pytest
-
-from conftest import SYSTEM_PYTHON, assert_one_line_error, nobody_pythonpath, run_lu
+from conftest import SYSTEM_PYTHON, nobody_pythonpath, run_lu
 from interpreters import ALL
 
 from lu_attach.client import AgentClient
-from lu_attach.errors import LuAttachError
 from lu_payloads import paths, protocol
 
 # One interpreter per family is enough for the wire protocol (it is the same code everywhere),
@@ -160,7 +158,7 @@ def test_other_users_are_refused(start_target):
         os.chmod(directory, 0o700)
         os.chmod(path, 0o600)
     assert result.get("ok") is False and "permission denied" in result.get("error", ""), result
-    log = open(os.path.join(directory, "agent-%d.log" % target.pid)).read()
+    log = Path(os.path.join(directory, "agent-%d.log" % target.pid)).read_text()
     assert "refused a connection" in log and "uid 4242" in log
     # lu itself, run by another user, gets a one-line error.
     denied = run_lu("ls", target.pid, user="nobody")

@@ -7,9 +7,7 @@ import threading
 import time
 import urllib.request
 
-import psutil
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_lu
 from interpreters import ALL
 
@@ -223,7 +221,7 @@ def test_ctrl_c_during_injection_cancels_cleanly(start_target):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     time.sleep(1.5)
     lu.send_signal(signal.SIGINT)
-    out, err = lu.communicate(timeout=30)
+    _out, err = lu.communicate(timeout=30)
     assert lu.returncode != 0
     assert err.strip().splitlines() == [
         "lu: error: interrupted: the injection was cancelled and nothing will run in process %d" % target.pid]

@@ -4,13 +4,11 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
-import sys
 import threading
 import time
 
 import psutil
 import pytest
-
 from conftest import SYSTEM_PYTHON, assert_one_line_error, run_lu
 from interpreters import ALL
 

@@ -3,12 +3,15 @@
 For every target interpreter, tests/engine_scenario.py runs in a fresh
 process: it writes real module files into a temporary directory, loads
 lu_payloads by path (the folder is named `payloads`, so PYTHONPATH cannot do
-it), applies and reverts updates, and reports each check as JSON.  One process
-per interpreter keeps the whole matrix fast.
+it), applies and reverts updates, and reports each check as JSON. One process
+per interpreter keeps the matrix fast; each check is still its own test
+(`test_engine_check[pyenv-3.12-redefine_in_place]`), so a failure names the
+check and the interpreter, and the others still run.
 """
 import json
 import os
 import subprocess
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -42,23 +45,42 @@ CHECKS = [
     "no_global_tracing",
 ]
 
-_cache = {}
+Results = Dict[str, Tuple[bool, str]]
+_runs: Dict[str, Results] = {}
 
 
-def run_scenario(python, tmp_path_factory):
-    if python not in _cache:
+def run_scenario(python: str, tmp_path_factory: pytest.TempPathFactory) -> Results:
+    """The scenario's verdicts for one interpreter, run once per test worker."""
+    if python not in _runs:
         work = tmp_path_factory.mktemp("engine")
         proc = subprocess.run([python, "-X", "dev", "-W", "error", SCENARIO, PAYLOADS, str(work)],
                               capture_output=True, text=True, timeout=120, cwd=str(work))
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert proc.stderr == "", proc.stderr[-4000:]   # the engine never writes to stderr
-        _cache[python] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return _cache[python]
+        _runs[python] = {name: (ok, detail) for name, (ok, detail) in
+                         json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    return _runs[python]
 
 
-@pytest.mark.parametrize("python", ALL)
-def test_engine_matrix(python, tmp_path_factory):
-    results = run_scenario(python, tmp_path_factory)
-    assert sorted(results) == sorted(CHECKS), "checks run: %s" % sorted(results)
-    failed = {name: detail for name, (ok, detail) in results.items() if not ok}
-    assert not failed, "\n\n".join("%s:\n%s" % kv for kv in failed.items())
+def _params(with_checks: bool) -> List["pytest.param"]:
+    """Every interpreter (skipped ones keep their reason), times every check; one worker per interpreter."""
+    params = []
+    for interpreter in ALL:
+        marks = list(interpreter.marks) + [pytest.mark.xdist_group("engine-%s" % interpreter.id)]
+        for check in CHECKS if with_checks else [None]:
+            name = interpreter.id if check is None else "%s-%s" % (interpreter.id, check)
+            values = (interpreter.values[0], check) if with_checks else (interpreter.values[0],)
+            params.append(pytest.param(*values, id=name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("python, check", _params(with_checks=True))
+def test_engine_check(python: str, check: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    ok, detail = run_scenario(python, tmp_path_factory).get(check, (False, "the scenario did not run this check"))
+    assert ok, detail
+
+
+@pytest.mark.parametrize("python", _params(with_checks=False))
+def test_engine_ran_exactly_the_checks(python: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No check vanished, and no revert after a check failed (those report as NAME_revert_all)."""
+    assert sorted(run_scenario(python, tmp_path_factory)) == sorted(CHECKS)

@@ -8,7 +8,6 @@ caches, no session kept by the recorder, and not a single failed request.
 from __future__ import annotations
 
 import pytest
-
 from conftest import SYSTEM_PYTHON
 from growth import Footprint, Load, inject_detach_cycle, profile_revert_cycles, settle
 from interpreters import ALL

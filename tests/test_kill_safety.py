@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-
 from conftest import HERE, REPO, Target
 from interpreters import ALL
 
@@ -93,7 +93,7 @@ def usable(pid, context, target=None, statement=False):
             client.request("detach")
     except Exception as exc:
         log = "/proc/%d/root/tmp/lu-%d/agent-%d.log" % (pid, os.geteuid(), pid)
-        tail = open(log).read()[-3000:] if os.path.exists(log) else "(no agent log)"
+        tail = Path(log).read_text()[-3000:] if os.path.exists(log) else "(no agent log)"
         if target is not None and not target.alive():
             raise AssertionError(("the target died", context, target.proc.returncode, target.stderr_text()[-3000:]))
         raise AssertionError((context, repr(exc), tail))

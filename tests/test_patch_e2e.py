@@ -22,7 +22,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import REPO, TARGETS, assert_one_line_error, run_lu
 from interpreters import ALL
 
@@ -142,7 +141,7 @@ def get_all(port):
         return json.loads(response.read().decode())
 
 
-class Load(object):
+class Load:
     """Threads that request /all without pause; every failure is kept."""
 
     def __init__(self, port, threads=1):
@@ -276,7 +275,7 @@ CALL_PRICE_4 = ("(shoplib._seen.clear(), shoplib.price(4), "
 # ----------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("python", ALL)
 def test_patch_and_revert_under_load(python, start_target, tmp_path):
-    target, port, app = start_shop(start_target, python, tmp_path)
+    target, port, _app = start_shop(start_target, python, tmp_path)
     values, _ = controller(target.pid, STASH, "?%s" % CHANGED, "?shoplib.price.__doc__")
     assert values == [[], "Price of n items."]
     assert get_all(port) == ORIGINAL
@@ -469,7 +468,7 @@ UpdateManager.apply_update(Redefine('shoplib', None, {'rounder': rounder}))
 
 @pytest.mark.parametrize("python", ALL)
 def test_hooks_that_raise_and_detach(python, start_target, tmp_path):
-    target, port, app = start_shop(start_target, python, tmp_path)
+    target, port, _app = start_shop(start_target, python, tmp_path)
     controller(target.pid, STASH)
     load = Load(port)
     expected = dict(ORIGINAL, rounder=1001.23, quote="q:1024.0")
@@ -528,7 +527,7 @@ def test_revert_keeps_helpers_of_running_frames(python, start_target, tmp_path):
     redefined body still running (a suspended generator here; under load, an async body that awaited
     before calling its helper) finish on their code and must still find them.
     """
-    target, port, app = start_shop(start_target, python, tmp_path)
+    target, _port, _app = start_shop(start_target, python, tmp_path)
     [uid] = lu_patch(target.pid, write(tmp_path, "helper.py", BUG_HELPER_PATCH))
     values, _ = controller(target.pid, "shoplib._gen = shoplib.items(3)", "?next(shoplib._gen)")
     assert values == [0]  # a frame of the redefined body is suspended between two helper() calls
@@ -566,7 +565,7 @@ def test_examples_run_and_take_their_patches(tmp_path):
         [fix] = lu_patch(shop.pid, os.path.join(EXAMPLES, "patches", "fix_price.py"))
         assert get("/price?item=apple&qty=12")["price"] == 5.4
         assert get("/cart?apple=3&melon=10")["total"] == 28.5
-        [log] = lu_patch(shop.pid, os.path.join(EXAMPLES, "patches", "log_calls.py"))
+        [_log] = lu_patch(shop.pid, os.path.join(EXAMPLES, "patches", "log_calls.py"))
         assert get("/cart?apple=3&melon=10")["total"] == 28.5
         assert [u["kind"] for u in lu_ls(shop.pid)] == ["redefine", "instrument"]
         assert str(fix) in ok(run_lu("revert", shop.pid, fix))

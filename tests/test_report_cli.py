@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-
 from conftest import assert_one_line_error, run_lu
+
 from lu_attach.report import RENDERERS, load_logs
 
 MS = 1_000_000

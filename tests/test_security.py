@@ -16,9 +16,9 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SYSTEM_PYTHON, assert_one_line_error, run_lu
 from isolated import NOBODY, IsolatedTarget, Victim, isolation_available
 
@@ -89,10 +89,10 @@ def test_planted_stage_name_is_never_used(isolated, victim):
 def test_tmp_mounted_noexec(isolated):
     """Hardened servers mount /tmp noexec: lu's helper library then comes from another place."""
     target = isolated("sleeper.py", tmp_options="noexec")
-    assert "noexec" in open("/proc/%d/mountinfo" % target.pid).read()
+    assert "noexec" in Path("/proc/%d/mountinfo" % target.pid).read_text()
     inject_ok(target.pid)
     assert agent_exec(target.pid, "print(6 * 7)").strip().endswith("42")
-    maps = open("/proc/%d/maps" % target.pid).read()
+    maps = Path("/proc/%d/maps" % target.pid).read_text()
     assert "/var/tmp/lu-stage-0/lu_spawn-" in maps or "/dev/shm/lu-stage-0/lu_spawn-" in maps, maps
     run_lu("detach", target.pid)
 
@@ -229,7 +229,7 @@ def test_watch_sends_only_named_files_the_target_user_can_read(isolated, victim)
         with open(source, "w") as handle:
             handle.write("def f():\n    return 2\n")
         out, err = watch.communicate(timeout=30)
-        received = open(os.path.join(target.home, "received.jsonl")).read()
+        received = Path(os.path.join(target.home, "received.jsonl")).read_text()
         assert "root-only" not in received and "secret" not in received
         assert "return 2" in received, (out, err, received)  # the file the user named and may read was sent
         assert "not watching 2 files" in err, err
@@ -297,7 +297,7 @@ def test_report_skips_what_does_not_belong_in_a_log_directory(victim):
         os.symlink(victim.file, home + "/logs/lu-4.jsonl")
         with open(home + "/logs/lu-999999.jsonl", "w") as handle:
             handle.write(good + "\n")
-        for dirpath, dirnames, filenames in os.walk(home):
+        for dirpath, _dirnames, filenames in os.walk(home):
             os.lchown(dirpath, uid, uid)
             for name in filenames:
                 os.lchown(os.path.join(dirpath, name), uid, uid)
@@ -378,7 +378,7 @@ def test_busy_agent_is_not_taken_for_a_missing_one(isolated):
         hold.close()
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["already_running"] is True
-    maps = open("/proc/%d/maps" % target.pid).read()
+    maps = Path("/proc/%d/maps" % target.pid).read_text()
     assert "lu_spawn" not in maps  # no second injection
 
 
@@ -431,6 +431,6 @@ def test_deeply_nested_messages_both_ways(start_target, isolated):
 def test_ps_shows_escape_sequences_escaped(start_target):
     target = start_target(SYSTEM_PYTHON, "sleeper.py", "\x1b]0;owned\x07\x1b[2J")
     out = run_lu("ps").stdout
-    line = [l for l in out.splitlines() if l.startswith(str(target.pid))][0]
+    line = next(text for text in out.splitlines() if text.startswith(str(target.pid)))
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;owned\\x07" in line

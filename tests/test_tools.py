@@ -13,7 +13,6 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import assert_one_line_error, run_lu
 from interpreters import ALL
 
@@ -112,10 +111,10 @@ def test_profilers_under_requests(python, service):
     assert fetch["per_hit_ms"] < 2.0, fetch
     assert batch["per_hit_ms"] < 4.0, batch
     # Lines of Cart.total: line 16 runs 5 times per call of line 14.
-    lines = {(l["function"], l["line"]): l for t in request_threads for l in t["lines"]}
+    lines = {(row["function"], row["line"]): row for t in request_threads for row in t["lines"]}
     assert ("__main__.Cart.total", 14) in lines and ("__main__.Cart.total", 16) in lines
-    hits14 = sum(l["hits"] for t in request_threads for l in t["lines"] if l["line"] == 14)
-    hits16 = sum(l["hits"] for t in request_threads for l in t["lines"] if l["line"] == 16)
+    hits14 = sum(row["hits"] for t in request_threads for row in t["lines"] if row["line"] == 14)
+    hits16 = sum(row["hits"] for t in request_threads for row in t["lines"] if row["line"] == 16)
     assert hits16 == 5 * hits14
 
 
@@ -137,7 +136,7 @@ def test_debuggers_stream_values(python, service):
     assert "call __main__.shout" in calls.stdout and "(word='hi')" in calls.stdout
     assert "-> 'HI'" in calls.stdout
     assert "raised ValueError: ValueError('no boom')" in calls.stdout
-    values = [l.split("s = ", 1)[1] for l in var.stdout.splitlines() if " s = " in l]
+    values = [text.split("s = ", 1)[1] for text in var.stdout.splitlines() if " s = " in text]
     assert values[:6] == ["0", "0", "2", "6", "12", "20"], values[:6]
     assert "uses " in line.stdout and "x=" in line.stdout and "s=" in line.stdout
     assert "sets s=" in line.stdout
@@ -203,7 +202,7 @@ def test_sample_with_pyspy(python, service):
 
 
 def test_bad_input_of_the_tools(service, tmp_path):
-    target, port = service(PY)
+    target, _port = service(PY)
     assert_one_line_error(run_lu("profile", target.pid, "__main__.nothing_like_this"),
                           "__main__.nothing_like_this")
     assert_one_line_error(run_lu("profile", target.pid, "no_such_module.*"), "no_such_module")

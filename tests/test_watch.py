@@ -12,11 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TARGETS, assert_one_line_error, run_lu
 from interpreters import ALL
+
 from lu_attach.session import connect
 
 
@@ -99,7 +100,7 @@ def _function_codes_snapshot(pid):
 @pytest.mark.parametrize("python", ALL)
 def test_watch_end_to_end(python, start_target, shop_dir):
     shop = str(shop_dir / "watch_shop.py")
-    v0 = open(shop).read()
+    v0 = Path(shop).read_text()
     target = start_target(python, "watch_service.py", str(shop_dir))
     pid = target.pid
     assert run_lu("inject", pid).returncode == 0
@@ -123,7 +124,7 @@ def test_watch_end_to_end(python, start_target, shop_dir):
             .replace("after-v1", "after-v2")
         write(shop, v1)
         w.wait_for("check watch_shop_check passed")
-        updated = sorted(l for l in w.out if l.startswith(("updated", "added", "removed", "rebound")))
+        updated = sorted(text for text in w.out if text.startswith(("updated", "added", "removed", "rebound")))
         assert updated == ["updated watch_shop.Cart.total",
                            "updated watch_shop.after", "updated watch_shop.on_event", "updated watch_shop.serve",
                            "updated watch_shop.tick"], w.out
@@ -182,7 +183,7 @@ def test_watch_end_to_end(python, start_target, shop_dir):
         write(shop, v4)
         w.wait_for("updated watch_shop.Cart.hello", start=m[0])
         time.sleep(0.1)
-        assert [l for l in w.out[m[0]:] if not l.startswith("check ")] == ["updated watch_shop.Cart.hello"]
+        assert [text for text in w.out[m[0]:] if not text.startswith("check ")] == ["updated watch_shop.Cart.hello"]
         assert w.err[m[1]:] == []
 
         # E: removing a function that the file still uses is refused
@@ -234,7 +235,7 @@ def test_watch_end_to_end(python, start_target, shop_dir):
         w.proc.wait(10)
         w.wait_for("process %d exited; stopped watching" % pid, stream="err")
         assert w.proc.returncode == 1
-        assert not any("Traceback" in l for l in w.err)
+        assert not any("Traceback" in text for text in w.err)
     finally:
         w.stop()
 
@@ -326,7 +327,7 @@ def test_inprocess_watch(python, tmp_path):
             "\n    def extra(self):\n        return 'extra'\n"
         write(str(tmp_path / "rt_shop.py"), src)
         p.expect("lu_payloads.watch INFO added rt_shop.Shop.extra")
-        got = [l for l in p.lines if l.startswith(("lu_payloads.watch INFO", "class-update"))]
+        got = [text for text in p.lines if text.startswith(("lu_payloads.watch INFO", "class-update"))]
         assert sorted(got) == ["class-update Shop name,extra", "lu_payloads.watch INFO added rt_shop.Shop.extra",
                                "lu_payloads.watch INFO pruned rt_shop.old", "lu_payloads.watch INFO updated rt_shop.Shop.name",
                                "lu_payloads.watch INFO watching 2 files"], p.lines
@@ -432,10 +433,10 @@ def test_realtime_decorator(python, tmp_path):
         write(str(mod), v2.replace('return "meth-v2"', 'return ("meth-v3"'))
         out = call()
         assert out == "result plain-v2:1 meth-v2 aio-v2 tornado-v2", out
-        errors = [l for l in p.since(mark) if "lu_payloads.realtime ERROR" in l]
-        assert len(errors) == 4 and all("SyntaxError" in l and "rt_funcs.py:" in l for l in errors), p.lines
+        errors = [text for text in p.since(mark) if "lu_payloads.realtime ERROR" in text]
+        assert len(errors) == 4 and all("SyntaxError" in text and "rt_funcs.py:" in text for text in errors), p.lines
         write(str(mod), v2.replace("-v2", "-v4"))
         assert call() == "result plain-v4:1 meth-v4 aio-v4 tornado-v4"
-        assert not any("Traceback" in l for l in p.lines), p.lines
+        assert not any("Traceback" in text for text in p.lines), p.lines
     finally:
         p.close()

@@ -31,6 +31,7 @@ PAD_X = 10
 PAD_TOP = 56
 PAD_BOTTOM = 34
 
+_GREYS = {"thread": "rgb(190,190,205)"}  # frames that are not functions: threads, the process root
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -54,7 +55,7 @@ def fit_text(name: str, width: float) -> str:
 
 
 class _Frame:
-    __slots__ = ("name", "depth", "x", "w", "ns", "parent", "title", "kind")
+    __slots__ = ("depth", "kind", "name", "ns", "parent", "title", "w", "x")
 
     def __init__(self, name: str, depth: int, x: float, w: float, ns: int, parent: int, title: str, kind: str) -> None:
         self.name, self.depth, self.x, self.w, self.ns = name, depth, x, w, ns
@@ -67,7 +68,8 @@ def _pct(part: float, whole: float) -> str:
 
 def _node_title(node: CallNode, width_ns: int, all_ns: int, sampled: bool) -> str:
     if sampled:
-        lines = [node.function, f"{node.hits:,} samples (about {human_ns(node.total_ns)}) · {_pct(width_ns, all_ns)} of all"]
+        share = _pct(width_ns, all_ns)
+        lines = [node.function, f"{node.hits:,} samples (about {human_ns(node.total_ns)}) · {share} of all"]
         if node.file:
             lines.append(node.file + (f":{node.line}" if node.line is not None else ""))
         return "\n".join(lines)
@@ -287,9 +289,9 @@ def render_flamegraph(report: Report, title: Optional[str] = None, width: int = 
         w(f'<text x="{width / 2:.1f}" y="{PAD_TOP + 10}" text-anchor="middle">no call data to draw</text>\n')
     w('<g id="frames">\n')
     base = height - PAD_BOTTOM
-    for i, f in enumerate(frames):
+    for f in frames:
         y = base - (f.depth + 1) * FRAME_H
-        fill = frame_color(f.name) if f.kind == "fn" else ("rgb(190,190,205)" if f.kind == "thread" else "rgb(210,210,210)")
+        fill = frame_color(f.name) if f.kind == "fn" else _GREYS.get(f.kind, "rgb(210,210,210)")
         parent = f' data-p="{f.parent}"' if f.parent >= 0 else ""
         w(f'<g class="{f.kind}" data-d="{f.depth}" data-name="{xml_escape(f.name)}" data-ns="{f.ns}"{parent}>'
           f"<title>{xml_escape(f.title)}</title>"

@@ -22,11 +22,8 @@ def folded_lines(report: Report, thread_roots: bool = True) -> List[str]:
     for t in report.threads():
         prefix = [frame_name(t.label)] if thread_roots else []
         for path, node, self_ns in self_paths(t.roots):
-            if report.sampled:
-                # samples that stopped in this frame: its count less its children's
-                value = node.hits - sum(c.hits for c in node.children.values())
-            else:
-                value = round(self_ns / 1000)
+            # sampled: the samples that stopped in this frame (its count less its children's)
+            value = node.hits - sum(c.hits for c in node.children.values()) if report.sampled else round(self_ns / 1000)
             if value > 0:
                 out.append(";".join(prefix + [frame_name(p) for p in path]) + f" {value}")
     out.sort()

@@ -295,7 +295,7 @@ class _Loader:
         for (pid, key, session, kind), snap in sorted(
             self.snapshots.items(), key=lambda kv: kv[1][1]
         ):
-            t, seq, name, tid, items = snap
+            _t, seq, name, tid, items = snap
             tp = thread(pid, key, name, tid, (seq,))
             if session not in tp.sessions:
                 tp.sessions.append(session)
@@ -512,11 +512,10 @@ def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) 
                 uid = int(match.group(1))
                 try:
                     gid = top.lstat(name).st_gid
-                    with safefs.acting_as(uid, gid):
-                        with top.subdir(name, owner=uid, private=True) as home, \
-                                home.subdir("logs", owner=uid, private=True) as logs:
-                            files = sorted(logs.names())
-                            identity = (os.fstat(logs.fd).st_dev, os.fstat(logs.fd).st_ino)
+                    with safefs.acting_as(uid, gid), top.subdir(name, owner=uid, private=True) as home, \
+                            home.subdir("logs", owner=uid, private=True) as logs:
+                        files = sorted(logs.names())
+                        identity = (os.fstat(logs.fd).st_dev, os.fstat(logs.fd).st_ino)
                 except (OSError, safefs.UnsafePath):
                     continue
                 if identity in seen:  # the same directory through /tmp and /proc/PID/root/tmp

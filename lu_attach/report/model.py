@@ -41,11 +41,11 @@ class CallNode:
     function: str
     hits: int = 0
     total_ns: int = 0
-    children: Dict[str, "CallNode"] = field(default_factory=dict)
+    children: Dict[str, CallNode] = field(default_factory=dict)
     file: Optional[str] = None
     line: Optional[int] = None
 
-    def child(self, function: str) -> "CallNode":
+    def child(self, function: str) -> CallNode:
         node = self.children.get(function)
         if node is None:
             node = self.children[function] = CallNode(function)
@@ -64,7 +64,7 @@ class CallNode:
     def per_hit_ns(self) -> float:
         return self.total_ns / self.hits if self.hits else 0.0
 
-    def sorted_children(self, by: str = "time") -> List["CallNode"]:
+    def sorted_children(self, by: str = "time") -> List[CallNode]:
         """Children heaviest first (``by="time"``) or alphabetical (``by="name"``)."""
         if by == "name":
             return [self.children[k] for k in sorted(self.children)]
@@ -211,7 +211,7 @@ class Report:
             return f"sampled profile (py-spy{rate})"
         return "instrumented profile (lu)"
 
-    def finish(self) -> "Report":
+    def finish(self) -> Report:
         """Set thread labels (unique within the report); returns self."""
         for proc in self.processes.values():
             names: Dict[str, int] = {}

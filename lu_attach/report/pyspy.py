@@ -157,10 +157,11 @@ def find_pyspy() -> Optional[str]:
     return cand if os.access(cand, os.X_OK) else None
 
 
-def pyspy_command(pid: int, duration: float, output: str, rate_hz: int = 100, idle: bool = False, py_spy: str = "py-spy") -> List[str]:
+def pyspy_command(pid: int, duration: float, output: str, rate_hz: int = 100, idle: bool = False,
+                  py_spy: str = "py-spy") -> List[str]:
     """The py-spy command line that :func:`record_pyspy` runs (checked with py-spy 0.4.3)."""
     cmd = [
-        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(round(duration)))),
+        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(duration))),
         "--rate", str(int(rate_hz)), "--format", "raw", "--output", output,
         "--threads", "--nonblocking",
     ]
@@ -169,7 +170,8 @@ def pyspy_command(pid: int, duration: float, output: str, rate_hz: int = 100, id
     return cmd
 
 
-def record_pyspy(pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False, py_spy: Optional[str] = None) -> Report:
+def record_pyspy(pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False,
+                 py_spy: Optional[str] = None) -> Report:
     """Run py-spy on ``pid`` for ``duration`` seconds and return the sampled report.
 
     ``--nonblocking`` keeps the target running while it is sampled (a few
@@ -183,7 +185,7 @@ def record_pyspy(pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool
         out = os.path.join(tmp, "raw.txt")
         cmd = pyspy_command(pid, duration, out, rate_hz, idle, exe)
         try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=duration + 60)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
         except subprocess.TimeoutExpired:
             raise ReportError(f"py-spy did not finish within {duration + 60:.0f} s") from None
         if proc.returncode != 0 or not os.path.exists(out):

@@ -7,6 +7,8 @@ from typing import List, Optional, Tuple
 from .model import CallNode, Report, ThreadProfile, sort_nodes
 
 NAME_WIDTH_MAX = 72
+SAMPLED_HEADER = ("function", "samples", "est. ms", "%")
+TIMED_HEADER = ("function", "hits", "total ms", "ms/hit")
 
 
 def fmt_ms(ms: float) -> str:
@@ -124,7 +126,10 @@ def _clip(name: str, width: int) -> str:
     return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
 
 
-def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: Optional[int]) -> Tuple[List[Tuple[str, ...]], int]:
+Rows = List[Tuple[str, ...]]
+
+
+def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: Optional[int]) -> Tuple[Rows, int]:
     rows: List[Tuple[str, ...]] = []
     hidden = 0
     total = t.total_ns
@@ -182,7 +187,7 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
             out.append(line)
             if t.roots:
                 rows, hidden = _call_rows(t, sampled, min_fraction, max_depth)
-                header = ("function", "samples", "est. ms", "%") if sampled else ("function", "hits", "total ms", "ms/hit")
+                header = SAMPLED_HEADER if sampled else TIMED_HEADER
                 out.extend(_table(rows, header, "    "))
                 if hidden:
                     out.append(f"    ({hidden:,} smaller or deeper calls not shown)")

@@ -4,7 +4,6 @@ import click
 from lu_attach.session import connect
 
 
-
 @click.command("attach")
 @click.argument("pid", type=int)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the agent to start.")

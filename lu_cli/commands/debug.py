@@ -1,13 +1,12 @@
 """`lu debug PID FUNC [--lines L1,L2] [--var NAME] [--duration S]`."""
 import click
 
-from ..output import echo
-
 from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event, host_path, parse_line_numbers, revert_quietly, run_for
 from lu_attach.session import connect
 
 from ..options import absolute_log_dir
+from ..output import echo
 
 
 @click.command("debug")

@@ -1,9 +1,9 @@
 """`lu detach PID`: revert everything and stop the agent."""
 import click
 
-from ..output import echo
-
 from lu_attach.session import connect
+
+from ..output import echo
 
 
 @click.command("detach")

@@ -3,7 +3,7 @@ import click
 
 from lu_attach.inject import inject
 
-from ..output import print_json, echo
+from ..output import echo, print_json
 
 
 @click.command("inject")

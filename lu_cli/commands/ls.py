@@ -1,11 +1,10 @@
 """`lu ls PID`: the updates in force in a target."""
-import time
 
 import click
 
 from lu_attach.session import connect
 
-from ..output import print_json, print_table, echo
+from ..output import echo, print_json, print_table
 
 
 @click.command("ls")

@@ -3,10 +3,10 @@ import os
 
 import click
 
-from ..output import echo
-
 from lu_attach.errors import LuAttachError
 from lu_attach.session import connect
+
+from ..output import echo
 
 
 @click.command("patch")

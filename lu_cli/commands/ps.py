@@ -3,7 +3,7 @@ import click
 
 from lu_attach.discover import python_processes
 
-from ..output import print_json, print_table, echo
+from ..output import echo, print_json, print_table
 
 
 @click.command("ps")

@@ -1,10 +1,10 @@
 """`lu revert PID ID... | --all`."""
 import click
 
-from ..output import echo
-
 from lu_attach.errors import LuAttachError
 from lu_attach.session import connect
+
+from ..output import echo
 
 
 @click.command("revert")

@@ -3,9 +3,9 @@ import sys
 
 import click
 
-from ..output import echo
-
 from lu_attach.watch import WatchSession
+
+from ..output import echo
 
 
 def _echo(line: str) -> None:
@@ -24,7 +24,8 @@ def _echo_err(line: str) -> None:
 @click.option("--prune", is_flag=True, help="Delete functions removed from the file (default: report them).")
 @click.option("--check", "check", metavar="TESTMODULE", default=None,
               help="Run this unittest module in the target after each save; revert the save if it fails.")
-@click.option("--debounce", type=float, default=50.0, show_default=True, help="Milliseconds to wait for a save to settle.")
+@click.option("--debounce", type=float, default=50.0, show_default=True,
+              help="Milliseconds to wait for a save to settle.")
 def command(pid: int, paths, duration, prune: bool, check, debounce: float) -> None:
     """Apply saved edits of source files (or directories) to the running process.
 

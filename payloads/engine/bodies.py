@@ -16,7 +16,7 @@ from typing import Any, Optional, Set
 from ..errors import LuError
 from . import resolve
 from .records import FunctionState
-from .source import (CO_ITERABLE_COROUTINE, KIND_FLAGS, PY311, Body, clone, compile_in_scope, find_def)
+from .source import CO_ITERABLE_COROUTINE, KIND_FLAGS, PY311, Body, clone, compile_in_scope, find_def
 
 
 def compile_body(node: Any, qualname: str, freevars: Any, filename: str, flags: int, what: str) -> types.CodeType:

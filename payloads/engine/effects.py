@@ -123,7 +123,7 @@ def predefine(rec: UpdateRecord, module: types.ModuleType, function: types.Funct
 
 
 def new_name(rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str, full: str, new: Any,
-             where: str) -> "tuple[SideEffect, Optional[SideEffect]]":
+             where: str) -> tuple[SideEffect, Optional[SideEffect]]:
     """A Redefine of a name its module or class does not have yet: add it (and remove it on revert)."""
     if not isinstance(parent, (types.ModuleType, type)):
         raise LuError("cannot add %s: %r is not a module or class" % (full, parent))

@@ -23,14 +23,14 @@ from .transaction import PendingUpdate, Transaction, effective
 from .updates import Instrument, Recode, Redefine, Update
 
 
-class _OnDefault(object):
+class _OnDefault:
     """A method that, looked up on the class, is the default manager's (PyLiveUpdate's class-level calls)."""
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
         functools.update_wrapper(self, function)  # type: ignore[arg-type]
 
-    def __get__(self, instance: Optional["UpdateManager"], owner: type) -> Callable[..., Any]:
+    def __get__(self, instance: Optional[UpdateManager], owner: type) -> Callable[..., Any]:
         target = instance if instance is not None else owner.default()  # type: ignore[attr-defined]
         return types.MethodType(self.function, target)
 
@@ -43,10 +43,10 @@ class _ManagerClass(type):
         return getattr(cls.default(), name)
 
 
-class UpdateManager(object, metaclass=_ManagerClass):
+class UpdateManager(metaclass=_ManagerClass):
     """Applies, lists and reverts updates (see the module docstring and the engine's)."""
 
-    _default: Optional["UpdateManager"] = None
+    _default: Optional[UpdateManager] = None
     _default_lock = osthreads.Lock()
 
     def __init__(self) -> None:
@@ -58,7 +58,7 @@ class UpdateManager(object, metaclass=_ManagerClass):
         self.listeners: List[Listener] = []
 
     @classmethod
-    def default(cls) -> "UpdateManager":
+    def default(cls) -> UpdateManager:
         """The process's manager: the one the class-level calls use."""
         if cls._default is None:
             with cls._default_lock:
@@ -186,7 +186,7 @@ class UpdateManager(object, metaclass=_ManagerClass):
             self.states.pop(id(func), None)
 
     def _revert(self, records: List[UpdateRecord]) -> None:
-        doomed = set(id(r) for r in records)
+        doomed = {id(r) for r in records}
         touched: Dict[int, FunctionState] = {}
         for record in records:
             for st, _ in record.layers:

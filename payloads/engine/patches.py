@@ -31,7 +31,7 @@ def calling_line(filename: str) -> Optional[int]:
     return None
 
 
-def apply_patch(manager: "UpdateManager", source: Any, filename: str) -> List[int]:
+def apply_patch(manager: UpdateManager, source: Any, filename: str) -> List[int]:
     """Run a patch file's text and commit what it applied; returns the update ids."""
     if isinstance(source, bytes):
         source = source.decode("utf-8")

@@ -54,15 +54,15 @@ class Points:
     timers: List[CallTimer] = field(default_factory=list)
 
     # -- building ------------------------------------------------------------------
-    def before(self, hook: Callable[..., Any], want: Any = "all") -> "Points":
+    def before(self, hook: Callable[..., Any], want: Any = "all") -> Points:
         self.func_before.append(Capture(_hook(hook, "func_before"), _want(want, "func_before")))
         return self
 
-    def after(self, hook: Callable[..., Any]) -> "Points":
+    def after(self, hook: Callable[..., Any]) -> Points:
         self.func_after.append(_hook(hook, "func_after"))
         return self
 
-    def lines(self, kind: str, lines: Any, hook: Callable[..., Any], want: Any = "all") -> "Points":
+    def lines(self, kind: str, lines: Any, hook: Callable[..., Any], want: Any = "all") -> Points:
         if kind not in LINE_KINDS:
             raise LuError("line points are 'line_before' or 'line_after', not %r" % (kind,))
         capture = Capture(_hook(hook, kind), _want(want, kind))
@@ -71,15 +71,15 @@ class Points:
             table.setdefault(number, []).append(capture)
         return self
 
-    def suspend(self, hook: Callable[..., Any]) -> "Points":
+    def suspend(self, hook: Callable[..., Any]) -> Points:
         self.on_suspend.append(_hook(hook, "suspend"))
         return self
 
-    def resume(self, hook: Callable[..., Any]) -> "Points":
+    def resume(self, hook: Callable[..., Any]) -> Points:
         self.on_resume.append(_hook(hook, "resume"))
         return self
 
-    def timer(self, timer: CallTimer) -> "Points":
+    def timer(self, timer: CallTimer) -> Points:
         if not isinstance(timer, CallTimer):
             raise LuError("func_timer takes a call-tree timer (a lu_payloads.engine.timer.CallTimer), not %r"
                           % (timer,))
@@ -107,7 +107,7 @@ class Points:
 
     # -- PyLiveUpdate's spelling ----------------------------------------------------
     @classmethod
-    def coerce(cls, spec: Any) -> "Points":
+    def coerce(cls, spec: Any) -> Points:
         """A Points, or a Points made from the dict (or list of pairs) PyLiveUpdate used."""
         if isinstance(spec, Points):
             if spec.empty():

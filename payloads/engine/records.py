@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 Listener = Callable[[Dict[str, Any]], None]
 
 
-class FuncInfo(object):
+class FuncInfo:
     """What a hook is told about the function it runs in (one per function).
 
     name: the dotted name lu knows it by ('pkg.mod.Cart.total');
@@ -31,9 +31,9 @@ class FuncInfo(object):
     key for aggregating).
     """
 
-    __slots__ = ("name", "qualname", "module", "filename", "firstlineno", "func", "code", "__weakref__")
+    __slots__ = ("__weakref__", "code", "filename", "firstlineno", "func", "module", "name", "qualname")
 
-    def __init__(self, name: str, func: "types.FunctionType", code: "types.CodeType") -> None:
+    def __init__(self, name: str, func: types.FunctionType, code: types.CodeType) -> None:
         self.name = name
         self.func = func
         self.code = code
@@ -46,7 +46,7 @@ class FuncInfo(object):
         return "<lu FuncInfo %s>" % self.name
 
 
-class UpdateRecord(object):
+class UpdateRecord:
     """One applied update: what ls shows, plus what revert needs."""
 
     def __init__(self, uid: int, kind: str, description: str, listeners: Callable[[], List[Listener]]) -> None:
@@ -57,7 +57,7 @@ class UpdateRecord(object):
         self.applied_at: Optional[str] = None
         self.hook_errors = 0
         self.last_hook_error: Optional[str] = None
-        self.layers: List[Tuple["FunctionState", "Layer"]] = []
+        self.layers: List[Tuple[FunctionState, Layer]] = []
         self.undo: List[Callable[[], None]] = []  # run on revert, last first
         self._listeners = listeners
         self._last_notify = 0.0
@@ -97,8 +97,8 @@ class UpdateRecord(object):
                 "hook_errors": self.hook_errors, "last_hook_error": self.last_hook_error}
 
 
-class InstrumentLayer(object):
-    __slots__ = ("record", "points", "body")
+class InstrumentLayer:
+    __slots__ = ("body", "points", "record")
 
     def __init__(self, record: UpdateRecord, points: Points, body: Body) -> None:
         self.record = record
@@ -106,8 +106,8 @@ class InstrumentLayer(object):
         self.body = body  # the body its line numbers refer to
 
 
-class RedefineLayer(object):
-    __slots__ = ("record", "body")
+class RedefineLayer:
+    __slots__ = ("body", "record")
 
     def __init__(self, record: UpdateRecord, body: Body) -> None:
         self.record = record
@@ -117,10 +117,10 @@ class RedefineLayer(object):
 Layer = Union[InstrumentLayer, RedefineLayer]
 
 
-class FunctionState(object):
+class FunctionState:
     """Per changed function: the pristine original and the applied layers, in order."""
 
-    def __init__(self, func: "types.FunctionType", name: str) -> None:
+    def __init__(self, func: types.FunctionType, name: str) -> None:
         code = func.__code__
         self.func = func
         self.name = name

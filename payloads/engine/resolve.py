@@ -20,9 +20,7 @@ ACCESSORS = ("fget", "fset", "fdel")
 def unwrap(obj):
     """The innermost plain function behind `obj` (following __wrapped__), or None."""
     seen = set()
-    if isinstance(obj, (staticmethod, classmethod)):
-        obj = obj.__func__
-    elif isinstance(obj, types.MethodType):
+    if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
         obj = obj.__func__
     func = obj if isinstance(obj, FunctionType) else None
     while id(obj) not in seen:
@@ -229,10 +227,10 @@ def resolve_pattern(pattern):
     out = []
     seen = set()
     cache = {}
-    if pattern.endswith(".**") or pattern.endswith(".*"):
+    if pattern.endswith((".**", ".*")):
         deep = pattern.endswith(".**")
         base = pattern[:-3] if deep else pattern[:-2]
-        parent, attr, obj = resolve_object(base)
+        _parent, _attr, obj = resolve_object(base)
         if obj is _MISSING:
             raise LuError("pattern %s matches nothing: %s does not exist" % (pattern, base))
         if isinstance(obj, types.ModuleType):
@@ -240,7 +238,7 @@ def resolve_pattern(pattern):
             module_functions(obj, modname, out, seen, cache)
             if deep:
                 prefix = modname + "."
-                for name, mod in sorted(list(sys.modules.items()), key=lambda kv: kv[0]):
+                for name, mod in sorted(sys.modules.items(), key=lambda kv: kv[0]):
                     if name.startswith(prefix) and isinstance(mod, types.ModuleType):
                         module_functions(mod, name, out, seen, cache)
         elif isinstance(obj, type):

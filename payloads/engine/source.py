@@ -12,8 +12,8 @@ synthetic module is compiled, never executed; the target's code object is taken
 out of its constants.
 """
 from __future__ import annotations
-
 import __future__ as _future
+
 import ast
 import linecache
 import os
@@ -38,7 +38,7 @@ KIND_FLAGS = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
-_tree_cache: Dict[str, "SourceFile"] = {}
+_tree_cache: Dict[str, SourceFile] = {}
 
 
 def code_qualname(func):
@@ -304,7 +304,7 @@ def same_code(a, b):
 
 
 @dataclass
-class Body(object):
+class Body:
     """One body a function can run: its ast node, file, flags and plain code, and its attributes.
 
     `moved_from` is (previous body, line delta) when this body is only
@@ -324,10 +324,10 @@ class Body(object):
     doc: Optional[str] = None
     label: str = ""
     lines: Optional[Tuple[Any, Any]] = None   # statement lines, computed on demand
-    moved_from: Optional[Tuple["Body", int]] = None
+    moved_from: Optional[Tuple[Body, int]] = None
     from_file: Optional[str] = None
 
-    def moved(self, delta: int, label: str) -> "Body":
+    def moved(self, delta: int, label: str) -> Body:
         """This body started `delta` lines further down (same code otherwise)."""
         return Body(node=None, filename=self.filename, flags=self.flags, code=shift_code(self.code, delta),
                     defaults=self.defaults, kwdefaults=self.kwdefaults, annotations=self.annotations,
@@ -355,7 +355,7 @@ def original_node(code, qualname, name):
     filename = code.co_filename
     if code.co_name == "<lambda>":
         raise LuError("%s is a lambda; lu can only change functions written with def" % name)
-    if not filename or (filename.startswith("<") and filename.endswith(">")) and filename not in linecache.cache:
+    if not filename or ((filename.startswith("<") and filename.endswith(">")) and filename not in linecache.cache):
         raise LuError("%s has no source file (it was defined in %s, e.g. by exec or at a REPL)"
                       % (name, filename or "an unknown place"))
     node = find_def(filename, code.co_name, code.co_firstlineno)

@@ -35,10 +35,10 @@ def new_node(info: Any, parent: Optional[Node]) -> Node:
     return [0, 0.0, {}, info, parent, 0.0]
 
 
-class CallTree(object):
+class CallTree:
     """One thread's call tree and its current node."""
 
-    __slots__ = ("thread", "ident", "name", "root", "node")
+    __slots__ = ("ident", "name", "node", "root", "thread")
 
     def __init__(self, thread: Optional[threading.Thread] = None, name: Optional[str] = None) -> None:
         thread = thread or threading.current_thread()
@@ -49,7 +49,7 @@ class CallTree(object):
         self.node: Node = self.root
 
 
-class CallTimer(object):
+class CallTimer:
     """What the engine needs to time calls into call trees; see the module docstring.
 
     `clock` returns seconds as a float: cheaper than perf_counter_ns (no

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 PendingUpdate = Tuple[int, Update, str]  # (id, update, the patch file's "file:line: " or "")
 
 
-class Transaction(object):
-    def __init__(self, manager: "UpdateManager") -> None:
+class Transaction:
+    def __init__(self, manager: UpdateManager) -> None:
         self.manager = manager
         self.work: Dict[int, FunctionState] = {}     # id(func) -> its state
         self.layers: Dict[int, List[Layer]] = {}     # id(func) -> its new list of layers
@@ -128,8 +128,8 @@ class Transaction(object):
         if update.predefine is not None:
             self.add_effect(effects.predefine(rec, module, update.predefine, where))
         for key, new in update.mapping.items():
-            full = key if (key == modname or key.startswith(modname + ".") or modname == "__main__"
-                           and key.startswith("__main__.")) else modname + "." + key
+            full = key if (key == modname or key.startswith(modname + ".") or (modname == "__main__"
+                           and key.startswith("__main__."))) else modname + "." + key
             parent, attr, obj = resolve.resolve_object(full)
             if obj is resolve._MISSING:
                 added, copied = effects.new_name(rec, module, parent, attr, full, new, where)

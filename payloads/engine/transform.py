@@ -103,7 +103,7 @@ def make_passthrough(entries, info):
     return passthrough_many
 
 
-class Plan(object):
+class Plan:
     """Hooks to weave into one body, gathered from every instrument layer in order."""
 
     def __init__(self):
@@ -120,7 +120,7 @@ class Plan(object):
                     or self.suspend or self.resume or self.timers)
 
 
-class _Builder(object):
+class _Builder:
     def __init__(self, fnode, plan, info, globals_dict):
         self.plan = plan
         self.info = info
@@ -307,8 +307,8 @@ class _Builder(object):
             wrapper = _locate(ast.Try(body=[], handlers=[_locate(handler, last)], orelse=[],
                                       finalbody=[_locate(s, last) for s in finals]), first)
             wrapper.body = body + [fall]
-            init = [_locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)), first)
-                    for n in (RV, EXC_NAME)]
+            init = [_locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)),
+                            first) for n in (RV, EXC_NAME)]
             body = init + before + [wrapper]
         else:
             body = before + body

@@ -25,7 +25,7 @@ def target_name(target: Target) -> str:
     return "%s.%s" % (func.__module__, func.__qualname__)
 
 
-class Instrument(object):
+class Instrument:
     """Hooks woven into existing functions: Instrument(targets, points, description=None).
 
     `targets`: a name or pattern, a function, or a list of them: one update
@@ -69,7 +69,7 @@ class Instrument(object):
         return describe_targets((target_name(t) for t in self.targets), len(names), self.points)
 
 
-class Redefine(object):
+class Redefine:
     """New bodies for existing functions, in place (identity kept).
 
     Redefine(module, predefine, {'mod.func': new_func, ...}); see the engine's
@@ -121,7 +121,7 @@ Change = Union[NewBody, Moved]
 Action = Callable[[], Callable[[], None]]  # do() -> undo
 
 
-class Recode(object):
+class Recode:
     """Bodies from a new version of a module's own source file (lu watch, @realtime).
 
     Built by lu_payloads.livecode, which matched the new file against what

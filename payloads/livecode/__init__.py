@@ -11,4 +11,4 @@ from .core import on_class_update, remove_class_update
 from .inprocess import stop_watching, watch
 from .realtime import realtime
 
-__all__ = ["on_class_update", "remove_class_update", "watch", "stop_watching", "realtime"]
+__all__ = ["on_class_update", "realtime", "remove_class_update", "stop_watching", "watch"]

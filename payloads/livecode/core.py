@@ -39,11 +39,11 @@ import os
 import sys
 import types
 
-from ..errors import LuError
 from .. import osthreads
 from ..engine import Moved, NewBody, Recode, UpdateManager
 from ..engine.resolve import module_file, module_functions
 from ..engine.source import FUNC_NODES, code_qualname, same_code, shift_code, stmt_list_fields
+from ..errors import LuError
 
 _real_cache = {}
 _bases = {}          # module file -> _Base of the source the process was last given
@@ -101,7 +101,7 @@ def module_files_under(directory):
 
 
 # --------------------------------------------------------------------------- the base
-class _Base(object):
+class _Base:
     """What lu knows of the source the process was last given for a file:
     its module-level (and class-level) statements and each def's arguments."""
 
@@ -195,8 +195,8 @@ def _args_dump(node):
 
 
 # --------------------------------------------------------------------------- defs in the new source
-class _Def(object):
-    __slots__ = ("qualname", "node", "first", "parent", "kind")
+class _Def:
+    __slots__ = ("first", "kind", "node", "parent", "qualname")
 
     def __init__(self, qualname, node, first, parent, kind):
         self.qualname = qualname
@@ -257,7 +257,7 @@ def _names_used(code, qualname, out):
 
 
 # --------------------------------------------------------------------------- the plan
-class Outcome(object):
+class Outcome:
     def __init__(self, filename):
         self.filename = filename
         self.lines = []      # one per change applied
@@ -401,9 +401,7 @@ def _attr_holder(parent_obj, attr, func):
     value = getattr(parent_obj, "__dict__", {}).get(attr)
     if value is func:
         return True
-    if isinstance(value, (staticmethod, classmethod)) and value.__func__ is func:
-        return True
-    return False
+    return bool(isinstance(value, (staticmethod, classmethod)) and value.__func__ is func)
 
 
 def _running_frames(codes):
@@ -489,7 +487,7 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
         new_by_qual = collections.OrderedDict()
         for entry in defs:
             new_by_qual.setdefault(entry.qualname, []).append(entry)
-        class_quals = set(c.qualname for c in classes)
+        class_quals = {c.qualname for c in classes}
         for modname, mod, modfile in modules:
             if only is not None:
                 running = [(n, f) for n, f in only if f.__module__ == modname or len(modules) == 1]
@@ -689,8 +687,8 @@ def _removed(out, mod, modname, qual, name, func, class_quals, used, prune, acti
         out.notes.append("removed %s (still in the process; --prune deletes it)" % name)
         return
     parent_obj = mod if not parent_qual else _lookup_class(mod, parent_qual)
-    if parent_obj is None or not _attr_holder(parent_obj, attr, func) and \
-            getattr(parent_obj, "__dict__", {}).get(attr) is None:
+    if parent_obj is None or (not _attr_holder(parent_obj, attr, func) and \
+            getattr(parent_obj, "__dict__", {}).get(attr) is None):
         out.notes.append("removed %s (lu cannot delete it: not a module or class attribute)" % name)
         return
     tid = _running_frames({func.__code__})
@@ -732,7 +730,7 @@ def run_check(name):
     result = unittest.TextTestRunner(stream=stream, verbosity=0).run(suite)
     failures = []
     for test, text in list(result.failures) + list(result.errors):
-        last = [l for l in text.strip().splitlines() if l.strip()]
+        last = [entry for entry in text.strip().splitlines() if entry.strip()]
         failures.append("%s: %s" % (test.id(), last[-1].strip() if last else "failed"))
     return result.wasSuccessful(), {"ran": result.testsRun, "failures": failures}
 

@@ -25,7 +25,7 @@ _watchers = []
 _watchers_lock = threading.Lock()
 
 
-class Watcher(object):
+class Watcher:
     def __init__(self, paths, interval=0.1, debounce=0.05, prune=False, check=None):
         if isinstance(paths, (str, bytes, os.PathLike)):
             paths = [paths]

@@ -19,9 +19,9 @@ import logging
 import os
 import time
 
-from ..errors import LuError
 from .. import osthreads
 from ..engine.resolve import unwrap
+from ..errors import LuError
 from . import core
 
 log = logging.getLogger("lu_payloads.realtime")

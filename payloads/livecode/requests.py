@@ -23,7 +23,7 @@ def op_watch_start(conn, paths, check=None):
             found = core.module_files_under(local)
             if not found:
                 missing.append(path)
-            for real, names in sorted(found.items()):
+            for real, _names in sorted(found.items()):
                 if real not in seen:
                     seen.add(real)
                     files.append(_describe(real, path))

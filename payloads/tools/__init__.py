@@ -35,5 +35,17 @@ TOOLS = Registry([
 # PyLiveUpdate's short names
 FP, LP, FD, LD, VD = FuncProfiler, LineProfiler, FuncDebugger, LineDebugger, VarDebugger
 
-__all__ = ["TOOLS", "FuncProfiler", "LineProfiler", "FuncDebugger", "LineDebugger", "VarDebugger",
-           "ExceptionCounter", "FP", "LP", "FD", "LD", "VD"]
+__all__ = [
+    "FD",
+    "FP",
+    "LD",
+    "LP",
+    "TOOLS",
+    "VD",
+    "ExceptionCounter",
+    "FuncDebugger",
+    "FuncProfiler",
+    "LineDebugger",
+    "LineProfiler",
+    "VarDebugger",
+]

@@ -17,7 +17,7 @@ from .common import applied, apply_session, echo_events, line_numbers, patterns_
 from .registry import Tool
 
 
-class FuncDebugSession(object):
+class FuncDebugSession:
     """Each call's arguments, and its return value or exception."""
 
     def __init__(self, recorder):
@@ -37,7 +37,7 @@ class FuncDebugSession(object):
         self.points = Points().before(before).after(after)
 
 
-class LineDebugSession(object):
+class LineDebugSession:
     """At chosen lines: the variables the line reads (before it) and writes (after it)."""
 
     def __init__(self, recorder, func, name, lines):
@@ -65,7 +65,7 @@ class LineDebugSession(object):
         self.points = points
 
 
-class VarDebugSession(object):
+class VarDebugSession:
     """Every value a variable takes: its argument value, then after each statement that assigns it."""
 
     def __init__(self, recorder, func, name, variable):
@@ -98,7 +98,7 @@ class VarDebugSession(object):
         self.points = points
 
 
-class FuncDebugger(object):
+class FuncDebugger:
     """Each call's arguments and its return value or exception."""
 
     @staticmethod
@@ -109,7 +109,7 @@ class FuncDebugger(object):
         return apply_session(update, session, log_dir)
 
 
-class LineDebugger(object):
+class LineDebugger:
     """At chosen lines, the values of the variables the line uses (and then sets)."""
 
     @staticmethod
@@ -122,7 +122,7 @@ class LineDebugger(object):
         return apply_session(update, session, log_dir)
 
 
-class VarDebugger(object):
+class VarDebugger:
     """Every value a variable takes, at each statement that assigns it."""
 
     @staticmethod

@@ -20,7 +20,7 @@ from .registry import CliCommand, Tool
 Counts = Dict[Tuple[str, str], int]  # (function, exception type) -> count
 
 
-class ExceptionSession(object):
+class ExceptionSession:
     def __init__(self) -> None:
         self.session: Optional[int] = None
         self.tables: List[Counts] = []
@@ -59,7 +59,7 @@ class ExceptionSession(object):
                  "title": "exceptions raised", "columns": ["function", "exception", "count"], "rows": rows}]
 
 
-class ExceptionCounter(object):
+class ExceptionCounter:
     """Per function matched, how many times it raised what."""
 
     @staticmethod

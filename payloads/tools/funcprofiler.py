@@ -11,7 +11,7 @@ from .lineprofiler import LineProfiler
 from .registry import Tool
 
 
-class FuncProfiler(object):
+class FuncProfiler:
     """Hits and time of every function matched, as a call tree per thread."""
 
     @staticmethod

@@ -19,7 +19,7 @@ from .common import apply_session, line_numbers
 from .registry import Tool
 
 
-class _Pool(object):
+class _Pool:
     """Stands for the ended threads of one pooled name in snapshots."""
 
     def __init__(self, name):
@@ -27,7 +27,7 @@ class _Pool(object):
         self.ident = pool_ident(name)
 
 
-class LineSession(object):
+class LineSession:
     def __init__(self):
         self.session = None
         self.threads = []
@@ -79,7 +79,7 @@ class LineSession(object):
             if not ended:
                 return
             self.threads = [state for state in self.threads if state[2].is_alive()]
-        for started, stats, thread in ended:
+        for _started, stats, thread in ended:
             name = pooled_name(thread.name)
             pool = self.finished.get(name)
             if pool is None:
@@ -92,9 +92,9 @@ class LineSession(object):
     def snapshot(self):
         self.fold_finished()
         records = []
-        for started, stats, thread in list(self.threads) + list(self.finished.values()):
+        for _started, stats, thread in list(self.threads) + list(self.finished.values()):
             lines = [{"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
-                     for (info, lineno), stat in sorted(list(stats.items()), key=lambda kv: kv[0][1])]
+                     for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])]
             if lines:
                 records.append({"lu": 1, "type": "lines", "pid": os.getpid(), "session": str(self.session),
                                 "thread": thread.name, "thread_id": thread.ident, "time": time.time(),
@@ -102,7 +102,7 @@ class LineSession(object):
         return records
 
 
-class LineProfiler(object):
+class LineProfiler:
     """Hits and time of chosen lines of one function."""
 
     @staticmethod

@@ -60,9 +60,9 @@ def names_in_line(statement):
                     bucket.append(node.id)
             elif isinstance(node, ast.arg) and node.arg not in writes:
                 writes.append(node.arg)
-    if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
-        if statement.target.id not in reads:
-            reads.append(statement.target.id)
+    augmented = isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name)
+    if augmented and statement.target.id not in reads:
+        reads.append(statement.target.id)
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
         for alias in statement.names:
             name = (alias.asname or alias.name).split(".")[0]

@@ -48,7 +48,7 @@ class Tool:
     cli: Optional[CliCommand] = None
 
 
-class Registry(object):
+class Registry:
     """The tools of this build, looked up by what each part of lu needs."""
 
     def __init__(self, tools: Iterable[Tool]) -> None:

@@ -1,9 +1,12 @@
 """An eventlet-patched WSGI service (eventlet.wsgi); prints "ready PORT"."""
 import warnings
+
 warnings.simplefilter("ignore")
 import eventlet
+
 eventlet.monkey_patch()
 import json
+
 from eventlet import wsgi
 
 

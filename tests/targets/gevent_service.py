@@ -1,9 +1,10 @@
 """A gevent-patched WSGI service (gevent.pywsgi); prints "ready PORT"."""
-import sys
 from gevent import monkey
+
 monkey.patch_all()
 import json
 import threading
+
 from gevent.pywsgi import WSGIServer
 
 

@@ -2,7 +2,6 @@
 import http.server
 import json
 import socketserver
-import sys
 
 
 def price(n):

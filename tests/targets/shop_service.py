@@ -10,8 +10,10 @@ import socketserver
 import traceback
 
 import shoplib
-from shoplib import checkout
-from shoplib import price  # imported by name before any patch
+from shoplib import (
+    checkout,
+    price,  # imported by name before any patch
+)
 
 
 def snapshot():

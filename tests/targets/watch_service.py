@@ -11,8 +11,8 @@ import threading
 import time
 
 sys.path.insert(0, sys.argv[1])
-import watch_shop  # noqa: E402
-from watch_shop import price  # noqa: E402
+import watch_shop
+from watch_shop import price
 
 cart = watch_shop.Cart([1, 2, 3])
 watch_shop._early = {"price": price, "total": cart.total, "cart": cart, "callbacks": [watch_shop.on_event]}

@@ -1,5 +1,4 @@
 """A shop module that the lu watch tests copy to a temp directory and edit."""
-import asyncio
 
 TAX = 1
 

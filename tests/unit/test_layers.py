@@ -124,15 +124,15 @@ def test_imports_go_down_the_layers():
     for name, path in names.items():
         for target, line, _lazy, _text in imports(name, path):
             target = known(target, names)
-            if target == name or target == "__init__" and name.split(".")[0] != "__init__":
+            if target == name or (target == "__init__" and name.split(".")[0] != "__init__"):
                 if target == "__init__" and name != "__init__":
                     wrong.append("%s:%d imports the package's public face" % (name, line))
                 continue
             if layer_of(target) > layer_of(name):
                 wrong.append("%s:%d imports %s, a layer above it" % (name, line, target))
-            elif layer_of(target) == layer_of(name) and target.split(".")[0] != name.split(".")[0]:
-                if layer_of(name) not in (0,):  # the base modules may use each other
-                    wrong.append("%s:%d imports %s, beside it in the same layer" % (name, line, target))
+            elif (layer_of(target) == layer_of(name) and target.split(".")[0] != name.split(".")[0]
+                  and layer_of(name) != 0):  # the base modules may use each other
+                wrong.append("%s:%d imports %s, beside it in the same layer" % (name, line, target))
     assert not wrong, "\n".join(wrong)
 
 
@@ -162,7 +162,7 @@ def test_no_import_cycle():
 def test_function_level_imports_say_why():
     """An import inside a function is a lazy load on purpose, with `# lazy: reason` on its line."""
     missing = []
-    for name, path in modules().items():
+    for _name, path in modules().items():
         with open(path) as handle:
             source = handle.read()
         tree = ast.parse(source)

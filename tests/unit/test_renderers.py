@@ -9,8 +9,17 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from lu_attach.report import (RENDERERS, Renderer, Report, ReportError, check_writable, guess_renderer,
-                              renderer_named, report_from_records, write_report)
+from lu_attach.report import (
+    RENDERERS,
+    Renderer,
+    Report,
+    ReportError,
+    check_writable,
+    guess_renderer,
+    renderer_named,
+    report_from_records,
+    write_report,
+)
 
 MS = 1_000_000
 

@@ -298,9 +298,9 @@ def test_speedscope(log):
 def test_folded(tmp_path, log):
     lines = folded_lines(load_logs([log]))
     pat = re.compile(r"^(.*)\s+(\d+)$")  # what flamegraph.pl and inferno parse
-    assert all(pat.match(l) for l in lines)
+    assert all(pat.match(text) for text in lines)
     assert "pid 4510 / MainThread;views.results;manager.all 200000" in lines
-    assert sum(int(l.rsplit(" ", 1)[1]) for l in lines) == (1390 + 250) * 1000
+    assert sum(int(text.rsplit(" ", 1)[1]) for text in lines) == (1390 + 250) * 1000
     p = write_log(tmp_path / "s.jsonl", [rec("calls", nodes=[node("m.a;b", 1, 1)])])
     assert render_folded(load_logs([p])) == "pid 4510 / MainThread;m.a:b 1000\n"
 

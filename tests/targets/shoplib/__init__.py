@@ -54,7 +54,7 @@ async def fetch_price(n):
     return price(n)
 
 
-class Base(object):
+class Base:
     def describe(self):
         return "base"
 
