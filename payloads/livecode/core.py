@@ -38,21 +38,39 @@ import logging
 import os
 import sys
 import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, TypedDict, TypeVar, Union
 
 from .. import osthreads
 from ..engine import Moved, NewBody, Recode, UpdateManager
 from ..engine.resolve import module_file, module_functions
 from ..engine.source import FUNC_NODES, code_qualname, same_code, shift_code, stmt_list_fields
+from ..engine.updates import Action, Change
 from ..errors import LuError
 
-_real_cache = {}
-_bases = {}          # module file -> _Base of the source the process was last given
-_class_callbacks = []
+FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+Holder = Union[types.ModuleType, type]                # what a function is an attribute of
+ClassCallback = Callable[[type, List[str]], object]   # callback(cls, names of the attributes a save changed)
+_CallbackT = TypeVar("_CallbackT", bound=ClassCallback)
+# a def's default value, as _args_dump keys it: None (no default), (type, value) of a constant, or an AST dump
+_DefaultKey = Union[None, Tuple[type, object], str]
+
+_real_cache: Dict[str, str] = {}
+_bases: Dict[str, _Base] = {}          # module file -> _Base of the source the process was last given
+_class_callbacks: List[ClassCallback] = []
 _lock = osthreads.RLock()
 
 
 # --------------------------------------------------------------------------- files -> modules
-def _realpath(path):
+class LoadedModule(NamedTuple):
+    """A loaded module whose source is the file in question."""
+
+    name: str                   # its name in sys.modules
+    module: types.ModuleType
+    filename: str               # its source file, as the module names it
+
+
+def _realpath(path: str) -> str:
     hit = _real_cache.get(path)
     if hit is None:
         try:
@@ -65,7 +83,7 @@ def _realpath(path):
     return hit
 
 
-def target_path(path):
+def target_path(path: str) -> str:
     """A host path as this process sees it (strip /proc/<our pid>/root)."""
     prefix = "/proc/%d/root" % os.getpid()
     if path.startswith(prefix + "/"):
@@ -73,24 +91,24 @@ def target_path(path):
     return path
 
 
-def modules_for(path):
-    """[(module_name, module, filename)] of the loaded modules whose source is `path`."""
+def modules_for(path: str) -> List[LoadedModule]:
+    """The loaded modules whose source is `path` (__main__ last)."""
     real = _realpath(target_path(path))
-    out = []
+    out: List[LoadedModule] = []
     for name, mod in list(sys.modules.items()):
         if not isinstance(mod, types.ModuleType):
             continue
         f = module_file(mod)
         if f and f.endswith(".py") and _realpath(f) == real:
-            out.append((name, mod, f))
-    out.sort(key=lambda item: (item[0] == "__main__", item[0]))
+            out.append(LoadedModule(name, mod, f))
+    out.sort(key=lambda item: (item.name == "__main__", item.name))
     return out
 
 
-def module_files_under(directory):
+def module_files_under(directory: str) -> Dict[str, List[str]]:
     """{filename: [module names]} of loaded modules whose source is inside directory."""
     real = _realpath(target_path(directory)).rstrip("/") + "/"
-    out = {}
+    out: Dict[str, List[str]] = {}
     for name, mod in list(sys.modules.items()):
         if not isinstance(mod, types.ModuleType):
             continue
@@ -101,26 +119,34 @@ def module_files_under(directory):
 
 
 # --------------------------------------------------------------------------- the base
+class _Statement(NamedTuple):
+    """A module-level or class-level statement other than a def."""
+
+    dump: str                   # ast.dump of it: what a later version is compared with
+    node: ast.stmt
+
+
 class _Base:
     """What lu knows of the source the process was last given for a file:
     its module-level (and class-level) statements and each def's arguments."""
 
-    def __init__(self, tree, defs=None, statements=None, classes=None):
+    def __init__(self, tree: ast.Module, defs: Optional[List[_Def]] = None,
+                 statements: Optional[List[_Statement]] = None, classes: Optional[List[_Class]] = None) -> None:
         if statements is None:
             statements = _statements(tree)
         if defs is None:
             defs = _defs(tree)
-        self.statements = collections.Counter(d for d, _ in statements)
-        self.args = {}
-        self.heads = {}
+        self.statements: collections.Counter[str] = collections.Counter(s.dump for s in statements)
+        self.args: Dict[str, Tuple[_DefaultKey, ...]] = {}
+        self.heads: Dict[str, Tuple[str, ...]] = {}
         for entry in defs:
             self.args[entry.qualname] = _args_dump(entry.node)
             self.heads[entry.qualname] = _head(entry.node)
-        for entry in (classes if classes is not None else _class_defs(tree)):
-            self.heads[entry.qualname] = _head(entry.node)
+        for klass in (classes if classes is not None else _class_defs(tree)):
+            self.heads[klass.qualname] = _head(klass.node)
 
 
-def remember_file(filename, source=None):
+def remember_file(filename: str, source: Union[str, bytes, None] = None) -> bool:
     """Record the file as it is now as what the process runs (the base)."""
     if source is None:
         try:
@@ -137,11 +163,11 @@ def remember_file(filename, source=None):
     return True
 
 
-def _statements(tree):
-    """(dump, node) of module-level and class-level statements other than defs."""
-    out = []
+def _statements(tree: ast.Module) -> List[_Statement]:
+    """Module-level and class-level statements other than defs."""
+    out: List[_Statement] = []
 
-    def walk(stmts, in_class):
+    def walk(stmts: List[ast.stmt], in_class: bool) -> None:
         for node in stmts:
             if isinstance(node, FUNC_NODES):
                 continue
@@ -154,16 +180,16 @@ def _statements(tree):
             if any(isinstance(n, FUNC_NODES + (ast.ClassDef,)) for n in ast.walk(node)):
                 # a compound statement holding defs: its defs are matched; the rest is
                 # compared without them
-                for field in stmt_list_fields(node):
-                    walk(field, in_class)
+                for stmts_inside in stmt_list_fields(node):
+                    walk(stmts_inside, in_class)
                 continue
-            out.append((ast.dump(node), node))
+            out.append(_Statement(ast.dump(node), node))
 
     walk(tree.body, False)
     return out
 
 
-def _head(node):
+def _head(node: Union[FuncNode, ast.ClassDef]) -> Tuple[str, ...]:
     """A key for what a def or class statement applies around its body: decorators,
     bases, keywords (changes there are reported, not re-applied)."""
     if not node.decorator_list and not isinstance(node, ast.ClassDef):
@@ -174,16 +200,16 @@ def _head(node):
     return tuple(parts)
 
 
-def _class_defs(tree):
-    classes = []
+def _class_defs(tree: ast.Module) -> List[_Class]:
+    classes: List[_Class] = []
     _defs(tree, classes)
     return classes
 
 
-def _args_dump(node):
+def _args_dump(node: FuncNode) -> Tuple[_DefaultKey, ...]:
     """A key for a def's default values (constants are cheap, other expressions dumped)."""
     a = node.args
-    key = []
+    key: List[_DefaultKey] = []
     for d in list(a.defaults) + list(a.kw_defaults):
         if d is None:
             key.append(None)
@@ -195,44 +221,55 @@ def _args_dump(node):
 
 
 # --------------------------------------------------------------------------- defs in the new source
-class _Def:
-    __slots__ = ("first", "kind", "node", "parent", "qualname")
+class _Def(NamedTuple):
+    """A def statement of a source text."""
 
-    def __init__(self, qualname, node, first, parent, kind):
-        self.qualname = qualname
-        self.node = node
-        self.first = first
-        self.parent = parent     # qualname of the enclosing class, "" for the module, None in a function
-        self.kind = kind         # "def" or "class"
+    qualname: str
+    node: FuncNode
+    first: int                  # its first line (of its first decorator, if any)
+    parent: Optional[str]       # qualname of the enclosing class, "" for the module, None in a function
 
 
-def _first_line(node):
+class _Class(NamedTuple):
+    """A class statement of a source text."""
+
+    qualname: str
+    node: ast.ClassDef
+    first: int                  # its first line (of its first decorator, if any)
+    parent: Optional[str]       # qualname of the enclosing class, "" for the module, None in a function
+
+
+def _first_line(node: Union[FuncNode, ast.ClassDef]) -> int:
     return node.decorator_list[0].lineno if node.decorator_list else node.lineno
 
 
-def _defs(tree, classes=None):
-    out = []
+def _defs(tree: ast.Module, classes: Optional[List[_Class]] = None) -> List[_Def]:
+    """The defs of a source text, in order; its class statements are added to `classes`."""
+    out: List[_Def] = []
 
-    def walk(stmts, prefix, parent):
+    def walk(stmts: List[ast.stmt], prefix: str, parent: Optional[str]) -> None:
         for node in stmts:
             if isinstance(node, FUNC_NODES):
                 qual = prefix + node.name
-                out.append(_Def(qual, node, _first_line(node), parent, "def"))
+                out.append(_Def(qual, node, _first_line(node), parent))
                 walk(node.body, qual + ".<locals>.", None)
             elif isinstance(node, ast.ClassDef):
                 qual = prefix + node.name
                 if classes is not None:
-                    classes.append(_Def(qual, node, _first_line(node), parent, "class"))
+                    classes.append(_Class(qual, node, _first_line(node), parent))
                 walk(node.body, qual + ".", qual if parent is not None else None)
             else:
-                for field in stmt_list_fields(node):
-                    walk(field, prefix, parent)
+                for stmts_inside in stmt_list_fields(node):
+                    walk(stmts_inside, prefix, parent)
 
     walk(tree.body, "", "")
     return out
 
 
-def _code_map(code, out=None):
+CodeMap = Dict[Tuple[str, int], List[types.CodeType]]   # (co_name, co_firstlineno) -> code objects
+
+
+def _code_map(code: types.CodeType, out: Optional[CodeMap] = None) -> CodeMap:
     """(co_name, co_firstlineno) -> [code] for every code object inside `code`."""
     if out is None:
         out = {}
@@ -244,7 +281,7 @@ def _code_map(code, out=None):
     return out
 
 
-def _names_used(code, qualname, out):
+def _names_used(code: types.CodeType, qualname: str, out: Dict[str, str]) -> None:
     """name -> qualname of the first code object naming it (globals and attributes)."""
     code_type = type(code)
     for n in code.co_names:
@@ -256,24 +293,105 @@ def _names_used(code, qualname, out):
             _names_used(const, qualname, out)
 
 
+class _Compiled(NamedTuple):
+    """A source text parsed and compiled once, as an import would compile it."""
+
+    tree: ast.Module
+    module_code: types.CodeType
+    defs: List[_Def]
+    classes: List[_Class]
+    codes: CodeMap              # every code object inside module_code
+
+    def code_of(self, entry: _Def) -> Optional[types.CodeType]:
+        """The code object the compiler made for this def (None if it made none)."""
+        found = self.codes.get((entry.node.name, entry.first))
+        return found[-1] if found else None
+
+
 # --------------------------------------------------------------------------- the plan
+class CheckReport(TypedDict):
+    ran: int                    # how many tests ran
+    failures: List[str]         # "test id: last line of its traceback", one per failure or error
+
+
+class CheckResult(NamedTuple):
+    ok: bool
+    report: CheckReport
+
+
+class OutcomeDict(TypedDict):
+    file: str
+    lines: List[str]
+    notes: List[str]
+    moved: int
+    id: Optional[int]
+    check: Optional[CheckReport]
+    reverted: bool
+
+
 class Outcome:
-    def __init__(self, filename):
+    def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.lines = []      # one per change applied
-        self.notes = []      # reported, not applied
+        self.lines: List[str] = []      # one per change applied
+        self.notes: List[str] = []      # reported, not applied
         self.moved = 0
-        self.id = None
-        self.check = None
+        self.id: Optional[int] = None
+        self.check: Optional[CheckReport] = None
         self.reverted = False
 
-    def as_dict(self):
+    def as_dict(self) -> OutcomeDict:
         return {"file": self.filename, "lines": self.lines, "notes": self.notes, "moved": self.moved,
                 "id": self.id, "check": self.check, "reverted": self.reverted}
 
 
-def _lookup_class(mod, qualname):
-    obj = mod
+@dataclass
+class _Plan:
+    """One save being matched: what it is compared with, and what it changes so far
+    (all applied as one Recode at the end)."""
+
+    outcome: Outcome
+    base: Optional[_Base]       # the source the process was last given (None: unknown)
+    module_code: types.CodeType  # the new source compiled
+    class_quals: Set[str]       # qualnames of the classes in the new source
+    prune: bool                 # delete what the new source no longer has
+    changes: List[Change] = field(default_factory=list)     # new or moved bodies, for the engine
+    actions: List[Action] = field(default_factory=list)     # do() -> undo: attributes added, rebound, deleted
+    targets: List[str] = field(default_factory=list)        # names the update lists
+    touched: Dict[type, List[str]] = field(default_factory=dict)  # class -> names changed (on_class_update)
+    _used: Optional[Dict[str, str]] = None
+
+    def names_used(self) -> Dict[str, str]:
+        """name -> qualname of the first function of the new source naming it (computed once)."""
+        if self._used is None:
+            self._used = {}
+            _names_used(self.module_code, "", self._used)
+        return self._used
+
+    def touch(self, cls: type, attr: str) -> None:
+        self.touched.setdefault(cls, []).append(attr)
+
+
+@dataclass(frozen=True)
+class _Running:
+    """A function the process runs, and the code of it that came from its file last."""
+
+    name: str                           # the dotted name it was found by
+    func: types.FunctionType
+    file_code: Optional[types.CodeType]  # None: its newest body came from elsewhere (a patch)
+    runs_file_code: bool                # it runs file_code (no patch on top)
+
+    @property
+    def first_line(self) -> int:
+        return self.file_code.co_firstlineno if self.file_code is not None else 0
+
+
+class _Defaults(NamedTuple):
+    positional: Optional[Tuple[Any, ...]]     # __defaults__
+    keyword: Optional[Dict[str, Any]]         # __kwdefaults__
+
+
+def _lookup_class(mod: types.ModuleType, qualname: str) -> Optional[type]:
+    obj: Any = mod
     for part in qualname.split("."):
         obj = getattr(obj, "__dict__", {}).get(part)
         if not isinstance(obj, type):
@@ -281,26 +399,25 @@ def _lookup_class(mod, qualname):
     return obj
 
 
-def _eval_defaults(node, mod, cls, name):
-    """(defaults, kwdefaults) of `node` evaluated as the def statement would."""
+def _eval_defaults(node: FuncNode, mod: types.ModuleType, cls: Optional[type], name: str) -> _Defaults:
+    """The default values of `node` evaluated as the def statement would."""
     args = _strip_annotations(node.args)
+    type_params: Dict[str, Any] = {"type_params": []} if "type_params" in ast.FunctionDef._fields else {}
     stub = ast.FunctionDef(name="__lu_defaults__", args=args, body=[ast.Pass()], decorator_list=[],
-                           returns=None, type_comment=None)
-    if "type_params" in ast.FunctionDef._fields:
-        stub.type_params = []
+                           returns=None, type_comment=None, **type_params)
     module = ast.Module(body=[stub], type_ignores=[])
     ast.fix_missing_locations(ast.increment_lineno(module, 0))
-    ns = dict(cls.__dict__) if cls is not None else {}
+    ns: Dict[str, Any] = dict(cls.__dict__) if cls is not None else {}
     try:
         exec(compile(module, "<lu defaults of %s>" % name, "exec", dont_inherit=True), mod.__dict__, ns)
     except Exception as e:
         raise LuError("cannot evaluate the default arguments of %s: %s: %s; nothing applied"
                       % (name, type(e).__name__, e))
-    fn = ns["__lu_defaults__"]
-    return fn.__defaults__, fn.__kwdefaults__
+    fn: types.FunctionType = ns["__lu_defaults__"]
+    return _Defaults(positional=fn.__defaults__, keyword=fn.__kwdefaults__)
 
 
-def _strip_annotations(args):
+def _strip_annotations(args: ast.arguments) -> ast.arguments:
     args = copy.deepcopy(args)
     for a in list(args.posonlyargs) + list(args.args) + list(args.kwonlyargs) + [args.vararg, args.kwarg]:
         if a is not None:
@@ -308,14 +425,15 @@ def _strip_annotations(args):
     return args
 
 
-def _docstring(node):
+def _docstring(node: FuncNode) -> Optional[str]:
     try:
         return ast.get_docstring(node, clean=False)
     except Exception:
         return None
 
 
-def _build_function(code, mod, cls, entry, display):
+def _build_function(code: types.CodeType, mod: types.ModuleType, cls: Optional[type], entry: _Def,
+                    display: str) -> object:
     """A new function object for a def of the new source, decorators applied."""
     node = entry.node
     closure = None
@@ -325,13 +443,13 @@ def _build_function(code, mod, cls, entry, display):
         else:
             raise LuError("the new function %s uses free variables (%s) lu cannot provide; nothing applied"
                           % (display, ", ".join(code.co_freevars)))
-    defaults, kwdefaults = _eval_defaults(node, mod, cls, display)
-    fn = types.FunctionType(code, mod.__dict__, node.name, defaults, closure)
-    fn.__kwdefaults__ = kwdefaults
+    defaults = _eval_defaults(node, mod, cls, display)
+    fn = types.FunctionType(code, mod.__dict__, node.name, defaults.positional, closure)
+    fn.__kwdefaults__ = defaults.keyword
     fn.__qualname__ = entry.qualname
     fn.__module__ = mod.__name__
     fn.__doc__ = _docstring(node)
-    value = fn
+    value: object = fn
     ns = dict(cls.__dict__) if cls is not None else None
     for dec in reversed(node.decorator_list):
         try:
@@ -345,11 +463,11 @@ def _build_function(code, mod, cls, entry, display):
     return value
 
 
-def _set_action(parent, attr, value, delete=False):
+def _set_action(parent: Holder, attr: str, value: object, delete: bool = False) -> Action:
     """do() -> undo: set (or delete) parent.attr, restoring what was there on undo."""
     missing = object()
 
-    def do():
+    def do() -> Callable[[], None]:
         old = parent.__dict__.get(attr, missing)
         if delete:
             if old is not missing:
@@ -357,7 +475,7 @@ def _set_action(parent, attr, value, delete=False):
         else:
             setattr(parent, attr, value)
 
-        def undo():
+        def undo() -> None:
             current = parent.__dict__.get(attr, missing)
             if delete or current is value:
                 if old is missing:
@@ -369,11 +487,11 @@ def _set_action(parent, attr, value, delete=False):
     return do
 
 
-def _exec_action(code, namespace, what):
+def _exec_action(code: types.CodeType, namespace: Dict[str, Any], what: str) -> Action:
     """do() -> undo: run statement(s) in the module namespace; undo restores changed names."""
     missing = object()
 
-    def do():
+    def do() -> Callable[[], None]:
         before = dict(namespace)
         try:
             exec(code, namespace)
@@ -386,7 +504,7 @@ def _exec_action(code, namespace, what):
         changed = {k: before.get(k, missing) for k, v in namespace.items()
                    if before.get(k, missing) is not v}
 
-        def undo():
+        def undo() -> None:
             for k, old in changed.items():
                 if old is missing:
                     namespace.pop(k, None)
@@ -396,7 +514,7 @@ def _exec_action(code, namespace, what):
     return do
 
 
-def _attr_holder(parent_obj, attr, func):
+def _attr_holder(parent_obj: object, attr: str, func: types.FunctionType) -> bool:
     """Is func (or a wrapper of exactly it) the value of parent_obj.attr?"""
     value = getattr(parent_obj, "__dict__", {}).get(attr)
     if value is func:
@@ -404,10 +522,11 @@ def _attr_holder(parent_obj, attr, func):
     return bool(isinstance(value, (staticmethod, classmethod)) and value.__func__ is func)
 
 
-def _running_frames(codes):
+def _running_frames(codes: Set[types.CodeType]) -> Optional[int]:
+    """The id of a thread running one of these code objects, or None."""
     frames = sys._current_frames()
     for tid, frame in frames.items():
-        f = frame
+        f: Optional[types.FrameType] = frame
         while f is not None:
             if f.f_code in codes:
                 return tid
@@ -415,11 +534,11 @@ def _running_frames(codes):
     return None
 
 
-_prepared = collections.OrderedDict()   # (filename, sha1) -> parsed and compiled source
+_prepared: collections.OrderedDict[Tuple[str, str], _Compiled] = collections.OrderedDict()  # (filename, sha1)
 
 
-def _compiled(filename, source):
-    """(tree, module code, defs, classes, code map) of a source text; cached by content."""
+def _compiled(filename: str, source: str) -> _Compiled:
+    """A source text parsed and compiled; cached by content."""
     key = (filename, hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest())
     hit = _prepared.get(key)
     if hit is not None:
@@ -432,9 +551,10 @@ def _compiled(filename, source):
         raise LuError("%s:%s: SyntaxError: %s; nothing applied" % (short, e.lineno, e.msg))
     except ValueError as e:
         raise LuError("%s: %s; nothing applied" % (short, e))
-    classes = []
+    classes: List[_Class] = []
     defs = _defs(tree, classes)
-    result = (tree, module_code, defs, classes, _code_map(module_code))
+    result = _Compiled(tree=tree, module_code=module_code, defs=defs, classes=classes,
+                       codes=_code_map(module_code))
     with _lock:
         _prepared[key] = result
         while len(_prepared) > 2:
@@ -442,7 +562,7 @@ def _compiled(filename, source):
     return result
 
 
-def prepare(path, source):
+def prepare(path: str, source: str) -> bool:
     """Parse and compile a source text ahead of its apply (while the host debounces a save).
 
     Pure: nothing in the process changes; plan_and_apply then finds the work done.
@@ -451,13 +571,15 @@ def prepare(path, source):
     if not modules:
         raise LuError("no module of this process was loaded from %s" % path)
     try:
-        _compiled(modules[0][2], source)
+        _compiled(modules[0].filename, source)
     except LuError:
         return False
     return True
 
 
-def plan_and_apply(path, source, prune=False, check=None, only=None, label="watch"):
+def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, check: Optional[str] = None,
+                   only: Optional[Sequence[Tuple[str, types.FunctionType]]] = None,
+                   label: str = "watch") -> Outcome:
     """Apply a new version of `path`'s source (see the module docstring). Returns Outcome.
 
     `only`: [(name, function)]: consider just these functions, not the module's
@@ -471,54 +593,48 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
     modules = modules_for(path)
     if not modules:
         raise LuError("no module of this process was loaded from %s" % path)
-    filename = modules[0][2]
+    filename = modules[0].filename
     short = os.path.basename(filename)
-    tree, module_code, defs, classes, codes = _compiled(filename, source)
+    compiled = _compiled(filename, source)
+    tree, defs, classes = compiled.tree, compiled.defs, compiled.classes
+    manager = UpdateManager.default()
 
-    def code_of(entry):
-        found = codes.get((entry.node.name, entry.first))
-        return found[-1] if found else None
-
-    with _lock, UpdateManager.lock:
-        base = _bases.get(filename)
+    with _lock, manager.lock:
         out = Outcome(filename)
-        changes, actions, targets, touched = [], [], [], collections.OrderedDict()
-        used = None
-        new_by_qual = collections.OrderedDict()
+        plan = _Plan(outcome=out, base=_bases.get(filename), module_code=compiled.module_code,
+                     class_quals={c.qualname for c in classes}, prune=prune)
+        base = plan.base
+        new_by_qual: Dict[str, List[_Def]] = collections.OrderedDict()
         for entry in defs:
             new_by_qual.setdefault(entry.qualname, []).append(entry)
-        class_quals = {c.qualname for c in classes}
-        for modname, mod, modfile in modules:
+        for loaded in modules:
+            modname, mod, modfile = loaded
+            running: List[Tuple[str, types.FunctionType]]
             if only is not None:
                 running = [(n, f) for n, f in only if f.__module__ == modname or len(modules) == 1]
             else:
                 running = []
                 module_functions(mod, modname, running, set(), {})
-            run_by_qual = collections.OrderedDict()
+            run_by_qual: Dict[str, List[Tuple[str, types.FunctionType]]] = collections.OrderedDict()
             for name, func in running:
                 run_by_qual.setdefault(code_qualname(func), []).append((name, func))
             for qual, items in run_by_qual.items():
                 news = new_by_qual.get(qual, [])
-                refs = []
+                refs: List[_Running] = []
                 for name, func in items:
-                    ref, runs_it = UpdateManager.file_body(func, modfile)
-                    refs.append((ref.co_firstlineno if ref is not None else 0, name, func, ref, runs_it))
-                refs.sort(key=lambda r: r[0])
-                for i, (_, name, func, ref, runs_it) in enumerate(refs):
+                    file_code, runs_file_code = manager.file_body(func, modfile)
+                    refs.append(_Running(name=name, func=func, file_code=file_code, runs_file_code=runs_file_code))
+                refs.sort(key=lambda r: r.first_line)
+                for i, run in enumerate(refs):
                     if i >= len(news):
                         if "<locals>" not in qual and only is None:
-                            if used is None:
-                                used = {}
-                                _names_used(module_code, "", used)
-                            _removed(out, mod, modname, qual, name, func, class_quals, used, prune, actions,
-                                     targets, touched)
+                            _removed(plan, loaded, qual, run)
                         continue
                     entry = news[i]
-                    new = code_of(entry)
+                    new = compiled.code_of(entry)
                     if new is None:
                         continue
-                    _match(out, mod, modname, modfile, entry, name, func, ref, runs_it, new, base, changes,
-                           actions, targets, touched)
+                    _match(plan, mod, entry, run, new)
             if only is not None:
                 continue
             # added defs and classes
@@ -527,6 +643,7 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
                 for entry in entries[have:]:
                     if entry.parent is None:
                         continue      # nested in a function: comes with its function
+                    parent_obj: Optional[Holder]
                     if entry.parent == "":
                         parent_obj = mod
                     else:
@@ -538,35 +655,35 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
                     if existing is not None and any(existing is f or _attr_holder(parent_obj, attr, f)
                                                     for _, f in running):
                         continue      # e.g. a second def of the same name; the first is matched
-                    code = code_of(entry)
+                    code = compiled.code_of(entry)
                     if code is None:
                         continue
                     display = "%s.%s" % (modname, qual)
-                    value = _build_function(code, mod, parent_obj if parent_obj is not mod else None, entry,
-                                            display)
-                    actions.append(_set_action(parent_obj, attr, value))
+                    value = _build_function(code, mod, parent_obj if isinstance(parent_obj, type) else None,
+                                            entry, display)
+                    plan.actions.append(_set_action(parent_obj, attr, value))
                     out.lines.append("added %s" % display)
-                    targets.append(display)
+                    plan.targets.append(display)
                     if isinstance(parent_obj, type):
-                        touched.setdefault(parent_obj, []).append(attr)
-            for entry in classes:
-                if entry.parent != "" or entry.node.name in mod.__dict__:
+                        plan.touch(parent_obj, attr)
+            for klass in classes:
+                if klass.parent != "" or klass.node.name in mod.__dict__:
                     continue
-                stmt = ast.Module(body=[entry.node], type_ignores=[])
+                stmt = ast.Module(body=[klass.node], type_ignores=[])
                 code = compile(stmt, modfile, "exec", dont_inherit=True)
-                display = "%s.%s" % (modname, entry.qualname)
-                actions.append(_exec_action(code, mod.__dict__, "the new class %s" % display))
+                display = "%s.%s" % (modname, klass.qualname)
+                plan.actions.append(_exec_action(code, mod.__dict__, "the new class %s" % display))
                 out.lines.append("added %s" % display)
-                targets.append(display)
-            for entry in classes:
-                if entry.parent not in ("", None) and _lookup_class(mod, entry.parent) is not None \
-                        and _lookup_class(mod, entry.qualname) is None:
+                plan.targets.append(display)
+            for klass in classes:
+                if klass.parent not in ("", None) and _lookup_class(mod, klass.parent) is not None \
+                        and _lookup_class(mod, klass.qualname) is None:
                     out.notes.append("not run: %s:%d: the new nested class %s.%s" % (
-                        short, entry.node.lineno, modname, entry.qualname))
-        # module-level statements
-        statements = _statements(tree) if only is None else None
+                        short, klass.node.lineno, modname, klass.qualname))
+        # module-level statements (@realtime, which passes `only`, looks at its functions alone)
+        statements = _statements(tree) if only is None else []
         if only is None and base is not None:
-            seen = collections.Counter()
+            seen: collections.Counter[str] = collections.Counter()
             for dump, node in statements:
                 seen[dump] += 1
                 if seen[dump] <= base.statements.get(dump, 0):
@@ -579,43 +696,47 @@ def plan_and_apply(path, source, prune=False, check=None, only=None, label="watc
                         and node in tree.body:
                     code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec",
                                    dont_inherit=True)
-                    for _, mod, _ in modules:
-                        actions.append(_exec_action(code, mod.__dict__, "%s:%d: %s" % (short, node.lineno, first)))
+                    for loaded in modules:
+                        plan.actions.append(_exec_action(code, loaded.module.__dict__,
+                                                         "%s:%d: %s" % (short, node.lineno, first)))
                     out.lines.append("ran %s:%d: %s" % (short, node.lineno, first))
                 else:
                     out.notes.append("not run: %s:%d: %s (module-level statements are not re-run)"
                                      % (short, node.lineno, first))
         if only is None and base is not None:
-            for entry in list(defs) + list(classes):
-                if entry.parent is None:
+            for entry_or_class in list(defs) + list(classes):
+                if entry_or_class.parent is None:
                     continue
-                old = base.heads.get(entry.qualname)
-                if old is not None and old != _head(entry.node):
-                    what = "decorators" if entry.kind == "def" else "bases, keywords or decorators"
+                old = base.heads.get(entry_or_class.qualname)
+                if old is not None and old != _head(entry_or_class.node):
+                    what = "decorators" if isinstance(entry_or_class, _Def) else "bases, keywords or decorators"
                     out.notes.append("not run: %s:%d: the %s of %s.%s changed (they are not re-applied)"
-                                     % (short, entry.first, what, modules[0][0], entry.qualname))
-        if changes or actions:
+                                     % (short, entry_or_class.first, what, modules[0].name,
+                                        entry_or_class.qualname))
+        if plan.changes or plan.actions:
             description = "%s %s: %s" % (label, short, "; ".join(out.lines) if out.lines
                                          else "moved %d function%s" % (out.moved, "" if out.moved == 1 else "s"))
             if len(description) > 300:
                 description = description[:297] + "..."
-            out.id = UpdateManager.apply_update(Recode(filename, changes, actions, targets, description,
-                                                     kind=label))
+            out.id = manager.apply_update(Recode(filename, plan.changes, actions=plan.actions,
+                                                 targets=plan.targets, description=description, kind=label))
         if check and out.id is not None:
-            ok, report = run_check(check)
-            out.check = report
-            if not ok:
-                UpdateManager.revert(out.id)
+            result = run_check(check)
+            out.check = result.report
+            if not result.ok:
+                manager.revert(out.id)
                 out.reverted = True
                 return out
         if only is None:
             _bases[filename] = _Base(tree, defs, statements, classes)
-    _notify(touched)
+    _notify(plan.touched)
     return out
 
 
-def _match(out, mod, modname, modfile, entry, name, func, ref, runs_it, new, base, changes, actions, targets,
-           touched):
+def _match(plan: _Plan, mod: types.ModuleType, entry: _Def, run: _Running, new: types.CodeType) -> None:
+    """Give the running function `run` the body `new` that the new source has for it (`entry`)."""
+    out, base = plan.outcome, plan.base
+    name, func, ref = run.name, run.func, run.file_code
     node = entry.node
     defaults_changed = base is not None and base.args.get(entry.qualname) not in (None, _args_dump(node))
     cls = _lookup_class(mod, entry.parent) if entry.parent else None
@@ -624,69 +745,74 @@ def _match(out, mod, modname, modfile, entry, name, func, ref, runs_it, new, bas
             return
         delta = new.co_firstlineno - ref.co_firstlineno
         if delta and same_code(shift_code(ref, delta), new):
-            if runs_it:
-                changes.append(Moved(name, func, node, new.co_firstlineno))
+            if run.runs_file_code:
+                plan.changes.append(Moved(name, func, node, new.co_firstlineno))
                 out.moved += 1
             return
     if defaults_changed:
-        defaults, kwdefaults = _eval_defaults(node, mod, cls, name)
+        defaults = _eval_defaults(node, mod, cls, name)
     else:
-        defaults, kwdefaults = func.__defaults__, func.__kwdefaults__
+        defaults = _Defaults(positional=func.__defaults__, keyword=func.__kwdefaults__)
     freevars = func.__code__.co_freevars
     same_kind = (new.co_flags & 0x2a0) == (func.__code__.co_flags & 0x2a0)
     if set(new.co_freevars) <= set(freevars) and same_kind:
-        changes.append(NewBody(name, func, node, new, defaults, kwdefaults, _docstring(node)))
+        plan.changes.append(NewBody(name, func, node, new, defaults.positional, defaults.keyword,
+                                    _docstring(node)))
         out.lines.append("updated %s" % name)
-        targets.append(name)
+        plan.targets.append(name)
         if cls is not None:
-            touched.setdefault(cls, []).append(node.name)
+            plan.touch(cls, node.name)
         return
     # cannot take the new code in place: rebind when it is a module or class attribute
     why = ("its free variables changed (%s -> %s)" % (", ".join(freevars) or "none", ", ".join(new.co_freevars))
            if same_kind else "it changed between a plain function, a generator and a coroutine")
-    parent_obj = cls if entry.parent else (mod if entry.parent == "" else None)
+    parent_obj: Optional[Holder] = cls if entry.parent else (mod if entry.parent == "" else None)
     extra = set(new.co_freevars) - {"__class__"}
     if parent_obj is None or extra or not _attr_holder(parent_obj, node.name, func):
         raise LuError("cannot apply %s in place: %s, and it is not a plain module or class attribute "
                       "that lu could rebind; nothing applied" % (name, why))
     value = _build_function(new, mod, cls, entry, name)
-    actions.append(_set_action(parent_obj, node.name, value))
+    plan.actions.append(_set_action(parent_obj, node.name, value))
     out.lines.append("rebound %s (%s: a new function object; references taken earlier keep the old body)"
                      % (name, why))
-    targets.append(name)
+    plan.targets.append(name)
     if cls is not None:
-        touched.setdefault(cls, []).append(node.name)
+        plan.touch(cls, node.name)
 
 
-def _removed(out, mod, modname, qual, name, func, class_quals, used, prune, actions, targets, touched):
+def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> None:
+    """The running function `run` (qualified name `qual`) is not in the new source."""
+    out = plan.outcome
+    mod, modname = loaded.module, loaded.name
+    name, func = run.name, run.func
     parts = qual.split(".")
     parent_qual = ".".join(parts[:-1])
-    if parent_qual and parent_qual not in class_quals:
+    if parent_qual and parent_qual not in plan.class_quals:
         # its whole class is gone
         top = parts[0]
         key = "removed %s.%s" % (modname, top)
-        if parent_qual.split(".")[0] not in class_quals and not any(key in n for n in out.notes + out.lines):
+        if parent_qual.split(".")[0] not in plan.class_quals and not any(key in n for n in out.notes + out.lines):
             cls = mod.__dict__.get(top)
-            if prune and isinstance(cls, type) and cls.__module__ == modname:
-                user = used.get(top)
+            if plan.prune and isinstance(cls, type) and cls.__module__ == modname:
+                user = plan.names_used().get(top)
                 if user is not None:
                     raise LuError("%s.%s was removed from the file but %s still uses it; nothing applied"
                                   % (modname, top, _where_used(modname, user)))
-                actions.append(_set_action(mod, top, None, delete=True))
+                plan.actions.append(_set_action(mod, top, None, delete=True))
                 out.lines.append("pruned %s.%s" % (modname, top))
-                targets.append("%s.%s" % (modname, top))
+                plan.targets.append("%s.%s" % (modname, top))
             else:
                 out.notes.append("%s (still in the process; --prune deletes it)" % key)
         return
     attr = parts[-1]
-    user = used.get(attr)
+    user = plan.names_used().get(attr)
     if user is not None and user != qual:
         raise LuError("%s was removed from the file but %s still uses it; nothing applied"
                       % (name, _where_used(modname, user)))
-    if not prune:
+    if not plan.prune:
         out.notes.append("removed %s (still in the process; --prune deletes it)" % name)
         return
-    parent_obj = mod if not parent_qual else _lookup_class(mod, parent_qual)
+    parent_obj: Optional[Holder] = mod if not parent_qual else _lookup_class(mod, parent_qual)
     if parent_obj is None or (not _attr_holder(parent_obj, attr, func) and \
             getattr(parent_obj, "__dict__", {}).get(attr) is None):
         out.notes.append("removed %s (lu cannot delete it: not a module or class attribute)" % name)
@@ -695,27 +821,28 @@ def _removed(out, mod, modname, qual, name, func, class_quals, used, prune, acti
     if tid is not None:
         raise LuError("%s was removed from the file but is running right now (thread %s); nothing applied"
                       % (name, tid))
-    actions.append(_set_action(parent_obj, attr, None, delete=True))
+    plan.actions.append(_set_action(parent_obj, attr, None, delete=True))
     out.lines.append("pruned %s" % name)
-    targets.append(name)
+    plan.targets.append(name)
     if isinstance(parent_obj, type):
-        touched.setdefault(parent_obj, []).append(attr)
+        plan.touch(parent_obj, attr)
 
 
-def _where_used(modname, user):
+def _where_used(modname: str, user: str) -> str:
     return "%s.%s" % (modname, user) if user else "%s (module level)" % modname
 
 
 # --------------------------------------------------------------------------- gatekeeping
-def run_check(name):
-    """Run a unittest module inside the process: (ok, {'ran', 'failures': [lines]})."""
+def run_check(name: str) -> CheckResult:
+    """Run a unittest module inside the process: whether it passed, and its report."""
     import unittest  # lazy: only --check runs tests, and unittest is large
     try:
+        module: types.ModuleType
         if name.endswith(".py") or os.sep in name:
             path = target_path(name)
             modname = "lu_check_" + os.path.splitext(os.path.basename(path))[0]
             spec = importlib.util.spec_from_file_location(modname, path)
-            if spec is None:
+            if spec is None or spec.loader is None:
                 raise ImportError("no test module at %s" % path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -725,17 +852,18 @@ def run_check(name):
             module = importlib.import_module(name)
         suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     except Exception as e:
-        return False, {"ran": 0, "failures": ["cannot load the check %s: %s: %s" % (name, type(e).__name__, e)]}
+        return CheckResult(ok=False, report={
+            "ran": 0, "failures": ["cannot load the check %s: %s: %s" % (name, type(e).__name__, e)]})
     stream = io.StringIO()
     result = unittest.TextTestRunner(stream=stream, verbosity=0).run(suite)
     failures = []
     for test, text in list(result.failures) + list(result.errors):
         last = [entry for entry in text.strip().splitlines() if entry.strip()]
         failures.append("%s: %s" % (test.id(), last[-1].strip() if last else "failed"))
-    return result.wasSuccessful(), {"ran": result.testsRun, "failures": failures}
+    return CheckResult(ok=result.wasSuccessful(), report={"ran": result.testsRun, "failures": failures})
 
 
-def check_loadable(name):
+def check_loadable(name: str) -> None:
     if name.endswith(".py") or os.sep in name:
         if not os.path.exists(target_path(name)):
             raise LuError("the check module %s does not exist in the target" % name)
@@ -749,7 +877,7 @@ def check_loadable(name):
 
 
 # --------------------------------------------------------------------------- class callbacks
-def on_class_update(callback):
+def on_class_update(callback: _CallbackT) -> _CallbackT:
     """Call callback(cls, names) after a save changed, added or removed methods of cls.
 
     Returns the callback (so it can be used as a decorator).  Exceptions it
@@ -763,13 +891,13 @@ def on_class_update(callback):
     return callback
 
 
-def remove_class_update(callback):
+def remove_class_update(callback: ClassCallback) -> None:
     with _lock:
         if callback in _class_callbacks:
             _class_callbacks.remove(callback)
 
 
-def _notify(touched):
+def _notify(touched: Dict[type, List[str]]) -> None:
     if not touched:
         return
     callbacks = list(_class_callbacks)
@@ -781,9 +909,8 @@ def _notify(touched):
                 logging.getLogger("lu_payloads.watch").exception("class update callback %r failed", cb)
 
 
-def apply_file(path, prune=False, check=None):
+def apply_file(path: str, prune: bool = False, check: Optional[str] = None) -> Outcome:
     """Read `path` now and apply it (the in-process watcher's and tests' entry)."""
     with open(target_path(path), "rb") as fh:
         data = fh.read()
     return plan_and_apply(path, data, prune=prune, check=check)
-

@@ -16,25 +16,40 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import LuError
 from . import core
 
 log = logging.getLogger("lu_payloads.watch")
-_watchers = []
+_watchers: List[Watcher] = []
 _watchers_lock = threading.Lock()
+
+PathArg = Union[str, bytes, "os.PathLike[Any]"]
+Stamp = Tuple[int, int, int]    # (st_mtime_ns, st_size, st_ino) of a file
+
+
+@dataclass
+class _FileState:
+    """What a watcher knows of one file."""
+
+    stamp: Optional[Stamp]          # when it last looked (None: the file could not be stat'ed)
+    digest: str                     # sha1 of the text last applied (or found at the start)
+    good_length: int                # length of the text last applied (or found at the start)
+    pending_since: Optional[float]  # when a change not yet applied was seen (monotonic), or None
 
 
 class Watcher:
-    def __init__(self, paths, interval=0.1, debounce=0.05, prune=False, check=None):
-        if isinstance(paths, (str, bytes, os.PathLike)):
-            paths = [paths]
-        self.paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    def __init__(self, paths: Union[PathArg, Iterable[PathArg]], interval: float = 0.1, debounce: float = 0.05,
+                 prune: bool = False, check: Optional[str] = None) -> None:
+        given: Iterable[PathArg] = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths
+        self.paths = [os.path.abspath(os.fsdecode(p)) for p in given]
         self.interval = float(interval)
         self.debounce = float(debounce)
         self.prune = prune
         self.check = check
-        self.files = {}          # filename -> [stat stamp, sha1, good length, pending since]
+        self.files: Dict[str, _FileState] = {}
         self._stop = threading.Event()
         self._rescanned = 0.0
         self.applied = 0
@@ -48,25 +63,26 @@ class Watcher:
         log.info("watching %d file%s", len(self.files), "" if len(self.files) == 1 else "s")
 
     # ---------------------------------------------------------------- files
-    def _scan_one(self, path):
+    def _scan_one(self, path: str) -> bool:
         if os.path.isdir(path):
             found = list(core.module_files_under(path))
         else:
-            found = [core.modules_for(path)[0][2]] if core.modules_for(path) else []
+            found = [core.modules_for(path)[0].filename] if core.modules_for(path) else []
         for f in found:
             if f not in self.files:
                 core.remember_file(f)
                 data = _read(f)
-                self.files[f] = [_stamp(f), hashlib.sha1(data or b"").hexdigest(), len(data or b""), None]
+                self.files[f] = _FileState(stamp=_stamp(f), digest=hashlib.sha1(data or b"").hexdigest(),
+                                           good_length=len(data or b""), pending_since=None)
         return bool(found)
 
-    def _rescan(self):
+    def _rescan(self) -> None:
         for p in self.paths:
             if os.path.isdir(p):
                 self._scan_one(p)
 
     # ---------------------------------------------------------------- loop
-    def _run(self):
+    def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 now = time.monotonic()
@@ -75,40 +91,41 @@ class Watcher:
                     self._rescan()
                 for f, state in list(self.files.items()):
                     stamp = _stamp(f)
-                    if stamp != state[0]:
-                        state[0] = stamp
-                        state[3] = now          # changed: wait for it to settle
+                    if stamp != state.stamp:
+                        state.stamp = stamp
+                        state.pending_since = now       # changed: wait for it to settle
                         continue
-                    if state[3] is not None and now - state[3] >= self.debounce:
-                        self._settled(f, state, now)
+                    if state.pending_since is not None and now - state.pending_since >= self.debounce:
+                        self._settled(f, state, now, state.pending_since)
             except Exception:   # never let the watcher die silently
                 log.exception("lu watch: internal error")
 
-    def _settled(self, f, state, now):
+    def _settled(self, f: str, state: _FileState, now: float, since: float) -> None:
+        """`f` changed at `since` and has not changed again since: apply it."""
         data = _read(f)
         if data is None or not data.strip():
-            state[3] = None      # empty or unreadable: wait for the next write
+            state.pending_since = None      # empty or unreadable: wait for the next write
             return
         digest = hashlib.sha1(data).hexdigest()
-        if digest == state[1]:
-            state[3] = None
+        if digest == state.digest:
+            state.pending_since = None
             return
-        if len(data) < state[2] and now - state[3] < 1.0:
+        if len(data) < state.good_length and now - since < 1.0:
             try:
                 ast.parse(data)
             except (SyntaxError, ValueError):
                 return           # shorter and broken: probably half written; look again
-        state[3] = None
-        state[1] = digest
+        state.pending_since = None
+        state.digest = digest
         try:
             out = core.plan_and_apply(f, data, prune=self.prune, check=self.check)
         except LuError as e:
             log.error("%s", e)
             return
-        state[2] = len(data)
+        state.good_length = len(data)
         if out.reverted:
             log.error("check %s failed; the save of %s was reverted: %s", self.check, os.path.basename(f),
-                      "; ".join(out.check["failures"]))
+                      "; ".join(out.check["failures"] if out.check is not None else ()))
             return
         self.applied += 1
         for line in out.lines:
@@ -116,7 +133,7 @@ class Watcher:
         for line in out.notes:
             log.warning("%s", line)
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self.thread is not threading.current_thread():
             self.thread.join(timeout)
@@ -125,7 +142,7 @@ class Watcher:
                 _watchers.remove(self)
 
 
-def _stamp(f):
+def _stamp(f: str) -> Optional[Stamp]:
     try:
         st = os.stat(f)
     except OSError:
@@ -133,7 +150,7 @@ def _stamp(f):
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _read(f):
+def _read(f: str) -> Optional[bytes]:
     try:
         with open(f, "rb") as fh:
             return fh.read()
@@ -141,7 +158,8 @@ def _read(f):
         return None
 
 
-def watch(paths, interval=0.1, debounce=0.05, prune=False, check=None):
+def watch(paths: Union[PathArg, Iterable[PathArg]], interval: float = 0.1, debounce: float = 0.05,
+          prune: bool = False, check: Optional[str] = None) -> Watcher:
     """Apply saved edits of these files/directories to this process; returns the Watcher."""
     w = Watcher(paths, interval=interval, debounce=debounce, prune=prune, check=check)
     with _watchers_lock:
@@ -149,7 +167,7 @@ def watch(paths, interval=0.1, debounce=0.05, prune=False, check=None):
     return w
 
 
-def stop_watching(timeout=5.0):
+def stop_watching(timeout: float = 5.0) -> int:
     """Stop every watcher started by watch() and wait for their threads."""
     with _watchers_lock:
         watchers = list(_watchers)

@@ -18,18 +18,34 @@ import inspect
 import logging
 import os
 import time
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union, cast, overload
 
 from .. import osthreads
 from ..engine.resolve import unwrap
 from ..errors import LuError
 from . import core
 
+# what @realtime decorates: a function (or a functools.wraps wrapper of one), a staticmethod or a classmethod
+_Decorated = TypeVar("_Decorated", bound=Union[Callable[..., Any], staticmethod, classmethod])
+Stamp = Tuple[int, int]         # (st_mtime_ns, st_size) of a file
+
+
+@dataclass
+class _FileCheck:
+    """When a source file was last looked at, shared by every @realtime function of that file."""
+
+    checked_at: float           # time.monotonic() of the last os.stat
+    stamp: Optional[Stamp]      # what it found (None: the file could not be stat'ed the first time)
+
+
 log = logging.getLogger("lu_payloads.realtime")
-_files = {}     # filename -> [last check (monotonic), stamp]
+_files: Dict[str, _FileCheck] = {}     # filename -> its last check
 _lock = osthreads.Lock()
 
 
-def _stamp(filename):
+def _stamp(filename: str) -> Optional[Stamp]:
     try:
         st = os.stat(filename)
     except OSError:
@@ -37,50 +53,63 @@ def _stamp(filename):
     return (st.st_mtime_ns, st.st_size)
 
 
-def realtime(func=None, interval=0.5):
+@overload
+def realtime(func: None = None, interval: float = 0.5) -> Callable[[_Decorated], _Decorated]: ...
+@overload
+def realtime(func: _Decorated, interval: float = 0.5) -> _Decorated: ...
+
+
+def realtime(func: Optional[_Decorated] = None,
+             interval: float = 0.5) -> Union[_Decorated, Callable[[_Decorated], _Decorated]]:
     """Decorator; `@realtime` or `@realtime(interval=0.1)`."""
     if func is None:
         return lambda f: realtime(f, interval=interval)
     wrapper_type = None
+    target: Any = func
     if isinstance(func, (staticmethod, classmethod)):
-        wrapper_type, func = type(func), func.__func__
-    inner = unwrap(func)
+        wrapper_type, target = type(func), func.__func__
+    inner: Optional[types.FunctionType] = unwrap(target)
     if inner is None:
-        raise TypeError("@realtime needs a Python function, not %r" % (func,))
+        raise TypeError("@realtime needs a Python function, not %r" % (target,))
     filename = inner.__code__.co_filename
     with _lock:
         entry = _files.get(filename)
         if entry is None:
-            entry = _files[filename] = [time.monotonic(), _stamp(filename)]
-    state = {"stamp": entry[1]}
+            entry = _files[filename] = _FileCheck(checked_at=time.monotonic(), stamp=_stamp(filename))
+    file_check = entry
+    applied = file_check.stamp      # the version of the file this function was last given
     name = "%s.%s" % (inner.__module__, inner.__qualname__)
 
-    def refresh():
+    def refresh() -> None:
+        nonlocal applied
         now = time.monotonic()
-        if now - entry[0] >= interval:
-            entry[0] = now
+        if now - file_check.checked_at >= interval:
+            file_check.checked_at = now
             stamp = _stamp(filename)
             if stamp is not None:
-                entry[1] = stamp
-        if state["stamp"] != entry[1]:
-            stamp = state["stamp"] = entry[1]
-            _apply(filename, inner, name, stamp)
+                file_check.stamp = stamp
+        if applied != file_check.stamp:
+            applied = file_check.stamp
+            _apply(filename, inner, name)
 
-    if inspect.iscoroutinefunction(func):
-        @functools.wraps(func)
-        async def wrapper(*args, **kwargs):
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(target):
+        @functools.wraps(target)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             refresh()
-            return await func(*args, **kwargs)
+            return await target(*args, **kwargs)
+        wrapper = async_wrapper
     else:
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        @functools.wraps(target)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             refresh()
-            return func(*args, **kwargs)
-    wrapper.__lu_realtime__ = True
-    return wrapper_type(wrapper) if wrapper_type else wrapper
+            return target(*args, **kwargs)
+        wrapper = sync_wrapper
+    setattr(wrapper, "__lu_realtime__", True)  # noqa: B010  (mypy: a function has no such attribute)
+    return cast(_Decorated, wrapper_type(wrapper) if wrapper_type else wrapper)
 
 
-def _apply(filename, inner, name, stamp):
+def _apply(filename: str, inner: types.FunctionType, name: str) -> None:
     try:
         with open(filename, "rb") as fh:
             data = fh.read()
