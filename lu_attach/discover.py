@@ -15,16 +15,19 @@ import re
 import struct
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import psutil
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from . import safefs
-from .symbols import _base_of, _dynamic_symbols, read_maps
+from .symbols import Mapping, _base_of, _dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
+
+SymbolOffsets = Dict[str, Tuple[int, int]]  # symbol name -> (offset from the image's load base, size)
 
 
 @dataclass
@@ -53,7 +56,7 @@ _VERSION_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expand
 
 
 @lru_cache(maxsize=256)
-def _elf_python_symbols(path: str, stamp: tuple) -> Optional[dict]:
+def _elf_python_symbols(path: str, stamp: Tuple[int, int, float]) -> Optional[SymbolOffsets]:
     """Symbol offsets that tell a CPython image and its version, or None.
 
     The exported C API is found through the GNU hash table (fast). Before 3.11
@@ -61,7 +64,7 @@ def _elf_python_symbols(path: str, stamp: tuple) -> Optional[dict]:
     symbol table once per file; that answer is cached on disk.
     """
     try:
-        found = {name: (offset, 0) for name, offset in
+        found: SymbolOffsets = {name: (offset, 0) for name, offset in
                  _dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()}
     except (OSError, ELFError, ValueError, safefs.UnsafePath):
         return None
@@ -73,14 +76,12 @@ def _elf_python_symbols(path: str, stamp: tuple) -> Optional[dict]:
         key = "%s:%s" % (os.path.basename(path), stamp)
         cache = _load_cache()
         if key in cache:
-            if cache[key] is not None:
-                found["version"] = (cache[key], 250)
+            offset = cache[key]
         else:
-            offset = _find_version_buffer(path)
-            cache[key] = offset
+            offset = cache[key] = _find_version_buffer(path)
             _save_cache(cache)
-            if offset is not None:
-                found["version"] = (offset, 250)
+        if offset is not None:
+            found["version"] = (offset, 250)
     return found
 
 
@@ -96,6 +97,8 @@ def _find_version_buffer(path: str) -> Optional[int]:
             section = elf.get_section_by_name(".symtab")
             if section is None:
                 return None
+            if not isinstance(section, SymbolTableSection):
+                return None
             for symbol in section.iter_symbols():
                 if re.match(r"version(\.\d+)?$", symbol.name) and symbol["st_size"] == 250 \
                         and symbol["st_info"]["type"] == "STT_OBJECT":
@@ -107,7 +110,7 @@ def _find_version_buffer(path: str) -> Optional[int]:
     return None
 
 
-def _load_cache() -> dict:
+def _load_cache() -> Dict[str, Optional[int]]:
     try:
         with open(_VERSION_CACHE) as handle:
             return json.load(handle)
@@ -115,7 +118,7 @@ def _load_cache() -> dict:
         return {}
 
 
-def _save_cache(cache: dict) -> None:
+def _save_cache(cache: Dict[str, Optional[int]]) -> None:
     try:
         os.makedirs(os.path.dirname(_VERSION_CACHE), exist_ok=True)
         tmp = _VERSION_CACHE + ".%d" % os.getpid()
@@ -139,8 +142,17 @@ def _read(pid: int, address: int, size: int) -> Optional[bytes]:
         os.close(fd)
 
 
-def interpreter_image(pid: int) -> Tuple[Optional[str], Optional[dict], List]:
-    """(path of the ELF holding the C API, its symbols, the maps) or (None, None, maps)."""
+@dataclass(frozen=True)
+class InterpreterImage:
+    """Where a process's CPython lives: the ELF holding the C API, its symbols, and the process's maps."""
+
+    path: Optional[str]        # as the process names it; None when no mapped image is a CPython lu can read
+    symbols: SymbolOffsets
+    maps: List[Mapping]
+
+
+def interpreter_image(pid: int) -> InterpreterImage:
+    """The image (libpython or the executable) that holds the C API of pid's interpreter."""
     maps = read_maps(pid)
     root = "/proc/%d/root" % pid
     candidates = []
@@ -161,12 +173,14 @@ def interpreter_image(pid: int) -> Tuple[Optional[str], Optional[dict], List]:
             continue
         found = _elf_python_symbols(full, (st.st_ino, st.st_size, st.st_mtime))
         if found:
-            return path, found, maps
-    return None, None, maps
+            return InterpreterImage(path, found, maps)
+    return InterpreterImage(None, {}, maps)
 
 
-def read_version(pid: int, path: str, found: dict, maps) -> Optional[str]:
-    base = _base_of(maps, path)
+def read_version(pid: int, image: InterpreterImage) -> Optional[str]:
+    """The version of the CPython in image: from Py_Version (3.11+), its version buffer, or its file name."""
+    path, found = image.path or "", image.symbols
+    base = _base_of(image.maps, path)
     if base is not None and "Py_Version" in found:
         raw = _read(pid, base + found["Py_Version"][0], 4)
         if raw and len(raw) == 4:
@@ -177,9 +191,9 @@ def read_version(pid: int, path: str, found: dict, maps) -> Optional[str]:
     if base is not None and "version" in found:
         raw = _read(pid, base + found["version"][0], 64)
         if raw:
-            match = re.match(rb"(\d+\.\d+\.\d+)", raw)
-            if match:
-                return match.group(1).decode()
+            in_buffer = re.match(rb"(\d+\.\d+\.\d+)", raw)
+            if in_buffer:
+                return in_buffer.group(1).decode()
     match = _LIBPYTHON.search(os.path.basename(path))
     if match:
         return "%s.%s" % match.groups()
@@ -206,12 +220,13 @@ def inspect_process(pid: int, probe_agent: bool = True) -> Optional[PythonProces
     except (psutil.Error, OSError):
         return None
     try:
-        path, found, maps = interpreter_image(pid)
+        image = interpreter_image(pid)
     except OSError:
         return None
+    path = image.path
     if not path:
         return None
-    version = read_version(pid, path, found, maps) or "unknown"
+    version = read_version(pid, image) or "unknown"
     sock = None
     if probe_agent:
         from .session import agent_socket

@@ -183,6 +183,16 @@ class Borrowed:
     syscall: Optional[int]
 
 
+def _exiting(pid: int, within: float = 0.5) -> bool:
+    """Whether pid is on its way out: gone, or a zombie, within `within` seconds."""
+    deadline = time.monotonic() + within
+    while not process_gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, parked: bool,
                 exact_only: bool = False) -> Optional[Borrowed]:
     """Stop one thread; start the call in it if it is at a safe point. None: not this time.
@@ -198,6 +208,8 @@ def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, park
         if exc.errno == errno.EPERM and tid != pid:
             return None  # a thread that is exiting refuses tracing; the main thread tells about the process
         if exc.errno == errno.EPERM:
+            if _exiting(pid):  # a dying process refuses tracing too
+                raise LuAttachError("process %d exited during the injection" % pid)
             raise LuAttachError("process %d: not allowed to trace it (%s; is a debugger attached?)"
                                 % (pid, exc.strerror))
         raise
@@ -483,7 +495,7 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
             else:
                 used, tid, pause = ptrace_inject(pid, injection, timeout)
         except ptrace.PtraceError as exc:
-            if process_gone(pid):
+            if _exiting(pid):
                 raise LuAttachError("process %d exited during the injection" % pid)
             raise LuAttachError("process %d: tracing failed: %s" % (pid, exc.strerror or exc))
         except BaseException:

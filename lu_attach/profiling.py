@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from lu_payloads.tools import TOOLS
 
@@ -12,7 +12,8 @@ from .client import AgentClient
 from .errors import AgentGone, LuAttachError
 from .runtime import process_gone, target_root
 
-_LINES_SPEC = re.compile(r"^(?P<func>[A-Za-z_][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
+# A dotted name (any letters Python allows in identifiers), a colon, line numbers and ranges.
+_LINES_SPEC = re.compile(r"^(?P<func>[^\W\d][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
 
 
 def parse_line_numbers(text: str) -> List[int]:
@@ -87,10 +88,22 @@ def revert_quietly(client: AgentClient, ids: List[int]) -> None:
         signal.signal(signal.SIGINT, old)
 
 
+def clock_time(when: Any) -> str:
+    """HH:MM:SS.mmm of a Unix time, the milliseconds rounded together with the seconds."""
+    try:
+        millis = round(float(when) * 1000)
+    except (TypeError, ValueError, OverflowError):
+        millis = 0
+    seconds, millis = divmod(millis, 1000)
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(seconds)) + ".%03d" % millis
+    except (OverflowError, OSError, ValueError):
+        return "??:??:??.???"
+
+
 def format_event(event: dict) -> str:
     """One line for a streamed event: time, thread, kind, where, and what the tool that made it says."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", 0))) + \
-        ("%.3f" % (event.get("time", 0) % 1))[1:]
+    stamp = clock_time(event.get("time", 0))
     data = event.get("data") or {}
     kind = event.get("kind")
     where = "%s:%s" % (event.get("function"), event.get("line"))

@@ -53,7 +53,7 @@ class UserRegs(ctypes.Structure):
         return clone
 
     def as_dict(self) -> Dict[str, int]:
-        return {name: getattr(self, name) for name, _ in self._fields_}
+        return {field[0]: getattr(self, field[0]) for field in self._fields_}
 
 
 class _IoVec(ctypes.Structure):

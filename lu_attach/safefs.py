@@ -32,7 +32,7 @@ import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from .errors import LuAttachError
 
@@ -159,7 +159,11 @@ class Dir:
                 os.mkdir(name, create_mode, dir_fd=self.fd)
             except FileExistsError:
                 pass
-        fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
+        try:
+            fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
+        except OSError as exc:
+            _refuse_link(exc, "%s/%s" % (self.path, name), lambda: stat.S_ISLNK(self.lstat(name).st_mode))
+            raise
         try:
             if create_mode is not None:
                 st = os.fstat(fd)
@@ -206,6 +210,17 @@ def _verified(fd: int, path: str, owner: Optional[int], private: bool) -> Dir:
     return Dir(fd, path, st.st_uid)
 
 
+def _refuse_link(exc: OSError, path: str, is_link: Callable[[], bool]) -> None:
+    """Name a directory that is a symlink as such (O_NOFOLLOW | O_DIRECTORY fails with ENOTDIR on one)."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        try:
+            link = is_link()
+        except OSError:
+            return
+        if link:
+            raise UnsafePath("%s is a symlink; lu will not follow it" % path)
+
+
 def open_dir(path: str, owner: Optional[int] = None, private: bool = False) -> Dir:
     """Open an absolute directory path whose every component may be trusted up to its last one.
 
@@ -215,8 +230,7 @@ def open_dir(path: str, owner: Optional[int] = None, private: bool = False) -> D
     try:
         fd = os.open(path, DIR_FLAGS)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnsafePath("%s is a symlink; lu will not follow it" % path)
+        _refuse_link(exc, path, lambda: os.path.islink(path))
         raise
     try:
         return _verified(fd, path, owner, private)

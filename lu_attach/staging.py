@@ -229,7 +229,7 @@ def _copy_tree(source: str, parent: safefs.Dir, name: str) -> None:
         os.fchmod(here.fd, 0o755)
 
 
-def _publish(stage: Stage, name: str, make) -> None:
+def _publish(stage: Stage, name: str, make: Callable[[str], None]) -> None:
     """Create `name` in the stage under a temporary name, then rename it into place (once)."""
     try:
         stage.dir.lstat(name)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from . import safefs
 
@@ -71,7 +72,7 @@ def _dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
         if len(found) < len(wanted) and (table is None or full_scan):
             for section_name in (".dynsym", ".symtab"):
                 section = elf.elf.get_section_by_name(section_name)
-                if section is None:
+                if not isinstance(section, SymbolTableSection):
                     continue
                 for symbol in section.iter_symbols():
                     if symbol.name in wanted and symbol.name not in found and symbol["st_value"] \
@@ -81,7 +82,7 @@ def _dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
 
 
 class ElfWrapper:
-    def __init__(self, handle):
+    def __init__(self, handle: BinaryIO) -> None:
         self.elf = ELFFile(handle)
 
     def first_load_vaddr(self) -> int:

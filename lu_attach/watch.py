@@ -28,7 +28,11 @@ import os
 import stat
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from . import runtime, safefs
 from .errors import AgentGone, LuAttachError
@@ -41,7 +45,7 @@ MAX_SOURCE = 8 * 1024 * 1024
 class _Events:
     """watchdog callbacks -> {path: due time}; the watch loop takes due paths."""
 
-    def __init__(self, debounce: float):
+    def __init__(self, debounce: float) -> None:
         self.debounce = debounce
         self.cond = threading.Condition()
         self.due: Dict[str, float] = {}
@@ -54,7 +58,7 @@ class _Events:
                 self.fresh[path] = None
             self.cond.notify()
 
-    def take(self, timeout: float):
+    def take(self, timeout: float) -> Tuple[List[str], List[str]]:
         """(paths whose save settled, paths with new events since the last call)."""
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -73,11 +77,9 @@ class _Events:
                 self.cond.wait(wait)
 
 
-def _handler(events: _Events):
-    from watchdog.events import FileSystemEventHandler
-
+def _handler(events: _Events) -> FileSystemEventHandler:
     class Handler(FileSystemEventHandler):
-        def on_any_event(self, event):
+        def on_any_event(self, event: FileSystemEvent) -> None:
             if event.is_directory or event.event_type in ("opened", "closed_no_write"):
                 return
             for path in (getattr(event, "src_path", None), getattr(event, "dest_path", None)):
@@ -151,7 +153,7 @@ class WatchSession:
         self.roots: List[str] = []  # real paths of what the user named: nothing outside them is ever sent
         self.applied = 0
         self.client = connect(pid, inject_if_needed=True)
-        self.observer = None
+        self.observer: Optional[BaseObserver] = None
         try:
             self._start(paths)
         except BaseException:
@@ -200,19 +202,18 @@ class WatchSession:
                      % (len(refused), "" if len(refused) == 1 else "s", ", ".join(refused[:5])))
         if not self.files:
             raise LuAttachError("no file process %d loaded can be watched under %s" % (self.pid, ", ".join(given)))
-        from watchdog.observers import Observer
-        self.observer = Observer()
+        observer = self.observer = Observer()
         handler = _handler(self.events)
         watched = set()
         for d in self.dirs:
-            self.observer.schedule(handler, d, recursive=True)
+            observer.schedule(handler, d, recursive=True)
             watched.add(d)
         for f in self.files:
             d = os.path.dirname(f)
             if not any(d == w or d.startswith(w + os.sep) for w in watched):
-                self.observer.schedule(handler, d, recursive=False)
+                observer.schedule(handler, d, recursive=False)
                 watched.add(d)
-        self.observer.start()
+        observer.start()
         names = ", ".join(sorted(os.path.basename(f) for f in self.files))
         if len(names) > 200:
             names = names[:197] + "..."
@@ -269,7 +270,7 @@ class WatchSession:
         if runtime.process_gone(self.pid):
             raise LuAttachError("process %d exited; stopped watching" % self.pid)
 
-    def _request(self, op: str, **args):
+    def _request(self, op: str, **args: Any) -> Any:
         try:
             return self.client.request(op, **args)
         except AgentGone:

@@ -5,7 +5,8 @@ import codeop
 import os
 import re
 import sys
-from typing import List, Optional
+from types import ModuleType
+from typing import Dict, List, Optional
 
 from lu_attach import completion
 from lu_attach.client import AgentClient
@@ -17,7 +18,7 @@ _PATCH_CALL = re.compile(r"""^\s*patch\(\s*(['"])(.+?)\1\s*\)\s*$""")
 HISTORY = os.path.join(os.path.expanduser("~"), ".lu_history")
 
 
-def _setup_readline(client: AgentClient):
+def _setup_readline(client: AgentClient) -> Optional[ModuleType]:
     try:
         import readline
     except ImportError:
@@ -27,7 +28,7 @@ def _setup_readline(client: AgentClient):
     except OSError:
         pass
     readline.set_history_length(2000)
-    state = {"matches": []}
+    state: Dict[str, List[str]] = {"matches": []}
 
     def completer(text: str, index: int) -> Optional[str]:
         if index == 0:
@@ -49,7 +50,8 @@ def _setup_readline(client: AgentClient):
 def _to_readline_words(line: str, text: str, full: List[str]) -> List[str]:
     """Turn full dotted candidates into replacements for readline's current word."""
     # The dotted expression being completed ends the line; readline's word is its tail after delimiters.
-    expr = re.search(r"[A-Za-z0-9_.*]*$", line).group(0)
+    tail = re.search(r"[A-Za-z0-9_.*]*$", line)
+    expr = tail.group(0) if tail else ""
     offset = len(expr) - len(text)
     return [c[offset:] for c in full if c.startswith(expr[:offset])]
 

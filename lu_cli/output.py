@@ -4,9 +4,11 @@ Much of what lu prints comes from the target: function names, values,
 errors, a process's argv. A hostile target (or another user's process that
 root lists) could put terminal escape sequences there, to rewrite what the
 engineer sees or to drive the terminal. So every line lu prints goes
-through `printable`: control characters other than newline and tab, and the
-8-bit control range, are shown escaped (`\\x1b`), never sent. JSON output
-escapes them by itself.
+through `printable`: control characters other than newline and tab, the
+8-bit control range, and the Unicode characters that reorder or break what
+follows them (bidirectional overrides and isolates, line and paragraph
+separators: a name can otherwise read backwards) are shown escaped
+(`\\x1b`, `\\u202e`), never sent. JSON output escapes them by itself.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ from typing import Any, Iterable, List, Sequence
 
 import click
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_REORDERING = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f%s]" % _REORDERING)
+_CONTROL_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f%s]" % _REORDERING)
 
 
 def _escape(match: re.Match[str]) -> str:
-    return "\\x%02x" % ord(match.group(0))
+    code = ord(match.group(0))
+    return ("\\x%02x" if code <= 0xFF else "\\u%04x") % code
 
 
 def printable(text: str, one_line: bool = False) -> str:

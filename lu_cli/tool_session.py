@@ -7,7 +7,7 @@ shows the report.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from lu_attach.client import AgentClient
 from lu_attach.errors import LuAttachError
@@ -16,6 +16,9 @@ from lu_attach.report import report_from_records
 
 from .output import echo
 from .report_options import ReportOutput, show_report
+
+T = TypeVar("T")
+EventHandler = Callable[[Dict[str, Any]], None]
 
 
 def plural(count: int, noun: str) -> str:
@@ -31,22 +34,42 @@ def left_in_force(pid: int, result: Dict[str, Any], doing: str) -> None:
     echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
 
 
-def run_then_report(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
-                    output: ReportOutput, nothing: str,
-                    on_event: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
-    """Run the session `duration` seconds, take its figures, revert it (even on Ctrl-C), show the report."""
-    ids: List[int] = result["ids"]
-    log = host_path(pid, result["log"])
+def run_session(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
+                on_event: Optional[EventHandler] = None, last: Optional[Callable[[], T]] = None) -> Optional[T]:
+    """Run the session `duration` seconds (streamed events to on_event), then revert it, even on Ctrl-C.
+
+    `last` runs before the revert (to take the session's figures); its answer is returned.
+    """
     echo("%s %s in process %d for %g s (Ctrl-C to stop early)..."
          % (doing, plural(len(result["targets"]), "function"), pid, duration), err=True)
     try:
         run_for(duration, client, pid, on_event=on_event)
-        snapshot = client.request("snapshot", sessions=[str(i) for i in ids])
+        return last() if last is not None else None
     finally:
         try:
-            revert_quietly(client, ids)
+            revert_quietly(client, result["ids"])
         except LuAttachError:
             pass
+
+
+def only_sessions(result: Dict[str, Any], show: EventHandler) -> EventHandler:
+    """An event handler that passes on the events of this result's sessions only (others share the agent)."""
+    sessions = {str(i) for i in result["ids"]}
+
+    def handle(event: Dict[str, Any]) -> None:
+        if str(event.get("session")) in sessions:
+            show(event)
+    return handle
+
+
+def run_then_report(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
+                    output: ReportOutput, nothing: str, on_event: Optional[EventHandler] = None) -> None:
+    """Run the session `duration` seconds, take its figures, revert it (even on Ctrl-C), show the report."""
+    ids: List[int] = result["ids"]
+    log = host_path(pid, result["log"])
+    snapshot = run_session(client, pid, result, duration, doing, on_event,
+                           last=lambda: client.request("snapshot", sessions=[str(i) for i in ids]))
+    assert snapshot is not None  # run_session returns what `last` answered, or raises
     report = report_from_records(snapshot["records"], pid=pid)
     if output.renderer is not None or report.threads():
         show_report(report, output)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -95,14 +96,27 @@ def test_unsupported_python_version(start_target):
 
 
 def test_target_exits_during_injection(start_target):
-    # A worker holds the GIL in C, so the bootstrap waits; the target then dies.
+    # A worker holds the GIL in C, so the bootstrap waits; the target dies once lu's helper is in it.
     target = start_target(PY, "c_call.py", "20")
-    killer = threading.Timer(1.0, target.proc.kill)
+    stop = threading.Event()
+
+    def kill_once_the_helper_is_loaded() -> None:
+        while not stop.is_set():
+            try:
+                if "lu_spawn" in Path("/proc/%d/maps" % target.pid).read_text():
+                    target.proc.kill()
+                    return
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_once_the_helper_is_loaded, daemon=True)
     killer.start()
     try:
         result = run_lu("inject", target.pid, "--timeout", "10")
     finally:
-        killer.cancel()
+        stop.set()
+        killer.join(5)
     assert_one_line_error(result, "exited during the injection")
 
 

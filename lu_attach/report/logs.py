@@ -342,9 +342,9 @@ class _Loader:
             threads[tkey].roots = build_tree(paths)
         for (pid, key), (count, name, tid) in self.events.items():
             report.events += count
-            tp = threads.get((pid, key))
-            if tp is None:  # a thread with events only: listed, with an empty profile
-                tp = thread(pid, key, name, tid, (0,))
+            listed = threads.get((pid, key))
+            # a thread with events only: listed, with an empty profile
+            tp = listed if listed is not None else thread(pid, key, name, tid, (0,))
             tp.events += count
         for pid, header in self.headers.items():
             proc = report.process(pid)
@@ -392,11 +392,14 @@ def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optio
     path = node.get("path")
     if path is None and isinstance(node.get("function"), str):
         parent = node.get("parent", -1)
-        if isinstance(parent, bool) or not isinstance(parent, int) or parent < -1 \
-                or parent >= len(by_index) or (parent >= 0 and by_index[parent] is None):
+        if isinstance(parent, bool) or not isinstance(parent, int) or parent < -1 or parent >= len(by_index):
             by_index.append(None)
             return None
-        path = ([] if parent < 0 else list(by_index[parent])) + [node["function"]]
+        above = by_index[parent] if parent >= 0 else ()
+        if above is None:
+            by_index.append(None)
+            return None
+        path = list(above) + [node["function"]]
     if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
         by_index.append(None)
         return None

@@ -79,7 +79,7 @@ def sort_nodes(nodes: Dict[str, CallNode], by: str = "time") -> List[CallNode]:
 
 def walk(roots: Dict[str, CallNode], by: str = "time") -> Iterator[Tuple[Tuple[str, ...], CallNode]]:
     """Pre-order ``(path, node)`` over a forest, children in ``sort_nodes`` order."""
-    stack = [((n.function,), n) for n in reversed(sort_nodes(roots, by))]
+    stack: List[Tuple[Tuple[str, ...], CallNode]] = [((n.function,), n) for n in reversed(sort_nodes(roots, by))]
     while stack:
         path, node = stack.pop()
         yield path, node

@@ -101,7 +101,7 @@ def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
                 frames = frames[1:]
         if not frames:
             continue
-        path = []
+        path: List[str] = []
         for fr in frames:
             func, file, lno = frame_function(fr)
             path.append(func)
@@ -116,11 +116,11 @@ def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
         name, tid = info[(p, key)]
         t = ThreadProfile(p, name, tid)
         report.process(p).threads[key] = t
-        for path, count in paths.items():
+        for sampled_stack, count in paths.items():
             # every frame on the stack gets the sample (inclusive), once per
             # node even if recursion repeats the function
             node: Optional[CallNode] = None
-            for func in path:
+            for func in sampled_stack:
                 if node is None:
                     node = t.roots.get(func)
                     if node is None:

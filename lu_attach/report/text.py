@@ -2,7 +2,7 @@
 table per process and thread."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .model import CallNode, Report, ThreadProfile, sort_nodes
 
@@ -109,11 +109,11 @@ def _reading_lines(report: Report) -> str:
     )
 
 
-def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...], indent: str) -> List[str]:
+def _table(rows: Sequence[Tuple[str, ...]], header: Tuple[str, ...], indent: str) -> List[str]:
     """Left-align the first column, right-align the rest."""
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header))]
     out = []
-    for r in [header] + rows:
+    for r in [header, *rows]:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         out.append((indent + "  ".join(cells)).rstrip())
     return out

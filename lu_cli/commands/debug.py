@@ -1,12 +1,17 @@
 """`lu debug PID FUNC [--lines L1,L2] [--var NAME] [--duration S]`."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
 import click
 
 from lu_attach.errors import LuAttachError
-from lu_attach.profiling import format_event, host_path, parse_line_numbers, revert_quietly, run_for
+from lu_attach.profiling import format_event, host_path, parse_line_numbers
 from lu_attach.session import connect
 
 from ..options import absolute_log_dir
 from ..output import echo
+from ..tool_session import only_sessions, run_session
 
 
 @click.command("debug")
@@ -18,7 +23,8 @@ from ..output import echo
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
               help="A directory of the target's user where it writes this session's log (relative to here).")
 @click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid, function, lines, var, duration, log_dir, echo_events):
+def command(pid: int, function: str, lines: Optional[str], var: Optional[str], duration: Optional[float],
+            log_dir: Optional[str], echo_events: bool) -> None:
     """Print FUNCTION's arguments and results (FuncDebugger), lines' variables, or a variable's values."""
     if lines and var:
         raise LuAttachError("choose --lines or --var, not both")
@@ -34,22 +40,12 @@ def command(pid, function, lines, var, duration, log_dir, echo_events):
                 ", ".join(result["targets"]), pid, ids[0], log))
             echo("stop with `lu revert %d %d`" % (pid, ids[0]))
             return
-        echo("debugging %s in process %d for %g s (Ctrl-C to stop early)..." % (
-            ", ".join(result["targets"]), pid, duration), err=True)
         count = [0]
-        sessions = {str(i) for i in ids}
 
-        def show(event):
-            if str(event.get("session")) in sessions:
-                count[0] += 1
-                echo(format_event(event))
+        def show(event: Dict[str, Any]) -> None:
+            count[0] += 1
+            echo(format_event(event))
 
-        try:
-            run_for(duration, client, pid, on_event=show)
-        finally:
-            try:
-                revert_quietly(client, ids)
-            except LuAttachError:
-                pass
+        run_session(client, pid, result, duration, "debugging", on_event=only_sessions(result, show))
     echo("%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0],
                                                                 log), err=True)

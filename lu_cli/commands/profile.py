@@ -1,4 +1,8 @@
 """`lu profile PID PATTERN... [--lines FUNC:L1,L2] [--duration S]`."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
 import click
 
 from lu_attach.errors import LuAttachError
@@ -6,7 +10,7 @@ from lu_attach.profiling import parse_lines_option
 from lu_attach.session import connect
 
 from ..options import absolute_log_dir
-from ..report_options import report_output_options
+from ..report_options import ReportOutput, report_output_options
 from ..tool_session import left_in_force, run_then_report
 
 
@@ -19,7 +23,8 @@ from ..tool_session import left_in_force, run_then_report
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
               help="A directory of the target's user where it writes this session's log (relative to here).")
 @click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid, patterns, lines, duration, output, log_dir, echo_events):
+def command(pid: int, patterns: Tuple[str, ...], lines: Tuple[str, ...], duration: Optional[float],
+            output: ReportOutput, log_dir: Optional[str], echo_events: bool) -> None:
     """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID."""
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:

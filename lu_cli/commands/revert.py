@@ -1,4 +1,8 @@
 """`lu revert PID ID... | --all`."""
+from __future__ import annotations
+
+from typing import Tuple
+
 import click
 
 from lu_attach.errors import LuAttachError
@@ -11,7 +15,7 @@ from ..output import echo
 @click.argument("pid", type=int)
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all", "revert_all", is_flag=True, help="Revert every update.")
-def command(pid: int, ids, revert_all: bool) -> None:
+def command(pid: int, ids: Tuple[int, ...], revert_all: bool) -> None:
     """Undo updates; the functions run their original code again."""
     if not ids and not revert_all:
         raise LuAttachError("name the update ids to revert, or use --all")

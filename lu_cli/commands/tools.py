@@ -7,7 +7,7 @@ options), exactly like `lu profile`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import click
 
@@ -20,7 +20,7 @@ from lu_payloads.tools.registry import CliCommand, Tool
 from ..options import absolute_log_dir
 from ..output import echo
 from ..report_options import ReportOutput, report_output_options
-from ..tool_session import left_in_force, run_then_report
+from ..tool_session import left_in_force, only_sessions, run_then_report
 
 
 def command_for(tool: Tool, spec: CliCommand) -> click.Command:
@@ -40,14 +40,9 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
             if duration is None:
                 left_in_force(pid, result, "%s:" % tool.name)
                 return
-            sessions = {str(i) for i in result["ids"]}
-
-            def show(event: Dict[str, Any]) -> None:
-                if str(event.get("session")) in sessions:
-                    echo(format_event(event))
-
             run_then_report(client, pid, result, duration, "%s on" % tool.name, output,
-                            "nothing recorded for the chosen functions", on_event=show)
+                            "nothing recorded for the chosen functions",
+                            on_event=only_sessions(result, lambda event: echo(format_event(event))))
     return run
 
 

@@ -1,5 +1,8 @@
 """`lu watch PID PATH... [--duration S] [--prune] [--check TESTMODULE]`."""
+from __future__ import annotations
+
 import sys
+from typing import Optional, Tuple
 
 import click
 
@@ -26,7 +29,8 @@ def _echo_err(line: str) -> None:
               help="Run this unittest module in the target after each save; revert the save if it fails.")
 @click.option("--debounce", type=float, default=50.0, show_default=True,
               help="Milliseconds to wait for a save to settle.")
-def command(pid: int, paths, duration, prune: bool, check, debounce: float) -> None:
+def command(pid: int, paths: Tuple[str, ...], duration: Optional[float], prune: bool, check: Optional[str],
+            debounce: float) -> None:
     """Apply saved edits of source files (or directories) to the running process.
 
     Each save is one update (lu ls, lu revert): changed functions get their new

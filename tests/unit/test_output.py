@@ -16,6 +16,9 @@ from lu_cli.output import echo, print_table, printable
     ("\x80\x85\x9b\x9f", "\\x80\\x85\\x9b\\x9f"),            # C1: NEL, CSI, ...
     ("two\nlines\tand a tab", "two\nlines\tand a tab"),       # kept
     (" ~\xa0caf\u00e9 \u65e5\u672c", " ~\xa0caf\u00e9 \u65e5\u672c"),  # just outside the ranges, and beyond
+    ("admin\u202egnp.exe", "admin\\u202egnp.exe"),                 # a right-to-left override
+    ("\u2066x\u2069 \u200e\u200f\u061c", "\\u2066x\\u2069 \\u200e\\u200f\\u061c"),  # isolates, marks
+    ("line\u2028separator\u2029", "line\\u2028separator\\u2029"),
 ])
 def test_printable(text, shown):
     assert printable(text) == shown
