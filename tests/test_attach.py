@@ -179,7 +179,6 @@ def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
     assert line.strip() == "c-call-done"
     time.sleep(0.5)
     assert target.alive()
-    assert json.loads(run_lu("ps", "--json").stdout)
     listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
     assert listed and listed[0]["agent"] is False
     # And a normal injection works now.

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 from conftest import assert_one_line_error, run_lu
 
-from lu_attach.report import RENDERERS, load_logs
+from lu_attach.report import RENDERERS, ReportError, find_pyspy, load_logs, record_pyspy, render_text
+from lu_attach.report.model import walk
 
 MS = 1_000_000
 
@@ -90,3 +94,45 @@ def test_bad_output_options_are_one_line(log: str, tmp_path: Path, args: List[st
     assert_one_line_error(result, *fragments)
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half written
+
+
+# -- py-spy, on a real process ---------------------------------------------------------------
+
+BUSY = textwrap.dedent("""\
+    import threading, time
+    def inner(n):
+        return sum(i * i for i in range(n))
+    def outer():
+        while True:
+            inner(20000)
+    threading.Thread(target=outer, name="spinner", daemon=True).start()
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.05)
+    """)
+
+
+def test_pyspy_real_recording(tmp_path):
+    exe = find_pyspy()
+    if not exe:
+        pytest.skip("py-spy is not installed (pip install py-spy)")
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        try:
+            r = record_pyspy(proc.pid, duration=1, rate_hz=100)
+        except ReportError as e:
+            if "ermission" in str(e) or "ptrace" in str(e):
+                pytest.skip(f"py-spy may not attach here: {e}")
+            raise
+    finally:
+        proc.kill()
+        proc.wait()
+    t = next(t for t in r.processes[proc.pid].threads.values() if t.thread == "spinner")
+    names = {node.function for _path, node in walk(t.roots)}
+    assert "busy.outer" in names and "busy.inner" in names, names
+    total = sum(x.hits for x in t.roots.values())
+    assert 30 <= total <= 130  # about 100 samples in one second at 100 Hz
+    assert "sampled profile (py-spy, 100 Hz)" in render_text(r)

@@ -175,9 +175,12 @@ def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
     scope = json.loads(speedscope.read_text())
     assert scope["$schema"] == "https://www.speedscope.app/file-format-schema.json"
     assert scope["profiles"] and all(p["type"] == "sampled" for p in scope["profiles"])
-    for line in folded.read_text().splitlines():
-        stack, value = line.rsplit(" ", 1)
-        assert int(value) >= 0 and stack
+    # Folded stacks: "pid P / thread;outer;inner microseconds", every frame charged once, where it was spent.
+    stacks = [line.rsplit(" ", 1) for line in folded.read_text().splitlines()]
+    assert stacks and all(int(value) > 0 for _stack, value in stacks)
+    assert all(stack.startswith("pid %d / " % target.pid) for stack, _value in stacks)
+    assert any(stack.split(";")[-2:] == ["__main__.Handler.do_GET", "__main__.Cart.total"] for stack, _ in stacks), \
+        stacks
     # In force until reverted, then nothing is left.
     listed = json.loads(run_lu("ls", target.pid, "--json").stdout)
     assert [u["id"] for u in listed] == [update_id]
@@ -260,3 +263,81 @@ def test_profile_counts_calls_that_raise(python, service):
     # One raising call and one normal call per request; requests in flight when the
     # profile starts or is snapshotted may be off by their own calls.
     assert get > 10 and abs(nested - 2 * get) <= 6, (get, nested)
+
+
+# -- ExceptionCounter: a tool that only declares itself in the registry ------------------------------------
+
+RAISE_SEVEN = (
+    "import __main__\n"
+    "for word in ['boom'] * 7 + ['calm'] * 3:\n"
+    "    try:\n"
+    "        __main__.shout(word)\n"
+    "    except ValueError:\n"
+    "        pass\n"
+)
+
+
+def tables_of(report_json: dict) -> list:
+    return [table for process in report_json["processes"] for thread in process["threads"]
+            for table in thread["tables"]]
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_exception_counter_counts_exactly(python, service, tmp_path):
+    target, _port = service(python)
+    started = run_lu("exceptions", target.pid, "__main__.shout", "--log-dir", str(tmp_path))
+    assert started.returncode == 0, started.stderr
+    update_id = int(started.stdout.split("(update ")[1].split(")")[0])
+    attach = run_lu("attach", target.pid, input=RAISE_SEVEN + "\n")
+    assert attach.returncode == 0 and "Traceback" not in attach.stdout, (attach.stdout, attach.stderr)
+    assert run_lu("revert", target.pid, update_id).returncode == 0   # a reverted session writes its last figures
+    log = tmp_path / ("lu-%d.jsonl" % target.pid)
+    report = json.loads(run_lu("report", str(log), "--json").stdout)
+    (table,) = tables_of(report)
+    assert table["title"] == "exceptions raised" and table["columns"] == ["function", "exception", "count"]
+    # Requests of the running service call shout("hi") meanwhile: those raise nothing and are not counted.
+    assert table["rows"] == [["__main__.shout", "ValueError", 7]]
+    text = run_lu("report", str(log))
+    assert "exceptions raised" in text.stdout and "__main__.shout" in text.stdout and "ValueError" in text.stdout
+    assert nothing_applied(target.pid)
+
+
+@pytest.mark.parametrize("python", ALL[-1:] + ALL[:1])
+def test_exception_counter_under_requests(python, service):
+    target, port = service(python)
+    load = Load(port, "/boom")
+    try:
+        result = run_lu("exceptions", target.pid, "__main__.shout", "__main__.Handler.*", "--duration", "1.5",
+                        "--json", timeout=120)
+    finally:
+        load.stop()
+    assert result.returncode == 0, result.stderr
+    assert not load.failures, load.failures[:3]
+    (table,) = tables_of(json.loads(result.stdout))
+    rows = {(function, exception): count for function, exception, count in table["rows"]}
+    # Each /boom request makes shout raise once, and do_GET catches it: only shout is charged.
+    assert set(rows) == {("__main__.shout", "ValueError")}, rows
+    assert 0 < rows[("__main__.shout", "ValueError")] <= load.ok + 1
+    assert nothing_applied(target.pid)
+
+
+def test_exception_counter_in_the_controller(service):
+    target, _port = service(PY)
+    session = run_lu("attach", target.pid, input="uid = EC.count(['__main__.shout'])\n"   # PyLiveUpdate-style alias
+                     + RAISE_SEVEN + "\nprint(LU.ls())\nhelp()\n")
+    assert session.returncode == 0, session.stderr
+    assert "Error" not in session.stdout, session.stdout
+    assert any(line.split()[1:3] == ["instrument", "__main__.shout"] for line in session.stdout.splitlines()
+               if len(line.split()) > 3), session.stdout
+    assert "ExceptionCounter.count(['m.**'])" in session.stdout   # the registry's line in the controller's help
+    assert run_lu("revert", target.pid, "--all").returncode == 0
+    assert nothing_applied(target.pid)
+
+
+def test_exception_counter_bad_input(service):
+    target, _port = service(PY)
+    assert_one_line_error(run_lu("exceptions", target.pid, "__main__.nope"), "__main__.nope")
+    assert_one_line_error(run_lu("exceptions", target.pid, "__main__.shout", "--duration", "0"), "--duration")
+    missing = run_lu("exceptions", target.pid)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert nothing_applied(target.pid)
