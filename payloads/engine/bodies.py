@@ -10,36 +10,38 @@ and of the same kind (plain function, generator, coroutine).
 from __future__ import annotations
 
 import ast
+import sys
 import types
-from typing import Any, Optional, Set
+from typing import Any, Dict, Optional, Set, Tuple
 
 from ..errors import LuError
 from . import resolve
 from .records import FunctionState
-from .source import CO_ITERABLE_COROUTINE, KIND_FLAGS, PY311, Body, clone, compile_in_scope, find_def
+from .source import CO_ITERABLE_COROUTINE, KIND_FLAGS, Body, FuncNode, clone, compile_in_scope, find_def
 
 
-def compile_body(node: Any, qualname: str, freevars: Any, filename: str, flags: int, what: str) -> types.CodeType:
+def compile_body(node: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
+                 what: str) -> types.CodeType:
     try:
         return compile_in_scope(node, qualname, freevars, filename, flags)
     except SyntaxError as e:
         raise LuError("%s:%s: %s: %s" % (e.filename or filename, e.lineno, what, e.msg))
 
 
-def pad_freevars(node: Any, missing: Set[str]) -> None:
+def pad_freevars(node: FuncNode, missing: Set[str]) -> None:
     """Make names free in node by a never-run reference: `if False: (a, b)`."""
     ref = ast.If(test=ast.Constant(value=False), body=[ast.Expr(value=ast.Tuple(
         elts=[ast.Name(id=n, ctx=ast.Load()) for n in sorted(missing)] + [ast.Constant(value=None)],
         ctx=ast.Load()))], orelse=[])
     last = node.body[-1]
     for n in ast.walk(ref):
-        if "lineno" in n._attributes:
+        if isinstance(n, (ast.stmt, ast.expr)):  # every node of ref with a position (all but the contexts)
             n.lineno = n.end_lineno = last.lineno
             n.col_offset = n.end_col_offset = 0
     node.body.append(ref)
 
 
-def source_node(func: types.FunctionType) -> Optional[Any]:
+def source_node(func: types.FunctionType) -> Optional[FuncNode]:
     """A copy of the def node of `func` (from a patch or a file), or None (a lambda, no source)."""
     code = func.__code__
     if code.co_name == "<lambda>":
@@ -61,7 +63,7 @@ def kind_of(flags: int) -> str:
     return "a plain function"
 
 
-def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Optional[Any] = None,
+def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Optional[FuncNode] = None,
              code: Optional[types.CodeType] = None) -> types.CodeType:
     """The code that runs `node` (or `code`, without source) in place of st's function.
 
@@ -82,7 +84,7 @@ def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Opti
             code = compile_body(node, st.qualname, st.freevars, filename, code.co_flags, what)
     elif code is not None:
         code = code.replace(co_name=st.orig.code.co_name)
-        if PY311:
+        if sys.version_info >= (3, 11):
             code = code.replace(co_qualname=st.qualname)
     else:  # pragma: no cover - a caller's mistake
         raise LuError("internal: %s has neither source nor code" % what)
@@ -112,8 +114,9 @@ def redefined_body(st: FunctionState, new: types.FunctionType, name: str, uid: i
                 doc=new.__doc__, label="redefine #%d" % uid)
 
 
-def file_body(st: FunctionState, name: str, node: Any, code: types.CodeType, filename: str,
-              previous: Body, uid: int, defaults: Any, kwdefaults: Any, doc: Optional[str]) -> Body:
+def file_body(st: FunctionState, name: str, node: FuncNode, code: types.CodeType, filename: str,
+              previous: Body, uid: int, defaults: Optional[Tuple[Any, ...]], kwdefaults: Optional[Dict[str, Any]],
+              doc: Optional[str]) -> Body:
     """A def of the module's own file, already compiled, as the body of st's function (Recode)."""
     private = clone(node) if code.co_freevars != st.freevars else node
     if private is not node:
@@ -124,8 +127,9 @@ def file_body(st: FunctionState, name: str, node: Any, code: types.CodeType, fil
                 from_file=filename)
 
 
-def new_function(code: types.CodeType, globals_dict: dict, attr: str, template: types.FunctionType,
-                 qualname: str, module: str, closure: Any = None) -> types.FunctionType:
+def new_function(code: types.CodeType, globals_dict: Dict[str, Any], attr: str, template: types.FunctionType,
+                 qualname: str, module: str,
+                 closure: Optional[Tuple[types.CellType, ...]] = None) -> types.FunctionType:
     """A fresh function object running `code`, with `template`'s defaults, annotations, doc and dict."""
     func = types.FunctionType(code, globals_dict, attr, template.__defaults__, closure)
     func.__kwdefaults__ = template.__kwdefaults__

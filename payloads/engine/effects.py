@@ -15,7 +15,7 @@ import dis
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from ..errors import LuError
 from . import resolve
@@ -47,7 +47,7 @@ def global_names(code: types.CodeType, out: Optional[Set[str]] = None) -> Set[st
     return out
 
 
-def raised_where(filename: str, tb: Any) -> str:
+def raised_where(filename: str, tb: Optional[types.TracebackType]) -> str:
     """'file:line: ' of the deepest frame of `filename` in a traceback (a patch file's line)."""
     line = None
     while tb is not None:
@@ -69,7 +69,7 @@ def copy_globals(rec: UpdateRecord, target_globals: Dict[str, Any], code: types.
         return None
 
     def run() -> Undo:
-        added = {}
+        added: Dict[str, Any] = {}
         for name, value in needed.items():
             if name not in target_globals:
                 target_globals[name] = value
@@ -91,7 +91,7 @@ def predefine(rec: UpdateRecord, module: types.ModuleType, function: types.Funct
         raise LuError("the predefine function %s has no source lu can find" % function.__name__)
     pcode = function.__code__
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
             and isinstance(body[0].value.value, str):
         body = body[1:]
     try:
@@ -123,7 +123,7 @@ def predefine(rec: UpdateRecord, module: types.ModuleType, function: types.Funct
 
 
 def new_name(rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str, full: str, new: Any,
-             where: str) -> tuple[SideEffect, Optional[SideEffect]]:
+             where: str) -> Tuple[SideEffect, Optional[SideEffect]]:
     """A Redefine of a name its module or class does not have yet: add it (and remove it on revert)."""
     if not isinstance(parent, (types.ModuleType, type)):
         raise LuError("cannot add %s: %r is not a module or class" % (full, parent))
@@ -138,13 +138,13 @@ def new_name(rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str
     qualname = attr if isinstance(parent, types.ModuleType) else parent.__qualname__ + "." + attr
     ncode = nfunc.__code__
     node = source_node(nfunc)
-    closure = None
+    closure: Optional[Tuple[types.CellType, ...]] = None
     if node is not None:
         node.name = attr
         node.decorator_list = []
         code = compile_body(node, qualname, (), ncode.co_filename, ncode.co_flags, "new function %s" % full)
         if code.co_freevars == ("__class__",) and isinstance(parent, type):
-            closure = (types.CellType(parent),)  # type: ignore[attr-defined]
+            closure = (types.CellType(parent),)
         elif code.co_freevars:
             raise LuError("the new function %s uses free variables %s" % (full, ", ".join(code.co_freevars)))
     else:

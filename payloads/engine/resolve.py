@@ -10,16 +10,20 @@ from __future__ import annotations
 import os
 import sys
 import types
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..errors import LuError
 
 FunctionType = types.FunctionType
 ACCESSORS = ("fget", "fset", "fdel")
 
+Found = List[Tuple[str, types.FunctionType]]   # (dotted name, function)
+FileCache = Dict[Tuple[str, str], bool]        # (file, file) -> the same file?
 
-def unwrap(obj):
+
+def unwrap(obj: Any) -> Optional[types.FunctionType]:
     """The innermost plain function behind `obj` (following __wrapped__), or None."""
-    seen = set()
+    seen: Set[int] = set()
     if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
         obj = obj.__func__
     func = obj if isinstance(obj, FunctionType) else None
@@ -41,7 +45,7 @@ def unwrap(obj):
     return func
 
 
-def find_module(dotted):
+def find_module(dotted: str) -> Tuple[Optional[types.ModuleType], Optional[str], List[str]]:
     """(module, module_name, rest_parts) for the longest loaded module prefix."""
     parts = dotted.split(".")
     for i in range(len(parts), 0, -1):
@@ -55,7 +59,7 @@ def find_module(dotted):
 _MISSING = object()
 
 
-def lookup(obj, attr):
+def lookup(obj: Any, attr: str) -> Any:
     """Static attribute lookup (class dicts along the MRO; module dicts)."""
     if isinstance(obj, type):
         for klass in obj.__mro__:
@@ -77,7 +81,7 @@ def lookup(obj, attr):
         return _MISSING
 
 
-def resolve_object(name):
+def resolve_object(name: str) -> Tuple[Any, Optional[str], Any]:
     """(parent, attr, obj) for a dotted name; obj is _MISSING when only the parent exists."""
     if not name or any(not p for p in name.split(".")):
         raise LuError("%r is not a valid dotted name" % (name,))
@@ -87,7 +91,8 @@ def resolve_object(name):
                       % (name, name.split(".")[0]))
     if not rest:
         return None, None, mod
-    obj = mod
+    assert modname is not None  # found with its module
+    obj: Any = mod
     path = modname
     for i, attr in enumerate(rest):
         value = lookup(obj, attr)
@@ -100,11 +105,11 @@ def resolve_object(name):
     return obj_parent, rest[-1], obj
 
 
-def functions_of(obj, name, strict=True):
+def functions_of(obj: Any, name: str, strict: bool = True) -> Found:
     """[(name, function)] that changing `name` means; LuError if strict and not a function."""
     if isinstance(obj, property):
-        out = [(name + "." + a, unwrap(getattr(obj, a))) for a in ACCESSORS if getattr(obj, a) is not None]
-        out = [(n, f) for n, f in out if f is not None]
+        accessors = [(name + "." + a, unwrap(getattr(obj, a))) for a in ACCESSORS if getattr(obj, a) is not None]
+        out = [(n, f) for n, f in accessors if f is not None]
         if out or not strict:
             return out
         raise LuError("%s is a property without Python accessor functions" % name)
@@ -116,7 +121,7 @@ def functions_of(obj, name, strict=True):
     return [(name, func)]
 
 
-def _describe(obj):
+def _describe(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return "a module"
     if isinstance(obj, type):
@@ -124,7 +129,7 @@ def _describe(obj):
     return "a %s object" % type(obj).__name__
 
 
-def resolve_name(name):
+def resolve_name(name: str) -> Found:
     """Functions named by an exact dotted name (a property gives its accessors)."""
     parent, attr, obj = resolve_object(name)
     if obj is _MISSING:
@@ -133,7 +138,7 @@ def resolve_name(name):
     return functions_of(obj, name)
 
 
-def module_file(mod):
+def module_file(mod: Any) -> Optional[str]:
     f = getattr(mod, "__file__", None)
     if not f:
         return None
@@ -143,7 +148,7 @@ def module_file(mod):
     return f
 
 
-def _same_file(a, b, cache):
+def _same_file(a: str, b: str, cache: FileCache) -> bool:
     if a == b:
         return True
     key = (a, b)
@@ -157,12 +162,13 @@ def _same_file(a, b, cache):
     return hit
 
 
-def _defined_here(func, filename, cache):
+def _defined_here(func: types.FunctionType, filename: str, cache: FileCache) -> bool:
     code = func.__code__
     return code.co_name != "<lambda>" and _same_file(code.co_filename, filename, cache)
 
 
-def _class_functions(cls, prefix, filename, out, seen, cache, depth=0):
+def _class_functions(cls: type, prefix: str, filename: str, out: Found, seen: Set[int], cache: FileCache,
+                     depth: int = 0) -> None:
     if depth > 20 or id(cls) in seen:
         return
     seen.add(id(cls))
@@ -186,7 +192,7 @@ def _class_functions(cls, prefix, filename, out, seen, cache, depth=0):
                 out.append((n, f))
 
 
-def module_functions(mod, modname, out, seen, cache):
+def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[int], cache: FileCache) -> None:
     """Functions and methods defined in `mod` (its own source file)."""
     filename = module_file(mod)
     if not filename:
@@ -212,7 +218,7 @@ def module_functions(mod, modname, out, seen, cache):
                 out.append((n, f))
 
 
-def resolve_pattern(pattern):
+def resolve_pattern(pattern: str) -> Found:
     """[(qualified_name, function)] for a name or pattern; LuError if none match.
 
     `pkg.mod.func`, `pkg.mod.Class.meth` (a property gives `.fget`/`.fset`/
@@ -224,9 +230,9 @@ def resolve_pattern(pattern):
     if not isinstance(pattern, str):
         raise LuError("a target must be a dotted name string, not %s" % type(pattern).__name__)
     pattern = pattern.strip()
-    out = []
-    seen = set()
-    cache = {}
+    out: Found = []
+    seen: Set[int] = set()
+    cache: FileCache = {}
     if pattern.endswith((".**", ".*")):
         deep = pattern.endswith(".**")
         base = pattern[:-3] if deep else pattern[:-2]
@@ -242,8 +248,8 @@ def resolve_pattern(pattern):
                     if name.startswith(prefix) and isinstance(mod, types.ModuleType):
                         module_functions(mod, name, out, seen, cache)
         elif isinstance(obj, type):
-            mod = sys.modules.get(obj.__module__)
-            filename = module_file(mod) if mod is not None else None
+            home = sys.modules.get(obj.__module__)
+            filename = module_file(home) if home is not None else None
             if filename:
                 _class_functions(obj, base, filename, out, seen, cache)
         else:

@@ -20,8 +20,8 @@ import os
 import sys
 import tokenize
 from dataclasses import dataclass
-from types import CodeType
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from types import CodeType, FunctionType
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, TypeVar, Union, cast
 
 from ..errors import LuError
 
@@ -37,16 +37,31 @@ KIND_FLAGS = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 
 FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+SCOPE_STMTS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)  # the scopes a statement list can hold
+
+FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]   # a def, the node a function's code is compiled from
+StatementLines = Tuple[Set[int], Dict[int, str]]          # (own, nested): see statement_lines
+_Tree = TypeVar("_Tree")
+_Node = TypeVar("_Node", bound=ast.AST)
+_Placed = TypeVar("_Placed", bound=Union[ast.stmt, ast.expr, ast.alias])
 
 _tree_cache: Dict[str, SourceFile] = {}
 
 
-def code_qualname(func):
-    code = func.__code__
-    return code.co_qualname if PY311 else func.__qualname__
+def code_qualname(func: FunctionType) -> str:
+    if sys.version_info >= (3, 11):
+        return func.__code__.co_qualname
+    return func.__qualname__
 
 
-def _linetable(code):
+def _co_qualname(code: CodeType) -> Optional[str]:
+    """code.co_qualname (3.11+), None before."""
+    if sys.version_info >= (3, 11):
+        return code.co_qualname
+    return None
+
+
+def _linetable(code: CodeType) -> bytes:
     table = getattr(code, "co_linetable", None)
     return table if table is not None else code.co_lnotab
 
@@ -57,7 +72,7 @@ class SourceFile(NamedTuple):
     stamp: Tuple[Any, ...]
     lines: List[str]
     tree: ast.Module
-    defs: Dict[Tuple[str, int], ast.AST]  # (name, line) -> def node, by decorator line and `def` line
+    defs: Dict[Tuple[str, int], FuncNode]  # (name, line) -> def node, by decorator line and `def` line
     imports: Tuple[str, ...]              # names bound by module-level imports
 
 
@@ -67,7 +82,7 @@ def read_source(filename: str) -> SourceFile:
         st = os.stat(filename)
     except OSError:
         st = None
-    text = None
+    text: Optional[str] = None
     if st is None:
         # Not on disk: maybe a patch file registered in linecache by apply_patch.
         entry = linecache.cache.get(filename)
@@ -92,7 +107,7 @@ def read_source(filename: str) -> SourceFile:
     except SyntaxError as e:
         raise LuError("%s:%s: the source file does not parse (edited since the process loaded it?): %s"
                       % (filename, e.lineno, e.msg))
-    defs: Dict[Tuple[str, int], ast.AST] = {}
+    defs: Dict[Tuple[str, int], FuncNode] = {}
     stack: List[ast.AST] = list(tree.body)
     while stack:  # statements only: a def is always a statement
         node = stack.pop()
@@ -109,15 +124,15 @@ def read_source(filename: str) -> SourceFile:
     return result
 
 
-def _top_level_imports(tree):
+def _top_level_imports(tree: ast.Module) -> Tuple[str, ...]:
     """Names bound by import statements in the module scope.
 
     CPython 3.11 compiles `mod.attr(...)` differently when `mod` was imported
     at module level, so the synthetic module repeats those imports (they are
     compiled, never run).
     """
-    names = set()
-    stack = list(tree.body)
+    names: Set[str] = set()
+    stack: List[ast.AST] = list(tree.body)
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -130,22 +145,22 @@ def _top_level_imports(tree):
     return tuple(sorted(names))
 
 
-def imports_of(filename):
+def imports_of(filename: str) -> Tuple[str, ...]:
     try:
         return read_source(filename).imports
     except LuError:
         return ()
 
 
-def find_def(filename, name, firstlineno):
+def find_def(filename: str, name: str, firstlineno: int) -> Optional[FuncNode]:
     """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno."""
     return read_source(filename).defs.get((name, firstlineno))
 
 
-def clone(node):
+def clone(node: _Tree) -> _Tree:
     """A deep copy of an ast tree (much faster than copy.deepcopy)."""
     if isinstance(node, list):
-        return [clone(x) for x in node]
+        return cast(_Tree, [clone(x) for x in node])
     if not isinstance(node, ast.AST):
         return node
     cls = node.__class__
@@ -161,7 +176,7 @@ def clone(node):
     return new
 
 
-def _loc(node, like):
+def _loc(node: _Placed, like: ast.stmt) -> _Placed:
     node.lineno = like.lineno
     node.col_offset = 0
     node.end_lineno = like.lineno
@@ -169,35 +184,37 @@ def _loc(node, like):
     return node
 
 
-def _with_type_params(cls, **fields):
+def _with_type_params(cls: Type[_Node], **fields: Any) -> _Node:
     if "type_params" in cls._fields:
         fields["type_params"] = []
     return cls(**fields)
 
 
-def _empty_args():
+def _empty_args() -> ast.arguments:
     return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
                          kwarg=None, defaults=[])
 
 
-def _import_stmts(imports, like):
+def _import_stmts(imports: Sequence[str], like: ast.stmt) -> List[ast.stmt]:
     if not imports:
         return []
     stmt = ast.Import(names=[ast.alias(name="_", asname=n) for n in imports])
-    for n in ast.walk(stmt):
-        if "lineno" in n._attributes:
-            _loc(n, like)
+    _loc(stmt, like)
+    for alias in stmt.names:  # the statement's only other nodes; positioned on 3.10+
+        if "lineno" in alias._attributes:
+            _loc(alias, like)
     return [stmt]
 
 
-def compile_in_scope(fnode, qualname, freevars, filename, flags, imports=None):
+def compile_in_scope(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
+                     imports: Optional[Tuple[str, ...]] = None) -> CodeType:
     """Compile a FunctionDef node as if at `qualname`; return its code object.
 
     `fnode` is used as is (not copied); its decorators only fix co_firstlineno
     (the synthetic module is never run).
     """
     parts = qualname.split(".")
-    chain = []
+    chain: List[Tuple[str, str]] = []
     i = 0
     while i < len(parts) - 1:
         part = parts[i]
@@ -213,9 +230,10 @@ def compile_in_scope(fnode, qualname, freevars, filename, flags, imports=None):
     cells = [v for v in freevars if not (v == "__class__" and has_class)]
     if cells and not any(kind == "def" for kind, _ in chain):
         return _compile_fallback(fnode, qualname, freevars, filename, flags, imports)
-    inner = [fnode]
+    inner: List[ast.stmt] = [fnode]
     innermost_def = True
     for kind, name in reversed(chain):
+        node: ast.stmt
         if kind == "def":
             body = inner
             if innermost_def:
@@ -239,11 +257,12 @@ def compile_in_scope(fnode, qualname, freevars, filename, flags, imports=None):
     return target
 
 
-def _compile_fallback(fnode, qualname, freevars, filename, flags, imports):
+def _compile_fallback(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
+                      imports: Optional[Tuple[str, ...]]) -> CodeType:
     """Scopes the qualified name cannot describe: one wrapper def holding every cell."""
     cells = list(freevars)
-    body = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
-                            value=_loc(ast.Constant(value=None), fnode)), fnode) for v in cells]
+    body: List[ast.stmt] = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
+                                            value=_loc(ast.Constant(value=None), fnode)), fnode) for v in cells]
     wrapper = _loc(_with_type_params(ast.FunctionDef, name="__lu_scope__", args=_empty_args(),
                                      body=body + [fnode], decorator_list=[], returns=None,
                                      type_comment=None), fnode)
@@ -252,24 +271,26 @@ def _compile_fallback(fnode, qualname, freevars, filename, flags, imports):
     code = compile(ast.Module(body=_import_stmts(imports, fnode) + [wrapper], type_ignores=[]), filename, "exec",
                    flags=flags & FUTURE_MASK, dont_inherit=True)
     target = _find_code(code, fnode.name, None)
-    if PY311:
+    if target is None:  # pragma: no cover - defensive
+        raise LuError("internal: compiled code for %s not found" % qualname)
+    if sys.version_info >= (3, 11):
         target = target.replace(co_qualname=qualname)
     return target
 
 
-def _find_code(code, name, qualname):
+def _find_code(code: CodeType, name: str, qualname: Optional[str]) -> Optional[CodeType]:
     stack = [code]
     while stack:
         c = stack.pop()
         for const in c.co_consts:
             if isinstance(const, type(code)):
-                if const.co_name == name and (qualname is None or not PY311 or const.co_qualname == qualname):
+                if const.co_name == name and (qualname is None or not PY311 or _co_qualname(const) == qualname):
                     return const
                 stack.append(const)
     return None
 
 
-def _const_key(value):
+def _const_key(value: object) -> Tuple[object, object]:
     if isinstance(value, tuple):
         return ("tuple", tuple(_const_key(v) for v in value))
     if isinstance(value, frozenset):
@@ -279,7 +300,7 @@ def _const_key(value):
     return (type(value), value)
 
 
-def same_code(a, b):
+def same_code(a: CodeType, b: CodeType) -> bool:
     """Do two code objects do the same thing at the same lines?"""
     if a is b:
         return True
@@ -291,7 +312,7 @@ def same_code(a, b):
             or a.co_firstlineno != b.co_firstlineno or a.co_name != b.co_name
             or _linetable(a) != _linetable(b) or len(a.co_consts) != len(b.co_consts)):
         return False
-    if PY311 and a.co_exceptiontable != b.co_exceptiontable:
+    if sys.version_info >= (3, 11) and a.co_exceptiontable != b.co_exceptiontable:
         return False
     code_type = type(a)
     for x, y in zip(a.co_consts, b.co_consts):
@@ -314,7 +335,7 @@ class Body:
     a patch file's body.
     """
 
-    node: Optional[ast.AST]
+    node: Optional[FuncNode]
     filename: str
     flags: int
     code: CodeType
@@ -323,7 +344,7 @@ class Body:
     annotations: Optional[Dict[str, Any]] = None
     doc: Optional[str] = None
     label: str = ""
-    lines: Optional[Tuple[Any, Any]] = None   # statement lines, computed on demand
+    lines: Optional[StatementLines] = None   # statement lines, computed on demand
     moved_from: Optional[Tuple[Body, int]] = None
     from_file: Optional[str] = None
 
@@ -334,7 +355,7 @@ class Body:
                     doc=self.doc, label=label, moved_from=(self, delta), from_file=self.from_file)
 
 
-def shift_code(code, delta):
+def shift_code(code: CodeType, delta: int) -> CodeType:
     """`code` moved by `delta` lines (and every code object nested in it).
 
     Line tables are relative to co_firstlineno on 3.8+, so only the first
@@ -350,7 +371,7 @@ def shift_code(code, delta):
     return code.replace(co_firstlineno=code.co_firstlineno + delta)
 
 
-def original_node(code, qualname, name):
+def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
     """The verified ast node of `code`'s source; LuError when unavailable or stale."""
     filename = code.co_filename
     if code.co_name == "<lambda>":
@@ -373,14 +394,14 @@ def original_node(code, qualname, name):
     return node
 
 
-def statement_lines(fnode):
+def statement_lines(fnode: FuncNode) -> StatementLines:
     """(own, nested): statement start lines directly in fnode, and lines of nested scopes."""
-    own = set()
-    nested = {}
+    own: Set[int] = set()
+    nested: Dict[int, str] = {}
 
-    def walk(stmts):
+    def walk(stmts: List[ast.stmt]) -> None:
         for s in stmts:
-            if isinstance(s, SCOPE_NODES):
+            if isinstance(s, SCOPE_STMTS):
                 first = s.decorator_list[0].lineno if getattr(s, "decorator_list", None) else s.lineno
                 for ln in range(first, (s.end_lineno or s.lineno) + 1):
                     nested.setdefault(ln, s.name)
@@ -394,9 +415,9 @@ def statement_lines(fnode):
     return own, nested
 
 
-def stmt_list_fields(node):
+def stmt_list_fields(node: ast.AST) -> List[List[ast.stmt]]:
     """Every list of statements directly held by a (non-scope) statement node."""
-    out = []
+    out: List[List[ast.stmt]] = []
     for name in ("body", "orelse", "finalbody"):
         value = getattr(node, name, None)
         if isinstance(value, list) and value and isinstance(value[0], ast.stmt):

@@ -132,6 +132,7 @@ class Transaction:
                            and key.startswith("__main__."))) else modname + "." + key
             parent, attr, obj = resolve.resolve_object(full)
             if obj is resolve._MISSING:
+                assert attr is not None  # resolve_object names the attribute it did not find
                 added, copied = effects.new_name(rec, module, parent, attr, full, new, where)
                 self.add_effect(added)
                 self.add_effect(copied)
@@ -149,7 +150,7 @@ class Transaction:
     # -- committing -----------------------------------------------------------------
     def plans(self) -> List[Tuple[FunctionState, List[Layer], types.CodeType, Body]]:
         """What every changed function will run (all of it compiled before anything changes)."""
-        plans = []
+        plans: List[Tuple[FunctionState, List[Layer], types.CodeType, Body]] = []
         for key, st in self.work.items():
             layers = self.layers[key]
             if st.func.__code__ is not st.current:
@@ -183,6 +184,7 @@ def check_lines(st: FunctionState, body: Body, name: str, line_points: List[Tupl
     """Every line point names a statement directly in the function (one clear error otherwise)."""
     own, nested = st.lines_of(body)
     node = body.node
+    assert node is not None  # lines_of read it (or raised)
     first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
     last = node.end_lineno or node.lineno
     for _kind, number in line_points:
@@ -201,20 +203,31 @@ def pair_targets(full: str, obj: Any, new: Any) -> List[Tuple[str, types.Functio
     """(target name, running function, new function) for one key of a Redefine."""
     if isinstance(obj, property):
         if isinstance(new, property):
-            pairs = []
+            pairs: List[Tuple[str, types.FunctionType, types.FunctionType]] = []
             for accessor in resolve.ACCESSORS:
                 target, replacement = getattr(obj, accessor), getattr(new, accessor)
                 if replacement is None:
                     continue
                 if target is None:
                     raise LuError("%s has no %s to redefine" % (full, accessor))
-                pairs.append((full + "." + accessor, resolve.unwrap(target), resolve.unwrap(replacement)))
+                named = full + "." + accessor
+                pairs.append((named, _accessor_function(target, named), bodies.unwrap_new(replacement, named)))
             return pairs
-        targets = [(full + ".fget", resolve.unwrap(obj.fget))]
+        if obj.fget is None:
+            raise LuError("%s has no fget to redefine" % full)
+        targets = [(full + ".fget", _accessor_function(obj.fget, full + ".fget"))]
     else:
         targets = resolve.functions_of(obj, full)
     nfunc = bodies.unwrap_new(new, full)
     return [(name, func, nfunc) for name, func in targets]
+
+
+def _accessor_function(accessor: Any, name: str) -> types.FunctionType:
+    """The Python function a property's accessor runs (LuError for a builtin one)."""
+    func = resolve.unwrap(accessor)
+    if func is None:
+        raise LuError("%s is not a Python function (it is a %s object)" % (name, type(accessor).__name__))
+    return func
 
 
 def effective(st: FunctionState, layers: List[Layer]) -> Tuple[types.CodeType, Body]:

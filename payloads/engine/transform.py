@@ -36,9 +36,23 @@ import ast
 import builtins
 import itertools
 import os
+from types import CodeType
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from . import timer as timer_layout
-from .source import CO_ITERABLE_COROUTINE, SCOPE_NODES, clone, compile_in_scope, stmt_list_fields
+from .points import Want
+from .records import FuncInfo, UpdateRecord
+from .source import (
+    CO_ITERABLE_COROUTINE,
+    SCOPE_NODES,
+    SCOPE_STMTS,
+    Body,
+    FuncNode,
+    clone,
+    compile_in_scope,
+    stmt_list_fields,
+)
+from .timer import CallTimer
 
 _counter = itertools.count()
 _EXC = Exception
@@ -47,18 +61,27 @@ _locals = builtins.locals
 RV, EXC_NAME, E_NAME, V_NAME = "__lu_rv__", "__lu_x__", "__lu_e__", "__lu_v__"
 INTERNAL = (RV, EXC_NAME, E_NAME, V_NAME)
 
+Hook = Callable[..., Any]
+ValueHook = Tuple[Hook, Want, UpdateRecord]   # (hook, the values it wants, the record its failures count in)
+PlainHook = Tuple[Hook, UpdateRecord]         # (hook, rec)
+Picker = Callable[[Dict[str, Any]], Dict[str, Any]]
+Passthrough = Callable[[Any], Any]
+_Located = TypeVar("_Located", bound=ast.AST)
+# The kinds of node lu builds (or takes from a template) and gives a position.
+_POSITIONED = (ast.stmt, ast.expr, ast.excepthandler)
 
-def snapshot(d):
+
+def snapshot(d: Dict[str, Any]) -> Dict[str, Any]:
     """A copy of a locals() dict without lu's own variables."""
     return {k: v for k, v in d.items() if not (k.startswith("__lu_") and k.endswith("__"))}
 
 
-def make_picker(names, globals_dict):
+def make_picker(names: Sequence[str], globals_dict: Dict[str, Any]) -> Picker:
     """Fallback capture of named variables when some are unbound: skip those."""
     paths = [(n, n.split(".")) for n in names]
     missing = object()
 
-    def pick(local_dict):
+    def pick(local_dict: Dict[str, Any]) -> Dict[str, Any]:
         out = {}
         for name, path in paths:
             value = local_dict.get(path[0], missing)
@@ -79,13 +102,13 @@ def make_picker(names, globals_dict):
     return pick
 
 
-def make_passthrough(entries, info):
+def make_passthrough(entries: Iterable[PlainHook], info: FuncInfo) -> Passthrough:
     """Suspend/resume helper: call each (hook, rec) with info, return the value."""
     entries = tuple(entries)
     if len(entries) == 1:
         (hook, rec), = entries
 
-        def passthrough(value):
+        def passthrough(value: Any) -> Any:
             try:
                 hook(info)
             except Exception:
@@ -93,7 +116,7 @@ def make_passthrough(entries, info):
             return value
         return passthrough
 
-    def passthrough_many(value):
+    def passthrough_many(value: Any) -> Any:
         for hook, rec in entries:
             try:
                 hook(info)
@@ -106,33 +129,33 @@ def make_passthrough(entries, info):
 class Plan:
     """Hooks to weave into one body, gathered from every instrument layer in order."""
 
-    def __init__(self):
-        self.before = []        # (hook, want, rec)
-        self.after = []         # (hook, rec), already in call order
-        self.line_before = {}   # line -> [(hook, want, rec)]
-        self.line_after = {}
-        self.suspend = []       # (hook, rec)
-        self.resume = []
-        self.timers = []        # (timer, rec): inline call-tree timers, outermost
+    def __init__(self) -> None:
+        self.before: List[ValueHook] = []                # (hook, want, rec)
+        self.after: List[PlainHook] = []                 # (hook, rec), already in call order
+        self.line_before: Dict[int, List[ValueHook]] = {}  # line -> [(hook, want, rec)]
+        self.line_after: Dict[int, List[ValueHook]] = {}
+        self.suspend: List[PlainHook] = []               # (hook, rec)
+        self.resume: List[PlainHook] = []
+        self.timers: List[Tuple[CallTimer, UpdateRecord]] = []  # (timer, rec): inline call-tree timers, outermost
 
-    def empty(self):
+    def empty(self) -> bool:
         return not (self.before or self.after or self.line_before or self.line_after
                     or self.suspend or self.resume or self.timers)
 
 
 class _Builder:
-    def __init__(self, fnode, plan, info, globals_dict):
+    def __init__(self, fnode: FuncNode, plan: Plan, info: FuncInfo, globals_dict: Dict[str, Any]) -> None:
         self.plan = plan
         self.info = info
         self.globals = globals_dict
-        self.consts = {}
-        self.by_id = {}
+        self.consts: Dict[str, object] = {}   # placeholder -> the object it stands for
+        self.by_id: Dict[int, str] = {}       # id(object) -> its placeholder
         self.nonce = "\x00lu%d:%d\x00" % (os.getpid(), next(_counter))
         self.fnode = fnode
         self.is_async_gen = False
 
     # -- constants -------------------------------------------------------------
-    def const(self, obj):
+    def const(self, obj: object) -> ast.Constant:
         key = id(obj)
         ph = self.by_id.get(key)
         if ph is None:
@@ -141,37 +164,38 @@ class _Builder:
             self.by_id[key] = ph
         return ast.Constant(value=ph)
 
-    def callee(self, obj):
+    def callee(self, obj: object) -> ast.IfExp:
         return ast.IfExp(test=ast.Constant(value=True), body=self.const(obj), orelse=ast.Constant(value=None))
 
-    def call(self, obj, args):
+    def call(self, obj: object, args: List[ast.expr]) -> ast.Call:
         return ast.Call(func=self.callee(obj), args=args, keywords=[])
 
     # -- statements ------------------------------------------------------------
-    def guarded(self, stmts, rec):
+    def guarded(self, stmts: List[ast.stmt], rec: UpdateRecord) -> ast.Try:
         return ast.Try(body=stmts, handlers=[ast.ExceptHandler(
             type=self.const(_EXC), name=None,
             body=[ast.Expr(value=ast.Call(func=ast.Attribute(value=self.const(rec), attr="failed",
                                                              ctx=ast.Load()), args=[], keywords=[]))])],
             orelse=[], finalbody=[])
 
-    def capture(self, want, default_names):
+    def capture(self, want: Union[str, Tuple[str, ...]],
+                default_names: Optional[List[str]]) -> Tuple[List[ast.stmt], ast.expr]:
         """(setup statements, expression) giving the dict a hook asked for."""
         if want == "all":
             if default_names is None:
                 return [], self.call(snapshot, [self.call(_locals, [])])
             return [], ast.Dict(keys=[ast.Constant(value=n) for n in default_names],
                                 values=[ast.Name(id=n, ctx=ast.Load()) for n in default_names])
-        exprs = []
+        exprs: List[ast.expr] = []
         for n in want:
             parts = n.split(".")
-            e = ast.Name(id=parts[0], ctx=ast.Load())
+            e: ast.expr = ast.Name(id=parts[0], ctx=ast.Load())
             for p in parts[1:]:
                 e = ast.Attribute(value=e, attr=p, ctx=ast.Load())
             exprs.append(e)
         direct = ast.Dict(keys=[ast.Constant(value=n) for n in want], values=exprs)
         picker = make_picker(want, self.globals)
-        setup = [ast.Try(
+        setup: List[ast.stmt] = [ast.Try(
             body=[ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())], value=direct)],
             handlers=[ast.ExceptHandler(type=self.const(_EXC), name=None, body=[
                 ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
@@ -179,7 +203,8 @@ class _Builder:
             orelse=[], finalbody=[])]
         return setup, ast.Name(id=V_NAME, ctx=ast.Load())
 
-    def hook_call(self, hook, want, rec, lead_args, default_names):
+    def hook_call(self, hook: Hook, want: Want, rec: UpdateRecord, lead_args: List[ast.expr],
+                  default_names: Optional[List[str]]) -> ast.Try:
         info = self.const(self.info)
         if want is None:
             return self.guarded([ast.Expr(value=self.call(hook, [info] + lead_args))], rec)
@@ -190,8 +215,8 @@ class _Builder:
                                     value=ast.Constant(value=None)))
         return self.guarded(stmts, rec)
 
-    def line_hooks(self, table, line, at):
-        out = []
+    def line_hooks(self, table: Dict[int, List[ValueHook]], line: int, at: ast.stmt) -> List[ast.stmt]:
+        out: List[ast.stmt] = []
         for hook, want, rec in table.get(line, ()):
             out.append(self.hook_call(hook, want, rec, [ast.Constant(value=line)], None))
         for s in out:
@@ -199,7 +224,7 @@ class _Builder:
         return out
 
     # -- rewriting -------------------------------------------------------------
-    def rewrite_return(self, ret, want_rv):
+    def rewrite_return(self, ret: ast.Return, want_rv: bool) -> List[ast.stmt]:
         after = self.line_hooks(self.plan.line_after, ret.lineno, ret) if ret.lineno in self.plan.line_after else []
         if not want_rv and not after:
             return [ret]
@@ -208,11 +233,11 @@ class _Builder:
         new_ret = _locate(ast.Return(value=None if self.is_async_gen else ast.Name(id=RV, ctx=ast.Load())), ret)
         return [assign] + after + [new_ret]
 
-    def rewrite_list(self, stmts, want_rv, outer_line=None):
-        out = []
+    def rewrite_list(self, stmts: List[ast.stmt], want_rv: bool, outer_line: Optional[int] = None) -> List[ast.stmt]:
+        out: List[ast.stmt] = []
         plan = self.plan
         for s in stmts:
-            if isinstance(s, SCOPE_NODES):
+            if isinstance(s, SCOPE_STMTS):
                 first = s.decorator_list[0].lineno if s.decorator_list else s.lineno
                 if first in plan.line_before and first != outer_line:
                     out.extend(self.line_hooks(plan.line_before, first, s))
@@ -238,7 +263,7 @@ class _Builder:
                 out.extend(self.line_hooks(plan.line_after, s.lineno, s))
         return out
 
-    def timer_hooks_for_suspendable(self):
+    def timer_hooks_for_suspendable(self) -> None:
         """Generators and coroutines are timed per resumption, through the timer's hooks."""
         plan = self.plan
         for timer, rec in reversed(plan.timers):
@@ -248,7 +273,7 @@ class _Builder:
             plan.resume.insert(0, (timer.resume, rec))
         plan.timers = []
 
-    def wrap_in_timers(self, body, first):
+    def wrap_in_timers(self, body: List[ast.stmt], first: ast.stmt) -> List[ast.stmt]:
         """Inline the call-tree timers around the whole body (plain functions).
 
         A profiled call then costs no Python-level hook call: the entry finds
@@ -259,17 +284,19 @@ class _Builder:
         for index, (timer, rec) in reversed(list(enumerate(self.plan.timers))):
             tree, node = "__lu_tt%d__" % index, "__lu_tn%d__" % index
             names = {"TREE": tree, "NODE": node}
-            consts = {"LOCAL": timer.local, "INFO": self.info, "ATTRERR": AttributeError, "EXC": _EXC, "REC": rec}
-            calls = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child, "CLOCK": timer.clock}
-            enter = _template(_TIMER_ENTER, names, consts, calls, self)
-            leave = _template(_TIMER_LEAVE, names, consts, calls, self)
+            consts: Dict[str, object] = {"LOCAL": timer.local, "INFO": self.info, "ATTRERR": AttributeError,
+                                         "EXC": _EXC, "REC": rec}
+            calls: Dict[str, object] = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child,
+                                        "CLOCK": timer.clock}
+            enter = _template(_TIMER_ENTER, names, consts, calls, self, first)
+            leave = _template(_TIMER_LEAVE, names, consts, calls, self, first)
             wrapper = ast.Try(body=body, handlers=[], orelse=[], finalbody=leave)
             body = enter + [wrapper]
             for s in body:
                 _locate(s, first)
         return body
 
-    def build(self):
+    def build(self) -> FuncNode:
         f = self.fnode
         plan = self.plan
         if plan.timers and (isinstance(f, ast.AsyncFunctionDef) or _contains_yield(f)):
@@ -279,7 +306,7 @@ class _Builder:
             _YieldRewriter(self).visit_body(f)
         want_rv = bool(plan.after)
         body = list(f.body)
-        doc = []
+        doc: List[ast.stmt] = []
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             doc = [body.pop(0)]
@@ -299,16 +326,17 @@ class _Builder:
                 ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Name(id=E_NAME, ctx=ast.Load())),
                 ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=ast.Constant(value=None)),
                 ast.Raise(exc=None, cause=None)])
-            finals = [self.guarded([ast.Expr(value=self.call(h, [self.const(self.info),
-                                                                ast.Name(id=RV, ctx=ast.Load()),
-                                                                ast.Name(id=EXC_NAME, ctx=ast.Load())]))], r)
-                      for h, r in plan.after]
+            finals: List[ast.stmt] = [
+                self.guarded([ast.Expr(value=self.call(h, [self.const(self.info), ast.Name(id=RV, ctx=ast.Load()),
+                                                           ast.Name(id=EXC_NAME, ctx=ast.Load())]))], r)
+                for h, r in plan.after]
             finals.append(ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Constant(value=None)))
             wrapper = _locate(ast.Try(body=[], handlers=[_locate(handler, last)], orelse=[],
                                       finalbody=[_locate(s, last) for s in finals]), first)
             wrapper.body = body + [fall]
-            init = [_locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)),
-                            first) for n in (RV, EXC_NAME)]
+            init: List[ast.stmt] = [
+                _locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)), first)
+                for n in (RV, EXC_NAME)]
             body = init + before + [wrapper]
         else:
             body = before + body
@@ -347,10 +375,11 @@ if NODE is not None:
 
 
 class _Fill(ast.NodeTransformer):
-    def __init__(self, names, consts, calls, builder):
+    def __init__(self, names: Dict[str, str], consts: Dict[str, object], calls: Dict[str, object],
+                 builder: _Builder) -> None:
         self.names, self.consts, self.calls, self.b = names, consts, calls, builder
 
-    def visit_Name(self, node):
+    def visit_Name(self, node: ast.Name) -> ast.expr:
         if node.id in self.names:
             return ast.copy_location(ast.Name(id=self.names[node.id], ctx=node.ctx), node)
         if node.id in self.consts:
@@ -360,16 +389,17 @@ class _Fill(ast.NodeTransformer):
         return node
 
 
-def _template(text, names, consts, calls, builder):
+def _template(text: str, names: Dict[str, str], consts: Dict[str, object], calls: Dict[str, object],
+              builder: _Builder, like: ast.stmt) -> List[ast.stmt]:
     tree = ast.parse(text)
     tree = _Fill(names, consts, calls, builder).visit(tree)
-    for node in ast.walk(tree):  # positions come from the function (see _locate)
-        if "lineno" in node._attributes:
-            node.lineno = None
-    return tree.body
+    body: List[ast.stmt] = tree.body
+    for s in body:  # positions come from the function, all of them
+        _locate(s, like, force=True)
+    return body
 
 
-def _param_names(args):
+def _param_names(args: ast.arguments) -> List[str]:
     names = [a.arg for a in getattr(args, "posonlyargs", [])] + [a.arg for a in args.args]
     if args.vararg:
         names.append(args.vararg.arg)
@@ -379,10 +409,13 @@ def _param_names(args):
     return names
 
 
-def _locate(node, like):
-    """Give `node` (and children without one) the position of `like`."""
+def _locate(node: _Located, like: ast.stmt, force: bool = False) -> _Located:
+    """Give `node` (and children without one; with `force`, all of them) the position of `like`."""
     for n in ast.walk(node):
-        if "lineno" in n._attributes and getattr(n, "lineno", None) is None:
+        if "lineno" in n._attributes and (force or getattr(n, "lineno", None) is None):
+            # Only nodes lu built lack a position (the parser gives every node one), and
+            # lu builds, and forces on templates, statements, expressions and handlers only.
+            assert isinstance(n, _POSITIONED), n
             n.lineno = like.lineno
             n.col_offset = getattr(like, "col_offset", 0)
             n.end_lineno = getattr(like, "end_lineno", None) or like.lineno
@@ -390,8 +423,8 @@ def _locate(node, like):
     return node
 
 
-def _contains_yield(fnode):
-    stack = list(fnode.body)
+def _contains_yield(fnode: FuncNode) -> bool:
+    stack: List[ast.AST] = list(fnode.body)
     while stack:
         n = stack.pop()
         if isinstance(n, (ast.Yield, ast.YieldFrom)):
@@ -405,21 +438,22 @@ def _contains_yield(fnode):
 class _YieldRewriter(ast.NodeTransformer):
     """`yield v` -> `R(yield S(v))`, same for `yield from` and `await`."""
 
-    def __init__(self, builder):
+    def __init__(self, builder: _Builder) -> None:
         self.b = builder
         info = builder.info
         self.s = make_passthrough([(h, r) for h, r in builder.plan.suspend], info) if builder.plan.suspend else None
         self.r = make_passthrough([(h, r) for h, r in builder.plan.resume], info) if builder.plan.resume else None
 
-    def visit_body(self, fnode):
+    def visit_body(self, fnode: FuncNode) -> None:
         fnode.body = [self.visit(s) for s in fnode.body]
 
-    def _scope(self, node):
+    def _scope(self, node: ast.AST) -> ast.AST:
         return node
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _scope
     visit_GeneratorExp = _scope
 
-    def _wrap(self, node, kind):
+    def _wrap(self, node: Union[ast.Yield, ast.YieldFrom, ast.Await],
+              kind: Union[Type[ast.Yield], Type[ast.YieldFrom], Type[ast.Await]]) -> ast.expr:
         self.generic_visit(node)
         value = node.value if node.value is not None else ast.Constant(value=None)
         if self.s is not None:
@@ -430,20 +464,20 @@ class _YieldRewriter(ast.NodeTransformer):
             return ast.copy_location(self.b.call(self.r, [inner]), node)
         return inner
 
-    def visit_Yield(self, node):
+    def visit_Yield(self, node: ast.Yield) -> ast.expr:
         return self._wrap(node, ast.Yield)
 
-    def visit_YieldFrom(self, node):
+    def visit_YieldFrom(self, node: ast.YieldFrom) -> ast.expr:
         return self._wrap(node, ast.YieldFrom)
 
-    def visit_Await(self, node):
+    def visit_Await(self, node: ast.Await) -> ast.expr:
         return self._wrap(node, ast.Await)
 
 
-def replace_consts(code, mapping):
+def replace_consts(code: CodeType, mapping: Dict[str, object]) -> CodeType:
     code_type = type(code)
     changed = False
-    consts = []
+    consts: List[object] = []
     for c in code.co_consts:
         if type(c) is str and c in mapping:
             c = mapping[c]
@@ -457,8 +491,10 @@ def replace_consts(code, mapping):
     return code.replace(co_consts=tuple(consts)) if changed else code
 
 
-def build_code(body, qualname, freevars, plan, info, globals_dict):
+def build_code(body: Body, qualname: str, freevars: Tuple[str, ...], plan: Plan, info: FuncInfo,
+               globals_dict: Dict[str, Any]) -> CodeType:
     """Instrumented code object for `body` (a source.Body) following `plan`."""
+    assert body.node is not None, "the caller reads the body's node first (FunctionState.node_of)"
     fnode = clone(body.node)
     builder = _Builder(fnode, plan, info, globals_dict)
     builder.build()

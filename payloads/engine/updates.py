@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import LuError
 from . import resolve
 from .points import Points, describe_targets
+from .source import FuncNode
 
 Target = Union[str, Callable[..., Any]]
 
@@ -38,8 +39,8 @@ class Instrument:
     def __init__(self, targets: Union[Target, Iterable[Target]], points: Any,
                  description: Optional[str] = None) -> None:
         if isinstance(targets, (str, types.FunctionType)) or not hasattr(targets, "__iter__"):
-            targets = [targets]  # type: ignore[list-item]
-        self.targets: List[Target] = list(targets)  # type: ignore[arg-type]
+            targets = [targets]
+        self.targets: List[Target] = list(targets)
         if not self.targets:
             raise LuError("Instrument needs at least one target")
         self.points = Points.coerce(points)
@@ -48,7 +49,7 @@ class Instrument:
     def resolve(self) -> List[Tuple[str, types.FunctionType]]:
         """(name, function) for every function the targets match, each once."""
         out: List[Tuple[str, types.FunctionType]] = []
-        seen = set()
+        seen: Set[int] = set()
         for target in self.targets:
             if isinstance(target, str):
                 found = resolve.resolve_pattern(target)
@@ -100,7 +101,7 @@ class NewBody:
 
     name: str
     func: types.FunctionType
-    node: Any
+    node: FuncNode
     code: types.CodeType
     defaults: Optional[Tuple[Any, ...]]
     kwdefaults: Optional[Dict[str, Any]]
@@ -113,7 +114,7 @@ class Moved:
 
     name: str
     func: types.FunctionType
-    node: Any
+    node: FuncNode
     firstlineno: int
 
 
