@@ -15,17 +15,17 @@ import select
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from lu_payloads import protocol
 
-from .errors import AgentGone, LuAttachError, NotTheTarget
-
-if TYPE_CHECKING:
-    from .runtime import TargetProcess
+from .errors import AgentBusy, AgentGone, LuAttachError, NotTheTarget
+from .runtime import TargetProcess, connect_socket
 
 HELLO_TIMEOUT = 10.0
+BUSY_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,18 @@ class AgentClient:
             except (protocol.ConnectionClosed, protocol.FrameTooLarge, OSError, ValueError, UnicodeDecodeError):
                 raise AgentGone("the connection to the agent was lost; did the target exit?")
             return message if "event" in message else None
+
+
+def open_client(target: TargetProcess, timeout: float = 60.0,
+                on_event: Optional[Callable[[dict], None]] = None) -> AgentClient:
+    """A verified client of the target's agent. AgentAbsent when none listens; AgentBusy when it never accepts."""
+    for attempt in range(BUSY_RETRIES):
+        try:
+            sock = connect_socket(target, timeout=min(timeout, 5.0))
+        except AgentBusy:
+            if attempt == BUSY_RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+            continue
+        return AgentClient(sock, timeout=timeout, on_event=on_event, expect=target)
+    raise AgentBusy("the agent of process %d does not accept connections" % target.pid)

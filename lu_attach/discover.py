@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from . import safefs
-from .symbols import Mapping, _base_of, _dynamic_symbols, read_maps
+from .symbols import Mapping, base_of, dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
 
@@ -35,7 +35,7 @@ class PythonProcess:
     pid: int
     user: str
     python: str  # "3.11.7", or "3.11" when only the minor version could be told
-    agent: bool
+    agent: bool  # an agent answers in it (filled in by session.list_processes)
     cmdline: str
     exe: str = ""
     uid: int = -1
@@ -65,7 +65,7 @@ def _elf_python_symbols(path: str, stamp: Tuple[int, int, float]) -> Optional[Sy
     """
     try:
         found: SymbolOffsets = {name: (offset, 0) for name, offset in
-                 _dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()}
+                 dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()}
     except (OSError, ELFError, ValueError, safefs.UnsafePath):
         return None
     except Exception:  # a malformed image (its user controls it): not a Python lu can read
@@ -180,7 +180,7 @@ def interpreter_image(pid: int) -> InterpreterImage:
 def read_version(pid: int, image: InterpreterImage) -> Optional[str]:
     """The version of the CPython in image: from Py_Version (3.11+), its version buffer, or its file name."""
     path, found = image.path or "", image.symbols
-    base = _base_of(image.maps, path)
+    base = base_of(image.maps, path)
     if base is not None and "Py_Version" in found:
         raw = _read(pid, base + found["Py_Version"][0], 4)
         if raw and len(raw) == 4:
@@ -203,11 +203,8 @@ def read_version(pid: int, image: InterpreterImage) -> Optional[str]:
     return None
 
 
-def inspect_process(pid: int, probe_agent: bool = True) -> Optional[PythonProcess]:
-    """A PythonProcess for pid, or None when it runs no CPython we can read.
-
-    `probe_agent` also asks whether an agent answers, as this very process.
-    """
+def inspect_process(pid: int) -> Optional[PythonProcess]:
+    """A PythonProcess for pid, or None when it runs no CPython we can read (its agent is session.py's concern)."""
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -227,13 +224,8 @@ def inspect_process(pid: int, probe_agent: bool = True) -> Optional[PythonProces
     if not path:
         return None
     version = read_version(pid, image) or "unknown"
-    sock = None
-    if probe_agent:
-        from .session import agent_socket
-        sock = agent_socket(pid)
-    return PythonProcess(pid=pid, user=user, python=version, agent=sock is not None, cmdline=cmdline,
-                         exe=exe, uid=uid, interpreter_path=path,
-                         static=not _LIBPYTHON.search(os.path.basename(path)), agent_socket=sock)
+    return PythonProcess(pid=pid, user=user, python=version, agent=False, cmdline=cmdline,
+                         exe=exe, uid=uid, interpreter_path=path, static=not _LIBPYTHON.search(os.path.basename(path)))
 
 
 def python_processes() -> List[PythonProcess]:

@@ -47,6 +47,7 @@ import psutil
 from lu_payloads import paths
 
 from . import discover, ptrace, sigframe, staging, thread_call, threads
+from .client import open_client
 from .errors import AgentAbsent, AgentBusy, LuAttachError
 from .native_helper import READY, entry_offset, helper_library
 from .runtime import TargetProcess, process_gone
@@ -104,7 +105,7 @@ def check_target(pid: int) -> discover.PythonProcess:
             user = str(owner)
         raise LuAttachError("process %d belongs to user %s: run lu as %s or as root" % (pid, user, user))
     try:
-        found = discover.inspect_process(pid, probe_agent=False)
+        found = discover.inspect_process(pid)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise LuAttachError("process %d: permission denied reading its memory map; run lu as its user or root"
@@ -468,7 +469,6 @@ def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
 
 def _agent_socket(target: TargetProcess) -> Optional[str]:
     """The host path of a running agent's socket, if one answers as this very process."""
-    from .session import open_client
     try:
         with open_client(target, timeout=10.0):
             pass

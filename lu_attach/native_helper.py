@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 from .errors import LuAttachError
+from .symbols import dynamic_symbols
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "native", "lu_spawn.c")
@@ -51,8 +52,7 @@ def helper_library() -> str:
 @functools.lru_cache(maxsize=8)
 def entry_offset(library: str, name: str = ENTRY) -> int:
     """Offset of `lu_spawn_start` (or of another exported symbol) from the library's load base."""
-    from .symbols import _dynamic_symbols
-    offsets = _dynamic_symbols(library, [name])
+    offsets = dynamic_symbols(library, [name])
     if name not in offsets:
         raise LuAttachError("lu's helper library %s has no %s; rebuild lu (pip install -e .)" % (library, name))
     return offsets[name]

@@ -8,19 +8,18 @@ second injection would only stall the target for nothing).
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, Optional
+import dataclasses
+from typing import Callable, List, Optional
 
 import psutil
 
 from lu_payloads import paths
 
 from . import discover
-from .client import AgentClient
+from .client import AgentClient, open_client
 from .errors import AgentAbsent, AgentBusy, LuAttachError
-from .runtime import TargetProcess, connect_socket
-
-BUSY_RETRIES = 5
+from .inject import inject
+from .runtime import TargetProcess
 
 
 def target_of(pid: int) -> TargetProcess:
@@ -36,21 +35,6 @@ def target_of(pid: int) -> TargetProcess:
     return TargetProcess.of(pid)
 
 
-def open_client(target: TargetProcess, timeout: float = 60.0,
-                on_event: Optional[Callable[[dict], None]] = None) -> AgentClient:
-    """A verified client of the target's agent. AgentAbsent when none listens; AgentBusy when it never accepts."""
-    for attempt in range(BUSY_RETRIES):
-        try:
-            sock = connect_socket(target, timeout=min(timeout, 5.0))
-        except AgentBusy:
-            if attempt == BUSY_RETRIES - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-            continue
-        return AgentClient(sock, timeout=timeout, on_event=on_event, expect=target)
-    raise AgentBusy("the agent of process %d does not accept connections" % target.pid)
-
-
 def agent_socket(pid: int) -> Optional[str]:
     """The host path of the socket of an agent that answers as process pid, or None (for `lu ps`)."""
     try:
@@ -64,6 +48,15 @@ def agent_socket(pid: int) -> Optional[str]:
     return target.host_path(paths.socket_path(target.nspid, target.uid))
 
 
+def list_processes() -> List[discover.PythonProcess]:
+    """Every Python process the user may act on, each with whether an agent answers in it (`lu ps`)."""
+    listed = []
+    for process in discover.python_processes():
+        sock = agent_socket(process.pid)
+        listed.append(dataclasses.replace(process, agent=sock is not None, agent_socket=sock))
+    return listed
+
+
 def connect(pid: int, inject_if_needed: bool = False, timeout: float = 10.0, method: str = "ptrace",
             on_event: Optional[Callable[[dict], None]] = None) -> AgentClient:
     """A client for pid's agent. Without inject_if_needed, a missing agent is an error."""
@@ -72,10 +65,9 @@ def connect(pid: int, inject_if_needed: bool = False, timeout: float = 10.0, met
         return open_client(target, on_event=on_event)
     except AgentAbsent:
         if not inject_if_needed:
-            if discover.inspect_process(pid, probe_agent=False) is None:
+            if discover.inspect_process(pid) is None:
                 raise LuAttachError("process %d is not a Python process" % pid)
             raise LuAttachError("no lu agent runs in process %d: run `lu inject %d` (or `lu attach %d`) first"
                                 % (pid, pid, pid))
-    from .inject import inject
     inject(pid, timeout=timeout, method=method)
     return open_client(target, on_event=on_event)

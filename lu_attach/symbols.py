@@ -40,18 +40,18 @@ def read_maps(pid: int) -> List[Mapping]:
     return mappings
 
 
-def _base_of(mappings: Iterable[Mapping], path: str) -> Optional[int]:
+def base_of(mappings: Iterable[Mapping], path: str) -> Optional[int]:
     """Load base of a mapped ELF: its lowest mapping (file offset 0)."""
     starts = [m.start - m.offset for m in mappings if m.path == path and m.offset == 0]
     return min(starts) if starts else None
 
 
-def _dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = False) -> Dict[str, int]:
+def dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = False) -> Dict[str, int]:
     """Offsets (from the load base) of exported functions, found through the GNU hash table."""
-    return {name: offset for name, (offset, _) in _dynamic_symbol_ranges(elf_path, names, full_scan).items()}
+    return {name: offset for name, (offset, _) in dynamic_symbol_ranges(elf_path, names, full_scan).items()}
 
 
-def _dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
+def dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
                            full_scan: bool = False) -> Dict[str, Tuple[int, int]]:
     """(offset from the load base, size) of exported symbols, found through the GNU hash table.
 
@@ -122,11 +122,11 @@ def find_symbol_ranges(pid: int, names: Iterable[str], library_hints: Iterable[s
         missing = [n for n in names if n not in result]
         if not missing:
             break
-        base = _base_of(mappings, path)
+        base = base_of(mappings, path)
         if base is None:
             continue
         try:
-            local = _dynamic_symbol_ranges(root + path, missing)
+            local = dynamic_symbol_ranges(root + path, missing)
         except (OSError, ELFError, safefs.UnsafePath):
             continue
         except Exception:  # a malformed image (its user controls it): no symbols from it
@@ -150,7 +150,7 @@ def find_restorer(pid: int, mappings: Optional[List[Mapping]] = None) -> Optiona
     mappings = read_maps(pid) if mappings is None else mappings
     root = "/proc/%d/root" % pid
     for path in _candidate_images(pid, mappings, ("libc.so", "libc-", "ld-musl")):
-        base = _base_of(mappings, path)
+        base = base_of(mappings, path)
         if base is None:
             continue
         try:

@@ -5,23 +5,27 @@ import codeop
 import os
 import re
 import sys
+import time
 from types import ModuleType
 from typing import Dict, List, Optional
 
-from lu_attach import completion
+from lu_attach import completion, runtime
 from lu_attach.client import AgentClient
 from lu_attach.errors import AgentGone, LuAttachError
 
 from .output import echo
+
+try:
+    import readline
+except ImportError:  # a Python built without it: no line editing, everything else works
+    readline = None  # type: ignore[assignment]
 
 _PATCH_CALL = re.compile(r"""^\s*patch\(\s*(['"])(.+?)\1\s*\)\s*$""")
 HISTORY = os.path.join(os.path.expanduser("~"), ".lu_history")
 
 
 def _setup_readline(client: AgentClient) -> Optional[ModuleType]:
-    try:
-        import readline
-    except ImportError:
+    if readline is None:
         return None
     try:
         readline.read_history_file(HISTORY)
@@ -123,10 +127,6 @@ def _execute(client: AgentClient, source: str, pid: int) -> None:
             return
         result = client.request("exec", source=source)
     except AgentGone as exc:
-        import time
-
-        from lu_attach import runtime
-
         for _ in range(40):  # the socket closes a moment before the process is gone
             if runtime.process_gone(pid):
                 raise LuAttachError("the target process %d exited" % pid)

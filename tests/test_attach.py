@@ -16,6 +16,13 @@ from lu_attach.session import connect
 from lu_payloads import paths
 
 
+def lu_ps() -> list:
+    """`lu ps --json`, parsed; a failure shows what lu said."""
+    result = run_lu("ps", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def inject_ok(pid, *extra):
     result = run_lu("inject", pid, "--json", *extra)
     assert result.returncode == 0, result.stderr
@@ -39,7 +46,7 @@ def test_inject_ps_attach_detach(python, script, start_target):
     again = inject_ok(target.pid)
     assert again["already_running"] is True
 
-    listed = json.loads(run_lu("ps", "--json").stdout)
+    listed = lu_ps()
     mine = [p for p in listed if p["pid"] == target.pid]
     assert mine and mine[0]["agent"] is True
     version = agent_request(target.pid, "info")["python"]
@@ -179,7 +186,7 @@ def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
     assert line.strip() == "c-call-done"
     time.sleep(0.5)
     assert target.alive()
-    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    listed = [p for p in lu_ps() if p["pid"] == target.pid]
     assert listed and listed[0]["agent"] is False
     # And a normal injection works now.
     assert inject_ok(target.pid)["already_running"] is False
@@ -189,7 +196,7 @@ def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
 def test_embedded_stub_works_without_injection(python, start_target, tmp_path):
     (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))
     target = start_target(python, "embedded.py", str(tmp_path))
-    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    listed = [p for p in lu_ps() if p["pid"] == target.pid]
     assert listed and listed[0]["agent"] is True
     # Every command works against it without gdb and without ptrace.
     env = {"PATH": "/nonexistent"}
@@ -226,6 +233,6 @@ def test_ctrl_c_during_injection_cancels_cleanly(start_target):
         "lu: error: interrupted: the injection was cancelled and nothing will run in process %d" % target.pid]
     assert target.proc.stdout.readline().strip() == "c-call-done"
     time.sleep(0.5)
-    listed = [p for p in json.loads(run_lu("ps", "--json").stdout) if p["pid"] == target.pid]
+    listed = [p for p in lu_ps() if p["pid"] == target.pid]
     assert listed and listed[0]["agent"] is False
     assert target.alive()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -490,8 +491,6 @@ def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) 
     checked to be that user's private directory; the files are read later with
     that user's identity.
     """
-    import re
-
     me = os.geteuid()
     if tmp_dirs is None:
         tmp_dirs = ["/tmp"] + (["/proc/%d/root/tmp" % pid] if pid else [])

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
@@ -151,8 +152,6 @@ def find_pyspy() -> Optional[str]:
     found = shutil.which("py-spy")
     if found:
         return found
-    import sys
-
     cand = os.path.join(os.path.dirname(sys.executable), "py-spy")
     return cand if os.access(cand, os.X_OK) else None
 

@@ -1,7 +1,7 @@
 """`lu ps`: the Python processes the user may act on."""
 import click
 
-from lu_attach.discover import python_processes
+from lu_attach.session import list_processes
 
 from ..output import echo, print_json, print_table
 
@@ -10,7 +10,7 @@ from ..output import echo, print_json, print_table
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def command(as_json: bool) -> None:
     """List Python processes: pid, user, Python version, agent, command."""
-    processes = python_processes()
+    processes = list_processes()
     if as_json:
         print_json([{"pid": p.pid, "user": p.user, "python": p.python, "agent": p.agent, "cmdline": p.cmdline,
                      "exe": p.exe, "static": p.static} for p in processes])

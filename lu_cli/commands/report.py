@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import click
 
 from lu_attach.errors import LuAttachError
+from lu_attach.report import load_logs, render_warnings
 from lu_attach.report.logs import agent_logs
 
 from ..output import echo
@@ -19,8 +20,6 @@ from ..report_options import ReportOutput, report_errors, report_output_options,
 @report_output_options("flamegraph", "speedscope", "folded")
 def command(logs: Tuple[str, ...], pid: Optional[int], output: ReportOutput) -> None:
     """Call tree summary of profile logs (default: the logs of lu's agents on this machine)."""
-    from lu_attach.report import load_logs, render_warnings
-
     paths = list(logs) or agent_logs(pid)
     if not paths:
         raise LuAttachError("no lu logs found%s; name a log file" % (" for process %d" % pid if pid else ""))

@@ -6,6 +6,7 @@ import click
 
 from lu_attach.errors import LuAttachError
 from lu_attach.inject import check_target
+from lu_attach.report import find_pyspy, record_pyspy
 
 from ..output import echo
 from ..report_options import ReportOutput, report_errors, report_output_options, show_report
@@ -19,8 +20,6 @@ from ..report_options import ReportOutput, report_errors, report_output_options,
 @report_output_options("flamegraph")
 def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutput) -> None:
     """Sample PID with py-spy (from outside, nothing injected) and show it like `lu report`."""
-    from lu_attach.report import find_pyspy, record_pyspy
-
     check_target(pid)  # the same checks as an injection: py-spy needs the same rights
     if duration <= 0 or rate <= 0:
         raise LuAttachError("--duration and --rate must be positive")
