@@ -9,7 +9,13 @@ is what both the injected bootstrap and an embedding program call:
 The update engine's names are importable from here, as in PyLiveUpdate:
 `from lu_payloads import Instrument, Redefine, UpdateManager`.
 """
+from __future__ import annotations
+
 from .version import __version__ as __version__
+
+TYPE_CHECKING = False  # true for type checkers only: importing the package does not import typing either
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 _LAZY = {
     "Instrument": ("engine", "Instrument"),
@@ -23,7 +29,7 @@ _LAZY = {
 }
 
 
-def start(log_dir=None):
+def start(log_dir: Optional[str] = None) -> str:
     """Start the agent if it is not running; return the path of its socket.
 
     (`log_dir` is accepted for compatibility; each tool session chooses its
@@ -33,18 +39,18 @@ def start(log_dir=None):
     return start_service()
 
 
-def stop():
+def stop() -> None:
     """Revert every update, stop the agent and remove its socket."""
     from .service import stop as stop_service  # lazy: see start()
     stop_service()
 
 
-def running():
+def running() -> bool:
     from .service import current  # lazy: see start()
     return current() is not None
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib  # lazy: the engine and live coding load on first use (PEP 562)
         module_name, attribute = _LAZY[name]

@@ -14,45 +14,48 @@ router if lu dropped the last reference when it puts the program's stream
 back. So there is one router per stream for the life of the process, taken
 up again by the next agent.
 """
+from __future__ import annotations
+
 import builtins
 import inspect
 import io
 import sys
 import traceback
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, TextIO
 
 from . import osthreads
 
-_captures = {}
-_installed = {}
-_routers = {}  # stream name -> its router, kept alive for good (see the module docstring)
+_captures: Dict[int, io.StringIO] = {}  # thread ident -> the buffer of the statement it runs
+_installed: Dict[str, _Router] = {}  # stream name -> the router this agent put in front of it
+_routers: Dict[str, _Router] = {}  # stream name -> its router, kept alive for good (see the module docstring)
 _install_lock = osthreads.Lock()
 
 
 class _Router:
-    def __init__(self, original, name):
+    def __init__(self, original: TextIO, name: str) -> None:
         self._lu_original = original
         self._lu_name = name
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         buffer = _captures.get(osthreads.get_ident())
         if buffer is not None:
             return buffer.write(text)
         return self._lu_original.write(text)
 
-    def writelines(self, lines):
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
-    def flush(self):
+    def flush(self) -> None:
         if osthreads.get_ident() in _captures:
             return None
         return self._lu_original.flush()
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._lu_original, name)
 
 
-def install_capture():
+def install_capture() -> None:
     with _install_lock:
         for name in ("stdout", "stderr"):
             current = getattr(sys, name)
@@ -66,7 +69,7 @@ def install_capture():
             setattr(sys, name, router)
 
 
-def uninstall_capture():
+def uninstall_capture() -> None:
     with _install_lock:
         for name, router in list(_installed.items()):
             if getattr(sys, name) is router:
@@ -74,13 +77,13 @@ def uninstall_capture():
             del _installed[name]
 
 
-def run(source, namespace, filename="<lu>"):
+def run(source: str, namespace: Dict[str, Any], filename: str = "<lu>") -> Dict[str, Optional[str]]:
     """Execute controller input; return {'output': text, 'error': text or None}."""
     install_capture()
     buffer = io.StringIO()
     ident = osthreads.get_ident()
     _captures[ident] = buffer
-    error = None
+    error: Optional[str] = None
     try:
         try:
             code = compile(source, filename, "single")
@@ -107,7 +110,7 @@ def run(source, namespace, filename="<lu>"):
     return {"output": buffer.getvalue(), "error": error}
 
 
-def complete(expression, namespace):
+def complete(expression: str, namespace: Mapping[str, Any]) -> List[str]:
     """Names that can follow `expression` (a dotted name prefix), without calling anything.
 
     `os.pa` gives the attributes of `os` that start with `pa`; a bare prefix
@@ -117,9 +120,10 @@ def complete(expression, namespace):
     parts = expression.split(".")
     prefix = parts[-1]
     if len(parts) == 1:
-        names = set(namespace) | set(dir(builtins))
-        return sorted(n for n in names if n.startswith(prefix))
+        known = set(namespace) | set(dir(builtins))
+        return sorted(n for n in known if n.startswith(prefix))
     head = parts[0]
+    obj: Any
     if head in namespace:
         obj = namespace[head]
     elif hasattr(builtins, head):
@@ -141,7 +145,7 @@ def complete(expression, namespace):
     return sorted(n for n in names if n.startswith(prefix) and (prefix.startswith("_") or not n.startswith("_")))
 
 
-def _static_attr(obj, name):
+def _static_attr(obj: Any, name: str) -> Any:
     value = inspect.getattr_static(obj, name)
     if isinstance(value, (property,)) or type(value).__name__ in ("getset_descriptor", "member_descriptor"):
         raise AttributeError(name)
@@ -150,13 +154,13 @@ def _static_attr(obj, name):
     return value
 
 
-def module_paths(prefix):
+def module_paths(prefix: str) -> List[str]:
     """Dotted names of loaded modules, and their functions/classes, that start with prefix.
 
     Used to complete patterns such as 'shop.Cart.to' in tool calls.
     """
     parts = prefix.split(".")
-    results = set()
+    results: Set[str] = set()
     for name in list(sys.modules):
         if name.startswith(prefix):
             results.add(name)
@@ -164,7 +168,7 @@ def module_paths(prefix):
         module = sys.modules.get(".".join(parts[:split]))
         if module is None:
             continue
-        obj = module
+        obj: Any = module
         ok = True
         for part in parts[split:-1]:
             try:

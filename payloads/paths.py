@@ -9,33 +9,35 @@ effective uid, which owns the files it creates; the pid is the process's own
 works too. A directory that exists but is not private and owned by the right
 user is refused: someone else could have planted it.
 """
+from __future__ import annotations
+
 import os
 import stat
 
 BASE = "/tmp"
 
 
-def runtime_dir(uid, root=""):
+def runtime_dir(uid: int, root: str = "") -> str:
     return os.path.join(root + BASE, "lu-%d" % uid)
 
 
-def socket_name(pid):
+def socket_name(pid: int) -> str:
     return "agent-%d.sock" % pid
 
 
-def info_name(pid):
+def info_name(pid: int) -> str:
     return "agent-%d.json" % pid
 
 
-def socket_path(pid, uid, root=""):
+def socket_path(pid: int, uid: int, root: str = "") -> str:
     return os.path.join(runtime_dir(uid, root), socket_name(pid))
 
 
-def info_path(pid, uid, root=""):
+def info_path(pid: int, uid: int, root: str = "") -> str:
     return os.path.join(runtime_dir(uid, root), info_name(pid))
 
 
-def ensure_private_dir(path, uid, gid=-1):
+def ensure_private_dir(path: str, uid: int, gid: int = -1) -> str:
     """Create `path` 0700 for uid, or check an existing one is exactly that (never through a symlink)."""
     try:
         os.mkdir(path, 0o700)

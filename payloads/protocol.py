@@ -9,9 +9,14 @@ echo the `id` with `ok` and either `result` or `error`; events (debug records
 streamed to every client) carry `event` instead of `id`. Standard library
 only: both the host and every target Python (3.8+) import this file.
 """
+from __future__ import annotations
+
 import json
 import socket
 import struct
+from typing import Any, Dict, Mapping, Tuple
+
+Message = Dict[str, Any]  # one decoded frame: a JSON object
 
 PROTOCOL_VERSION = 2
 MAX_FRAME = 16 * 1024 * 1024
@@ -22,7 +27,7 @@ _HEADER = struct.Struct(">I")
 class FrameTooLarge(Exception):
     """The peer announced a frame bigger than MAX_FRAME."""
 
-    def __init__(self, size, limit=MAX_FRAME):
+    def __init__(self, size: int, limit: int = MAX_FRAME) -> None:
         super().__init__("message of %d bytes exceeds the %d-byte limit" % (size, limit))
         self.size = size
 
@@ -30,7 +35,7 @@ class FrameTooLarge(Exception):
 class Closing:
     """A request handler's result after which the agent closes the connection (the reply is sent first)."""
 
-    def __init__(self, result):
+    def __init__(self, result: Any) -> None:
         self.result = result
 
 
@@ -39,7 +44,7 @@ class ConnectionClosed(Exception):
     """The peer closed the connection (possibly mid-frame)."""
 
 
-def _recv_exact(sock, size):
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
     chunks = []
     remaining = size
     while remaining:
@@ -51,7 +56,7 @@ def _recv_exact(sock, size):
     return b"".join(chunks)
 
 
-def encode(message):
+def encode(message: Mapping[str, Any]) -> bytes:
     """Serialise one message to a frame (bytes)."""
     body = json.dumps(message, separators=(",", ":"), default=repr).encode("utf-8")
     if len(body) > MAX_FRAME:
@@ -59,11 +64,11 @@ def encode(message):
     return _HEADER.pack(len(body)) + body
 
 
-def send(sock, message):
+def send(sock: socket.socket, message: Mapping[str, Any]) -> None:
     sock.sendall(encode(message))
 
 
-def recv_raw(sock, limit=MAX_FRAME):
+def recv_raw(sock: socket.socket, limit: int = MAX_FRAME) -> bytes:
     """Read one frame and return its body bytes (not yet decoded)."""
     (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
     if size > limit:
@@ -71,7 +76,7 @@ def recv_raw(sock, limit=MAX_FRAME):
     return _recv_exact(sock, size)
 
 
-def decode(body):
+def decode(body: bytes) -> Message:
     """Decode a frame body; raises ValueError if it is not a JSON object (or nests absurdly deep)."""
     try:
         message = json.loads(body.decode("utf-8"))
@@ -82,16 +87,16 @@ def decode(body):
     return message
 
 
-def recv(sock, limit=MAX_FRAME):
+def recv(sock: socket.socket, limit: int = MAX_FRAME) -> Message:
     return decode(recv_raw(sock, limit))
 
 
-def hello(pid, start_ticks, uid, agent_version, python):
+def hello(pid: int, start_ticks: int, uid: int, agent_version: str, python: str) -> Message:
     """The agent's first frame on every connection."""
     return {"v": PROTOCOL_VERSION, "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid,
                                              "agent_version": agent_version, "python": python}}
 
 
-def socket_pair_unix():
+def socket_pair_unix() -> Tuple[socket.socket, socket.socket]:
     """A connected AF_UNIX pair, for tests."""
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -25,6 +25,8 @@ Record schema (one JSON object per line, "lu": 1):
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
   event   {pid, session, thread, thread_id, time, kind, function, line, data}
 """
+from __future__ import annotations
+
 import collections
 import json
 import os
@@ -32,37 +34,43 @@ import stat
 import sys
 import threading
 import time
+from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from . import osthreads, paths
 from .errors import LuError
+
+Record = Dict[str, Any]                 # one JSON line of the log (the schema above)
+Snapshot = Callable[[], List[Record]]   # a session's current `calls`/`lines`/`table` records
+Subscriber = Callable[[Record], None]   # told every event record as it is queued
+SessionId = Union[int, str]             # an update id, or its str() as the records carry it
 
 FLUSH_SECONDS = 2.0
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PENDING_EVENTS = 100000
 
 _lock = osthreads.Lock()
-_recorder = None
-_subscribers = []  # callables taking each event record; the agent subscribes to stream them
+_recorder: Optional[Recorder] = None
+_subscribers: List[Subscriber] = []  # callables taking each event record; the agent subscribes to stream them
 
 
-def subscribe(callback):
+def subscribe(callback: Subscriber) -> None:
     global _subscribers
     with _lock:
         if callback not in _subscribers:
             _subscribers = _subscribers + [callback]
 
 
-def unsubscribe(callback):
+def unsubscribe(callback: Subscriber) -> None:
     global _subscribers
     with _lock:
         _subscribers = [c for c in _subscribers if c != callback]
 
 
-def default_log_dir():
+def default_log_dir() -> str:
     return os.path.join(paths.runtime_dir(os.geteuid()), "logs")
 
 
-def _open_log_dir(path, default):
+def _open_log_dir(path: str, default: bool) -> int:
     """A descriptor of a log directory that only this process's user can write to."""
     if not isinstance(path, str) or not os.path.isabs(path):
         raise LuError("a log directory must be an absolute path, not %r" % (path,))
@@ -88,7 +96,7 @@ def _open_log_dir(path, default):
 class LogFile:
     """One log file (lu-PID.jsonl) in one checked directory."""
 
-    def __init__(self, directory, default=False):
+    def __init__(self, directory: str, default: bool = False) -> None:
         self.directory = os.path.normpath(directory)
         self.name = "lu-%d.jsonl" % os.getpid()
         self.path = os.path.join(self.directory, self.name)
@@ -96,7 +104,7 @@ class LogFile:
         self.header_written = False
         self.users = 0  # sessions writing here
 
-    def write(self, text):
+    def write(self, text: str) -> None:
         if self._fd < 0:
             raise OSError("log %s is closed" % self.path)
         data = text.encode("utf-8", "replace")
@@ -116,7 +124,7 @@ class LogFile:
         finally:
             os.close(fd)
 
-    def close(self):
+    def close(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
@@ -125,36 +133,52 @@ class LogFile:
 class _Session:
     __slots__ = ("log", "released", "snapshot")
 
-    def __init__(self, snapshot, log):
+    def __init__(self, snapshot: Optional[Snapshot], log: LogFile) -> None:
         self.snapshot = snapshot
         self.log = log
         self.released = False
 
 
+class _Written(NamedTuple):
+    """Which snapshot a signature is of."""
+
+    session: str
+    type: str
+    thread_id: Optional[int]
+
+
+class _Signature(NamedTuple):
+    """A small summary of a snapshot's figures (see _signature)."""
+
+    entries: int
+    hits: int
+    total_ns: int
+
+
 class Recorder:
-    def __init__(self):
+    def __init__(self) -> None:
         self.default_log = LogFile(default_log_dir(), default=True)
         self.echo = False
-        self.sessions = {}  # session -> _Session
-        self._logs = {self.default_log.directory: self.default_log}
-        self._last_written = {}  # (session, type, thread_id) -> signature of the last snapshot written
-        self._events = collections.deque()
+        self.sessions: Dict[str, _Session] = {}  # session -> _Session
+        self._logs: Dict[str, LogFile] = {self.default_log.directory: self.default_log}
+        self._last_written: Dict[_Written, _Signature] = {}  # the signature of the last snapshot written
+        self._events: Deque[Record] = collections.deque()
         self.events_dropped = 0
         self._write_lock = osthreads.Lock()
         self._stop = osthreads.Event()
         osthreads.start_thread(self._loop, "lu-recorder")
 
     @property
-    def path(self):
+    def path(self) -> str:
         return self.default_log.path
 
     @staticmethod
-    def check_log_dir(log_dir):
+    def check_log_dir(log_dir: Optional[str]) -> None:
         """LuError unless `log_dir` may be used (called before a tool applies anything)."""
         if log_dir:
             LogFile(log_dir).close()
 
-    def _acquire_log(self, log_dir):
+    def _acquire_log(self, log_dir: Optional[str]) -> LogFile:
         """The log of a directory, opened and checked on first use (lock held)."""
         if not log_dir:
             return self.default_log
@@ -166,7 +190,8 @@ class Recorder:
         return log
 
     # -- called from application threads: cheap, never blocking on I/O --------
-    def event(self, session, kind, function, line, data):
+    def event(self, session: Optional[SessionId], kind: str, function: str, line: int,
+              data: Dict[str, Any]) -> None:
         if len(self._events) >= MAX_PENDING_EVENTS:
             self.events_dropped += 1
             return
@@ -182,12 +207,14 @@ class Recorder:
                 pass
         if self.echo:
             try:
-                sys.__stderr__.write("lu: %s %s:%s %s\n" % (kind, function, line, data))
+                stream = sys.__stderr__
+                if stream is not None:  # None when the process started without a stderr
+                    stream.write("lu: %s %s:%s %s\n" % (kind, function, line, data))
             except Exception:
                 pass
 
     # -- sessions ----------------------------------------------------------------
-    def register(self, session, snapshot=None, log_dir=None):
+    def register(self, session: SessionId, snapshot: Optional[Snapshot] = None, log_dir: Optional[str] = None) -> None:
         """Record a session's events (and snapshots, if it has any) into the log of `log_dir`.
 
         Never raises: the tools check the directory before they apply
@@ -200,7 +227,7 @@ class Recorder:
                 log = self.default_log
             self.sessions[str(session)] = _Session(snapshot, log)
 
-    def release(self, session):
+    def release(self, session: Optional[SessionId]) -> None:
         """The session's update was reverted: write its last figures, then forget it."""
         entry = self.sessions.get(str(session))
         if entry is not None:
@@ -210,12 +237,12 @@ class Recorder:
             except Exception:
                 pass
 
-    def log_of(self, session):
+    def log_of(self, session: SessionId) -> LogFile:
         entry = self.sessions.get(str(session))
         return entry.log if entry is not None else self.default_log
 
-    def snapshot_records(self, session=None):
-        records = []
+    def snapshot_records(self, session: Optional[SessionId] = None) -> List[Record]:
+        records: List[Record] = []
         for name, entry in list(self.sessions.items()):
             if session is not None and name != str(session):
                 continue
@@ -228,17 +255,17 @@ class Recorder:
         return records
 
     # -- writing -----------------------------------------------------------------
-    def _loop(self):
+    def _loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS if not self._events else 0.2):
             try:
                 self.flush()
             except Exception:
                 pass
 
-    def flush(self):
+    def flush(self) -> str:
         """Write pending events and changed snapshots; return the default log's path."""
         with self._write_lock:
-            out = {}  # LogFile -> [records]
+            out: Dict[LogFile, List[Record]] = {}
             while self._events:
                 record = self._events.popleft()
                 out.setdefault(self.log_of(record["session"]), []).append(record)
@@ -253,7 +280,7 @@ class Recorder:
                 except Exception:
                     continue
                 for record in records:
-                    key = (record["session"], record["type"], record["thread_id"])
+                    key = _Written(record["session"], record["type"], record["thread_id"])
                     signature = _signature(record.get("nodes") or record.get("lines") or ())
                     if self._last_written.get(key) == signature:
                         continue
@@ -262,17 +289,17 @@ class Recorder:
             for log, lines in out.items():
                 self._write(log, lines)
             for name in released:
-                entry = self.sessions.pop(name, None)
-                for key in [k for k in self._last_written if k[0] == name]:
+                gone = self.sessions.pop(name, None)
+                for key in [k for k in self._last_written if k.session == name]:
                     del self._last_written[key]
-                if entry is not None and entry.log is not self.default_log:
-                    entry.log.users -= 1
-                    if entry.log.users <= 0:
-                        entry.log.close()
-                        self._logs.pop(entry.log.directory, None)
+                if gone is not None and gone.log is not self.default_log:
+                    gone.log.users -= 1
+                    if gone.log.users <= 0:
+                        gone.log.close()
+                        self._logs.pop(gone.log.directory, None)
             return self.default_log.path
 
-    def _write(self, log, lines):
+    def _write(self, log: LogFile, lines: List[Record]) -> None:
         if not log.header_written:
             lines = [{"lu": 1, "type": "header", "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
                       "argv": list(sys.argv), "started": time.time()}] + lines
@@ -283,7 +310,7 @@ class Recorder:
         except OSError:
             pass
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         try:
             self.flush()
@@ -291,16 +318,16 @@ class Recorder:
             pass
 
 
-def _signature(items):
+def _signature(items: Sequence[Mapping[str, Any]]) -> _Signature:
     """A small summary that changes whenever a snapshot's figures change (hits and time only grow)."""
     hits = total = 0
     for item in items:
         hits += item.get("hits", 0)
         total += item.get("total_ns", 0)
-    return (len(items), hits, total)
+    return _Signature(len(items), hits, total)
 
 
-def get_recorder():
+def get_recorder() -> Recorder:
     global _recorder
     with _lock:
         if _recorder is None:

@@ -8,7 +8,7 @@ its own. The agent is handed this table (service.py); it knows nothing else.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from . import console, operations
 from .errors import LuError
@@ -82,7 +82,8 @@ def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Di
     recorder = get_recorder()
     recorder.flush()
     records: List[Dict[str, Any]] = []
-    for session in sessions or [None]:
+    wanted: Sequence[Optional[str]] = sessions or [None]  # None: every session
+    for session in wanted:
         records.extend(recorder.snapshot_records(session))
     log = recorder.log_of(sessions[0]) if sessions else recorder.default_log
     return {"log": log.path, "records": records}

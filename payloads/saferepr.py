@@ -5,7 +5,10 @@ Debug tools show values of the application's objects. An object whose
 application's call nor flood the log: containers are abbreviated (reprlib),
 strings cut, and failures shown as `<repr failed: ...>`.
 """
+from __future__ import annotations
+
 import reprlib
+from typing import Any, Dict, Mapping
 
 MAX_LEN = 500
 
@@ -23,7 +26,7 @@ _repr.maxstring = 200
 _repr.maxother = 200
 
 
-def safe_repr(value, limit=MAX_LEN):
+def safe_repr(value: Any, limit: int = MAX_LEN) -> str:
     try:
         text = _repr.repr(value)
     except Exception as exc:  # a broken __repr__ is the application's business, not ours
@@ -39,5 +42,5 @@ def safe_repr(value, limit=MAX_LEN):
     return text
 
 
-def safe_dict(values, limit=MAX_LEN):
+def safe_dict(values: Mapping[Any, Any], limit: int = MAX_LEN) -> Dict[str, str]:
     return {str(k): safe_repr(v, limit) for k, v in values.items()}

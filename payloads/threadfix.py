@@ -9,17 +9,20 @@ thread before anything else can look at it. (Importing this module imports
 threading; the bootstrap looks whether the program had imported it before it
 imports lu at all.)
 """
+from __future__ import annotations
+
 import _thread
 import os
 import sys
 import threading
+from typing import Any, List, Optional
 
 
-def _guess_main_ident(own_ident):
+def _guess_main_ident(own_ident: int) -> Optional[int]:
     """The ident of the interpreter's main thread, found from its frames."""
     frames = sys._current_frames()
     main_globals = getattr(sys.modules.get("__main__"), "__dict__", None)
-    candidates = []
+    candidates: List[int] = []
     for ident, frame in frames.items():
         if ident == own_ident:
             continue
@@ -34,7 +37,7 @@ def _guess_main_ident(own_ident):
     return others[0] if len(others) == 1 else None
 
 
-def fix_main_thread(threading_was_imported):
+def fix_main_thread(threading_was_imported: bool) -> None:
     if threading_was_imported:
         return
     record = getattr(threading, "_main_thread", None)
@@ -44,10 +47,11 @@ def fix_main_thread(threading_was_imported):
     main_ident = _guess_main_ident(own)
     if main_ident is None:
         return
-    with threading._active_limbo_lock:
-        threading._active.pop(own, None)
+    registry: Any = threading  # its private table of threads, which the stubs do not declare
+    with registry._active_limbo_lock:
+        registry._active.pop(own, None)
         record._ident = main_ident
-        threading._active[main_ident] = record
+        registry._active[main_ident] = record
     if hasattr(record, "_native_id"):
         record._native_id = os.getpid()
     if hasattr(record, "_tstate_lock"):

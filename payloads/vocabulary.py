@@ -45,7 +45,7 @@ class _Help:
         print(help_text())
 
 
-class _UpdateTable(list):  # type: ignore[type-arg]
+class _UpdateTable(list):
     """A list of updates that prints as a table at the prompt."""
 
     def __repr__(self) -> str:

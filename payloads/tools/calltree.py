@@ -100,7 +100,8 @@ class CallTreeSession(CallTimer):
 
 
 def _thread_names() -> Dict[Optional[int], str]:
+    registry: Any = threading  # its private table of threads, which the stubs do not declare
     try:
-        return {ident: thread.name for ident, thread in list(threading._active.items())}  # type: ignore[attr-defined]
+        return {ident: thread.name for ident, thread in list(registry._active.items())}
     except Exception:
         return {}

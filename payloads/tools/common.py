@@ -1,11 +1,18 @@
 """What every tool does the same way: check its arguments, apply its update, give the recorder its session."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import types
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from ..engine import Instrument, UpdateManager, resolve_pattern
 from ..errors import LuError
-from ..recorder import get_recorder
+from ..recorder import Snapshot, get_recorder
+
+
+class ToolSession(Protocol):
+    """What every tool's session object has: the id of its update, which names it in records and events."""
+
+    session: Optional[int]  # None until the update is applied
 
 
 def release_when_reverted(event: Dict[str, Any]) -> None:
@@ -14,8 +21,8 @@ def release_when_reverted(event: Dict[str, Any]) -> None:
         get_recorder().release(event.get("id"))
 
 
-def apply_session(update: Instrument, session: Any, log_dir: Optional[str] = None,
-                  snapshot: Optional[Callable[[], List[Dict[str, Any]]]] = None) -> int:
+def apply_session(update: Instrument, session: ToolSession, log_dir: Optional[str] = None,
+                  snapshot: Optional[Snapshot] = None) -> int:
     """Apply a tool's update and give the recorder its session (its events, its snapshots, its log).
 
     `session.session` is set to the update id, which names the session in
@@ -51,7 +58,7 @@ def line_numbers(lines: Any) -> List[int]:
     return numbers
 
 
-def single_function(pattern: str) -> Tuple[str, Any]:
+def single_function(pattern: str) -> Tuple[str, types.FunctionType]:
     found = resolve_pattern(pattern)
     if len(found) != 1:
         raise LuError("%s names %d functions; the debuggers take one function (%s)"

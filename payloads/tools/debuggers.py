@@ -6,11 +6,12 @@ each kind of event prints is declared here too (`events` of each Tool).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import types
+from typing import Any, Dict, List, Optional
 
-from ..engine import Instrument, Points
+from ..engine import FuncInfo, Instrument, Points
 from ..errors import LuError
-from ..recorder import get_recorder
+from ..recorder import Recorder, get_recorder
 from ..saferepr import safe_dict, safe_repr
 from . import lines as line_info
 from .common import applied, apply_session, echo_events, line_numbers, patterns_of, single_function
@@ -20,14 +21,14 @@ from .registry import Tool
 class FuncDebugSession:
     """Each call's arguments, and its return value or exception."""
 
-    def __init__(self, recorder):
-        self.session = None
+    def __init__(self, recorder: Recorder) -> None:
+        self.session: Optional[int] = None
         record = recorder.event
 
-        def before(info, args):
+        def before(info: FuncInfo, args: Dict[str, Any]) -> None:
             record(self.session, "call", info.name, info.firstlineno, {"args": safe_dict(args)})
 
-        def after(info, result, exc):
+        def after(info: FuncInfo, result: Any, exc: Optional[BaseException]) -> None:
             if exc is not None:
                 record(self.session, "exception", info.name, info.firstlineno,
                        {"exception": "%s: %s" % (type(exc).__name__, safe_repr(exc))})
@@ -40,8 +41,8 @@ class FuncDebugSession:
 class LineDebugSession:
     """At chosen lines: the variables the line reads (before it) and writes (after it)."""
 
-    def __init__(self, recorder, func, name, lines):
-        self.session = None
+    def __init__(self, recorder: Recorder, func: types.FunctionType, name: str, lines: List[int]) -> None:
+        self.session: Optional[int] = None
         func_node, statements = line_info.function_tree(func, name)
         record = recorder.event
         points = Points()
@@ -53,10 +54,10 @@ class LineDebugSession:
                               % (lineno, name, first, last))
             reads, writes = line_info.names_in_line(statement)
 
-            def before(info, number, values, reads=reads):
+            def before(info: FuncInfo, number: int, values: Dict[str, Any], reads: List[str] = reads) -> None:
                 record(self.session, "line", info.name, number, {"uses": safe_dict(values)})
 
-            def after(info, number, values):
+            def after(info: FuncInfo, number: int, values: Dict[str, Any]) -> None:
                 record(self.session, "line_done", info.name, number, {"defines": safe_dict(values)})
 
             points.lines("line_before", [lineno], before, want=reads)
@@ -68,8 +69,8 @@ class LineDebugSession:
 class VarDebugSession:
     """Every value a variable takes: its argument value, then after each statement that assigns it."""
 
-    def __init__(self, recorder, func, name, variable):
-        self.session = None
+    def __init__(self, recorder: Recorder, func: types.FunctionType, name: str, variable: str) -> None:
+        self.session: Optional[int] = None
         func_node, statements = line_info.function_tree(func, name)
         params, assigned = line_info.function_variables(func_node)
         if variable not in params and variable not in assigned:
@@ -78,14 +79,14 @@ class VarDebugSession:
         record = recorder.event
         points = Points()
         if variable in params:
-            def at_call(info, args):
+            def at_call(info: FuncInfo, args: Dict[str, Any]) -> None:
                 if variable in args:
                     record(self.session, "var", info.name, info.firstlineno,
                            {"var": variable, "value": safe_repr(args[variable]), "via": "argument"})
             points.before(at_call, want=[variable])
         where = line_info.assignment_points(func_node, statements, variable)
 
-        def assigned_at(info, number, values):
+        def assigned_at(info: FuncInfo, number: int, values: Dict[str, Any]) -> None:
             if variable in values:
                 record(self.session, "var", info.name, number,
                        {"var": variable, "value": safe_repr(values[variable])})

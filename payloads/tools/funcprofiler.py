@@ -1,7 +1,8 @@
 """FuncProfiler: hits and time of every function matched, as a call tree per thread."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import functools
+from typing import Any, Callable, Dict, List, Optional
 
 from ..engine import Instrument, Points
 from ..errors import LuError
@@ -28,12 +29,11 @@ def request_profile(connection: Any, patterns: Any = (), lines: Optional[Dict[st
     if not patterns and not lines:
         raise LuError("name functions to profile (patterns), or lines with --lines FUNC:L1,L2")
     echo_events(echo)
-    steps = []
+    steps: List[Callable[[], int]] = []
     if patterns:
         steps.append(lambda: FuncProfiler.profile(list(patterns), log_dir=log_dir))
     for function, numbers in (lines or {}).items():
-        steps.append(lambda function=function, numbers=numbers: LineProfiler.profile(function, numbers,
-                                                                                    log_dir=log_dir))
+        steps.append(functools.partial(LineProfiler.profile, function, numbers, log_dir=log_dir))
     return applied(all_or_nothing(*steps))
 
 

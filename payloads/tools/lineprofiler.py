@@ -10,88 +10,108 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import osthreads
-from ..engine import Instrument, Points
+from ..engine import FuncInfo, Instrument, Points
+from ..recorder import Record
 from .calltree import pool_ident, pooled_name
 from .common import apply_session, line_numbers
 from .registry import Tool
+
+LineKey = Tuple[FuncInfo, int]         # (function, line number)
+LineStats = Dict[LineKey, List[int]]  # -> [hits, total_ns]
 
 
 class _Pool:
     """Stands for the ended threads of one pooled name in snapshots."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
         self.ident = pool_ident(name)
 
 
+class _ThreadLines(NamedTuple):
+    """One thread's figures."""
+
+    started: Dict[LineKey, int]  # the lines it is running -> their start (perf_counter_ns)
+    stats: LineStats
+    thread: threading.Thread
+
+
+class _PoolLines(NamedTuple):
+    """The figures of the ended threads of one pooled name (`started` stays empty)."""
+
+    started: Dict[LineKey, int]
+    stats: LineStats
+    thread: _Pool
+
+
 class LineSession:
-    def __init__(self):
-        self.session = None
-        self.threads = []
-        self.finished = {}
+    def __init__(self) -> None:
+        self.session: Optional[int] = None
+        self.threads: List[_ThreadLines] = []
+        self.finished: Dict[str, _PoolLines] = {}
         self._lock = osthreads.Lock()
         local = threading.local()
         clock = time.perf_counter_ns
 
-        def new_state():
-            state = ({}, {}, threading.current_thread())  # started, stats, thread
+        def new_state() -> _ThreadLines:
+            state = _ThreadLines({}, {}, threading.current_thread())
             local.state = state
             with self._lock:
                 self.threads.append(state)
             return state
 
-        def before(info, lineno):
+        def before(info: FuncInfo, lineno: int) -> None:
             try:
                 state = local.state
             except AttributeError:
                 state = new_state()
             key = (info, lineno)
-            stat = state[1].get(key)
+            stat = state.stats.get(key)
             if stat is None:
-                stat = state[1][key] = [0, 0]
+                stat = state.stats[key] = [0, 0]
             stat[0] += 1
-            state[0][key] = clock()
+            state.started[key] = clock()
 
-        def after(info, lineno):
+        def after(info: FuncInfo, lineno: int) -> None:
             now = clock()
             try:
                 state = local.state
             except AttributeError:
                 return
-            started = state[0].pop((info, lineno), None)
+            started = state.started.pop((info, lineno), None)
             if started is not None:
-                state[1][(info, lineno)][1] += now - started
+                state.stats[(info, lineno)][1] += now - started
 
         self.before = before
         self.after = after
 
-    def points(self, lines):
+    def points(self, lines: List[int]) -> Points:
         return Points().lines("line_before", lines, self.before, want=None).lines("line_after", lines, self.after,
                                                                                    want=None)
 
-    def fold_finished(self):
+    def fold_finished(self) -> None:
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
         with self._lock:
-            ended = [state for state in self.threads if not state[2].is_alive()]
+            ended = [state for state in self.threads if not state.thread.is_alive()]
             if not ended:
                 return
-            self.threads = [state for state in self.threads if state[2].is_alive()]
+            self.threads = [state for state in self.threads if state.thread.is_alive()]
         for _started, stats, thread in ended:
             name = pooled_name(thread.name)
             pool = self.finished.get(name)
             if pool is None:
-                pool = self.finished[name] = ({}, {}, _Pool(name))
+                pool = self.finished[name] = _PoolLines({}, {}, _Pool(name))
             for key, stat in stats.items():
-                mine = pool[1].setdefault(key, [0, 0])
+                mine = pool.stats.setdefault(key, [0, 0])
                 mine[0] += stat[0]
                 mine[1] += stat[1]
 
-    def snapshot(self):
+    def snapshot(self) -> List[Record]:
         self.fold_finished()
-        records = []
+        records: List[Record] = []
         for _started, stats, thread in list(self.threads) + list(self.finished.values()):
             lines = [{"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
                      for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])]
