@@ -50,10 +50,6 @@ def host_path(pid: int, path: str) -> str:
     return path if path.startswith(root) else root + path
 
 
-class Interrupted(Exception):
-    pass
-
-
 def run_for(duration: float, client: AgentClient, pid: int, on_event: Optional[Callable[[dict], None]] = None) -> bool:
     """Wait `duration` seconds, handing streamed events to on_event. False if Ctrl-C cut it short."""
     deadline = time.monotonic() + duration

@@ -11,7 +11,6 @@ it only through safefs: verified descriptors and the user's own file identity.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from lu_payloads import paths
 
 from . import safefs
 from .errors import AgentAbsent, AgentBusy, LuAttachError
-
-INFO_LIMIT = 64 * 1024
 
 
 def process_gone(pid: int) -> bool:
@@ -77,13 +74,6 @@ class TargetProcess:
             raise LuAttachError("process %d: cannot read its state" % pid)
         return cls(pid=pid, nspid=nspid, uid=uid, gid=gid, start_ticks=ticks)
 
-    def still_running(self) -> bool:
-        """The same process is still there (not merely the same pid)."""
-        try:
-            return start_ticks(self.pid) == self.start_ticks and not process_gone(self.pid)
-        except (OSError, ValueError, IndexError):
-            return False
-
     @property
     def socket_name(self) -> str:
         return paths.socket_name(self.nspid)
@@ -126,27 +116,6 @@ def open_runtime(target: TargetProcess, tmp: Optional[safefs.Dir] = None,
     finally:
         if owned:
             tmp.close()
-
-
-def agent_info(target: TargetProcess) -> Optional[dict]:
-    """The agent's description file, if it is there, well formed, and of this very process."""
-    try:
-        runtime = open_runtime(target)
-    except LuAttachError:
-        return None
-    if runtime is None:
-        return None
-    try:
-        with safefs.acting_as(target.uid, target.gid):
-            data = runtime.read(target.info_name, INFO_LIMIT, owner=target.uid)
-        info = json.loads(data.decode("utf-8"))
-    except (OSError, safefs.UnsafePath, ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    finally:
-        runtime.close()
-    if not isinstance(info, dict) or info.get("start_ticks") != target.start_ticks:
-        return None  # a stale file of an earlier process with the same pid
-    return info
 
 
 def connect_socket(target: TargetProcess, timeout: float) -> socket.socket:

@@ -91,8 +91,6 @@ class ElfWrapper:
                 return segment["p_vaddr"] - segment["p_offset"]
         return 0
 
-    def is_pie_or_shared(self) -> bool:
-        return self.elf["e_type"] == "ET_DYN"
 
 
 def _candidate_images(pid: int, mappings: List[Mapping], library_hints: Iterable[str]) -> List[str]:

@@ -9,7 +9,3 @@ Any other exception reaching the agent is a bug in lu and is reported as such.
 
 class LuError(Exception):
     """A refused request: the message is complete and meant for the user."""
-
-
-class ProtocolError(LuError):
-    """A malformed or oversized message on the agent socket."""

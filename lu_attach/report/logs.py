@@ -4,7 +4,10 @@ Record types (every record is one JSON object on one line, with ``"lu": 1``):
 
 ``header``  once per file: pid, python, argv, started.
 ``calls``   a cumulative snapshot of one thread's call tree for one profiling
-            session: ``nodes: [{"path": [root, ..., leaf], "hits", "total_ns"}]``.
+            session: ``nodes: [{"function", "parent", "hits", "total_ns"}]``
+            in pre-order, ``parent`` the index of the parent node (-1 for a
+            root). Logs of earlier versions name the whole path instead,
+            ``{"path": [root, ..., leaf], ...}``; both are read.
 ``lines``   a cumulative snapshot of a line profile:
             ``lines: [{"function", "line", "hits", "total_ns"}]``.
 ``table``   a tool's own table: ``title``, ``columns``, ``rows`` (lists of

@@ -30,7 +30,6 @@ from .timer import CallTimer
 
 Want = Union[None, str, Tuple[str, ...]]  # None | "all" | names
 LINE_KINDS = ("line_before", "line_after")
-POINT_NAMES = ("func_before", "func_after", "line_before", "line_after", "suspend", "resume", "func_timer")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,6 @@ _EXC = Exception
 _BASEEXC = BaseException
 _locals = builtins.locals
 RV, EXC_NAME, E_NAME, V_NAME = "__lu_rv__", "__lu_x__", "__lu_e__", "__lu_v__"
-INTERNAL = (RV, EXC_NAME, E_NAME, V_NAME)
 
 Hook = Callable[..., Any]
 ValueHook = Tuple[Hook, Want, UpdateRecord]   # (hook, the values it wants, the record its failures count in)

@@ -1,6 +1,6 @@
 """Match a new version of a module's source against what the process runs, and apply it.
 
-`apply_source(path, source)` is what `lu watch`, `lu_payloads.watch()` and
+`plan_and_apply(path, source)` is what `lu watch`, `lu_payloads.watch()` and
 `@realtime` all end in.  Nothing is matched by line number:
 
 1. the file's modules are found through `sys.modules[*].__file__` (realpaths);
@@ -907,10 +907,3 @@ def _notify(touched: Dict[type, List[str]]) -> None:
                 cb(cls, list(names))
             except Exception:
                 logging.getLogger("lu_payloads.watch").exception("class update callback %r failed", cb)
-
-
-def apply_file(path: str, prune: bool = False, check: Optional[str] = None) -> Outcome:
-    """Read `path` now and apply it (the in-process watcher's and tests' entry)."""
-    with open(target_path(path), "rb") as fh:
-        data = fh.read()
-    return plan_and_apply(path, data, prune=prune, check=check)
