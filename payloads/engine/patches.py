@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import linecache
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ..errors import LuError
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 def calling_line(filename: str) -> Optional[int]:
     """The line of `filename` that called into the manager (the patch's apply_update call)."""
-    frame: Any = sys._getframe(2)
+    frame: Optional[FrameType] = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_filename == filename:
             return frame.f_lineno

@@ -155,7 +155,7 @@ def _hook_and_want(value: Any) -> Tuple[Any, Any]:
     return value, "all"
 
 
-def _hook(hook: Any, point: str) -> Callable[..., Any]:
+def _hook(hook: object, point: str) -> Callable[..., Any]:
     """The hook as the woven code will call it (it becomes a constant: it must hash)."""
     if not callable(hook):
         raise LuError("the hook for %s is not callable (%r)" % (point, hook))
@@ -171,8 +171,10 @@ def _hook(hook: Any, point: str) -> Callable[..., Any]:
 
 
 def _want(want: Any, point: str) -> Want:
-    if want is None or want == "all":
-        return want
+    if want is None:
+        return None
+    if want == "all":
+        return "all"
     if isinstance(want, str):
         want = [want]
     try:

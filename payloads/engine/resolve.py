@@ -139,12 +139,13 @@ def resolve_name(name: str) -> Found:
 
 
 def module_file(mod: Any) -> Optional[str]:
+    """The source file a module was loaded from (not its .pyc), or None."""
     f = getattr(mod, "__file__", None)
-    if not f:
+    if not isinstance(f, str) or not f:
         return None
     if f.endswith((".pyc", ".pyo")):
-        spec = getattr(mod, "__spec__", None)
-        f = getattr(spec, "origin", None) or f[:-1]
+        origin = getattr(getattr(mod, "__spec__", None), "origin", None)
+        return origin if isinstance(origin, str) and origin else f[:-1]
     return f
 
 
