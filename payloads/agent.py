@@ -150,6 +150,8 @@ class Connection:
                        "result": result.result if closing else result})
         except protocol.FrameTooLarge as exc:
             self._reply_error(request_id, "reply too large: %s" % exc)
+        except protocol.NotEncodable as exc:
+            self._reply_error(request_id, "the reply cannot be sent (%s)" % exc)
         except OSError:
             self.closed = True
         if closing:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping
 
 Message = Dict[str, Any]  # one decoded frame: a JSON object
 
@@ -30,6 +30,10 @@ class FrameTooLarge(Exception):
     def __init__(self, size: int, limit: int = MAX_FRAME) -> None:
         super().__init__("message of %d bytes exceeds the %d-byte limit" % (size, limit))
         self.size = size
+
+
+class NotEncodable(ValueError):
+    """A message JSON cannot hold: nested too deeply, or containing itself."""
 
 
 class Closing:
@@ -57,8 +61,11 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    """Serialise one message to a frame (bytes)."""
-    body = json.dumps(message, separators=(",", ":"), default=repr).encode("utf-8")
+    """Serialise one message to a frame (bytes); NotEncodable when JSON cannot hold it (nested too deep, a cycle)."""
+    try:
+        body = json.dumps(message, separators=(",", ":"), default=repr).encode("utf-8")
+    except (RecursionError, ValueError) as exc:
+        raise NotEncodable("%s: %s" % (type(exc).__name__, exc))
     if len(body) > MAX_FRAME:
         raise FrameTooLarge(len(body))
     return _HEADER.pack(len(body)) + body
@@ -95,8 +102,3 @@ def hello(pid: int, start_ticks: int, uid: int, agent_version: str, python: str)
     """The agent's first frame on every connection."""
     return {"v": PROTOCOL_VERSION, "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid,
                                              "agent_version": agent_version, "python": python}}
-
-
-def socket_pair_unix() -> Tuple[socket.socket, socket.socket]:
-    """A connected AF_UNIX pair, for tests."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

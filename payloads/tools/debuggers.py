@@ -163,7 +163,7 @@ FUNC = Tool(name="FuncDebugger", aliases=("FD",), controller=FuncDebugger,
 LINE = Tool(name="LineDebugger", aliases=("LD",), controller=LineDebugger,
             usage="LineDebugger.debug('m.f', [11, 12])", summary="what chosen lines read and set",
             events={"line": lambda data: "uses " + (_pairs(data.get("uses")) or "nothing"),
-                    "line_done": lambda data: "sets " + _pairs(data.get("defines"))})
+                    "line_done": lambda data: "sets " + (_pairs(data.get("defines")) or "nothing")})
 VAR = Tool(name="VarDebugger", aliases=("VD",), controller=VarDebugger,
            usage="VarDebugger.debug('m.f', 'b')", summary="every value a variable takes",
            events={"var": lambda data: "%s = %s%s" % (data.get("var"), data.get("value"),

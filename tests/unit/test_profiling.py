@@ -93,6 +93,7 @@ def event(kind, data=None, **extra):
     (event("line", {"uses": {"x": "1", "y": "2"}}), "line shop.total:12 uses x=1, y=2"),
     (event("line", {"uses": {}}), "line shop.total:12 uses nothing"),
     (event("line_done", {"defines": {"total": "7"}}), "line_done shop.total:12 sets total=7"),
+    (event("line_done", {"defines": {}}), "line_done shop.total:12 sets nothing"),
     (event("var", {"var": "n", "value": "5", "via": "argument"}), "var shop.total:12 n = 5 (argument)"),
     (event("var", {"var": "n", "value": "6", "via": "assignment"}), "var shop.total:12 n = 6"),
     (event("custom", {"k": 1}), "custom shop.total:12 {'k': 1}"),

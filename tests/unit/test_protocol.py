@@ -94,6 +94,19 @@ def test_deep_nesting_is_a_value_error(body):
         protocol.decode(body)
 
 
+def test_a_message_json_cannot_hold_is_one_error_of_its_own():
+    deep: dict = {}
+    inner = deep
+    for _ in range(100_000):
+        inner["a"] = {}
+        inner = inner["a"]
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    for message in (deep, cyclic):
+        with pytest.raises(protocol.NotEncodable):
+            protocol.encode(message)
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"3", b"null", b"true"])
 def test_only_a_json_object_is_a_message(body):
     with pytest.raises(ValueError, match="must be a JSON object"):
