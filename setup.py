@@ -4,6 +4,7 @@ The helper (`lu_attach/native/lu_spawn.c`) is a tiny shared library that the
 injector loads into a target; it is not a Python extension and links against
 no libpython, so one build serves every target version, static or shared.
 """
+
 from setuptools import Extension, setup
 
 setup(

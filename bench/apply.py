@@ -17,6 +17,7 @@ target would) and prints a table:
 - tracemalloc growth over 1,000 apply/revert cycles (goal: flat after the
   first cycle).
 """
+
 import gc
 import importlib
 import importlib.util
@@ -33,7 +34,8 @@ PAYLOADS = os.path.join(os.path.dirname(HERE), "payloads")
 def load_engine():
     if "lu_payloads" not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            "lu_payloads", os.path.join(PAYLOADS, "__init__.py"), submodule_search_locations=[PAYLOADS])
+            "lu_payloads", os.path.join(PAYLOADS, "__init__.py"), submodule_search_locations=[PAYLOADS]
+        )
         pkg = importlib.util.module_from_spec(spec)
         sys.modules["lu_payloads"] = pkg
         spec.loader.exec_module(pkg)
@@ -130,6 +132,7 @@ def main():
     import email.mime.text
     import email.parser
     import email.policy  # noqa: F401
+
     count, a, r = time_apply_revert("email.**")
     rows.append(("stdlib email.** (first: parses files)", count, a, r))
     count, a, r = time_apply_revert("email.**")
@@ -155,8 +158,7 @@ def main():
     uid = U.apply_update(Instrument(m.trivial, {"func_before": empty_hook_args}))
     inst_args = per_call(m.trivial, 1, loops)
     U.revert(uid)
-    uid = U.apply_update(Instrument(m.trivial, {"func_before": (empty_hook, None),
-                                                "func_after": lambda i, r, e: None}))
+    uid = U.apply_update(Instrument(m.trivial, {"func_before": (empty_hook, None), "func_after": lambda i, r, e: None}))
     inst_both = per_call(m.trivial, 1, loops)
     U.revert(uid)
     assert m.trivial.__code__.co_name == "trivial"
@@ -164,16 +166,28 @@ def main():
     print("%-58s %9s %8s" % ("per call (ns, incl. loop)", "ns", "ratio"))
     print("%-58s %9.1f %8s" % ("trivial(x) uninstrumented", plain, "1.00"))
     print("%-58s %9.1f %8s" % ("bare hook(info)", bare, ""))
-    print("%-58s %9.1f %8.2f  (vs bare hook; goal <= 2.5)" % ("trivial with empty func_before (hook, None)", inst, inst / bare))
+    print(
+        "%-58s %9.1f %8.2f  (vs bare hook; goal <= 2.5)"
+        % ("trivial with empty func_before (hook, None)", inst, inst / bare)
+    )
     print("%-58s %9.1f %8s" % ("bare hook(info, {'x': x})", bare_args, ""))
-    print("%-58s %9.1f %8.2f  (vs bare hook)" % ("trivial with empty func_before hook(info, args)", inst_args, inst_args / bare_args))
-    print("%-58s %9.1f %8.2f  (vs uninstrumented)" % ("trivial with empty func_before + func_after", inst_both, inst_both / plain))
+    print(
+        "%-58s %9.1f %8.2f  (vs bare hook)"
+        % ("trivial with empty func_before hook(info, args)", inst_args, inst_args / bare_args)
+    )
+    print(
+        "%-58s %9.1f %8.2f  (vs uninstrumented)"
+        % ("trivial with empty func_before + func_after", inst_both, inst_both / plain)
+    )
 
     # untouched function while many updates are applied
     m_big = mods[sizes[-1]]
     base = per_call(m_big.untouched, 1, loops)
-    uid = U.apply_update(Instrument(["lu_bench_gen%d.f%d" % (sizes[-1], i) for i in range(sizes[-1])],
-                                    {"func_before": (empty_hook, None)}))
+    uid = U.apply_update(
+        Instrument(
+            ["lu_bench_gen%d.f%d" % (sizes[-1], i) for i in range(sizes[-1])], {"func_before": (empty_hook, None)}
+        )
+    )
     n_applied = len(U.ls()[-1]["targets"])
     assert sys.gettrace() is None and sys.getprofile() is None
     loaded = per_call(m_big.untouched, 1, loops)
@@ -195,8 +209,10 @@ def main():
     last = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     print()
-    print("memory: %d apply/revert cycles, growth after the first: %+d bytes (%+.1f bytes/cycle)"
-          % (cycles, last - first, (last - first) / float(cycles)))
+    print(
+        "memory: %d apply/revert cycles, growth after the first: %+d bytes (%+.1f bytes/cycle)"
+        % (cycles, last - first, (last - first) / float(cycles))
+    )
     assert U.ls() == []
 
 

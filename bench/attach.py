@@ -35,6 +35,7 @@ runs Python code at an arbitrary instruction): each command has a timeout
 (gdb is only killed if it expires), and a target that died is restarted and
 the death reported.
 """
+
 import argparse
 import glob
 import json
@@ -51,9 +52,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
 LU = [VENV_PY if os.path.exists(VENV_PY) else sys.executable, "-m", "lu_cli.main"]
-AFTER = 0.2      # seconds after the command's end that still count as its pause
-SETTLE = 0.4     # quiet time between steps
-TIMEOUT = 30.0   # per command
+AFTER = 0.2  # seconds after the command's end that still count as its pause
+SETTLE = 0.4  # quiet time between steps
+TIMEOUT = 30.0  # per command
 
 TARGET = r'''
 import gc, socket, sys, threading, time
@@ -124,20 +125,25 @@ class Target:
 
     def __init__(self, python, script):
         self.python, self.script = python, script
-        self.gaps = []       # (end, gap) in CLOCK_MONOTONIC seconds
+        self.gaps = []  # (end, gap) in CLOCK_MONOTONIC seconds
         self.lock = threading.Lock()
         self.deaths = []
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen([self.python, "-u", self.script], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.python, "-u", self.script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         first = self.proc.stdout.readline()
         if first.strip() != "READY":
             raise RuntimeError("target %s did not start: %s %s" % (self.python, first, self.proc.stderr.read()))
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
-        time.sleep(1.0)      # let it warm up
+        time.sleep(1.0)  # let it warm up
 
     def _read(self, proc):
         for line in proc.stdout:
@@ -167,7 +173,7 @@ class Target:
     def max_gap(self, t0, t1, wait=True, where=False):
         """Longest gap whose interval [end - gap, end] overlaps [t0, t1] (ms);
         with where=True also the time its start is after t0 (ms)."""
-        if wait:   # the reporter prints completed buckets every 100 ms
+        if wait:  # the reporter prints completed buckets every 100 ms
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
                 with self.lock:
@@ -226,10 +232,19 @@ def inject_plain(target, marker):
     if os.path.exists(marker):
         os.unlink(marker)
     code = "x = 1; open('%s', 'a').write('x')" % marker
-    cmd = ["gdb", "-p", str(target.pid), "-batch", "-nx",
-           "-ex", "call (int)PyGILState_Ensure()",
-           "-ex", 'call (int)PyRun_SimpleString("%s")' % code,
-           "-ex", "call (void)PyGILState_Release($1)"]
+    cmd = [
+        "gdb",
+        "-p",
+        str(target.pid),
+        "-batch",
+        "-nx",
+        "-ex",
+        "call (int)PyGILState_Ensure()",
+        "-ex",
+        'call (int)PyRun_SimpleString("%s")' % code,
+        "-ex",
+        "call (void)PyGILState_Release($1)",
+    ]
     t0, t1, wall, rc, _out, err = run_cmd(cmd)
     ran = os.path.exists(marker)
     res = {"wall_ms": wall, "ok": rc == 0 and ran, "t0": t0, "t1": t1}
@@ -248,7 +263,7 @@ def bench_python(python, runs, script, log):
     notes = []
     try:
         for run in range(runs):
-            order = METHODS[run % 3:] + METHODS[:run % 3]    # rotate the order each run
+            order = METHODS[run % 3 :] + METHODS[: run % 3]  # rotate the order each run
             for m in order:
                 time.sleep(SETTLE)
                 res = inject_lu(target, m) if m != "plain" else inject_plain(target, marker)
@@ -269,20 +284,31 @@ def bench_python(python, runs, script, log):
                 time.sleep(length)
                 res["baseline_ms"] = target.max_gap(b0, b0 + length)
                 results[m].append(res)
-                log("  run %d %-6s wall %7.1f ms  pause %7s ms (starting %s ms after the command started)"
-                    "  baseline %5s ms%s%s" % (
-                    run + 1, m, res["wall_ms"], fmt(res["pause_ms"]), fmt(res["pause_at_ms"], 0),
-                    fmt(res["baseline_ms"]),
-                    "" if "lu_pause_ms" not in res else "  (lu says: pause %s ms, total %s ms)" % (
-                        fmt(res["lu_pause_ms"], 2), fmt(res["lu_total_ms"])),
-                    "" if res["ok"] else "  FAILED: " + res.get("error", "")))
+                log(
+                    "  run %d %-6s wall %7.1f ms  pause %7s ms (starting %s ms after the command started)"
+                    "  baseline %5s ms%s%s"
+                    % (
+                        run + 1,
+                        m,
+                        res["wall_ms"],
+                        fmt(res["pause_ms"]),
+                        fmt(res["pause_at_ms"], 0),
+                        fmt(res["baseline_ms"]),
+                        ""
+                        if "lu_pause_ms" not in res
+                        else "  (lu says: pause %s ms, total %s ms)"
+                        % (fmt(res["lu_pause_ms"], 2), fmt(res["lu_total_ms"])),
+                        "" if res["ok"] else "  FAILED: " + res.get("error", ""),
+                    )
+                )
     finally:
         target.stop()
     summary = {}
     for m in METHODS:
         good = [r for r in results[m] if r["ok"]]
         summary[m] = {
-            "runs": len(results[m]), "ok": len(good),
+            "runs": len(results[m]),
+            "ok": len(good),
             "wall_ms": median([r["wall_ms"] for r in good]),
             "pause_ms": median([r["pause_ms"] for r in good]),
             "pause_min_ms": min((r["pause_ms"] for r in good if r["pause_ms"] is not None), default=None),
@@ -290,8 +316,10 @@ def bench_python(python, runs, script, log):
             "baseline_ms": median([r["baseline_ms"] for r in results[m]]),
             "lu_reported_pause_ms": median([r.get("lu_pause_ms") for r in good]),
             "errors": [r["error"] for r in results[m] if not r["ok"]],
-            "each": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in ("t0", "t1")}
-                     for r in results[m]],
+            "each": [
+                {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in ("t0", "t1")}
+                for r in results[m]
+            ],
         }
     lu, plain = summary["lu"], summary["plain"]
     ratios = {
@@ -300,10 +328,17 @@ def bench_python(python, runs, script, log):
         "pause_lugdb_over_plain": ratio(summary["lu-gdb"]["pause_ms"], plain["pause_ms"]),
         "wall_lugdb_over_plain": ratio(summary["lu-gdb"]["wall_ms"], plain["wall_ms"]),
     }
-    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
-    return {"python": python, "version": version, "methods": summary, "ratios": ratios,
-            "target_deaths": target.deaths, "notes": notes}
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "python": python,
+        "version": version,
+        "methods": summary,
+        "ratios": ratios,
+        "target_deaths": target.deaths,
+        "notes": notes,
+    }
 
 
 def ratio(a, b):
@@ -315,21 +350,42 @@ def fmt(x, digits=1):
 
 
 def table(res):
-    lines = ["%s (%s)" % (res["python"], res["version"]),
-             "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "%s (%s)" % (res["python"], res["version"]),
+        "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m in METHODS:
         s = res["methods"][m]
-        lines.append("| %s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |" % (
-            m, s["ok"], s["runs"], fmt(s["wall_ms"]), fmt(s["pause_ms"]), fmt(s["pause_min_ms"]),
-            fmt(s["pause_max_ms"]), fmt(s["baseline_ms"]),
-            "-" if s["lu_reported_pause_ms"] is None else fmt(s["lu_reported_pause_ms"], 2) + " ms"))
+        lines.append(
+            "| %s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |"
+            % (
+                m,
+                s["ok"],
+                s["runs"],
+                fmt(s["wall_ms"]),
+                fmt(s["pause_ms"]),
+                fmt(s["pause_min_ms"]),
+                fmt(s["pause_max_ms"]),
+                fmt(s["baseline_ms"]),
+                "-" if s["lu_reported_pause_ms"] is None else fmt(s["lu_reported_pause_ms"], 2) + " ms",
+            )
+        )
     r, s = res["ratios"], res["methods"]
-    lines.append("pause: lu %s ms vs plain gdb %s ms (ratio %s); wall: lu %s ms vs plain gdb %s ms (ratio %s); "
-                 "lu --method gdb: pause ratio %s, wall ratio %s" % (
-                     fmt(s["lu"]["pause_ms"]), fmt(s["plain"]["pause_ms"]), fmt(r["pause_lu_over_plain"], 3),
-                     fmt(s["lu"]["wall_ms"]), fmt(s["plain"]["wall_ms"]), fmt(r["wall_lu_over_plain"], 2),
-                     fmt(r["pause_lugdb_over_plain"], 3), fmt(r["wall_lugdb_over_plain"], 2)))
+    lines.append(
+        "pause: lu %s ms vs plain gdb %s ms (ratio %s); wall: lu %s ms vs plain gdb %s ms (ratio %s); "
+        "lu --method gdb: pause ratio %s, wall ratio %s"
+        % (
+            fmt(s["lu"]["pause_ms"]),
+            fmt(s["plain"]["pause_ms"]),
+            fmt(r["pause_lu_over_plain"], 3),
+            fmt(s["lu"]["wall_ms"]),
+            fmt(s["plain"]["wall_ms"]),
+            fmt(r["wall_lu_over_plain"], 2),
+            fmt(r["pause_lugdb_over_plain"], 3),
+            fmt(r["wall_lugdb_over_plain"], 2),
+        )
+    )
     for m in METHODS:
         for e in res["methods"][m]["errors"]:
             lines.append("  %s failure: %s" % (m, e))
@@ -345,8 +401,12 @@ def default_python():
 
 def all_pythons():
     out = []
-    for pattern in ("/root/.pyenv/versions/3.8.*/bin/python3.8", "/root/.pyenv/versions/3.11.*/bin/python3.11",
-                    "/root/.pyenv/versions/3.12.*/bin/python3.12", "/usr/bin/python3"):
+    for pattern in (
+        "/root/.pyenv/versions/3.8.*/bin/python3.8",
+        "/root/.pyenv/versions/3.11.*/bin/python3.11",
+        "/root/.pyenv/versions/3.12.*/bin/python3.12",
+        "/usr/bin/python3",
+    ):
         found = sorted(glob.glob(pattern))
         if found:
             out.append(found[-1])
@@ -359,7 +419,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="injections per method and target (default 5)")
     ap.add_argument("--python", help="target interpreter (default: pyenv 3.11)")
-    ap.add_argument("--all", action="store_true", help="pyenv 3.8, 3.11, 3.12 and /usr/bin/python3 (missing ones skipped)")
+    ap.add_argument(
+        "--all", action="store_true", help="pyenv 3.8, 3.11, 3.12 and /usr/bin/python3 (missing ones skipped)"
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     args = ap.parse_args()
     if not shutil.which("gdb"):

@@ -35,6 +35,7 @@ and `lu report` on a real log of 1,000,000 profiled calls (4 threads; time,
 peak RSS, log size). --callgrind adds instruction counts per call on 3.11
 (valgrind, (Ir(N=100k) - Ir(N=0)) / 100k), immune to the machine's noise.
 """
+
 import argparse
 import gc
 import glob
@@ -116,16 +117,19 @@ def rec(d):
 # child side
 # ----------------------------------------------------------------------------------------------
 
+
 def load_lu():
     try:
         import lu_payloads  # installed in the project venv
+
         if os.path.dirname(os.path.abspath(lu_payloads.__file__)) != PAYLOADS:
             raise ImportError
     except ImportError:
         for k in [k for k in sys.modules if k == "lu_payloads" or k.startswith("lu_payloads.")]:
             del sys.modules[k]
         spec = importlib.util.spec_from_file_location(
-            "lu_payloads", os.path.join(PAYLOADS, "__init__.py"), submodule_search_locations=[PAYLOADS])
+            "lu_payloads", os.path.join(PAYLOADS, "__init__.py"), submodule_search_locations=[PAYLOADS]
+        )
         pkg = importlib.util.module_from_spec(spec)
         sys.modules["lu_payloads"] = pkg
         spec.loader.exec_module(pkg)
@@ -189,6 +193,7 @@ def child_timing(args, mod):
         return r
     if v == "cProfile":
         import cProfile
+
         prof = cProfile.Profile()
         prof.enable()
         r = timed({"f": mod.f, "g": mod.g}, n, reps)
@@ -199,6 +204,7 @@ def child_timing(args, mod):
         from lu_payloads.engine import UpdateManager
         from lu_payloads.recorder import get_recorder
         from lu_payloads.tools import FuncProfiler
+
         uid = FuncProfiler.profile(["benchmod.f"], log_dir=os.path.join(tempfile.gettempdir(), "lu-overhead-logs"))
         assert mod.f.__code__ is not mod.g.__code__ and sys.gettrace() is None and sys.getprofile() is None
         r = timed({"f": mod.f, "g": mod.g}, n, reps)
@@ -221,7 +227,8 @@ def child_timing(args, mod):
         from pyliveupdate.update import UpdateManager as PluManager
         from pyliveupdatescripts import FP
         from pyliveupdatescripts.updatebase import LU
-        real, sys.stdout = sys.stdout, io.StringIO()   # it prints "Update 1 applied"
+
+        real, sys.stdout = sys.stdout, io.StringIO()  # it prints "Update 1 applied"
         try:
             FP.profile("benchmod.f")
         finally:
@@ -242,6 +249,7 @@ def make_parts():
     """lu's two hooks called alone, and what they are made of."""
     load_lu()
     from lu_payloads.tools.calltree import CallTreeSession
+
     s = CallTreeSession()
     before, after, info = s.before, s.after, object()
     pc = time.perf_counter_ns
@@ -266,11 +274,13 @@ def make_parts():
 
     def empty(x):
         pass
+
     return {"hooks": hooks, "nops": nops, "clocks": clocks, "empty": empty}
 
 
 def _lu_hits(uid):
     from lu_payloads.recorder import get_recorder
+
     total = 0
     for rec in get_recorder().snapshot_records(uid):
         total += sum(node["hits"] for node in rec["nodes"])
@@ -285,6 +295,7 @@ def child_memory(work):
     thread, kept to skip unchanged snapshots) is measured separately at the end.
     """
     import tracemalloc
+
     load_lu()
     width = 500
     text = MEMMOD + "".join("\n\ndef w%d(x):\n    return x\n" % i for i in range(width))
@@ -293,6 +304,7 @@ def child_memory(work):
     from lu_payloads.engine import UpdateManager
     from lu_payloads.recorder import get_recorder
     from lu_payloads.tools import FuncProfiler
+
     log_dir = os.path.join(work, "logs")
     sys.setrecursionlimit(5000)
     uid = FuncProfiler.profile(["memmod.*"], log_dir=log_dir)
@@ -327,6 +339,7 @@ def child_memory(work):
     def one_path():
         for i in range(1000000):
             f(i)
+
     step("f(i) x 1M (one path)", 1000000, one_path)
     step("top(i) for 500 i (500 new paths top>w_i)", 2 * width, lambda: [top(i) for i in range(width)])
 
@@ -334,6 +347,7 @@ def child_memory(work):
         for _ in range(1000):
             for i in range(width):
                 top(i)
+
     step("same 500 paths again, 1M calls", 1000 * 2 * width, wide_again)
     depth = 500
     step("rec(500) once (500 new paths, depth 1..501)", depth + 1, lambda: rec(depth))
@@ -341,6 +355,7 @@ def child_memory(work):
     def deep_again():
         for _ in range(1996):
             rec(depth)
+
     step("rec(500) x 1996 (same paths, 1M calls)", 1996 * (depth + 1), deep_again)
     out["steps"] = steps
     before = mark()
@@ -359,6 +374,7 @@ def child_workload(work, log_dir):
     from lu_payloads.engine import UpdateManager
     from lu_payloads.recorder import get_recorder
     from lu_payloads.tools import FuncProfiler
+
     uid = FuncProfiler.profile(["workmod.*"], log_dir=log_dir)
     threads_n = 4
     # per thread: 49,000 top() = 245,000 calls (top, mid, 3x leaf) + 250 rec(19) = 5,000 calls
@@ -369,6 +385,7 @@ def child_workload(work, log_dir):
             mod.top(i)
         for _ in range(recs):
             mod.rec(depth)
+
     t0 = time.perf_counter()
     threads = [threading.Thread(target=work_fn, name="worker-%d" % i) for i in range(threads_n)]
     for t in threads:
@@ -379,8 +396,13 @@ def child_workload(work, log_dir):
     path = get_recorder().flush()
     hits = _lu_hits(uid)
     UpdateManager.revert(uid)
-    return {"log": path, "calls": hits, "seconds": elapsed, "log_bytes": os.path.getsize(path),
-            "log_lines": sum(1 for _ in open(path))}
+    return {
+        "log": path,
+        "calls": hits,
+        "seconds": elapsed,
+        "log_bytes": os.path.getsize(path),
+        "log_lines": sum(1 for _ in open(path)),
+    }
 
 
 def child_callgrind(work, variant, n):
@@ -390,9 +412,11 @@ def child_callgrind(work, variant, n):
     if variant.startswith("lu"):
         load_lu()
         from lu_payloads.tools import FuncProfiler
+
         FuncProfiler.profile(["benchmod.f"], log_dir=os.path.join(work, "logs"))
     elif variant.startswith("cProfile"):
         import cProfile
+
         cProfile.Profile().enable()
     elif variant.startswith("timer"):
         fn_name = "f_timer"
@@ -411,6 +435,7 @@ def child_callgrind(work, variant, n):
 # driver side
 # ----------------------------------------------------------------------------------------------
 
+
 def find_python(minor):
     found = sorted(glob.glob("/root/.pyenv/versions/3.%d.*/bin/python3.%d" % (minor, minor)))
     if found:
@@ -420,9 +445,16 @@ def find_python(minor):
 
 def ensure_plu_venv(log):
     py = os.path.join(PLU_VENV, "bin", "python")
-    ok = os.path.exists(py) and subprocess.call(
-        [py, "-c", "import pyliveupdatescripts"], env=dict(os.environ, **PLU_ENV),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+    ok = (
+        os.path.exists(py)
+        and subprocess.call(
+            [py, "-c", "import pyliveupdatescripts"],
+            env=dict(os.environ, **PLU_ENV),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        == 0
+    )
     if ok:
         return py
     base = find_python(8)
@@ -436,17 +468,33 @@ def ensure_plu_venv(log):
 
 
 def run_child(py, variant, args, env=None, quiet_stderr=False, extra=()):
-    cmd = [py, os.path.abspath(__file__), "--child", variant, "--n", str(args.n), "--reps", str(args.reps),
-           "--plu-n", str(args.plu_n)] + list(extra)
+    cmd = [
+        py,
+        os.path.abspath(__file__),
+        "--child",
+        variant,
+        "--n",
+        str(args.n),
+        "--reps",
+        str(args.reps),
+        "--plu-n",
+        str(args.plu_n),
+    ] + list(extra)
     with tempfile.TemporaryFile() as errf:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=errf, env=dict(os.environ, **(env or {})),
-                           text=True, cwd=tempfile.gettempdir())
+        p = subprocess.run(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=errf,
+            env=dict(os.environ, **(env or {})),
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
         errf.seek(0)
         err = errf.read().decode("utf-8", "replace")
     lines = [text for text in p.stdout.splitlines() if text.startswith("RESULT ")]
     if p.returncode or not lines:
         raise RuntimeError("%s %s failed (rc %s):\n%s\n%s" % (py, variant, p.returncode, p.stdout[-2000:], err[-3000:]))
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def timing_suite(args, log):
@@ -454,7 +502,7 @@ def timing_suite(args, log):
     if args.all:
         interps = [(v, find_python(int(v.split(".")[1]))) for v in ("3.8", "3.11", "3.12", "3.13")]
     elif not args.no_plu:
-        interps.insert(0, ("3.8", find_python(8)))   # lu on 3.8, beside the original tool
+        interps.insert(0, ("3.8", find_python(8)))  # lu on 3.8, beside the original tool
     interps = [(v, p) for v, p in interps if p]
     plu_py = None if args.no_plu else ensure_plu_venv(log)
     jobs = []
@@ -490,17 +538,40 @@ def callgrind_suite(args, log):
         return None
     n = 100000
     out = {}
-    for variant in ("none", "none:g", "lu", "lu:g", "cProfile", "cProfile:g", "timer",
-                    "parts:hooks", "parts:nops", "parts:clocks", "parts:empty"):
+    for variant in (
+        "none",
+        "none:g",
+        "lu",
+        "lu:g",
+        "cProfile",
+        "cProfile:g",
+        "timer",
+        "parts:hooks",
+        "parts:nops",
+        "parts:clocks",
+        "parts:empty",
+    ):
         irs = []
         for count in (0, n):
             d = tempfile.mkdtemp(prefix="lu-cg-")
             cg = os.path.join(d, "cg.out")
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg,
-                   py, os.path.abspath(__file__), "--child", "callgrind", "--cg-variant", variant, "--n", str(count)]
+            cmd = [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=" + cg,
+                py,
+                os.path.abspath(__file__),
+                "--child",
+                "callgrind",
+                "--cg-variant",
+                variant,
+                "--n",
+                str(count),
+            ]
             log("callgrind %s N=%d" % (variant, count))
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                           cwd=tempfile.gettempdir())
+            subprocess.run(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=tempfile.gettempdir()
+            )
             total = None
             with open(cg) as fh:
                 for line in fh:
@@ -519,14 +590,22 @@ def report_suite(args, log):
     w = run_child(py, "workload", args, extra=["--log-dir", log_dir])
     out = {"workload": w}
     lu = shutil.which("lu", path=os.path.join(ROOT, ".venv", "bin"))
-    runs = {"report": [VENV_PY, "-m", "lu_cli.main", "report", w["log"]],
-            "report --flamegraph": [VENV_PY, "-m", "lu_cli.main", "report", w["log"],
-                                    "--flamegraph", os.path.join(log_dir, "fg.svg")]}
+    runs = {
+        "report": [VENV_PY, "-m", "lu_cli.main", "report", w["log"]],
+        "report --flamegraph": [
+            VENV_PY,
+            "-m",
+            "lu_cli.main",
+            "report",
+            w["log"],
+            "--flamegraph",
+            os.path.join(log_dir, "fg.svg"),
+        ],
+    }
     for name, cmd in runs.items():
         times, rss = [], []
         for _ in range(3):
-            p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M"] + cmd, capture_output=True,
-                               text=True, cwd=ROOT)
+            p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M"] + cmd, capture_output=True, text=True, cwd=ROOT)
             if p.returncode:
                 raise RuntimeError("%s failed:\n%s" % (cmd, p.stderr[-2000:]))
             last = [text for text in p.stderr.splitlines() if text.startswith("TIME ")][-1].split()
@@ -535,8 +614,12 @@ def report_suite(args, log):
             out.setdefault("text_head", p.stdout[:1500]) if name == "report" else None
         out[name] = {"seconds": statistics.median(times), "peak_rss_kb": max(rss), "all_seconds": times}
     # the interpreter alone, for scale
-    p = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", VENV_PY, "-c", "import lu_cli.main"],
-                       capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run(
+        ["/usr/bin/time", "-f", "TIME %e %M", VENV_PY, "-c", "import lu_cli.main"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     last = [text for text in p.stderr.splitlines() if text.startswith("TIME ")][-1].split()
     out["import lu_cli.main alone"] = {"seconds": float(last[1]), "peak_rss_kb": int(last[2])}
     out["lu_on_path"] = lu
@@ -550,23 +633,41 @@ def fmt(x, nd=0):
 
 def print_tables(res):
     t = res["timing"]
-    print("\nPer-call cost, ns (loop included; lowest of %d round medians of %d reps; process CPU time)"
-          % (res["args"]["rounds"], res["args"]["reps"]))
-    print("%-6s %-30s %9s %9s %12s %9s %9s" % ("python", "variant", "f ns", "f added", "g ns (unprof)",
-                                               "g added", "f revert"))
+    print(
+        "\nPer-call cost, ns (loop included; lowest of %d round medians of %d reps; process CPU time)"
+        % (res["args"]["rounds"], res["args"]["reps"])
+    )
+    print(
+        "%-6s %-30s %9s %9s %12s %9s %9s"
+        % ("python", "variant", "f ns", "f added", "g ns (unprof)", "g added", "f revert")
+    )
     for v in sorted(t, key=lambda s: tuple(map(int, s.split(".")))):
         rows = t[v]
         base = rows["none"]
-        names = [("none", "unprofiled"), ("lu", "lu FuncProfiler"), ("cProfile", "cProfile (global)"),
-                 ("timer", "ref: injected perf_counter timer"), ("plu", "PyLiveUpdate 0.3.1 FP")]
+        names = [
+            ("none", "unprofiled"),
+            ("lu", "lu FuncProfiler"),
+            ("cProfile", "cProfile (global)"),
+            ("timer", "ref: injected perf_counter timer"),
+            ("plu", "PyLiveUpdate 0.3.1 FP"),
+        ]
         for key, label in names:
             if key not in rows:
                 continue
             r = rows[key]
             bf, bg = base["f"], base["g"]
-            print("%-6s %-30s %9s %9s %12s %9s %9s" % (
-                r.get("python", v), label, fmt(r["f"]), fmt(r["f"] - bf) if key != "none" else "",
-                fmt(r["g"]), fmt(r["g"] - bg) if key != "none" else "", fmt(r.get("f_reverted"))))
+            print(
+                "%-6s %-30s %9s %9s %12s %9s %9s"
+                % (
+                    r.get("python", v),
+                    label,
+                    fmt(r["f"]),
+                    fmt(r["f"] - bf) if key != "none" else "",
+                    fmt(r["g"]),
+                    fmt(r["g"] - bg) if key != "none" else "",
+                    fmt(r.get("f_reverted")),
+                )
+            )
         lu_add, cp_add = rows["lu"]["f"] - base["f"], rows["cProfile"]["f"] - base["f"]
         line = "       lu/cProfile added per profiled call: %.2fx" % (lu_add / cp_add)
         if "plu" in rows:
@@ -574,33 +675,50 @@ def print_tables(res):
         print(line)
         p = rows.get("parts")
         if p:
-            print("       parts: lu's 2 hooks alone %s, 2 empty py calls %s, 2 perf_counter_ns() %s, "
-                  "empty fn %s (ns per iteration, loop+call of a wrapper included)"
-                  % (fmt(p["hooks"]), fmt(p["nops"]), fmt(p["clocks"]), fmt(p["empty"])))
+            print(
+                "       parts: lu's 2 hooks alone %s, 2 empty py calls %s, 2 perf_counter_ns() %s, "
+                "empty fn %s (ns per iteration, loop+call of a wrapper included)"
+                % (fmt(p["hooks"]), fmt(p["nops"]), fmt(p["clocks"]), fmt(p["empty"]))
+            )
     if res.get("callgrind"):
         c = res["callgrind"]
         print("\nCallgrind, 3.11, instructions per iteration (N=100k):")
         for k in ("none", "lu", "cProfile", "timer"):
-            print("  %-9s f %7.0f (added %6.0f)" % (k, c[k], c[k] - c["none"]) +
-                  ("   g %7.0f (added %5.0f)" % (c[k + ":g"], c[k + ":g"] - c["none:g"]) if k + ":g" in c else ""))
+            print(
+                "  %-9s f %7.0f (added %6.0f)" % (k, c[k], c[k] - c["none"])
+                + ("   g %7.0f (added %5.0f)" % (c[k + ":g"], c[k + ":g"] - c["none:g"]) if k + ":g" in c else "")
+            )
         if "parts:hooks" in c:
-            print("  parts (per iteration of a wrapper calling them): lu's 2 hooks alone %.0f, 2 empty py calls %.0f, "
-                  "2 perf_counter_ns() %.0f, wrapper alone %.0f"
-                  % (c["parts:hooks"], c["parts:nops"], c["parts:clocks"], c["parts:empty"]))
+            print(
+                "  parts (per iteration of a wrapper calling them): lu's 2 hooks alone %.0f, 2 empty py calls %.0f, "
+                "2 perf_counter_ns() %.0f, wrapper alone %.0f"
+                % (c["parts:hooks"], c["parts:nops"], c["parts:clocks"], c["parts:empty"])
+            )
     m = res.get("memory")
     if m:
         print("\nMemory of a FuncProfiler session (3.11, tracemalloc current after gc; recorder thread stopped):")
         for st in m["steps"]:
-            print("  %-48s calls %8d  new paths %4d  %+10d B%s" % (
-                st["step"], st["calls"], st["new_paths"], st["bytes"],
-                ("  (%.0f B/path)" % (st["bytes"] / st["new_paths"])) if st["new_paths"] else ""))
-        print("  then one flush: recorder keeps %+d B (last JSON written per thread); log after one flush %d B"
-              % (m["recorder_after_flush_bytes"], m["log_bytes_one_flush"]))
+            print(
+                "  %-48s calls %8d  new paths %4d  %+10d B%s"
+                % (
+                    st["step"],
+                    st["calls"],
+                    st["new_paths"],
+                    st["bytes"],
+                    ("  (%.0f B/path)" % (st["bytes"] / st["new_paths"])) if st["new_paths"] else "",
+                )
+            )
+        print(
+            "  then one flush: recorder keeps %+d B (last JSON written per thread); log after one flush %d B"
+            % (m["recorder_after_flush_bytes"], m["log_bytes_one_flush"])
+        )
     r = res.get("report")
     if r:
         w = r["workload"]
-        print("\nlu report on a real log of %d profiled calls (4 threads, %.1f s to run; log %d B, %d lines):"
-              % (w["calls"], w["seconds"], w["log_bytes"], w["log_lines"]))
+        print(
+            "\nlu report on a real log of %d profiled calls (4 threads, %.1f s to run; log %d B, %d lines):"
+            % (w["calls"], w["seconds"], w["log_bytes"], w["log_lines"])
+        )
         for k in ("report", "report --flamegraph", "import lu_cli.main alone"):
             print("  %-26s %.2f s, peak RSS %.1f MB" % (k, r[k]["seconds"], r[k]["peak_rss_kb"] / 1024))
 
@@ -628,6 +746,7 @@ def main():
     def log(msg):
         sys.stderr.write("# %s\n" % msg)
         sys.stderr.flush()
+
     res = {"args": vars(args), "timing": timing_suite(args, log)}
     if args.callgrind:
         res["callgrind"] = callgrind_suite(args, log)

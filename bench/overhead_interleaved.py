@@ -7,6 +7,7 @@ functions, memory, report); this one is the quick, drift-proof ratio.
 
     .venv/bin/python bench/overhead_interleaved.py [PYTHON...]
 """
+
 import glob
 import os
 import subprocess
@@ -53,15 +54,20 @@ print(round(statistics.median(added)))
 
 def main():
     import re
-    pythons = sys.argv[1:] or sorted(p for p in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*"))
-                                     if re.search(r"python3\.\d+$", p))
+
+    pythons = sys.argv[1:] or sorted(
+        p
+        for p in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*"))
+        if re.search(r"python3\.\d+$", p)
+    )
     work = tempfile.mkdtemp(prefix="lu-interleaved-")
     with open(os.path.join(work, "benchmod.py"), "w") as handle:
         handle.write("def f(x):\n    return x + 1\n")
     print("%-10s %14s %18s %8s" % ("python", "lu added ns", "cProfile added ns", "ratio"))
     for python in pythons:
-        version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True).stdout.strip()
+        version = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
         if version in ("2.7", "3.6", "3.7"):
             continue
         figures = {}

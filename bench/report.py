@@ -9,6 +9,7 @@ and the process's peak RSS).
 
     python3.11 bench/report.py [--calls 1000000] [--snapshots 50] [--events 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,34 +64,100 @@ def generate(path: str, calls: int, snapshots: int, events: int, n_paths: int = 
             final[p[:-1]][1] += final[p][1]
     total_hits = 0
     with open(path, "w") as f:
-        f.write(json.dumps({"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7",
-                            "argv": ["gunicorn", "app:wsgi"], "started": 1763760000.0}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "lu": 1,
+                    "type": "header",
+                    "pid": 4510,
+                    "python": "3.11.7",
+                    "argv": ["gunicorn", "app:wsgi"],
+                    "started": 1763760000.0,
+                }
+            )
+            + "\n"
+        )
         ev_per_snap = events // snapshots
         for s in range(1, snapshots + 1):
             frac = s / snapshots
             for tid, thread in enumerate(THREADS, 1):
-                nodes = [{"path": list(p), "hits": int(h * frac), "total_ns": int(t * frac)}
-                         for p, (h, t) in final.items()]
-                f.write(json.dumps({"lu": 1, "type": "calls", "pid": 4510, "session": "3",
-                                    "thread": thread, "thread_id": 1400 + tid,
-                                    "time": 1763760000.0 + s, "nodes": nodes}) + "\n")
-            f.write(json.dumps({"lu": 1, "type": "lines", "pid": 4510, "session": "4",
-                                "thread": "MainThread", "thread_id": 1401, "time": 1763760000.0 + s,
-                                "lines": [{"function": "app.mod1.Cls1.meth1", "line": 10 + i,
-                                           "hits": 1000 * s, "total_ns": 5000 * s * (i + 1)}
-                                          for i in range(20)]}) + "\n")
+                nodes = [
+                    {"path": list(p), "hits": int(h * frac), "total_ns": int(t * frac)} for p, (h, t) in final.items()
+                ]
+                f.write(
+                    json.dumps(
+                        {
+                            "lu": 1,
+                            "type": "calls",
+                            "pid": 4510,
+                            "session": "3",
+                            "thread": thread,
+                            "thread_id": 1400 + tid,
+                            "time": 1763760000.0 + s,
+                            "nodes": nodes,
+                        }
+                    )
+                    + "\n"
+                )
+            f.write(
+                json.dumps(
+                    {
+                        "lu": 1,
+                        "type": "lines",
+                        "pid": 4510,
+                        "session": "4",
+                        "thread": "MainThread",
+                        "thread_id": 1401,
+                        "time": 1763760000.0 + s,
+                        "lines": [
+                            {
+                                "function": "app.mod1.Cls1.meth1",
+                                "line": 10 + i,
+                                "hits": 1000 * s,
+                                "total_ns": 5000 * s * (i + 1),
+                            }
+                            for i in range(20)
+                        ],
+                    }
+                )
+                + "\n"
+            )
             for e in range(ev_per_snap):
-                f.write(json.dumps({"lu": 1, "type": "event", "pid": 4510, "session": "5",
-                                    "thread": "MainThread", "thread_id": 1401,
-                                    "time": 1763760000.0 + s, "kind": "call",
-                                    "function": "app.mod2.Cls2.meth2", "line": 40,
-                                    "data": {"args": {"x": repr(e), "y": "'abc'"}}}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "lu": 1,
+                            "type": "event",
+                            "pid": 4510,
+                            "session": "5",
+                            "thread": "MainThread",
+                            "thread_id": 1401,
+                            "time": 1763760000.0 + s,
+                            "kind": "call",
+                            "function": "app.mod2.Cls2.meth2",
+                            "line": 40,
+                            "data": {"args": {"x": repr(e), "y": "'abc'"}},
+                        }
+                    )
+                    + "\n"
+                )
         # a second, short session on the main thread, merged by summing
         small = {p: v for p, v in final.items() if p[0] == tree[0][0]}
-        f.write(json.dumps({"lu": 1, "type": "calls", "pid": 4510, "session": "6", "thread": "MainThread",
-                            "thread_id": 1401, "time": 1763760000.0 + snapshots,
-                            "nodes": [{"path": list(p), "hits": h // 10, "total_ns": t // 10}
-                                      for p, (h, t) in small.items()]}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "lu": 1,
+                    "type": "calls",
+                    "pid": 4510,
+                    "session": "6",
+                    "thread": "MainThread",
+                    "thread_id": 1401,
+                    "time": 1763760000.0 + snapshots,
+                    "nodes": [{"path": list(p), "hits": h // 10, "total_ns": t // 10} for p, (h, t) in small.items()],
+                }
+            )
+            + "\n"
+        )
     total_hits = sum(h for h, _ in final.values()) * len(THREADS)
     return total_hits
 
@@ -118,9 +185,11 @@ def main() -> None:
         size = os.path.getsize(log)
         with open(log) as fh:
             nlines = sum(1 for _ in fh)
-        print(f"log: {size / 1e6:.1f} MB, {nlines:,} lines, {hits:,} calls in the final snapshots,"
-              f" {args.paths} paths x {len(THREADS)} threads, {args.snapshots} snapshots,"
-              f" {args.events:,} events (generated in {time.perf_counter() - t0:.1f} s)")
+        print(
+            f"log: {size / 1e6:.1f} MB, {nlines:,} lines, {hits:,} calls in the final snapshots,"
+            f" {args.paths} paths x {len(THREADS)} threads, {args.snapshots} snapshots,"
+            f" {args.events:,} events (generated in {time.perf_counter() - t0:.1f} s)"
+        )
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         report, t_load = step("load_logs", load_logs, [log])
         _, t_text = step("render_text", render_text, report)
@@ -137,8 +206,10 @@ def main() -> None:
         render_flamegraph(r)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"peak memory: {peak / 1e6:.1f} MB traced (load + text + flame graph);"
-              f" peak RSS {rss1 / 1024:.0f} MB (was {rss0 / 1024:.0f} MB before loading)")
+        print(
+            f"peak memory: {peak / 1e6:.1f} MB traced (load + text + flame graph);"
+            f" peak RSS {rss1 / 1024:.0f} MB (was {rss0 / 1024:.0f} MB before loading)"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ served and failed.
 
 Goal (issue: "nothing grows with use"): flat within 2 MB, 0 failed requests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,16 @@ def default_python() -> str:
 
 
 def row(label: str, lu: Footprint, base: Footprint, start_lu: Footprint, start_base: Footprint) -> dict:
-    return {"at": label,
-            "lu_rss_kb": lu.rss_kb - start_lu.rss_kb, "baseline_rss_kb": base.rss_kb - start_base.rss_kb,
-            "lu_maps": lu.maps - start_lu.maps, "baseline_maps": base.maps - start_base.maps,
-            "lu_fds": lu.fds - start_lu.fds, "baseline_fds": base.fds - start_base.fds,
-            "lu_threads": lu.threads - start_lu.threads}
+    return {
+        "at": label,
+        "lu_rss_kb": lu.rss_kb - start_lu.rss_kb,
+        "baseline_rss_kb": base.rss_kb - start_base.rss_kb,
+        "lu_maps": lu.maps - start_lu.maps,
+        "baseline_maps": base.maps - start_base.maps,
+        "lu_fds": lu.fds - start_lu.fds,
+        "baseline_fds": base.fds - start_base.fds,
+        "lu_threads": lu.threads - start_lu.threads,
+    }
 
 
 def main() -> None:
@@ -67,16 +73,30 @@ def main() -> None:
             inject_detach_cycle(lu_target.pid)
             if i % step == 0:
                 settle(lu_target.pid)
-                rows.append(row("%d attach/detach" % i, Footprint.quiet(lu_target.pid),
-                                Footprint.quiet(baseline.pid), start_lu, start_base))
+                rows.append(
+                    row(
+                        "%d attach/detach" % i,
+                        Footprint.quiet(lu_target.pid),
+                        Footprint.quiet(baseline.pid),
+                        start_lu,
+                        start_base,
+                    )
+                )
                 print(rows[-1], file=sys.stderr)
         attach_seconds = time.monotonic() - started
         started = time.monotonic()
         recorder = {}
         for done in range(step, args.cycles + 1, step):
             recorder = profile_revert_cycles(lu_target.pid, step)
-            rows.append(row("%d profile/revert" % done, Footprint.quiet(lu_target.pid),
-                            Footprint.quiet(baseline.pid), start_lu, start_base))
+            rows.append(
+                row(
+                    "%d profile/revert" % done,
+                    Footprint.quiet(lu_target.pid),
+                    Footprint.quiet(baseline.pid),
+                    start_lu,
+                    start_base,
+                )
+            )
             print(rows[-1], recorder, file=sys.stderr)
         inject_detach_cycle(lu_target.pid)
         settle(lu_target.pid)
@@ -88,28 +108,55 @@ def main() -> None:
         alive = lu_target.alive()
         lu_target.kill()
         baseline.kill()
-    result = {"python": args.python, "cycles": args.cycles, "rows": rows, "end": end, "recorder": recorder,
-              "attach_detach_ms_per_cycle": attach_seconds * 1000 / args.cycles,
-              "profile_revert_ms_per_cycle": profile_seconds * 1000 / args.cycles,
-              "requests": [load.done for load in loads], "failed": [len(load.failures) for load in loads],
-              "target_alive": alive}
+    result = {
+        "python": args.python,
+        "cycles": args.cycles,
+        "rows": rows,
+        "end": end,
+        "recorder": recorder,
+        "attach_detach_ms_per_cycle": attach_seconds * 1000 / args.cycles,
+        "profile_revert_ms_per_cycle": profile_seconds * 1000 / args.cycles,
+        "requests": [load.done for load in loads],
+        "failed": [len(load.failures) for load in loads],
+        "target_alive": alive,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print("soak on %s: %d attach/detach cycles (%.1f ms each) and %d profile/revert cycles (%.1f ms each)"
-          % (args.python, args.cycles, result["attach_detach_ms_per_cycle"], args.cycles,
-             result["profile_revert_ms_per_cycle"]))
+    print(
+        "soak on %s: %d attach/detach cycles (%.1f ms each) and %d profile/revert cycles (%.1f ms each)"
+        % (
+            args.python,
+            args.cycles,
+            result["attach_detach_ms_per_cycle"],
+            args.cycles,
+            result["profile_revert_ms_per_cycle"],
+        )
+    )
     print("| after | RSS lu target | RSS baseline | maps lu / baseline | fds lu / baseline | threads lu |")
     print("|---|---|---|---|---|---|")
     for r in rows + [end]:
-        print("| %s | %+d KB | %+d KB | %+d / %+d | %+d / %+d | %+d |" % (
-            r["at"], r["lu_rss_kb"], r["baseline_rss_kb"], r["lu_maps"], r["baseline_maps"], r["lu_fds"],
-            r["baseline_fds"], r["lu_threads"]))
+        print(
+            "| %s | %+d KB | %+d KB | %+d / %+d | %+d / %+d | %+d |"
+            % (
+                r["at"],
+                r["lu_rss_kb"],
+                r["baseline_rss_kb"],
+                r["lu_maps"],
+                r["baseline_maps"],
+                r["lu_fds"],
+                r["baseline_fds"],
+                r["lu_threads"],
+            )
+        )
     print("recorder after the profile/revert cycles: %s" % recorder)
-    print("requests served (lu target / baseline): %s, failed: %s; lu target alive: %s"
-          % (result["requests"], result["failed"], alive))
-    print("RSS growth beyond the baseline's: %+d KB (goal: within 2048 KB)"
-          % (end["lu_rss_kb"] - end["baseline_rss_kb"]))
+    print(
+        "requests served (lu target / baseline): %s, failed: %s; lu target alive: %s"
+        % (result["requests"], result["failed"], alive)
+    )
+    print(
+        "RSS growth beyond the baseline's: %+d KB (goal: within 2048 KB)" % (end["lu_rss_kb"] - end["baseline_rss_kb"])
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
 - Idle cost: CPU time (sum of /proc/PID/task/*/schedstat) of a sleeping target over an idle
   window, before injection and while `lu watch` is attached, scaled to a minute.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,26 @@ def make_module(probe_value=0, shift=0, n_funcs=100):
         if i == n_funcs // 2:
             out += ["", "", "def probe():", "    return %d" % probe_value, "", ""]
         if i % 10 == 0:
-            out += ["", "", "class C%d:" % i, "    def m(self, x):", "        y = x * %d" % i, "        return y + 1", ""]
-        out += ["", "def f%d(a, b=2):" % i, '    """doc"""', "    total = 0", "    for k in range(a):",
-                "        total += k * b + %d" % i, "    if total > 100:", "        total = math.sqrt(total)",
-                "    return total"]
+            out += [
+                "",
+                "",
+                "class C%d:" % i,
+                "    def m(self, x):",
+                "        y = x * %d" % i,
+                "        return y + 1",
+                "",
+            ]
+        out += [
+            "",
+            "def f%d(a, b=2):" % i,
+            '    """doc"""',
+            "    total = 0",
+            "    for k in range(a):",
+            "        total += k * b + %d" % i,
+            "    if total > 100:",
+            "        total = math.sqrt(total)",
+            "    return total",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -96,16 +113,25 @@ def start_target(python, directory, heap, probe):
     script = os.path.join(directory, "target.py")
     with open(script, "w") as handle:
         handle.write(TARGET)
-    proc = subprocess.Popen([python, "-u", script, directory, str(heap), "probe" if probe else "idle"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [python, "-u", script, directory, str(heap), "probe" if probe else "idle"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines = Lines(proc.stdout)
     lines.wait(lambda text: text.startswith("ready"), timeout=120)
     return proc, lines
 
 
 def start_watch(pid, path):
-    proc = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "watch", str(pid), path], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "watch", str(pid), path],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = Lines(proc.stdout)
     lines.wait(lambda text: text.startswith("watching"), timeout=60)
     return proc, lines
@@ -196,20 +222,27 @@ def main():
     parser.add_argument("--heaps", default="0,3000000", help="extra gc-tracked objects in the target")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of each idle CPU window")
     args = parser.parse_args()
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
-    print("target: Python %s; %d saves per series; module %d lines" % (
-        version, args.saves, len(make_module().splitlines())))
+    version = subprocess.run(
+        [args.python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        "target: Python %s; %d saves per series; module %d lines"
+        % (version, args.saves, len(make_module().splitlines()))
+    )
     print("%-10s %-6s %8s %8s %8s %8s" % ("heap", "series", "median", "p95", "min", "max"))
     for heap in [int(h) for h in args.heaps.split(",") if h]:
         results = latency_series(args.python, heap, args.saves)
         for series, values in results.items():
-            print("%-10s %-6s %6.1fms %6.1fms %6.1fms %6.1fms" % (
-                f"{heap:,}", series, statistics.median(values), pct(values, 95), min(values), max(values)))
+            print(
+                "%-10s %-6s %6.1fms %6.1fms %6.1fms %6.1fms"
+                % (f"{heap:,}", series, statistics.median(values), pct(values, 95), min(values), max(values))
+            )
     if args.idle > 0:
         before, during = idle_cost(args.python, args.idle)
-        print("idle target CPU per minute: %.1f ms without lu, %.1f ms with lu watch attached (+%.1f ms)"
-              % (before, during, during - before))
+        print(
+            "idle target CPU per minute: %.1f ms without lu, %.1f ms with lu watch attached (+%.1f ms)"
+            % (before, during, during - before)
+        )
 
 
 if __name__ == "__main__":

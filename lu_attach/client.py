@@ -8,6 +8,7 @@ time. A socket name swapped for another agent's, or an agent inherited by a
 forked child, is then one clear refusal instead of commands run in the wrong
 process.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,9 +44,13 @@ def peer_credentials(sock: socket.socket) -> Peer:
 class AgentClient:
     """A connection to one agent. Replies are matched by id; events go to a callback."""
 
-    def __init__(self, sock: Union[str, socket.socket], timeout: float = 60.0,
-                 on_event: Optional[Callable[[dict], None]] = None,
-                 expect: Optional[TargetProcess] = None):
+    def __init__(
+        self,
+        sock: Union[str, socket.socket],
+        timeout: float = 60.0,
+        on_event: Optional[Callable[[dict], None]] = None,
+        expect: Optional[TargetProcess] = None,
+    ):
         if isinstance(sock, str):
             path = sock
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -81,21 +86,26 @@ class AgentClient:
         if message.get("v") != protocol.PROTOCOL_VERSION or not isinstance(hello, dict):
             if "error" in message and isinstance(message["error"], str):
                 raise LuAttachError(message["error"][:300])
-            raise LuAttachError("the agent speaks protocol %r; this lu speaks %d (detach it with the lu that "
-                                "started it)" % (message.get("v"), protocol.PROTOCOL_VERSION))
+            raise LuAttachError(
+                "the agent speaks protocol %r; this lu speaks %d (detach it with the lu that "
+                "started it)" % (message.get("v"), protocol.PROTOCOL_VERSION)
+            )
         return hello
 
     def _check_identity(self, expect: TargetProcess) -> None:
         peer = peer_credentials(self.sock)
         if peer.pid != expect.pid:
-            raise NotTheTarget("the agent reached for process %d belongs to process %d; refusing to talk to it"
-                               % (expect.pid, peer.pid))
+            raise NotTheTarget(
+                "the agent reached for process %d belongs to process %d; refusing to talk to it"
+                % (expect.pid, peer.pid)
+            )
         if peer.uid != expect.uid:
-            raise NotTheTarget("the agent of process %d runs as uid %d, not the process's uid %d; refusing"
-                               % (expect.pid, peer.uid, expect.uid))
+            raise NotTheTarget(
+                "the agent of process %d runs as uid %d, not the process's uid %d; refusing"
+                % (expect.pid, peer.uid, expect.uid)
+            )
         if self.hello.get("start_ticks") != expect.start_ticks:
-            raise NotTheTarget("the agent of process %d reports another process's start time; refusing"
-                               % expect.pid)
+            raise NotTheTarget("the agent of process %d reports another process's start time; refusing" % expect.pid)
 
     def close(self) -> None:
         try:
@@ -131,8 +141,10 @@ class AgentClient:
             except socket.timeout:
                 raise AgentGone("the agent did not answer %r in time" % op)
             except (protocol.ConnectionClosed, protocol.FrameTooLarge, ConnectionError, OSError) as exc:
-                raise AgentGone("the connection to the agent was lost (%s); did the target exit?"
-                                % (getattr(exc, "strerror", None) or type(exc).__name__))
+                raise AgentGone(
+                    "the connection to the agent was lost (%s); did the target exit?"
+                    % (getattr(exc, "strerror", None) or type(exc).__name__)
+                )
             except (ValueError, UnicodeDecodeError) as exc:
                 raise AgentGone("the agent sent a malformed reply (%s)" % exc)
 
@@ -157,8 +169,9 @@ class AgentClient:
             return message if "event" in message else None
 
 
-def open_client(target: TargetProcess, timeout: float = 60.0,
-                on_event: Optional[Callable[[dict], None]] = None) -> AgentClient:
+def open_client(
+    target: TargetProcess, timeout: float = 60.0, on_event: Optional[Callable[[dict], None]] = None
+) -> AgentClient:
     """A verified client of the target's agent. AgentAbsent when none listens; AgentBusy when it never accepts."""
     for attempt in range(BUSY_RETRIES):
         try:

@@ -6,6 +6,7 @@ inside the string argument of a tool call (`FuncProfiler.profile('shop.Ca`).
 jedi adds Python's keywords; the objects themselves are never copied to the
 host.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -51,8 +52,11 @@ def complete(client: AgentClient, line: str) -> List[str]:
     if not head:
         candidates += [k for k in keyword.kwlist if k.startswith(text)]
         try:
-            candidates += [c.name for c in jedi.Interpreter(text, [{}]).complete()
-                           if c.type == "keyword" and c.name.startswith(text)]
+            candidates += [
+                c.name
+                for c in jedi.Interpreter(text, [{}]).complete()
+                if c.type == "keyword" and c.name.startswith(text)
+            ]
         except Exception:
             pass
     return sorted(set(candidates))

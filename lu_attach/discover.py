@@ -7,6 +7,7 @@ one). The version is read from the target itself: `Py_Version` (3.11+) or the
 `version` buffer `Py_GetVersion` fills at start-up, from the target's memory;
 only when neither can be read is the libpython file name used.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ class PythonProcess:
         return int(parts[0]), int(parts[1])
 
 
-_VERSION_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lu",
-                              "version-symbols.json")
+_VERSION_CACHE = os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lu", "version-symbols.json"
+)
 
 
 @lru_cache(maxsize=256)
@@ -64,8 +66,10 @@ def _elf_python_symbols(path: str, stamp: Tuple[int, int, float]) -> Optional[Sy
     symbol table once per file; that answer is cached on disk.
     """
     try:
-        found: SymbolOffsets = {name: (offset, 0) for name, offset in
-                 dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()}
+        found: SymbolOffsets = {
+            name: (offset, 0)
+            for name, offset in dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()
+        }
     except (OSError, ELFError, ValueError, safefs.UnsafePath):
         return None
     except Exception:  # a malformed image (its user controls it): not a Python lu can read
@@ -100,8 +104,11 @@ def _find_version_buffer(path: str) -> Optional[int]:
             if not isinstance(section, SymbolTableSection):
                 return None
             for symbol in section.iter_symbols():
-                if re.match(r"version(\.\d+)?$", symbol.name) and symbol["st_size"] == 250 \
-                        and symbol["st_info"]["type"] == "STT_OBJECT":
+                if (
+                    re.match(r"version(\.\d+)?$", symbol.name)
+                    and symbol["st_size"] == 250
+                    and symbol["st_info"]["type"] == "STT_OBJECT"
+                ):
                     return symbol["st_value"] - first_load
     except (OSError, ELFError, ValueError, safefs.UnsafePath):
         return None
@@ -146,7 +153,7 @@ def _read(pid: int, address: int, size: int) -> Optional[bytes]:
 class InterpreterImage:
     """Where a process's CPython lives: the ELF holding the C API, its symbols, and the process's maps."""
 
-    path: Optional[str]        # as the process names it; None when no mapped image is a CPython lu can read
+    path: Optional[str]  # as the process names it; None when no mapped image is a CPython lu can read
     symbols: SymbolOffsets
     maps: List[Mapping]
 
@@ -224,8 +231,17 @@ def inspect_process(pid: int) -> Optional[PythonProcess]:
     if not path:
         return None
     version = read_version(pid, image) or "unknown"
-    return PythonProcess(pid=pid, user=user, python=version, agent=False, cmdline=cmdline,
-                         exe=exe, uid=uid, interpreter_path=path, static=not _LIBPYTHON.search(os.path.basename(path)))
+    return PythonProcess(
+        pid=pid,
+        user=user,
+        python=version,
+        agent=False,
+        cmdline=cmdline,
+        exe=exe,
+        uid=uid,
+        interpreter_path=path,
+        static=not _LIBPYTHON.search(os.path.basename(path)),
+    )
 
 
 def python_processes() -> List[PythonProcess]:

@@ -27,6 +27,7 @@ How (and why this way; docs/design.md says what was measured against it):
    when the helper thread finally gets the GIL the bootstrap finds it gone and
    runs nothing. lu then says which thread holds the GIL and what it does.
 """
+
 from __future__ import annotations
 
 import errno
@@ -72,6 +73,7 @@ class InjectResult:
 
 # -- pre-flight --------------------------------------------------------------
 
+
 def ptrace_scope() -> Optional[int]:
     try:
         with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
@@ -91,8 +93,9 @@ def check_target(pid: int) -> discover.PythonProcess:
     except psutil.AccessDenied:
         raise LuAttachError("process %d: permission denied reading its state; run lu as its user or as root" % pid)
     if status == psutil.STATUS_ZOMBIE:
-        raise LuAttachError("process %d (%s) is a zombie: it has exited and only waits for its parent to reap it"
-                            % (pid, name))
+        raise LuAttachError(
+            "process %d (%s) is a zombie: it has exited and only waits for its parent to reap it" % (pid, name)
+        )
     me = os.geteuid()
     try:
         owner = proc.uids().effective
@@ -108,8 +111,9 @@ def check_target(pid: int) -> discover.PythonProcess:
         found = discover.inspect_process(pid)
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise LuAttachError("process %d: permission denied reading its memory map; run lu as its user or root"
-                                % pid)
+            raise LuAttachError(
+                "process %d: permission denied reading its memory map; run lu as its user or root" % pid
+            )
         raise
     if found is None:
         if process_gone(pid):
@@ -120,19 +124,27 @@ def check_target(pid: int) -> discover.PythonProcess:
     except (ValueError, IndexError):
         raise LuAttachError("process %d runs a Python whose version lu cannot read" % pid)
     if not (SUPPORTED[0] <= version <= SUPPORTED[1]):
-        raise LuAttachError("process %d runs Python %s; lu supports CPython %d.%d to %d.%d"
-                            % ((pid, found.python) + SUPPORTED[0] + SUPPORTED[1]))
+        raise LuAttachError(
+            "process %d runs Python %s; lu supports CPython %d.%d to %d.%d"
+            % ((pid, found.python) + SUPPORTED[0] + SUPPORTED[1])
+        )
     scope = ptrace_scope()
     if scope == 3:
-        raise LuAttachError("ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3, fixed until reboot);"
-                            " start the agent from the program instead: import lu_payloads; lu_payloads.start()")
+        raise LuAttachError(
+            "ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3, fixed until reboot);"
+            " start the agent from the program instead: import lu_payloads; lu_payloads.start()"
+        )
     if scope == 2 and me != 0:
-        raise LuAttachError("kernel.yama.ptrace_scope = 2 allows only root to attach: run lu as root, or "
-                            "start the agent from the program (import lu_payloads; lu_payloads.start())")
+        raise LuAttachError(
+            "kernel.yama.ptrace_scope = 2 allows only root to attach: run lu as root, or "
+            "start the agent from the program (import lu_payloads; lu_payloads.start())"
+        )
     if scope == 1 and me != 0 and not _is_ancestor(os.getpid(), pid):
-        raise LuAttachError("kernel.yama.ptrace_scope = 1 allows attaching only to your own child processes: "
-                            "run lu as root, or `sudo sysctl kernel.yama.ptrace_scope=0`, or start the agent "
-                            "from the program (import lu_payloads; lu_payloads.start())")
+        raise LuAttachError(
+            "kernel.yama.ptrace_scope = 1 allows attaching only to your own child processes: "
+            "run lu as root, or `sudo sysctl kernel.yama.ptrace_scope=0`, or start the agent "
+            "from the program (import lu_payloads; lu_payloads.start())"
+        )
     return found
 
 
@@ -165,6 +177,7 @@ def _no_interrupts() -> Iterator[None]:
 
 # -- borrowing a thread for one call --------------------------------------------
 
+
 @dataclass(frozen=True)
 class Call:
     """A function to start in the target, and the addresses it needs."""
@@ -194,8 +207,9 @@ def _exiting(pid: int, within: float = 0.5) -> bool:
     return True
 
 
-def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, parked: bool,
-                exact_only: bool = False) -> Optional[Borrowed]:
+def _try_thread(
+    pid: int, tid: int, call: Call, points: threads.SafePoints, parked: bool, exact_only: bool = False
+) -> Optional[Borrowed]:
     """Stop one thread; start the call in it if it is at a safe point. None: not this time.
 
     `exact_only` takes a parked thread only if its wait resumes exactly
@@ -211,8 +225,9 @@ def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, park
         if exc.errno == errno.EPERM:
             if _exiting(pid):  # a dying process refuses tracing too
                 raise LuAttachError("process %d exited during the injection" % pid)
-            raise LuAttachError("process %d: not allowed to trace it (%s; is a debugger attached?)"
-                                % (pid, exc.strerror))
+            raise LuAttachError(
+                "process %d: not allowed to trace it (%s; is a debugger attached?)" % (pid, exc.strerror)
+            )
         raise
     started = time.perf_counter()
     try:
@@ -233,19 +248,22 @@ def _try_thread(pid: int, tid: int, call: Call, points: threads.SafePoints, park
             if points.holds_loader_lock(pid, tid):
                 return None
             try:
-                resume = thread_call.start_call(pid, tracee, call.function, call.arguments, call.strings,
-                                                call.restorer)
+                resume = thread_call.start_call(pid, tracee, call.function, call.arguments, call.strings, call.restorer)
             except OSError:
                 return None  # its stack could not be written: try another thread
             tracee.detach()
-            return Borrowed(tid=tid, stopped_ms=(time.perf_counter() - started) * 1000, resume=resume,
-                            rsp=regs.rsp, syscall=nr if parked else None)
+            return Borrowed(
+                tid=tid,
+                stopped_ms=(time.perf_counter() - started) * 1000,
+                resume=resume,
+                rsp=regs.rsp,
+                syscall=nr if parked else None,
+            )
     finally:
         tracee.detach()
 
 
-def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: float,
-                  mode: str) -> Tuple[str, Borrowed]:
+def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: float, mode: str) -> Tuple[str, Borrowed]:
     """Start `call` in a parked thread, else in a running one caught in the evaluation loop.
 
     Parked threads whose wait resumes exactly are preferred; one whose timed
@@ -271,16 +289,18 @@ def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: fl
             raise LuAttachError("process %d exited during the injection" % pid)
         rounds += 1
         time.sleep(0.001 if rounds < 50 else 0.005)
-    raise LuAttachError("process %d: no thread became available within the timeout (every thread runs native "
-                        "code without waiting or returning to the interpreter)" % pid)
+    raise LuAttachError(
+        "process %d: no thread became available within the timeout (every thread runs native "
+        "code without waiting or returning to the interpreter)" % pid
+    )
 
 
 # -- the helper library in the target --------------------------------------------
 
+
 def helper_base(pid: int, library: str) -> Optional[int]:
     """Load base of the helper library in the target, once it is loaded and relocated (None before)."""
-    bases = [m.start - m.offset for m in read_maps(pid)
-             if m.path == library or m.path == library + " (deleted)"]
+    bases = [m.start - m.offset for m in read_maps(pid) if m.path == library or m.path == library + " (deleted)"]
     if not bases:
         return None
     base = min(bases)
@@ -303,8 +323,10 @@ def _wait_for_helper(pid: int, library: str, borrowed: Borrowed, deadline: float
         if borrowed.syscall is not None and _back_in_syscall(pid, borrowed):
             back_since = back_since or time.monotonic()
             if time.monotonic() - back_since > 0.2:
-                raise LuAttachError("process %d could not load lu's helper library %s (a /tmp mounted noexec, "
-                                    "or a security policy, refuses it)" % (pid, library))
+                raise LuAttachError(
+                    "process %d could not load lu's helper library %s (a /tmp mounted noexec, "
+                    "or a security policy, refuses it)" % (pid, library)
+                )
         time.sleep(0.002)
     raise LuAttachError("process %d did not load lu's helper library in time (the dynamic loader is busy)" % pid)
 
@@ -344,6 +366,7 @@ def ptrace_inject(pid: int, injection: staging.Injection, timeout: float) -> Tup
 
 # -- the gdb method ------------------------------------------------------------
 
+
 def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[str, int, float]:
     """The same two calls, made by gdb's inferior calls in a parked thread.
 
@@ -352,13 +375,16 @@ def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[
     """
     gdb = shutil.which("gdb")
     if not gdb:
-        raise LuAttachError("gdb is not installed (apt-get install gdb), or use the default method "
-                            "(--method ptrace), or start the agent from the program "
-                            "(import lu_payloads; lu_payloads.start())")
+        raise LuAttachError(
+            "gdb is not installed (apt-get install gdb), or use the default method "
+            "(--method ptrace), or start the agent from the program "
+            "(import lu_payloads; lu_payloads.start())"
+        )
     candidates = threads.parked_threads(pid)
     if not candidates:
-        raise LuAttachError("process %d: --method gdb needs a thread waiting in a system call; none is "
-                            "(use the default method)" % pid)
+        raise LuAttachError(
+            "process %d: --method gdb needs a thread waiting in a system call; none is (use the default method)" % pid
+        )
     offset = entry_offset(helper_library())
     # gdb stops every thread from `attach` to `detach`: that span is the pause.
     script = (
@@ -381,7 +407,8 @@ def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[
         "        gdb.parse_and_eval('((int (*)(const char *))%%d)(\"%s\")' %% (base + %d))\n"
         "    gdb.execute('detach', to_string=True)\n"
         "    print('LU-DLOPEN', r, chosen, (time.perf_counter() - t0) * 1000)\n"
-        % (pid, candidates, injection.helper, RTLD_NOW, pid, injection.helper, injection.script, offset))
+        % (pid, candidates, injection.helper, RTLD_NOW, pid, injection.helper, injection.script, offset)
+    )
     with tempfile.TemporaryDirectory(prefix="lu-gdb-") as work:
         script_path = os.path.join(work, "inject.py")
         output_path = os.path.join(work, "out")
@@ -389,12 +416,29 @@ def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[
             handle.write(script)
         with open(output_path, "w") as output, _no_interrupts():
             try:
-                subprocess.run([gdb, "-nx", "-batch", "-iex", "set auto-load off", "-iex",
-                                "set libthread-db-search-path /nonexistent", "-iex", "set auto-solib-add off",
-                                "-ex", "file /proc/%d/exe" % pid, "-ex", "python exec(open(%r).read())" % script_path],
-                               stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                               start_new_session=True, timeout=timeout + 30,
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+                subprocess.run(
+                    [
+                        gdb,
+                        "-nx",
+                        "-batch",
+                        "-iex",
+                        "set auto-load off",
+                        "-iex",
+                        "set libthread-db-search-path /nonexistent",
+                        "-iex",
+                        "set auto-solib-add off",
+                        "-ex",
+                        "file /proc/%d/exe" % pid,
+                        "-ex",
+                        "python exec(open(%r).read())" % script_path,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    timeout=timeout + 30,
+                    preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+                )
             except subprocess.TimeoutExpired:
                 raise LuAttachError("gdb did not finish its call into process %d in time" % pid)
         with open(output_path) as handle:
@@ -402,8 +446,10 @@ def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[
     if "LU-NOTHREAD" in out:
         raise LuAttachError("process %d: the waiting threads lu chose ended meanwhile; retry" % pid)
     if "LU-DLOPEN" not in out:
-        raise LuAttachError("gdb could not load lu's helper into process %d: %s"
-                            % (pid, (out.strip().splitlines() or ["no output"])[-1]))
+        raise LuAttachError(
+            "gdb could not load lu's helper into process %d: %s"
+            % (pid, (out.strip().splitlines() or ["no output"])[-1])
+        )
     handle_value, tid, stopped = out.split("LU-DLOPEN", 1)[1].split()[:3]
     if handle_value == "0":
         raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
@@ -412,24 +458,32 @@ def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[
 
 # -- waiting for the agent -------------------------------------------------------
 
+
 def describe_gil_holder(pid: int) -> str:
     """What py-spy sees: which thread holds the GIL and where (best effort)."""
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(pyspy):
         return "py-spy is not installed, so lu cannot tell which thread holds the GIL"
     try:
-        out = subprocess.run([pyspy, "dump", "--pid", str(pid), "--json", "--nonblocking"],
-                             capture_output=True, text=True, timeout=15)
+        out = subprocess.run(
+            [pyspy, "dump", "--pid", str(pid), "--json", "--nonblocking"], capture_output=True, text=True, timeout=15
+        )
         found = json.loads(out.stdout)
     except (subprocess.SubprocessError, ValueError, OSError):
         return "py-spy could not read the process"
     for thread in found if isinstance(found, list) else []:
         if isinstance(thread, dict) and thread.get("owns_gil"):
             frames = thread.get("frames") or []
-            where = ("%s (%s:%s)" % (frames[0].get("name"), frames[0].get("filename"), frames[0].get("line"))
-                     if frames and isinstance(frames[0], dict) else "native code")
-            return "thread %s (%s) holds the GIL in %s" % (thread.get("thread_name") or "?",
-                                                            thread.get("os_thread_id"), where)
+            where = (
+                "%s (%s:%s)" % (frames[0].get("name"), frames[0].get("filename"), frames[0].get("line"))
+                if frames and isinstance(frames[0], dict)
+                else "native code"
+            )
+            return "thread %s (%s) holds the GIL in %s" % (
+                thread.get("thread_name") or "?",
+                thread.get("os_thread_id"),
+                where,
+            )
     return "no thread holds the GIL right now"
 
 
@@ -452,14 +506,17 @@ def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
     except KeyboardInterrupt:
         if injection.cancel():
             raise LuAttachError("interrupted: the injection was cancelled and nothing will run in process %d" % pid)
-        raise LuAttachError("interrupted: the agent was already starting in process %d; `lu detach %d` stops it"
-                            % (pid, pid))
+        raise LuAttachError(
+            "interrupted: the agent was already starting in process %d; `lu detach %d` stops it" % (pid, pid)
+        )
     if status is not None:
         return status
     holder = describe_gil_holder(pid)
     if injection.cancel():
-        raise LuAttachError("the agent did not start within %.0f s because %s; the injection was cancelled "
-                            "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid))
+        raise LuAttachError(
+            "the agent did not start within %.0f s because %s; the injection was cancelled "
+            "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid)
+        )
     # The bootstrap claimed the injection just before the cancel: it is running.
     status = _poll_status(injection, time.monotonic() + 30, 0.01)
     if status is None:
@@ -503,14 +560,21 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
             raise
         status = wait_for_bootstrap(injection, timeout)
         if not status.get("ok"):
-            raise LuAttachError("the agent failed to start in process %d: %s"
-                                % (pid, str(status.get("error"))[:300]))
+            raise LuAttachError("the agent failed to start in process %d: %s" % (pid, str(status.get("error"))[:300]))
         expected = paths.socket_path(target.nspid, target.uid)
         if status.get("socket") != expected:
-            raise LuAttachError("process %d: its agent reports socket %r, not %s; refusing to use it"
-                                % (pid, str(status.get("socket"))[:200], expected))
-        return InjectResult(pid=pid, socket=target.host_path(expected),
-                            already_running=status.get("was_running") is True, method=used, thread=tid,
-                            pause_ms=pause, total_ms=(time.perf_counter() - begin) * 1000)
+            raise LuAttachError(
+                "process %d: its agent reports socket %r, not %s; refusing to use it"
+                % (pid, str(status.get("socket"))[:200], expected)
+            )
+        return InjectResult(
+            pid=pid,
+            socket=target.host_path(expected),
+            already_running=status.get("was_running") is True,
+            method=used,
+            thread=tid,
+            pause_ms=pause,
+            total_ms=(time.perf_counter() - begin) * 1000,
+        )
     finally:
         injection.cleanup()

@@ -1,4 +1,5 @@
 """Locate (or build once) the lu_spawn helper library loaded into targets."""
+
 from __future__ import annotations
 
 import functools
@@ -36,13 +37,18 @@ def helper_library() -> str:
         return target
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if not compiler:
-        raise LuAttachError("lu needs its helper library built: install a C compiler "
-                            "(apt-get install gcc) and retry, or start the agent from the program "
-                            "(import lu_payloads; lu_payloads.start())")
+        raise LuAttachError(
+            "lu needs its helper library built: install a C compiler "
+            "(apt-get install gcc) and retry, or start the agent from the program "
+            "(import lu_payloads; lu_payloads.start())"
+        )
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".%d.tmp" % os.getpid()
-    result = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, SOURCE,
-                             "-lpthread", "-ldl"], capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, SOURCE, "-lpthread", "-ldl"],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise LuAttachError("building lu's helper library failed: %s" % result.stderr.strip().splitlines()[-1:])
     os.replace(tmp, target)

@@ -1,4 +1,5 @@
 """Run a tool in a target for a while, or leave it in force: the logic behind `lu profile` and `lu debug`."""
+
 from __future__ import annotations
 
 import re

@@ -8,6 +8,7 @@ it go. It keeps no state between calls beyond the `Tracee` the caller holds,
 and never leaves a thread in a state that needs lu to come back (see
 sigframe.py for how a call restores the thread by itself).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,10 +43,38 @@ class PtraceError(OSError):
 class UserRegs(ctypes.Structure):
     """struct user_regs_struct (x86-64)."""
 
-    _fields_ = [(name, ctypes.c_ulonglong) for name in (
-        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
-        "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
-        "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")]
+    _fields_ = [
+        (name, ctypes.c_ulonglong)
+        for name in (
+            "r15",
+            "r14",
+            "r13",
+            "r12",
+            "rbp",
+            "rbx",
+            "r11",
+            "r10",
+            "r9",
+            "r8",
+            "rax",
+            "rcx",
+            "rdx",
+            "rsi",
+            "rdi",
+            "orig_rax",
+            "rip",
+            "cs",
+            "eflags",
+            "rsp",
+            "ss",
+            "fs_base",
+            "gs_base",
+            "ds",
+            "es",
+            "fs",
+            "gs",
+        )
+    ]
 
     def copy(self) -> UserRegs:
         clone = UserRegs()
@@ -131,7 +160,7 @@ class Tracee:
             if exc.errno in (errno.ENODEV, errno.EINVAL, errno.EIO):
                 return None
             raise
-        return buffer.raw[:vec.len]
+        return buffer.raw[: vec.len]
 
     def detach(self) -> None:
         """Let the thread go, from its current registers. A running seized thread is stopped first."""

@@ -9,6 +9,7 @@ that own those files. The agent's directory (`/tmp/lu-UID/` in the target's
 mount namespace, see lu_payloads.paths) belongs to that user, so lu reaches
 it only through safefs: verified descriptors and the user's own file identity.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,9 +48,9 @@ def start_ticks(pid: int) -> int:
 
 @dataclass(frozen=True)
 class TargetProcess:
-    pid: int          # as the host sees it
-    nspid: int        # as the target sees itself (its pid namespace)
-    uid: int          # effective uid: the owner of the agent's files
+    pid: int  # as the host sees it
+    nspid: int  # as the target sees itself (its pid namespace)
+    uid: int  # effective uid: the owner of the agent's files
     gid: int
     start_ticks: int
 
@@ -94,12 +95,10 @@ def open_tmp(target: TargetProcess) -> safefs.Dir:
         except FileNotFoundError:
             raise LuAttachError("process %d has no %s" % (target.pid, paths.BASE))
         except OSError as exc:
-            raise LuAttachError("process %d: cannot open its %s (%s)" % (target.pid, paths.BASE,
-                                                                         exc.strerror or exc))
+            raise LuAttachError("process %d: cannot open its %s (%s)" % (target.pid, paths.BASE, exc.strerror or exc))
 
 
-def open_runtime(target: TargetProcess, tmp: Optional[safefs.Dir] = None,
-                 create: bool = False) -> Optional[safefs.Dir]:
+def open_runtime(target: TargetProcess, tmp: Optional[safefs.Dir] = None, create: bool = False) -> Optional[safefs.Dir]:
     """The agent's directory, verified private and the target user's; None when absent."""
     owned = tmp is None
     if tmp is None:
@@ -111,8 +110,7 @@ def open_runtime(target: TargetProcess, tmp: Optional[safefs.Dir] = None,
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise LuAttachError("process %d: cannot use %s/%s (%s)" % (target.pid, paths.BASE, name,
-                                                                   exc.strerror or exc))
+        raise LuAttachError("process %d: cannot use %s/%s (%s)" % (target.pid, paths.BASE, name, exc.strerror or exc))
     finally:
         if owned:
             tmp.close()

@@ -20,6 +20,7 @@ kernel then refuses whatever the user could not do themselves, whatever
 slipped past the checks. A thread started inside `acting_as` inherits it, so
 the blocks stay short and start nothing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -140,8 +141,7 @@ class Dir:
 
     def write_new(self, name: str, data: bytes, mode: int = 0o600) -> None:
         """Create `name` (it must not exist) with exactly this content and mode."""
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                     dir_fd=self.fd)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
         try:
             os.fchmod(fd, mode)
             view = memoryview(data)
@@ -151,8 +151,9 @@ class Dir:
         finally:
             os.close(fd)
 
-    def subdir(self, name: str, owner: Optional[int] = None, private: bool = False,
-               create_mode: Optional[int] = None) -> Dir:
+    def subdir(
+        self, name: str, owner: Optional[int] = None, private: bool = False, create_mode: Optional[int] = None
+    ) -> Dir:
         """Open (or create) a directory below this one, verified like `open_dir`."""
         if create_mode is not None:
             try:

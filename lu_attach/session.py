@@ -6,6 +6,7 @@ checks the agent is the process asked for (client.AgentClient). An agent that
 is there but slow to accept is waited for, never taken for a missing one (a
 second injection would only stall the target for nothing).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,13 @@ def list_processes() -> List[discover.PythonProcess]:
     return listed
 
 
-def connect(pid: int, inject_if_needed: bool = False, timeout: float = 10.0, method: str = "ptrace",
-            on_event: Optional[Callable[[dict], None]] = None) -> AgentClient:
+def connect(
+    pid: int,
+    inject_if_needed: bool = False,
+    timeout: float = 10.0,
+    method: str = "ptrace",
+    on_event: Optional[Callable[[dict], None]] = None,
+) -> AgentClient:
     """A client for pid's agent. Without inject_if_needed, a missing agent is an error."""
     target = target_of(pid)
     try:
@@ -67,7 +73,8 @@ def connect(pid: int, inject_if_needed: bool = False, timeout: float = 10.0, met
         if not inject_if_needed:
             if discover.inspect_process(pid) is None:
                 raise LuAttachError("process %d is not a Python process" % pid)
-            raise LuAttachError("no lu agent runs in process %d: run `lu inject %d` (or `lu attach %d`) first"
-                                % (pid, pid, pid))
+            raise LuAttachError(
+                "no lu agent runs in process %d: run `lu inject %d` (or `lu attach %d`) first" % (pid, pid, pid)
+            )
     inject(pid, timeout=timeout, method=method)
     return open_client(target, on_event=on_event)

@@ -30,6 +30,7 @@ be resumed exactly after `rt_sigreturn`, which clears that block; it returns
 EINTR, as after any signal handler, which Python retries with the time left
 (PEP 475). lu prefers threads whose wait resumes exactly (see inject.py).
 """
+
 from __future__ import annotations
 
 import struct
@@ -46,17 +47,35 @@ UCONTEXT_OFFSET = 8
 UC_FLAGS, UC_LINK, UC_STACK, UC_MCONTEXT, UC_SIGMASK = 0, 8, 16, 40, 296
 UCONTEXT_SIZE = 304
 SIGINFO_SIZE = 128
-SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
-                   "rdx", "rax", "rcx", "rsp", "rip", "eflags")
+SIGCONTEXT_REGS = (
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rdi",
+    "rsi",
+    "rbp",
+    "rbx",
+    "rdx",
+    "rax",
+    "rcx",
+    "rsp",
+    "rip",
+    "eflags",
+)
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x1, 0x2, 0x4
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
-SW_BYTES_OFFSET = 464          # _fpx_sw_bytes in the legacy FXSAVE area's software-reserved bytes
-XSTATE_BV_OFFSET = 512         # the XSAVE header's XSTATE_BV
-XFEATURE_TILEDATA = 1 << 18    # AMX tiles: allocated per process on first use
+SW_BYTES_OFFSET = 464  # _fpx_sw_bytes in the legacy FXSAVE area's software-reserved bytes
+XSTATE_BV_OFFSET = 512  # the XSAVE header's XSTATE_BV
+XFEATURE_TILEDATA = 1 << 18  # AMX tiles: allocated per process on first use
 TILEDATA_SIZE = 8192
 FXSAVE_SIZE = 512
 RED_ZONE = 128
-INVALID_SS_FLAGS = 3           # rt_sigreturn ignores an alternate stack it cannot set: the thread's stays
+INVALID_SS_FLAGS = 3  # rt_sigreturn ignores an alternate stack it cannot set: the thread's stays
 
 
 def signed(value: int) -> int:
@@ -75,7 +94,7 @@ class Resume:
 SYS_RT_SIGTIMEDWAIT = 128  # ERESTARTNOHAND with a relative timeout it does not update
 SYS_FUTEX, SYS_CLOCK_NANOSLEEP, SYS_FUTEX_WAITV = 202, 230, 449
 FUTEX_ABSOLUTE_DEADLINE = {6, 9, 11, 13}  # LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2
-FUTEX_FLAGS = 0x180                       # FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME
+FUTEX_FLAGS = 0x180  # FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME
 TIMER_ABSTIME = 1
 
 
@@ -95,9 +114,11 @@ def resume_point(rip: int, rax: int, orig_rax: int, rsi: int = 0) -> Resume:
     clock_nanosleep flags).
     """
     nr, result = signed(orig_rax), signed(rax)
-    exact = result in (ERESTARTSYS, ERESTARTNOINTR) \
-        or (result == ERESTARTNOHAND and nr != SYS_RT_SIGTIMEDWAIT) \
+    exact = (
+        result in (ERESTARTSYS, ERESTARTNOINTR)
+        or (result == ERESTARTNOHAND and nr != SYS_RT_SIGTIMEDWAIT)
         or (result == ERESTART_RESTARTBLOCK and has_absolute_deadline(nr, rsi))
+    )
     if nr >= 0 and exact:
         return Resume(rip - 2, nr, True)  # `syscall` is two bytes: run it again
     if nr >= 0 and result in (ERESTARTNOHAND, ERESTART_RESTARTBLOCK):
@@ -128,7 +149,7 @@ def fpu_state(xsave: Optional[bytes], fxsave: Optional[bytes]) -> Tuple[bytes, b
             size -= TILEDATA_SIZE
             features &= ~XFEATURE_TILEDATA
     del area[size:]
-    area[SW_BYTES_OFFSET:SW_BYTES_OFFSET + 48] = b"\0" * 48
+    area[SW_BYTES_OFFSET : SW_BYTES_OFFSET + 48] = b"\0" * 48
     struct.pack_into("<IIQI", area, SW_BYTES_OFFSET, FP_XSTATE_MAGIC1, size + 4, features, size)
     return bytes(area) + struct.pack("<I", FP_XSTATE_MAGIC2), True
 
@@ -138,12 +159,20 @@ class CallLayout:
     """What to write into the thread's stack, and the registers that start the call."""
 
     writes: Dict[int, bytes]  # address -> bytes
-    rsp: int                  # the function's entry rsp (pointing at the return address)
+    rsp: int  # the function's entry rsp (pointing at the return address)
     arguments: Tuple[int, ...]
 
 
-def build_call(regs: Dict[str, int], resume: Resume, sigmask: int, fpu: bytes, is_xsave: bool, restorer: int,
-               arguments: Tuple[int, ...] = (), strings: Optional[Dict[int, bytes]] = None) -> CallLayout:
+def build_call(
+    regs: Dict[str, int],
+    resume: Resume,
+    sigmask: int,
+    fpu: bytes,
+    is_xsave: bool,
+    restorer: int,
+    arguments: Tuple[int, ...] = (),
+    strings: Optional[Dict[int, bytes]] = None,
+) -> CallLayout:
     """Lay out `function(*arguments)` returning into `restorer` with a frame that restores `regs`.
 
     `regs` are the thread's registers at the stop (user_regs_struct names).
@@ -158,10 +187,10 @@ def build_call(regs: Dict[str, int], resume: Resume, sigmask: int, fpu: bytes, i
         cursor = (cursor - len(data)) & ~0xF
         writes[cursor] = data
         args[position] = cursor
-    fpu_at = (cursor - len(fpu)) & ~0x3F                      # XSAVE areas are 64-byte aligned
+    fpu_at = (cursor - len(fpu)) & ~0x3F  # XSAVE areas are 64-byte aligned
     frame_size = UCONTEXT_OFFSET + UCONTEXT_SIZE + SIGINFO_SIZE
     frame_at = fpu_at - frame_size
-    if (frame_at + 8) % 16:                                    # at entry, rsp + 8 is 16-byte aligned
+    if (frame_at + 8) % 16:  # at entry, rsp + 8 is 16-byte aligned
         frame_at -= 8
     frame = bytearray(fpu_at - frame_at)
     struct.pack_into("<Q", frame, 0, restorer)

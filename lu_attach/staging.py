@@ -23,6 +23,7 @@ file before it does anything; lu cancels by removing it too. Exactly one of
 them succeeds, so lu either knows nothing will run or knows the agent is
 starting.
 """
+
 from __future__ import annotations
 
 import errno
@@ -188,8 +189,10 @@ def open_stage(target: TargetProcess) -> Stage:
                 return _stage_in(directory, parent)
         except (OSError, LuAttachError) as exc:
             refused.append("%s: %s" % (parent, getattr(exc, "strerror", None) or exc))
-    raise LuAttachError("process %d: lu found no place for its files that the target may load a library from "
-                        "(%s)" % (target.pid, "; ".join(refused)))
+    raise LuAttachError(
+        "process %d: lu found no place for its files that the target may load a library from "
+        "(%s)" % (target.pid, "; ".join(refused))
+    )
 
 
 def _stage_in(parent: safefs.Dir, parent_path: str) -> Stage:
@@ -295,6 +298,7 @@ def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> No
     except OSError:
         return
     with proc:
+
         def alive(nspid: int) -> bool:
             # The target's own /proc: pids there are those of its pid namespace.
             try:
@@ -342,8 +346,8 @@ class Injection:
     stage: Stage
     runtime: safefs.Dir
     nonce: str
-    helper: str        # the helper library, as the target names it
-    script: str        # the bootstrap script, as the target names it
+    helper: str  # the helper library, as the target names it
+    script: str  # the bootstrap script, as the target names it
 
     @property
     def claim_name(self) -> str:
@@ -404,12 +408,22 @@ def prepare(target: TargetProcess) -> Injection:
             runtime.write_new("inject-%s.claim" % nonce, b"", 0o600)
         runtime_path = paths.runtime_dir(target.uid)
         script_name = "inject-%s.py" % nonce
-        text = BOOTSTRAP.format(runtime=runtime_path, nonce=nonce, payloads=stage.target_path + "/" + payloads
-                                + "/lu_payloads", payloads_name=payloads)
+        text = BOOTSTRAP.format(
+            runtime=runtime_path,
+            nonce=nonce,
+            payloads=stage.target_path + "/" + payloads + "/lu_payloads",
+            payloads_name=payloads,
+        )
         stage.dir.write_new(script_name, text.encode(), 0o644)
     except BaseException:
         runtime.close()
         stage.close()
         raise
-    return Injection(target=target, stage=stage, runtime=runtime, nonce=nonce,
-                     helper=stage.target_path + "/" + helper, script=stage.target_path + "/" + script_name)
+    return Injection(
+        target=target,
+        stage=stage,
+        runtime=runtime,
+        nonce=nonce,
+        helper=stage.target_path + "/" + helper,
+        script=stage.target_path + "/" + script_name,
+    )

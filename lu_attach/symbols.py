@@ -5,6 +5,7 @@ All of this is read from /proc/PID/maps and the ELF files on disk (through
 target is touched: the symbol work that makes gdb's attach slow happens here,
 outside the stop.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,7 @@ def dynamic_symbols(elf_path: str, names: Iterable[str], full_scan: bool = False
     return {name: offset for name, (offset, _) in dynamic_symbol_ranges(elf_path, names, full_scan).items()}
 
 
-def dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
-                           full_scan: bool = False) -> Dict[str, Tuple[int, int]]:
+def dynamic_symbol_ranges(elf_path: str, names: Iterable[str], full_scan: bool = False) -> Dict[str, Tuple[int, int]]:
     """(offset from the load base, size) of exported symbols, found through the GNU hash table.
 
     A hash lookup costs microseconds where walking a large symbol table costs
@@ -75,8 +75,12 @@ def dynamic_symbol_ranges(elf_path: str, names: Iterable[str],
                 if not isinstance(section, SymbolTableSection):
                     continue
                 for symbol in section.iter_symbols():
-                    if symbol.name in wanted and symbol.name not in found and symbol["st_value"] \
-                            and symbol["st_shndx"] != "SHN_UNDEF":
+                    if (
+                        symbol.name in wanted
+                        and symbol.name not in found
+                        and symbol["st_value"]
+                        and symbol["st_shndx"] != "SHN_UNDEF"
+                    ):
                         found[symbol.name] = (symbol["st_value"] - first_load, symbol["st_size"])
     return found
 
@@ -92,7 +96,6 @@ class ElfWrapper:
         return 0
 
 
-
 def _candidate_images(pid: int, mappings: List[Mapping], library_hints: Iterable[str]) -> List[str]:
     paths: List[str] = []
     for hint in library_hints:
@@ -105,8 +108,9 @@ def _candidate_images(pid: int, mappings: List[Mapping], library_hints: Iterable
     return paths
 
 
-def find_symbol_ranges(pid: int, names: Iterable[str], library_hints: Iterable[str] = (),
-                       mappings: Optional[List[Mapping]] = None) -> Dict[str, Tuple[int, int]]:
+def find_symbol_ranges(
+    pid: int, names: Iterable[str], library_hints: Iterable[str] = (), mappings: Optional[List[Mapping]] = None
+) -> Dict[str, Tuple[int, int]]:
     """(absolute address, size) in the target of the named symbols.
 
     Looks in the libraries whose file names contain one of `library_hints`

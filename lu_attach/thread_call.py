@@ -5,6 +5,7 @@ out the frame that `rt_sigreturn` will restore. Once `start_call` has set the
 registers, the caller detaches at once; nothing about the call needs lu
 afterwards.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -19,8 +20,9 @@ def thread_sigmask(pid: int, tid: int) -> int:
         return sigframe.parse_sigmask(handle.read())
 
 
-def start_call(pid: int, tracee: ptrace.Tracee, function: int, arguments: Sequence[int],
-               strings: Dict[int, bytes], restorer: int) -> sigframe.Resume:
+def start_call(
+    pid: int, tracee: ptrace.Tracee, function: int, arguments: Sequence[int], strings: Dict[int, bytes], restorer: int
+) -> sigframe.Resume:
     """Point the stopped `tracee` at `function(*arguments)`; it returns through `restorer`.
 
     Everything is written before the registers change: if lu dies before
@@ -32,8 +34,9 @@ def start_call(pid: int, tracee: ptrace.Tracee, function: int, arguments: Sequen
     fxsave = None if xsave else tracee.regset(ptrace.NT_PRFPREG)
     fpu, is_xsave = sigframe.fpu_state(xsave, fxsave)
     resume = sigframe.resume_point(regs.rip, regs.rax, regs.orig_rax, regs.rsi)
-    layout = sigframe.build_call(regs.as_dict(), resume, thread_sigmask(pid, tracee.tid), fpu, is_xsave,
-                                 restorer, tuple(arguments), strings)
+    layout = sigframe.build_call(
+        regs.as_dict(), resume, thread_sigmask(pid, tracee.tid), fpu, is_xsave, restorer, tuple(arguments), strings
+    )
     for address, data in layout.writes.items():
         ptrace.write_memory(pid, address, data)
     call = regs.copy()

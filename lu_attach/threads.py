@@ -17,6 +17,7 @@ that code takes. Two kinds of thread are safe:
 Both are found without breakpoints, so nothing in the target depends on lu
 staying alive.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,29 @@ from .symbols import find_symbol_ranges, read_maps
 # System calls in which a thread is parked at a point where libc is
 # consistent: waits and blocking I/O (Python releases the GIL around them).
 PARKED_SYSCALLS = {
-    0: "read", 7: "poll", 19: "readv", 23: "select", 34: "pause", 35: "nanosleep", 43: "accept",
-    45: "recvfrom", 47: "recvmsg", 61: "wait4", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
-    202: "futex", 219: "restart_syscall", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 270: "pselect6",
-    271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2", 449: "futex_waitv",
+    0: "read",
+    7: "poll",
+    19: "readv",
+    23: "select",
+    34: "pause",
+    35: "nanosleep",
+    43: "accept",
+    45: "recvfrom",
+    47: "recvmsg",
+    61: "wait4",
+    128: "rt_sigtimedwait",
+    130: "rt_sigsuspend",
+    202: "futex",
+    219: "restart_syscall",
+    230: "clock_nanosleep",
+    232: "epoll_wait",
+    247: "waitid",
+    270: "pselect6",
+    271: "ppoll",
+    281: "epoll_pwait",
+    288: "accept4",
+    441: "epoll_pwait2",
+    449: "futex_waitv",
 }
 EVAL_LOOP = "_PyEval_EvalFrameDefault"
 _RECURSIVE_MUTEX_KIND = 1
@@ -77,7 +97,7 @@ def running_threads(pid: int) -> List[int]:
 class SafePoints:
     """Addresses that tell whether a stopped thread may be borrowed."""
 
-    eval_loop: Optional[Tuple[int, int]]     # [start, end) of the evaluation loop
+    eval_loop: Optional[Tuple[int, int]]  # [start, end) of the evaluation loop
     loader_state: Optional[Tuple[int, int]]  # (address, size) of the dynamic loader's state (glibc)
 
     @classmethod
@@ -86,8 +106,10 @@ class SafePoints:
         ranges = find_symbol_ranges(pid, [EVAL_LOOP], ("libpython",), mappings)
         loop = ranges.get(EVAL_LOOP)
         loader = find_symbol_ranges(pid, ["_rtld_global"], ("ld-linux", "ld-2", "ld64"), mappings)
-        return cls(eval_loop=(loop[0], loop[0] + loop[1]) if loop and loop[1] else None,
-                   loader_state=loader.get("_rtld_global"))
+        return cls(
+            eval_loop=(loop[0], loop[0] + loop[1]) if loop and loop[1] else None,
+            loader_state=loader.get("_rtld_global"),
+        )
 
     def holds_loader_lock(self, pid: int, tid: int) -> bool:
         """True when `tid` owns one of the dynamic loader's recursive locks (it is inside dlopen)."""

@@ -20,6 +20,7 @@ symlink leads nowhere) and the target's own user can read it (lu reads it
 with that user's file identity, a regular file, bounded in size). A target
 can therefore never make root read a file for it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -87,6 +88,7 @@ def _handler(events: _Events) -> FileSystemEventHandler:
                     path = os.fsdecode(path)
                     if path.endswith(".py"):
                         events.touch(path)
+
     return Handler()
 
 
@@ -95,11 +97,11 @@ class _FileState:
 
     def __init__(self, target: str, data: Optional[bytes]):
         self.target = target
-        self.prepared: Optional[str] = None    # digest last sent to watch_prepare
-        self.compiles: Optional[str] = None    # digest the target compiled fine
+        self.prepared: Optional[str] = None  # digest last sent to watch_prepare
+        self.compiles: Optional[str] = None  # digest the target compiled fine
         self.digest = hashlib.sha1(data).hexdigest() if data else None
         self.good_len = len(data) if data else 0
-        self.deferred: Optional[str] = None   # digest of a half-written version being waited on
+        self.deferred: Optional[str] = None  # digest of a half-written version being waited on
 
 
 def _read_as(path: str, uid: int, gid: int) -> Optional[bytes]:
@@ -137,9 +139,16 @@ class WatchSession:
     out(line) and err(line) receive what the user should see.
     """
 
-    def __init__(self, pid: int, paths: List[str], prune: bool = False, check: Optional[str] = None,
-                 debounce: float = 0.05, out: Callable[[str], None] = print,
-                 err: Callable[[str], None] = print):
+    def __init__(
+        self,
+        pid: int,
+        paths: List[str],
+        prune: bool = False,
+        check: Optional[str] = None,
+        debounce: float = 0.05,
+        out: Callable[[str], None] = print,
+        err: Callable[[str], None] = print,
+    ):
         self.pid = pid
         self.prune = prune
         self.check = check
@@ -163,7 +172,7 @@ class WatchSession:
     # ---------------------------------------------------------------- paths
     def _to_target(self, host_path: str) -> str:
         if host_path.startswith(self.root_prefix + "/"):
-            return host_path[len(self.root_prefix):]
+            return host_path[len(self.root_prefix) :]
         return host_path
 
     def _to_host(self, target_path: str, like: str) -> str:
@@ -198,8 +207,10 @@ class WatchSession:
             if state is None:
                 refused.append(str(item.get("path") if isinstance(item, dict) else item)[:200])
         if refused:
-            self.err("lu: not watching %d file%s outside the paths named or not readable by the target's user: %s"
-                     % (len(refused), "" if len(refused) == 1 else "s", ", ".join(refused[:5])))
+            self.err(
+                "lu: not watching %d file%s outside the paths named or not readable by the target's user: %s"
+                % (len(refused), "" if len(refused) == 1 else "s", ", ".join(refused[:5]))
+            )
         if not self.files:
             raise LuAttachError("no file process %d loaded can be watched under %s" % (self.pid, ", ".join(given)))
         observer = self.observer = Observer()
@@ -217,8 +228,10 @@ class WatchSession:
         names = ", ".join(sorted(os.path.basename(f) for f in self.files))
         if len(names) > 200:
             names = names[:197] + "..."
-        self.out("watching %d file%s of process %d: %s" % (len(self.files), "" if len(self.files) == 1 else "s",
-                                                          self.pid, names))
+        self.out(
+            "watching %d file%s of process %d: %s"
+            % (len(self.files), "" if len(self.files) == 1 else "s", self.pid, names)
+        )
 
     def _accept(self, item: object, like: str) -> Optional[_FileState]:
         """Take one file the target named, if the user named a path above it and its user can read it."""
@@ -303,7 +316,7 @@ class WatchSession:
         if state is None:
             if not _under(real, self.dirs):
                 return
-            try:   # a module imported since the watch started?
+            try:  # a module imported since the watch started?
                 reply = self._request("watch_start", paths=[self._to_target(real)])
             except AgentGone:
                 raise
@@ -317,21 +330,25 @@ class WatchSession:
             state = self.files[real] = _FileState(files[0]["file"], None)
         data = self._read(real)
         if data is None or not data.strip():
-            return      # deleted (to be recreated) or truncated: wait for the next write
+            return  # deleted (to be recreated) or truncated: wait for the next write
         digest = hashlib.sha1(data).hexdigest()
         if digest == state.digest:
             return
-        if len(data) < state.good_len and state.deferred != digest and digest != state.compiles \
-                and not _parses(data):
-            state.deferred = digest           # maybe half written: look again in a moment
+        if len(data) < state.good_len and state.deferred != digest and digest != state.compiles and not _parses(data):
+            state.deferred = digest  # maybe half written: look again in a moment
             self.events.touch(real, HALF_WRITTEN_GRACE)
             return
         state.deferred = None
         state.digest = digest
         name = os.path.basename(real)
         try:
-            result = self._request("watch_apply", path=state.target, source=data.decode("utf-8", "replace"),
-                                   prune=self.prune, check=self.check)
+            result = self._request(
+                "watch_apply",
+                path=state.target,
+                source=data.decode("utf-8", "replace"),
+                prune=self.prune,
+                check=self.check,
+            )
         except AgentGone:
             raise
         except LuAttachError as exc:
@@ -340,8 +357,10 @@ class WatchSession:
         state.good_len = len(data)
         if result.get("reverted"):
             failures = result["check"]["failures"]
-            self.err("lu: check %s failed (%d of %d tests); the save of %s was reverted, nothing applied"
-                     % (self.check, len(failures), result["check"]["ran"], name))
+            self.err(
+                "lu: check %s failed (%d of %d tests); the save of %s was reverted, nothing applied"
+                % (self.check, len(failures), result["check"]["ran"], name)
+            )
             for line in failures:
                 self.err("  %s" % line)
             return

@@ -1,4 +1,5 @@
 """The interactive controller of `lu attach`: a Python prompt whose statements run in the target."""
+
 from __future__ import annotations
 
 import codeop
@@ -63,8 +64,10 @@ def _to_readline_words(line: str, text: str, full: List[str]) -> List[str]:
 def run_controller(client: AgentClient, pid: int) -> None:
     info = client.request("info")
     readline = _setup_readline(client) if sys.stdin.isatty() else None
-    echo("lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
-               "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"]))
+    echo(
+        "lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
+        "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"])
+    )
     compiler = codeop.CommandCompiler()
     try:
         while True:

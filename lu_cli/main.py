@@ -4,6 +4,7 @@ A traceback shown to a user is a bug, so the group catches everything: lu's
 own errors print their message, anything unexpected prints one line naming
 it (set LU_DEBUG=1 to see the traceback while developing lu).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -51,8 +52,20 @@ def cli() -> None:
 
 
 # In the order `lu --help` lists them (the README's table); then the commands tools declare.
-COMMANDS = ("ps", "attach", "inject", "profile", "debug", "patch", "ls", "revert", "report", "sample", "watch",
-            "detach")
+COMMANDS = (
+    "ps",
+    "attach",
+    "inject",
+    "profile",
+    "debug",
+    "patch",
+    "ls",
+    "revert",
+    "report",
+    "sample",
+    "watch",
+    "detach",
+)
 for _name in COMMANDS:
     cli.add_command(importlib.import_module(".commands." + _name, __package__).command)
 for _command in tool_commands(COMMANDS):

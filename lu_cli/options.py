@@ -1,4 +1,5 @@
 """Option callbacks shared by several commands."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ follows them (bidirectional overrides and isolates, line and paragraph
 separators: a name can otherwise read backwards) are shown escaped
 (`\\x1b`, `\\u202e`), never sent. JSON output escapes them by itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def print_json(data: Any) -> None:
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_last: int = 0) -> None:
-    cells: List[List[str]] = [["" if cell is None else printable(str(cell), one_line=True) for cell in row]
-                              for row in rows]
+    cells: List[List[str]] = [
+        ["" if cell is None else printable(str(cell), one_line=True) for cell in row] for row in rows
+    ]
     widths: List[int] = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row[:-1]):

@@ -23,6 +23,7 @@ The rules, in one place so every command follows them:
 The formats come from the registry ``lu_attach.report.renderers.RENDERERS``:
 a new format needs no change here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -89,12 +90,19 @@ def _chosen(format_name: Optional[str], path: Optional[str], as_json: bool) -> O
     return named
 
 
-def resolve_output(format_name: Optional[str] = None, path: Optional[str] = None, as_json: bool = False,
-                   also_write: Sequence[Tuple[str, Optional[str]]] = ()) -> ReportOutput:
+def resolve_output(
+    format_name: Optional[str] = None,
+    path: Optional[str] = None,
+    as_json: bool = False,
+    also_write: Sequence[Tuple[str, Optional[str]]] = (),
+) -> ReportOutput:
     """The options as a :class:`ReportOutput`; ``also_write`` pairs a format with the file its flag named."""
     with report_errors():
-        output = ReportOutput(_chosen(format_name, path, as_json), path,
-                              tuple((renderer_named(name), dest) for name, dest in also_write if dest))
+        output = ReportOutput(
+            _chosen(format_name, path, as_json),
+            path,
+            tuple((renderer_named(name), dest) for name, dest in also_write if dest),
+        )
         for dest in [output.path] + [dest for _, dest in output.files]:
             if dest is not None:
                 check_writable(dest)
@@ -138,16 +146,27 @@ def _flag_dest(name: str) -> str:
 def _options(also_write: Sequence[str]) -> List[Callable[[Command], Command]]:
     suffixes = ", ".join(r.suffix for r in RENDERERS.values())
     options: List[Callable[[Command], Command]] = [
-        click.option("--format", "format_name", metavar="NAME", shell_complete=_complete_format,
-                     help="Render as NAME: %s (default: text, or what -o's suffix says)." % ", ".join(RENDERERS)),
-        click.option("-o", "--output", "output_path", metavar="PATH",
-                     help="Write the report to PATH instead of the terminal; its suffix (%s) says the format"
-                          " unless --format does." % suffixes),
+        click.option(
+            "--format",
+            "format_name",
+            metavar="NAME",
+            shell_complete=_complete_format,
+            help="Render as NAME: %s (default: text, or what -o's suffix says)." % ", ".join(RENDERERS),
+        ),
+        click.option(
+            "-o",
+            "--output",
+            "output_path",
+            metavar="PATH",
+            help="Write the report to PATH instead of the terminal; its suffix (%s) says the format"
+            " unless --format does." % suffixes,
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (--format json)."),
     ]
-    options += [click.option("--" + name, _flag_dest(name), metavar="FILE",
-                             help="Write %s here." % RENDERERS[name].description)
-                for name in also_write]
+    options += [
+        click.option("--" + name, _flag_dest(name), metavar="FILE", help="Write %s here." % RENDERERS[name].description)
+        for name in also_write
+    ]
     return options
 
 
@@ -157,12 +176,16 @@ def report_output_options(*also_write: str) -> Callable[[Command], Command]:
     The decorated command takes an ``output`` (:class:`ReportOutput`) argument
     in place of the options.
     """
+
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             kwargs["output"] = resolve_output(
-                kwargs.pop("format_name"), kwargs.pop("output_path"), kwargs.pop("as_json"),
-                [(name, kwargs.pop(_flag_dest(name))) for name in also_write])
+                kwargs.pop("format_name"),
+                kwargs.pop("output_path"),
+                kwargs.pop("as_json"),
+                [(name, kwargs.pop(_flag_dest(name))) for name in also_write],
+            )
             return command(*args, **kwargs)
 
         decorated: Command = run

@@ -5,6 +5,7 @@ update ids, its log and how to stop it; with --duration lu streams its events
 (if asked to), takes the session's figures, reverts it whatever happens, and
 shows the report.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, TypeVar
@@ -29,19 +30,31 @@ def left_in_force(pid: int, result: Dict[str, Any], doing: str) -> None:
     """The session stays applied: its ids, its log, and how to read and stop it."""
     ids: List[int] = result["ids"]
     log = host_path(pid, result["log"])
-    echo("%s %s in process %d (update %s); log: %s" % (doing, plural(len(result["targets"]), "function"), pid,
-                                                       ", ".join(map(str, ids)), log))
+    echo(
+        "%s %s in process %d (update %s); log: %s"
+        % (doing, plural(len(result["targets"]), "function"), pid, ", ".join(map(str, ids)), log)
+    )
     echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
 
 
-def run_session(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
-                on_event: Optional[EventHandler] = None, last: Optional[Callable[[], T]] = None) -> Optional[T]:
+def run_session(
+    client: AgentClient,
+    pid: int,
+    result: Dict[str, Any],
+    duration: float,
+    doing: str,
+    on_event: Optional[EventHandler] = None,
+    last: Optional[Callable[[], T]] = None,
+) -> Optional[T]:
     """Run the session `duration` seconds (streamed events to on_event), then revert it, even on Ctrl-C.
 
     `last` runs before the revert (to take the session's figures); its answer is returned.
     """
-    echo("%s %s in process %d for %g s (Ctrl-C to stop early)..."
-         % (doing, plural(len(result["targets"]), "function"), pid, duration), err=True)
+    echo(
+        "%s %s in process %d for %g s (Ctrl-C to stop early)..."
+        % (doing, plural(len(result["targets"]), "function"), pid, duration),
+        err=True,
+    )
     try:
         run_for(duration, client, pid, on_event=on_event)
         return last() if last is not None else None
@@ -59,21 +72,38 @@ def only_sessions(result: Dict[str, Any], show: EventHandler) -> EventHandler:
     def handle(event: Dict[str, Any]) -> None:
         if str(event.get("session")) in sessions:
             show(event)
+
     return handle
 
 
-def run_then_report(client: AgentClient, pid: int, result: Dict[str, Any], duration: float, doing: str,
-                    output: ReportOutput, nothing: str, on_event: Optional[EventHandler] = None) -> None:
+def run_then_report(
+    client: AgentClient,
+    pid: int,
+    result: Dict[str, Any],
+    duration: float,
+    doing: str,
+    output: ReportOutput,
+    nothing: str,
+    on_event: Optional[EventHandler] = None,
+) -> None:
     """Run the session `duration` seconds, take its figures, revert it (even on Ctrl-C), show the report."""
     ids: List[int] = result["ids"]
     log = host_path(pid, result["log"])
-    snapshot = run_session(client, pid, result, duration, doing, on_event,
-                           last=lambda: client.request("snapshot", sessions=[str(i) for i in ids]))
+    snapshot = run_session(
+        client,
+        pid,
+        result,
+        duration,
+        doing,
+        on_event,
+        last=lambda: client.request("snapshot", sessions=[str(i) for i in ids]),
+    )
     assert snapshot is not None  # run_session returns what `last` answered, or raises
     report = report_from_records(snapshot["records"], pid=pid)
     if output.renderer is not None or report.threads():
         show_report(report, output)
     else:
         echo("%s in %g s" % (nothing, duration))
-    echo("reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)), log),
-         err=True)
+    echo(
+        "reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)), log), err=True
+    )

@@ -9,6 +9,7 @@ is what both the injected bootstrap and an embedding program call:
 The update engine's names are importable from here, as in PyLiveUpdate:
 `from lu_payloads import Instrument, Redefine, UpdateManager`.
 """
+
 from __future__ import annotations
 
 from .version import __version__ as __version__
@@ -36,23 +37,27 @@ def start(log_dir: Optional[str] = None) -> str:
     own log directory.)
     """
     from .service import start as start_service  # lazy: importing the package starts and loads nothing
+
     return start_service()
 
 
 def stop() -> None:
     """Revert every update, stop the agent and remove its socket."""
     from .service import stop as stop_service  # lazy: see start()
+
     stop_service()
 
 
 def running() -> bool:
     from .service import current  # lazy: see start()
+
     return current() is not None
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib  # lazy: the engine and live coding load on first use (PEP 562)
+
         module_name, attribute = _LAZY[name]
         module = importlib.import_module("." + module_name, __name__)
         return getattr(module, attribute)

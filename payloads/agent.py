@@ -11,6 +11,7 @@ caught at the connection that caused it, nothing is printed to the program's
 stdout/stderr, and events are handed to a bounded queue so that an
 application thread never waits on a slow client.
 """
+
 from __future__ import annotations
 
 import json
@@ -122,15 +123,17 @@ class Connection:
         request_id = request.get("id")
         version = request.get("v")
         if version != protocol.PROTOCOL_VERSION:
-            self._reply_error(request_id, "protocol version %r not supported (agent speaks %d)"
-                              % (version, protocol.PROTOCOL_VERSION))
+            self._reply_error(
+                request_id, "protocol version %r not supported (agent speaks %d)" % (version, protocol.PROTOCOL_VERSION)
+            )
             return
         op = request.get("op")
         args = request.get("args") or {}
         handler = self.agent.handlers.get(op) if isinstance(op, str) else None
         if handler is None or not isinstance(args, dict):
-            self._reply_error(request_id, "unknown request %r" % (op,) if handler is None
-                              else "arguments must be an object")
+            self._reply_error(
+                request_id, "unknown request %r" % (op,) if handler is None else "arguments must be an object"
+            )
             return
         try:
             result = handler(self, **args)
@@ -146,8 +149,14 @@ class Connection:
             return
         closing = isinstance(result, Closing)
         try:
-            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": True,
-                       "result": result.result if closing else result})
+            self.send(
+                {
+                    "v": protocol.PROTOCOL_VERSION,
+                    "id": request_id,
+                    "ok": True,
+                    "result": result.result if closing else result,
+                }
+            )
         except protocol.FrameTooLarge as exc:
             self._reply_error(request_id, "reply too large: %s" % exc)
         except protocol.NotEncodable as exc:
@@ -159,8 +168,8 @@ class Connection:
 
 
 class Agent:
-    LISTEN_BACKLOG = socket.SOMAXCONN   # many clients at once are queued, never refused
-    HEAL_SECONDS = 10.0                 # how often the agent checks its socket and description are in place
+    LISTEN_BACKLOG = socket.SOMAXCONN  # many clients at once are queued, never refused
+    HEAL_SECONDS = 10.0  # how often the agent checks its socket and description are in place
 
     def __init__(self, handlers: Mapping[str, Handler], on_stop: Callable[[Agent], None]) -> None:
         self.handlers = handlers
@@ -187,10 +196,16 @@ class Agent:
         return protocol.hello(self.pid, self.start_ticks, self.uid, __version__, "%d.%d.%d" % sys.version_info[:3])
 
     def info(self) -> Dict[str, Any]:
-        return {"pid": self.pid, "socket": self.socket_path, "agent_version": __version__,
-                "protocol": protocol.PROTOCOL_VERSION, "started": self.started,
-                "start_ticks": self.start_ticks, "create_time": procinfo.create_time(),
-                "python": "%d.%d.%d" % sys.version_info[:3]}
+        return {
+            "pid": self.pid,
+            "socket": self.socket_path,
+            "agent_version": __version__,
+            "protocol": protocol.PROTOCOL_VERSION,
+            "started": self.started,
+            "start_ticks": self.start_ticks,
+            "create_time": procinfo.create_time(),
+            "python": "%d.%d.%d" % sys.version_info[:3],
+        }
 
     def start(self) -> None:
         self._bind()
@@ -274,8 +289,15 @@ class Agent:
                 if peer[1] not in (self.uid, 0):
                     self.log.write("refused a connection from pid %d uid %d" % (peer[0], peer[1]))
                     try:
-                        protocol.send(conn, {"v": protocol.PROTOCOL_VERSION, "id": None, "ok": False,
-                                             "error": "permission denied: uid %d may not use this agent" % peer[1]})
+                        protocol.send(
+                            conn,
+                            {
+                                "v": protocol.PROTOCOL_VERSION,
+                                "id": None,
+                                "ok": False,
+                                "error": "permission denied: uid %d may not use this agent" % peer[1],
+                            },
+                        )
                     except OSError:
                         pass
                     conn.close()
@@ -328,8 +350,9 @@ class Agent:
             for connection in targets:
                 for event in batch:
                     try:
-                        connection.send({"v": protocol.PROTOCOL_VERSION, "event": event.get("kind", "event"),
-                                         "data": event})
+                        connection.send(
+                            {"v": protocol.PROTOCOL_VERSION, "event": event.get("kind", "event"), "data": event}
+                        )
                     except (OSError, protocol.FrameTooLarge):
                         connection.close()
                         break

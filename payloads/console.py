@@ -14,6 +14,7 @@ router if lu dropped the last reference when it puts the program's stream
 back. So there is one router per stream for the life of the process, taken
 up again by the next agent.
 """
+
 from __future__ import annotations
 
 import builtins

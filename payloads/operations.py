@@ -3,6 +3,7 @@
 Each operation returns plain data (JSON-serialisable) or raises LuError with
 a message for the user.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,13 +18,29 @@ from .version import __version__
 
 
 def process_info(agent_started: Optional[float] = None, socket: Optional[str] = None) -> Dict[str, Any]:
-    threads = [{"id": t.ident, "native_id": getattr(t, "native_id", None), "name": t.name,
-                "daemon": t.daemon, "lu": t.name.startswith("lu-")} for t in threading.enumerate()]
-    return {"pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
-            "implementation": sys.implementation.name, "executable": sys.executable,
-            "argv": list(sys.argv), "agent_version": __version__, "protocol": protocol.PROTOCOL_VERSION,
-            "agent_started": agent_started, "process_started": procinfo.create_time(), "threads": threads,
-            "socket": socket}
+    threads = [
+        {
+            "id": t.ident,
+            "native_id": getattr(t, "native_id", None),
+            "name": t.name,
+            "daemon": t.daemon,
+            "lu": t.name.startswith("lu-"),
+        }
+        for t in threading.enumerate()
+    ]
+    return {
+        "pid": os.getpid(),
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "argv": list(sys.argv),
+        "agent_version": __version__,
+        "protocol": protocol.PROTOCOL_VERSION,
+        "agent_started": agent_started,
+        "process_started": procinfo.create_time(),
+        "threads": threads,
+        "socket": socket,
+    }
 
 
 def list_updates() -> List[Dict[str, Any]]:
@@ -38,8 +55,10 @@ def revert_updates(ids: List[Any]) -> List[int]:
     known = {item["id"] for item in UpdateManager.ls()}
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise LuError("no update with id %s (applied: %s)" % (
-            ", ".join(map(str, unknown)), ", ".join(map(str, sorted(known))) or "none"))
+        raise LuError(
+            "no update with id %s (applied: %s)"
+            % (", ".join(map(str, unknown)), ", ".join(map(str, sorted(known))) or "none")
+        )
     for update_id in ids:
         UpdateManager.revert(update_id)
     return list(ids)

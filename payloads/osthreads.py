@@ -13,6 +13,7 @@ Everything here is chosen when lu_payloads is imported (lu imports it after
 the program has patched, or the embedding program imports it before): the
 primitives then stay real whatever is patched later.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -9,6 +9,7 @@ effective uid, which owns the files it creates; the pid is the process's own
 works too. A directory that exists but is not private and owned by the right
 user is refused: someone else could have planted it.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,5 +52,6 @@ def ensure_private_dir(path: str, uid: int, gid: int = -1) -> str:
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or (st.st_mode & 0o077):
         raise PermissionError(
             "%s is not a private directory of uid %d (owner %d, mode %o); remove it"
-            % (path, uid, st.st_uid, st.st_mode & 0o777))
+            % (path, uid, st.st_uid, st.st_mode & 0o777)
+        )
     return path

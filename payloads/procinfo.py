@@ -1,4 +1,5 @@
 """Facts about this process that identify it: its start time, as the kernel and psutil tell it."""
+
 from __future__ import annotations
 
 import os

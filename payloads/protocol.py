@@ -9,6 +9,7 @@ echo the `id` with `ok` and either `result` or `error`; events (debug records
 streamed to every client) carry `event` instead of `id`. Standard library
 only: both the host and every target Python (3.8+) import this file.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,6 @@ class Closing:
 
     def __init__(self, result: Any) -> None:
         self.result = result
-
 
 
 class ConnectionClosed(Exception):
@@ -100,5 +100,7 @@ def recv(sock: socket.socket, limit: int = MAX_FRAME) -> Message:
 
 def hello(pid: int, start_ticks: int, uid: int, agent_version: str, python: str) -> Message:
     """The agent's first frame on every connection."""
-    return {"v": PROTOCOL_VERSION, "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid,
-                                             "agent_version": agent_version, "python": python}}
+    return {
+        "v": PROTOCOL_VERSION,
+        "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid, "agent_version": agent_version, "python": python},
+    }

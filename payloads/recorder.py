@@ -25,6 +25,7 @@ Record schema (one JSON object per line, "lu": 1):
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
   event   {pid, session, thread, thread_id, time, kind, function, line, data}
 """
+
 from __future__ import annotations
 
 import collections
@@ -39,10 +40,10 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Option
 from . import osthreads, paths
 from .errors import LuError
 
-Record = Dict[str, Any]                 # one JSON line of the log (the schema above)
-Snapshot = Callable[[], List[Record]]   # a session's current `calls`/`lines`/`table` records
-Subscriber = Callable[[Record], None]   # told every event record as it is queued
-SessionId = Union[int, str]             # an update id, or its str() as the records carry it
+Record = Dict[str, Any]  # one JSON line of the log (the schema above)
+Snapshot = Callable[[], List[Record]]  # a session's current `calls`/`lines`/`table` records
+Subscriber = Callable[[Record], None]  # told every event record as it is queued
+SessionId = Union[int, str]  # an update id, or its str() as the records carry it
 
 FLUSH_SECONDS = 2.0
 MAX_BYTES = 64 * 1024 * 1024
@@ -114,8 +115,9 @@ class LogFile:
                 self.header_written = False
         except OSError:
             pass
-        fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=self._fd)
+        fd = os.open(
+            self.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._fd
+        )
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
@@ -190,15 +192,24 @@ class Recorder:
         return log
 
     # -- called from application threads: cheap, never blocking on I/O --------
-    def event(self, session: Optional[SessionId], kind: str, function: str, line: int,
-              data: Dict[str, Any]) -> None:
+    def event(self, session: Optional[SessionId], kind: str, function: str, line: int, data: Dict[str, Any]) -> None:
         if len(self._events) >= MAX_PENDING_EVENTS:
             self.events_dropped += 1
             return
         thread = threading.current_thread()
-        record = {"lu": 1, "type": "event", "pid": os.getpid(), "session": str(session),
-                  "thread": thread.name, "thread_id": thread.ident, "time": time.time(),
-                  "kind": kind, "function": function, "line": line, "data": data}
+        record = {
+            "lu": 1,
+            "type": "event",
+            "pid": os.getpid(),
+            "session": str(session),
+            "thread": thread.name,
+            "thread_id": thread.ident,
+            "time": time.time(),
+            "kind": kind,
+            "function": function,
+            "line": line,
+            "data": data,
+        }
         self._events.append(record)
         for subscriber in _subscribers:
             try:
@@ -301,8 +312,16 @@ class Recorder:
 
     def _write(self, log: LogFile, lines: List[Record]) -> None:
         if not log.header_written:
-            lines = [{"lu": 1, "type": "header", "pid": os.getpid(), "python": "%d.%d.%d" % sys.version_info[:3],
-                      "argv": list(sys.argv), "started": time.time()}] + lines
+            lines = [
+                {
+                    "lu": 1,
+                    "type": "header",
+                    "pid": os.getpid(),
+                    "python": "%d.%d.%d" % sys.version_info[:3],
+                    "argv": list(sys.argv),
+                    "started": time.time(),
+                }
+            ] + lines
         text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
         try:
             log.write(text)

@@ -5,6 +5,7 @@ controller's exec and complete, the recorder's flush and snapshot) are here;
 the tools add theirs through their registry (tools/registry.py), live coding
 its own. The agent is handed this table (service.py); it knows nothing else.
 """
+
 from __future__ import annotations
 
 import time
@@ -90,8 +91,16 @@ def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Di
 
 
 HANDLERS: Dict[str, Handler] = {
-    "ping": ping, "info": info, "ls": ls, "revert": revert, "patch": patch, "exec": execute,
-    "complete": complete, "detach": detach, "flush": flush, "snapshot": snapshot,
+    "ping": ping,
+    "info": info,
+    "ls": ls,
+    "revert": revert,
+    "patch": patch,
+    "exec": execute,
+    "complete": complete,
+    "detach": detach,
+    "flush": flush,
+    "snapshot": snapshot,
 }
 for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()):
     if _name in HANDLERS:

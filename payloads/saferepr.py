@@ -5,6 +5,7 @@ Debug tools show values of the application's objects. An object whose
 application's call nor flood the log: containers are abbreviated (reprlib),
 strings cut, and failures shown as `<repr failed: ...>`.
 """
+
 from __future__ import annotations
 
 import reprlib

@@ -6,6 +6,7 @@ revert every update lu applied and take lu's router off the program's
 streams. One agent per process; a process forked from one with an agent
 starts its own (the inherited object belongs to the parent).
 """
+
 from __future__ import annotations
 
 import os

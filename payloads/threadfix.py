@@ -9,6 +9,7 @@ thread before anything else can look at it. (Importing this module imports
 threading; the bootstrap looks whether the program had imported it before it
 imports lu at all.)
 """
+
 from __future__ import annotations
 
 import _thread

@@ -4,6 +4,7 @@
 engine's `Instrument`, `Redefine`, `UpdateManager`, `Points`, and every tool
 of the registry under its name and aliases (FuncProfiler, FP, ...).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,7 @@ class _Help:
     def __call__(self, *args: Any) -> Any:
         if args:
             import pydoc  # lazy: only for help(obj)
+
             return pydoc.help(*args)
         print(help_text())
 
@@ -95,8 +97,20 @@ def patch(path: str) -> List[int]:
 
 def make_namespace() -> Dict[str, Any]:
     namespace: Dict[str, Any] = {
-        "__name__": "__lu_console__", "__builtins__": __builtins__, "LU": LU, "help": _Help(), "patch": patch,
-        "os": os, "sys": sys, "threading": threading, "time": time, "main": sys.modules.get("__main__"),
-        "Instrument": Instrument, "Redefine": Redefine, "UpdateManager": UpdateManager, "Points": Points}
+        "__name__": "__lu_console__",
+        "__builtins__": __builtins__,
+        "LU": LU,
+        "help": _Help(),
+        "patch": patch,
+        "os": os,
+        "sys": sys,
+        "threading": threading,
+        "time": time,
+        "main": sys.modules.get("__main__"),
+        "Instrument": Instrument,
+        "Redefine": Redefine,
+        "UpdateManager": UpdateManager,
+        "Points": Points,
+    }
     namespace.update(TOOLS.controller_names())
     return namespace

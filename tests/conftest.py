@@ -1,4 +1,5 @@
 """Fixtures that start real target processes and run the real `lu` command."""
+
 from __future__ import annotations
 
 import functools
@@ -17,15 +18,28 @@ TARGETS = os.path.join(HERE, "targets")
 class Target:
     """A running target process started from tests/targets/<script>."""
 
-    def __init__(self, python: str, script: str, args: List[str] = (), user: Optional[str] = None,
-                 cwd: Optional[str] = None, env: Optional[dict] = None):
+    def __init__(
+        self,
+        python: str,
+        script: str,
+        args: List[str] = (),
+        user: Optional[str] = None,
+        cwd: Optional[str] = None,
+        env: Optional[dict] = None,
+    ):
         targets = os.path.join(nobody_dir(), "targets") if user == "nobody" else TARGETS
         path = script if os.path.isabs(script) else os.path.join(targets, script)
         command = [python, "-u", path] + list(args)
         preexec = as_nobody if user == "nobody" else None
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=preexec, cwd=cwd or "/tmp",
-                                     env=dict(os.environ, **(env or {})))
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=preexec,
+            cwd=cwd or "/tmp",
+            env=dict(os.environ, **(env or {})),
+        )
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
@@ -82,6 +96,7 @@ def nobody_dir() -> str:
     import shutil
     import site
     import tempfile
+
     base = tempfile.mkdtemp(prefix="lu-test-nobody-")
     os.chmod(base, 0o755)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -112,8 +127,9 @@ def as_nobody():
     os.setuid(65534)
 
 
-def run_lu(*args: str, user: Optional[str] = None, env: Optional[dict] = None, timeout: float = 60,
-           input: Optional[str] = None) -> subprocess.CompletedProcess:
+def run_lu(
+    *args: str, user: Optional[str] = None, env: Optional[dict] = None, timeout: float = 60, input: Optional[str] = None
+) -> subprocess.CompletedProcess:
     """Run the real `lu` command (the installed entry point's module) in a subprocess."""
     preexec = None
     python = sys.executable
@@ -126,9 +142,16 @@ def run_lu(*args: str, user: Optional[str] = None, env: Optional[dict] = None, t
         full_env["HOME"] = "/tmp"
     if env:
         full_env.update(env)
-    return subprocess.run([python, "-m", "lu_cli.main"] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=preexec, env=full_env, input=input,
-                          cwd=REPO if user is None else "/tmp")
+    return subprocess.run(
+        [python, "-m", "lu_cli.main"] + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec,
+        env=full_env,
+        input=input,
+        cwd=REPO if user is None else "/tmp",
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

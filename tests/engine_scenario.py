@@ -4,6 +4,7 @@ Usage: python engine_scenario.py PAYLOADS_DIR WORK_DIR
 Writes the scenario modules into WORK_DIR, loads lu_payloads by path, runs
 every check and prints one JSON object {check_name: [ok, detail]} on stdout.
 """
+
 import asyncio
 import functools
 import importlib
@@ -212,8 +213,18 @@ def assert_pristine():
 @check
 def resolve_patterns():
     names = [n for n, _ in resolve_pattern("shop.*")]
-    for want in ("shop.Cart.total", "shop.Cart.make", "shop.Cart.tax", "shop.Cart.size.fget",
-                 "shop.Cart.size.fset", "shop.decorated", "shop.adder", "shop.gen", "shop.coro", "shop.Base.total"):
+    for want in (
+        "shop.Cart.total",
+        "shop.Cart.make",
+        "shop.Cart.tax",
+        "shop.Cart.size.fget",
+        "shop.Cart.size.fset",
+        "shop.decorated",
+        "shop.adder",
+        "shop.gen",
+        "shop.coro",
+        "shop.Base.total",
+    ):
         assert want in names, (want, names)
     assert not any(n.startswith(("shop.functools", "shop.asyncio")) for n in names), names
     deep = [n for n, _ in resolve_pattern("pkg.**")]
@@ -221,7 +232,7 @@ def resolve_patterns():
     assert [n for n, _ in resolve_pattern("pkg.*")] == ["pkg.top"]
     main = [n for n, _ in resolve_pattern("__main__.**")]
     assert "__main__.check" in main and "__main__.write" in main, main
-    (_n, f), = resolve_pattern("shop.decorated")
+    ((_n, f),) = resolve_pattern("shop.decorated")
     assert f is shop.decorated.__wrapped__
     assert len(resolve_pattern("shop.Cart.size")) == 2
     expect_luerror(lambda: resolve_pattern("shop.nope"), "shop.nope", "nope")
@@ -235,14 +246,21 @@ def plain_function_args_result_identity():
     ev = []
     f = shop.plain
     code, defaults, kwd = f.__code__, f.__defaults__, f.__kwdefaults__
-    uid = U.apply_update(Instrument("shop.plain", {"func_before": lambda i, a: ev.append(("b", i.name, a)),
-                                                  "func_after": lambda i, r, e: ev.append(("a", r, e))}))
+    uid = U.apply_update(
+        Instrument(
+            "shop.plain",
+            {
+                "func_before": lambda i, a: ev.append(("b", i.name, a)),
+                "func_after": lambda i, r, e: ev.append(("a", r, e)),
+            },
+        )
+    )
     assert isinstance(uid, int)
     assert shop.plain is f and f.__code__ is not code
     assert f.__defaults__ is defaults and f.__kwdefaults__ is kwd
     assert f(1, d=4) == 10
     assert f(1, 2, 5, 6, c=1, d=1, z=9) == 16
-    assert f(1000, d=0) == -1           # early return
+    assert f(1000, d=0) == -1  # early return
     assert imported_plain(1, d=4) == 10  # reference taken before the patch
     assert ev[0] == ("b", "shop.plain", {"a": 1, "b": 2, "args": (), "c": 3, "d": 4, "kw": {}}), ev[0]
     assert ev[1] == ("a", 10, None)
@@ -271,8 +289,10 @@ def methods_of_every_kind():
 
     def hook(info, args):
         ev.append((info.qualname, sorted(args)))
-    uid = U.apply_update(Instrument(["shop.Cart.total", "shop.Cart.make", "shop.Cart.tax", "shop.Cart.size"],
-                                    {"func_before": hook}))
+
+    uid = U.apply_update(
+        Instrument(["shop.Cart.total", "shop.Cart.make", "shop.Cart.tax", "shop.Cart.size"], {"func_before": hook})
+    )
     c = shop.Cart()
     assert c.total(5) == 9
     assert len(shop.Cart.make(2)) == 2
@@ -297,11 +317,16 @@ def super_and_line_hooks():
             lines["y"] = i
         if "z = y + sum" in text:
             lines["z"] = i
-    U.apply_update(Instrument("shop.Cart.total", [
-        (("line_before", [lines["y"]]), lambda i, ln, loc: ev.append(("before", ln, sorted(loc)))),
-        (("line_after", (lines["y"], lines["z"])), lambda i, ln, loc: ev.append(("after", ln, dict(loc)))),
-        (("line_after", [lines["z"]]), (lambda i, ln, d: ev.append(("named", ln, d)), ["z", "x", "self.size"])),
-    ]))
+    U.apply_update(
+        Instrument(
+            "shop.Cart.total",
+            [
+                (("line_before", [lines["y"]]), lambda i, ln, loc: ev.append(("before", ln, sorted(loc)))),
+                (("line_after", (lines["y"], lines["z"])), lambda i, ln, loc: ev.append(("after", ln, dict(loc)))),
+                (("line_after", [lines["z"]]), (lambda i, ln, d: ev.append(("named", ln, d)), ["z", "x", "self.size"])),
+            ],
+        )
+    )
     c = shop.Cart()
     assert c.total(1) == 5
     assert ev[0] == ("before", lines["y"], ["__class__", "self", "x"]), ev[0]
@@ -313,7 +338,11 @@ def super_and_line_hooks():
     # named capture when a variable is unbound: it is left out, no error
     ev2 = []
     ln = SHOP.splitlines().index("    marker = 1") + 1
-    uid = U.apply_update(Instrument("shop.unbound", {("line_after", (ln,)): (lambda i, lineno, d: ev2.append(d), ["late", "marker", "flag"])}))
+    uid = U.apply_update(
+        Instrument(
+            "shop.unbound", {("line_after", (ln,)): (lambda i, lineno, d: ev2.append(d), ["late", "marker", "flag"])}
+        )
+    )
     assert shop.unbound(False) == 1 and shop.unbound(True) == 1
     assert ev2 == [{"marker": 1, "flag": False}, {"late": 5, "marker": 1, "flag": True}], ev2
     assert U.ls()[-1]["hook_errors"] == 0 and U.ls()[-1]["id"] == uid
@@ -335,10 +364,17 @@ def decorated_function_changed_inside_wrapper():
 @check
 def generator_points():
     ev = []
-    U.apply_update(Instrument("shop.gen", {
-        "func_before": (lambda i: ev.append("before"), None),
-        "func_after": lambda i, r, e: ev.append(("after", r, type(e).__name__ if e else None)),
-        "suspend": lambda i: ev.append("s"), "resume": lambda i: ev.append("r")}))
+    U.apply_update(
+        Instrument(
+            "shop.gen",
+            {
+                "func_before": (lambda i: ev.append("before"), None),
+                "func_after": lambda i, r, e: ev.append(("after", r, type(e).__name__ if e else None)),
+                "suspend": lambda i: ev.append("s"),
+                "resume": lambda i: ev.append("r"),
+            },
+        )
+    )
     g = shop.gen(2)
     assert ev == []  # nothing before the first start
     assert next(g) == 0 and ev == ["before", "s"]
@@ -359,10 +395,17 @@ def generator_points():
 @check
 def async_points():
     ev = []
-    U.apply_update(Instrument("shop.coro", {
-        "func_before": lambda i, a: ev.append(("before", a)),
-        "func_after": lambda i, r, e: ev.append(("after", r)),
-        "suspend": lambda i: ev.append("s"), "resume": lambda i: ev.append("r")}))
+    U.apply_update(
+        Instrument(
+            "shop.coro",
+            {
+                "func_before": lambda i, a: ev.append(("before", a)),
+                "func_after": lambda i, r, e: ev.append(("after", r)),
+                "suspend": lambda i: ev.append("s"),
+                "resume": lambda i: ev.append("r"),
+            },
+        )
+    )
     assert asyncio.run(shop.coro(4)) == 8
     assert ev == [("before", {"x": 4}), "s", "r", "s", "r", ("after", 8)], ev
 
@@ -389,10 +432,14 @@ def traceback_unchanged():
             shop.Cart().fail(1)
         except ValueError:
             return [(fr.name, fr.lineno, fr.filename) for fr in traceback.extract_tb(sys.exc_info()[2])][1:]
+
     plain_tb = tb_of()
     ev = []
-    U.apply_update(Instrument("shop.Cart.fail", {"func_before": lambda i, a: None,
-                                                 "func_after": lambda i, r, e: ev.append(repr(e))}))
+    U.apply_update(
+        Instrument(
+            "shop.Cart.fail", {"func_before": lambda i, a: None, "func_after": lambda i, r, e: ev.append(repr(e))}
+        )
+    )
     inst_tb = tb_of()
     assert inst_tb == plain_tb, (inst_tb, plain_tb)
     assert plain_tb[-1][0] == "fail" and SHOP.splitlines()[plain_tb[-1][1] - 1].strip().startswith("raise")
@@ -410,7 +457,7 @@ def thread_running_while_swapped():
     uid = U.apply_update(Instrument("shop.looped", {"func_after": lambda i, r, e: ev.append(r)}))
     go.set()
     t.join(5)
-    assert out == [6] and ev == []   # the running frame finished on its old code
+    assert out == [6] and ev == []  # the running frame finished on its old code
     assert shop.looped(4, threading.Event(), go) == 8 and ev == [8]
     U.revert(uid)
     # hammer: a thread calls spin in a loop while updates come and go
@@ -423,6 +470,7 @@ def thread_running_while_swapped():
             if shop.spin(n) != n + 1:
                 bad.append(n)
             n += 1
+
     w = threading.Thread(target=worker)
     w.start()
     for _ in range(30):
@@ -438,8 +486,11 @@ def thread_running_while_swapped():
 def revert_two_updates(order):
     ev = []
     u1 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(1)}))
-    u2 = U.apply_update(Instrument("shop.spin", {"func_before": lambda i, a: ev.append(2),
-                                                 "func_after": lambda i, r, e: ev.append(("r", r))}))
+    u2 = U.apply_update(
+        Instrument(
+            "shop.spin", {"func_before": lambda i, a: ev.append(2), "func_after": lambda i, r, e: ev.append(("r", r))}
+        )
+    )
     assert shop.spin(1) == 2 and ev == [1, 2, ("r", 2)], ev
     ids = (u1, u2)
     U.revert(ids[order[0]])
@@ -471,6 +522,7 @@ def redefine_in_place():
     def new_plain(a, b=20, *args, c=30, d=0, **kw):
         """new doc"""
         return ("new", a, b, c, d)
+
     uid = U.apply_update(Redefine("shop", None, {"shop.plain": new_plain, "shop.Cart.total": _new_total}))
     assert shop.plain is imported_plain
     assert imported_plain(1) == ("new", 1, 20, 30, 0)
@@ -488,12 +540,13 @@ def stack_instrument_on_redefine(revert_first):
 
     def new_spin(n):
         return n + 1000
+
     r = U.apply_update(Redefine("shop", None, {"spin": new_spin}))
     i = U.apply_update(Instrument("shop.spin", {"func_after": lambda inf, res, e: ev.append(res)}))
     assert shop.spin(1) == 1001 and ev == [1001]
     if revert_first == "redefine":
         U.revert(r)
-        assert shop.spin(1) == 2 and ev == [1001, 2]   # instrumentation kept on the original
+        assert shop.spin(1) == 2 and ev == [1001, 2]  # instrumentation kept on the original
         U.revert(i)
     else:
         U.revert(i)
@@ -524,12 +577,13 @@ def redefine_property_and_new_method():
 
         def extra(self, x):
             return ("extra", super().total(x))
+
     uid = U.apply_update(Redefine("shop", None, {"Cart.size": P.size, "Cart.extra": P.extra}))
     assert shop.Cart.size.fget is getter and shop.Cart.size.fset is setter
     assert c.size == -1
     c.size = 9
     assert c._n == 9
-    assert c.extra(1) == ("extra", 2), c.extra(1)   # super() in a method added to the class: Base.total
+    assert c.extra(1) == ("extra", 2), c.extra(1)  # super() in a method added to the class: Base.total
     assert shop.Cart.extra.__qualname__ == "Cart.extra"
     U.revert(uid)
     assert c.size == 2 and "extra" not in shop.Cart.__dict__
@@ -540,11 +594,13 @@ def hook_errors_counted_not_raised():
     seen = []
     U.add_listener(seen.append)
     try:
+
         def bad(i, a):
             raise KeyError("oops")
+
         uid = U.apply_update(Instrument("shop.spin", {"func_before": bad, "func_after": lambda i, r, e: 1 / 0}))
         assert [shop.spin(n) for n in range(5)] == [1, 2, 3, 4, 5]
-        item, = U.ls()
+        (item,) = U.ls()
         assert item["id"] == uid and item["hook_errors"] == 10, item
         assert "ZeroDivisionError" in item["last_hook_error"], item
         assert seen and seen[0]["event"] == "hook_error" and seen[0]["id"] == uid, seen
@@ -592,10 +648,15 @@ def patch_file_transaction():
     # line hooks on the redefined body use the patch file's lines
     ln = PATCH_OK.splitlines().index("    return helper(n) + len(_lu_test_json.dumps([]))") + 1
     seen = []
-    i = U.apply_update(Instrument("shop.spin", {("line_before", (ln,)): lambda inf, lineno, loc: seen.append((lineno, loc))}))
+    i = U.apply_update(
+        Instrument("shop.spin", {("line_before", (ln,)): lambda inf, lineno, loc: seen.append((lineno, loc))})
+    )
     assert shop.spin(3) == 23 and seen == [(ln, {"n": 3})], seen
-    expect_luerror(lambda: U.apply_update(Instrument("shop.spin", {("line_before", (ln + 50,)): print})),
-                   "not inside shop.spin", "patch_ok.py")
+    expect_luerror(
+        lambda: U.apply_update(Instrument("shop.spin", {("line_before", (ln + 50,)): print})),
+        "not inside shop.spin",
+        "patch_ok.py",
+    )
     try:
         shop.spin(None)
         raise AssertionError("no TypeError")
@@ -616,27 +677,43 @@ def patch_file_transaction():
 
 BAD_PATCHES = {
     "syntax": ("from lu_payloads import Instrument\n\ndef f(:\n    pass\n", "bad_syntax.py:3:", "SyntaxError"),
-    "raises": ("from lu_payloads import Instrument, UpdateManager\nimport shop\n"
-               "UpdateManager.apply_update(Instrument('shop.spin', {'func_before': lambda i, a: None}))\n"
-               "x = 1\n\n\ny = undefined_name\n", "bad_raises.py:7:", "NameError"),
-    "missing": ("from lu_payloads import Instrument, Redefine, UpdateManager\n"
-                "def spin(n):\n    return 0\n"
-                "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin}))\n"
-                "UpdateManager.apply_update(Instrument('shop.Cart.total', {'func_before': lambda i, a: None}))\n"
-                "UpdateManager.apply_update(Instrument('shop.nothere', {'func_before': lambda i, a: None}))\n",
-                "bad_missing.py:6:", "shop.nothere"),
-    "missing_class": ("from lu_payloads import Redefine, UpdateManager\n"
-                      "def spin(n):\n    return 0\n"
-                      "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin, 'shop.NoClass.m': spin}))\n",
-                      "bad_missing_class.py:4:", "NoClass"),
-    "freevars": ("from lu_payloads import Redefine, UpdateManager\n"
-                 "class P:\n    def total(self, x):\n        return super().total(x)\n"
-                 "def spin(n):\n    return 0\n"
-                 "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin, 'shop.Base.total': P.total}))\n",
-                 "bad_freevars.py:7:", "__class__"),
-    "line_outside": ("from lu_payloads import Instrument, UpdateManager\n"
-                     "UpdateManager.apply_update(Instrument('shop.spin', {('line_before', (1,)): print}))\n",
-                     "bad_line_outside.py:2:", "line 1 is not inside shop.spin"),
+    "raises": (
+        "from lu_payloads import Instrument, UpdateManager\nimport shop\n"
+        "UpdateManager.apply_update(Instrument('shop.spin', {'func_before': lambda i, a: None}))\n"
+        "x = 1\n\n\ny = undefined_name\n",
+        "bad_raises.py:7:",
+        "NameError",
+    ),
+    "missing": (
+        "from lu_payloads import Instrument, Redefine, UpdateManager\n"
+        "def spin(n):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin}))\n"
+        "UpdateManager.apply_update(Instrument('shop.Cart.total', {'func_before': lambda i, a: None}))\n"
+        "UpdateManager.apply_update(Instrument('shop.nothere', {'func_before': lambda i, a: None}))\n",
+        "bad_missing.py:6:",
+        "shop.nothere",
+    ),
+    "missing_class": (
+        "from lu_payloads import Redefine, UpdateManager\n"
+        "def spin(n):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin, 'shop.NoClass.m': spin}))\n",
+        "bad_missing_class.py:4:",
+        "NoClass",
+    ),
+    "freevars": (
+        "from lu_payloads import Redefine, UpdateManager\n"
+        "class P:\n    def total(self, x):\n        return super().total(x)\n"
+        "def spin(n):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shop', None, {'shop.spin': spin, 'shop.Base.total': P.total}))\n",
+        "bad_freevars.py:7:",
+        "__class__",
+    ),
+    "line_outside": (
+        "from lu_payloads import Instrument, UpdateManager\n"
+        "UpdateManager.apply_update(Instrument('shop.spin', {('line_before', (1,)): print}))\n",
+        "bad_line_outside.py:2:",
+        "line 1 is not inside shop.spin",
+    ),
 }
 
 
@@ -657,11 +734,14 @@ def bad_patches_apply_nothing():
 @check
 def bad_inputs():
     ln_spin = SHOP.splitlines().index("def spin(n):") + 1
-    expect_luerror(lambda: U.apply_update(Instrument("shop.spin", {("line_before", (ln_spin + 5,)): print})),
-                   "line %d is not inside shop.spin" % (ln_spin + 5))
+    expect_luerror(
+        lambda: U.apply_update(Instrument("shop.spin", {("line_before", (ln_spin + 5,)): print})),
+        "line %d is not inside shop.spin" % (ln_spin + 5),
+    )
     plain_first = SHOP.splitlines().index("def plain(a, b=2, *args, c=3, d, **kw):") + 1
-    expect_luerror(lambda: U.apply_update(Instrument("shop.plain", {("line_after", (plain_first,)): print})),
-                   "holds no statement")
+    expect_luerror(
+        lambda: U.apply_update(Instrument("shop.plain", {("line_after", (plain_first,)): print})), "holds no statement"
+    )
     expect_luerror(lambda: U.revert(12345), "12345")
     expect_luerror(lambda: U.apply_update(Instrument("shop.*", {"nonsense": print})), "nonsense")
     expect_luerror(lambda: U.apply_update(Instrument("nomod.**", {"func_before": print})), "nomod")
@@ -678,18 +758,23 @@ def bad_inputs():
     finally:
         del shop.lam
     # a body needing free variables the original does not have (super() where there was none)
-    expect_luerror(lambda: U.apply_update(Redefine("shop", None, {"shop.Base.total": _new_total})),
-                   "free variables", "__class__")
+    expect_luerror(
+        lambda: U.apply_update(Redefine("shop", None, {"shop.Base.total": _new_total})), "free variables", "__class__"
+    )
+
     # a body not using the closure's variable is fine (kept as an unused cell)
     def add(v):
         return v * 2
+
     U.apply_update(Redefine("shop", None, {"shop.adder": add}))
     assert shop.adder(4) == 8
     U.revert_all()
     assert shop.adder(4) == 104
+
     # changing the kind of function
     def spin(n):
         yield n
+
     expect_luerror(lambda: U.apply_update(Redefine("shop", None, {"shop.spin": spin})), "generator")
     assert U.ls() == []
     assert_pristine()
@@ -702,7 +787,7 @@ def stale_source_refused():
         fh.write("def f(x):\n    return x + 2  # edited\n")
     expect_luerror(lambda: U.apply_update(Instrument("stale.f", {"func_before": print})), "edited", "stale.f")
     with open(stale.__file__, "w") as fh:
-        fh.write("\n\ndef f(x):\n    return x + 1\n")   # same code, moved lines
+        fh.write("\n\ndef f(x):\n    return x + 1\n")  # same code, moved lines
     expect_luerror(lambda: U.apply_update(Instrument("stale.f", {"func_before": print})), "edited")
     assert stale.f(1) == 2
 

@@ -3,6 +3,7 @@
 Shared by tests/test_growth.py (a few hundred cycles, with bounds) and
 bench/soak.py (ten thousand, with the figures printed).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,12 @@ class Footprint:
         for _ in range(samples - 1):
             time.sleep(0.01)
             seen.append(cls.of(pid))
-        return cls(rss_kb=min(f.rss_kb for f in seen), maps=min(f.maps for f in seen),
-                   fds=min(f.fds for f in seen), threads=min(f.threads for f in seen))
+        return cls(
+            rss_kb=min(f.rss_kb for f in seen),
+            maps=min(f.maps for f in seen),
+            fds=min(f.fds for f in seen),
+            threads=min(f.threads for f in seen),
+        )
 
     @classmethod
     def of(cls, pid: int) -> Footprint:
@@ -43,8 +48,12 @@ class Footprint:
                     rss = int(line.split()[1])
         with open("/proc/%d/maps" % pid) as handle:
             maps = sum(1 for _ in handle)
-        return cls(rss_kb=rss, maps=maps, fds=len(os.listdir("/proc/%d/fd" % pid)),
-                   threads=len(os.listdir("/proc/%d/task" % pid)))
+        return cls(
+            rss_kb=rss,
+            maps=maps,
+            fds=len(os.listdir("/proc/%d/fd" % pid)),
+            threads=len(os.listdir("/proc/%d/task" % pid)),
+        )
 
 
 class Load:
@@ -94,10 +103,14 @@ def profile_revert_cycles(pid: int, cycles: int, on_cycle: Callable[[int], None]
             result = client.request("profile", patterns=["__main__.price", "__main__.Handler.do_GET"])
             client.request("revert", ids=result["ids"])
             on_cycle(i)
-        out = client.request("exec", source=(
-            "import time\n"
-            "from lu_payloads.recorder import get_recorder\n"
-            "r = get_recorder(); t = time.perf_counter(); r.flush()\n"
-            "print(len(r.sessions), len(r._last_written), round((time.perf_counter() - t) * 1000, 3))\n"))
+        out = client.request(
+            "exec",
+            source=(
+                "import time\n"
+                "from lu_payloads.recorder import get_recorder\n"
+                "r = get_recorder(); t = time.perf_counter(); r.flush()\n"
+                "print(len(r.sessions), len(r._last_written), round((time.perf_counter() - t) * 1000, 3))\n"
+            ),
+        )
     sessions, written, flush_ms = out["output"].split()
     return {"sessions": int(sessions), "last_written": int(written), "flush_ms": float(flush_ms)}

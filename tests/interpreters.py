@@ -5,6 +5,7 @@ plus the distribution's /usr/bin/python3 (libpython linked statically). A
 version that is missing becomes a skipped parameter with a reason that says
 so, never a silent omission.
 """
+
 import glob
 import os
 import subprocess
@@ -21,8 +22,9 @@ def _pyenv_python(minor):
 
 
 def _version_of(exe):
-    out = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, timeout=30
+    )
     return out.stdout.strip()
 
 
@@ -34,14 +36,24 @@ def interpreter_params():
         if exe:
             params.append(pytest.param(exe, id="pyenv-" + minor))
         else:
-            params.append(pytest.param(None, id="pyenv-" + minor, marks=pytest.mark.skip(
-                reason="pyenv has no CPython %s on this machine" % minor)))
+            params.append(
+                pytest.param(
+                    None,
+                    id="pyenv-" + minor,
+                    marks=pytest.mark.skip(reason="pyenv has no CPython %s on this machine" % minor),
+                )
+            )
     system = "/usr/bin/python3"
     if os.path.exists(system) and _version_of(system) in SUPPORTED:
         params.append(pytest.param(system, id="system-" + _version_of(system)))
     else:
-        params.append(pytest.param(None, id="system", marks=pytest.mark.skip(
-            reason="no supported distribution python3 at /usr/bin/python3")))
+        params.append(
+            pytest.param(
+                None,
+                id="system",
+                marks=pytest.mark.skip(reason="no supported distribution python3 at /usr/bin/python3"),
+            )
+        )
     return params
 
 

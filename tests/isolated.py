@@ -6,6 +6,7 @@ asked). lu reaches that /tmp through /proc/PID/root, exactly as it reaches a
 container's. What the hostile user does happens in that private /tmp, so
 these tests never disturb the agents of other tests running beside them.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,11 @@ from conftest import SYSTEM_PYTHON, nobody_dir
 
 NOBODY = 65534
 # The copy of lu and the targets lives under the host's /tmp: it is bound back in at the same path.
-_SHELL = ('cd "$0" && mount -t tmpfs -o mode=1777$LU_TEST_TMP_OPTIONS lu-test /tmp && mkdir -p "$0" && '
-          'mount --no-canonicalize --bind . "$0" && '
-          'cd "$0" && exec setpriv --reuid=$LU_TEST_UID --regid=$LU_TEST_UID --clear-groups "$@"')
+_SHELL = (
+    'cd "$0" && mount -t tmpfs -o mode=1777$LU_TEST_TMP_OPTIONS lu-test /tmp && mkdir -p "$0" && '
+    'mount --no-canonicalize --bind . "$0" && '
+    'cd "$0" && exec setpriv --reuid=$LU_TEST_UID --regid=$LU_TEST_UID --clear-groups "$@"'
+)
 
 
 def isolation_available() -> Optional[str]:
@@ -36,14 +39,29 @@ def isolation_available() -> Optional[str]:
 
 
 class IsolatedTarget:
-    def __init__(self, script: str, *args: str, uid: int = NOBODY, python: str = SYSTEM_PYTHON,
-                 tmp_options: str = ""):
+    def __init__(self, script: str, *args: str, uid: int = NOBODY, python: str = SYSTEM_PYTHON, tmp_options: str = ""):
         self.uid = uid
         env = dict(os.environ, LU_TEST_UID=str(uid), LU_TEST_TMP_OPTIONS="," + tmp_options if tmp_options else "")
         self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SHELL, nobody_dir(), python, "-u",
-             os.path.join("targets", script)] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                _SHELL,
+                nobody_dir(),
+                python,
+                "-u",
+                os.path.join("targets", script),
+            ]
+            + list(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
@@ -64,9 +82,14 @@ class IsolatedTarget:
     def as_user(self, code: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run Python code as the target's user (it reaches the private /tmp through TMP, set for it)."""
         env = dict(os.environ, TMP_OF_TARGET=self.tmp, PID_OF_TARGET=str(self.pid))
-        result = subprocess.run(["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.uid, "--clear-groups",
-                                 SYSTEM_PYTHON, "-c", code], capture_output=True, text=True, timeout=timeout,
-                                env=env, cwd="/")
+        result = subprocess.run(
+            ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.uid, "--clear-groups", SYSTEM_PYTHON, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd="/",
+        )
         assert result.returncode == 0, result.stderr
         return result
 

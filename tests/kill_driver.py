@@ -8,6 +8,7 @@ child after that long). Prints one JSON list: for each scenario, whether the
 kill point was reached and how the child ended. The target's survival is the
 test's to check.
 """
+
 import json
 import os
 import sys

@@ -1,4 +1,5 @@
 """The agent survives garbage, oversized and vanishing clients, serves several at once, and admits only its user."""
+
 from __future__ import annotations
 
 import json
@@ -104,26 +105,33 @@ def test_several_clients_at_once(agent):
 
 def _connect_as(uid, path):
     """Connect to path as another uid in a child process; return what the agent said (or the OS error)."""
-    code = ("import os, socket, sys, json\n"
-            "os.setgroups([]); os.setgid(%d); os.setuid(%d)\n"
-            "from lu_payloads import protocol\n"
-            "s = socket.socket(socket.AF_UNIX)\n"
-            "try:\n"
-            "    s.connect(%r)\n"
-            "except OSError as e:\n"
-            "    print(json.dumps({'os_error': e.strerror})); sys.exit()\n"
-            "try:\n"
-            "    protocol.send(s, {'v': protocol.PROTOCOL_VERSION, 'id': 1, 'op': 'exec', 'args': {'source': 'print(1)'}})\n"
-            "except OSError:\n"
-            "    pass  # the agent may have refused and closed already\n"
-            "try:\n"
-            "    m = protocol.recv(s)\n"
-            "    if 'hello' in m: m = protocol.recv(s)\n"
-            "    print(json.dumps(m))\n"
-            "except Exception as e:\n"
-            "    print(json.dumps({'closed': repr(e)}))\n" % (uid, uid, path))
-    out = subprocess.run([SYSTEM_PYTHON, "-c", code], capture_output=True, text=True, timeout=30,
-                         env=dict(os.environ, PYTHONPATH=nobody_pythonpath()))
+    code = (
+        "import os, socket, sys, json\n"
+        "os.setgroups([]); os.setgid(%d); os.setuid(%d)\n"
+        "from lu_payloads import protocol\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(%r)\n"
+        "except OSError as e:\n"
+        "    print(json.dumps({'os_error': e.strerror})); sys.exit()\n"
+        "try:\n"
+        "    protocol.send(s, {'v': protocol.PROTOCOL_VERSION, 'id': 1, 'op': 'exec', 'args': {'source': 'print(1)'}})\n"
+        "except OSError:\n"
+        "    pass  # the agent may have refused and closed already\n"
+        "try:\n"
+        "    m = protocol.recv(s)\n"
+        "    if 'hello' in m: m = protocol.recv(s)\n"
+        "    print(json.dumps(m))\n"
+        "except Exception as e:\n"
+        "    print(json.dumps({'closed': repr(e)}))\n" % (uid, uid, path)
+    )
+    out = subprocess.run(
+        [SYSTEM_PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, PYTHONPATH=nobody_pythonpath()),
+    )
     assert out.stdout, out.stderr
     return json.loads(out.stdout)
 

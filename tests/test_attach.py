@@ -1,4 +1,5 @@
 """lu ps / inject / attach / ls / detach against real target processes, every interpreter."""
+
 from __future__ import annotations
 
 import json
@@ -53,15 +54,20 @@ def test_inject_ps_attach_detach(python, script, start_target):
     assert mine[0]["python"] == version  # read from the target, matches what it says itself
 
     # The controller: statements run in the target, output comes back, Ctrl-D (EOF) ends it.
-    session = run_lu("attach", target.pid, input=(
-        "import os\n"
-        "os.getpid()\n"
-        "for i in range(2):\n"
-        "    print('line', i)\n"
-        "\n"
-        "import threading; threading.main_thread().ident == threading.get_ident()\n"
-        "LU.ls()\n"
-        "1/0\n"))
+    session = run_lu(
+        "attach",
+        target.pid,
+        input=(
+            "import os\n"
+            "os.getpid()\n"
+            "for i in range(2):\n"
+            "    print('line', i)\n"
+            "\n"
+            "import threading; threading.main_thread().ident == threading.get_ident()\n"
+            "LU.ls()\n"
+            "1/0\n"
+        ),
+    )
     assert session.returncode == 0, session.stderr
     assert str(target.pid) in session.stdout
     assert "line 0\nline 1" in session.stdout
@@ -85,11 +91,16 @@ def test_main_thread_record_stays_right(python, start_target):
     """lu may be the first to import threading (sleeper.py never does): main_thread() must stay right."""
     target = start_target(python, "sleeper.py")
     inject_ok(target.pid)
-    out = agent_request(target.pid, "exec", source=(
-        "import threading, sys\n"
-        "main = threading.main_thread()\n"
-        "print(main.ident in sys._current_frames(), main.name)\n"
-        "print(any('lu-' in p or 'payloads' in p for p in sys.path), sys.modules['lu_payloads'].__name__)\n"))
+    out = agent_request(
+        target.pid,
+        "exec",
+        source=(
+            "import threading, sys\n"
+            "main = threading.main_thread()\n"
+            "print(main.ident in sys._current_frames(), main.name)\n"
+            "print(any('lu-' in p or 'payloads' in p for p in sys.path), sys.modules['lu_payloads'].__name__)\n"
+        ),
+    )
     # lu_payloads was loaded by path under its own name: nothing added to sys.path that could shadow the app.
     assert out["output"].split("\n")[:2] == ["True MainThread", "False lu_payloads"], out
     # The program still exits cleanly (threading._shutdown trusts that record).
@@ -101,7 +112,8 @@ def test_main_thread_record_stays_right(python, start_target):
 
 
 HTTP_CASES = [pytest.param(p.values[0], "parked", id=p.id, marks=p.marks) for p in ALL] + [
-    pytest.param(p.values[0], "running", id=p.id + "-running", marks=p.marks) for p in ALL[:1] + ALL[-2:]]
+    pytest.param(p.values[0], "running", id=p.id + "-running", marks=p.marks) for p in ALL[:1] + ALL[-2:]
+]
 
 
 @pytest.mark.parametrize("python,mode", HTTP_CASES)
@@ -160,6 +172,7 @@ def test_allocation_heavy_target_survives_repeated_injection(python, start_targe
     injections rather than into starting `lu` processes.
     """
     from lu_attach.inject import inject
+
     target = start_target(python, "allocator.py")
     for _ in range(6):
         result = inject(target.pid, timeout=20)
@@ -221,16 +234,23 @@ def test_ctrl_c_during_injection_cancels_cleanly(start_target):
     import signal
     import subprocess
     import sys
+
     python = next(p.values[0] for p in ALL if p.values[0])
     target = start_target(python, "c_call.py", "5")
-    lu = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--timeout", "30"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lu = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     time.sleep(1.5)
     lu.send_signal(signal.SIGINT)
     _out, err = lu.communicate(timeout=30)
     assert lu.returncode != 0
     assert err.strip().splitlines() == [
-        "lu: error: interrupted: the injection was cancelled and nothing will run in process %d" % target.pid]
+        "lu: error: interrupted: the injection was cancelled and nothing will run in process %d" % target.pid
+    ]
     assert target.proc.stdout.readline().strip() == "c-call-done"
     time.sleep(0.5)
     listed = [p for p in lu_ps() if p["pid"] == target.pid]

@@ -1,4 +1,5 @@
 """Bad input to the attach commands: one line on stderr, non-zero exit, target untouched."""
+
 from __future__ import annotations
 
 import glob
@@ -41,11 +42,19 @@ def test_not_a_python_process():
 
 
 def test_zombie():
-    parent = subprocess.Popen([PY, "-c", "import os, sys, time\n"
-                               "pid = os.fork()\n"
-                               "if pid == 0:\n    os._exit(0)\n"
-                               "print(pid, flush=True)\n"
-                               "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            "import os, sys, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n    os._exit(0)\n"
+            "print(pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         child = int(parent.stdout.readline())
         time.sleep(0.2)

@@ -8,6 +8,7 @@ per interpreter keeps the matrix fast; each check is still its own test
 (`test_engine_check[pyenv-3.12-redefine_in_place]`), so a failure names the
 check and the interpreter, and the others still run.
 """
+
 import json
 import os
 import subprocess
@@ -53,12 +54,18 @@ def run_scenario(python: str, tmp_path_factory: pytest.TempPathFactory) -> Resul
     """The scenario's verdicts for one interpreter, run once per test worker."""
     if python not in _runs:
         work = tmp_path_factory.mktemp("engine")
-        proc = subprocess.run([python, "-X", "dev", "-W", "error", SCENARIO, PAYLOADS, str(work)],
-                              capture_output=True, text=True, timeout=120, cwd=str(work))
+        proc = subprocess.run(
+            [python, "-X", "dev", "-W", "error", SCENARIO, PAYLOADS, str(work)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(work),
+        )
         assert proc.returncode == 0, proc.stderr[-4000:]
-        assert proc.stderr == "", proc.stderr[-4000:]   # the engine never writes to stderr
-        _runs[python] = {name: (ok, detail) for name, (ok, detail) in
-                         json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+        assert proc.stderr == "", proc.stderr[-4000:]  # the engine never writes to stderr
+        _runs[python] = {
+            name: (ok, detail) for name, (ok, detail) in json.loads(proc.stdout.strip().splitlines()[-1]).items()
+        }
     return _runs[python]
 
 

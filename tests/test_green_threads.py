@@ -2,6 +2,7 @@
 
 The targets run from a venv of their own (./dev makes it), never lu's.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ import pytest
 from conftest import REPO, run_lu
 
 GREEN = os.path.join(REPO, ".cache", "target-venvs", "green", "bin", "python")
-pytestmark = pytest.mark.skipif(not os.path.exists(GREEN),
-                                reason="no gevent/eventlet target venv (./dev test makes %s)" % GREEN)
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(GREEN), reason="no gevent/eventlet target venv (./dev test makes %s)" % GREEN
+)
 
 
 @pytest.mark.parametrize("script", ["gevent_service.py", "eventlet_service.py"])
@@ -33,8 +35,13 @@ def test_agent_serves_in_a_monkey_patched_program(script, start_target):
     assert injected.returncode == 0, injected.stderr
     session = run_lu("attach", target.pid, input="print(6 * 7)\n", timeout=60)
     assert session.returncode == 0 and "42" in session.stdout, session.stderr
-    debug = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.price",
-                              "--duration", "3"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    debug = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.price", "--duration", "3"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.5)
     for _ in range(3):
         assert get()["price"] == 3.3

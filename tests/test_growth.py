@@ -5,6 +5,7 @@ printed (pytest -s shows them) and bounded: memory within 2 MB, no
 descriptor or thread left behind, no mapping beyond the C library's own
 caches, no session kept by the recorder, and not a single failed request.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -34,10 +35,21 @@ def test_attach_detach_and_profile_revert_cycles_leave_nothing(python, start_tar
         after = Footprint.quiet(target.pid)
     finally:
         load.stop()
-    print("\n%d attach/detach and %d profile/revert cycles: RSS %+d KB, maps %+d, fds %+d, threads %+d; "
-          "recorder %s; %d requests, %d failed"
-          % (CYCLES, 2 * CYCLES, after.rss_kb - before.rss_kb, after.maps - before.maps, after.fds - before.fds,
-             after.threads - before.threads, recorder, load.done, len(load.failures)))
+    print(
+        "\n%d attach/detach and %d profile/revert cycles: RSS %+d KB, maps %+d, fds %+d, threads %+d; "
+        "recorder %s; %d requests, %d failed"
+        % (
+            CYCLES,
+            2 * CYCLES,
+            after.rss_kb - before.rss_kb,
+            after.maps - before.maps,
+            after.fds - before.fds,
+            after.threads - before.threads,
+            recorder,
+            load.done,
+            len(load.failures),
+        )
+    )
     assert not load.failures, load.failures[:3]
     assert load.done > 50
     assert recorder["sessions"] == 0 and recorder["last_written"] == 0, recorder

@@ -8,6 +8,7 @@ heartbeat checks floating-point results every beat), and take a normal
 injection. The gdb method and the `lu` command itself are killed at random
 times too.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,19 +29,19 @@ from lu_attach.session import connect
 
 # Moments of the first injection into a process (its helper library is loaded first)...
 FIRST_INJECTION = [
-    ("prepare", "return", 1),          # staged; nothing done in the target yet
-    ("interrupt", "return", 1),        # a thread is stopped
-    ("start_call", "call", 1),         # about to lay out the call
-    ("write_memory", "return", 1),     # part of the frame written
+    ("prepare", "return", 1),  # staged; nothing done in the target yet
+    ("interrupt", "return", 1),  # a thread is stopped
+    ("start_call", "call", 1),  # about to lay out the call
+    ("write_memory", "return", 1),  # part of the frame written
     ("write_memory", "return", 2),
-    ("setregs", "return", 1),          # the thread points at dlopen, still seized
-    ("_wait_for_helper", "call", 1),   # dlopen running on its own
+    ("setregs", "return", 1),  # the thread points at dlopen, still seized
+    ("_wait_for_helper", "call", 1),  # dlopen running on its own
 ]
 # ...and of any later one (the helper is reused: one call, to lu_spawn_start).
 LATER_INJECTION = [
     ("interrupt", "return", 1),
-    ("write_memory", "return", 3),     # the whole frame written, registers not yet set
-    ("setregs", "return", 1),          # the thread points at lu_spawn_start, still seized
+    ("write_memory", "return", 3),  # the whole frame written, registers not yet set
+    ("setregs", "return", 1),  # the thread points at lu_spawn_start, still seized
     ("wait_for_bootstrap", "call", 1),  # the bootstrap thread waits for the GIL
     ("status", "call", 2),
 ]
@@ -76,8 +77,14 @@ class Heartbeat:
 
 
 def drive(pid, scenarios, env):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "kill_driver.py"), str(pid), json.dumps(scenarios)],
-                         capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, os.path.join(HERE, "kill_driver.py"), str(pid), json.dumps(scenarios)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -109,7 +116,7 @@ def test_killing_lu_at_every_step_of_an_injection(python, mode):
         for sig in SIGNALS:
             target = Heartbeat(python, kind)  # a process lu never entered
             try:
-                result, = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
+                (result,) = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
                 reached += result["killed"]
                 context = ("first", point, sig.name, result)
                 target.assert_alive_and_right(context)
@@ -122,7 +129,7 @@ def test_killing_lu_at_every_step_of_an_injection(python, mode):
         usable(target.pid, "the helper loaded", target.target, statement=True)
         for point in LATER_INJECTION:
             for sig in SIGNALS:
-                result, = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
+                (result,) = drive(target.pid, [{"at": list(point), "sig": int(sig)}], env)
                 reached += result["killed"]
                 context = ("later", point, sig.name, result)
                 target.assert_alive_and_right(context)
@@ -160,8 +167,12 @@ def test_killing_the_lu_command_and_the_gdb_method(python):
     try:
         for method in ("ptrace", "gdb"):
             for _ in range(4):
-                lu = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--method",
-                                       method], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                lu = subprocess.Popen(
+                    [sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--method", method],
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 time.sleep(rng.uniform(0.05, 0.5))
                 lu.send_signal(rng.choice(SIGNALS))
                 lu.wait(30)
@@ -180,8 +191,9 @@ def test_killed_while_dlopen_waits_for_the_loader_lock(tmp_path, start_target):
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
     target = start_target(ALL[-1].values[0] or sys.executable, "loader_lock.py", str(library))
     time.sleep(0.3)  # the worker is in the constructor now
-    result, = drive(target.pid, [{"at": ["_wait_for_helper", "call", 1], "sig": int(signal.SIGKILL)}],
-                    dict(os.environ))
+    (result,) = drive(
+        target.pid, [{"at": ["_wait_for_helper", "call", 1], "sig": int(signal.SIGKILL)}], dict(os.environ)
+    )
     assert result["killed"]
     assert target.proc.stdout.readline().strip() == "loaded"  # the constructor ended; the call then went on
     time.sleep(0.3)

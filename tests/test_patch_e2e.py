@@ -8,6 +8,7 @@ decorated function, a generator, a coroutine, a closure kept at module level,
 defaults and keyword-only arguments. Load threads keep requesting it while
 patches are applied and reverted: no request may fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,42 @@ import pytest
 from conftest import REPO, TARGETS, assert_one_line_error, run_lu
 from interpreters import ALL
 
-ORIGINAL = {"price": 30, "imported": 30, "checkout": 30, "keep": 30, "total": 29, "of": 20, "fmt": "2.00",
-            "discount": 1, "describe": "cart<base>", "rebate": 100, "items": [0, 10, 20], "async": 20,
-            "rounder": 1.23, "quote": "q:24.0", "made": 4}
+ORIGINAL = {
+    "price": 30,
+    "imported": 30,
+    "checkout": 30,
+    "keep": 30,
+    "total": 29,
+    "of": 20,
+    "fmt": "2.00",
+    "discount": 1,
+    "describe": "cart<base>",
+    "rebate": 100,
+    "items": [0, 10, 20],
+    "async": 20,
+    "rounder": 1.23,
+    "quote": "q:24.0",
+    "made": 4,
+}
 
 # What /all answers while BIG_PATCH is in force.
-PATCHED = {"price": 300, "imported": 300, "checkout": 300, "keep": 300, "total": -1, "of": -1, "fmt": "<2>",
-           "discount": 20, "describe": "CART(base)", "rebate": 99, "items": [0, -1, -2], "async": 9,
-           "rounder": 1001.23, "quote": "Q:1030.0", "made": 4}
+PATCHED = {
+    "price": 300,
+    "imported": 300,
+    "checkout": 300,
+    "keep": 300,
+    "total": -1,
+    "of": -1,
+    "fmt": "<2>",
+    "discount": 20,
+    "describe": "CART(base)",
+    "rebate": 99,
+    "items": [0, -1, -2],
+    "async": 9,
+    "rounder": 1001.23,
+    "quote": "Q:1030.0",
+    "made": 4,
+}
 
 # One Redefine of every kind of function, a helper (bonus) and a constant the new bodies use.
 BIG_PATCH = '''\
@@ -98,13 +127,24 @@ UpdateManager.apply_update(Redefine('shoplib', None, {
 '''
 
 # Every function BIG_PATCH changes, as an expression of the target (the function the user wrote).
-FUNCS = {"price": "shoplib.price", "rebate": "shoplib.rebate.__wrapped__", "rounder": "shoplib.rounder",
-         "quote": "shoplib.quote", "shipping": "shoplib.shipping", "items": "shoplib.items", "fetch_price": "shoplib.fetch_price",
-         "total": "shoplib.Cart.total", "of": "shoplib.Cart.__dict__['of'].__func__",
-         "fmt": "shoplib.Cart.__dict__['fmt'].__func__", "fget": "shoplib.Cart.discount.fget",
-         "fset": "shoplib.Cart.discount.fset", "describe": "shoplib.Cart.describe"}
+FUNCS = {
+    "price": "shoplib.price",
+    "rebate": "shoplib.rebate.__wrapped__",
+    "rounder": "shoplib.rounder",
+    "quote": "shoplib.quote",
+    "shipping": "shoplib.shipping",
+    "items": "shoplib.items",
+    "fetch_price": "shoplib.fetch_price",
+    "total": "shoplib.Cart.total",
+    "of": "shoplib.Cart.__dict__['of'].__func__",
+    "fmt": "shoplib.Cart.__dict__['fmt'].__func__",
+    "fget": "shoplib.Cart.discount.fget",
+    "fset": "shoplib.Cart.discount.fset",
+    "describe": "shoplib.Cart.describe",
+}
 STASH = "shoplib._funcs = {%s}; shoplib._orig = {k: f.__code__ for k, f in shoplib._funcs.items()}" % ", ".join(
-    "%r: %s" % item for item in FUNCS.items())
+    "%r: %s" % item for item in FUNCS.items()
+)
 # Names whose running code object is not the original one (empty when all is reverted).
 CHANGED = "sorted(k for k, f in shoplib._funcs.items() if f.__code__ is not shoplib._orig[k])"
 
@@ -128,8 +168,9 @@ def start_shop(start_target, python, tmp_path):
     app = tmp_path / "app"
     app.mkdir()
     shutil.copy(os.path.join(TARGETS, "shop_service.py"), str(app))
-    shutil.copytree(os.path.join(TARGETS, "shoplib"), str(app / "shoplib"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        os.path.join(TARGETS, "shoplib"), str(app / "shoplib"), ignore=shutil.ignore_patterns("__pycache__")
+    )
     target = start_target(python, str(app / "shop_service.py"))
     port = int(target.ready_line.split()[1])
     ok(run_lu("inject", target.pid))
@@ -268,8 +309,9 @@ UpdateManager.apply_update(Instrument('shoplib.Cart.describe', {'func_after': la
 
 
 # What the hooks of RECORD_PATCH record when this thread calls price(4) (the load threads call it too).
-CALL_PRICE_4 = ("(shoplib._seen.clear(), shoplib.price(4), "
-                "[e[1:] for e in shoplib._seen if e[0] == threading.get_ident()])[2]")
+CALL_PRICE_4 = (
+    "(shoplib._seen.clear(), shoplib.price(4), [e[1:] for e in shoplib._seen if e[0] == threading.get_ident()])[2]"
+)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -287,38 +329,76 @@ def test_patch_and_revert_under_load(python, start_target, tmp_path):
     assert get_all(port) == PATCHED
     [update] = lu_ls(target.pid)
     assert update["id"] == redefine_id and update["kind"] == "redefine" and update["hook_errors"] == 0
-    assert set(update["targets"]) == {"shoplib." + n for n in (
-        "price", "rebate", "rounder", "quote", "items", "fetch_price", "shipping", "Cart.total", "Cart.of", "Cart.fmt",
-        "Cart.discount.fget", "Cart.discount.fset", "Cart.describe")}
+    assert set(update["targets"]) == {
+        "shoplib." + n
+        for n in (
+            "price",
+            "rebate",
+            "rounder",
+            "quote",
+            "items",
+            "fetch_price",
+            "shipping",
+            "Cart.total",
+            "Cart.of",
+            "Cart.fmt",
+            "Cart.discount.fget",
+            "Cart.discount.fset",
+            "Cart.describe",
+        )
+    }
     assert update["applied_at"] and update["description"]
     values, _ = controller(
-        target.pid, "?%s" % CHANGED, "?shoplib.price.__doc__", "?shoplib.price.__defaults__",
-        "?shoplib.quote.__kwdefaults__", "from shoplib import checkout",
+        target.pid,
+        "?%s" % CHANGED,
+        "?shoplib.price.__doc__",
+        "?shoplib.price.__defaults__",
+        "?shoplib.quote.__kwdefaults__",
+        "from shoplib import checkout",
         "?[checkout.price is shoplib.price, checkout.keep is shoplib.price, shoplib._funcs['price'] is shoplib.price]",
-        "?[shoplib.shipping(1), hasattr(shoplib, 'BONUS')]", "n = shoplib.rebate.calls",
-        "?[shoplib.rebate(5), shoplib.rebate.calls > n]")
-    assert values == [sorted(FUNCS), "Price of n items, fixed.", [100], {"tax": 0.5, "label": "Q"},
-                      [True, True, True], [8, False], [4, True]]  # the wraps-decorator's wrapper still runs
+        "?[shoplib.shipping(1), hasattr(shoplib, 'BONUS')]",
+        "n = shoplib.rebate.calls",
+        "?[shoplib.rebate(5), shoplib.rebate.calls > n]",
+    )
+    assert values == [
+        sorted(FUNCS),
+        "Price of n items, fixed.",
+        [100],
+        {"tax": 0.5, "label": "Q"},
+        [True, True, True],
+        [8, False],
+        [4, True],
+    ]  # the wraps-decorator's wrapper still runs
 
     # 2. Instrument over Redefine: function points and a line of the redefined body (a line of big.py).
     record = write(tmp_path, "record.py", RECORD_PATCH % line_of("price-return", BIG_PATCH))
     [instrument_id] = lu_patch(target.pid, record)
     assert instrument_id == redefine_id + 1
     assert get_all(port) == PATCHED
-    values, _ = controller(target.pid, "?%s" % CALL_PRICE_4,
-                           "?[u['kind'] for u in LU.ls()]")
-    assert values == [[["before", "shoplib.price", 4], ["line", line_of("price-return", BIG_PATCH), 4],
-                       ["after", "shoplib.price", 400]], ["redefine", "instrument"]]
+    values, _ = controller(target.pid, "?%s" % CALL_PRICE_4, "?[u['kind'] for u in LU.ls()]")
+    assert values == [
+        [
+            ["before", "shoplib.price", 4],
+            ["line", line_of("price-return", BIG_PATCH), 4],
+            ["after", "shoplib.price", 400],
+        ],
+        ["redefine", "instrument"],
+    ]
 
     # Revert the Redefine below the Instrument: original body, function points still recorded, the
     # line point (a line of the redefined body) dormant.
     ok(run_lu("revert", target.pid, redefine_id))
     assert get_all(port) == ORIGINAL
     assert [u["id"] for u in lu_ls(target.pid)] == [instrument_id]
-    values, _ = controller(target.pid, "?%s" % CALL_PRICE_4,
-                           "?%s" % CHANGED, "?shoplib.price.__doc__", "?shoplib.price.__defaults__")
-    assert values == [[["before", "shoplib.price", 4], ["after", "shoplib.price", 40]],
-                      ["price"], "Price of n items.", [10]]
+    values, _ = controller(
+        target.pid, "?%s" % CALL_PRICE_4, "?%s" % CHANGED, "?shoplib.price.__doc__", "?shoplib.price.__defaults__"
+    )
+    assert values == [
+        [["before", "shoplib.price", 4], ["after", "shoplib.price", 40]],
+        ["price"],
+        "Price of n items.",
+        [10],
+    ]
     ok(run_lu("revert", target.pid, instrument_id))
     values, _ = controller(target.pid, "?%s" % CHANGED, "?%s" % CALL_PRICE_4, "?LU.ls()")
     assert values == [[], [], []]
@@ -327,8 +407,13 @@ def test_patch_and_revert_under_load(python, start_target, tmp_path):
     [redefine_id] = lu_patch(target.pid, big)
     [instrument_id] = lu_patch(target.pid, record)
     values, _ = controller(target.pid, "?%s" % CALL_PRICE_4)
-    assert values == [[["before", "shoplib.price", 4], ["line", line_of("price-return", BIG_PATCH), 4],
-                       ["after", "shoplib.price", 400]]]
+    assert values == [
+        [
+            ["before", "shoplib.price", 4],
+            ["line", line_of("price-return", BIG_PATCH), 4],
+            ["after", "shoplib.price", 400],
+        ]
+    ]
     ok(run_lu("revert", target.pid, instrument_id))
     assert get_all(port) == PATCHED
     ok(run_lu("revert", target.pid, redefine_id))
@@ -340,16 +425,28 @@ def test_patch_and_revert_under_load(python, start_target, tmp_path):
 
     # 4. In the controller: patch('f.py') makes two updates in one transaction, LU.ls(), LU.revert(n).
     two = write(tmp_path, "two.py", TWO_PATCH)
-    values, out = controller(target.pid, "?%s" % CALL_PRICE_4, "?%s" % CHANGED,
-                             "?[shoplib.TAX, hasattr(shoplib, 'math')]",
-                             "patch(%r)" % two, "?[u['id'] for u in LU.ls()]",
-                             "?shoplib.Cart().describe()", "?shoplib._described[-1]", "LU.ls()")
+    values, out = controller(
+        target.pid,
+        "?%s" % CALL_PRICE_4,
+        "?%s" % CHANGED,
+        "?[shoplib.TAX, hasattr(shoplib, 'math')]",
+        "patch(%r)" % two,
+        "?[u['id'] for u in LU.ls()]",
+        "?shoplib.Cart().describe()",
+        "?shoplib._described[-1]",
+        "LU.ls()",
+    )
     ids = [int(x) for x in re.search(r"applied updates ([\d, ]+)", out).group(1).split(", ")]
     assert ids == [pre_id + 1, pre_id + 2]
     assert values == [[], ["price"], [0.5, True], [pre_id] + ids, "two", "two"]  # record.py's hooks are gone
     assert "instrument" in out and "shoplib.Cart.describe" in out  # the LU.ls() table
-    values, _ = controller(target.pid, "LU.revert(%d)" % ids[0], "?shoplib.Cart().describe()",
-                           "?shoplib._described[-1]", "?[u['id'] for u in LU.ls()]")
+    values, _ = controller(
+        target.pid,
+        "LU.revert(%d)" % ids[0],
+        "?shoplib.Cart().describe()",
+        "?shoplib._described[-1]",
+        "?[u['id'] for u in LU.ls()]",
+    )
     assert values == ["cart<base>", "cart<base>", [pre_id, ids[1]]]
 
     # 5. revert --all: everything, in one command.
@@ -357,8 +454,12 @@ def test_patch_and_revert_under_load(python, start_target, tmp_path):
     assert str(pre_id) in out and str(ids[1]) in out
     assert lu_ls(target.pid) == []
     assert get_all(port) == ORIGINAL
-    values, _ = controller(target.pid, "?%s" % CHANGED, "?[shoplib.TAX, hasattr(shoplib, 'math')]",
-                           "?shoplib.Cart.describe.__code__ is shoplib._orig['describe']")
+    values, _ = controller(
+        target.pid,
+        "?%s" % CHANGED,
+        "?[shoplib.TAX, hasattr(shoplib, 'math')]",
+        "?shoplib.Cart.describe.__code__ is shoplib._orig['describe']",
+    )
     # TAX is back; `math`, which the predefine added, stays (reverted bodies still running may use it).
     assert values == [[], [0.2, True], True]
     load.stop()
@@ -369,32 +470,44 @@ def test_patch_and_revert_under_load(python, start_target, tmp_path):
 
 BAD_PATCHES = {
     # name: (text, fragments of the one-line error)
-    "syntax.py": ("from lu_payloads import Redefine, UpdateManager\n\nx = )\ndef price(n):\n    return 0\n",
-                  ["syntax.py:3", "SyntaxError"]),
-    "raises.py": ("from lu_payloads import Redefine, UpdateManager\n"
-                  "def price(n, unit=10):\n    return 0\n"
-                  "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price}))\n"
-                  "x = 1\n"
-                  "raise RuntimeError('boom in patch')\n",
-                  ["raises.py:6", "RuntimeError", "boom in patch"]),
-    "missing.py": ("from lu_payloads import Instrument, Redefine, UpdateManager\n"
-                   "def price(n, unit=10):\n    return 0\n"
-                   "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price}))\n"
-                   "UpdateManager.apply_update(Instrument(['shoplib.Cart.total', 'shoplib.no_such_function',"
-                   " 'shoplib.rounder'], {'func_before': print}))\n",
-                   ["missing.py:5", "no_such_function"]),
-    "missing_class.py": ("from lu_payloads import Redefine, UpdateManager\n"
-                         "def price(n, unit=10):\n    return 0\n"
-                         "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price, "
-                         "'NoSuchClass.meth': price, 'Cart.total': price}))\n",
-                         ["missing_class.py:4", "NoSuchClass"]),
-    "outside.py": ("from lu_payloads import Instrument, UpdateManager\n"
-                   "UpdateManager.apply_update(Instrument('shoplib.price', {('line_before', (%d,)): print}))\n"
-                   % line_of("total-gross"),
-                   ["outside.py:2", str(line_of("total-gross"))]),
-    "nosource.py": ("from lu_payloads import Instrument, UpdateManager\n"
-                    "UpdateManager.apply_update(Instrument('shoplib.made', {'func_before': print}))\n",
-                    ["nosource.py:2", "shoplib.made", "source"]),
+    "syntax.py": (
+        "from lu_payloads import Redefine, UpdateManager\n\nx = )\ndef price(n):\n    return 0\n",
+        ["syntax.py:3", "SyntaxError"],
+    ),
+    "raises.py": (
+        "from lu_payloads import Redefine, UpdateManager\n"
+        "def price(n, unit=10):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price}))\n"
+        "x = 1\n"
+        "raise RuntimeError('boom in patch')\n",
+        ["raises.py:6", "RuntimeError", "boom in patch"],
+    ),
+    "missing.py": (
+        "from lu_payloads import Instrument, Redefine, UpdateManager\n"
+        "def price(n, unit=10):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price}))\n"
+        "UpdateManager.apply_update(Instrument(['shoplib.Cart.total', 'shoplib.no_such_function',"
+        " 'shoplib.rounder'], {'func_before': print}))\n",
+        ["missing.py:5", "no_such_function"],
+    ),
+    "missing_class.py": (
+        "from lu_payloads import Redefine, UpdateManager\n"
+        "def price(n, unit=10):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price, "
+        "'NoSuchClass.meth': price, 'Cart.total': price}))\n",
+        ["missing_class.py:4", "NoSuchClass"],
+    ),
+    "outside.py": (
+        "from lu_payloads import Instrument, UpdateManager\n"
+        "UpdateManager.apply_update(Instrument('shoplib.price', {('line_before', (%d,)): print}))\n"
+        % line_of("total-gross"),
+        ["outside.py:2", str(line_of("total-gross"))],
+    ),
+    "nosource.py": (
+        "from lu_payloads import Instrument, UpdateManager\n"
+        "UpdateManager.apply_update(Instrument('shoplib.made', {'func_before': print}))\n",
+        ["nosource.py:2", "shoplib.made", "source"],
+    ),
 }
 
 
@@ -403,10 +516,18 @@ def test_bad_input_applies_nothing(python, start_target, tmp_path):
     target, port, app = start_shop(start_target, python, tmp_path)
     controller(target.pid, STASH)
     # One update in force, so that "unchanged" means more than "empty".
-    [first] = lu_patch(target.pid, write(tmp_path, "count.py", (
-        "import shoplib\nfrom lu_payloads import Instrument, UpdateManager\nshoplib._n = [0]\n"
-        "def count(info):\n    shoplib._n[0] += 1\n"
-        "UpdateManager.apply_update(Instrument('shoplib.Cart.total', {'func_before': (count, None)}))\n")))
+    [first] = lu_patch(
+        target.pid,
+        write(
+            tmp_path,
+            "count.py",
+            (
+                "import shoplib\nfrom lu_payloads import Instrument, UpdateManager\nshoplib._n = [0]\n"
+                "def count(info):\n    shoplib._n[0] += 1\n"
+                "UpdateManager.apply_update(Instrument('shoplib.Cart.total', {'func_before': (count, None)}))\n"
+            ),
+        ),
+    )
     before = lu_ls(target.pid)
     assert get_all(port) == ORIGINAL
 
@@ -434,17 +555,34 @@ def test_bad_input_applies_nothing(python, start_target, tmp_path):
     # A source file edited since the process loaded it: instrumenting refuses stale source.
     shoplib_file = app / "shoplib" / "__init__.py"
     shoplib_file.write_text(shoplib_file.read_text().replace("return n * unit", "return n * unit * 2"))
-    result = run_lu("patch", target.pid, write(tmp_path, "stale.py", (
-        "from lu_payloads import Instrument, UpdateManager\n"
-        "UpdateManager.apply_update(Instrument('shoplib.price', {'func_before': print}))\n")))
+    result = run_lu(
+        "patch",
+        target.pid,
+        write(
+            tmp_path,
+            "stale.py",
+            (
+                "from lu_payloads import Instrument, UpdateManager\n"
+                "UpdateManager.apply_update(Instrument('shoplib.price', {'func_before': print}))\n"
+            ),
+        ),
+    )
     assert_one_line_error(result, "stale.py:2", "shoplib.price", "edited")
     unchanged()
     assert lu_ls(target.pid) == before
 
     # A failed patch consumed no id.
-    [nxt] = lu_patch(target.pid, write(tmp_path, "ok.py", (
-        "from lu_payloads import Instrument, UpdateManager\n"
-        "UpdateManager.apply_update(Instrument('shoplib.Cart.fmt', {'func_before': print}))\n")))
+    [nxt] = lu_patch(
+        target.pid,
+        write(
+            tmp_path,
+            "ok.py",
+            (
+                "from lu_payloads import Instrument, UpdateManager\n"
+                "UpdateManager.apply_update(Instrument('shoplib.Cart.fmt', {'func_before': print}))\n"
+            ),
+        ),
+    )
     assert nxt == first + 1
     assert target.alive()
 
@@ -495,8 +633,12 @@ def test_hooks_that_raise_and_detach(python, start_target, tmp_path):
     # Inject again: a fresh agent with nothing applied, original code objects running.
     ok(run_lu("inject", target.pid))
     assert lu_ls(target.pid) == []
-    values, _ = controller(target.pid, "?%s" % CHANGED, "?shoplib.rounder.__code__ is shoplib._orig['rounder']",
-                           "?[shoplib.price.__doc__, shoplib.price.__defaults__, hasattr(shoplib, 'bonus')]")
+    values, _ = controller(
+        target.pid,
+        "?%s" % CHANGED,
+        "?shoplib.rounder.__code__ is shoplib._orig['rounder']",
+        "?[shoplib.price.__doc__, shoplib.price.__defaults__, hasattr(shoplib, 'bonus')]",
+    )
     # `bonus`, a helper the patch added to the module, stays after revert (see
     # test_revert_keeps_helpers_of_running_frames); the function runs its original code.
     assert values == [[], True, ["Price of n items.", [10], True]]
@@ -541,8 +683,9 @@ def test_revert_keeps_helpers_of_running_frames(python, start_target, tmp_path):
 def start_example(script, *args):
     """Start examples/<script> (they print a first line with their pid and port, not "ready")."""
     path = os.path.join(EXAMPLES, script)
-    proc = subprocess.Popen([sys.executable, "-u", path] + list(args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd="/tmp")
+    proc = subprocess.Popen(
+        [sys.executable, "-u", path] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp"
+    )
     first = proc.stdout.readline()
     assert "pid %d" % proc.pid in first, (first, proc.stderr.read() if proc.poll() is not None else "")
     return proc, first

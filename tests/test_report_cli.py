@@ -1,4 +1,5 @@
 """`lu report LOG --format NAME` and `-o PATH`, run as the real command on a log written here."""
+
 from __future__ import annotations
 
 import json
@@ -18,16 +19,30 @@ MS = 1_000_000
 
 
 def _calls(nodes: List[Dict[str, Any]], thread: str, thread_id: int) -> Dict[str, Any]:
-    return {"lu": 1, "type": "calls", "pid": 4510, "session": "1", "thread": thread, "thread_id": thread_id,
-            "time": 1.0, "nodes": nodes}
+    return {
+        "lu": 1,
+        "type": "calls",
+        "pid": 4510,
+        "session": "1",
+        "thread": thread,
+        "thread_id": thread_id,
+        "time": 1.0,
+        "nodes": nodes,
+    }
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> str:
     records = [
         {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
-        _calls([{"path": ["views.results"], "hits": 10, "total_ns": 1390 * MS},
-                {"path": ["views.results", "manager.all"], "hits": 20, "total_ns": 800 * MS}], "MainThread", 1),
+        _calls(
+            [
+                {"path": ["views.results"], "hits": 10, "total_ns": 1390 * MS},
+                {"path": ["views.results", "manager.all"], "hits": 20, "total_ns": 800 * MS},
+            ],
+            "MainThread",
+            1,
+        ),
         _calls([{"path": ["jobs.run"], "hits": 1, "total_ns": 250 * MS}], "worker-1", 2),
     ]
     path = tmp_path / "lu-4510.jsonl"
@@ -79,15 +94,18 @@ def test_older_file_flags_write_besides_the_text(log: str, tmp_path: Path) -> No
     assert svg.read_text() == rendered(log, "flamegraph") and folded.read_text() == rendered(log, "folded")
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--format", "xml"], ["unknown report format 'xml'", "text, json, flamegraph, speedscope, folded"]),
-    (["-o", "{tmp}/graph.png"], ["cannot tell the report format of", "graph.png", ".svg (flamegraph)", "--format"]),
-    (["-o", "{tmp}/no/such/dir/graph.svg"], ["cannot write", "No such file or directory"]),
-    (["--format", "text", "-o", "{tmp}"], ["cannot write", "Is a directory"]),
-    (["-o", "/dev/full", "--format", "folded"], ["cannot write /dev/full", "No space left on device"]),
-    (["--flamegraph", "{tmp}/no/f.svg"], ["cannot write", "No such file or directory"]),
-    (["--json", "--format", "folded"], ["--json and --format folded"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--format", "xml"], ["unknown report format 'xml'", "text, json, flamegraph, speedscope, folded"]),
+        (["-o", "{tmp}/graph.png"], ["cannot tell the report format of", "graph.png", ".svg (flamegraph)", "--format"]),
+        (["-o", "{tmp}/no/such/dir/graph.svg"], ["cannot write", "No such file or directory"]),
+        (["--format", "text", "-o", "{tmp}"], ["cannot write", "Is a directory"]),
+        (["-o", "/dev/full", "--format", "folded"], ["cannot write /dev/full", "No space left on device"]),
+        (["--flamegraph", "{tmp}/no/f.svg"], ["cannot write", "No such file or directory"]),
+        (["--json", "--format", "folded"], ["--json and --format folded"]),
+    ],
+)
 def test_bad_output_options_are_one_line(log: str, tmp_path: Path, args: List[str], fragments: List[str]) -> None:
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_lu("report", log, *[a.replace("{tmp}", str(tmp_path)) for a in args])

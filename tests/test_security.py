@@ -5,6 +5,7 @@ runs lu as root, and checks that it fails and that root's files are exactly as
 they were. The targets run as `nobody` in a /tmp of their own (isolated.py),
 so the attacker's plants never meet other tests' agents.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,6 +63,7 @@ def agent_exec(pid, source):
 
 # -- files: root never writes where the user could steer it -------------------------------------------
 
+
 def test_planted_stage_name_is_never_used(isolated, victim):
     """The user plants lu's stage name as a link to root's directory, then as a directory of their own."""
     target = isolated("sleeper.py")
@@ -78,7 +80,8 @@ def test_planted_stage_name_is_never_used(isolated, victim):
         "stage = os.environ['TMP_OF_TARGET'] + '/lu-stage-0'\n"
         "os.mkdir(stage, 0o777); os.chmod(stage, 0o777)\n"
         "for name in ('payloads-0.1.0-x', 'lu_spawn-x.so'):\n"
-        "    os.symlink(%r, stage + '/' + name)\n" % victim.dir)
+        "    os.symlink(%r, stage + '/' + name)\n" % victim.dir
+    )
     inject_ok(target2.pid)
     assert victim.untouched()
     assert agent_exec(target2.pid, "print(6 * 7)").strip().endswith("42")
@@ -139,9 +142,20 @@ def test_racing_user_cannot_redirect_what_lu_writes(isolated, victim):
     target = isolated("sleeper.py")
     # The directory exists before the race starts; the racer then gets every name lu makes in it.
     target.as_user("import os; os.mkdir(os.environ['TMP_OF_TARGET'] + '/lu-65534', 0o700)")
-    racer = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
-                              SYSTEM_PYTHON, "-c", RACER % (victim.file, 8.0)],
-                             env=dict(os.environ, TMP_OF_TARGET=target.tmp), stdout=subprocess.PIPE, text=True)
+    racer = subprocess.Popen(
+        [
+            "setpriv",
+            "--reuid=%d" % NOBODY,
+            "--regid=%d" % NOBODY,
+            "--clear-groups",
+            SYSTEM_PYTHON,
+            "-c",
+            RACER % (victim.file, 8.0),
+        ],
+        env=dict(os.environ, TMP_OF_TARGET=target.tmp),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     outcomes = []
     try:
         for _ in range(4):
@@ -160,6 +174,7 @@ def test_racing_user_cannot_redirect_what_lu_writes(isolated, victim):
 
 # -- the host knows whom it talks to ------------------------------------------------------------------
 
+
 def test_socket_linked_to_roots_own_agent_is_refused(isolated, start_target, tmp_path):
     """The user links their agent's socket name to root's agent of another service: lu must not follow."""
     service = start_target(SYSTEM_PYTHON, "sleeper.py")  # root's service R, with an agent
@@ -173,7 +188,8 @@ def test_socket_linked_to_roots_own_agent_is_refused(isolated, start_target, tmp
         "pid = int(os.environ['PID_OF_TARGET'])\n"
         "ticks = int(open('/proc/%%d/stat' %% pid).read().rsplit(')', 1)[1].split()[19])\n"
         "json.dump({'start_ticks': ticks}, open(home + '/agent-%%d.json' %% pid, 'w'))\n"
-        "os.symlink(%r, home + '/agent-%%d.sock' %% pid)\n" % own)
+        "os.symlink(%r, home + '/agent-%%d.sock' %% pid)\n" % own
+    )
     fix = tmp_path / "fix.py"
     fix.write_text("from lu_payloads import Redefine, UpdateManager\n")
     result = run_lu("patch", target.pid, str(fix))
@@ -203,6 +219,7 @@ def test_agent_of_another_process_is_refused(isolated):
 
 # -- files flow one way ---------------------------------------------------------------------------------
 
+
 def test_watch_sends_only_named_files_the_target_user_can_read(isolated, victim):
     app = tempfile.mkdtemp(prefix="lu-watch-", dir="/var/tmp")
     secret = os.path.join(victim.dir, "settings.py")  # root's settings, with a database password
@@ -219,9 +236,13 @@ def test_watch_sends_only_named_files_the_target_user_can_read(isolated, victim)
         # The hostile agent names the file the user named, a link in that directory to root's secret, and
         # root's secret itself.
         target = isolated("hostile_agent.py", "watch", source, os.path.join(app, "settings.py"), secret)
-        watch = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "watch", str(target.pid), app,
-                                  "--duration", "4"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "lu_cli.main", "watch", str(target.pid), app, "--duration", "4"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1.5)
         with open(secret, "a") as handle:  # root edits its settings meanwhile
             handle.write("MORE = 'secret'\n")
@@ -239,6 +260,7 @@ def test_watch_sends_only_named_files_the_target_user_can_read(isolated, victim)
 
 # -- denial of service: nothing the user plants hangs root's tools --------------------------------------
 
+
 @pytest.mark.parametrize("plant", ["fifo", "dev-zero", "huge"])
 def test_planted_agent_description_neither_hangs_nor_floods(isolated, plant):
     target = isolated("sleeper.py")
@@ -253,7 +275,8 @@ def test_planted_agent_description_neither_hangs_nor_floods(isolated, plant):
         "elif plant == 'dev-zero':\n"
         "    os.symlink('/dev/zero', info); os.symlink('/dev/zero', info.replace('.json', '.sock'))\n"
         "else:\n"
-        "    open(info, 'w').write('[' * 10000000)\n" % plant)
+        "    open(info, 'w').write('[' * 10000000)\n" % plant
+    )
     started = time.monotonic()
     listed = run_lu("ps", "--json", timeout=60)
     assert listed.returncode == 0, listed.stderr
@@ -283,9 +306,18 @@ def test_report_skips_what_does_not_belong_in_a_log_directory(victim):
     """A user's log directory holds a foreign file, a FIFO, a device link and a link to root's file."""
     uid = 4243  # a user of its own, so that other tests' logs are not touched
     home = "/tmp/lu-%d" % uid
-    good = json.dumps({"lu": 1, "type": "calls", "pid": 999999, "session": "1", "thread": "MainThread",
-                       "thread_id": 1, "time": 1.0, "nodes": [{"function": "m.f", "parent": -1, "hits": 3,
-                                                             "total_ns": 3000}]})
+    good = json.dumps(
+        {
+            "lu": 1,
+            "type": "calls",
+            "pid": 999999,
+            "session": "1",
+            "thread": "MainThread",
+            "thread_id": 1,
+            "time": 1.0,
+            "nodes": [{"function": "m.f", "parent": -1, "hits": 3, "total_ns": 3000}],
+        }
+    )
     shutil.rmtree(home, ignore_errors=True)
     os.makedirs(home + "/logs", 0o700)
     os.chmod(home, 0o700)
@@ -332,9 +364,25 @@ def test_log_dir_of_another_user_is_refused(isolated, victim, tmp_path):
     assert victim.untouched()
     # A relative --log-dir means lu's own working directory, not the target's.
     mine = tmp_path / "logs"
-    result = subprocess.run([sys.executable, "-m", "lu_cli.main", "profile", str(service.pid), "__main__.price",
-                             "--log-dir", "logs", "--duration", "0.5"], cwd=str(tmp_path), capture_output=True,
-                            text=True, timeout=60, env=dict(os.environ, PYTHONPATH=REPO))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lu_cli.main",
+            "profile",
+            str(service.pid),
+            "__main__.price",
+            "--log-dir",
+            "logs",
+            "--duration",
+            "0.5",
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
     assert result.returncode == 0, result.stderr
     assert str(mine) in result.stderr
     # And the next session does not inherit that directory.
@@ -344,6 +392,7 @@ def test_log_dir_of_another_user_is_refused(isolated, victim, tmp_path):
 
 
 # -- agents are never lost ------------------------------------------------------------------------------
+
 
 def test_removed_socket_and_description_come_back(start_target):
     target = start_target(SYSTEM_PYTHON, "sleeper.py")
@@ -384,6 +433,7 @@ def test_busy_agent_is_not_taken_for_a_missing_one(isolated):
 
 def test_hundred_clients_at_once(start_target):
     from lu_attach.session import connect
+
     target = start_target(SYSTEM_PYTHON, "sleeper.py")
     inject_ok(target.pid)
     errors = []
@@ -407,6 +457,7 @@ def test_hundred_clients_at_once(start_target):
 
 
 # -- bounded inputs ---------------------------------------------------------------------------------------
+
 
 def test_deeply_nested_messages_both_ways(start_target, isolated):
     target = start_target(SYSTEM_PYTHON, "sleeper.py")

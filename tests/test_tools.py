@@ -3,6 +3,7 @@
 Each `--duration` command must leave nothing applied; results are checked for
 what a user reads in them (call tree shape, counts, values, async timing).
 """
+
 from __future__ import annotations
 
 import json
@@ -67,6 +68,7 @@ def service(start_target):
     def start(python):
         target = start_target(python, "tools_service.py")
         return target, int(target.ready_line.split()[1])
+
     return start
 
 
@@ -75,9 +77,21 @@ def test_profilers_under_requests(python, service):
     target, port = service(python)
     load = Load(port)
     try:
-        result = run_lu("profile", target.pid, "__main__.Cart.*", "__main__.price", "__main__.fib",
-                        "__main__.handle_batch", "__main__.fetch", "--lines", "__main__.Cart.total:14,16",
-                        "--duration", "2", "--json", timeout=120)
+        result = run_lu(
+            "profile",
+            target.pid,
+            "__main__.Cart.*",
+            "__main__.price",
+            "__main__.fib",
+            "__main__.handle_batch",
+            "__main__.fetch",
+            "--lines",
+            "__main__.Cart.total:14,16",
+            "--duration",
+            "2",
+            "--json",
+            timeout=120,
+        )
     finally:
         load.stop()
     assert result.returncode == 0, result.stderr
@@ -92,10 +106,14 @@ def test_profilers_under_requests(python, service):
     # Requests run on per-request threads: a method on instances created before the profile is seen.
     request_threads = [t for name, t in threads.items() if name not in ("asyncio-loop", "MainThread")]
     assert request_threads
-    total = sum(find(t["calls"], "__main__.Cart.total")["hits"] for t in request_threads
-                if find(t["calls"], "__main__.Cart.total"))
-    prices = sum(find(t["calls"], "__main__.price")["hits"] for t in request_threads
-                 if find(t["calls"], "__main__.price"))
+    total = sum(
+        find(t["calls"], "__main__.Cart.total")["hits"]
+        for t in request_threads
+        if find(t["calls"], "__main__.Cart.total")
+    )
+    prices = sum(
+        find(t["calls"], "__main__.price")["hits"] for t in request_threads if find(t["calls"], "__main__.price")
+    )
     assert total > 0 and prices == 5 * total  # price is Cart.total's child, 5 items per cart
     some = next(t for t in request_threads if find(t["calls"], "__main__.Cart.total"))
     cart_total = find(some["calls"], "__main__.Cart.total")
@@ -157,8 +175,19 @@ def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
         assert log.exists()
         svg, speedscope, folded = tmp_path / "f.svg", tmp_path / "s.json", tmp_path / "f.folded"
         text = run_lu("report", str(log))
-        files = run_lu("report", str(log), "--pid", target.pid, "--flamegraph", svg, "--speedscope", speedscope,
-                       "--folded", folded, "--json")
+        files = run_lu(
+            "report",
+            str(log),
+            "--pid",
+            target.pid,
+            "--flamegraph",
+            svg,
+            "--speedscope",
+            speedscope,
+            "--folded",
+            folded,
+            "--json",
+        )
     finally:
         load.stop()
     assert text.returncode == 0 and files.returncode == 0, (text.stderr, files.stderr)
@@ -179,8 +208,9 @@ def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
     stacks = [line.rsplit(" ", 1) for line in folded.read_text().splitlines()]
     assert stacks and all(int(value) > 0 for _stack, value in stacks)
     assert all(stack.startswith("pid %d / " % target.pid) for stack, _value in stacks)
-    assert any(stack.split(";")[-2:] == ["__main__.Handler.do_GET", "__main__.Cart.total"] for stack, _ in stacks), \
+    assert any(stack.split(";")[-2:] == ["__main__.Handler.do_GET", "__main__.Cart.total"] for stack, _ in stacks), (
         stacks
+    )
     # In force until reverted, then nothing is left.
     listed = json.loads(run_lu("ls", target.pid, "--json").stdout)
     assert [u["id"] for u in listed] == [update_id]
@@ -206,19 +236,20 @@ def test_sample_with_pyspy(python, service):
 
 def test_bad_input_of_the_tools(service, tmp_path):
     target, _port = service(PY)
-    assert_one_line_error(run_lu("profile", target.pid, "__main__.nothing_like_this"),
-                          "__main__.nothing_like_this")
+    assert_one_line_error(run_lu("profile", target.pid, "__main__.nothing_like_this"), "__main__.nothing_like_this")
     assert_one_line_error(run_lu("profile", target.pid, "no_such_module.*"), "no_such_module")
-    assert_one_line_error(run_lu("profile", target.pid, "--lines", "__main__.price:999", "--duration", "1"),
-                          "999")
+    assert_one_line_error(run_lu("profile", target.pid, "--lines", "__main__.price:999", "--duration", "1"), "999")
     assert_one_line_error(run_lu("profile", target.pid, "--lines", "price:abc"), "--lines takes FUNC:L1,L2")
     assert_one_line_error(run_lu("profile", target.pid), "name functions to profile")
     assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.total", "--lines", "400"), "400")
-    assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.total", "--var", "nope"),
-                          "has no variable 'nope'", "s")
+    assert_one_line_error(
+        run_lu("debug", target.pid, "__main__.Cart.total", "--var", "nope"), "has no variable 'nope'", "s"
+    )
     assert_one_line_error(run_lu("debug", target.pid, "__main__.Cart.*", "--var", "s"), "one function")
-    assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", env={"LU_PYSPY": "/nonexistent/py-spy"}),
-                          "py-spy is not installed")
+    assert_one_line_error(
+        run_lu("sample", target.pid, "--duration", "1", env={"LU_PYSPY": "/nonexistent/py-spy"}),
+        "py-spy is not installed",
+    )
     assert nothing_applied(target.pid)
     # Logs that are not ours, or cut short.
     foreign = tmp_path / "foreign.log"
@@ -227,10 +258,23 @@ def test_bad_input_of_the_tools(service, tmp_path):
     assert_one_line_error(run_lu("report", str(tmp_path / "missing.jsonl")), "no such file")
     good = tmp_path / "cut.jsonl"
     good.write_text(
-        json.dumps({"lu": 1, "type": "header", "pid": 7, "python": "3.11.7", "argv": ["x"]}) + "\n" +
-        json.dumps({"lu": 1, "type": "calls", "pid": 7, "session": "1", "thread": "MainThread", "thread_id": 1,
-                    "time": 1.0, "nodes": [{"path": ["m.f"], "hits": 2, "total_ns": 4000000}]}) + "\n" +
-        '{"lu": 1, "type": "calls", "pid": 7, "nod')
+        json.dumps({"lu": 1, "type": "header", "pid": 7, "python": "3.11.7", "argv": ["x"]})
+        + "\n"
+        + json.dumps(
+            {
+                "lu": 1,
+                "type": "calls",
+                "pid": 7,
+                "session": "1",
+                "thread": "MainThread",
+                "thread_id": 1,
+                "time": 1.0,
+                "nodes": [{"path": ["m.f"], "hits": 2, "total_ns": 4000000}],
+            }
+        )
+        + "\n"
+        + '{"lu": 1, "type": "calls", "pid": 7, "nod'
+    )
     cut = run_lu("report", str(good))
     assert cut.returncode == 0
     assert "m.f" in cut.stdout and "cut short" in cut.stderr
@@ -240,8 +284,7 @@ def test_bad_input_of_the_tools(service, tmp_path):
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
 def test_sample_refused_for_another_users_process(service):
     target, _ = service(PY)
-    assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", user="nobody"),
-                          "belongs to user root")
+    assert_one_line_error(run_lu("sample", target.pid, "--duration", "1", user="nobody"), "belongs to user root")
 
 
 @pytest.mark.parametrize("python", ALL[:1] + ALL[-1:])
@@ -250,14 +293,25 @@ def test_profile_counts_calls_that_raise(python, service):
     target, port = service(python)
     load = Load(port, "/boom")
     try:
-        result = run_lu("profile", target.pid, "__main__.Handler.do_GET", "__main__.shout", "--duration", "1.5",
-                        "--json", timeout=60)
+        result = run_lu(
+            "profile",
+            target.pid,
+            "__main__.Handler.do_GET",
+            "__main__.shout",
+            "--duration",
+            "1.5",
+            "--json",
+            timeout=60,
+        )
     finally:
         load.stop()
     assert result.returncode == 0, result.stderr
     threads = json.loads(result.stdout)["processes"][0]["threads"]
-    get = sum(find(t["calls"], "__main__.Handler.do_GET")["hits"] for t in threads
-              if find(t["calls"], "__main__.Handler.do_GET"))
+    get = sum(
+        find(t["calls"], "__main__.Handler.do_GET")["hits"]
+        for t in threads
+        if find(t["calls"], "__main__.Handler.do_GET")
+    )
     shout = [find(t["calls"], "__main__.Handler.do_GET") for t in threads]
     nested = sum(c["hits"] for node in shout if node for c in node["children"] if c["function"] == "__main__.shout")
     # One raising call and one normal call per request; requests in flight when the
@@ -278,8 +332,9 @@ RAISE_SEVEN = (
 
 
 def tables_of(report_json: dict) -> list:
-    return [table for process in report_json["processes"] for thread in process["threads"]
-            for table in thread["tables"]]
+    return [
+        table for process in report_json["processes"] for thread in process["threads"] for table in thread["tables"]
+    ]
 
 
 @pytest.mark.parametrize("python", ALL)
@@ -290,7 +345,7 @@ def test_exception_counter_counts_exactly(python, service, tmp_path):
     update_id = int(started.stdout.split("(update ")[1].split(")")[0])
     attach = run_lu("attach", target.pid, input=RAISE_SEVEN + "\n")
     assert attach.returncode == 0 and "Traceback" not in attach.stdout, (attach.stdout, attach.stderr)
-    assert run_lu("revert", target.pid, update_id).returncode == 0   # a reverted session writes its last figures
+    assert run_lu("revert", target.pid, update_id).returncode == 0  # a reverted session writes its last figures
     log = tmp_path / ("lu-%d.jsonl" % target.pid)
     report = json.loads(run_lu("report", str(log), "--json").stdout)
     (table,) = tables_of(report)
@@ -307,8 +362,9 @@ def test_exception_counter_under_requests(python, service):
     target, port = service(python)
     load = Load(port, "/boom")
     try:
-        result = run_lu("exceptions", target.pid, "__main__.shout", "__main__.Handler.*", "--duration", "1.5",
-                        "--json", timeout=120)
+        result = run_lu(
+            "exceptions", target.pid, "__main__.shout", "__main__.Handler.*", "--duration", "1.5", "--json", timeout=120
+        )
     finally:
         load.stop()
     assert result.returncode == 0, result.stderr
@@ -323,13 +379,21 @@ def test_exception_counter_under_requests(python, service):
 
 def test_exception_counter_in_the_controller(service):
     target, _port = service(PY)
-    session = run_lu("attach", target.pid, input="uid = EC.count(['__main__.shout'])\n"   # PyLiveUpdate-style alias
-                     + RAISE_SEVEN + "\nprint(LU.ls())\nhelp()\n")
+    session = run_lu(
+        "attach",
+        target.pid,
+        input="uid = EC.count(['__main__.shout'])\n"  # PyLiveUpdate-style alias
+        + RAISE_SEVEN
+        + "\nprint(LU.ls())\nhelp()\n",
+    )
     assert session.returncode == 0, session.stderr
     assert "Error" not in session.stdout, session.stdout
-    assert any(line.split()[1:3] == ["instrument", "__main__.shout"] for line in session.stdout.splitlines()
-               if len(line.split()) > 3), session.stdout
-    assert "ExceptionCounter.count(['m.**'])" in session.stdout   # the registry's line in the controller's help
+    assert any(
+        line.split()[1:3] == ["instrument", "__main__.shout"]
+        for line in session.stdout.splitlines()
+        if len(line.split()) > 3
+    ), session.stdout
+    assert "ExceptionCounter.count(['m.**'])" in session.stdout  # the registry's line in the controller's help
     assert run_lu("revert", target.pid, "--all").returncode == 0
     assert nothing_applied(target.pid)
 

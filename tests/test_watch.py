@@ -3,6 +3,7 @@
 Every test edits a copy of a module in tmp_path (never the repository's files)
 and checks, inside the target, what runs afterwards.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,11 +50,18 @@ class WatchProcess:
     """`lu watch` running in the background; its output lines are collected."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "lu_cli.main", "watch"] + [str(a) for a in args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lu_cli.main", "watch"] + [str(a) for a in args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         self.out, self.err = [], []
-        self.threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
-                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
         for t in self.threads:
             t.start()
 
@@ -91,9 +99,14 @@ def shop_dir(tmp_path):
 
 
 def _function_codes_snapshot(pid):
-    ev(pid, "import lu_payloads.engine.resolve as _r", "_o = []",
-       "_r.module_functions(watch_shop, 'watch_shop', _o, set(), {})",
-       "watch_shop._orig = {n: f.__code__ for n, f in _o}", "len(watch_shop._orig)")
+    ev(
+        pid,
+        "import lu_payloads.engine.resolve as _r",
+        "_o = []",
+        "_r.module_functions(watch_shop, 'watch_shop', _o, set(), {})",
+        "watch_shop._orig = {n: f.__code__ for n, f in _o}",
+        "len(watch_shop._orig)",
+    )
 
 
 # ----------------------------------------------------------------------------- lu watch, end to end
@@ -109,58 +122,90 @@ def test_watch_end_to_end(python, start_target, shop_dir):
     # bad paths are refused at start, in one line
     other = shop_dir / "not_loaded.py"
     other.write_text("x = 1\n")
-    assert_one_line_error(run_lu("watch", pid, str(other), "--duration", "1"), "no module of process %d" % pid,
-                          "not_loaded.py")
+    assert_one_line_error(
+        run_lu("watch", pid, str(other), "--duration", "1"), "no module of process %d" % pid, "not_loaded.py"
+    )
     assert_one_line_error(run_lu("watch", pid, str(shop_dir / "missing.py"), "--duration", "1"), "does not exist")
 
-    ev(pid, "watch_shop._service.begin_serve()", "1")   # a coroutine now awaits inside serve()
+    ev(pid, "watch_shop._service.begin_serve()", "1")  # a coroutine now awaits inside serve()
     w = WatchProcess(pid, shop_dir, "--check", "watch_shop_check", "--duration", "60")
     try:
         w.wait_for("watching 1 file of process %d: watch_shop.py" % pid)
 
         # A: every line shifts by 3, five bodies change (one of them awaited right now)
-        v1 = ("# one\n# two\n# three\n" + v0).replace("return sum(self.items)", "return sum(self.items) * 10") \
-            .replace("event-v1", "event-v2").replace("tick-v1", "tick-v2").replace("serve-v1:", "serve-v2:") \
+        v1 = (
+            ("# one\n# two\n# three\n" + v0)
+            .replace("return sum(self.items)", "return sum(self.items) * 10")
+            .replace("event-v1", "event-v2")
+            .replace("tick-v1", "tick-v2")
+            .replace("serve-v1:", "serve-v2:")
             .replace("after-v1", "after-v2")
+        )
         write(shop, v1)
         w.wait_for("check watch_shop_check passed")
         updated = sorted(text for text in w.out if text.startswith(("updated", "added", "removed", "rebound")))
-        assert updated == ["updated watch_shop.Cart.total",
-                           "updated watch_shop.after", "updated watch_shop.on_event", "updated watch_shop.serve",
-                           "updated watch_shop.tick"], w.out
+        assert updated == [
+            "updated watch_shop.Cart.total",
+            "updated watch_shop.after",
+            "updated watch_shop.on_event",
+            "updated watch_shop.serve",
+            "updated watch_shop.tick",
+        ], w.out
         assert w.err == []
         raise_line = line_of(v1, 'raise ValueError("boom")')
-        got = ev(pid, "import traceback",
-                 "try:\n    watch_shop.boom()\nexcept ValueError as e:\n    tb = traceback.extract_tb(e.__traceback__)",
-                 "time = __import__('time'); time.sleep(0.05)",
-                 "[watch_shop._early['total'](), watch_shop.Cart([1]).total(), watch_shop._early['price'](1),"
-                 " watch_shop._early['callbacks'][0](), watch_shop._early['last_tick'], tb[-1].lineno,"
-                 " watch_shop.price.__code__.co_firstlineno, watch_shop.price is watch_shop._early['price'],"
-                 " watch_shop.price.__code__ is watch_shop._orig['watch_shop.price'],"
-                 " watch_shop._service.release(), watch_shop._service.serve_again()]")
-        assert got == [60, 10, 3, "event-v2", "tick-v2", raise_line, line_of(v1, "def price"), True, False,
-                       "serve-v1:after-v2", "serve-v2:after-v2"]
+        got = ev(
+            pid,
+            "import traceback",
+            "try:\n    watch_shop.boom()\nexcept ValueError as e:\n    tb = traceback.extract_tb(e.__traceback__)",
+            "time = __import__('time'); time.sleep(0.05)",
+            "[watch_shop._early['total'](), watch_shop.Cart([1]).total(), watch_shop._early['price'](1),"
+            " watch_shop._early['callbacks'][0](), watch_shop._early['last_tick'], tb[-1].lineno,"
+            " watch_shop.price.__code__.co_firstlineno, watch_shop.price is watch_shop._early['price'],"
+            " watch_shop.price.__code__ is watch_shop._orig['watch_shop.price'],"
+            " watch_shop._service.release(), watch_shop._service.serve_again()]",
+        )
+        assert got == [
+            60,
+            10,
+            3,
+            "event-v2",
+            "tick-v2",
+            raise_line,
+            line_of(v1, "def price"),
+            True,
+            False,
+            "serve-v1:after-v2",
+            "serve-v2:after-v2",
+        ]
 
         # the other tools now instrument the new bodies at the file's new lines
         hook_lines = [line_of(v1, "return sum(self.items) * 10"), line_of(v1, "return helper(n) + TAX")]
-        got = ev(pid, "from lu_payloads import Instrument, UpdateManager", "hits = []",
-                 "uids = [UpdateManager.apply_update(Instrument(n, {('line_before', ln): "
-                 "(lambda info, ln: hits.append(ln), None)})) for n, ln in zip(['watch_shop.Cart.total', "
-                 "'watch_shop.price'], %r)]" % (hook_lines,),
-                 "r = [watch_shop._early['total'](), watch_shop.price(2)]", "[UpdateManager.revert(u) for u in uids]",
-                 "[r, hits]")
+        got = ev(
+            pid,
+            "from lu_payloads import Instrument, UpdateManager",
+            "hits = []",
+            "uids = [UpdateManager.apply_update(Instrument(n, {('line_before', ln): "
+            "(lambda info, ln: hits.append(ln), None)})) for n, ln in zip(['watch_shop.Cart.total', "
+            "'watch_shop.price'], %r)]" % (hook_lines,),
+            "r = [watch_shop._early['total'](), watch_shop.price(2)]",
+            "[UpdateManager.revert(u) for u in uids]",
+            "[r, hits]",
+        )
         assert got == [[60, 5], hook_lines]
 
         # B: a new method (seen by an instance made before), a new function, a module-level change
         m = w.mark()
-        v2 = v1.replace("    def hello(self):\n        return \"cart\"",
-                        "    def hello(self):\n        return \"cart\"\n\n    def count(self):\n"
-                        "        return len(self.items)") \
-            .replace("TAX = 1", "TAX = 2") + "\n\ndef coupon(x):\n    return x - 1\n"
+        v2 = (
+            v1.replace(
+                "    def hello(self):\n        return \"cart\"",
+                "    def hello(self):\n        return \"cart\"\n\n    def count(self):\n        return len(self.items)",
+            ).replace("TAX = 1", "TAX = 2")
+            + "\n\ndef coupon(x):\n    return x - 1\n"
+        )
         write(shop, v2)
         w.wait_for("added watch_shop.coupon", start=m[0])
         w.wait_for("not run: watch_shop.py:%d: TAX = 2" % line_of(v2, "TAX = 2"), start=m[0])
-        assert "added watch_shop.Cart.count" in w.out[m[0]:]
+        assert "added watch_shop.Cart.count" in w.out[m[0] :]
         assert ev(pid, "[watch_shop._early['cart'].count(), watch_shop.coupon(5), watch_shop.TAX]") == [3, 4, 1]
 
         # C: a syntax error applies nothing and is reported with its line; the fix then applies
@@ -183,8 +228,8 @@ def test_watch_end_to_end(python, start_target, shop_dir):
         write(shop, v4)
         w.wait_for("updated watch_shop.Cart.hello", start=m[0])
         time.sleep(0.1)
-        assert [text for text in w.out[m[0]:] if not text.startswith("check ")] == ["updated watch_shop.Cart.hello"]
-        assert w.err[m[1]:] == []
+        assert [text for text in w.out[m[0] :] if not text.startswith("check ")] == ["updated watch_shop.Cart.hello"]
+        assert w.err[m[1] :] == []
 
         # E: removing a function that the file still uses is refused
         m = w.mark()
@@ -195,8 +240,12 @@ def test_watch_end_to_end(python, start_target, shop_dir):
 
         # F: a closure whose free variables change is refused, and the whole save with it
         m = w.mark()
-        write(shop, v4.replace("n[0] += 1\n", "n[0] += step\n").replace("    n = [0]\n", "    n = [0]\n    step = 1\n")
-              .replace("return x - 1", "return x - 2"))
+        write(
+            shop,
+            v4.replace("n[0] += 1\n", "n[0] += step\n")
+            .replace("    n = [0]\n", "    n = [0]\n    step = 1\n")
+            .replace("return x - 1", "return x - 2"),
+        )
         err = w.wait_for("free variables", stream="err", start=m[1])
         assert "watch_shop.counter" in err and "nothing applied" in err, err
         assert ev(pid, "[watch_shop.coupon(5), watch_shop.counter()]") == [4, 1]
@@ -218,16 +267,21 @@ def test_watch_end_to_end(python, start_target, shop_dir):
         assert ev(pid, "watch_shop.price(1)") == 103
 
         listed = run_lu("ls", pid)
-        assert listed.returncode == 0 and "watch" in listed.stdout and "watch_shop.coupon" in listed.stdout, \
+        assert listed.returncode == 0 and "watch" in listed.stdout and "watch_shop.coupon" in listed.stdout, (
             listed.stdout
+        )
 
         # after lu revert --all the process runs its original code objects again
         assert run_lu("revert", pid, "--all").returncode == 0
-        got = ev(pid, "import lu_payloads.engine.resolve as _r", "_o = []",
-                 "_r.module_functions(watch_shop, 'watch_shop', _o, set(), {})",
-                 "[sorted(n for n, f in _o if f.__code__ is not watch_shop._orig.get(n)),"
-                 " hasattr(watch_shop.Cart, 'count'), hasattr(watch_shop, 'coupon'), watch_shop._early['total'](),"
-                 " watch_shop._early['price'](1), watch_shop._early['cart'].hello()]")
+        got = ev(
+            pid,
+            "import lu_payloads.engine.resolve as _r",
+            "_o = []",
+            "_r.module_functions(watch_shop, 'watch_shop', _o, set(), {})",
+            "[sorted(n for n, f in _o if f.__code__ is not watch_shop._orig.get(n)),"
+            " hasattr(watch_shop.Cart, 'count'), hasattr(watch_shop, 'coupon'), watch_shop._early['total'](),"
+            " watch_shop._early['price'](1), watch_shop._early['cart'].hello()]",
+        )
         assert got == [[], False, False, 6, 3, "cart"]
 
         # the target exiting ends the watch with a clear message
@@ -276,8 +330,14 @@ class Program:
     """A target program driven through stdin; its output lines are collected by a thread."""
 
     def __init__(self, python, script, *args):
-        self.proc = subprocess.Popen([python, "-u", str(script)] + [str(a) for a in args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/tmp")
+        self.proc = subprocess.Popen(
+            [python, "-u", str(script)] + [str(a) for a in args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd="/tmp",
+        )
         self.lines = []
         self.taken = 0
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -323,14 +383,20 @@ def test_inprocess_watch(python, tmp_path):
     p = Program(python, script, tmp_path)
     try:
         p.expect("ready")
-        src = RT_SHOP.replace('"v1"', '"v2"').replace("def old():\n    return \"old\"\n\n\n", "") + \
-            "\n    def extra(self):\n        return 'extra'\n"
+        src = (
+            RT_SHOP.replace('"v1"', '"v2"').replace("def old():\n    return \"old\"\n\n\n", "")
+            + "\n    def extra(self):\n        return 'extra'\n"
+        )
         write(str(tmp_path / "rt_shop.py"), src)
         p.expect("lu_payloads.watch INFO added rt_shop.Shop.extra")
         got = [text for text in p.lines if text.startswith(("lu_payloads.watch INFO", "class-update"))]
-        assert sorted(got) == ["class-update Shop name,extra", "lu_payloads.watch INFO added rt_shop.Shop.extra",
-                               "lu_payloads.watch INFO pruned rt_shop.old", "lu_payloads.watch INFO updated rt_shop.Shop.name",
-                               "lu_payloads.watch INFO watching 2 files"], p.lines
+        assert sorted(got) == [
+            "class-update Shop name,extra",
+            "lu_payloads.watch INFO added rt_shop.Shop.extra",
+            "lu_payloads.watch INFO pruned rt_shop.old",
+            "lu_payloads.watch INFO updated rt_shop.Shop.name",
+            "lu_payloads.watch INFO watching 2 files",
+        ], p.lines
         p.send("state\n")
         assert p.expect("state") == "state v2 False extra"
         # a syntax error is logged with its line; nothing changes
@@ -340,7 +406,7 @@ def test_inprocess_watch(python, tmp_path):
         p.send("state\nstop\n")
         assert p.expect("state") == "state v2 False extra"
         assert p.expect("stopped") == "stopped 1 False"
-        assert p.proc.wait(10) == 0     # the program exits: the watcher's thread is gone
+        assert p.proc.wait(10) == 0  # the program exits: the watcher's thread is gone
     finally:
         p.close()
 
@@ -418,7 +484,7 @@ def test_realtime_decorator(python, tmp_path):
     p = Program(python, script, tmp_path)
 
     def call():
-        time.sleep(0.03)   # longer than the decorator's interval
+        time.sleep(0.03)  # longer than the decorator's interval
         p.send("call\n")
         return p.expect("result")
 

@@ -10,6 +10,7 @@ registry ``RENDERERS`` names them for ``--format`` and ``-o`` (``renderer_named`
 ``guess_renderer`` from a file suffix, ``write_report``).  Sampled profiles:
 ``from_pyspy_raw`` / ``record_pyspy`` give the same ``Report``.
 """
+
 from __future__ import annotations
 
 from .flamegraph import render_flamegraph

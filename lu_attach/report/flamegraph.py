@@ -14,6 +14,7 @@ is its self time plus its children's widths (see :func:`.model.flame_weights`),
 so no time is counted twice.  Siblings are sorted by name, so the output is
 deterministic.  Frames narrower than ``min_width`` pixels are left out.
 """
+
 from __future__ import annotations
 
 import re
@@ -100,9 +101,17 @@ def layout(report: Report, width: int = WIDTH, min_width: float = 0.1) -> Tuple[
     nprocs = len({t.pid for t, _, _ in threads})
     what = "sampled" if report.sampled else "profiled"
     frames.append(
-        _Frame("all", 0, PAD_X, all_ns * scale, all_ns, -1,
-               f"all\n{human_ns(all_ns)} {what} in {nthreads} thread{'s' * (nthreads != 1)}"
-               f" of {nprocs} process{'es' * (nprocs != 1)}", "all")
+        _Frame(
+            "all",
+            0,
+            PAD_X,
+            all_ns * scale,
+            all_ns,
+            -1,
+            f"all\n{human_ns(all_ns)} {what} in {nthreads} thread{'s' * (nthreads != 1)}"
+            f" of {nprocs} process{'es' * (nprocs != 1)}",
+            "all",
+        )
     )
     omitted = 0
     max_depth = 1
@@ -115,8 +124,16 @@ def layout(report: Report, width: int = WIDTH, min_width: float = 0.1) -> Tuple[
             continue
         ti = len(frames)
         frames.append(
-            _Frame(t.label, 1, tx, total * scale, total, 0,
-                   f"{t.label}\n{human_ns(total)} {what} · {_pct(total, all_ns)} of all", "thread")
+            _Frame(
+                t.label,
+                1,
+                tx,
+                total * scale,
+                total,
+                0,
+                f"{t.label}\n{human_ns(total)} {what} · {_pct(total, all_ns)} of all",
+                "thread",
+            )
         )
         # iterative pre-order; children by name, laid out left to right
         stack: List[Tuple[CallNode, int, float, int]] = []
@@ -135,8 +152,9 @@ def layout(report: Report, width: int = WIDTH, min_width: float = 0.1) -> Tuple[
                 omitted += 1
                 continue
             i = len(frames)
-            frames.append(_Frame(node.function, depth, x, w, w_ns, parent,
-                                 _node_title(node, w_ns, all_ns, report.sampled), "fn"))
+            frames.append(
+                _Frame(node.function, depth, x, w, w_ns, parent, _node_title(node, w_ns, all_ns, report.sampled), "fn")
+            )
             max_depth = max(max_depth, depth)
             cx = x
             kids = []
@@ -271,18 +289,21 @@ def render_flamegraph(report: Report, title: Optional[str] = None, width: int = 
     out: List[str] = []
     w = out.append
     w('<?xml version="1.0" standalone="no"?>\n')
-    w(f'<svg version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
-      ' xmlns="http://www.w3.org/2000/svg">\n')
+    w(
+        f'<svg version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        ' xmlns="http://www.w3.org/2000/svg">\n'
+    )
     w(f"<style>{_CSS}</style>\n")
-    js = (_JS.replace("__WIDTH__", str(width)).replace("__PAD__", str(PAD_X))
-          .replace("__CHAR_W__", f"{CHAR_W:.3f}"))
+    js = _JS.replace("__WIDTH__", str(width)).replace("__PAD__", str(PAD_X)).replace("__CHAR_W__", f"{CHAR_W:.3f}")
     w(f"<script><![CDATA[{js}]]></script>\n")
     w(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f8f8f8"/>\n')
     w(f'<text id="title" x="{width / 2:.1f}" y="24">{xml_escape(title)}</text>\n')
     w(f'<text id="unzoom" class="button hide" x="{PAD_X}" y="24">Reset Zoom</text>\n')
-    w(f'<foreignObject x="{width - PAD_X - 240}" y="8" width="240" height="24">'
-      '<input xmlns="http://www.w3.org/1999/xhtml" id="search" type="search"'
-      ' placeholder="Search (regexp, Ctrl-F)" autocomplete="off"/></foreignObject>\n')
+    w(
+        f'<foreignObject x="{width - PAD_X - 240}" y="8" width="240" height="24">'
+        '<input xmlns="http://www.w3.org/1999/xhtml" id="search" type="search"'
+        ' placeholder="Search (regexp, Ctrl-F)" autocomplete="off"/></foreignObject>\n'
+    )
     w(f'<text id="matched" x="{width - PAD_X}" y="{height - 12}"> </text>\n')
     w(f'<text id="details" x="{PAD_X}" y="{height - 12}"> </text>\n')
     if not frames:
@@ -293,10 +314,12 @@ def render_flamegraph(report: Report, title: Optional[str] = None, width: int = 
         y = base - (f.depth + 1) * FRAME_H
         fill = frame_color(f.name) if f.kind == "fn" else _GREYS.get(f.kind, "rgb(210,210,210)")
         parent = f' data-p="{f.parent}"' if f.parent >= 0 else ""
-        w(f'<g class="{f.kind}" data-d="{f.depth}" data-name="{xml_escape(f.name)}" data-ns="{f.ns}"{parent}>'
-          f"<title>{xml_escape(f.title)}</title>"
-          f'<rect x="{f.x:.3f}" y="{y}" width="{f.w:.3f}" height="{FRAME_H - 1}" fill="{fill}" rx="2" ry="2"/>'
-          f'<text x="{f.x + 3:.2f}" y="{y + FRAME_H - 4.5:.1f}">{xml_escape(fit_text(f.name, f.w))}</text></g>\n')
+        w(
+            f'<g class="{f.kind}" data-d="{f.depth}" data-name="{xml_escape(f.name)}" data-ns="{f.ns}"{parent}>'
+            f"<title>{xml_escape(f.title)}</title>"
+            f'<rect x="{f.x:.3f}" y="{y}" width="{f.w:.3f}" height="{FRAME_H - 1}" fill="{fill}" rx="2" ry="2"/>'
+            f'<text x="{f.x + 3:.2f}" y="{y + FRAME_H - 4.5:.1f}">{xml_escape(fit_text(f.name, f.w))}</text></g>\n'
+        )
     w("</g>\n")
     if omitted:
         w(f"<!-- {omitted} frames narrower than {min_width} px left out -->\n")

@@ -6,6 +6,7 @@ in microseconds for instrumented reports, the sample count for sampled ones
 (as py-spy writes them).  Paths with a value of 0 are left out.  ``;`` in a
 name becomes ``:`` and line breaks become spaces.  Lines are sorted.
 """
+
 from __future__ import annotations
 
 from typing import List

@@ -15,6 +15,7 @@ Schema (keys marked + are additions beyond the contract)::
 Calls are heaviest first; lines by function then line.  For a sampled report
 ``hits`` is the number of samples and the times are estimates.
 """
+
 from __future__ import annotations
 
 import json

@@ -30,6 +30,7 @@ only if it is a regular file (a FIFO or a device is refused before anything
 blocks), and a log found in another user's directory is opened with that
 user's file identity and without following a link (lu_attach.safefs).
 """
+
 from __future__ import annotations
 
 import io
@@ -54,7 +55,7 @@ class LogFile:
     path: str
     owner: Optional[int] = None  # read with this user's file identity (and gid), never following a link
     group: int = -1
-    found: bool = False          # found by lu, not named: a file that is no lu log is only a warning
+    found: bool = False  # found by lu, not named: a file that is no lu log is only a warning
 
 
 PathLike = Union[str, "os.PathLike[str]", LogFile]
@@ -191,8 +192,14 @@ class _Loader:
             self.warnings.append(f"{path}: the last line ({truncated}) is cut short; skipped it")
 
     # -- records ------------------------------------------------------------------
-    def record(self, rec: dict, file_pid: Optional[int], lineno: int = 0,
-               unknown: Optional[_Problems] = None, malformed: Optional[_Problems] = None) -> Optional[int]:
+    def record(
+        self,
+        rec: dict,
+        file_pid: Optional[int],
+        lineno: int = 0,
+        unknown: Optional[_Problems] = None,
+        malformed: Optional[_Problems] = None,
+    ) -> Optional[int]:
         """Take one lu record; returns the pid a header sets for what follows."""
         version = rec.get("lu")
         if isinstance(version, int) and version > 1:
@@ -224,9 +231,7 @@ class _Loader:
     def _header(self, rec: dict) -> int:
         pid = self._pid(rec, None)
         if self.pid is None or pid == self.pid:
-            self.headers.setdefault(pid, {}).update(
-                {k: rec[k] for k in ("python", "argv", "started") if k in rec}
-            )
+            self.headers.setdefault(pid, {}).update({k: rec[k] for k in ("python", "argv", "started") if k in rec})
         return pid
 
     @staticmethod
@@ -250,9 +255,12 @@ class _Loader:
             raise _Malformed(f"no {field} list")
         if kind == "table":
             columns, title = rec.get("columns"), rec.get("title")
-            if not isinstance(title, str) or not isinstance(columns, list) or \
-                    not all(isinstance(c, str) for c in columns) or \
-                    not all(isinstance(r, list) and len(r) == len(columns) for r in items):
+            if (
+                not isinstance(title, str)
+                or not isinstance(columns, list)
+                or not all(isinstance(c, str) for c in columns)
+                or not all(isinstance(r, list) and len(r) == len(columns) for r in items)
+            ):
                 raise _Malformed("a table needs a title, column names and rows of as many values")
             items = [title, columns, items]
         key, name, tid = self._thread(rec)
@@ -296,9 +304,7 @@ class _Loader:
                 tp.thread = name
             return tp
 
-        for (pid, key, session, kind), snap in sorted(
-            self.snapshots.items(), key=lambda kv: kv[1][1]
-        ):
+        for (pid, key, session, kind), snap in sorted(self.snapshots.items(), key=lambda kv: kv[1][1]):
             _t, seq, name, tid, items = snap
             tp = thread(pid, key, name, tid, (seq,))
             if session not in tp.sessions:
@@ -435,7 +441,8 @@ def expand_paths(paths: Iterable[PathLike]) -> List[Union[str, LogFile]]:
         p = os.fspath(p)
         if os.path.isdir(p):
             found = sorted(
-                os.path.join(p, f) for f in os.listdir(p)
+                os.path.join(p, f)
+                for f in os.listdir(p)
                 if f.endswith(LOG_SUFFIXES) and os.path.isfile(os.path.join(p, f))
             )
             if not found:
@@ -446,8 +453,9 @@ def expand_paths(paths: Iterable[PathLike]) -> List[Union[str, LogFile]]:
     return out
 
 
-def report_from_records(records: Iterable[dict], pid: Optional[int] = None,
-                        sessions: Optional[Iterable[str]] = None) -> Report:
+def report_from_records(
+    records: Iterable[dict], pid: Optional[int] = None, sessions: Optional[Iterable[str]] = None
+) -> Report:
     """A :class:`Report` from lu records already in memory (e.g. a snapshot the agent sent)."""
     loader = _Loader(pid, sessions)
     file_pid: Optional[int] = None
@@ -457,8 +465,7 @@ def report_from_records(records: Iterable[dict], pid: Optional[int] = None,
     return loader.report([])
 
 
-def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None,
-              sessions: Optional[Iterable[str]] = None) -> Report:
+def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None, sessions: Optional[Iterable[str]] = None) -> Report:
     """Read lu log files (or directories of them) into one :class:`Report`.
 
     ``pid`` keeps only that process.  Raises :class:`ReportError` when a file
@@ -479,8 +486,9 @@ def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None,
                 raise
             loader.warnings.append(f"skipped {e}")
     if not read:
-        raise ReportError("none of the logs found could be read" + (
-            f" ({loader.warnings[-1][8:]})" if loader.warnings else ""))
+        raise ReportError(
+            "none of the logs found could be read" + (f" ({loader.warnings[-1][8:]})" if loader.warnings else "")
+        )
     if pid is not None and pid not in loader.pids_seen:
         seen = ", ".join(str(p) for p in sorted(loader.pids_seen)) or "none"
         raise ReportError(f"no records of process {pid} in the logs (processes: {seen})")
@@ -517,8 +525,9 @@ def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) 
                 uid = int(match.group(1))
                 try:
                     gid = top.lstat(name).st_gid
-                    with safefs.acting_as(uid, gid), top.subdir(name, owner=uid, private=True) as home, \
-                            home.subdir("logs", owner=uid, private=True) as logs:
+                    with safefs.acting_as(uid, gid), top.subdir(name, owner=uid, private=True) as home, home.subdir(
+                        "logs", owner=uid, private=True
+                    ) as logs:
                         files = sorted(logs.names())
                         identity = (os.fstat(logs.fd).st_dev, os.fstat(logs.fd).st_ino)
                 except (OSError, safefs.UnsafePath):
@@ -528,6 +537,7 @@ def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) 
                 seen.add(identity)
                 for file_name in files:
                     if wanted.match(file_name):
-                        found.append(LogFile(os.path.join(tmp, name, "logs", file_name), owner=uid, group=gid,
-                                             found=True))
+                        found.append(
+                            LogFile(os.path.join(tmp, name, "logs", file_name), owner=uid, group=gid, found=True)
+                        )
     return found

@@ -14,6 +14,7 @@ Everything here is plain data; the readers (:mod:`.logs`, :mod:`.pyspy`) build
 it and the renderers only read it.  Traversals are iterative, so very deep
 call paths do not hit Python's recursion limit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

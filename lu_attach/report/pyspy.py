@@ -19,6 +19,7 @@ dropped from the name, so a function is one frame whatever line it was on
 Figures: ``hits`` is the number of samples in which the frame was on the
 stack, and ``total_ns`` the estimate samples / rate.  Say so when showing them.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,7 @@ def _split_stack(stack: str) -> List[str]:
     if stack.startswith("process "):
         end = stack.find('";')
         if end > 0:
-            return [stack[: end + 1]] + stack[end + 2:].split(";")
+            return [stack[: end + 1]] + stack[end + 2 :].split(";")
     return stack.split(";")
 
 
@@ -156,21 +157,34 @@ def find_pyspy() -> Optional[str]:
     return cand if os.access(cand, os.X_OK) else None
 
 
-def pyspy_command(pid: int, duration: float, output: str, rate_hz: int = 100, idle: bool = False,
-                  py_spy: str = "py-spy") -> List[str]:
+def pyspy_command(
+    pid: int, duration: float, output: str, rate_hz: int = 100, idle: bool = False, py_spy: str = "py-spy"
+) -> List[str]:
     """The py-spy command line that :func:`record_pyspy` runs (checked with py-spy 0.4.3)."""
     cmd = [
-        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(duration))),
-        "--rate", str(int(rate_hz)), "--format", "raw", "--output", output,
-        "--threads", "--nonblocking",
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(duration))),
+        "--rate",
+        str(int(rate_hz)),
+        "--format",
+        "raw",
+        "--output",
+        output,
+        "--threads",
+        "--nonblocking",
     ]
     if idle:
         cmd.append("--idle")
     return cmd
 
 
-def record_pyspy(pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False,
-                 py_spy: Optional[str] = None) -> Report:
+def record_pyspy(
+    pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False, py_spy: Optional[str] = None
+) -> Report:
     """Run py-spy on ``pid`` for ``duration`` seconds and return the sampled report.
 
     ``--nonblocking`` keeps the target running while it is sampled (a few

@@ -15,6 +15,7 @@ error, never a silent default.
 
 Errors are :class:`~.model.ReportError`, one line for the user.
 """
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,7 @@ call path is one sample weighted by its self time (paths with no self time are
 left out); ``startValue`` is 0 and ``endValue`` the sum of the weights.  For a
 sampled report the weights are estimated times (samples / rate).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def to_speedscope(report: Report, name: str = "lu report") -> Dict[str, Any]:
                 if node.line is not None:
                     frame["line"] = node.line
                 frames.append(frame)
-            del stack[len(path) - 1:]
+            del stack[len(path) - 1 :]
             stack.append(i)
             if self_ns > 0:
                 samples.append(list(stack))

@@ -1,5 +1,6 @@
 """The terminal report: a one-sentence reading, then a call tree and a line
 table per process and thread."""
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -98,8 +99,11 @@ def _reading_lines(report: Report) -> str:
         tables = [table for t in report.threads() for table in t.tables]
         if tables:
             rows = sum(len(table.rows) for table in tables)
-            return f"{len(tables)} table{'s' * (len(tables) != 1)} of {rows:,} row{'s' * (rows != 1)}: " + \
-                ", ".join(sorted({table.title for table in tables})) + "."
+            return (
+                f"{len(tables)} table{'s' * (len(tables) != 1)} of {rows:,} row{'s' * (rows != 1)}: "
+                + ", ".join(sorted({table.title for table in tables}))
+                + "."
+            )
         events = f" ({report.events:,} debug events)" if report.events else ""
         return f"no profile data in the logs{events}."
     t, st = best
@@ -123,7 +127,7 @@ def _clip(name: str, width: int) -> str:
     if len(name) <= width:
         return name
     keep = width - 1
-    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
+    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
 
 
 Rows = List[Tuple[str, ...]]
@@ -210,9 +214,9 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
     if sampled:
         out.append("")
         out.append(
-            f"samples: how often a function was on the stack; times are estimates"
-            f" (samples / {report.rate_hz:g} Hz)." if report.rate_hz else
-            "samples: how often a function was on the stack."
+            f"samples: how often a function was on the stack; times are estimates (samples / {report.rate_hz:g} Hz)."
+            if report.rate_hz
+            else "samples: how often a function was on the stack."
         )
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,5 @@
 """`lu attach PID`: inject if needed, then the interactive controller."""
+
 import click
 
 from lu_attach.session import connect

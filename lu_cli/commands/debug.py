@@ -1,4 +1,5 @@
 """`lu debug PID FUNC [--lines L1,L2] [--var NAME] [--duration S]`."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -20,11 +21,22 @@ from ..tool_session import only_sessions, run_session
 @click.option("--lines", help="LineDebugger: the variables these lines use and set, e.g. 11,12.")
 @click.option("--var", help="VarDebugger: every value this variable takes.")
 @click.option("--duration", type=float, help="Stream events for S seconds, then revert.")
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
-              help="A directory of the target's user where it writes this session's log (relative to here).")
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    callback=absolute_log_dir,
+    help="A directory of the target's user where it writes this session's log (relative to here).",
+)
 @click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid: int, function: str, lines: Optional[str], var: Optional[str], duration: Optional[float],
-            log_dir: Optional[str], echo_events: bool) -> None:
+def command(
+    pid: int,
+    function: str,
+    lines: Optional[str],
+    var: Optional[str],
+    duration: Optional[float],
+    log_dir: Optional[str],
+    echo_events: bool,
+) -> None:
     """Print FUNCTION's arguments and results (FuncDebugger), lines' variables, or a variable's values."""
     if lines and var:
         raise LuAttachError("choose --lines or --var, not both")
@@ -36,8 +48,10 @@ def command(pid: int, function: str, lines: Optional[str], var: Optional[str], d
         ids = result["ids"]
         log = host_path(pid, result["log"])
         if duration is None:
-            echo("debugging %s in process %d (update %s); events go to %s" % (
-                ", ".join(result["targets"]), pid, ids[0], log))
+            echo(
+                "debugging %s in process %d (update %s); events go to %s"
+                % (", ".join(result["targets"]), pid, ids[0], log)
+            )
             echo("stop with `lu revert %d %d`" % (pid, ids[0]))
             return
         count = [0]
@@ -47,5 +61,7 @@ def command(pid: int, function: str, lines: Optional[str], var: Optional[str], d
             echo(format_event(event))
 
         run_session(client, pid, result, duration, "debugging", on_event=only_sessions(result, show))
-    echo("%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0],
-                                                                log), err=True)
+    echo(
+        "%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0], log),
+        err=True,
+    )

@@ -1,4 +1,5 @@
 """`lu detach PID`: revert everything and stop the agent."""
+
 import click
 
 from lu_attach.session import connect
@@ -13,5 +14,4 @@ def command(pid: int) -> None:
     with connect(pid) as client:
         result = client.request("detach")
     reverted = result.get("reverted") or []
-    echo("agent stopped in process %d%s" % (
-        pid, " (reverted %s)" % ", ".join(map(str, reverted)) if reverted else ""))
+    echo("agent stopped in process %d%s" % (pid, " (reverted %s)" % ", ".join(map(str, reverted)) if reverted else ""))

@@ -1,4 +1,5 @@
 """`lu inject PID`: start the agent in a process, print where it listens."""
+
 import click
 
 from lu_attach.inject import inject
@@ -9,8 +10,13 @@ from ..output import echo, print_json
 @click.command("inject")
 @click.argument("pid", type=int)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the agent to start.")
-@click.option("--method", type=click.Choice(["ptrace", "gdb"]), default="ptrace", show_default=True,
-              help="ptrace: lu's own short stop of one thread; gdb: the same call made through gdb.")
+@click.option(
+    "--method",
+    type=click.Choice(["ptrace", "gdb"]),
+    default="ptrace",
+    show_default=True,
+    help="ptrace: lu's own short stop of one thread; gdb: the same call made through gdb.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def command(pid: int, timeout: float, method: str, as_json: bool) -> None:
     """Inject the agent into PID (no code change in the target needed)."""
@@ -21,6 +27,8 @@ def command(pid: int, timeout: float, method: str, as_json: bool) -> None:
         echo("agent already running in process %d, listening on %s" % (pid, result.socket))
     else:
         echo("agent started in process %d, listening on %s" % (pid, result.socket))
-        echo("(%s, thread %s stopped %.1f ms, %.0f ms in all)"
-                   % (result.method, result.thread or "at a safe entry", result.pause_ms or 0, result.total_ms or 0),
-                   err=True)
+        echo(
+            "(%s, thread %s stopped %.1f ms, %.0f ms in all)"
+            % (result.method, result.thread or "at a safe entry", result.pause_ms or 0, result.total_ms or 0),
+            err=True,
+        )

@@ -20,6 +20,11 @@ def command(pid: int, as_json: bool) -> None:
     if not updates:
         echo("no updates applied in process %d" % pid)
         return
-    print_table(["ID", "KIND", "APPLIED", "ERRORS", "TARGETS"],
-                [(u["id"], u["kind"], u.get("applied_at", ""), u.get("hook_errors", 0),
-                  ", ".join(u.get("targets", []))) for u in updates], max_last=90)
+    print_table(
+        ["ID", "KIND", "APPLIED", "ERRORS", "TARGETS"],
+        [
+            (u["id"], u["kind"], u.get("applied_at", ""), u.get("hook_errors", 0), ", ".join(u.get("targets", [])))
+            for u in updates
+        ],
+        max_last=90,
+    )

@@ -1,4 +1,5 @@
 """`lu patch PID FILE.py`: apply a patch file as one transaction."""
+
 import os
 
 import click
@@ -21,5 +22,8 @@ def command(pid: int, patch_file: str) -> None:
         raise LuAttachError("cannot read %s: %s" % (patch_file, exc.strerror))
     with connect(pid) as client:
         ids = client.request("patch", source=source, filename=os.path.basename(patch_file))
-    echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))) if ids
-               else "the patch applied no update")
+    echo(
+        "applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)))
+        if ids
+        else "the patch applied no update"
+    )

@@ -1,4 +1,5 @@
 """`lu profile PID PATTERN... [--lines FUNC:L1,L2] [--duration S]`."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -20,11 +21,22 @@ from ..tool_session import left_in_force, run_then_report
 @click.option("--lines", "lines", multiple=True, metavar="FUNC:L1,L2", help="Time these lines of FUNC (LineProfiler).")
 @click.option("--duration", type=float, help="Profile for S seconds, show the report, then revert.")
 @report_output_options()
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
-              help="A directory of the target's user where it writes this session's log (relative to here).")
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    callback=absolute_log_dir,
+    help="A directory of the target's user where it writes this session's log (relative to here).",
+)
 @click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
-def command(pid: int, patterns: Tuple[str, ...], lines: Tuple[str, ...], duration: Optional[float],
-            output: ReportOutput, log_dir: Optional[str], echo_events: bool) -> None:
+def command(
+    pid: int,
+    patterns: Tuple[str, ...],
+    lines: Tuple[str, ...],
+    duration: Optional[float],
+    output: ReportOutput,
+    log_dir: Optional[str],
+    echo_events: bool,
+) -> None:
     """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID."""
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:

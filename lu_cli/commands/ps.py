@@ -1,4 +1,5 @@
 """`lu ps`: the Python processes the user may act on."""
+
 import click
 
 from lu_attach.session import list_processes
@@ -12,11 +13,26 @@ def command(as_json: bool) -> None:
     """List Python processes: pid, user, Python version, agent, command."""
     processes = list_processes()
     if as_json:
-        print_json([{"pid": p.pid, "user": p.user, "python": p.python, "agent": p.agent, "cmdline": p.cmdline,
-                     "exe": p.exe, "static": p.static} for p in processes])
+        print_json(
+            [
+                {
+                    "pid": p.pid,
+                    "user": p.user,
+                    "python": p.python,
+                    "agent": p.agent,
+                    "cmdline": p.cmdline,
+                    "exe": p.exe,
+                    "static": p.static,
+                }
+                for p in processes
+            ]
+        )
         return
     if not processes:
         echo("no Python processes you may act on")
         return
-    print_table(["PID", "USER", "PYTHON", "AGENT", "COMMAND"],
-                [(p.pid, p.user, p.python, "yes" if p.agent else "-", p.cmdline) for p in processes], max_last=100)
+    print_table(
+        ["PID", "USER", "PYTHON", "AGENT", "COMMAND"],
+        [(p.pid, p.user, p.python, "yes" if p.agent else "-", p.cmdline) for p in processes],
+        max_last=100,
+    )

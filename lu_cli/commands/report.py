@@ -1,5 +1,6 @@
 """`lu report [LOG...] [--pid PID] [--format NAME] [-o PATH]` (and the older `--json`, `--flamegraph F.svg`,
 `--speedscope F.json`, `--folded F`)."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple

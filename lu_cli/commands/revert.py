@@ -1,4 +1,5 @@
 """`lu revert PID ID... | --all`."""
+
 from __future__ import annotations
 
 from typing import Tuple

@@ -1,5 +1,6 @@
 """`lu sample PID [--duration S] [--format NAME] [-o PATH] [--json] [--flamegraph F.svg]`: py-spy's view,
 in lu's report form."""
+
 from __future__ import annotations
 
 import click

@@ -5,6 +5,7 @@ here: its command applies it, leaves it in force (or runs it --duration
 seconds, streaming its events, and shows the report with the shared output
 options), exactly like `lu profile`.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -28,11 +29,16 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
     @click.argument("pid", type=int)
     @click.argument("patterns", nargs=-1, required=True)
     @click.option("--duration", type=float, help="Run for S seconds, show the report, then revert.")
-    @click.option("--log-dir", type=click.Path(file_okay=False, path_type=str), callback=absolute_log_dir,
-                  help="A directory of the target's user where it writes this session's log (relative to here).")
+    @click.option(
+        "--log-dir",
+        type=click.Path(file_okay=False, path_type=str),
+        callback=absolute_log_dir,
+        help="A directory of the target's user where it writes this session's log (relative to here).",
+    )
     @report_output_options()
-    def run(pid: int, patterns: Sequence[str], duration: Optional[float], log_dir: Optional[str],
-            output: ReportOutput) -> None:
+    def run(
+        pid: int, patterns: Sequence[str], duration: Optional[float], log_dir: Optional[str], output: ReportOutput
+    ) -> None:
         if duration is not None and duration <= 0:
             raise LuAttachError("--duration must be a positive number of seconds")
         with connect(pid, inject_if_needed=True) as client:
@@ -40,9 +46,17 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
             if duration is None:
                 left_in_force(pid, result, "%s:" % tool.name)
                 return
-            run_then_report(client, pid, result, duration, "%s on" % tool.name, output,
-                            "nothing recorded for the chosen functions",
-                            on_event=only_sessions(result, lambda event: echo(format_event(event))))
+            run_then_report(
+                client,
+                pid,
+                result,
+                duration,
+                "%s on" % tool.name,
+                output,
+                "nothing recorded for the chosen functions",
+                on_event=only_sessions(result, lambda event: echo(format_event(event))),
+            )
+
     return run
 
 

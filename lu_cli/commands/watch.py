@@ -1,4 +1,5 @@
 """`lu watch PID PATH... [--duration S] [--prune] [--check TESTMODULE]`."""
+
 from __future__ import annotations
 
 import sys
@@ -25,23 +26,32 @@ def _echo_err(line: str) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--duration", type=float, default=None, help="Stop after S seconds (default: until Ctrl-C).")
 @click.option("--prune", is_flag=True, help="Delete functions removed from the file (default: report them).")
-@click.option("--check", "check", metavar="TESTMODULE", default=None,
-              help="Run this unittest module in the target after each save; revert the save if it fails.")
-@click.option("--debounce", type=float, default=50.0, show_default=True,
-              help="Milliseconds to wait for a save to settle.")
-def command(pid: int, paths: Tuple[str, ...], duration: Optional[float], prune: bool, check: Optional[str],
-            debounce: float) -> None:
+@click.option(
+    "--check",
+    "check",
+    metavar="TESTMODULE",
+    default=None,
+    help="Run this unittest module in the target after each save; revert the save if it fails.",
+)
+@click.option(
+    "--debounce", type=float, default=50.0, show_default=True, help="Milliseconds to wait for a save to settle."
+)
+def command(
+    pid: int, paths: Tuple[str, ...], duration: Optional[float], prune: bool, check: Optional[str], debounce: float
+) -> None:
     """Apply saved edits of source files (or directories) to the running process.
 
     Each save is one update (lu ls, lu revert): changed functions get their new
     body in place, moved ones their new line numbers, new functions and methods
     are added; removed ones and changed module-level statements are reported.
     """
-    session = WatchSession(pid, list(paths), prune=prune, check=check, debounce=debounce / 1000.0,
-                           out=_echo, err=_echo_err)
+    session = WatchSession(
+        pid, list(paths), prune=prune, check=check, debounce=debounce / 1000.0, out=_echo, err=_echo_err
+    )
     try:
         session.run(duration)
     except KeyboardInterrupt:
         pass
-    _echo("stopped watching process %d (%d save%s applied)" % (pid, session.applied,
-                                                             "" if session.applied == 1 else "s"))
+    _echo(
+        "stopped watching process %d (%d save%s applied)" % (pid, session.applied, "" if session.applied == 1 else "s")
+    )

@@ -140,6 +140,7 @@ copied names, new names; undone on failure), then all code objects are
 swapped.  Errors are LuError with the patch's `file:line:` prefix; no id is
 consumed by a failure.  One re-entrant lock serialises all changes.
 """
+
 from .manager import UpdateManager
 from .points import Capture, Points
 from .records import FuncInfo
@@ -147,5 +148,17 @@ from .resolve import resolve_pattern
 from .timer import CallTimer, CallTree
 from .updates import Instrument, Moved, NewBody, Recode, Redefine
 
-__all__ = ["CallTimer", "CallTree", "Capture", "FuncInfo", "Instrument", "Moved", "NewBody", "Points", "Recode",
-           "Redefine", "UpdateManager", "resolve_pattern"]
+__all__ = [
+    "CallTimer",
+    "CallTree",
+    "Capture",
+    "FuncInfo",
+    "Instrument",
+    "Moved",
+    "NewBody",
+    "Points",
+    "Recode",
+    "Redefine",
+    "UpdateManager",
+    "resolve_pattern",
+]

@@ -7,6 +7,7 @@ original's free variables in its cells (a body that uses fewer gets the
 missing ones as never-run references; one that needs more cannot run there),
 and of the same kind (plain function, generator, coroutine).
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,9 @@ from .records import FunctionState
 from .source import CO_ITERABLE_COROUTINE, KIND_FLAGS, Body, FuncNode, clone, compile_in_scope, find_def
 
 
-def compile_body(node: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
-                 what: str) -> types.CodeType:
+def compile_body(
+    node: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int, what: str
+) -> types.CodeType:
     try:
         return compile_in_scope(node, qualname, freevars, filename, flags)
     except SyntaxError as e:
@@ -30,9 +32,18 @@ def compile_body(node: FuncNode, qualname: str, freevars: Tuple[str, ...], filen
 
 def pad_freevars(node: FuncNode, missing: Set[str]) -> None:
     """Make names free in node by a never-run reference: `if False: (a, b)`."""
-    ref = ast.If(test=ast.Constant(value=False), body=[ast.Expr(value=ast.Tuple(
-        elts=[ast.Name(id=n, ctx=ast.Load()) for n in sorted(missing)] + [ast.Constant(value=None)],
-        ctx=ast.Load()))], orelse=[])
+    ref = ast.If(
+        test=ast.Constant(value=False),
+        body=[
+            ast.Expr(
+                value=ast.Tuple(
+                    elts=[ast.Name(id=n, ctx=ast.Load()) for n in sorted(missing)] + [ast.Constant(value=None)],
+                    ctx=ast.Load(),
+                )
+            )
+        ],
+        orelse=[],
+    )
     last = node.body[-1]
     for n in ast.walk(ref):
         if isinstance(n, (ast.stmt, ast.expr)):  # every node of ref with a position (all but the contexts)
@@ -63,8 +74,14 @@ def kind_of(flags: int) -> str:
     return "a plain function"
 
 
-def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Optional[FuncNode] = None,
-             code: Optional[types.CodeType] = None) -> types.CodeType:
+def fit_code(
+    st: FunctionState,
+    what: str,
+    filename: str,
+    flags: int,
+    node: Optional[FuncNode] = None,
+    code: Optional[types.CodeType] = None,
+) -> types.CodeType:
     """The code that runs `node` (or `code`, without source) in place of st's function.
 
     `what` names it in errors ("the new body of shop.price"). `node` is a def
@@ -77,9 +94,11 @@ def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Opti
         if code.co_freevars != st.freevars:
             extra = set(code.co_freevars) - set(st.freevars)
             if extra:
-                raise LuError("%s needs free variables %s that the running function does not have (it has %s); "
-                              "a closure's variables cannot change in place"
-                              % (what, ", ".join(sorted(extra)), ", ".join(st.freevars) or "none"))
+                raise LuError(
+                    "%s needs free variables %s that the running function does not have (it has %s); "
+                    "a closure's variables cannot change in place"
+                    % (what, ", ".join(sorted(extra)), ", ".join(st.freevars) or "none")
+                )
             pad_freevars(node, set(st.freevars) - set(code.co_freevars))
             code = compile_body(node, st.qualname, st.freevars, filename, code.co_flags, what)
     elif code is not None:
@@ -89,13 +108,16 @@ def fit_code(st: FunctionState, what: str, filename: str, flags: int, node: Opti
     else:  # pragma: no cover - a caller's mistake
         raise LuError("internal: %s has neither source nor code" % what)
     if code.co_freevars != st.freevars:
-        raise LuError("%s has free variables (%s) other than the running function's (%s)"
-                      % (what, ", ".join(code.co_freevars) or "none", ", ".join(st.freevars) or "none"))
+        raise LuError(
+            "%s has free variables (%s) other than the running function's (%s)"
+            % (what, ", ".join(code.co_freevars) or "none", ", ".join(st.freevars) or "none")
+        )
     if st.orig.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
         code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)  # @types.coroutine
     if (code.co_flags & KIND_FLAGS) != (st.orig.code.co_flags & KIND_FLAGS):
-        raise LuError("%s is %s but the running function is %s"
-                      % (what, kind_of(code.co_flags), kind_of(st.orig.code.co_flags)))
+        raise LuError(
+            "%s is %s but the running function is %s" % (what, kind_of(code.co_flags), kind_of(st.orig.code.co_flags))
+        )
     return code
 
 
@@ -106,30 +128,68 @@ def redefined_body(st: FunctionState, new: types.FunctionType, name: str, uid: i
     if node is not None:
         node.name = st.orig.code.co_name
         node.decorator_list = []
-    code = fit_code(st, "the new body of %s" % name, ncode.co_filename, ncode.co_flags, node=node,
-                    code=None if node is not None else ncode)
+    code = fit_code(
+        st,
+        "the new body of %s" % name,
+        ncode.co_filename,
+        ncode.co_flags,
+        node=node,
+        code=None if node is not None else ncode,
+    )
     annotations = new.__annotations__
-    return Body(node=node, filename=ncode.co_filename, flags=ncode.co_flags, code=code, defaults=new.__defaults__,
-                kwdefaults=new.__kwdefaults__, annotations=dict(annotations) if annotations else {},
-                doc=new.__doc__, label="redefine #%d" % uid)
+    return Body(
+        node=node,
+        filename=ncode.co_filename,
+        flags=ncode.co_flags,
+        code=code,
+        defaults=new.__defaults__,
+        kwdefaults=new.__kwdefaults__,
+        annotations=dict(annotations) if annotations else {},
+        doc=new.__doc__,
+        label="redefine #%d" % uid,
+    )
 
 
-def file_body(st: FunctionState, name: str, node: FuncNode, code: types.CodeType, filename: str,
-              previous: Body, uid: int, defaults: Optional[Tuple[Any, ...]], kwdefaults: Optional[Dict[str, Any]],
-              doc: Optional[str]) -> Body:
+def file_body(
+    st: FunctionState,
+    name: str,
+    node: FuncNode,
+    code: types.CodeType,
+    filename: str,
+    previous: Body,
+    uid: int,
+    defaults: Optional[Tuple[Any, ...]],
+    kwdefaults: Optional[Dict[str, Any]],
+    doc: Optional[str],
+) -> Body:
     """A def of the module's own file, already compiled, as the body of st's function (Recode)."""
     private = clone(node) if code.co_freevars != st.freevars else node
     if private is not node:
         private.decorator_list = list(private.decorator_list)
     fitted = fit_code(st, "the new body of %s" % name, filename, code.co_flags, node=private, code=code)
-    return Body(node=private, filename=filename, flags=fitted.co_flags, code=fitted, defaults=defaults,
-                kwdefaults=kwdefaults, annotations=previous.annotations, doc=doc, label="watch #%d" % uid,
-                from_file=filename)
+    return Body(
+        node=private,
+        filename=filename,
+        flags=fitted.co_flags,
+        code=fitted,
+        defaults=defaults,
+        kwdefaults=kwdefaults,
+        annotations=previous.annotations,
+        doc=doc,
+        label="watch #%d" % uid,
+        from_file=filename,
+    )
 
 
-def new_function(code: types.CodeType, globals_dict: Dict[str, Any], attr: str, template: types.FunctionType,
-                 qualname: str, module: str,
-                 closure: Optional[Tuple[types.CellType, ...]] = None) -> types.FunctionType:
+def new_function(
+    code: types.CodeType,
+    globals_dict: Dict[str, Any],
+    attr: str,
+    template: types.FunctionType,
+    qualname: str,
+    module: str,
+    closure: Optional[Tuple[types.CellType, ...]] = None,
+) -> types.FunctionType:
     """A fresh function object running `code`, with `template`'s defaults, annotations, doc and dict."""
     func = types.FunctionType(code, globals_dict, attr, template.__defaults__, closure)
     func.__kwdefaults__ = template.__kwdefaults__

@@ -7,6 +7,7 @@ it, lu watch adds, rebinds and prunes attributes. Each is prepared as a
 compiled, and undone if anything after it fails; each returns its undo, which
 the update's record keeps for revert.
 """
+
 from __future__ import annotations
 
 import ast
@@ -57,14 +58,18 @@ def raised_where(filename: str, tb: Optional[types.TracebackType]) -> str:
     return "%s:%s: " % (filename, line) if line else "%s: " % filename
 
 
-def copy_globals(rec: UpdateRecord, target_globals: Dict[str, Any], code: types.CodeType,
-                 new: types.FunctionType, where: str) -> Optional[SideEffect]:
+def copy_globals(
+    rec: UpdateRecord, target_globals: Dict[str, Any], code: types.CodeType, new: types.FunctionType, where: str
+) -> Optional[SideEffect]:
     """Copy into the module the names a new body uses that it lacks and the patch defines."""
     source = new.__globals__
     if source is target_globals:
         return None
-    needed = {name: source[name] for name in global_names(code)
-              if name not in target_globals and not hasattr(builtins, name) and name in source}
+    needed = {
+        name: source[name]
+        for name in global_names(code)
+        if name not in target_globals and not hasattr(builtins, name) and name in source
+    }
     if not needed:
         return None
 
@@ -80,7 +85,9 @@ def copy_globals(rec: UpdateRecord, target_globals: Dict[str, Any], code: types.
             # still running the reverted body look these names up, and a
             # name the module did not have cannot change what it runs.
             added.clear()
+
         return undo
+
     return SideEffect(rec, where, run)
 
 
@@ -91,12 +98,21 @@ def predefine(rec: UpdateRecord, module: types.ModuleType, function: types.Funct
         raise LuError("the predefine function %s has no source lu can find" % function.__name__)
     pcode = function.__code__
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         body = body[1:]
     try:
-        code = compile(ast.Module(body=body or [ast.Pass(lineno=node.lineno, col_offset=0)], type_ignores=[]),
-                       pcode.co_filename, "exec", flags=pcode.co_flags & FUTURE_MASK, dont_inherit=True)
+        code = compile(
+            ast.Module(body=body or [ast.Pass(lineno=node.lineno, col_offset=0)], type_ignores=[]),
+            pcode.co_filename,
+            "exec",
+            flags=pcode.co_flags & FUTURE_MASK,
+            dont_inherit=True,
+        )
     except SyntaxError as e:
         raise LuError("%s:%s: predefine: %s" % (pcode.co_filename, e.lineno, e.msg))
     namespace = module.__dict__
@@ -118,12 +134,15 @@ def predefine(rec: UpdateRecord, module: types.ModuleType, function: types.Funct
             for key, value in changed.items():
                 if key in before and namespace.get(key, resolve._MISSING) is value:
                     namespace[key] = before[key]
+
         return undo
+
     return SideEffect(rec, where, run)
 
 
-def new_name(rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str, full: str, new: Any,
-             where: str) -> Tuple[SideEffect, Optional[SideEffect]]:
+def new_name(
+    rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str, full: str, new: Any, where: str
+) -> Tuple[SideEffect, Optional[SideEffect]]:
     """A Redefine of a name its module or class does not have yet: add it (and remove it on revert)."""
     if not isinstance(parent, (types.ModuleType, type)):
         raise LuError("cannot add %s: %r is not a module or class" % (full, parent))
@@ -163,7 +182,9 @@ def new_name(rec: UpdateRecord, module: types.ModuleType, parent: Any, attr: str
         def undo() -> None:
             if parent.__dict__.get(attr) is value:
                 delattr(parent, attr)
+
         return undo
+
     return SideEffect(rec, where, run), copy_globals(rec, globals_dict, code, nfunc, where)
 
 

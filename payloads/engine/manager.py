@@ -7,6 +7,7 @@ test, or a program that wants its own bookkeeping, makes an instance
 through `manager.lock` (re-entrant); a swap is a `__code__` assignment,
 atomic under the GIL.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,7 +52,7 @@ class UpdateManager(metaclass=_ManagerClass):
 
     def __init__(self) -> None:
         self.lock = osthreads.RLock()
-        self.states: Dict[int, FunctionState] = {}   # id(func) -> its state, while any layer applies
+        self.states: Dict[int, FunctionState] = {}  # id(func) -> its state, while any layer applies
         self.records: Dict[int, UpdateRecord] = {}
         self.next_id = 1
         self.pending: Optional[Tuple[str, List[PendingUpdate]]] = None  # a patch file being run
@@ -194,9 +195,11 @@ class UpdateManager(metaclass=_ManagerClass):
         plans = []
         for st in touched.values():
             if st.func.__code__ is not st.current:
-                raise LuError("%s was changed by something other than lu since lu last changed it; "
-                              "refusing to overwrite it (update ids %s stay applied)"
-                              % (st.name, ", ".join(str(r.uid) for r in records)))
+                raise LuError(
+                    "%s was changed by something other than lu since lu last changed it; "
+                    "refusing to overwrite it (update ids %s stay applied)"
+                    % (st.name, ", ".join(str(r.uid) for r in records))
+                )
             layers = [layer for layer in st.layers if id(layer.record) not in doomed]
             code, body = effective(st, layers) if layers else (st.orig.code, st.orig)
             plans.append((st, layers, code, body))
@@ -221,5 +224,7 @@ def _now() -> str:
     local = time.localtime()
     offset = local.tm_gmtoff or 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", local) + "%s%02d:%02d" % (
-        "+" if offset >= 0 else "-", abs(offset) // 3600, abs(offset) % 3600 // 60)
-
+        "+" if offset >= 0 else "-",
+        abs(offset) // 3600,
+        abs(offset) % 3600 // 60,
+    )

@@ -6,6 +6,7 @@ applied; after the file ran, the collected updates are committed together.
 Errors carry the patch file's `file:line:` prefix; no id is consumed by a
 failure.
 """
+
 from __future__ import annotations
 
 import builtins

@@ -20,6 +20,7 @@ PyLiveUpdate's spelling, a dict from point to hook or (hook, want), with
 `('line_before', [lines])` keys and `'func_timer'`, is still accepted by
 Instrument and converted here, in `Points.coerce`, and nowhere else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -80,24 +81,40 @@ class Points:
 
     def timer(self, timer: CallTimer) -> Points:
         if not isinstance(timer, CallTimer):
-            raise LuError("func_timer takes a call-tree timer (a lu_payloads.engine.timer.CallTimer), not %r"
-                          % (timer,))
+            raise LuError(
+                "func_timer takes a call-tree timer (a lu_payloads.engine.timer.CallTimer), not %r" % (timer,)
+            )
         self.timers.append(timer)
         return self
 
     # -- reading ------------------------------------------------------------------
     def empty(self) -> bool:
-        return not (self.func_before or self.func_after or self.line_before or self.line_after
-                    or self.on_suspend or self.on_resume or self.timers)
+        return not (
+            self.func_before
+            or self.func_after
+            or self.line_before
+            or self.line_after
+            or self.on_suspend
+            or self.on_resume
+            or self.timers
+        )
 
     def line_numbers(self) -> List[Tuple[str, int]]:
         return [(kind, number) for kind in LINE_KINDS for number in getattr(self, kind)]
 
     def names(self) -> List[str]:
         """The points in use, for an update's description ('func_before', 'line_after 12,14', ...)."""
-        shown = [name for name, used in (("func_timer", self.timers), ("func_before", self.func_before),
-                                         ("func_after", self.func_after), ("suspend", self.on_suspend),
-                                         ("resume", self.on_resume)) if used]
+        shown = [
+            name
+            for name, used in (
+                ("func_timer", self.timers),
+                ("func_before", self.func_before),
+                ("func_after", self.func_after),
+                ("suspend", self.on_suspend),
+                ("resume", self.on_resume),
+            )
+            if used
+        ]
         for kind in LINE_KINDS:
             table = getattr(self, kind)
             if table:
@@ -129,8 +146,10 @@ class Points:
                 else:
                     {"func_after": points.after, "suspend": points.suspend, "resume": points.resume}[key](hook)
             else:
-                raise LuError("unknown instrumentation point %r; use 'func_before', 'func_after', "
-                              "('line_before', [lines]), ('line_after', [lines]), 'suspend' or 'resume'" % (key,))
+                raise LuError(
+                    "unknown instrumentation point %r; use 'func_before', 'func_after', "
+                    "('line_before', [lines]), ('line_after', [lines]), 'suspend' or 'resume'" % (key,)
+                )
         return points
 
 
@@ -166,6 +185,7 @@ def _hook(hook: object, point: str) -> Callable[..., Any]:
 
         def hashable(*args: Any) -> Any:
             return inner(*args)
+
         return hashable
     return hook
 
@@ -200,6 +220,4 @@ def _line_numbers(lines: Any, point: str) -> List[int]:
 
 
 def describe_targets(targets: Iterable[str], count: int, points: Points) -> str:
-    return "%s (%d function%s): %s" % (", ".join(targets), count, "" if count == 1 else "s",
-                                        "; ".join(points.names()))
-
+    return "%s (%d function%s): %s" % (", ".join(targets), count, "" if count == 1 else "s", "; ".join(points.names()))

@@ -6,6 +6,7 @@
 - `FunctionState`: per changed function, the pristine original and its layers
   in order; the running code is rebuilt from these on every change.
 """
+
 from __future__ import annotations
 
 import sys
@@ -92,9 +93,15 @@ class UpdateRecord:
             pass
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"id": self.uid, "kind": self.kind, "targets": list(self.targets),
-                "description": self.description, "applied_at": self.applied_at,
-                "hook_errors": self.hook_errors, "last_hook_error": self.last_hook_error}
+        return {
+            "id": self.uid,
+            "kind": self.kind,
+            "targets": list(self.targets),
+            "description": self.description,
+            "applied_at": self.applied_at,
+            "hook_errors": self.hook_errors,
+            "last_hook_error": self.last_hook_error,
+        }
 
 
 class InstrumentLayer:
@@ -127,10 +134,18 @@ class FunctionState:
         self.qualname = code_qualname(func)
         self.freevars = code.co_freevars
         annotations = func.__annotations__
-        self.orig = Body(node=None, filename=code.co_filename, flags=code.co_flags, code=code,
-                         defaults=func.__defaults__, kwdefaults=func.__kwdefaults__,
-                         annotations=dict(annotations) if annotations else {}, doc=func.__doc__, label="original",
-                         from_file=code.co_filename)
+        self.orig = Body(
+            node=None,
+            filename=code.co_filename,
+            flags=code.co_flags,
+            code=code,
+            defaults=func.__defaults__,
+            kwdefaults=func.__kwdefaults__,
+            annotations=dict(annotations) if annotations else {},
+            doc=func.__doc__,
+            label="original",
+            from_file=code.co_filename,
+        )
         self.body = self.orig
         self.layers: List[Layer] = []
         self.current = code

@@ -5,6 +5,7 @@ imports anything into the target.  A decorated function is changed at the
 function the user wrote: `__wrapped__` is followed (functools.wraps,
 lru_cache), so wrappers keep calling the changed function.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ from ..errors import LuError
 FunctionType = types.FunctionType
 ACCESSORS = ("fget", "fset", "fdel")
 
-Found = List[Tuple[str, types.FunctionType]]   # (dotted name, function)
-FileCache = Dict[Tuple[str, str], bool]        # (file, file) -> the same file?
+Found = List[Tuple[str, types.FunctionType]]  # (dotted name, function)
+FileCache = Dict[Tuple[str, str], bool]  # (file, file) -> the same file?
 
 
 def unwrap(obj: Any) -> Optional[types.FunctionType]:
@@ -87,8 +88,7 @@ def resolve_object(name: str) -> Tuple[Any, Optional[str], Any]:
         raise LuError("%r is not a valid dotted name" % (name,))
     mod, modname, rest = find_module(name)
     if mod is None:
-        raise LuError("cannot find %s: no module named %r is loaded in the process"
-                      % (name, name.split(".")[0]))
+        raise LuError("cannot find %s: no module named %r is loaded in the process" % (name, name.split(".")[0]))
     if not rest:
         return None, None, mod
     assert modname is not None  # found with its module
@@ -168,8 +168,9 @@ def _defined_here(func: types.FunctionType, filename: str, cache: FileCache) -> 
     return code.co_name != "<lambda>" and _same_file(code.co_filename, filename, cache)
 
 
-def _class_functions(cls: type, prefix: str, filename: str, out: Found, seen: Set[int], cache: FileCache,
-                     depth: int = 0) -> None:
+def _class_functions(
+    cls: type, prefix: str, filename: str, out: Found, seen: Set[int], cache: FileCache, depth: int = 0
+) -> None:
     if depth > 20 or id(cls) in seen:
         return
     seen.add(id(cls))
@@ -180,12 +181,15 @@ def _class_functions(cls: type, prefix: str, filename: str, out: Found, seen: Se
     for attr, value in items:
         qname = prefix + "." + attr
         if isinstance(value, type):
-            if getattr(value, "__qualname__", "").startswith(cls.__qualname__ + ".") and \
-                    value.__module__ == cls.__module__:
+            if (
+                getattr(value, "__qualname__", "").startswith(cls.__qualname__ + ".")
+                and value.__module__ == cls.__module__
+            ):
                 _class_functions(value, qname, filename, out, seen, cache, depth + 1)
             continue
-        if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and \
-                not hasattr(value, "__wrapped__"):
+        if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and not hasattr(
+            value, "__wrapped__"
+        ):
             continue
         for n, f in functions_of(value, qname, strict=False):
             if id(f) not in seen and _defined_here(f, filename, cache):
@@ -210,8 +214,9 @@ def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[
             continue
         if isinstance(value, types.ModuleType):
             continue
-        if not isinstance(value, (FunctionType, staticmethod, classmethod)) and \
-                not (callable(value) and hasattr(value, "__wrapped__")):
+        if not isinstance(value, (FunctionType, staticmethod, classmethod)) and not (
+            callable(value) and hasattr(value, "__wrapped__")
+        ):
             continue
         for n, f in functions_of(value, qname, strict=False):
             if id(f) not in seen and _defined_here(f, filename, cache):

@@ -11,6 +11,7 @@ same qualified names for the function and anything nested in it.  The
 synthetic module is compiled, never executed; the target's code object is taken
 out of its constants.
 """
+
 from __future__ import annotations
 import __future__ as _future
 
@@ -39,8 +40,8 @@ FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 SCOPE_STMTS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)  # the scopes a statement list can hold
 
-FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]   # a def, the node a function's code is compiled from
-StatementLines = Tuple[Set[int], Dict[int, str]]          # (own, nested): see statement_lines
+FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]  # a def, the node a function's code is compiled from
+StatementLines = Tuple[Set[int], Dict[int, str]]  # (own, nested): see statement_lines
 _Tree = TypeVar("_Tree")
 _Node = TypeVar("_Node", bound=ast.AST)
 _Placed = TypeVar("_Placed", bound=Union[ast.stmt, ast.expr, ast.alias])
@@ -73,7 +74,7 @@ class SourceFile(NamedTuple):
     lines: List[str]
     tree: ast.Module
     defs: Dict[Tuple[str, int], FuncNode]  # (name, line) -> def node, by decorator line and `def` line
-    imports: Tuple[str, ...]              # names bound by module-level imports
+    imports: Tuple[str, ...]  # names bound by module-level imports
 
 
 def read_source(filename: str) -> SourceFile:
@@ -105,8 +106,10 @@ def read_source(filename: str) -> SourceFile:
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as e:
-        raise LuError("%s:%s: the source file does not parse (edited since the process loaded it?): %s"
-                      % (filename, e.lineno, e.msg))
+        raise LuError(
+            "%s:%s: the source file does not parse (edited since the process loaded it?): %s"
+            % (filename, e.lineno, e.msg)
+        )
     defs: Dict[Tuple[str, int], FuncNode] = {}
     stack: List[ast.AST] = list(tree.body)
     while stack:  # statements only: a def is always a statement
@@ -140,8 +143,11 @@ def _top_level_imports(tree: ast.Module) -> Tuple[str, ...]:
                 if alias.name != "*":
                     names.add(alias.asname or alias.name.split(".")[0])
         elif not isinstance(node, SCOPE_NODES):
-            stack.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, (ast.stmt, ast.excepthandler))
-                         or hasattr(n, "body"))
+            stack.extend(
+                n
+                for n in ast.iter_child_nodes(node)
+                if isinstance(n, (ast.stmt, ast.excepthandler)) or hasattr(n, "body")
+            )
     return tuple(sorted(names))
 
 
@@ -191,8 +197,7 @@ def _with_type_params(cls: Type[_Node], **fields: Any) -> _Node:
 
 
 def _empty_args() -> ast.arguments:
-    return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
-                         kwarg=None, defaults=[])
+    return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
 
 
 def _import_stmts(imports: Sequence[str], like: ast.stmt) -> List[ast.stmt]:
@@ -206,8 +211,14 @@ def _import_stmts(imports: Sequence[str], like: ast.stmt) -> List[ast.stmt]:
     return [stmt]
 
 
-def compile_in_scope(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
-                     imports: Optional[Tuple[str, ...]] = None) -> CodeType:
+def compile_in_scope(
+    fnode: FuncNode,
+    qualname: str,
+    freevars: Tuple[str, ...],
+    filename: str,
+    flags: int,
+    imports: Optional[Tuple[str, ...]] = None,
+) -> CodeType:
     """Compile a FunctionDef node as if at `qualname`; return its code object.
 
     `fnode` is used as is (not copied); its decorators only fix co_firstlineno
@@ -237,15 +248,28 @@ def compile_in_scope(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], 
         if kind == "def":
             body = inner
             if innermost_def:
-                body = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
-                                        value=_loc(ast.Constant(value=None), fnode)), fnode)
-                        for v in cells] + inner
+                body = [
+                    _loc(
+                        ast.Assign(
+                            targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
+                            value=_loc(ast.Constant(value=None), fnode),
+                        ),
+                        fnode,
+                    )
+                    for v in cells
+                ] + inner
                 innermost_def = False
-            node = _with_type_params(ast.FunctionDef, name=name, args=_empty_args(), body=body,
-                                     decorator_list=[], returns=None, type_comment=None)
+            node = _with_type_params(
+                ast.FunctionDef,
+                name=name,
+                args=_empty_args(),
+                body=body,
+                decorator_list=[],
+                returns=None,
+                type_comment=None,
+            )
         else:
-            node = _with_type_params(ast.ClassDef, name=name, bases=[], keywords=[], body=inner,
-                                     decorator_list=[])
+            node = _with_type_params(ast.ClassDef, name=name, bases=[], keywords=[], body=inner, decorator_list=[])
         inner = [_loc(node, fnode)]
     if imports is None:
         imports = imports_of(filename)
@@ -257,19 +281,46 @@ def compile_in_scope(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], 
     return target
 
 
-def _compile_fallback(fnode: FuncNode, qualname: str, freevars: Tuple[str, ...], filename: str, flags: int,
-                      imports: Optional[Tuple[str, ...]]) -> CodeType:
+def _compile_fallback(
+    fnode: FuncNode,
+    qualname: str,
+    freevars: Tuple[str, ...],
+    filename: str,
+    flags: int,
+    imports: Optional[Tuple[str, ...]],
+) -> CodeType:
     """Scopes the qualified name cannot describe: one wrapper def holding every cell."""
     cells = list(freevars)
-    body: List[ast.stmt] = [_loc(ast.Assign(targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)],
-                                            value=_loc(ast.Constant(value=None), fnode)), fnode) for v in cells]
-    wrapper = _loc(_with_type_params(ast.FunctionDef, name="__lu_scope__", args=_empty_args(),
-                                     body=body + [fnode], decorator_list=[], returns=None,
-                                     type_comment=None), fnode)
+    body: List[ast.stmt] = [
+        _loc(
+            ast.Assign(
+                targets=[_loc(ast.Name(id=v, ctx=ast.Store()), fnode)], value=_loc(ast.Constant(value=None), fnode)
+            ),
+            fnode,
+        )
+        for v in cells
+    ]
+    wrapper = _loc(
+        _with_type_params(
+            ast.FunctionDef,
+            name="__lu_scope__",
+            args=_empty_args(),
+            body=body + [fnode],
+            decorator_list=[],
+            returns=None,
+            type_comment=None,
+        ),
+        fnode,
+    )
     if imports is None:
         imports = imports_of(filename)
-    code = compile(ast.Module(body=_import_stmts(imports, fnode) + [wrapper], type_ignores=[]), filename, "exec",
-                   flags=flags & FUTURE_MASK, dont_inherit=True)
+    code = compile(
+        ast.Module(body=_import_stmts(imports, fnode) + [wrapper], type_ignores=[]),
+        filename,
+        "exec",
+        flags=flags & FUTURE_MASK,
+        dont_inherit=True,
+    )
     target = _find_code(code, fnode.name, None)
     if target is None:  # pragma: no cover - defensive
         raise LuError("internal: compiled code for %s not found" % qualname)
@@ -304,13 +355,21 @@ def same_code(a: CodeType, b: CodeType) -> bool:
     """Do two code objects do the same thing at the same lines?"""
     if a is b:
         return True
-    if (a.co_code != b.co_code or a.co_names != b.co_names or a.co_varnames != b.co_varnames
-            or a.co_freevars != b.co_freevars or a.co_cellvars != b.co_cellvars
-            or (a.co_flags | FLAGS_IGNORED) != (b.co_flags | FLAGS_IGNORED)
-            or a.co_argcount != b.co_argcount or a.co_kwonlyargcount != b.co_kwonlyargcount
-            or a.co_posonlyargcount != b.co_posonlyargcount
-            or a.co_firstlineno != b.co_firstlineno or a.co_name != b.co_name
-            or _linetable(a) != _linetable(b) or len(a.co_consts) != len(b.co_consts)):
+    if (
+        a.co_code != b.co_code
+        or a.co_names != b.co_names
+        or a.co_varnames != b.co_varnames
+        or a.co_freevars != b.co_freevars
+        or a.co_cellvars != b.co_cellvars
+        or (a.co_flags | FLAGS_IGNORED) != (b.co_flags | FLAGS_IGNORED)
+        or a.co_argcount != b.co_argcount
+        or a.co_kwonlyargcount != b.co_kwonlyargcount
+        or a.co_posonlyargcount != b.co_posonlyargcount
+        or a.co_firstlineno != b.co_firstlineno
+        or a.co_name != b.co_name
+        or _linetable(a) != _linetable(b)
+        or len(a.co_consts) != len(b.co_consts)
+    ):
         return False
     if sys.version_info >= (3, 11) and a.co_exceptiontable != b.co_exceptiontable:
         return False
@@ -344,15 +403,25 @@ class Body:
     annotations: Optional[Dict[str, Any]] = None
     doc: Optional[str] = None
     label: str = ""
-    lines: Optional[StatementLines] = None   # statement lines, computed on demand
+    lines: Optional[StatementLines] = None  # statement lines, computed on demand
     moved_from: Optional[Tuple[Body, int]] = None
     from_file: Optional[str] = None
 
     def moved(self, delta: int, label: str) -> Body:
         """This body started `delta` lines further down (same code otherwise)."""
-        return Body(node=None, filename=self.filename, flags=self.flags, code=shift_code(self.code, delta),
-                    defaults=self.defaults, kwdefaults=self.kwdefaults, annotations=self.annotations,
-                    doc=self.doc, label=label, moved_from=(self, delta), from_file=self.from_file)
+        return Body(
+            node=None,
+            filename=self.filename,
+            flags=self.flags,
+            code=shift_code(self.code, delta),
+            defaults=self.defaults,
+            kwdefaults=self.kwdefaults,
+            annotations=self.annotations,
+            doc=self.doc,
+            label=label,
+            moved_from=(self, delta),
+            from_file=self.from_file,
+        )
 
 
 def shift_code(code: CodeType, delta: int) -> CodeType:
@@ -377,12 +446,15 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
     if code.co_name == "<lambda>":
         raise LuError("%s is a lambda; lu can only change functions written with def" % name)
     if not filename or ((filename.startswith("<") and filename.endswith(">")) and filename not in linecache.cache):
-        raise LuError("%s has no source file (it was defined in %s, e.g. by exec or at a REPL)"
-                      % (name, filename or "an unknown place"))
+        raise LuError(
+            "%s has no source file (it was defined in %s, e.g. by exec or at a REPL)"
+            % (name, filename or "an unknown place")
+        )
     node = find_def(filename, code.co_name, code.co_firstlineno)
-    stale = ("the source of %s in %s does not match the code the process runs "
-             "(the file was edited since it was loaded); lu refuses to use stale source"
-             % (name, filename))
+    stale = (
+        "the source of %s in %s does not match the code the process runs "
+        "(the file was edited since it was loaded); lu refuses to use stale source" % (name, filename)
+    )
     if node is None:
         raise LuError(stale)
     try:

@@ -21,6 +21,7 @@ read-modify-write race between threads; readers (a tool's snapshots) only
 read. A tool subclasses CallTimer to keep the trees it is given
 (`tree_started`) and to report them.
 """
+
 from __future__ import annotations
 
 import threading

@@ -8,6 +8,7 @@
    undone if a later one fails;
 3. swap every code object (a `__code__` assignment, atomic under the GIL).
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,8 @@ PendingUpdate = Tuple[int, Update, str]  # (id, update, the patch file's "file:l
 class Transaction:
     def __init__(self, manager: UpdateManager) -> None:
         self.manager = manager
-        self.work: Dict[int, FunctionState] = {}     # id(func) -> its state
-        self.layers: Dict[int, List[Layer]] = {}     # id(func) -> its new list of layers
+        self.work: Dict[int, FunctionState] = {}  # id(func) -> its state
+        self.layers: Dict[int, List[Layer]] = {}  # id(func) -> its new list of layers
         self.effects: List[effects.SideEffect] = []
         self.records: List[UpdateRecord] = []
 
@@ -92,8 +93,18 @@ class Transaction:
                 self._move(rec, st, previous, change, uid)
                 continue
             assert isinstance(change, NewBody)
-            body = bodies.file_body(st, change.name, change.node, change.code, update.filename, previous, uid,
-                                    change.defaults, change.kwdefaults, change.doc)
+            body = bodies.file_body(
+                st,
+                change.name,
+                change.node,
+                change.code,
+                update.filename,
+                previous,
+                uid,
+                change.defaults,
+                change.kwdefaults,
+                change.doc,
+            )
             self.add_layer(rec, st, RedefineLayer(rec, body))
         for action in update.actions:
             self.effects.append(effects.SideEffect(rec, "", action))
@@ -128,8 +139,15 @@ class Transaction:
         if update.predefine is not None:
             self.add_effect(effects.predefine(rec, module, update.predefine, where))
         for key, new in update.mapping.items():
-            full = key if (key == modname or key.startswith(modname + ".") or (modname == "__main__"
-                           and key.startswith("__main__."))) else modname + "." + key
+            full = (
+                key
+                if (
+                    key == modname
+                    or key.startswith(modname + ".")
+                    or (modname == "__main__" and key.startswith("__main__."))
+                )
+                else modname + "." + key
+            )
             parent, attr, obj = resolve.resolve_object(full)
             if obj is resolve._MISSING:
                 assert attr is not None  # resolve_object names the attribute it did not find
@@ -154,8 +172,10 @@ class Transaction:
         for key, st in self.work.items():
             layers = self.layers[key]
             if st.func.__code__ is not st.current:
-                raise LuError("%s was changed by something other than lu since lu last changed it; "
-                              "refusing to overwrite" % st.name)
+                raise LuError(
+                    "%s was changed by something other than lu since lu last changed it; "
+                    "refusing to overwrite" % st.name
+                )
             code, body = effective(st, layers)
             plans.append((st, layers, code, body))
         return plans
@@ -191,12 +211,16 @@ def check_lines(st: FunctionState, body: Body, name: str, line_points: List[Tupl
         if number < first or number > last:
             raise LuError("line %d is not inside %s (%s lines %d-%d)" % (number, name, body.filename, first, last))
         if number in nested and number not in own:
-            raise LuError("line %d of %s is inside the nested %s, not directly in %s"
-                          % (number, body.filename, nested[number], name))
+            raise LuError(
+                "line %d of %s is inside the nested %s, not directly in %s"
+                % (number, body.filename, nested[number], name)
+            )
         if number not in own:
             near = sorted(own, key=lambda x: abs(x - number))[:3]
-            raise LuError("line %d of %s holds no statement of %s (statements start on lines %s)"
-                          % (number, body.filename, name, ", ".join(str(x) for x in sorted(near))))
+            raise LuError(
+                "line %d of %s holds no statement of %s (statements start on lines %s)"
+                % (number, body.filename, name, ", ".join(str(x) for x in sorted(near)))
+            )
 
 
 def pair_targets(full: str, obj: Any, new: Any) -> List[Tuple[str, types.FunctionType, types.FunctionType]]:
@@ -258,7 +282,8 @@ def effective(st: FunctionState, layers: List[Layer]) -> Tuple[types.CodeType, B
             for kind in ("line_before", "line_after"):
                 for number, captures in getattr(points, kind).items():
                     getattr(plan, kind).setdefault(number + shift, []).extend(
-                        (capture.hook, capture.want, rec) for capture in captures)
+                        (capture.hook, capture.want, rec) for capture in captures
+                    )
     for layer in reversed(instruments):
         plan.after.extend((hook, layer.record) for hook in layer.points.func_after)
     if plan.empty():
@@ -269,6 +294,7 @@ def effective(st: FunctionState, layers: List[Layer]) -> Tuple[types.CodeType, B
     except SyntaxError as e:
         raise LuError("%s:%s: cannot instrument %s: %s" % (body.filename, e.lineno, st.name, e.msg))
     if code.co_freevars != st.freevars:  # pragma: no cover - defensive
-        raise LuError("internal: instrumented %s has free variables %s, expected %s"
-                      % (st.name, code.co_freevars, st.freevars))
+        raise LuError(
+            "internal: instrumented %s has free variables %s, expected %s" % (st.name, code.co_freevars, st.freevars)
+        )
     return code, body

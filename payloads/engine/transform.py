@@ -30,6 +30,7 @@ Line hooks are statements inserted before/after the statement that starts on
 the line; `yield`/`await` become `R(yield S(v))` with small pass-through
 helpers when resume/suspend hooks exist.
 """
+
 from __future__ import annotations
 
 import ast
@@ -61,8 +62,8 @@ _locals = builtins.locals
 RV, EXC_NAME, E_NAME, V_NAME = "__lu_rv__", "__lu_x__", "__lu_e__", "__lu_v__"
 
 Hook = Callable[..., Any]
-ValueHook = Tuple[Hook, Want, UpdateRecord]   # (hook, the values it wants, the record its failures count in)
-PlainHook = Tuple[Hook, UpdateRecord]         # (hook, rec)
+ValueHook = Tuple[Hook, Want, UpdateRecord]  # (hook, the values it wants, the record its failures count in)
+PlainHook = Tuple[Hook, UpdateRecord]  # (hook, rec)
 Picker = Callable[[Dict[str, Any]], Dict[str, Any]]
 Passthrough = Callable[[Any], Any]
 _Located = TypeVar("_Located", bound=ast.AST)
@@ -98,6 +99,7 @@ def make_picker(names: Sequence[str], globals_dict: Dict[str, Any]) -> Picker:
             if value is not missing:
                 out[name] = value
         return out
+
     return pick
 
 
@@ -105,7 +107,7 @@ def make_passthrough(entries: Iterable[PlainHook], info: FuncInfo) -> Passthroug
     """Suspend/resume helper: call each (hook, rec) with info, return the value."""
     entries = tuple(entries)
     if len(entries) == 1:
-        (hook, rec), = entries
+        ((hook, rec),) = entries
 
         def passthrough(value: Any) -> Any:
             try:
@@ -113,6 +115,7 @@ def make_passthrough(entries: Iterable[PlainHook], info: FuncInfo) -> Passthroug
             except Exception:
                 rec.failed()
             return value
+
         return passthrough
 
     def passthrough_many(value: Any) -> Any:
@@ -122,6 +125,7 @@ def make_passthrough(entries: Iterable[PlainHook], info: FuncInfo) -> Passthroug
             except Exception:
                 rec.failed()
         return value
+
     return passthrough_many
 
 
@@ -129,17 +133,24 @@ class Plan:
     """Hooks to weave into one body, gathered from every instrument layer in order."""
 
     def __init__(self) -> None:
-        self.before: List[ValueHook] = []                # (hook, want, rec)
-        self.after: List[PlainHook] = []                 # (hook, rec), already in call order
+        self.before: List[ValueHook] = []  # (hook, want, rec)
+        self.after: List[PlainHook] = []  # (hook, rec), already in call order
         self.line_before: Dict[int, List[ValueHook]] = {}  # line -> [(hook, want, rec)]
         self.line_after: Dict[int, List[ValueHook]] = {}
-        self.suspend: List[PlainHook] = []               # (hook, rec)
+        self.suspend: List[PlainHook] = []  # (hook, rec)
         self.resume: List[PlainHook] = []
         self.timers: List[Tuple[CallTimer, UpdateRecord]] = []  # (timer, rec): inline call-tree timers, outermost
 
     def empty(self) -> bool:
-        return not (self.before or self.after or self.line_before or self.line_after
-                    or self.suspend or self.resume or self.timers)
+        return not (
+            self.before
+            or self.after
+            or self.line_before
+            or self.line_after
+            or self.suspend
+            or self.resume
+            or self.timers
+        )
 
 
 class _Builder:
@@ -147,8 +158,8 @@ class _Builder:
         self.plan = plan
         self.info = info
         self.globals = globals_dict
-        self.consts: Dict[str, object] = {}   # placeholder -> the object it stands for
-        self.by_id: Dict[int, str] = {}       # id(object) -> its placeholder
+        self.consts: Dict[str, object] = {}  # placeholder -> the object it stands for
+        self.by_id: Dict[int, str] = {}  # id(object) -> its placeholder
         self.nonce = "\x00lu%d:%d\x00" % (os.getpid(), next(_counter))
         self.fnode = fnode
         self.is_async_gen = False
@@ -171,20 +182,38 @@ class _Builder:
 
     # -- statements ------------------------------------------------------------
     def guarded(self, stmts: List[ast.stmt], rec: UpdateRecord) -> ast.Try:
-        return ast.Try(body=stmts, handlers=[ast.ExceptHandler(
-            type=self.const(_EXC), name=None,
-            body=[ast.Expr(value=ast.Call(func=ast.Attribute(value=self.const(rec), attr="failed",
-                                                             ctx=ast.Load()), args=[], keywords=[]))])],
-            orelse=[], finalbody=[])
+        return ast.Try(
+            body=stmts,
+            handlers=[
+                ast.ExceptHandler(
+                    type=self.const(_EXC),
+                    name=None,
+                    body=[
+                        ast.Expr(
+                            value=ast.Call(
+                                func=ast.Attribute(value=self.const(rec), attr="failed", ctx=ast.Load()),
+                                args=[],
+                                keywords=[],
+                            )
+                        )
+                    ],
+                )
+            ],
+            orelse=[],
+            finalbody=[],
+        )
 
-    def capture(self, want: Union[str, Tuple[str, ...]],
-                default_names: Optional[List[str]]) -> Tuple[List[ast.stmt], ast.expr]:
+    def capture(
+        self, want: Union[str, Tuple[str, ...]], default_names: Optional[List[str]]
+    ) -> Tuple[List[ast.stmt], ast.expr]:
         """(setup statements, expression) giving the dict a hook asked for."""
         if want == "all":
             if default_names is None:
                 return [], self.call(snapshot, [self.call(_locals, [])])
-            return [], ast.Dict(keys=[ast.Constant(value=n) for n in default_names],
-                                values=[ast.Name(id=n, ctx=ast.Load()) for n in default_names])
+            return [], ast.Dict(
+                keys=[ast.Constant(value=n) for n in default_names],
+                values=[ast.Name(id=n, ctx=ast.Load()) for n in default_names],
+            )
         exprs: List[ast.expr] = []
         for n in want:
             parts = n.split(".")
@@ -194,24 +223,37 @@ class _Builder:
             exprs.append(e)
         direct = ast.Dict(keys=[ast.Constant(value=n) for n in want], values=exprs)
         picker = make_picker(want, self.globals)
-        setup: List[ast.stmt] = [ast.Try(
-            body=[ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())], value=direct)],
-            handlers=[ast.ExceptHandler(type=self.const(_EXC), name=None, body=[
-                ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
-                           value=self.call(picker, [self.call(_locals, [])]))])],
-            orelse=[], finalbody=[])]
+        setup: List[ast.stmt] = [
+            ast.Try(
+                body=[ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())], value=direct)],
+                handlers=[
+                    ast.ExceptHandler(
+                        type=self.const(_EXC),
+                        name=None,
+                        body=[
+                            ast.Assign(
+                                targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
+                                value=self.call(picker, [self.call(_locals, [])]),
+                            )
+                        ],
+                    )
+                ],
+                orelse=[],
+                finalbody=[],
+            )
+        ]
         return setup, ast.Name(id=V_NAME, ctx=ast.Load())
 
-    def hook_call(self, hook: Hook, want: Want, rec: UpdateRecord, lead_args: List[ast.expr],
-                  default_names: Optional[List[str]]) -> ast.Try:
+    def hook_call(
+        self, hook: Hook, want: Want, rec: UpdateRecord, lead_args: List[ast.expr], default_names: Optional[List[str]]
+    ) -> ast.Try:
         info = self.const(self.info)
         if want is None:
             return self.guarded([ast.Expr(value=self.call(hook, [info] + lead_args))], rec)
         setup, expr = self.capture(want, default_names)
         stmts = setup + [ast.Expr(value=self.call(hook, [info] + lead_args + [expr]))]
         if setup:
-            stmts.append(ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())],
-                                    value=ast.Constant(value=None)))
+            stmts.append(ast.Assign(targets=[ast.Name(id=V_NAME, ctx=ast.Store())], value=ast.Constant(value=None)))
         return self.guarded(stmts, rec)
 
     def line_hooks(self, table: Dict[int, List[ValueHook]], line: int, at: ast.stmt) -> List[ast.stmt]:
@@ -283,10 +325,14 @@ class _Builder:
         for index, (timer, rec) in reversed(list(enumerate(self.plan.timers))):
             tree, node = "__lu_tt%d__" % index, "__lu_tn%d__" % index
             names = {"TREE": tree, "NODE": node}
-            consts: Dict[str, object] = {"LOCAL": timer.local, "INFO": self.info, "ATTRERR": AttributeError,
-                                         "EXC": _EXC, "REC": rec}
-            calls: Dict[str, object] = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child,
-                                        "CLOCK": timer.clock}
+            consts: Dict[str, object] = {
+                "LOCAL": timer.local,
+                "INFO": self.info,
+                "ATTRERR": AttributeError,
+                "EXC": _EXC,
+                "REC": rec,
+            }
+            calls: Dict[str, object] = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child, "CLOCK": timer.clock}
             enter = _template(_TIMER_ENTER, names, consts, calls, self, first)
             leave = _template(_TIMER_LEAVE, names, consts, calls, self, first)
             wrapper = ast.Try(body=body, handlers=[], orelse=[], finalbody=leave)
@@ -306,8 +352,12 @@ class _Builder:
         want_rv = bool(plan.after)
         body = list(f.body)
         doc: List[ast.stmt] = []
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             doc = [body.pop(0)]
         first = body[0] if body else (doc[0] if doc else f)
         body = self.rewrite_list(body, want_rv)
@@ -319,23 +369,48 @@ class _Builder:
             _locate(s, first)
         if want_rv:
             last = body[-1]
-            fall = _locate(ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())],
-                                      value=ast.Constant(value=None)), last)
-            handler = ast.ExceptHandler(type=self.const(_BASEEXC), name=E_NAME, body=[
-                ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Name(id=E_NAME, ctx=ast.Load())),
-                ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=ast.Constant(value=None)),
-                ast.Raise(exc=None, cause=None)])
+            fall = _locate(ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=ast.Constant(value=None)), last)
+            handler = ast.ExceptHandler(
+                type=self.const(_BASEEXC),
+                name=E_NAME,
+                body=[
+                    ast.Assign(
+                        targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Name(id=E_NAME, ctx=ast.Load())
+                    ),
+                    ast.Assign(targets=[ast.Name(id=RV, ctx=ast.Store())], value=ast.Constant(value=None)),
+                    ast.Raise(exc=None, cause=None),
+                ],
+            )
             finals: List[ast.stmt] = [
-                self.guarded([ast.Expr(value=self.call(h, [self.const(self.info), ast.Name(id=RV, ctx=ast.Load()),
-                                                           ast.Name(id=EXC_NAME, ctx=ast.Load())]))], r)
-                for h, r in plan.after]
+                self.guarded(
+                    [
+                        ast.Expr(
+                            value=self.call(
+                                h,
+                                [
+                                    self.const(self.info),
+                                    ast.Name(id=RV, ctx=ast.Load()),
+                                    ast.Name(id=EXC_NAME, ctx=ast.Load()),
+                                ],
+                            )
+                        )
+                    ],
+                    r,
+                )
+                for h, r in plan.after
+            ]
             finals.append(ast.Assign(targets=[ast.Name(id=EXC_NAME, ctx=ast.Store())], value=ast.Constant(value=None)))
-            wrapper = _locate(ast.Try(body=[], handlers=[_locate(handler, last)], orelse=[],
-                                      finalbody=[_locate(s, last) for s in finals]), first)
+            wrapper = _locate(
+                ast.Try(
+                    body=[], handlers=[_locate(handler, last)], orelse=[], finalbody=[_locate(s, last) for s in finals]
+                ),
+                first,
+            )
             wrapper.body = body + [fall]
             init: List[ast.stmt] = [
                 _locate(ast.Assign(targets=[ast.Name(id=n, ctx=ast.Store())], value=ast.Constant(value=None)), first)
-                for n in (RV, EXC_NAME)]
+                for n in (RV, EXC_NAME)
+            ]
             body = init + before + [wrapper]
         else:
             body = before + body
@@ -348,7 +423,8 @@ class _Builder:
 
 
 # The timing woven into a plain function; the node layout is timer.py's.
-_TIMER_ENTER = """
+_TIMER_ENTER = (
+    """
 try:
     try:
         TREE = LOCAL.tree
@@ -362,20 +438,26 @@ try:
 except EXC:
     NODE = None
     REC.failed()
-""" % timer_layout.__dict__
+"""
+    % timer_layout.__dict__
+)
 
-_TIMER_LEAVE = """
+_TIMER_LEAVE = (
+    """
 if NODE is not None:
     NODE[%(HITS)d] += 1
     NODE[%(TOTAL)d] += CLOCK() - NODE[%(STARTED)d]
     TREE.node = NODE[%(PARENT)d]
     NODE = None
-""" % timer_layout.__dict__
+"""
+    % timer_layout.__dict__
+)
 
 
 class _Fill(ast.NodeTransformer):
-    def __init__(self, names: Dict[str, str], consts: Dict[str, object], calls: Dict[str, object],
-                 builder: _Builder) -> None:
+    def __init__(
+        self, names: Dict[str, str], consts: Dict[str, object], calls: Dict[str, object], builder: _Builder
+    ) -> None:
         self.names, self.consts, self.calls, self.b = names, consts, calls, builder
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
@@ -388,8 +470,14 @@ class _Fill(ast.NodeTransformer):
         return node
 
 
-def _template(text: str, names: Dict[str, str], consts: Dict[str, object], calls: Dict[str, object],
-              builder: _Builder, like: ast.stmt) -> List[ast.stmt]:
+def _template(
+    text: str,
+    names: Dict[str, str],
+    consts: Dict[str, object],
+    calls: Dict[str, object],
+    builder: _Builder,
+    like: ast.stmt,
+) -> List[ast.stmt]:
     tree = ast.parse(text)
     tree = _Fill(names, consts, calls, builder).visit(tree)
     body: List[ast.stmt] = tree.body
@@ -448,11 +536,15 @@ class _YieldRewriter(ast.NodeTransformer):
 
     def _scope(self, node: ast.AST) -> ast.AST:
         return node
+
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _scope
     visit_GeneratorExp = _scope
 
-    def _wrap(self, node: Union[ast.Yield, ast.YieldFrom, ast.Await],
-              kind: Union[Type[ast.Yield], Type[ast.YieldFrom], Type[ast.Await]]) -> ast.expr:
+    def _wrap(
+        self,
+        node: Union[ast.Yield, ast.YieldFrom, ast.Await],
+        kind: Union[Type[ast.Yield], Type[ast.YieldFrom], Type[ast.Await]],
+    ) -> ast.expr:
         self.generic_visit(node)
         value = node.value if node.value is not None else ast.Constant(value=None)
         if self.s is not None:
@@ -490,8 +582,9 @@ def replace_consts(code: CodeType, mapping: Dict[str, object]) -> CodeType:
     return code.replace(co_consts=tuple(consts)) if changed else code
 
 
-def build_code(body: Body, qualname: str, freevars: Tuple[str, ...], plan: Plan, info: FuncInfo,
-               globals_dict: Dict[str, Any]) -> CodeType:
+def build_code(
+    body: Body, qualname: str, freevars: Tuple[str, ...], plan: Plan, info: FuncInfo, globals_dict: Dict[str, Any]
+) -> CodeType:
     """Instrumented code object for `body` (a source.Body) following `plan`."""
     assert body.node is not None, "the caller reads the body's node first (FunctionState.node_of)"
     fnode = clone(body.node)
@@ -500,5 +593,5 @@ def build_code(body: Body, qualname: str, freevars: Tuple[str, ...], plan: Plan,
     code = compile_in_scope(fnode, qualname, freevars, body.filename, body.flags)
     code = replace_consts(code, builder.consts)
     if body.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
-        code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)   # @types.coroutine
+        code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)  # @types.coroutine
     return code

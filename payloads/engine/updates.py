@@ -3,6 +3,7 @@
 They only describe the change; the manager checks, compiles and applies it as
 one transaction (transaction.py).
 """
+
 from __future__ import annotations
 
 import types
@@ -36,8 +37,9 @@ class Instrument:
 
     kind = "instrument"
 
-    def __init__(self, targets: Union[Target, Iterable[Target]], points: Any,
-                 description: Optional[str] = None) -> None:
+    def __init__(
+        self, targets: Union[Target, Iterable[Target]], points: Any, description: Optional[str] = None
+    ) -> None:
         if isinstance(targets, (str, types.FunctionType)) or not hasattr(targets, "__iter__"):
             targets = [targets]
         self.targets: List[Target] = list(targets)
@@ -79,8 +81,13 @@ class Redefine:
 
     kind = "redefine"
 
-    def __init__(self, module: Union[str, types.ModuleType], predefine: Optional[Callable[..., Any]],
-                 mapping: Dict[str, Any], description: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        module: Union[str, types.ModuleType],
+        predefine: Optional[Callable[..., Any]],
+        mapping: Dict[str, Any],
+        description: Optional[str] = None,
+    ) -> None:
         if isinstance(module, types.ModuleType):
             module = module.__name__
         if not isinstance(module, str) or not module:
@@ -134,8 +141,15 @@ class Recode:
 
     kind = "recode"
 
-    def __init__(self, filename: str, changes: Iterable[Change], actions: Iterable[Action] = (),
-                 targets: Iterable[str] = (), description: Optional[str] = None, kind: str = "recode") -> None:
+    def __init__(
+        self,
+        filename: str,
+        changes: Iterable[Change],
+        actions: Iterable[Action] = (),
+        targets: Iterable[str] = (),
+        description: Optional[str] = None,
+        kind: str = "recode",
+    ) -> None:
         self.kind = kind  # what ls shows: "watch", "realtime"
         self.filename = filename
         self.changes: List[Change] = list(changes)

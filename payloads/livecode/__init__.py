@@ -7,6 +7,7 @@
 
 How a save is matched and applied: see `core`.
 """
+
 from __future__ import annotations
 
 from .core import on_class_update, remove_class_update

@@ -25,6 +25,7 @@ a method that starts (or stops) using zero-argument super() is *rebound*
 (a new function object is put in the class: references taken earlier keep
 the old body, and the output says so); any other closure is refused.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,14 +50,14 @@ from ..engine.updates import Action, Change
 from ..errors import LuError
 
 FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
-Holder = Union[types.ModuleType, type]                # what a function is an attribute of
-ClassCallback = Callable[[type, List[str]], object]   # callback(cls, names of the attributes a save changed)
+Holder = Union[types.ModuleType, type]  # what a function is an attribute of
+ClassCallback = Callable[[type, List[str]], object]  # callback(cls, names of the attributes a save changed)
 _CallbackT = TypeVar("_CallbackT", bound=ClassCallback)
 # a def's default value, as _args_dump keys it: None (no default), (type, value) of a constant, or an AST dump
 _DefaultKey = Union[None, Tuple[type, object], str]
 
 _real_cache: Dict[str, str] = {}
-_bases: Dict[str, _Base] = {}          # module file -> _Base of the source the process was last given
+_bases: Dict[str, _Base] = {}  # module file -> _Base of the source the process was last given
 _class_callbacks: List[ClassCallback] = []
 _lock = osthreads.RLock()
 
@@ -65,9 +66,9 @@ _lock = osthreads.RLock()
 class LoadedModule(NamedTuple):
     """A loaded module whose source is the file in question."""
 
-    name: str                   # its name in sys.modules
+    name: str  # its name in sys.modules
     module: types.ModuleType
-    filename: str               # its source file, as the module names it
+    filename: str  # its source file, as the module names it
 
 
 def _realpath(path: str) -> str:
@@ -87,7 +88,7 @@ def target_path(path: str) -> str:
     """A host path as this process sees it (strip /proc/<our pid>/root)."""
     prefix = "/proc/%d/root" % os.getpid()
     if path.startswith(prefix + "/"):
-        path = path[len(prefix):]
+        path = path[len(prefix) :]
     return path
 
 
@@ -122,7 +123,7 @@ def module_files_under(directory: str) -> Dict[str, List[str]]:
 class _Statement(NamedTuple):
     """A module-level or class-level statement other than a def."""
 
-    dump: str                   # ast.dump of it: what a later version is compared with
+    dump: str  # ast.dump of it: what a later version is compared with
     node: ast.stmt
 
 
@@ -130,8 +131,13 @@ class _Base:
     """What lu knows of the source the process was last given for a file:
     its module-level (and class-level) statements and each def's arguments."""
 
-    def __init__(self, tree: ast.Module, defs: Optional[List[_Def]] = None,
-                 statements: Optional[List[_Statement]] = None, classes: Optional[List[_Class]] = None) -> None:
+    def __init__(
+        self,
+        tree: ast.Module,
+        defs: Optional[List[_Def]] = None,
+        statements: Optional[List[_Statement]] = None,
+        classes: Optional[List[_Class]] = None,
+    ) -> None:
         if statements is None:
             statements = _statements(tree)
         if defs is None:
@@ -142,7 +148,7 @@ class _Base:
         for entry in defs:
             self.args[entry.qualname] = _args_dump(entry.node)
             self.heads[entry.qualname] = _head(entry.node)
-        for klass in (classes if classes is not None else _class_defs(tree)):
+        for klass in classes if classes is not None else _class_defs(tree):
             self.heads[klass.qualname] = _head(klass.node)
 
 
@@ -174,9 +180,12 @@ def _statements(tree: ast.Module) -> List[_Statement]:
             if isinstance(node, ast.ClassDef):
                 walk(node.body, True)
                 continue
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
-                    and isinstance(node.value.value, str):
-                continue   # docstrings
+            if (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                continue  # docstrings
             if any(isinstance(n, FUNC_NODES + (ast.ClassDef,)) for n in ast.walk(node)):
                 # a compound statement holding defs: its defs are matched; the rest is
                 # compared without them
@@ -226,8 +235,8 @@ class _Def(NamedTuple):
 
     qualname: str
     node: FuncNode
-    first: int                  # its first line (of its first decorator, if any)
-    parent: Optional[str]       # qualname of the enclosing class, "" for the module, None in a function
+    first: int  # its first line (of its first decorator, if any)
+    parent: Optional[str]  # qualname of the enclosing class, "" for the module, None in a function
 
 
 class _Class(NamedTuple):
@@ -235,8 +244,8 @@ class _Class(NamedTuple):
 
     qualname: str
     node: ast.ClassDef
-    first: int                  # its first line (of its first decorator, if any)
-    parent: Optional[str]       # qualname of the enclosing class, "" for the module, None in a function
+    first: int  # its first line (of its first decorator, if any)
+    parent: Optional[str]  # qualname of the enclosing class, "" for the module, None in a function
 
 
 def _first_line(node: Union[FuncNode, ast.ClassDef]) -> int:
@@ -266,7 +275,7 @@ def _defs(tree: ast.Module, classes: Optional[List[_Class]] = None) -> List[_Def
     return out
 
 
-CodeMap = Dict[Tuple[str, int], List[types.CodeType]]   # (co_name, co_firstlineno) -> code objects
+CodeMap = Dict[Tuple[str, int], List[types.CodeType]]  # (co_name, co_firstlineno) -> code objects
 
 
 def _code_map(code: types.CodeType, out: Optional[CodeMap] = None) -> CodeMap:
@@ -300,7 +309,7 @@ class _Compiled(NamedTuple):
     module_code: types.CodeType
     defs: List[_Def]
     classes: List[_Class]
-    codes: CodeMap              # every code object inside module_code
+    codes: CodeMap  # every code object inside module_code
 
     def code_of(self, entry: _Def) -> Optional[types.CodeType]:
         """The code object the compiler made for this def (None if it made none)."""
@@ -310,8 +319,8 @@ class _Compiled(NamedTuple):
 
 # --------------------------------------------------------------------------- the plan
 class CheckReport(TypedDict):
-    ran: int                    # how many tests ran
-    failures: List[str]         # "test id: last line of its traceback", one per failure or error
+    ran: int  # how many tests ran
+    failures: List[str]  # "test id: last line of its traceback", one per failure or error
 
 
 class CheckResult(NamedTuple):
@@ -332,16 +341,23 @@ class OutcomeDict(TypedDict):
 class Outcome:
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.lines: List[str] = []      # one per change applied
-        self.notes: List[str] = []      # reported, not applied
+        self.lines: List[str] = []  # one per change applied
+        self.notes: List[str] = []  # reported, not applied
         self.moved = 0
         self.id: Optional[int] = None
         self.check: Optional[CheckReport] = None
         self.reverted = False
 
     def as_dict(self) -> OutcomeDict:
-        return {"file": self.filename, "lines": self.lines, "notes": self.notes, "moved": self.moved,
-                "id": self.id, "check": self.check, "reverted": self.reverted}
+        return {
+            "file": self.filename,
+            "lines": self.lines,
+            "notes": self.notes,
+            "moved": self.moved,
+            "id": self.id,
+            "check": self.check,
+            "reverted": self.reverted,
+        }
 
 
 @dataclass
@@ -350,13 +366,13 @@ class _Plan:
     (all applied as one Recode at the end)."""
 
     outcome: Outcome
-    base: Optional[_Base]       # the source the process was last given (None: unknown)
+    base: Optional[_Base]  # the source the process was last given (None: unknown)
     module_code: types.CodeType  # the new source compiled
-    class_quals: Set[str]       # qualnames of the classes in the new source
-    prune: bool                 # delete what the new source no longer has
-    changes: List[Change] = field(default_factory=list)     # new or moved bodies, for the engine
-    actions: List[Action] = field(default_factory=list)     # do() -> undo: attributes added, rebound, deleted
-    targets: List[str] = field(default_factory=list)        # names the update lists
+    class_quals: Set[str]  # qualnames of the classes in the new source
+    prune: bool  # delete what the new source no longer has
+    changes: List[Change] = field(default_factory=list)  # new or moved bodies, for the engine
+    actions: List[Action] = field(default_factory=list)  # do() -> undo: attributes added, rebound, deleted
+    targets: List[str] = field(default_factory=list)  # names the update lists
     touched: Dict[type, List[str]] = field(default_factory=dict)  # class -> names changed (on_class_update)
     _used: Optional[Dict[str, str]] = None
 
@@ -375,10 +391,10 @@ class _Plan:
 class _Running:
     """A function the process runs, and the code of it that came from its file last."""
 
-    name: str                           # the dotted name it was found by
+    name: str  # the dotted name it was found by
     func: types.FunctionType
     file_code: Optional[types.CodeType]  # None: its newest body came from elsewhere (a patch)
-    runs_file_code: bool                # it runs file_code (no patch on top)
+    runs_file_code: bool  # it runs file_code (no patch on top)
 
     @property
     def first_line(self) -> int:
@@ -386,8 +402,8 @@ class _Running:
 
 
 class _Defaults(NamedTuple):
-    positional: Optional[Tuple[Any, ...]]     # __defaults__
-    keyword: Optional[Dict[str, Any]]         # __kwdefaults__
+    positional: Optional[Tuple[Any, ...]]  # __defaults__
+    keyword: Optional[Dict[str, Any]]  # __kwdefaults__
 
 
 def _lookup_class(mod: types.ModuleType, qualname: str) -> Optional[type]:
@@ -403,16 +419,24 @@ def _eval_defaults(node: FuncNode, mod: types.ModuleType, cls: Optional[type], n
     """The default values of `node` evaluated as the def statement would."""
     args = _strip_annotations(node.args)
     type_params: Dict[str, Any] = {"type_params": []} if "type_params" in ast.FunctionDef._fields else {}
-    stub = ast.FunctionDef(name="__lu_defaults__", args=args, body=[ast.Pass()], decorator_list=[],
-                           returns=None, type_comment=None, **type_params)
+    stub = ast.FunctionDef(
+        name="__lu_defaults__",
+        args=args,
+        body=[ast.Pass()],
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+        **type_params,
+    )
     module = ast.Module(body=[stub], type_ignores=[])
     ast.fix_missing_locations(ast.increment_lineno(module, 0))
     ns: Dict[str, Any] = dict(cls.__dict__) if cls is not None else {}
     try:
         exec(compile(module, "<lu defaults of %s>" % name, "exec", dont_inherit=True), mod.__dict__, ns)
     except Exception as e:
-        raise LuError("cannot evaluate the default arguments of %s: %s: %s; nothing applied"
-                      % (name, type(e).__name__, e))
+        raise LuError(
+            "cannot evaluate the default arguments of %s: %s: %s; nothing applied" % (name, type(e).__name__, e)
+        )
     fn: types.FunctionType = ns["__lu_defaults__"]
     return _Defaults(positional=fn.__defaults__, keyword=fn.__kwdefaults__)
 
@@ -432,8 +456,9 @@ def _docstring(node: FuncNode) -> Optional[str]:
         return None
 
 
-def _build_function(code: types.CodeType, mod: types.ModuleType, cls: Optional[type], entry: _Def,
-                    display: str) -> object:
+def _build_function(
+    code: types.CodeType, mod: types.ModuleType, cls: Optional[type], entry: _Def, display: str
+) -> object:
     """A new function object for a def of the new source, decorators applied."""
     node = entry.node
     closure = None
@@ -441,8 +466,10 @@ def _build_function(code: types.CodeType, mod: types.ModuleType, cls: Optional[t
         if code.co_freevars == ("__class__",) and cls is not None:
             closure = (types.CellType(cls),)
         else:
-            raise LuError("the new function %s uses free variables (%s) lu cannot provide; nothing applied"
-                          % (display, ", ".join(code.co_freevars)))
+            raise LuError(
+                "the new function %s uses free variables (%s) lu cannot provide; nothing applied"
+                % (display, ", ".join(code.co_freevars))
+            )
     defaults = _eval_defaults(node, mod, cls, display)
     fn = types.FunctionType(code, mod.__dict__, node.name, defaults.positional, closure)
     fn.__kwdefaults__ = defaults.keyword
@@ -458,8 +485,10 @@ def _build_function(code: types.CodeType, mod: types.ModuleType, cls: Optional[t
             decorator = eval(compile(expr, code.co_filename, "eval", dont_inherit=True), mod.__dict__, ns)
             value = decorator(value)
         except Exception as e:
-            raise LuError("%s:%d: the decorator of %s raised %s: %s; nothing applied"
-                          % (code.co_filename, dec.lineno, display, type(e).__name__, e))
+            raise LuError(
+                "%s:%d: the decorator of %s raised %s: %s; nothing applied"
+                % (code.co_filename, dec.lineno, display, type(e).__name__, e)
+            )
     return value
 
 
@@ -483,7 +512,9 @@ def _set_action(parent: Holder, attr: str, value: object, delete: bool = False) 
                         delattr(parent, attr)
                 else:
                     setattr(parent, attr, old)
+
         return undo
+
     return do
 
 
@@ -501,8 +532,7 @@ def _exec_action(code: types.CodeType, namespace: Dict[str, Any], what: str) -> 
                     del namespace[k]
             namespace.update(before)
             raise LuError("%s raised %s: %s; nothing applied" % (what, type(e).__name__, e))
-        changed = {k: before.get(k, missing) for k, v in namespace.items()
-                   if before.get(k, missing) is not v}
+        changed = {k: before.get(k, missing) for k, v in namespace.items() if before.get(k, missing) is not v}
 
         def undo() -> None:
             for k, old in changed.items():
@@ -510,7 +540,9 @@ def _exec_action(code: types.CodeType, namespace: Dict[str, Any], what: str) -> 
                     namespace.pop(k, None)
                 else:
                     namespace[k] = old
+
         return undo
+
     return do
 
 
@@ -553,8 +585,7 @@ def _compiled(filename: str, source: str) -> _Compiled:
         raise LuError("%s: %s; nothing applied" % (short, e))
     classes: List[_Class] = []
     defs = _defs(tree, classes)
-    result = _Compiled(tree=tree, module_code=module_code, defs=defs, classes=classes,
-                       codes=_code_map(module_code))
+    result = _Compiled(tree=tree, module_code=module_code, defs=defs, classes=classes, codes=_code_map(module_code))
     with _lock:
         _prepared[key] = result
         while len(_prepared) > 2:
@@ -577,9 +608,14 @@ def prepare(path: str, source: str) -> bool:
     return True
 
 
-def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, check: Optional[str] = None,
-                   only: Optional[Sequence[Tuple[str, types.FunctionType]]] = None,
-                   label: str = "watch") -> Outcome:
+def plan_and_apply(
+    path: str,
+    source: Union[str, bytes],
+    prune: bool = False,
+    check: Optional[str] = None,
+    only: Optional[Sequence[Tuple[str, types.FunctionType]]] = None,
+    label: str = "watch",
+) -> Outcome:
     """Apply a new version of `path`'s source (see the module docstring). Returns Outcome.
 
     `only`: [(name, function)]: consider just these functions, not the module's
@@ -601,8 +637,13 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
 
     with _lock, manager.lock:
         out = Outcome(filename)
-        plan = _Plan(outcome=out, base=_bases.get(filename), module_code=compiled.module_code,
-                     class_quals={c.qualname for c in classes}, prune=prune)
+        plan = _Plan(
+            outcome=out,
+            base=_bases.get(filename),
+            module_code=compiled.module_code,
+            class_quals={c.qualname for c in classes},
+            prune=prune,
+        )
         base = plan.base
         new_by_qual: Dict[str, List[_Def]] = collections.OrderedDict()
         for entry in defs:
@@ -642,7 +683,7 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
                 have = len(run_by_qual.get(qual, ()))
                 for entry in entries[have:]:
                     if entry.parent is None:
-                        continue      # nested in a function: comes with its function
+                        continue  # nested in a function: comes with its function
                     parent_obj: Optional[Holder]
                     if entry.parent == "":
                         parent_obj = mod
@@ -652,15 +693,17 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
                             continue  # part of a new class
                     attr = entry.node.name
                     existing = parent_obj.__dict__.get(attr)
-                    if existing is not None and any(existing is f or _attr_holder(parent_obj, attr, f)
-                                                    for _, f in running):
-                        continue      # e.g. a second def of the same name; the first is matched
+                    if existing is not None and any(
+                        existing is f or _attr_holder(parent_obj, attr, f) for _, f in running
+                    ):
+                        continue  # e.g. a second def of the same name; the first is matched
                     code = compiled.code_of(entry)
                     if code is None:
                         continue
                     display = "%s.%s" % (modname, qual)
-                    value = _build_function(code, mod, parent_obj if isinstance(parent_obj, type) else None,
-                                            entry, display)
+                    value = _build_function(
+                        code, mod, parent_obj if isinstance(parent_obj, type) else None, entry, display
+                    )
                     plan.actions.append(_set_action(parent_obj, attr, value))
                     out.lines.append("added %s" % display)
                     plan.targets.append(display)
@@ -676,10 +719,15 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
                 out.lines.append("added %s" % display)
                 plan.targets.append(display)
             for klass in classes:
-                if klass.parent not in ("", None) and _lookup_class(mod, klass.parent) is not None \
-                        and _lookup_class(mod, klass.qualname) is None:
-                    out.notes.append("not run: %s:%d: the new nested class %s.%s" % (
-                        short, klass.node.lineno, modname, klass.qualname))
+                if (
+                    klass.parent not in ("", None)
+                    and _lookup_class(mod, klass.parent) is not None
+                    and _lookup_class(mod, klass.qualname) is None
+                ):
+                    out.notes.append(
+                        "not run: %s:%d: the new nested class %s.%s"
+                        % (short, klass.node.lineno, modname, klass.qualname)
+                    )
         # module-level statements (@realtime, which passes `only`, looks at its functions alone)
         statements = _statements(tree) if only is None else []
         if only is None and base is not None:
@@ -692,17 +740,17 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
                 first = text[0].strip() if text else type(node).__name__
                 if len(first) > 60:
                     first = first[:57] + "..."
-                if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset == 0 \
-                        and node in tree.body:
-                    code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec",
-                                   dont_inherit=True)
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset == 0 and node in tree.body:
+                    code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec", dont_inherit=True)
                     for loaded in modules:
-                        plan.actions.append(_exec_action(code, loaded.module.__dict__,
-                                                         "%s:%d: %s" % (short, node.lineno, first)))
+                        plan.actions.append(
+                            _exec_action(code, loaded.module.__dict__, "%s:%d: %s" % (short, node.lineno, first))
+                        )
                     out.lines.append("ran %s:%d: %s" % (short, node.lineno, first))
                 else:
-                    out.notes.append("not run: %s:%d: %s (module-level statements are not re-run)"
-                                     % (short, node.lineno, first))
+                    out.notes.append(
+                        "not run: %s:%d: %s (module-level statements are not re-run)" % (short, node.lineno, first)
+                    )
         if only is None and base is not None:
             for entry_or_class in list(defs) + list(classes):
                 if entry_or_class.parent is None:
@@ -710,16 +758,30 @@ def plan_and_apply(path: str, source: Union[str, bytes], prune: bool = False, ch
                 old = base.heads.get(entry_or_class.qualname)
                 if old is not None and old != _head(entry_or_class.node):
                     what = "decorators" if isinstance(entry_or_class, _Def) else "bases, keywords or decorators"
-                    out.notes.append("not run: %s:%d: the %s of %s.%s changed (they are not re-applied)"
-                                     % (short, entry_or_class.first, what, modules[0].name,
-                                        entry_or_class.qualname))
+                    out.notes.append(
+                        "not run: %s:%d: the %s of %s.%s changed (they are not re-applied)"
+                        % (short, entry_or_class.first, what, modules[0].name, entry_or_class.qualname)
+                    )
         if plan.changes or plan.actions:
-            description = "%s %s: %s" % (label, short, "; ".join(out.lines) if out.lines
-                                         else "moved %d function%s" % (out.moved, "" if out.moved == 1 else "s"))
+            description = "%s %s: %s" % (
+                label,
+                short,
+                "; ".join(out.lines)
+                if out.lines
+                else "moved %d function%s" % (out.moved, "" if out.moved == 1 else "s"),
+            )
             if len(description) > 300:
                 description = description[:297] + "..."
-            out.id = manager.apply_update(Recode(filename, plan.changes, actions=plan.actions,
-                                                 targets=plan.targets, description=description, kind=label))
+            out.id = manager.apply_update(
+                Recode(
+                    filename,
+                    plan.changes,
+                    actions=plan.actions,
+                    targets=plan.targets,
+                    description=description,
+                    kind=label,
+                )
+            )
         if check and out.id is not None:
             result = run_check(check)
             out.check = result.report
@@ -754,27 +816,30 @@ def _match(plan: _Plan, mod: types.ModuleType, entry: _Def, run: _Running, new: 
     else:
         defaults = _Defaults(positional=func.__defaults__, keyword=func.__kwdefaults__)
     freevars = func.__code__.co_freevars
-    same_kind = (new.co_flags & 0x2a0) == (func.__code__.co_flags & 0x2a0)
+    same_kind = (new.co_flags & 0x2A0) == (func.__code__.co_flags & 0x2A0)
     if set(new.co_freevars) <= set(freevars) and same_kind:
-        plan.changes.append(NewBody(name, func, node, new, defaults.positional, defaults.keyword,
-                                    _docstring(node)))
+        plan.changes.append(NewBody(name, func, node, new, defaults.positional, defaults.keyword, _docstring(node)))
         out.lines.append("updated %s" % name)
         plan.targets.append(name)
         if cls is not None:
             plan.touch(cls, node.name)
         return
     # cannot take the new code in place: rebind when it is a module or class attribute
-    why = ("its free variables changed (%s -> %s)" % (", ".join(freevars) or "none", ", ".join(new.co_freevars))
-           if same_kind else "it changed between a plain function, a generator and a coroutine")
+    why = (
+        "its free variables changed (%s -> %s)" % (", ".join(freevars) or "none", ", ".join(new.co_freevars))
+        if same_kind
+        else "it changed between a plain function, a generator and a coroutine"
+    )
     parent_obj: Optional[Holder] = cls if entry.parent else (mod if entry.parent == "" else None)
     extra = set(new.co_freevars) - {"__class__"}
     if parent_obj is None or extra or not _attr_holder(parent_obj, node.name, func):
-        raise LuError("cannot apply %s in place: %s, and it is not a plain module or class attribute "
-                      "that lu could rebind; nothing applied" % (name, why))
+        raise LuError(
+            "cannot apply %s in place: %s, and it is not a plain module or class attribute "
+            "that lu could rebind; nothing applied" % (name, why)
+        )
     value = _build_function(new, mod, cls, entry, name)
     plan.actions.append(_set_action(parent_obj, node.name, value))
-    out.lines.append("rebound %s (%s: a new function object; references taken earlier keep the old body)"
-                     % (name, why))
+    out.lines.append("rebound %s (%s: a new function object; references taken earlier keep the old body)" % (name, why))
     plan.targets.append(name)
     if cls is not None:
         plan.touch(cls, node.name)
@@ -796,8 +861,10 @@ def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> Non
             if plan.prune and isinstance(cls, type) and cls.__module__ == modname:
                 user = plan.names_used().get(top)
                 if user is not None:
-                    raise LuError("%s.%s was removed from the file but %s still uses it; nothing applied"
-                                  % (modname, top, _where_used(modname, user)))
+                    raise LuError(
+                        "%s.%s was removed from the file but %s still uses it; nothing applied"
+                        % (modname, top, _where_used(modname, user))
+                    )
                 plan.actions.append(_set_action(mod, top, None, delete=True))
                 out.lines.append("pruned %s.%s" % (modname, top))
                 plan.targets.append("%s.%s" % (modname, top))
@@ -807,20 +874,23 @@ def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> Non
     attr = parts[-1]
     user = plan.names_used().get(attr)
     if user is not None and user != qual:
-        raise LuError("%s was removed from the file but %s still uses it; nothing applied"
-                      % (name, _where_used(modname, user)))
+        raise LuError(
+            "%s was removed from the file but %s still uses it; nothing applied" % (name, _where_used(modname, user))
+        )
     if not plan.prune:
         out.notes.append("removed %s (still in the process; --prune deletes it)" % name)
         return
     parent_obj: Optional[Holder] = mod if not parent_qual else _lookup_class(mod, parent_qual)
-    if parent_obj is None or (not _attr_holder(parent_obj, attr, func) and \
-            getattr(parent_obj, "__dict__", {}).get(attr) is None):
+    if parent_obj is None or (
+        not _attr_holder(parent_obj, attr, func) and getattr(parent_obj, "__dict__", {}).get(attr) is None
+    ):
         out.notes.append("removed %s (lu cannot delete it: not a module or class attribute)" % name)
         return
     tid = _running_frames({func.__code__})
     if tid is not None:
-        raise LuError("%s was removed from the file but is running right now (thread %s); nothing applied"
-                      % (name, tid))
+        raise LuError(
+            "%s was removed from the file but is running right now (thread %s); nothing applied" % (name, tid)
+        )
     plan.actions.append(_set_action(parent_obj, attr, None, delete=True))
     out.lines.append("pruned %s" % name)
     plan.targets.append(name)
@@ -836,6 +906,7 @@ def _where_used(modname: str, user: str) -> str:
 def run_check(name: str) -> CheckResult:
     """Run a unittest module inside the process: whether it passed, and its report."""
     import unittest  # lazy: only --check runs tests, and unittest is large
+
     try:
         module: types.ModuleType
         if name.endswith(".py") or os.sep in name:
@@ -852,8 +923,9 @@ def run_check(name: str) -> CheckResult:
             module = importlib.import_module(name)
         suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     except Exception as e:
-        return CheckResult(ok=False, report={
-            "ran": 0, "failures": ["cannot load the check %s: %s: %s" % (name, type(e).__name__, e)]})
+        return CheckResult(
+            ok=False, report={"ran": 0, "failures": ["cannot load the check %s: %s: %s" % (name, type(e).__name__, e)]}
+        )
     stream = io.StringIO()
     result = unittest.TextTestRunner(stream=stream, verbosity=0).run(suite)
     failures = []

@@ -8,6 +8,7 @@ per save, all or nothing).  Results and refusals go to the standard logging
 module, logger "lu_payloads.watch".  `stop_watching()` stops every watcher
 and joins its thread, so the program can exit cleanly.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,22 +28,28 @@ _watchers: List[Watcher] = []
 _watchers_lock = threading.Lock()
 
 PathArg = Union[str, bytes, "os.PathLike[Any]"]
-Stamp = Tuple[int, int, int]    # (st_mtime_ns, st_size, st_ino) of a file
+Stamp = Tuple[int, int, int]  # (st_mtime_ns, st_size, st_ino) of a file
 
 
 @dataclass
 class _FileState:
     """What a watcher knows of one file."""
 
-    stamp: Optional[Stamp]          # when it last looked (None: the file could not be stat'ed)
-    digest: str                     # sha1 of the text last applied (or found at the start)
-    good_length: int                # length of the text last applied (or found at the start)
+    stamp: Optional[Stamp]  # when it last looked (None: the file could not be stat'ed)
+    digest: str  # sha1 of the text last applied (or found at the start)
+    good_length: int  # length of the text last applied (or found at the start)
     pending_since: Optional[float]  # when a change not yet applied was seen (monotonic), or None
 
 
 class Watcher:
-    def __init__(self, paths: Union[PathArg, Iterable[PathArg]], interval: float = 0.1, debounce: float = 0.05,
-                 prune: bool = False, check: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        paths: Union[PathArg, Iterable[PathArg]],
+        interval: float = 0.1,
+        debounce: float = 0.05,
+        prune: bool = False,
+        check: Optional[str] = None,
+    ) -> None:
         given: Iterable[PathArg] = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths
         self.paths = [os.path.abspath(os.fsdecode(p)) for p in given]
         self.interval = float(interval)
@@ -72,8 +79,12 @@ class Watcher:
             if f not in self.files:
                 core.remember_file(f)
                 data = _read(f)
-                self.files[f] = _FileState(stamp=_stamp(f), digest=hashlib.sha1(data or b"").hexdigest(),
-                                           good_length=len(data or b""), pending_since=None)
+                self.files[f] = _FileState(
+                    stamp=_stamp(f),
+                    digest=hashlib.sha1(data or b"").hexdigest(),
+                    good_length=len(data or b""),
+                    pending_since=None,
+                )
         return bool(found)
 
     def _rescan(self) -> None:
@@ -93,18 +104,18 @@ class Watcher:
                     stamp = _stamp(f)
                     if stamp != state.stamp:
                         state.stamp = stamp
-                        state.pending_since = now       # changed: wait for it to settle
+                        state.pending_since = now  # changed: wait for it to settle
                         continue
                     if state.pending_since is not None and now - state.pending_since >= self.debounce:
                         self._settled(f, state, now, state.pending_since)
-            except Exception:   # never let the watcher die silently
+            except Exception:  # never let the watcher die silently
                 log.exception("lu watch: internal error")
 
     def _settled(self, f: str, state: _FileState, now: float, since: float) -> None:
         """`f` changed at `since` and has not changed again since: apply it."""
         data = _read(f)
         if data is None or not data.strip():
-            state.pending_since = None      # empty or unreadable: wait for the next write
+            state.pending_since = None  # empty or unreadable: wait for the next write
             return
         digest = hashlib.sha1(data).hexdigest()
         if digest == state.digest:
@@ -114,7 +125,7 @@ class Watcher:
             try:
                 ast.parse(data)
             except (SyntaxError, ValueError):
-                return           # shorter and broken: probably half written; look again
+                return  # shorter and broken: probably half written; look again
         state.pending_since = None
         state.digest = digest
         try:
@@ -124,8 +135,12 @@ class Watcher:
             return
         state.good_length = len(data)
         if out.reverted:
-            log.error("check %s failed; the save of %s was reverted: %s", self.check, os.path.basename(f),
-                      "; ".join(out.check["failures"] if out.check is not None else ()))
+            log.error(
+                "check %s failed; the save of %s was reverted: %s",
+                self.check,
+                os.path.basename(f),
+                "; ".join(out.check["failures"] if out.check is not None else ()),
+            )
             return
         self.applied += 1
         for line in out.lines:
@@ -158,8 +173,13 @@ def _read(f: str) -> Optional[bytes]:
         return None
 
 
-def watch(paths: Union[PathArg, Iterable[PathArg]], interval: float = 0.1, debounce: float = 0.05,
-          prune: bool = False, check: Optional[str] = None) -> Watcher:
+def watch(
+    paths: Union[PathArg, Iterable[PathArg]],
+    interval: float = 0.1,
+    debounce: float = 0.05,
+    prune: bool = False,
+    check: Optional[str] = None,
+) -> Watcher:
     """Apply saved edits of these files/directories to this process; returns the Watcher."""
     w = Watcher(paths, interval=interval, debounce=debounce, prune=prune, check=check)
     with _watchers_lock:

@@ -11,6 +11,7 @@ that use functools.wraps.  A syntax error (or any refusal) is logged once per
 version of the file on logger "lu_payloads.realtime" and the last good body
 keeps running.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,19 +30,19 @@ from . import core
 
 # what @realtime decorates: a function (or a functools.wraps wrapper of one), a staticmethod or a classmethod
 _Decorated = TypeVar("_Decorated", bound=Union[Callable[..., Any], staticmethod, classmethod])
-Stamp = Tuple[int, int]         # (st_mtime_ns, st_size) of a file
+Stamp = Tuple[int, int]  # (st_mtime_ns, st_size) of a file
 
 
 @dataclass
 class _FileCheck:
     """When a source file was last looked at, shared by every @realtime function of that file."""
 
-    checked_at: float           # time.monotonic() of the last os.stat
-    stamp: Optional[Stamp]      # what it found (None: the file could not be stat'ed the first time)
+    checked_at: float  # time.monotonic() of the last os.stat
+    stamp: Optional[Stamp]  # what it found (None: the file could not be stat'ed the first time)
 
 
 log = logging.getLogger("lu_payloads.realtime")
-_files: Dict[str, _FileCheck] = {}     # filename -> its last check
+_files: Dict[str, _FileCheck] = {}  # filename -> its last check
 _lock = osthreads.Lock()
 
 
@@ -59,8 +60,9 @@ def realtime(func: None = None, interval: float = 0.5) -> Callable[[_Decorated],
 def realtime(func: _Decorated, interval: float = 0.5) -> _Decorated: ...
 
 
-def realtime(func: Optional[_Decorated] = None,
-             interval: float = 0.5) -> Union[_Decorated, Callable[[_Decorated], _Decorated]]:
+def realtime(
+    func: Optional[_Decorated] = None, interval: float = 0.5
+) -> Union[_Decorated, Callable[[_Decorated], _Decorated]]:
     """Decorator; `@realtime` or `@realtime(interval=0.1)`."""
     if func is None:
         return lambda f: realtime(f, interval=interval)
@@ -77,7 +79,7 @@ def realtime(func: Optional[_Decorated] = None,
         if entry is None:
             entry = _files[filename] = _FileCheck(checked_at=time.monotonic(), stamp=_stamp(filename))
     file_check = entry
-    applied = file_check.stamp      # the version of the file this function was last given
+    applied = file_check.stamp  # the version of the file this function was last given
     name = "%s.%s" % (inner.__module__, inner.__qualname__)
 
     def refresh() -> None:
@@ -94,16 +96,20 @@ def realtime(func: Optional[_Decorated] = None,
 
     wrapper: Callable[..., Any]
     if inspect.iscoroutinefunction(target):
+
         @functools.wraps(target)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             refresh()
             return await target(*args, **kwargs)
+
         wrapper = async_wrapper
     else:
+
         @functools.wraps(target)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             refresh()
             return target(*args, **kwargs)
+
         wrapper = sync_wrapper
     setattr(wrapper, "__lu_realtime__", True)  # noqa: B010  (mypy: a function has no such attribute)
     return cast(_Decorated, wrapper_type(wrapper) if wrapper_type else wrapper)
@@ -119,7 +125,7 @@ def _apply(filename: str, inner: types.FunctionType, name: str) -> None:
     except LuError as e:
         log.error("%s: %s (the last good body keeps running)", name, e)
         return
-    except Exception as e:   # never break the caller
+    except Exception as e:  # never break the caller
         log.error("%s: cannot reload: %s: %s", name, type(e).__name__, e)
         return
     for line in out.lines:

@@ -1,4 +1,5 @@
 """The agent's requests for `lu watch` (part of lu_payloads.requests.HANDLERS)."""
+
 from __future__ import annotations
 
 import os
@@ -11,14 +12,14 @@ if TYPE_CHECKING:
 
 
 class WatchedFile(TypedDict):
-    path: str                   # the file's real path in this process
-    file: str                   # the filename its modules name
-    modules: List[str]          # names of the modules loaded from it
+    path: str  # the file's real path in this process
+    file: str  # the filename its modules name
+    modules: List[str]  # names of the modules loaded from it
 
 
 class WatchStart(TypedDict):
     files: List[WatchedFile]
-    missing: List[str]          # the given paths no module was loaded from
+    missing: List[str]  # the given paths no module was loaded from
 
 
 def op_watch_start(conn: Connection, paths: List[str], check: Optional[str] = None) -> WatchStart:
@@ -27,7 +28,7 @@ def op_watch_start(conn: Connection, paths: List[str], check: Optional[str] = No
     Returns {"files": [{"path", "file", "modules"}], "missing": [path...]}:
     a file no module was loaded from, or a directory holding none, is missing.
     """
-    conn.wants_events = False   # this client never reads debug events; don't queue them to it
+    conn.wants_events = False  # this client never reads debug events; don't queue them to it
     if check:
         core.check_loadable(check)
     files: List[WatchedFile] = []
@@ -62,8 +63,9 @@ def _describe(real: str, given: str) -> WatchedFile:
     return {"path": real, "file": filename, "modules": [m.name for m in mods]}
 
 
-def op_watch_apply(conn: Connection, path: str, source: str, prune: bool = False,
-                   check: Optional[str] = None) -> core.OutcomeDict:
+def op_watch_apply(
+    conn: Connection, path: str, source: str, prune: bool = False, check: Optional[str] = None
+) -> core.OutcomeDict:
     """Apply one save of a watched file as one update; LuError: nothing applied."""
     return core.plan_and_apply(path, source, prune=bool(prune), check=check).as_dict()
 

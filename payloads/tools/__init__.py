@@ -16,6 +16,7 @@ Adding a tool: write one module that builds a `registry.Tool` (its name,
 controller object, help line, requests, how its events print, optionally a
 CLI command) and add it to TOOLS below. Nothing else needs to change.
 """
+
 from . import debuggers, exceptions, funcprofiler, lineprofiler
 from .debuggers import FuncDebugger, LineDebugger, VarDebugger
 from .exceptions import ExceptionCounter
@@ -23,14 +24,16 @@ from .funcprofiler import FuncProfiler
 from .lineprofiler import LineProfiler
 from .registry import Registry
 
-TOOLS = Registry([
-    funcprofiler.TOOL,
-    lineprofiler.TOOL,
-    debuggers.FUNC,
-    debuggers.LINE,
-    debuggers.VAR,
-    exceptions.TOOL,
-])
+TOOLS = Registry(
+    [
+        funcprofiler.TOOL,
+        lineprofiler.TOOL,
+        debuggers.FUNC,
+        debuggers.LINE,
+        debuggers.VAR,
+        exceptions.TOOL,
+    ]
+)
 
 # PyLiveUpdate's short names
 FP, LP, FD, LD, VD = FuncProfiler, LineProfiler, FuncDebugger, LineDebugger, VarDebugger

@@ -15,6 +15,7 @@ to the path of whoever resumed it; the time spent suspended (awaiting I/O,
 waiting for the next `next()`) is not counted. `hits` counts finished calls
 (one per generator or coroutine, when it finishes).
 """
+
 from __future__ import annotations
 
 import os
@@ -89,13 +90,28 @@ class CallTreeSession(CallTimer):
                 parent_index, node = stack.pop()
                 for info, child in list(node[CHILDREN].items()):
                     index = len(nodes)
-                    nodes.append({"function": info.name, "parent": parent_index, "hits": child[HITS],
-                                  "total_ns": int(child[TOTAL] * 1e9)})
+                    nodes.append(
+                        {
+                            "function": info.name,
+                            "parent": parent_index,
+                            "hits": child[HITS],
+                            "total_ns": int(child[TOTAL] * 1e9),
+                        }
+                    )
                     stack.append((index, child))
             if nodes:
-                records.append({"lu": 1, "type": "calls", "pid": os.getpid(), "session": str(self.session),
-                                "thread": names.get(tree.ident, tree.name), "thread_id": tree.ident,
-                                "time": time.time(), "nodes": nodes})
+                records.append(
+                    {
+                        "lu": 1,
+                        "type": "calls",
+                        "pid": os.getpid(),
+                        "session": str(self.session),
+                        "thread": names.get(tree.ident, tree.name),
+                        "thread_id": tree.ident,
+                        "time": time.time(),
+                        "nodes": nodes,
+                    }
+                )
         return records
 
 

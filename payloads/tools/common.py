@@ -1,4 +1,5 @@
 """What every tool does the same way: check its arguments, apply its update, give the recorder its session."""
+
 from __future__ import annotations
 
 import types
@@ -21,8 +22,9 @@ def release_when_reverted(event: Dict[str, Any]) -> None:
         get_recorder().release(event.get("id"))
 
 
-def apply_session(update: Instrument, session: ToolSession, log_dir: Optional[str] = None,
-                  snapshot: Optional[Snapshot] = None) -> int:
+def apply_session(
+    update: Instrument, session: ToolSession, log_dir: Optional[str] = None, snapshot: Optional[Snapshot] = None
+) -> int:
     """Apply a tool's update and give the recorder its session (its events, its snapshots, its log).
 
     `session.session` is set to the update id, which names the session in
@@ -61,8 +63,10 @@ def line_numbers(lines: Any) -> List[int]:
 def single_function(pattern: str) -> Tuple[str, types.FunctionType]:
     found = resolve_pattern(pattern)
     if len(found) != 1:
-        raise LuError("%s names %d functions; the debuggers take one function (%s)"
-                      % (pattern, len(found), ", ".join(name for name, _ in found[:5])))
+        raise LuError(
+            "%s names %d functions; the debuggers take one function (%s)"
+            % (pattern, len(found), ", ".join(name for name, _ in found[:5]))
+        )
     return found[0]
 
 
@@ -75,8 +79,11 @@ def echo_events(echo: Any) -> None:
 def applied(ids: List[int]) -> Dict[str, Any]:
     """What a tool's request answers: its update ids, where its log is, the functions it changed."""
     listed = {item["id"]: item for item in UpdateManager.ls()}
-    return {"ids": ids, "log": get_recorder().log_of(ids[0]).path if ids else get_recorder().path,
-            "targets": sorted({t for i in ids for t in listed[i]["targets"]})}
+    return {
+        "ids": ids,
+        "log": get_recorder().log_of(ids[0]).path if ids else get_recorder().path,
+        "targets": sorted({t for i in ids for t in listed[i]["targets"]}),
+    }
 
 
 def all_or_nothing(*steps: Callable[[], int]) -> List[int]:

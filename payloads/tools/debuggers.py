@@ -4,6 +4,7 @@ Each event is recorded (log file) and streamed to every connected `lu`
 client; values are shown with a bounded, never-raising repr (saferepr). How
 each kind of event prints is declared here too (`events` of each Tool).
 """
+
 from __future__ import annotations
 
 import types
@@ -30,8 +31,13 @@ class FuncDebugSession:
 
         def after(info: FuncInfo, result: Any, exc: Optional[BaseException]) -> None:
             if exc is not None:
-                record(self.session, "exception", info.name, info.firstlineno,
-                       {"exception": "%s: %s" % (type(exc).__name__, safe_repr(exc))})
+                record(
+                    self.session,
+                    "exception",
+                    info.name,
+                    info.firstlineno,
+                    {"exception": "%s: %s" % (type(exc).__name__, safe_repr(exc))},
+                )
             else:
                 record(self.session, "return", info.name, info.firstlineno, {"value": safe_repr(result)})
 
@@ -50,8 +56,9 @@ class LineDebugSession:
             statement = statements.get(lineno)
             if statement is None:
                 first, last = func_node.lineno, getattr(func_node, "end_lineno", None) or max(statements or [0])
-                raise LuError("line %d of %s holds no statement (the function spans lines %d-%d)"
-                              % (lineno, name, first, last))
+                raise LuError(
+                    "line %d of %s holds no statement (the function spans lines %d-%d)" % (lineno, name, first, last)
+                )
             reads, writes = line_info.names_in_line(statement)
 
             def before(info: FuncInfo, number: int, values: Dict[str, Any], reads: List[str] = reads) -> None:
@@ -79,17 +86,23 @@ class VarDebugSession:
         record = recorder.event
         points = Points()
         if variable in params:
+
             def at_call(info: FuncInfo, args: Dict[str, Any]) -> None:
                 if variable in args:
-                    record(self.session, "var", info.name, info.firstlineno,
-                           {"var": variable, "value": safe_repr(args[variable]), "via": "argument"})
+                    record(
+                        self.session,
+                        "var",
+                        info.name,
+                        info.firstlineno,
+                        {"var": variable, "value": safe_repr(args[variable]), "via": "argument"},
+                    )
+
             points.before(at_call, want=[variable])
         where = line_info.assignment_points(func_node, statements, variable)
 
         def assigned_at(info: FuncInfo, number: int, values: Dict[str, Any]) -> None:
             if variable in values:
-                record(self.session, "var", info.name, number,
-                       {"var": variable, "value": safe_repr(values[variable])})
+                record(self.session, "var", info.name, number, {"var": variable, "value": safe_repr(values[variable])})
 
         for kind in ("line_after", "line_before"):
             lines = sorted({line for point, line in where if point == kind})
@@ -118,8 +131,9 @@ class LineDebugger:
         name, func = single_function(function)
         lines = line_numbers(lines)
         session = LineDebugSession(get_recorder(), func, name, lines)
-        update = Instrument(name, session.points,
-                            description="LineDebugger %s lines %s" % (name, ",".join(map(str, lines))))
+        update = Instrument(
+            name, session.points, description="LineDebugger %s lines %s" % (name, ",".join(map(str, lines)))
+        )
         return apply_session(update, session, log_dir)
 
 
@@ -136,8 +150,14 @@ class VarDebugger:
         return apply_session(update, session, log_dir)
 
 
-def request_debug(connection: Any, function: str, lines: Any = None, var: Optional[str] = None,
-                  log_dir: Optional[str] = None, echo: bool = False) -> Dict[str, Any]:
+def request_debug(
+    connection: Any,
+    function: str,
+    lines: Any = None,
+    var: Optional[str] = None,
+    log_dir: Optional[str] = None,
+    echo: bool = False,
+) -> Dict[str, Any]:
     echo_events(echo)
     if lines and var:
         raise LuError("choose --lines or --var, not both")
@@ -154,17 +174,39 @@ def _pairs(values: Any) -> str:
     return ", ".join("%s=%s" % kv for kv in (values or {}).items())
 
 
-FUNC = Tool(name="FuncDebugger", aliases=("FD",), controller=FuncDebugger,
-            usage="FuncDebugger.debug('m.f')", summary="each call's arguments and result, live",
-            requests={"debug": request_debug},
-            events={"call": lambda data: "(" + _pairs(data.get("args")) + ")",
-                    "return": lambda data: "-> %s" % data.get("value"),
-                    "exception": lambda data: "raised %s" % data.get("exception")})
-LINE = Tool(name="LineDebugger", aliases=("LD",), controller=LineDebugger,
-            usage="LineDebugger.debug('m.f', [11, 12])", summary="what chosen lines read and set",
-            events={"line": lambda data: "uses " + (_pairs(data.get("uses")) or "nothing"),
-                    "line_done": lambda data: "sets " + (_pairs(data.get("defines")) or "nothing")})
-VAR = Tool(name="VarDebugger", aliases=("VD",), controller=VarDebugger,
-           usage="VarDebugger.debug('m.f', 'b')", summary="every value a variable takes",
-           events={"var": lambda data: "%s = %s%s" % (data.get("var"), data.get("value"),
-                                                      " (argument)" if data.get("via") == "argument" else "")})
+FUNC = Tool(
+    name="FuncDebugger",
+    aliases=("FD",),
+    controller=FuncDebugger,
+    usage="FuncDebugger.debug('m.f')",
+    summary="each call's arguments and result, live",
+    requests={"debug": request_debug},
+    events={
+        "call": lambda data: "(" + _pairs(data.get("args")) + ")",
+        "return": lambda data: "-> %s" % data.get("value"),
+        "exception": lambda data: "raised %s" % data.get("exception"),
+    },
+)
+LINE = Tool(
+    name="LineDebugger",
+    aliases=("LD",),
+    controller=LineDebugger,
+    usage="LineDebugger.debug('m.f', [11, 12])",
+    summary="what chosen lines read and set",
+    events={
+        "line": lambda data: "uses " + (_pairs(data.get("uses")) or "nothing"),
+        "line_done": lambda data: "sets " + (_pairs(data.get("defines")) or "nothing"),
+    },
+)
+VAR = Tool(
+    name="VarDebugger",
+    aliases=("VD",),
+    controller=VarDebugger,
+    usage="VarDebugger.debug('m.f', 'b')",
+    summary="every value a variable takes",
+    events={
+        "var": lambda data: (
+            "%s = %s%s" % (data.get("var"), data.get("value"), " (argument)" if data.get("via") == "argument" else "")
+        )
+    },
+)

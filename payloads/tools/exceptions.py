@@ -5,6 +5,7 @@ ended with (a generator closed by its consumer, GeneratorExit, is not one).
 Counts are kept per thread, so threads never race on them, and summed into
 one `table` record per session: function, exception type, count.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ class ExceptionSession:
                 with self._lock:
                     self.tables.append(table)
             kind = type(exc)
-            key = (info.name, kind.__name__ if kind.__module__ == "builtins" else
-                   "%s.%s" % (kind.__module__, kind.__qualname__))
+            key = (
+                info.name,
+                kind.__name__ if kind.__module__ == "builtins" else "%s.%s" % (kind.__module__, kind.__qualname__),
+            )
             table[key] = table.get(key, 0) + 1
 
         self.points = Points().after(after)
@@ -52,11 +55,24 @@ class ExceptionSession:
                 totals[key] = totals.get(key, 0) + count
         if not totals:
             return []
-        rows = [[function, exception, count] for (function, exception), count in
-                sorted(totals.items(), key=lambda item: (-item[1], item[0]))]
-        return [{"lu": 1, "type": "table", "pid": os.getpid(), "session": str(self.session),
-                 "thread": "all threads", "thread_id": 0, "time": time.time(),
-                 "title": "exceptions raised", "columns": ["function", "exception", "count"], "rows": rows}]
+        rows = [
+            [function, exception, count]
+            for (function, exception), count in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        return [
+            {
+                "lu": 1,
+                "type": "table",
+                "pid": os.getpid(),
+                "session": str(self.session),
+                "thread": "all threads",
+                "thread_id": 0,
+                "time": time.time(),
+                "title": "exceptions raised",
+                "columns": ["function", "exception", "count"],
+                "rows": rows,
+            }
+        ]
 
 
 class ExceptionCounter:
@@ -74,8 +90,16 @@ def request_count(connection: Any, patterns: Any = (), log_dir: Optional[str] = 
     return applied([ExceptionCounter.count(patterns, log_dir=log_dir)])
 
 
-TOOL = Tool(name="ExceptionCounter", aliases=("EC",), controller=ExceptionCounter,
-            usage="ExceptionCounter.count(['m.**'])", summary="per function, how many times it raised what",
-            requests={"count_exceptions": request_count},
-            cli=CliCommand(name="exceptions", request="count_exceptions",
-                           help="Count, per function matching PATTERNs, the exceptions it raises, by type."))
+TOOL = Tool(
+    name="ExceptionCounter",
+    aliases=("EC",),
+    controller=ExceptionCounter,
+    usage="ExceptionCounter.count(['m.**'])",
+    summary="per function, how many times it raised what",
+    requests={"count_exceptions": request_count},
+    cli=CliCommand(
+        name="exceptions",
+        request="count_exceptions",
+        help="Count, per function matching PATTERNs, the exceptions it raises, by type.",
+    ),
+)

@@ -1,4 +1,5 @@
 """FuncProfiler: hits and time of every function matched, as a call tree per thread."""
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,13 @@ class FuncProfiler:
         return apply_session(update, session, log_dir, session.snapshot)
 
 
-def request_profile(connection: Any, patterns: Any = (), lines: Optional[Dict[str, List[int]]] = None,
-                    log_dir: Optional[str] = None, echo: bool = False) -> Dict[str, Any]:
+def request_profile(
+    connection: Any,
+    patterns: Any = (),
+    lines: Optional[Dict[str, List[int]]] = None,
+    log_dir: Optional[str] = None,
+    echo: bool = False,
+) -> Dict[str, Any]:
     """FuncProfiler on patterns and/or LineProfiler on {function: [lines]}; all or nothing."""
     if not patterns and not lines:
         raise LuError("name functions to profile (patterns), or lines with --lines FUNC:L1,L2")
@@ -37,6 +43,11 @@ def request_profile(connection: Any, patterns: Any = (), lines: Optional[Dict[st
     return applied(all_or_nothing(*steps))
 
 
-TOOL = Tool(name="FuncProfiler", aliases=("FP",), controller=FuncProfiler,
-            usage="FuncProfiler.profile(['__main__.**'])", summary="call tree of the functions matched, per thread",
-            requests={"profile": request_profile})
+TOOL = Tool(
+    name="FuncProfiler",
+    aliases=("FP",),
+    controller=FuncProfiler,
+    usage="FuncProfiler.profile(['__main__.**'])",
+    summary="call tree of the functions matched, per thread",
+    requests={"profile": request_profile},
+)

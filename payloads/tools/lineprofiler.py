@@ -5,6 +5,7 @@ executions that completed normally (a line left by raise, break, continue
 or return-from-inside is counted as a hit without time). For a compound
 statement (`for`, `while`, `if`, `with`) the time covers its whole block.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from .calltree import pool_ident, pooled_name
 from .common import apply_session, line_numbers
 from .registry import Tool
 
-LineKey = Tuple[FuncInfo, int]         # (function, line number)
+LineKey = Tuple[FuncInfo, int]  # (function, line number)
 LineStats = Dict[LineKey, List[int]]  # -> [hits, total_ns]
 
 
@@ -89,8 +90,11 @@ class LineSession:
         self.after = after
 
     def points(self, lines: List[int]) -> Points:
-        return Points().lines("line_before", lines, self.before, want=None).lines("line_after", lines, self.after,
-                                                                                   want=None)
+        return (
+            Points()
+            .lines("line_before", lines, self.before, want=None)
+            .lines("line_after", lines, self.after, want=None)
+        )
 
     def fold_finished(self) -> None:
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
@@ -113,12 +117,23 @@ class LineSession:
         self.fold_finished()
         records: List[Record] = []
         for _started, stats, thread in list(self.threads) + list(self.finished.values()):
-            lines = [{"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
-                     for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])]
+            lines = [
+                {"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
+                for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])
+            ]
             if lines:
-                records.append({"lu": 1, "type": "lines", "pid": os.getpid(), "session": str(self.session),
-                                "thread": thread.name, "thread_id": thread.ident, "time": time.time(),
-                                "lines": lines})
+                records.append(
+                    {
+                        "lu": 1,
+                        "type": "lines",
+                        "pid": os.getpid(),
+                        "session": str(self.session),
+                        "thread": thread.name,
+                        "thread_id": thread.ident,
+                        "time": time.time(),
+                        "lines": lines,
+                    }
+                )
         return records
 
 
@@ -129,11 +144,18 @@ class LineProfiler:
     def profile(function: str, lines: Any, log_dir: Optional[str] = None) -> int:
         lines = line_numbers(lines)
         session = LineSession()
-        update = Instrument(function, session.points(lines),
-                            description="LineProfiler %s lines %s" % (function, ",".join(map(str, lines))))
+        update = Instrument(
+            function,
+            session.points(lines),
+            description="LineProfiler %s lines %s" % (function, ",".join(map(str, lines))),
+        )
         return apply_session(update, session, log_dir, session.snapshot)
 
 
-TOOL = Tool(name="LineProfiler", aliases=("LP",), controller=LineProfiler,
-            usage="LineProfiler.profile('m.f', [11, 12])",
-            summary="hits and time of chosen lines (lu profile --lines)")
+TOOL = Tool(
+    name="LineProfiler",
+    aliases=("LP",),
+    controller=LineProfiler,
+    usage="LineProfiler.profile('m.f', [11, 12])",
+    summary="hits and time of chosen lines (lu profile --lines)",
+)

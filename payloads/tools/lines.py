@@ -4,6 +4,7 @@ For LineDebugger: the variables each statement line reads and writes. For
 VarDebugger: every statement that assigns a given variable. Line numbers are
 those of the file the running code comes from.
 """
+
 from __future__ import annotations
 
 import ast
@@ -75,8 +76,11 @@ def names_in_line(statement: ast.stmt) -> Tuple[List[str], List[str]]:
                     bucket.append(node.id)
             elif isinstance(node, ast.arg) and node.arg not in writes:
                 writes.append(node.arg)
-    if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name) \
-            and statement.target.id not in reads:
+    if (
+        isinstance(statement, ast.AugAssign)
+        and isinstance(statement.target, ast.Name)
+        and statement.target.id not in reads
+    ):
         reads.append(statement.target.id)
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
         for alias in statement.names:
@@ -87,9 +91,11 @@ def names_in_line(statement: ast.stmt) -> Tuple[List[str], List[str]]:
 
 
 def function_variables(func_node: FunctionNode) -> Tuple[List[str], List[str]]:
-    params = [a.arg for a in func_node.args.posonlyargs + func_node.args.args + func_node.args.kwonlyargs] \
-        if hasattr(func_node.args, "posonlyargs") else \
-        [a.arg for a in func_node.args.args + func_node.args.kwonlyargs]
+    params = (
+        [a.arg for a in func_node.args.posonlyargs + func_node.args.args + func_node.args.kwonlyargs]
+        if hasattr(func_node.args, "posonlyargs")
+        else [a.arg for a in func_node.args.args + func_node.args.kwonlyargs]
+    )
     for extra in (func_node.args.vararg, func_node.args.kwarg):
         if extra is not None:
             params.append(extra.arg)

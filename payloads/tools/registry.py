@@ -14,13 +14,14 @@ TOOLS. From the registry:
   `lines` (call trees, line tables) or `table` (any table of figures, shown
   as it is).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 EventFormat = Callable[[Dict[str, Any]], str]  # an event's data -> the text after "kind function:line"
-Handler = Callable[..., Any]                   # handler(connection, **arguments) -> JSON-serialisable result
+Handler = Callable[..., Any]  # handler(connection, **arguments) -> JSON-serialisable result
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class CliCommand:
 
 @dataclass(frozen=True)
 class Tool:
-    name: str                      # the controller's name for it, e.g. "FuncProfiler"
-    controller: Any                # what that name stands for in the controller (a class of static methods)
-    usage: str                     # how the controller calls it, e.g. "FuncProfiler.profile(['m.**'])"
-    summary: str                   # what it does, for the controller's help
+    name: str  # the controller's name for it, e.g. "FuncProfiler"
+    controller: Any  # what that name stands for in the controller (a class of static methods)
+    usage: str  # how the controller calls it, e.g. "FuncProfiler.profile(['m.**'])"
+    summary: str  # what it does, for the controller's help
     aliases: Tuple[str, ...] = ()  # PyLiveUpdate's short names, e.g. ("FP",)
     requests: Mapping[str, Handler] = field(default_factory=dict)
     events: Mapping[str, EventFormat] = field(default_factory=dict)

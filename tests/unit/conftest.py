@@ -4,6 +4,7 @@ The tier imports nothing but lu's packages, the standard library and pytest
 (click's test runner too), so it runs as any user in a few seconds:
 `./dev test unit`.
 """
+
 from __future__ import annotations
 
 import os

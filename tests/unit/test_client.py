@@ -3,6 +3,7 @@
 The kernel's SO_PEERCRED of a socketpair names the process that made it:
 this one. So the expected identity is this process's pid and euid.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,16 +58,20 @@ def reply(request: dict, **fields) -> dict:
 
 # -- the greeting -------------------------------------------------------------------------------------------
 
+
 def test_the_hello_is_read(pair):
     with connect(pair) as client:
         assert client.hello == HELLO["hello"]
 
 
-@pytest.mark.parametrize("greeting", [
-    {"v": 1, "hello": HELLO["hello"]},
-    {"v": "2", "hello": HELLO["hello"]},
-    {"hello": HELLO["hello"]},
-])
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        {"v": 1, "hello": HELLO["hello"]},
+        {"v": "2", "hello": HELLO["hello"]},
+        {"hello": HELLO["hello"]},
+    ],
+)
 def test_another_protocol_version_is_refused_in_one_line(pair, greeting):
     with pytest.raises(LuAttachError) as caught:
         connect(pair, greeting)
@@ -74,7 +79,7 @@ def test_another_protocol_version_is_refused_in_one_line(pair, greeting):
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("the agent speaks protocol %r; this lu speaks 2" % greeting.get("v"))
-    assert pair[0].fileno() == -1   # closed
+    assert pair[0].fileno() == -1  # closed
 
 
 def test_a_hello_without_its_content_is_refused(pair):
@@ -88,13 +93,17 @@ def test_an_agent_that_greets_with_an_error(pair):
     assert str(caught.value) == ("the agent is stopping " + "x" * 400)[:300]
 
 
-@pytest.mark.parametrize("greeting, reason", [
-    (b"", "ConnectionClosed"),
-    (struct.pack(">I", 20) + b'{"v": 2', "ConnectionClosed"),
-    (struct.pack(">I", protocol.MAX_HELLO + 1), "FrameTooLarge"),
-    (struct.pack(">I", 5) + b"[1,2]", "ValueError"),
-    (struct.pack(">I", 2) + b"\xff{", "UnicodeDecodeError"),
-], ids=["closed", "closed-mid-frame", "too-large", "not-an-object", "not-utf8"])
+@pytest.mark.parametrize(
+    "greeting, reason",
+    [
+        (b"", "ConnectionClosed"),
+        (struct.pack(">I", 20) + b'{"v": 2', "ConnectionClosed"),
+        (struct.pack(">I", protocol.MAX_HELLO + 1), "FrameTooLarge"),
+        (struct.pack(">I", 5) + b"[1,2]", "ValueError"),
+        (struct.pack(">I", 2) + b"\xff{", "UnicodeDecodeError"),
+    ],
+    ids=["closed", "closed-mid-frame", "too-large", "not-an-object", "not-utf8"],
+)
 def test_a_greeting_not_understood(pair, greeting, reason):
     pair[1].sendall(greeting)
     pair[1].close()
@@ -104,6 +113,7 @@ def test_a_greeting_not_understood(pair, greeting, reason):
 
 
 # -- whose agent --------------------------------------------------------------------------------------------
+
 
 def expect(**changes) -> SimpleNamespace:
     return SimpleNamespace(**dict({"pid": os.getpid(), "uid": os.geteuid(), "start_ticks": TICKS}, **changes))
@@ -135,15 +145,19 @@ def test_a_hello_without_start_ticks_is_refused(pair):
 
 # -- requests -----------------------------------------------------------------------------------------------
 
+
 def test_replies_are_matched_by_id_and_events_dispatched(pair):
     events = []
     client = connect(pair, on_event=events.append)
     event = {"v": 2, "event": "debug", "data": {"kind": "call"}}
-    agent = FakeAgent(pair[1], lambda request: [
-        reply(request, id=request["id"] + 100, result="a stale answer"),
-        event,
-        reply(request, result={"applied": 3}),
-    ])
+    agent = FakeAgent(
+        pair[1],
+        lambda request: [
+            reply(request, id=request["id"] + 100, result="a stale answer"),
+            event,
+            reply(request, result={"applied": 3}),
+        ],
+    )
     assert client.request("status", ids=[1, 2]) == {"applied": 3}
     agent.join()
     assert agent.requests == [{"v": 2, "id": 1, "op": "status", "args": {"ids": [1, 2]}}]
@@ -158,12 +172,15 @@ def test_ids_increase(pair):
         agent.join()
 
 
-@pytest.mark.parametrize("answer, refusal", [
-    ({"ok": False, "error": "no update 7"}, "no update 7"),
-    ({"ok": False, "error": {"code": 7}}, "the agent refused the request"),
-    ({"ok": False}, "the agent refused the request"),
-    ({"ok": False, "error": "bad request", "id": None}, "bad request"),   # a refusal of what it could not read
-])
+@pytest.mark.parametrize(
+    "answer, refusal",
+    [
+        ({"ok": False, "error": "no update 7"}, "no update 7"),
+        ({"ok": False, "error": {"code": 7}}, "the agent refused the request"),
+        ({"ok": False}, "the agent refused the request"),
+        ({"ok": False, "error": "bad request", "id": None}, "bad request"),  # a refusal of what it could not read
+    ],
+)
 def test_a_refused_request(pair, answer, refusal):
     client = connect(pair)
     FakeAgent(pair[1], lambda request: [reply(request, **answer)])
@@ -173,13 +190,16 @@ def test_a_refused_request(pair, answer, refusal):
     assert str(caught.value) == refusal
 
 
-@pytest.mark.parametrize("answer, refusal", [
-    ([None], "the connection to the agent was lost (ConnectionClosed)"),
-    ([struct.pack(">I", 50) + b'{"id": 1', None], "the connection to the agent was lost (ConnectionClosed)"),
-    ([struct.pack(">I", protocol.MAX_FRAME + 1)], "the connection to the agent was lost (FrameTooLarge)"),
-    ([struct.pack(">I", 8) + b"not json"], "the agent sent a malformed reply"),
-    ([struct.pack(">I", 5) + b"[1,2]"], "the agent sent a malformed reply"),
-])
+@pytest.mark.parametrize(
+    "answer, refusal",
+    [
+        ([None], "the connection to the agent was lost (ConnectionClosed)"),
+        ([struct.pack(">I", 50) + b'{"id": 1', None], "the connection to the agent was lost (ConnectionClosed)"),
+        ([struct.pack(">I", protocol.MAX_FRAME + 1)], "the connection to the agent was lost (FrameTooLarge)"),
+        ([struct.pack(">I", 8) + b"not json"], "the agent sent a malformed reply"),
+        ([struct.pack(">I", 5) + b"[1,2]"], "the agent sent a malformed reply"),
+    ],
+)
 def test_a_lost_connection_or_a_malformed_reply(pair, answer, refusal):
     client = connect(pair)
     FakeAgent(pair[1], lambda request: answer)
@@ -198,13 +218,14 @@ def test_a_request_without_an_answer_times_out(pair):
 
 # -- events between requests --------------------------------------------------------------------------------
 
+
 def test_wait_event(pair):
     client = connect(pair)
     assert client.wait_event(0.01) is None
     event = {"v": 2, "event": "debug", "data": {"kind": "line"}}
     pair[1].sendall(protocol.encode(event) + protocol.encode({"v": 2, "id": 9, "ok": True}))
     assert client.wait_event(1) == event
-    assert client.wait_event(1) is None          # a stray reply is not an event
+    assert client.wait_event(1) is None  # a stray reply is not an event
     pair[1].close()
     with pytest.raises(AgentGone, match="connection to the agent was lost"):
         client.wait_event(1)

@@ -16,6 +16,7 @@ Between packages: lu_payloads runs in the target and imports neither of the
 others; lu_attach never imports lu_cli, and takes from lu_payloads only its
 pure definitions (the wire format, paths, the tool registry, the version).
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,15 +33,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @dataclass(frozen=True)
 class Package:
-    name: str                           # as imported
-    folder: str                         # in the repository
+    name: str  # as imported
+    folder: str  # in the repository
     layers: Tuple[Tuple[str, ...], ...]  # top-level module names, bottom layer first
     # what it may import of the other lu packages: a module and what is below it ("pkg" alone: only the package)
     may_import: Tuple[str, ...] = ()
 
     def may(self, qualified: str) -> bool:
-        return any(qualified == allowed or ("." in allowed and qualified.startswith(allowed + "."))
-                   for allowed in self.may_import)
+        return any(
+            qualified == allowed or ("." in allowed and qualified.startswith(allowed + "."))
+            for allowed in self.may_import
+        )
 
     @property
     def path(self) -> str:
@@ -48,38 +51,68 @@ class Package:
 
 
 PACKAGES = {
-    "lu_payloads": Package("lu_payloads", "payloads", (
-        ("errors", "protocol", "paths", "saferepr", "osthreads", "procinfo", "threadfix", "version"),
-        ("engine",),
-        ("recorder",),
-        ("tools", "livecode"),
-        ("operations", "console"),
-        ("vocabulary",),
-        ("requests",),
-        ("agent",),
-        ("service",),
-        ("__init__",),
-    )),
-    "lu_attach": Package("lu_attach", "lu_attach", (
-        ("errors",),
-        ("safefs", "ptrace", "sigframe"),
-        ("symbols", "runtime"),
-        ("discover", "native_helper", "thread_call", "threads", "client"),
-        ("staging",),
-        ("inject",),
-        ("session",),
-        ("profiling", "watch", "completion", "report"),
-        ("__init__",),
-    ), may_import=("lu_payloads", "lu_payloads.protocol", "lu_payloads.paths", "lu_payloads.tools",
-                   "lu_payloads.version")),
-    "lu_cli": Package("lu_cli", "lu_cli", (
-        ("output", "options"),
-        ("report_options", "controller"),
-        ("tool_session",),
-        ("commands",),
-        ("main",),
-        ("__init__",),
-    ), may_import=("lu_attach.errors", "lu_attach.client", "lu_attach.session", "lu_attach.inject", "lu_attach.profiling", "lu_attach.report", "lu_attach.watch", "lu_attach.completion", "lu_attach.runtime", "lu_payloads.tools")),
+    "lu_payloads": Package(
+        "lu_payloads",
+        "payloads",
+        (
+            ("errors", "protocol", "paths", "saferepr", "osthreads", "procinfo", "threadfix", "version"),
+            ("engine",),
+            ("recorder",),
+            ("tools", "livecode"),
+            ("operations", "console"),
+            ("vocabulary",),
+            ("requests",),
+            ("agent",),
+            ("service",),
+            ("__init__",),
+        ),
+    ),
+    "lu_attach": Package(
+        "lu_attach",
+        "lu_attach",
+        (
+            ("errors",),
+            ("safefs", "ptrace", "sigframe"),
+            ("symbols", "runtime"),
+            ("discover", "native_helper", "thread_call", "threads", "client"),
+            ("staging",),
+            ("inject",),
+            ("session",),
+            ("profiling", "watch", "completion", "report"),
+            ("__init__",),
+        ),
+        may_import=(
+            "lu_payloads",
+            "lu_payloads.protocol",
+            "lu_payloads.paths",
+            "lu_payloads.tools",
+            "lu_payloads.version",
+        ),
+    ),
+    "lu_cli": Package(
+        "lu_cli",
+        "lu_cli",
+        (
+            ("output", "options"),
+            ("report_options", "controller"),
+            ("tool_session",),
+            ("commands",),
+            ("main",),
+            ("__init__",),
+        ),
+        may_import=(
+            "lu_attach.errors",
+            "lu_attach.client",
+            "lu_attach.session",
+            "lu_attach.inject",
+            "lu_attach.profiling",
+            "lu_attach.report",
+            "lu_attach.watch",
+            "lu_attach.completion",
+            "lu_attach.runtime",
+            "lu_payloads.tools",
+        ),
+    ),
 }
 BASE = 0  # the bottom layer's modules may use each other
 
@@ -101,8 +134,9 @@ def layer_of(package: Package, module: str) -> int:
     for index, group in enumerate(package.layers):
         if top in group:
             return index
-    raise AssertionError("%s.%s is in no layer: add it to PACKAGES here (and to docs/module-map.md)"
-                         % (package.name, module))
+    raise AssertionError(
+        "%s.%s is in no layer: add it to PACKAGES here (and to docs/module-map.md)" % (package.name, module)
+    )
 
 
 def _type_checking_blocks(tree: ast.AST) -> Set[int]:
@@ -117,8 +151,8 @@ def _type_checking_blocks(tree: ast.AST) -> Set[int]:
 
 @dataclass(frozen=True)
 class Import:
-    package: str   # the lu package imported from
-    module: str    # relative to that package ("__init__" for the package itself)
+    package: str  # the lu package imported from
+    module: str  # relative to that package ("__init__" for the package itself)
     line: int
 
 
@@ -164,9 +198,10 @@ def known(names: Dict[str, str], target: str) -> str:
 def own_imports(package: Package) -> Dict[str, List[Tuple[str, int]]]:
     """module -> [(module of the same package it imports, line)]."""
     names = modules(package)
-    return {name: [(known(names, i.module), i.line) for i in imports(package, name, path)
-                   if i.package == package.name]
-            for name, path in names.items()}
+    return {
+        name: [(known(names, i.module), i.line) for i in imports(package, name, path) if i.package == package.name]
+        for name, path in names.items()
+    }
 
 
 @pytest.mark.parametrize("package", PACKAGES.values(), ids=list(PACKAGES))
@@ -219,7 +254,7 @@ def test_no_import_cycle(package):
         stack_path.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack_path[stack_path.index(nxt):] + [nxt])
+                cycles.append(stack_path[stack_path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack_path.pop()
@@ -239,8 +274,9 @@ def test_function_level_imports_say_why(package):
         with open(path) as handle:
             source = handle.read()
         lines = source.splitlines()
-        for function in [n for n in ast.walk(ast.parse(source))
-                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+        for function in [
+            n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]:
             for node in ast.walk(function):
                 if isinstance(node, (ast.Import, ast.ImportFrom)) and "# lazy:" not in lines[node.lineno - 1]:
                     missing.append("%s:%d: %s" % (path, node.lineno, lines[node.lineno - 1].strip()))
@@ -249,8 +285,12 @@ def test_function_level_imports_say_why(package):
 
 def _all_modules() -> List[Tuple[str, str]]:
     """The modules of the libraries (lu_cli's are the leaves: `lu` itself imports each of them first thing)."""
-    return [(package.name, name) for package in PACKAGES.values() if package.name != "lu_cli"
-            for name in sorted(modules(package))]
+    return [
+        (package.name, name)
+        for package in PACKAGES.values()
+        if package.name != "lu_cli"
+        for name in sorted(modules(package))
+    ]
 
 
 @pytest.mark.parametrize("package_name, name", _all_modules(), ids=["%s.%s" % pair for pair in _all_modules()])
@@ -259,11 +299,13 @@ def test_module_imports_alone(package_name, name):
     package = PACKAGES[package_name]
     module = package.name if name == "__init__" else package.name + "." + name
     # lu_payloads is loaded from its folder by path, the way a target gets it; the host packages as installed.
-    code = ("import importlib, importlib.util, sys\n"
-            "spec = importlib.util.spec_from_file_location('lu_payloads', %r, submodule_search_locations=[%r])\n"
-            "pkg = importlib.util.module_from_spec(spec); sys.modules['lu_payloads'] = pkg\n"
-            "spec.loader.exec_module(pkg)\n"
-            "importlib.import_module(%r)\n"
-            % (os.path.join(REPO, "payloads", "__init__.py"), os.path.join(REPO, "payloads"), module))
+    code = (
+        "import importlib, importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('lu_payloads', %r, submodule_search_locations=[%r])\n"
+        "pkg = importlib.util.module_from_spec(spec); sys.modules['lu_payloads'] = pkg\n"
+        "spec.loader.exec_module(pkg)\n"
+        "importlib.import_module(%r)\n"
+        % (os.path.join(REPO, "payloads", "__init__.py"), os.path.join(REPO, "payloads"), module)
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]

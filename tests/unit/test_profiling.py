@@ -1,4 +1,5 @@
 """lu_attach.profiling: the --lines option and the one-line rendering of debug events."""
+
 from __future__ import annotations
 
 import os
@@ -10,15 +11,18 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event, parse_line_numbers, parse_lines_option
 
 
-@pytest.mark.parametrize("text, numbers", [
-    ("11", [11]),
-    ("11,12", [11, 12]),
-    ("20-22", [20, 21, 22]),
-    ("5-5", [5]),
-    ("11, 12 ,20-21", [11, 12, 20, 21]),
-    ("3,3", [3, 3]),
-    ("1-10001", list(range(1, 10002))),   # the widest range taken
-])
+@pytest.mark.parametrize(
+    "text, numbers",
+    [
+        ("11", [11]),
+        ("11,12", [11, 12]),
+        ("20-22", [20, 21, 22]),
+        ("5-5", [5]),
+        ("11, 12 ,20-21", [11, 12, 20, 21]),
+        ("3,3", [3, 3]),
+        ("1-10001", list(range(1, 10002))),  # the widest range taken
+    ],
+)
 def test_line_numbers(text, numbers):
     assert parse_line_numbers(text) == numbers
 
@@ -37,14 +41,17 @@ def test_line_ranges_backwards_or_too_wide(text, part):
     assert str(caught.value) == "bad line range %r" % part
 
 
-@pytest.mark.parametrize("specs, expected", [
-    ([], {}),
-    (["mod.func:11,12"], {"mod.func": [11, 12]}),
-    (["shop.Cart.total:12-14"], {"shop.Cart.total": [12, 13, 14]}),
-    (["f:1", "f:3-4", "g:2"], {"f": [1, 3, 4], "g": [2]}),
-    ([" _private:7 "], {"_private": [7]}),
-    (["caf\u00e9.\u00e9lan:3"], {"caf\u00e9.\u00e9lan": [3]}),   # identifiers need not be ASCII
-])
+@pytest.mark.parametrize(
+    "specs, expected",
+    [
+        ([], {}),
+        (["mod.func:11,12"], {"mod.func": [11, 12]}),
+        (["shop.Cart.total:12-14"], {"shop.Cart.total": [12, 13, 14]}),
+        (["f:1", "f:3-4", "g:2"], {"f": [1, 3, 4], "g": [2]}),
+        ([" _private:7 "], {"_private": [7]}),
+        (["caf\u00e9.\u00e9lan:3"], {"caf\u00e9.\u00e9lan": [3]}),  # identifiers need not be ASCII
+    ],
+)
 def test_lines_option(specs, expected):
     assert parse_lines_option(specs) == expected
 
@@ -63,6 +70,7 @@ def test_lines_option_passes_on_a_bad_range():
 
 # -- format_event -------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def utc():
     """Render local times in UTC for the duration of the test."""
@@ -77,28 +85,32 @@ def utc():
     time.tzset()
 
 
-T = 3661.25   # 01:01:01.250 UTC
+T = 3661.25  # 01:01:01.250 UTC
 
 
 def event(kind, data=None, **extra):
-    return dict({"time": T, "thread": "MainThread", "kind": kind, "function": "shop.total", "line": 12,
-                 "data": data}, **extra)
+    return dict(
+        {"time": T, "thread": "MainThread", "kind": kind, "function": "shop.total", "line": 12, "data": data}, **extra
+    )
 
 
-@pytest.mark.parametrize("message, rendered", [
-    (event("call", {"args": {"a": "1", "b": "'x'"}}), "call shop.total:12 (a=1, b='x')"),
-    (event("call", {}), "call shop.total:12 ()"),
-    (event("return", {"value": "42"}), "return shop.total:12 -> 42"),
-    (event("exception", {"exception": "ValueError('no')"}), "exception shop.total:12 raised ValueError('no')"),
-    (event("line", {"uses": {"x": "1", "y": "2"}}), "line shop.total:12 uses x=1, y=2"),
-    (event("line", {"uses": {}}), "line shop.total:12 uses nothing"),
-    (event("line_done", {"defines": {"total": "7"}}), "line_done shop.total:12 sets total=7"),
-    (event("line_done", {"defines": {}}), "line_done shop.total:12 sets nothing"),
-    (event("var", {"var": "n", "value": "5", "via": "argument"}), "var shop.total:12 n = 5 (argument)"),
-    (event("var", {"var": "n", "value": "6", "via": "assignment"}), "var shop.total:12 n = 6"),
-    (event("custom", {"k": 1}), "custom shop.total:12 {'k': 1}"),
-    (event("return", None), "return shop.total:12 -> None"),
-])
+@pytest.mark.parametrize(
+    "message, rendered",
+    [
+        (event("call", {"args": {"a": "1", "b": "'x'"}}), "call shop.total:12 (a=1, b='x')"),
+        (event("call", {}), "call shop.total:12 ()"),
+        (event("return", {"value": "42"}), "return shop.total:12 -> 42"),
+        (event("exception", {"exception": "ValueError('no')"}), "exception shop.total:12 raised ValueError('no')"),
+        (event("line", {"uses": {"x": "1", "y": "2"}}), "line shop.total:12 uses x=1, y=2"),
+        (event("line", {"uses": {}}), "line shop.total:12 uses nothing"),
+        (event("line_done", {"defines": {"total": "7"}}), "line_done shop.total:12 sets total=7"),
+        (event("line_done", {"defines": {}}), "line_done shop.total:12 sets nothing"),
+        (event("var", {"var": "n", "value": "5", "via": "argument"}), "var shop.total:12 n = 5 (argument)"),
+        (event("var", {"var": "n", "value": "6", "via": "assignment"}), "var shop.total:12 n = 6"),
+        (event("custom", {"k": 1}), "custom shop.total:12 {'k': 1}"),
+        (event("return", None), "return shop.total:12 -> None"),
+    ],
+)
 def test_format_event_by_kind(utc, message, rendered):
     assert format_event(message) == "01:01:01.250 MainThread " + rendered
 

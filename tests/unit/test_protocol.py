@@ -1,4 +1,5 @@
 """lu_payloads.protocol: length-prefixed JSON frames."""
+
 from __future__ import annotations
 
 import struct
@@ -9,11 +10,14 @@ import pytest
 from lu_payloads import protocol
 
 
-@pytest.mark.parametrize("message", [
-    {},
-    {"v": 2, "id": 7, "op": "status", "args": {"ids": [1, 2], "deep": {"x": None, "y": True}}},
-    {"text": "caf\u00e9 \u65e5\u672c \U0001F600", "nul": "\x00", "float": 1.5, "negative": -3},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {},
+        {"v": 2, "id": 7, "op": "status", "args": {"ids": [1, 2], "deep": {"x": None, "y": True}}},
+        {"text": "caf\u00e9 \u65e5\u672c \U0001f600", "nul": "\x00", "float": 1.5, "negative": -3},
+    ],
+)
 def test_encode_decode_round_trip(message):
     frame = protocol.encode(message)
     (size,) = struct.unpack(">I", frame[:4])
@@ -51,11 +55,14 @@ def test_a_message_too_large_is_not_sent(pair):
         theirs.recv(1)
 
 
-@pytest.mark.parametrize("announced, limit", [
-    (protocol.MAX_FRAME + 1, protocol.MAX_FRAME),
-    (protocol.MAX_HELLO + 1, protocol.MAX_HELLO),
-    (2 ** 32 - 1, protocol.MAX_FRAME),
-])
+@pytest.mark.parametrize(
+    "announced, limit",
+    [
+        (protocol.MAX_FRAME + 1, protocol.MAX_FRAME),
+        (protocol.MAX_HELLO + 1, protocol.MAX_HELLO),
+        (2**32 - 1, protocol.MAX_FRAME),
+    ],
+)
 def test_an_announced_frame_over_the_limit_is_refused_before_reading_it(pair, announced, limit):
     ours, theirs = pair
     ours.sendall(struct.pack(">I", announced))  # and no body: the reader must not wait for one
@@ -72,11 +79,15 @@ def test_a_frame_of_exactly_the_limit_is_read(pair):
     assert protocol.recv(theirs, limit=len(frame) - 4) == {"k": "v" * 20}
 
 
-@pytest.mark.parametrize("sent", [
-    b"",                                   # closed before anything
-    b"\x00\x00",                           # in the middle of the header
-    struct.pack(">I", 10) + b'{"a":',      # in the middle of the body
-], ids=["before-anything", "mid-header", "mid-body"])
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"",  # closed before anything
+        b"\x00\x00",  # in the middle of the header
+        struct.pack(">I", 10) + b'{"a":',  # in the middle of the body
+    ],
+    ids=["before-anything", "mid-header", "mid-body"],
+)
 def test_a_connection_closed_mid_frame(pair, sent):
     ours, theirs = pair
     ours.sendall(sent)
@@ -85,10 +96,13 @@ def test_a_connection_closed_mid_frame(pair, sent):
         protocol.recv(theirs)
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+)
 def test_deep_nesting_is_a_value_error(body):
     with pytest.raises(ValueError, match="nested too deeply"):
         protocol.decode(body)

@@ -1,4 +1,5 @@
 """The renderer registry: names, suffix guessing, writing, and what each format renders."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,16 @@ MS = 1_000_000
 
 
 def _calls(nodes: List[Dict[str, Any]], thread: str = "MainThread", thread_id: int = 1) -> Dict[str, Any]:
-    return {"lu": 1, "type": "calls", "pid": 4510, "session": "1", "thread": thread, "thread_id": thread_id,
-            "time": 1.0, "nodes": nodes}
+    return {
+        "lu": 1,
+        "type": "calls",
+        "pid": 4510,
+        "session": "1",
+        "thread": thread,
+        "thread_id": thread_id,
+        "time": 1.0,
+        "nodes": nodes,
+    }
 
 
 def _node(path: str, hits: int, ms: float) -> Dict[str, Any]:
@@ -36,12 +45,19 @@ def _node(path: str, hits: int, ms: float) -> Dict[str, Any]:
 @pytest.fixture
 def report() -> Report:
     """Two threads, a three-level tree, and names a terminal or a parser could trip on."""
-    return report_from_records([
-        {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
-        _calls([_node("views.results", 3, 30), _node("views.results/db.query", 6, 20),
-                _node("views.results/db.query/m.<lambda>&\"é\"", 1, 5)]),
-        _calls([_node("jobs.run", 1, 4)], thread="worker-1", thread_id=2),
-    ])
+    return report_from_records(
+        [
+            {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
+            _calls(
+                [
+                    _node("views.results", 3, 30),
+                    _node("views.results/db.query", 6, 20),
+                    _node("views.results/db.query/m.<lambda>&\"é\"", 1, 5),
+                ]
+            ),
+            _calls([_node("jobs.run", 1, 4)], thread="worker-1", thread_id=2),
+        ]
+    )
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -51,6 +67,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 # -- the registry ---------------------------------------------------------------------
+
 
 def test_registry_names_and_records() -> None:
     assert list(RENDERERS) == ["text", "json", "flamegraph", "speedscope", "folded"]
@@ -74,6 +91,7 @@ def test_unknown_name_is_one_line_listing_the_known() -> None:
 
 # -- suffix guessing ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(RENDERERS))
 def test_every_suffix_round_trips(name: str) -> None:
     suffix = RENDERERS[name].suffix
@@ -81,14 +99,17 @@ def test_every_suffix_round_trips(name: str) -> None:
     assert guess_renderer("PROFILE" + suffix.upper()) is RENDERERS[name]
 
 
-@pytest.mark.parametrize("path,name", [
-    ("run.speedscope.json", "speedscope"),  # the longest suffix wins
-    ("run.json", "json"),
-    ("speedscope.json", "json"),            # ".speedscope.json" is the suffix, not the word
-    ("a.b.svg", "flamegraph"),
-    ("out.folded", "folded"),
-    ("report.txt", "text"),
-])
+@pytest.mark.parametrize(
+    "path,name",
+    [
+        ("run.speedscope.json", "speedscope"),  # the longest suffix wins
+        ("run.json", "json"),
+        ("speedscope.json", "json"),  # ".speedscope.json" is the suffix, not the word
+        ("a.b.svg", "flamegraph"),
+        ("out.folded", "folded"),
+        ("report.txt", "text"),
+    ],
+)
 def test_suffix_rule(path: str, name: str) -> None:
     assert guess_renderer(path).name == name
 
@@ -103,6 +124,7 @@ def test_unknown_suffix_is_one_line(path: str) -> None:
 
 
 # -- what each renders ----------------------------------------------------------------
+
 
 def _check_text(out: str) -> None:
     assert out.startswith("instrumented profile (lu)\n") and "views.results" in out
@@ -134,8 +156,11 @@ def _check_folded(out: str) -> None:
 
 
 CHECKS: Dict[str, Callable[[str], None]] = {
-    "text": _check_text, "json": _check_json, "flamegraph": _check_flamegraph,
-    "speedscope": _check_speedscope, "folded": _check_folded,
+    "text": _check_text,
+    "json": _check_json,
+    "flamegraph": _check_flamegraph,
+    "speedscope": _check_speedscope,
+    "folded": _check_folded,
 }
 
 
@@ -151,6 +176,7 @@ def test_renders_the_right_kind(report: Report, name: str) -> None:
 
 
 # -- writing --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(RENDERERS))
 def test_write_report_writes_what_renders(report: Report, tmp_path: Any, name: str) -> None:

@@ -1,4 +1,5 @@
 """Host-side reports: log reading, text, JSON, flame graph, speedscope, folded, py-spy."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,15 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def rec(type_, pid=4510, session="3", thread="MainThread", thread_id=1, time_=1.0, **kw):
-    d = {"lu": 1, "type": type_, "pid": pid, "session": session, "thread": thread,
-         "thread_id": thread_id, "time": time_}
+    d = {
+        "lu": 1,
+        "type": type_,
+        "pid": pid,
+        "session": session,
+        "thread": thread,
+        "thread_id": thread_id,
+        "time": time_,
+    }
     d.update(kw)
     return d
 
@@ -62,11 +70,22 @@ def log(tmp_path):
             {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
             rec("calls", time_=1.0, nodes=[node("views.results", 5, 695)]),  # superseded
             rec("calls", time_=2.0, nodes=MAIN_TREE),
-            rec("calls", thread="worker-1", thread_id=2, time_=2.0,
-                nodes=[node("jobs.run", 1, 250), node("jobs.run/db.query", 3, 90)]),
-            rec("lines", session="4", time_=2.0, lines=[
-                {"function": "shop.Cart.total", "line": 12, "hits": 100, "total_ns": 5000},
-                {"function": "shop.Cart.total", "line": 13, "hits": 100, "total_ns": 25000}]),
+            rec(
+                "calls",
+                thread="worker-1",
+                thread_id=2,
+                time_=2.0,
+                nodes=[node("jobs.run", 1, 250), node("jobs.run/db.query", 3, 90)],
+            ),
+            rec(
+                "lines",
+                session="4",
+                time_=2.0,
+                lines=[
+                    {"function": "shop.Cart.total", "line": 12, "hits": 100, "total_ns": 5000},
+                    {"function": "shop.Cart.total", "line": 13, "hits": 100, "total_ns": 25000},
+                ],
+            ),
             rec("event", session="5", kind="call", function="m.f", line=3, data={}),
             "this is not json",
             '["json", "but not lu"]',
@@ -83,6 +102,7 @@ def calls_of(report, pid=4510, thread="MainThread"):
 
 
 # -- reading logs -------------------------------------------------------------------
+
 
 def test_superseding_threads_lines_and_warnings(log):
     r = load_logs([log])
@@ -101,11 +121,14 @@ def test_superseding_threads_lines_and_warnings(log):
 
 
 def test_sessions_sum_and_older_snapshot_read_later_loses(tmp_path):
-    p = write_log(tmp_path / "s.jsonl", [
-        rec("calls", session="1", time_=5.0, nodes=[node("a.f", 2, 20)]),
-        rec("calls", session="1", time_=4.0, nodes=[node("a.f", 1, 10)]),  # older: ignored
-        rec("calls", session="2", time_=1.0, nodes=[node("a.f", 3, 30), node("a.f/a.g", 3, 6)]),
-    ])
+    p = write_log(
+        tmp_path / "s.jsonl",
+        [
+            rec("calls", session="1", time_=5.0, nodes=[node("a.f", 2, 20)]),
+            rec("calls", session="1", time_=4.0, nodes=[node("a.f", 1, 10)]),  # older: ignored
+            rec("calls", session="2", time_=1.0, nodes=[node("a.f", 3, 30), node("a.f/a.g", 3, 6)]),
+        ],
+    )
     t = calls_of(load_logs([p]))
     assert (t.roots["a.f"].hits, t.roots["a.f"].total_ns) == (5, 50 * MS)
     assert t.roots["a.f"].children["a.g"].hits == 3
@@ -137,11 +160,14 @@ def test_not_an_lu_log_and_missing_file(tmp_path):
 
 
 def test_malformed_records_and_missing_prefixes(tmp_path):
-    p = write_log(tmp_path / "m.jsonl", [
-        rec("calls", nodes=[node("a.f/b.g/c.h", 2, 8), {"path": "oops"}, node("a.f/b.x", 1, 2)]),
-        {"lu": 1, "type": "calls", "session": "1", "nodes": []},  # no pid
-        {"lu": 1, "type": "mystery", "pid": 4510},
-    ])
+    p = write_log(
+        tmp_path / "m.jsonl",
+        [
+            rec("calls", nodes=[node("a.f/b.g/c.h", 2, 8), {"path": "oops"}, node("a.f/b.x", 1, 2)]),
+            {"lu": 1, "type": "calls", "session": "1", "nodes": []},  # no pid
+            {"lu": 1, "type": "mystery", "pid": 4510},
+        ],
+    )
     r = load_logs([p])
     a = calls_of(r).roots["a.f"]
     assert (a.hits, a.total_ns) == (0, 10 * MS)  # synthesised from its children
@@ -154,13 +180,16 @@ def test_malformed_records_and_missing_prefixes(tmp_path):
 
 # -- text ----------------------------------------------------------------------------
 
+
 def test_text_tree_and_reading(log):
     r = load_logs([log])
     out = render_text(r)
     lines = out.splitlines()
     assert lines[0] == "instrumented profile (lu)"
-    assert lines[1] == ("in process 4510, thread MainThread, views.results was called 10 times at"
-                        " 139 ms each and called manager.all 20 times, which took 58% of its time.")
+    assert lines[1] == (
+        "in process 4510, thread MainThread, views.results was called 10 times at"
+        " 139 ms each and called manager.all 20 times, which took 58% of its time."
+    )
     assert re.search(r"^    function\s+hits\s+total ms\s+ms/hit$", out, re.M)
     assert re.search(r"^    views\.results\s+10\s+1,390\s+139\.0$", out, re.M)
     assert re.search(r"^      manager\.all\s+20\s+800\.0\s+40\.00$", out, re.M)
@@ -169,11 +198,17 @@ def test_text_tree_and_reading(log):
     assert "thread worker-1" in out and "1 debug event not shown" in out
 
 
-@pytest.mark.parametrize("nodes,sentence", [
-    ([node("m.f", 1, 139)], "m.f was called once and took 139 ms."),
-    ([node("m.f", 3, 3)], "m.f was called 3 times at 1 ms each."),
-    ([node("m.f", 1, 2000), node("m.f/m.g", 1, 500)], "m.f was called once and took 2 s and called m.g once, which took 25% of its time."),
-])
+@pytest.mark.parametrize(
+    "nodes,sentence",
+    [
+        ([node("m.f", 1, 139)], "m.f was called once and took 139 ms."),
+        ([node("m.f", 3, 3)], "m.f was called 3 times at 1 ms each."),
+        (
+            [node("m.f", 1, 2000), node("m.f/m.g", 1, 500)],
+            "m.f was called once and took 2 s and called m.g once, which took 25% of its time.",
+        ),
+    ],
+)
 def test_reading_edge_cases(tmp_path, nodes, sentence):
     r = load_logs([write_log(tmp_path / "e.jsonl", [rec("calls", nodes=nodes)])])
     assert reading(r) == "in process 4510, thread MainThread, " + sentence
@@ -185,6 +220,7 @@ def test_reading_without_calls(tmp_path):
 
 
 # -- JSON ----------------------------------------------------------------------------
+
 
 def test_json_schema(log):
     data = json.loads(render_json(load_logs([log])))
@@ -213,17 +249,24 @@ def test_json_schema(log):
 
 # -- flame graph -----------------------------------------------------------------------
 
+
 def frames_of(svg):
     root = ET.fromstring(svg)
     frames = root.find(f".//{SVG}g[@id='frames']")
     out = []
     for g in frames.findall(f"{SVG}g"):
         r = g.find(f"{SVG}rect")
-        out.append({
-            "name": g.get("data-name"), "depth": int(g.get("data-d")), "ns": int(g.get("data-ns")),
-            "parent": int(g.get("data-p", -1)), "x": float(r.get("x")), "w": float(r.get("width")),
-            "title": g.find(f"{SVG}title").text,
-        })
+        out.append(
+            {
+                "name": g.get("data-name"),
+                "depth": int(g.get("data-d")),
+                "ns": int(g.get("data-ns")),
+                "parent": int(g.get("data-p", -1)),
+                "x": float(r.get("x")),
+                "w": float(r.get("width")),
+                "title": g.find(f"{SVG}title").text,
+            }
+        )
     return root, out
 
 
@@ -256,8 +299,10 @@ def test_flamegraph_structure_and_widths(log):
 
 
 def test_flamegraph_clamps_and_escapes(tmp_path):
-    p = write_log(tmp_path / "c.jsonl", [rec("calls", nodes=[
-        node("m.<lambda>&\"x\"", 1, 10), node("m.<lambda>&\"x\"/m.g", 1, 15)])])  # child > parent
+    p = write_log(
+        tmp_path / "c.jsonl",
+        [rec("calls", nodes=[node("m.<lambda>&\"x\"", 1, 10), node("m.<lambda>&\"x\"/m.g", 1, 15)])],
+    )  # child > parent
     _, fs = frames_of(render_flamegraph(load_logs([p])))
     by = {f["name"]: f for f in fs}
     assert by['m.<lambda>&"x"']["ns"] == 15 * MS == by["m.g"]["ns"]
@@ -271,6 +316,7 @@ def test_flamegraph_empty_report(tmp_path):
 
 
 # -- speedscope and folded -------------------------------------------------------------
+
 
 def test_speedscope(log):
     data = json.loads(render_speedscope(load_logs([log])))
@@ -328,8 +374,10 @@ def test_pyspy_conversion():
     assert calls_of(r, 77, "T").roots["pkg.mod.f"].hits == 4
     assert any("skipped 1 unreadable line" in w for w in r.warnings)
     out = render_text(r)
-    assert out.startswith("sampled profile (py-spy, 100 Hz)\nin process 5157, thread worker-1, busy.other was on the stack"
-                          " in 100 samples (about 1 s), 64% of them in busy.other.<locals>.<genexpr>.")
+    assert out.startswith(
+        "sampled profile (py-spy, 100 Hz)\nin process 5157, thread worker-1, busy.other was on the stack"
+        " in 100 samples (about 1 s), 64% of them in busy.other.<locals>.<genexpr>."
+    )
     assert "samples / 100 Hz" in out
     data = to_json(r)
     assert data["source"] == "sampled" and data["rate_hz"] == 100

@@ -1,4 +1,5 @@
 """lu_attach.safefs: files in directories another user controls, in a temporary directory of ours."""
+
 from __future__ import annotations
 
 import errno
@@ -41,6 +42,7 @@ def fs_uid() -> int:
 
 
 # -- Dir.read -----------------------------------------------------------------------------------------------
+
 
 def test_read_a_regular_file_up_to_its_limit(top, tmp_path):
     (tmp_path / "f").write_bytes(b"x" * 100)
@@ -85,10 +87,11 @@ def test_read_refuses_a_file_of_another_user(root_only, top, tmp_path):
 
 # -- Dir.write_new, unlink ----------------------------------------------------------------------------------
 
+
 def test_write_new_sets_content_and_exact_mode(top, tmp_path, umask):
     top.write_new("new", b"content", mode=0o644)
     assert (tmp_path / "new").read_bytes() == b"content"
-    assert stat.S_IMODE(os.stat(str(tmp_path / "new")).st_mode) == 0o644   # not cut by the umask
+    assert stat.S_IMODE(os.stat(str(tmp_path / "new")).st_mode) == 0o644  # not cut by the umask
 
 
 def test_write_new_refuses_an_existing_name(top, tmp_path):
@@ -99,7 +102,7 @@ def test_write_new_refuses_an_existing_name(top, tmp_path):
 
 
 def test_write_new_does_not_follow_a_symlink(top, tmp_path):
-    os.symlink(str(tmp_path / "victim"), str(tmp_path / "link"))   # dangling: following it would create victim
+    os.symlink(str(tmp_path / "victim"), str(tmp_path / "link"))  # dangling: following it would create victim
     with pytest.raises(FileExistsError):
         top.write_new("link", b"new")
     assert not (tmp_path / "victim").exists()
@@ -114,6 +117,7 @@ def test_unlink_removes_a_symlink_not_its_target(top, tmp_path):
 
 
 # -- Dir.connect --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def listening(tmp_path):
@@ -136,7 +140,7 @@ def test_connect_reaches_a_listening_socket(top, listening):
 def test_connect_refuses_what_is_not_a_socket(top, tmp_path, listening, fifo, promptly, kind):
     name = os.path.basename(fifo) if kind == "fifo" else "name"
     if kind == "symlink":
-        os.symlink("sock", str(tmp_path / name))   # to the real, listening socket
+        os.symlink("sock", str(tmp_path / name))  # to the real, listening socket
     elif kind == "file":
         (tmp_path / name).write_bytes(b"")
     elif kind == "directory":
@@ -153,6 +157,7 @@ def test_connect_checks_the_owner(top, listening):
 
 # -- Dir.subdir and open_dir --------------------------------------------------------------------------------
 
+
 def make_dir(tmp_path, mode: int, owner: int = -1) -> str:
     path = tmp_path / "d"
     path.mkdir()
@@ -162,17 +167,20 @@ def make_dir(tmp_path, mode: int, owner: int = -1) -> str:
     return "d"
 
 
-@pytest.mark.parametrize("mode, private, refusal", [
-    (0o755, False, None),
-    (0o700, False, None),
-    (0o775, False, "writable by other users"),
-    (0o757, False, "writable by other users"),
-    (0o1777, False, "writable by other users"),     # sticky, but not root's
-    (0o700, True, None),
-    (0o750, True, "open to other users"),
-    (0o755, True, "open to other users"),
-    (0o701, True, "open to other users"),
-])
+@pytest.mark.parametrize(
+    "mode, private, refusal",
+    [
+        (0o755, False, None),
+        (0o700, False, None),
+        (0o775, False, "writable by other users"),
+        (0o757, False, "writable by other users"),
+        (0o1777, False, "writable by other users"),  # sticky, but not root's
+        (0o700, True, None),
+        (0o750, True, "open to other users"),
+        (0o755, True, "open to other users"),
+        (0o701, True, "open to other users"),
+    ],
+)
 def test_subdir_modes(top, tmp_path, mode, private, refusal):
     name = make_dir(tmp_path, mode, OTHER_UID if os.geteuid() == 0 else -1)
     owner = os.stat(str(tmp_path / name)).st_uid
@@ -223,9 +231,10 @@ def test_open_dir_names_a_symlink_as_such(tmp_path):
 
 # -- open_image ---------------------------------------------------------------------------------------------
 
+
 def test_open_image_reads_a_regular_file_through_a_link(tmp_path):
     (tmp_path / "libx.so.1").write_bytes(b"\x7fELF")
-    os.symlink("libx.so.1", str(tmp_path / "libx.so"))   # libraries live behind links
+    os.symlink("libx.so.1", str(tmp_path / "libx.so"))  # libraries live behind links
     with safefs.open_image(str(tmp_path / "libx.so")) as handle:
         assert handle.read() == b"\x7fELF"
 
@@ -242,10 +251,11 @@ def test_open_image_refuses_a_directory(tmp_path):
 
 # -- acting_as ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("euid, uid", [(1000, OTHER_UID), (0, 0)])
 def test_acting_as_is_a_no_op_unless_root_acts_for_another_user(monkeypatch, euid, uid):
     before = fs_uid()
-    monkeypatch.setattr(safefs.os, "geteuid", lambda: euid)   # a non-root lu (or root acting as root)
+    monkeypatch.setattr(safefs.os, "geteuid", lambda: euid)  # a non-root lu (or root acting as root)
     with safefs.acting_as(uid, uid):
         assert fs_uid() == before
     assert fs_uid() == before

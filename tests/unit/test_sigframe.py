@@ -4,6 +4,7 @@ Offsets below are the x86-64 Linux ABI's (struct rt_sigframe, ucontext,
 sigcontext, _fpx_sw_bytes), written out here rather than taken from the
 module, so that a wrong constant there shows.
 """
+
 from __future__ import annotations
 
 import signal
@@ -16,8 +17,17 @@ from lu_attach.sigframe import Resume, build_call, fpu_state, has_absolute_deadl
 MASK = (1 << 64) - 1
 RIP = 0x7F00_0000_1234
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR = -512, -513, -514, -516, -4
-READ, POLL, NANOSLEEP, SELECT, RT_SIGTIMEDWAIT, FUTEX, CLOCK_NANOSLEEP, PPOLL, FUTEX_WAITV = \
-    0, 7, 35, 23, 128, 202, 230, 271, 449
+READ, POLL, NANOSLEEP, SELECT, RT_SIGTIMEDWAIT, FUTEX, CLOCK_NANOSLEEP, PPOLL, FUTEX_WAITV = (
+    0,
+    7,
+    35,
+    23,
+    128,
+    202,
+    230,
+    271,
+    449,
+)
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_LOCK_PI, FUTEX_WAIT_BITSET = 0, 1, 6, 9
 PRIVATE, REALTIME = 0x80, 0x100
 
@@ -26,32 +36,35 @@ def u64(value: int) -> int:
     return value & MASK
 
 
-AGAIN = "again"   # back on the `syscall` instruction with the call number in rax
+AGAIN = "again"  # back on the `syscall` instruction with the call number in rax
 EINTR_ = "eintr"  # returns EINTR where it stopped
-STAY = "stay"     # exactly where it was, rax untouched
+STAY = "stay"  # exactly where it was, rax untouched
 
 
-@pytest.mark.parametrize("result, nr, rsi, outcome", [
-    (ERESTARTSYS, READ, 0, AGAIN),
-    (ERESTARTNOINTR, NANOSLEEP, 0, AGAIN),
-    (ERESTARTNOHAND, SELECT, 0, AGAIN),
-    (ERESTARTNOHAND, PPOLL, 0, AGAIN),
-    (ERESTARTNOHAND, RT_SIGTIMEDWAIT, 0, EINTR_),          # its relative timeout is not written back
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET, AGAIN),
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET | PRIVATE, AGAIN),
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET | PRIVATE | REALTIME, AGAIN),
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_LOCK_PI | PRIVATE, AGAIN),
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT, EINTR_),    # a relative timeout
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT | PRIVATE, EINTR_),
-    (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT | PRIVATE | REALTIME, EINTR_),
-    (ERESTART_RESTARTBLOCK, CLOCK_NANOSLEEP, 1, AGAIN),    # TIMER_ABSTIME
-    (ERESTART_RESTARTBLOCK, CLOCK_NANOSLEEP, 0, EINTR_),
-    (ERESTART_RESTARTBLOCK, FUTEX_WAITV, 0, AGAIN),
-    (ERESTART_RESTARTBLOCK, NANOSLEEP, 0, EINTR_),
-    (ERESTART_RESTARTBLOCK, POLL, 0, EINTR_),
-    (EINTR, READ, 0, STAY),                                # the call has already returned
-    (5, READ, 0, STAY),
-])
+@pytest.mark.parametrize(
+    "result, nr, rsi, outcome",
+    [
+        (ERESTARTSYS, READ, 0, AGAIN),
+        (ERESTARTNOINTR, NANOSLEEP, 0, AGAIN),
+        (ERESTARTNOHAND, SELECT, 0, AGAIN),
+        (ERESTARTNOHAND, PPOLL, 0, AGAIN),
+        (ERESTARTNOHAND, RT_SIGTIMEDWAIT, 0, EINTR_),  # its relative timeout is not written back
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET, AGAIN),
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET | PRIVATE, AGAIN),
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT_BITSET | PRIVATE | REALTIME, AGAIN),
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_LOCK_PI | PRIVATE, AGAIN),
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT, EINTR_),  # a relative timeout
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT | PRIVATE, EINTR_),
+        (ERESTART_RESTARTBLOCK, FUTEX, FUTEX_WAIT | PRIVATE | REALTIME, EINTR_),
+        (ERESTART_RESTARTBLOCK, CLOCK_NANOSLEEP, 1, AGAIN),  # TIMER_ABSTIME
+        (ERESTART_RESTARTBLOCK, CLOCK_NANOSLEEP, 0, EINTR_),
+        (ERESTART_RESTARTBLOCK, FUTEX_WAITV, 0, AGAIN),
+        (ERESTART_RESTARTBLOCK, NANOSLEEP, 0, EINTR_),
+        (ERESTART_RESTARTBLOCK, POLL, 0, EINTR_),
+        (EINTR, READ, 0, STAY),  # the call has already returned
+        (5, READ, 0, STAY),
+    ],
+)
 def test_resume_point_of_an_interrupted_call(result, nr, rsi, outcome):
     resume = resume_point(RIP, u64(result), nr, rsi)
     expected = {
@@ -68,24 +81,27 @@ def test_resume_point_outside_a_system_call(rax):
     assert resume_point(RIP, rax, u64(-1), FUTEX_WAIT_BITSET) == Resume(RIP, rax, True)
 
 
-@pytest.mark.parametrize("nr, second, expected", [
-    (FUTEX, FUTEX_WAIT_BITSET, True),
-    (FUTEX, FUTEX_WAIT_BITSET | PRIVATE, True),
-    (FUTEX, FUTEX_WAIT_BITSET | REALTIME, True),
-    (FUTEX, FUTEX_WAIT_BITSET | PRIVATE | REALTIME, True),
-    (FUTEX, FUTEX_LOCK_PI, True),
-    (FUTEX, 11, True),   # FUTEX_WAIT_REQUEUE_PI
-    (FUTEX, 13, True),   # FUTEX_LOCK_PI2
-    (FUTEX, FUTEX_WAIT, False),
-    (FUTEX, FUTEX_WAIT | PRIVATE | REALTIME, False),
-    (FUTEX, FUTEX_WAKE, False),
-    (FUTEX, FUTEX_WAIT_BITSET | 0x200, False),  # an unknown flag: not known to be absolute
-    (CLOCK_NANOSLEEP, 1, True),
-    (CLOCK_NANOSLEEP, 0, False),
-    (FUTEX_WAITV, 0, True),
-    (NANOSLEEP, 1, False),
-    (POLL, FUTEX_WAIT_BITSET, False),
-])
+@pytest.mark.parametrize(
+    "nr, second, expected",
+    [
+        (FUTEX, FUTEX_WAIT_BITSET, True),
+        (FUTEX, FUTEX_WAIT_BITSET | PRIVATE, True),
+        (FUTEX, FUTEX_WAIT_BITSET | REALTIME, True),
+        (FUTEX, FUTEX_WAIT_BITSET | PRIVATE | REALTIME, True),
+        (FUTEX, FUTEX_LOCK_PI, True),
+        (FUTEX, 11, True),  # FUTEX_WAIT_REQUEUE_PI
+        (FUTEX, 13, True),  # FUTEX_LOCK_PI2
+        (FUTEX, FUTEX_WAIT, False),
+        (FUTEX, FUTEX_WAIT | PRIVATE | REALTIME, False),
+        (FUTEX, FUTEX_WAKE, False),
+        (FUTEX, FUTEX_WAIT_BITSET | 0x200, False),  # an unknown flag: not known to be absolute
+        (CLOCK_NANOSLEEP, 1, True),
+        (CLOCK_NANOSLEEP, 0, False),
+        (FUTEX_WAITV, 0, True),
+        (NANOSLEEP, 1, False),
+        (POLL, FUTEX_WAIT_BITSET, False),
+    ],
+)
 def test_has_absolute_deadline(nr, second, expected):
     assert has_absolute_deadline(nr, second) is expected
 
@@ -110,21 +126,24 @@ def software_bytes(area: bytes):
     return magic1, extended_size, features, xstate_size
 
 
-@pytest.mark.parametrize("xcr0, xstate_bv, size, kept, features", [
-    (X87_SSE_AVX, 0x3, 832, 832, X87_SSE_AVX),
-    (X87_SSE_AVX | TILECFG | TILEDATA, 0x3 | TILECFG | TILEDATA, 11008, 11008, X87_SSE_AVX | TILECFG | TILEDATA),
-    (X87_SSE_AVX | TILECFG | TILEDATA, 0x3, 11008, 11008 - 8192, X87_SSE_AVX | TILECFG),  # no tiles held
-])
+@pytest.mark.parametrize(
+    "xcr0, xstate_bv, size, kept, features",
+    [
+        (X87_SSE_AVX, 0x3, 832, 832, X87_SSE_AVX),
+        (X87_SSE_AVX | TILECFG | TILEDATA, 0x3 | TILECFG | TILEDATA, 11008, 11008, X87_SSE_AVX | TILECFG | TILEDATA),
+        (X87_SSE_AVX | TILECFG | TILEDATA, 0x3, 11008, 11008 - 8192, X87_SSE_AVX | TILECFG),  # no tiles held
+    ],
+)
 def test_xsave_area(xcr0, xstate_bv, size, kept, features):
     xsave = xsave_buffer(xcr0, xstate_bv, size)
     area, is_xsave = fpu_state(xsave, b"\x55" * 512)
     assert is_xsave is True
     assert len(area) == kept + 4
     assert software_bytes(area) == (0x46505853, kept + 4, features, kept)
-    assert area[SW_BYTES + 20:SW_BYTES + 48] == b"\0" * 28              # the rest of the software bytes
-    assert area[kept:] == struct.pack("<I", 0x46505845)                 # FP_XSTATE_MAGIC2 just past the state
-    assert area[:SW_BYTES] == xsave[:SW_BYTES]                          # the registers themselves untouched
-    assert area[SW_BYTES + 48:kept] == xsave[SW_BYTES + 48:kept]
+    assert area[SW_BYTES + 20 : SW_BYTES + 48] == b"\0" * 28  # the rest of the software bytes
+    assert area[kept:] == struct.pack("<I", 0x46505845)  # FP_XSTATE_MAGIC2 just past the state
+    assert area[:SW_BYTES] == xsave[:SW_BYTES]  # the registers themselves untouched
+    assert area[SW_BYTES + 48 : kept] == xsave[SW_BYTES + 48 : kept]
 
 
 @pytest.mark.parametrize("xsave", [None, b"\1" * (512 + 63)])
@@ -142,11 +161,29 @@ def test_no_fpu_state_at_all(fxsave):
 # -- the call's frame ---------------------------------------------------------------------------------------
 
 RED_ZONE = 128
-UC = 8                                   # the ucontext after pretcode
+UC = 8  # the ucontext after pretcode
 UC_FLAGS, UC_LINK, SS_SP, SS_FLAGS, SS_SIZE, MCONTEXT, SIGMASK = 0, 8, 16, 24, 32, 40, 296
-FRAME_SIZE = 8 + 304 + 128               # pretcode, ucontext, siginfo
-SIGCONTEXT_ORDER = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
-                    "rdx", "rax", "rcx", "rsp", "rip", "eflags")
+FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
+SIGCONTEXT_ORDER = (
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rdi",
+    "rsi",
+    "rbp",
+    "rbx",
+    "rdx",
+    "rax",
+    "rcx",
+    "rsp",
+    "rip",
+    "eflags",
+)
 RESTORER = 0x7F12_3456_7890
 SIGMASK_VALUE = (1 << 63) | (1 << (signal.SIGINT - 1))
 
@@ -187,7 +224,7 @@ def test_frame_layout(rsp, fpu_size, is_xsave, strings):
     assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), "no two writes overlap"
     assert spans[0][0] == layout.rsp
 
-    fpu_at = read(layout, layout.rsp + UC + MCONTEXT + 184, "<Q")[0]   # sigcontext.fpstate
+    fpu_at = read(layout, layout.rsp + UC + MCONTEXT + 184, "<Q")[0]  # sigcontext.fpstate
     assert fpu_at % 64 == 0
     assert layout.writes[fpu_at] == fpu
     assert fpu_at - layout.rsp >= FRAME_SIZE
@@ -195,8 +232,9 @@ def test_frame_layout(rsp, fpu_size, is_xsave, strings):
     for position, blob in strings.items():
         address = layout.arguments[position]
         assert layout.writes[address] == blob + b"\0"
-    assert [a for i, a in enumerate(layout.arguments) if i not in strings] == \
-        [a for i, a in enumerate(arguments) if i not in strings]
+    assert [a for i, a in enumerate(layout.arguments) if i not in strings] == [
+        a for i, a in enumerate(arguments) if i not in strings
+    ]
 
 
 @pytest.mark.parametrize("is_xsave, uc_flags", [(True, 0x7), (False, 0x6)])
@@ -205,14 +243,14 @@ def test_ucontext_contents(is_xsave, uc_flags):
     resume = Resume(RIP - 2, FUTEX, True)
     layout = build_call(regs, resume, SIGMASK_VALUE, b"\0" * 1024, is_xsave, RESTORER)
     uc = layout.rsp + UC
-    assert read(layout, uc + UC_FLAGS, "<QQ") == (uc_flags, 0)   # UC_FP_XSTATE? | SIGCONTEXT_SS | STRICT_RESTORE_SS
+    assert read(layout, uc + UC_FLAGS, "<QQ") == (uc_flags, 0)  # UC_FP_XSTATE? | SIGCONTEXT_SS | STRICT_RESTORE_SS
     assert read(layout, uc + SS_SP, "<Q") == (0,)
-    assert read(layout, uc + SS_FLAGS, "<i") == (3,)              # an ss_flags rt_sigreturn will not apply
+    assert read(layout, uc + SS_FLAGS, "<i") == (3,)  # an ss_flags rt_sigreturn will not apply
     assert read(layout, uc + SS_SIZE, "<Q") == (0,)
     expected = dict(regs, rip=RIP - 2, rax=FUTEX)
     assert read(layout, uc + MCONTEXT, "<18Q") == tuple(expected[name] for name in SIGCONTEXT_ORDER)
-    assert read(layout, uc + MCONTEXT + 144, "<HHHH") == (0x33, 0, 0, 0x2B)   # cs, gs, fs, ss
-    assert read(layout, uc + MCONTEXT + 152, "<QQQQ") == (0, 0, 0, 0)         # err, trapno, oldmask, cr2
+    assert read(layout, uc + MCONTEXT + 144, "<HHHH") == (0x33, 0, 0, 0x2B)  # cs, gs, fs, ss
+    assert read(layout, uc + MCONTEXT + 152, "<QQQQ") == (0, 0, 0, 0)  # err, trapno, oldmask, cr2
     assert read(layout, uc + SIGMASK, "<Q") == (SIGMASK_VALUE,)
     assert layout.arguments == ()
 
@@ -239,11 +277,14 @@ SigCgt:\t0000000180000002
 """
 
 
-@pytest.mark.parametrize("text, expected", [
-    (STATUS, 0xFFFFFFFE7FFBFEFF),
-    ("SigBlk:\t0000000000000000\n", 0),
-    ("SigBlk: 0000000000010002", 0x10002),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (STATUS, 0xFFFFFFFE7FFBFEFF),
+        ("SigBlk:\t0000000000000000\n", 0),
+        ("SigBlk: 0000000000010002", 0x10002),
+    ],
+)
 def test_parse_sigmask(text, expected):
     assert parse_sigmask(text) == expected
 
@@ -263,4 +304,3 @@ def test_parse_sigmask_reads_a_real_status():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     assert mask & (1 << (signal.SIGUSR2 - 1))
     assert bool(mask & (1 << (signal.SIGUSR1 - 1))) == (signal.SIGUSR1 in old)
-

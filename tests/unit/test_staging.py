@@ -1,4 +1,5 @@
 """lu_attach.staging.mount_options: the options of the mount that holds a path, from /proc/PID/mountinfo."""
+
 from __future__ import annotations
 
 import builtins
@@ -33,32 +34,37 @@ def mountinfo(tmp_path, monkeypatch):
 
     def use(text: str) -> None:
         fake.write_text(text)
-        monkeypatch.setattr(staging, "open", fake_open, raising=False)   # the module's `open`, before builtins'
+        monkeypatch.setattr(staging, "open", fake_open, raising=False)  # the module's `open`, before builtins'
 
     return use
 
 
-@pytest.mark.parametrize("path, options", [
-    ("/", ["rw", "relatime"]),
-    ("/usr/lib", ["rw", "relatime"]),
-    ("/proc", ["rw", "nosuid", "nodev", "noexec", "relatime"]),
-    ("/tmp", ["rw", "nosuid", "nodev", "noexec"]),
-    ("/tmp/lu-0/stage", ["rw", "nosuid", "nodev", "noexec"]),
-    ("/tmp/deep", ["ro", "relatime"]),                   # the longest mount point wins
-    ("/tmp/deep/x", ["ro", "relatime"]),
-    ("/tmp/deeper", ["rw", "nosuid", "nodev", "noexec"]),  # a prefix of the name is not a parent
-    ("/tmpfs", ["rw", "relatime"]),
-    ("/mnt/my disk/file", ["ro", "noexec"]),             # \\040 is a space
-])
+@pytest.mark.parametrize(
+    "path, options",
+    [
+        ("/", ["rw", "relatime"]),
+        ("/usr/lib", ["rw", "relatime"]),
+        ("/proc", ["rw", "nosuid", "nodev", "noexec", "relatime"]),
+        ("/tmp", ["rw", "nosuid", "nodev", "noexec"]),
+        ("/tmp/lu-0/stage", ["rw", "nosuid", "nodev", "noexec"]),
+        ("/tmp/deep", ["ro", "relatime"]),  # the longest mount point wins
+        ("/tmp/deep/x", ["ro", "relatime"]),
+        ("/tmp/deeper", ["rw", "nosuid", "nodev", "noexec"]),  # a prefix of the name is not a parent
+        ("/tmpfs", ["rw", "relatime"]),
+        ("/mnt/my disk/file", ["ro", "noexec"]),  # \\040 is a space
+    ],
+)
 def test_the_longest_mount_point_holding_the_path_wins(mountinfo, path, options):
     mountinfo(MOUNTINFO)
     assert mount_options(PID, path) == options
 
 
 def test_a_later_mount_over_the_same_point_wins(mountinfo):
-    mountinfo("30 27 0:30 / /tmp rw,noexec - tmpfs tmpfs rw\n"
-              "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
-              "40 30 0:40 / /tmp rw,nosuid - tmpfs tmpfs rw\n")
+    mountinfo(
+        "30 27 0:30 / /tmp rw,noexec - tmpfs tmpfs rw\n"
+        "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+        "40 30 0:40 / /tmp rw,nosuid - tmpfs tmpfs rw\n"
+    )
     assert mount_options(PID, "/tmp") == ["rw", "nosuid"]
 
 

@@ -1,5 +1,6 @@
 """lu_payloads.tools.registry: a tool declares itself once; the controller, the agent, the CLI and the event
 printer read it from there."""
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -21,24 +22,35 @@ def tool(name: str, **fields: Any) -> Tool:
 
 
 def test_a_registry_collects_what_each_tool_declares():
-    first = tool("First", aliases=("F1",), requests={"first": answer}, events={"first_event": lambda d: "one"},
-                 cli=CliCommand("first", "Run the first tool.", "first"))
+    first = tool(
+        "First",
+        aliases=("F1",),
+        requests={"first": answer},
+        events={"first_event": lambda d: "one"},
+        cli=CliCommand("first", "Run the first tool.", "first"),
+    )
     second = tool("Second", requests={"second": answer})
     registry = Registry([first, second])
-    assert registry.controller_names() == {"First": first.controller, "F1": first.controller,
-                                           "Second": second.controller}
+    assert registry.controller_names() == {
+        "First": first.controller,
+        "F1": first.controller,
+        "Second": second.controller,
+    }
     assert registry.requests() == {"first": answer, "second": answer}
     assert registry.event_format("first_event")({}) == "one" and registry.event_format("nope") is None
     assert registry.commands() == [(first, first.cli)]
     assert registry.help_lines()[1].split() == ["Second.go()", "does", "Second"]
 
 
-@pytest.mark.parametrize("tools, message", [
-    ([tool("A"), tool("A")], "two tools are called A"),
-    ([tool("A", aliases=("X",)), tool("B", aliases=("X",))], "two tools are called X"),
-    ([tool("A", requests={"go": answer}), tool("B", requests={"go": answer})], "B: 'go' is declared by two tools"),
-    ([tool("A", events={"e": str}), tool("B", events={"e": str})], "B: 'e' is declared by two tools"),
-])
+@pytest.mark.parametrize(
+    "tools, message",
+    [
+        ([tool("A"), tool("A")], "two tools are called A"),
+        ([tool("A", aliases=("X",)), tool("B", aliases=("X",))], "two tools are called X"),
+        ([tool("A", requests={"go": answer}), tool("B", requests={"go": answer})], "B: 'go' is declared by two tools"),
+        ([tool("A", events={"e": str}), tool("B", events={"e": str})], "B: 'e' is declared by two tools"),
+    ],
+)
 def test_a_name_declared_twice_is_refused(tools, message):
     with pytest.raises(ValueError, match=message):
         Registry(tools)
@@ -46,8 +58,20 @@ def test_a_name_declared_twice_is_refused(tools, message):
 
 def test_lus_tools_are_all_in_the_controller():
     namespace = make_namespace()
-    for name in ("FuncProfiler", "LineProfiler", "FuncDebugger", "LineDebugger", "VarDebugger", "ExceptionCounter",
-                 "FP", "LP", "FD", "LD", "VD", "EC"):
+    for name in (
+        "FuncProfiler",
+        "LineProfiler",
+        "FuncDebugger",
+        "LineDebugger",
+        "VarDebugger",
+        "ExceptionCounter",
+        "FP",
+        "LP",
+        "FD",
+        "LD",
+        "VD",
+        "EC",
+    ):
         assert name in namespace, name
     assert namespace["FP"] is FuncProfiler
 
@@ -67,4 +91,4 @@ def test_events_print_through_the_tool_that_made_them():
     unknown = dict(event, kind="made_up", data={"a": 1})
     assert format_event(unknown).endswith("T made_up m.f:3 {'a': 1}")
     broken = dict(event, data={"unexpected": True})
-    assert "T return m.f:3" in format_event(broken)   # a formatter that cannot read the data does not raise
+    assert "T return m.f:3" in format_event(broken)  # a formatter that cannot read the data does not raise

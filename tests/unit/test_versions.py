@@ -4,6 +4,7 @@ check_target runs on this test process itself (it exists, is ours and is not
 a zombie); what discover would find in it and the ptrace scope are replaced,
 so only the version decides.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,13 +20,16 @@ def python_process(version: str) -> PythonProcess:
     return PythonProcess(pid=os.getpid(), user="someone", python=version, agent=False, cmdline="python app.py")
 
 
-@pytest.mark.parametrize("version, expected", [
-    ("3.11.7", (3, 11)),
-    ("3.11", (3, 11)),
-    ("3.13.0rc1", (3, 13)),
-    ("3.8.20", (3, 8)),
-    ("3.10.0", (3, 10)),   # 10 after 9, not before 2
-])
+@pytest.mark.parametrize(
+    "version, expected",
+    [
+        ("3.11.7", (3, 11)),
+        ("3.11", (3, 11)),
+        ("3.13.0rc1", (3, 13)),
+        ("3.8.20", (3, 8)),
+        ("3.10.0", (3, 10)),  # 10 after 9, not before 2
+    ],
+)
 def test_version_tuple(version, expected):
     assert python_process(version).version_tuple() == expected
 
@@ -39,9 +43,11 @@ def test_version_tuple_of_an_unreadable_version(version, error):
 @pytest.fixture
 def found_version(monkeypatch):
     """found_version(v): check_target(os.getpid()) then sees a CPython `v` and ptrace_scope 0."""
+
     def use(version: str) -> None:
         monkeypatch.setattr(discover, "inspect_process", lambda pid, probe_agent=True: python_process(version))
         monkeypatch.setattr(inject, "ptrace_scope", lambda: 0)
+
     return use
 
 
