@@ -67,41 +67,30 @@ def main() -> None:
         inject_detach_cycle(lu_target.pid)
         settle(lu_target.pid)
         start_lu, start_base = Footprint.quiet(lu_target.pid), Footprint.quiet(baseline.pid)
+
+        def now(label: str) -> dict:
+            """Both targets' footprints against where they started."""
+            return row(label, Footprint.quiet(lu_target.pid), Footprint.quiet(baseline.pid), start_lu, start_base)
+
         started = time.monotonic()
         step = max(1, args.cycles // 5)
         for i in range(1, args.cycles + 1):
             inject_detach_cycle(lu_target.pid)
             if i % step == 0:
                 settle(lu_target.pid)
-                rows.append(
-                    row(
-                        "%d attach/detach" % i,
-                        Footprint.quiet(lu_target.pid),
-                        Footprint.quiet(baseline.pid),
-                        start_lu,
-                        start_base,
-                    )
-                )
+                rows.append(now("%d attach/detach" % i))
                 print(rows[-1], file=sys.stderr)
         attach_seconds = time.monotonic() - started
         started = time.monotonic()
         recorder = {}
         for done in range(step, args.cycles + 1, step):
             recorder = profile_revert_cycles(lu_target.pid, step)
-            rows.append(
-                row(
-                    "%d profile/revert" % done,
-                    Footprint.quiet(lu_target.pid),
-                    Footprint.quiet(baseline.pid),
-                    start_lu,
-                    start_base,
-                )
-            )
+            rows.append(now("%d profile/revert" % done))
             print(rows[-1], recorder, file=sys.stderr)
         inject_detach_cycle(lu_target.pid)
         settle(lu_target.pid)
         profile_seconds = time.monotonic() - started
-        end = row("end", Footprint.quiet(lu_target.pid), Footprint.quiet(baseline.pid), start_lu, start_base)
+        end = now("end")
     finally:
         for load in loads:
             load.stop()

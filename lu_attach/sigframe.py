@@ -47,26 +47,8 @@ UCONTEXT_OFFSET = 8
 UC_FLAGS, UC_LINK, UC_STACK, UC_MCONTEXT, UC_SIGMASK = 0, 8, 16, 40, 296
 UCONTEXT_SIZE = 304
 SIGINFO_SIZE = 128
-SIGCONTEXT_REGS = (
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-    "rdi",
-    "rsi",
-    "rbp",
-    "rbx",
-    "rdx",
-    "rax",
-    "rcx",
-    "rsp",
-    "rip",
-    "eflags",
-)
+# struct sigcontext, in the kernel's order
+SIGCONTEXT_REGS = tuple("r8 r9 r10 r11 r12 r13 r14 r15 rdi rsi rbp rbx rdx rax rcx rsp rip eflags".split())  # noqa: SIM905
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x1, 0x2, 0x4
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
 SW_BYTES_OFFSET = 464  # _fpx_sw_bytes in the legacy FXSAVE area's software-reserved bytes

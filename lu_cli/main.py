@@ -73,7 +73,17 @@ for _command in tool_commands(COMMANDS):
 
 
 def main() -> None:
-    cli(prog_name="lu")
+    """Run `lu`; a mistake on the command line is one line too (click would print its usage first)."""
+    try:
+        code = cli.main(args=sys.argv[1:] or ["--help"], prog_name="lu", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = " (see `%s -h`)" % exc.ctx.command_path if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

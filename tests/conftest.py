@@ -6,7 +6,8 @@ import functools
 import os
 import subprocess
 import sys
-from typing import List, Optional
+import threading
+from typing import Any, Callable, List, Optional
 
 import pytest
 
@@ -15,36 +16,16 @@ REPO = os.path.dirname(HERE)
 TARGETS = os.path.join(HERE, "targets")
 
 
-class Target:
-    """A running target process started from tests/targets/<script>."""
+class ReadyProcess:
+    """A process that prints "ready ..." on its first line once it is up; killed by the test that started it."""
 
-    def __init__(
-        self,
-        python: str,
-        script: str,
-        args: List[str] = (),
-        user: Optional[str] = None,
-        cwd: Optional[str] = None,
-        env: Optional[dict] = None,
-    ):
-        targets = os.path.join(nobody_dir(), "targets") if user == "nobody" else TARGETS
-        path = script if os.path.isabs(script) else os.path.join(targets, script)
-        command = [python, "-u", path] + list(args)
-        preexec = as_nobody if user == "nobody" else None
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=preexec,
-            cwd=cwd or "/tmp",
-            env=dict(os.environ, **(env or {})),
-        )
+    def __init__(self, command: List[str], name: str, **popen: Any) -> None:
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
             self.kill()
-            raise RuntimeError("target %s did not start: %r %s" % (script, line, self.proc.stderr.read()))
+            raise RuntimeError("target %s did not start: %r %s" % (name, line, self.proc.stderr.read()))
         self.ready_line = line.strip()
 
     def alive(self) -> bool:
@@ -61,6 +42,30 @@ class Target:
             return self.proc.stderr.read()
         except ValueError:
             return ""
+
+
+class Target(ReadyProcess):
+    """A running target process started from tests/targets/<script>."""
+
+    def __init__(
+        self,
+        python: str,
+        script: str,
+        args: List[str] = (),
+        user: Optional[str] = None,
+        cwd: Optional[str] = None,
+        env: Optional[dict] = None,
+    ):
+        targets = os.path.join(nobody_dir(), "targets") if user == "nobody" else TARGETS
+        path = script if os.path.isabs(script) else os.path.join(targets, script)
+        command = [python, "-u", path] + list(args)
+        super().__init__(
+            command,
+            script,
+            preexec_fn=as_nobody if user == "nobody" else None,
+            cwd=cwd or "/tmp",
+            env=dict(os.environ, **(env or {})),
+        )
 
 
 @pytest.fixture
@@ -168,3 +173,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 @pytest.fixture
 def lu():
     return run_lu
+
+
+def concurrently(count: int, work: Callable[[int], None], timeout: float = 60) -> List[str]:
+    """Run work(0) .. work(count - 1) in threads that start together; the errors they raised, as reprs."""
+    errors: List[str] = []
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(timeout)
+            work(n)
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors

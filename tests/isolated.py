@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from conftest import SYSTEM_PYTHON, nobody_dir
+from conftest import SYSTEM_PYTHON, ReadyProcess, nobody_dir
 
 NOBODY = 65534
 # The copy of lu and the targets lives under the host's /tmp: it is bound back in at the same path.
@@ -38,11 +38,11 @@ def isolation_available() -> Optional[str]:
     return None
 
 
-class IsolatedTarget:
+class IsolatedTarget(ReadyProcess):
     def __init__(self, script: str, *args: str, uid: int = NOBODY, python: str = SYSTEM_PYTHON, tmp_options: str = ""):
         self.uid = uid
         env = dict(os.environ, LU_TEST_UID=str(uid), LU_TEST_TMP_OPTIONS="," + tmp_options if tmp_options else "")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
                 "unshare",
                 "--mount",
@@ -57,17 +57,9 @@ class IsolatedTarget:
                 os.path.join("targets", script),
             ]
             + list(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            "isolated " + script,
             env=env,
         )
-        self.pid = self.proc.pid
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready"):
-            self.kill()
-            raise RuntimeError("isolated target %s did not start: %r %s" % (script, line, self.proc.stderr.read()))
-        self.ready_line = line.strip()
 
     @property
     def tmp(self) -> str:
@@ -92,14 +84,6 @@ class IsolatedTarget:
         )
         assert result.returncode == 0, result.stderr
         return result
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
 
 
 class Victim:

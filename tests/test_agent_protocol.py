@@ -8,11 +8,10 @@ import socket
 import stat
 import struct
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import SYSTEM_PYTHON, nobody_pythonpath, run_lu
+from conftest import SYSTEM_PYTHON, concurrently, nobody_pythonpath, run_lu
 from interpreters import ALL
 
 from lu_attach.client import AgentClient
@@ -83,22 +82,14 @@ def test_garbage_oversized_and_vanishing_clients(agent):
 @pytest.mark.parametrize("agent", ALL[-1:], indirect=True)
 def test_several_clients_at_once(agent):
     target, path = agent
-    errors = []
 
-    def worker(n):
-        try:
-            with AgentClient(path) as client:
-                for i in range(20):
-                    out = client.request("exec", source="print(%d * %d)" % (n, i))
-                    assert out["output"].strip() == str(n * i), out
-        except Exception as exc:
-            errors.append(repr(exc))
+    def worker(n: int) -> None:
+        with AgentClient(path) as client:
+            for i in range(20):
+                out = client.request("exec", source="print(%d * %d)" % (n, i))
+                assert out["output"].strip() == str(n * i), out
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = concurrently(6, worker)
     assert not errors, errors
     assert target.alive()
 

@@ -29,6 +29,28 @@ def test_pid_that_does_not_exist(command):
     assert_one_line_error(run_lu(command, unused_pid()), "no process with pid")
 
 
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["profile", "abc"], "Invalid value for 'PID': 'abc' is not a valid integer. (see `lu profile -h`)"),
+        (["profile"], "Missing argument 'PID'. (see `lu profile -h`)"),
+        (["nope"], "No such command 'nope'. (see `lu -h`)"),
+        (["debug", "1", "f", "--duration", "soon"], "Invalid value for '--duration'"),
+        (["report", "--format", "nope"], "unknown report format 'nope'"),
+        (["exceptions", "1"], "Missing argument 'PATTERNS...'"),
+    ],
+)
+def test_command_line_mistakes(args, says):
+    """A mistake on the command line is one line too, not click's usage block."""
+    assert_one_line_error(run_lu(*args), says)
+
+
+def test_lu_alone_shows_its_help():
+    result = run_lu()
+    assert result.returncode == 0 and result.stdout.startswith("Usage: lu [OPTIONS] COMMAND")
+    assert "exceptions" in result.stdout  # the registry's command is listed
+
+
 def test_not_a_python_process():
     sleeper = subprocess.Popen(["sleep", "60"])
     try:

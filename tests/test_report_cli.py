@@ -7,43 +7,22 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import List
 
 import pytest
 from conftest import assert_one_line_error, run_lu
+from unit.records import calls, header, node
 
 from lu_attach.report import RENDERERS, ReportError, find_pyspy, load_logs, record_pyspy, render_text
 from lu_attach.report.model import walk
-
-MS = 1_000_000
-
-
-def _calls(nodes: List[Dict[str, Any]], thread: str, thread_id: int) -> Dict[str, Any]:
-    return {
-        "lu": 1,
-        "type": "calls",
-        "pid": 4510,
-        "session": "1",
-        "thread": thread,
-        "thread_id": thread_id,
-        "time": 1.0,
-        "nodes": nodes,
-    }
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> str:
     records = [
-        {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
-        _calls(
-            [
-                {"path": ["views.results"], "hits": 10, "total_ns": 1390 * MS},
-                {"path": ["views.results", "manager.all"], "hits": 20, "total_ns": 800 * MS},
-            ],
-            "MainThread",
-            1,
-        ),
-        _calls([{"path": ["jobs.run"], "hits": 1, "total_ns": 250 * MS}], "worker-1", 2),
+        header(),
+        calls([node("views.results", 10, 1390), node("views.results/manager.all", 20, 800)]),
+        calls([node("jobs.run", 1, 250)], thread="worker-1", thread_id=2),
     ]
     path = tmp_path / "lu-4510.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))

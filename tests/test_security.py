@@ -15,12 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SYSTEM_PYTHON, assert_one_line_error, run_lu
+from conftest import REPO, SYSTEM_PYTHON, assert_one_line_error, concurrently, run_lu
 from isolated import NOBODY, IsolatedTarget, Victim, isolation_available
 
 from lu_payloads import protocol
@@ -436,22 +435,12 @@ def test_hundred_clients_at_once(start_target):
 
     target = start_target(SYSTEM_PYTHON, "sleeper.py")
     inject_ok(target.pid)
-    errors = []
-    barrier = threading.Barrier(100)
 
-    def client(n):
-        try:
-            barrier.wait(30)
-            with connect(target.pid) as c:
-                assert c.request("exec", source="print(%d)" % n)["output"].strip() == str(n)
-        except Exception as exc:
-            errors.append(repr(exc))
+    def client(n: int) -> None:
+        with connect(target.pid) as c:
+            assert c.request("exec", source="print(%d)" % n)["output"].strip() == str(n)
 
-    workers = [threading.Thread(target=client, args=(n,)) for n in range(100)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
+    errors = concurrently(100, client)
     assert not errors, errors[:3]
     run_lu("detach", target.pid)
 

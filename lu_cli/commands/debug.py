@@ -10,7 +10,7 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event, host_path, parse_line_numbers
 from lu_attach.session import connect
 
-from ..options import absolute_log_dir
+from ..options import duration_option, echo_events_option, log_dir_option
 from ..output import echo
 from ..tool_session import only_sessions, run_session
 
@@ -20,14 +20,9 @@ from ..tool_session import only_sessions, run_session
 @click.argument("function")
 @click.option("--lines", help="LineDebugger: the variables these lines use and set, e.g. 11,12.")
 @click.option("--var", help="VarDebugger: every value this variable takes.")
-@click.option("--duration", type=float, help="Stream events for S seconds, then revert.")
-@click.option(
-    "--log-dir",
-    type=click.Path(file_okay=False, path_type=str),
-    callback=absolute_log_dir,
-    help="A directory of the target's user where it writes this session's log (relative to here).",
-)
-@click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
+@duration_option("Stream events for S seconds, then revert.")
+@log_dir_option()
+@echo_events_option()
 def command(
     pid: int,
     function: str,
@@ -41,8 +36,6 @@ def command(
     if lines and var:
         raise LuAttachError("choose --lines or --var, not both")
     numbers = parse_line_numbers(lines) if lines else None
-    if duration is not None and duration <= 0:
-        raise LuAttachError("--duration must be a positive number of seconds")
     with connect(pid, inject_if_needed=True) as client:
         result = client.request("debug", function=function, lines=numbers, var=var, log_dir=log_dir, echo=echo_events)
         ids = result["ids"]

@@ -10,7 +10,7 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import parse_lines_option
 from lu_attach.session import connect
 
-from ..options import absolute_log_dir
+from ..options import duration_option, echo_events_option, log_dir_option
 from ..report_options import ReportOutput, report_output_options
 from ..tool_session import left_in_force, run_then_report
 
@@ -19,15 +19,10 @@ from ..tool_session import left_in_force, run_then_report
 @click.argument("pid", type=int)
 @click.argument("patterns", nargs=-1)
 @click.option("--lines", "lines", multiple=True, metavar="FUNC:L1,L2", help="Time these lines of FUNC (LineProfiler).")
-@click.option("--duration", type=float, help="Profile for S seconds, show the report, then revert.")
+@duration_option("Profile for S seconds, show the report, then revert.")
 @report_output_options()
-@click.option(
-    "--log-dir",
-    type=click.Path(file_okay=False, path_type=str),
-    callback=absolute_log_dir,
-    help="A directory of the target's user where it writes this session's log (relative to here).",
-)
-@click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
+@log_dir_option()
+@echo_events_option()
 def command(
     pid: int,
     patterns: Tuple[str, ...],
@@ -41,8 +36,6 @@ def command(
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:
         raise LuAttachError("name functions to profile (e.g. 'shop.**') or lines (--lines shop.Cart.total:12,13)")
-    if duration is not None and duration <= 0:
-        raise LuAttachError("--duration must be a positive number of seconds")
     with connect(pid, inject_if_needed=True) as client:
         result = client.request("profile", patterns=list(patterns), lines=line_map, log_dir=log_dir, echo=echo_events)
         if duration is None:

@@ -12,13 +12,12 @@ from typing import List, Optional, Sequence
 
 import click
 
-from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event
 from lu_attach.session import connect
 from lu_payloads.tools import TOOLS
 from lu_payloads.tools.registry import CliCommand, Tool
 
-from ..options import absolute_log_dir
+from ..options import duration_option, log_dir_option
 from ..output import echo
 from ..report_options import ReportOutput, report_output_options
 from ..tool_session import left_in_force, only_sessions, run_then_report
@@ -28,19 +27,12 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
     @click.command(spec.name, help="%s (%s, in the controller %s)" % (spec.help, tool.name, tool.usage))
     @click.argument("pid", type=int)
     @click.argument("patterns", nargs=-1, required=True)
-    @click.option("--duration", type=float, help="Run for S seconds, show the report, then revert.")
-    @click.option(
-        "--log-dir",
-        type=click.Path(file_okay=False, path_type=str),
-        callback=absolute_log_dir,
-        help="A directory of the target's user where it writes this session's log (relative to here).",
-    )
+    @duration_option("Run for S seconds, show the report, then revert.")
+    @log_dir_option()
     @report_output_options()
     def run(
         pid: int, patterns: Sequence[str], duration: Optional[float], log_dir: Optional[str], output: ReportOutput
     ) -> None:
-        if duration is not None and duration <= 0:
-            raise LuAttachError("--duration must be a positive number of seconds")
         with connect(pid, inject_if_needed=True) as client:
             result = client.request(spec.request, patterns=list(patterns), log_dir=log_dir)
             if duration is None:

@@ -9,6 +9,7 @@ import click
 
 from lu_attach.watch import WatchSession
 
+from ..options import duration_option
 from ..output import echo
 
 
@@ -24,7 +25,7 @@ def _echo_err(line: str) -> None:
 @click.command("watch")
 @click.argument("pid", type=int)
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--duration", type=float, default=None, help="Stop after S seconds (default: until Ctrl-C).")
+@duration_option("Stop after S seconds (default: until Ctrl-C).")
 @click.option("--prune", is_flag=True, help="Delete functions removed from the file (default: report them).")
 @click.option(
     "--check",

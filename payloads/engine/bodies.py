@@ -136,18 +136,7 @@ def redefined_body(st: FunctionState, new: types.FunctionType, name: str, uid: i
         node=node,
         code=None if node is not None else ncode,
     )
-    annotations = new.__annotations__
-    return Body(
-        node=node,
-        filename=ncode.co_filename,
-        flags=ncode.co_flags,
-        code=code,
-        defaults=new.__defaults__,
-        kwdefaults=new.__kwdefaults__,
-        annotations=dict(annotations) if annotations else {},
-        doc=new.__doc__,
-        label="redefine #%d" % uid,
-    )
+    return Body.of_function(new, code, "redefine #%d" % uid, node=node, compiled_as=ncode)
 
 
 def file_body(

@@ -133,19 +133,7 @@ class FunctionState:
         self.name = name
         self.qualname = code_qualname(func)
         self.freevars = code.co_freevars
-        annotations = func.__annotations__
-        self.orig = Body(
-            node=None,
-            filename=code.co_filename,
-            flags=code.co_flags,
-            code=code,
-            defaults=func.__defaults__,
-            kwdefaults=func.__kwdefaults__,
-            annotations=dict(annotations) if annotations else {},
-            doc=func.__doc__,
-            label="original",
-            from_file=code.co_filename,
-        )
+        self.orig = Body.of_function(func, code, "original", from_file=code.co_filename)
         self.body = self.orig
         self.layers: List[Layer] = []
         self.current = code

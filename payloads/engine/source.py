@@ -407,6 +407,35 @@ class Body:
     moved_from: Optional[Tuple[Body, int]] = None
     from_file: Optional[str] = None
 
+    @classmethod
+    def of_function(
+        cls,
+        func: FunctionType,
+        code: CodeType,
+        label: str,
+        node: Optional[FuncNode] = None,
+        from_file: Optional[str] = None,
+        compiled_as: Optional[CodeType] = None,
+    ) -> Body:
+        """`code` as a body with func's attributes (defaults, annotations, docstring).
+
+        Its file and compile flags are those of `compiled_as` (default: `code` itself).
+        """
+        annotations = func.__annotations__
+        origin = compiled_as or code
+        return cls(
+            node=node,
+            filename=origin.co_filename,
+            flags=origin.co_flags,
+            code=code,
+            defaults=func.__defaults__,
+            kwdefaults=func.__kwdefaults__,
+            annotations=dict(annotations) if annotations else {},
+            doc=func.__doc__,
+            label=label,
+            from_file=from_file,
+        )
+
     def moved(self, delta: int, label: str) -> Body:
         """This body started `delta` lines further down (same code otherwise)."""
         return Body(

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 import pytest
 
@@ -22,24 +22,7 @@ from lu_attach.report import (
     write_report,
 )
 
-MS = 1_000_000
-
-
-def _calls(nodes: List[Dict[str, Any]], thread: str = "MainThread", thread_id: int = 1) -> Dict[str, Any]:
-    return {
-        "lu": 1,
-        "type": "calls",
-        "pid": 4510,
-        "session": "1",
-        "thread": thread,
-        "thread_id": thread_id,
-        "time": 1.0,
-        "nodes": nodes,
-    }
-
-
-def _node(path: str, hits: int, ms: float) -> Dict[str, Any]:
-    return {"path": path.split("/"), "hits": hits, "total_ns": int(ms * MS)}
+from .records import calls, header, node
 
 
 @pytest.fixture
@@ -47,15 +30,15 @@ def report() -> Report:
     """Two threads, a three-level tree, and names a terminal or a parser could trip on."""
     return report_from_records(
         [
-            {"lu": 1, "type": "header", "pid": 4510, "python": "3.11.7", "argv": ["app.py"], "started": 1.0},
-            _calls(
+            header(),
+            calls(
                 [
-                    _node("views.results", 3, 30),
-                    _node("views.results/db.query", 6, 20),
-                    _node("views.results/db.query/m.<lambda>&\"é\"", 1, 5),
+                    node("views.results", 3, 30),
+                    node("views.results/db.query", 6, 20),
+                    node("views.results/db.query/m.<lambda>&\"é\"", 1, 5),
                 ]
             ),
-            _calls([_node("jobs.run", 1, 4)], thread="worker-1", thread_id=2),
+            calls([node("jobs.run", 1, 4)], thread="worker-1", thread_id=2),
         ]
     )
 

@@ -164,26 +164,7 @@ RED_ZONE = 128
 UC = 8  # the ucontext after pretcode
 UC_FLAGS, UC_LINK, SS_SP, SS_FLAGS, SS_SIZE, MCONTEXT, SIGMASK = 0, 8, 16, 24, 32, 40, 296
 FRAME_SIZE = 8 + 304 + 128  # pretcode, ucontext, siginfo
-SIGCONTEXT_ORDER = (
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-    "rdi",
-    "rsi",
-    "rbp",
-    "rbx",
-    "rdx",
-    "rax",
-    "rcx",
-    "rsp",
-    "rip",
-    "eflags",
-)
+SIGCONTEXT_ORDER = tuple("r8 r9 r10 r11 r12 r13 r14 r15 rdi rsi rbp rbx rdx rax rcx rsp rip eflags".split())  # noqa: SIM905
 RESTORER = 0x7F12_3456_7890
 SIGMASK_VALUE = (1 << 63) | (1 << (signal.SIGINT - 1))
 
