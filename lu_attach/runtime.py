@@ -89,7 +89,13 @@ class TargetProcess:
 
 def open_tmp(target: TargetProcess) -> safefs.Dir:
     """The target's /tmp: a directory only root (or a sticky bit) protects."""
-    with safefs.open_root(target.pid) as root:
+    try:
+        opened = safefs.open_root(target.pid)
+    except (FileNotFoundError, ProcessLookupError):
+        raise LuAttachError("process %d has exited" % target.pid)
+    except OSError as exc:
+        raise LuAttachError("process %d: cannot open its root (%s)" % (target.pid, exc.strerror or exc))
+    with opened as root:
         try:
             return root.subdir(paths.BASE.strip("/"))
         except FileNotFoundError:

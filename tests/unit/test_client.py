@@ -9,14 +9,18 @@ from __future__ import annotations
 import os
 import re
 import struct
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 from typing import Callable, List, Union
 
 import pytest
 
+from lu_attach import session
 from lu_attach.client import AgentClient
 from lu_attach.errors import AgentGone, LuAttachError, NotTheTarget
+from lu_attach.runtime import TargetProcess, connect_socket
 from lu_payloads import protocol
 
 TICKS = 123456
@@ -229,3 +233,13 @@ def test_wait_event(pair):
     pair[1].close()
     with pytest.raises(AgentGone, match="connection to the agent was lost"):
         client.wait_event(1)
+
+
+def test_a_process_that_exits_between_listing_and_connecting_is_one_clear_error():
+    """`lu ps` reads many processes; one that exits mid-way is absent, not an internal error."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    gone = TargetProcess(pid=child.pid, nspid=child.pid, uid=os.geteuid(), gid=os.getegid(), start_ticks=1)
+    with pytest.raises(LuAttachError, match="process %d has exited" % child.pid):
+        connect_socket(gone, timeout=1.0)
+    assert session.agent_socket(child.pid) is None
