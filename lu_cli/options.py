@@ -48,3 +48,12 @@ def log_dir_option() -> Callable[[F], F]:
 def echo_events_option() -> Callable[[F], F]:
     """--echo: the target also prints the session's events on its own stderr."""
     return click.option("--echo", "echo_events", is_flag=True, help="Also echo events to the target's own stderr.")
+
+
+def tree_option() -> Callable[[F], F]:
+    """--tree: the process and every Python process below it, as one."""
+    return click.option(
+        "--tree",
+        is_flag=True,
+        help="Act on PID and every Python process below it (a master and its workers) as one.",
+    )

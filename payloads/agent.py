@@ -68,6 +68,7 @@ class Connection:
         self.closed = False
         self.wants_events = True
         self.state: Dict[str, Any] = {}
+        self.on_close: List[Callable[[], None]] = []  # what a handler left open for this client (run once, on close)
 
     def send(self, message: Dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -112,6 +113,12 @@ class Connection:
         finally:
             self.close()
             self.agent.forget(self)
+            for cleanup in self.on_close:
+                try:
+                    cleanup()
+                except Exception:
+                    self.agent.log.write("cleanup error: %s" % traceback.format_exc())
+            self.on_close = []
 
     def _reply_error(self, request_id: Any, message: str) -> None:
         try:
@@ -385,6 +392,23 @@ class Agent:
             if connection is not spare:
                 connection.close()
         self.log.write("agent stopped")
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's agent without touching it.
+
+        The listener and the client sockets are the parent's too: closing our
+        descriptors is all the child may do (a shutdown or an unlink would end
+        the parent's connections or remove its socket file).
+        """
+        self.stopping = True
+        sockets = [self.listener] + [connection.sock for connection in self.connections]
+        self.connections = []
+        for sock in sockets:
+            try:
+                if sock is not None:
+                    sock.close()
+            except OSError:
+                pass
 
 
 def _close_listener(listener: Any) -> None:

@@ -24,7 +24,7 @@ import sys
 import traceback
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, TextIO
 
-from . import osthreads
+from . import forks, osthreads
 
 _captures: Dict[int, io.StringIO] = {}  # thread ident -> the buffer of the statement it runs
 _installed: Dict[str, _Router] = {}  # stream name -> the router this agent put in front of it
@@ -54,6 +54,16 @@ class _Router:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._lu_original, name)
+
+
+def _after_fork_in_child(parent_pid: int) -> None:
+    """A statement the controller ran forked: the child's output is the child's own again."""
+    global _install_lock
+    _install_lock = osthreads.Lock()
+    _captures.clear()
+
+
+forks.in_child(forks.Stage.AGENT, _after_fork_in_child)
 
 
 def install_capture() -> None:

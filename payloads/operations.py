@@ -52,7 +52,7 @@ def revert_updates(ids: List[Any]) -> List[int]:
     for update_id in ids:
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             raise LuError("update ids are integers, not %r" % (update_id,))
-    known = {item["id"] for item in UpdateManager.ls()}
+    known = set(UpdateManager.known_ids())
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise LuError(

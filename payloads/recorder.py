@@ -37,7 +37,8 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
-from . import osthreads, paths
+from . import forks, osthreads, paths
+from .engine import UpdateManager
 from .errors import LuError
 
 Record = Dict[str, Any]  # one JSON line of the log (the schema above)
@@ -344,6 +345,37 @@ def _signature(items: Sequence[Mapping[str, Any]]) -> _Signature:
         hits += item.get("hits", 0)
         total += item.get("total_ns", 0)
     return _Signature(len(items), hits, total)
+
+
+def current() -> Optional[Recorder]:
+    """The recorder, if this process has one (releasing a session must not start one)."""
+    return _recorder
+
+
+def _after_fork_in_child(parent_pid: int) -> None:
+    """The parent's sessions are its clients' business: the child drops them and the code they instrumented.
+
+    Their figures and events belong to the parent's log and its clients; a
+    child that kept counting into copies of them would show numbers that are
+    not so. Nothing is written: the log files are the parent's.
+    """
+    global _lock, _recorder, _subscribers
+    _lock = osthreads.Lock()
+    _subscribers = []
+    inherited, _recorder = _recorder, None
+    if inherited is None:
+        return
+    for log in inherited._logs.values():
+        log.close()
+    manager = UpdateManager.default()
+    for session in inherited.sessions:
+        try:
+            manager.revert(int(session))
+        except (ValueError, LuError):
+            pass
+
+
+forks.in_child(forks.Stage.RECORDER, _after_fork_in_child)
 
 
 def get_recorder() -> Recorder:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from . import console, operations
 from .errors import LuError
+from .group import HANDLERS as GROUP
 from .livecode.requests import HANDLERS as LIVECODE
 from .protocol import Closing
 from .recorder import get_recorder
@@ -102,7 +103,7 @@ HANDLERS: Dict[str, Handler] = {
     "flush": flush,
     "snapshot": snapshot,
 }
-for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()):
+for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()) + list(GROUP.items()):
     if _name in HANDLERS:
         raise ValueError("the request %r is declared twice" % _name)
     HANDLERS[_name] = _handler

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from . import console, operations, osthreads, recorder
+from . import console, forks, operations, osthreads, recorder
 from .agent import Agent, Connection
 from .requests import HANDLERS
 
@@ -27,6 +27,7 @@ def current() -> Optional[Agent]:
 
 def _on_stop(agent: Agent) -> None:
     global _agent
+    forks.follow_children(False)
     with _lock:
         if _agent is agent:
             _agent = None
@@ -48,6 +49,24 @@ def start() -> str:
         recorder.subscribe(agent.emit)
         _agent = agent
         return agent.socket_path
+
+
+def _after_fork_in_child(parent_pid: int) -> None:
+    """The inherited agent is the parent's: let go of it; start the child's own if the parent follows its children."""
+    global _agent, _lock
+    _lock = osthreads.Lock()
+    inherited, _agent = _agent, None
+    serving = inherited is not None and not inherited.stopping
+    if inherited is not None:
+        inherited.abandon()
+    if forks.following() and serving:
+        try:
+            start()
+        except Exception:
+            pass  # the child runs on; `lu inject` can still reach it
+
+
+forks.in_child(forks.Stage.AGENT, _after_fork_in_child)
 
 
 def stop(spare: Optional[Connection] = None) -> None:

@@ -2,15 +2,28 @@
 
 import click
 
+from lu_attach.group import Tree
 from lu_attach.session import connect
 
+from .. import tree_output
+from ..options import tree_option
 from ..output import echo
 
 
 @click.command("detach")
 @click.argument("pid", type=int)
-def command(pid: int) -> None:
+@tree_option()
+def command(pid: int, tree: bool) -> None:
     """Revert every update, stop the agent and remove its socket."""
+    if tree:
+        with Tree.open(pid, follow=False) as group:
+            outcomes = group.each("detach")
+        stopped = [p for p, o in outcomes.items() if o.ok]
+        echo(
+            "agents stopped in %s of the tree of %d (%s)"
+            % (tree_output.processes(len(stopped)), pid, tree_output.pids(stopped))
+        )
+        return
     with connect(pid) as client:
         result = client.request("detach")
     reverted = result.get("reverted") or []

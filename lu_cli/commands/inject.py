@@ -2,8 +2,11 @@
 
 import click
 
+from lu_attach.group import Tree
 from lu_attach.inject import inject
 
+from .. import tree_output
+from ..options import tree_option
 from ..output import echo, print_json
 
 
@@ -18,8 +21,20 @@ from ..output import echo, print_json
     help="ptrace: lu's own short stop of one thread; gdb: the same call made through gdb.",
 )
 @click.option("--json", "as_json", is_flag=True)
-def command(pid: int, timeout: float, method: str, as_json: bool) -> None:
+@tree_option()
+def command(pid: int, timeout: float, method: str, as_json: bool, tree: bool) -> None:
     """Inject the agent into PID (no code change in the target needed)."""
+    if tree:
+        with Tree.open(pid, timeout=timeout, method=method) as group:
+            members = group.pids
+        if as_json:
+            print_json({"root": pid, "processes": members})
+        else:
+            echo(
+                "agents run in %s of the tree of %d (%s); workers it forks from now on start their own"
+                % (tree_output.processes(len(members)), pid, tree_output.pids(members))
+            )
+        return
     result = inject(pid, timeout=timeout, method=method)
     if as_json:
         print_json(result.__dict__)

@@ -2,16 +2,31 @@
 
 import click
 
+from lu_attach.group import Tree
 from lu_attach.session import connect
 
+from .. import tree_output
+from ..options import tree_option
 from ..output import echo, print_json, print_table
 
 
 @click.command("ls")
 @click.argument("pid", type=int)
 @click.option("--json", "as_json", is_flag=True)
-def command(pid: int, as_json: bool) -> None:
-    """List applied updates (id, kind, targets, when)."""
+@tree_option()
+def command(pid: int, as_json: bool, tree: bool) -> None:
+    """List applied updates (id, kind, targets, when); with --tree, which processes have each."""
+    if tree:
+        with Tree.open(pid) as group:
+            listing = group.listing()
+            members = group.pids
+        if as_json:
+            print_json(listing)
+        elif not listing:
+            echo("no updates applied in the tree of %d (%s)" % (pid, tree_output.processes(len(members))))
+        else:
+            print_table(["ID", "KIND", "PROCESSES", "TARGETS"], tree_output.listing_rows(listing), max_last=90)
+        return
     with connect(pid) as client:
         updates = client.request("ls")
     if as_json:
@@ -22,9 +37,17 @@ def command(pid: int, as_json: bool) -> None:
         return
     print_table(
         ["ID", "KIND", "APPLIED", "ERRORS", "TARGETS"],
-        [
-            (u["id"], u["kind"], u.get("applied_at", ""), u.get("hook_errors", 0), ", ".join(u.get("targets", [])))
-            for u in updates
-        ],
+        [(u["id"], u["kind"], _when(u), u.get("hook_errors", 0), ", ".join(u.get("targets", []))) for u in updates],
         max_last=90,
     )
+
+
+def _when(update: dict) -> str:
+    """When it applied, or where it came from (a parent that forked this process), or what it waits for."""
+    if update.get("waiting_for"):
+        return "waits for %s" % update["waiting_for"]
+    if update.get("kind") == "waiting":
+        return "failed to apply"
+    if update.get("inherited_from"):
+        return "inherited from %d" % update["inherited_from"]
+    return update.get("applied_at") or ""

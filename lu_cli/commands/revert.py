@@ -7,8 +7,11 @@ from typing import Tuple
 import click
 
 from lu_attach.errors import LuAttachError
+from lu_attach.group import Tree
 from lu_attach.session import connect
 
+from .. import tree_output
+from ..options import tree_option
 from ..output import echo
 
 
@@ -16,10 +19,23 @@ from ..output import echo
 @click.argument("pid", type=int)
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all", "revert_all", is_flag=True, help="Revert every update.")
-def command(pid: int, ids: Tuple[int, ...], revert_all: bool) -> None:
+@tree_option()
+def command(pid: int, ids: Tuple[int, ...], revert_all: bool, tree: bool) -> None:
     """Undo updates; the functions run their original code again."""
     if not ids and not revert_all:
         raise LuAttachError("name the update ids to revert, or use --all")
+    if tree:
+        with Tree.open(pid) as group:
+            done = group.revert(ids, everything=revert_all)
+        every = sorted({i for these in done.values() for i in these})
+        if not every:
+            echo("reverted nothing (no updates applied in the tree of %d)" % pid)
+        else:
+            echo(
+                "reverted %s in %s of the tree of %d (%s)"
+                % (", ".join(map(str, every)), tree_output.processes(len(done)), pid, tree_output.pids(done))
+            )
+        return
     with connect(pid) as client:
         reverted = client.request("revert", ids=list(ids), all=revert_all)
     echo("reverted %s" % (", ".join(map(str, reverted)) if reverted else "nothing (no updates applied)"))

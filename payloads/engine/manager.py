@@ -15,13 +15,14 @@ import time
 import types
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import osthreads
+from .. import forks, osthreads
 from ..errors import LuError
-from . import patches
+from . import patches, waiting
 from .records import FunctionState, Layer, Listener, RedefineLayer, UpdateRecord
 from .source import Body
 from .transaction import PendingUpdate, Transaction, effective
 from .updates import Instrument, Recode, Redefine, Update
+from .waiting import WaitingPatch
 
 
 class _OnDefault:
@@ -52,8 +53,13 @@ class UpdateManager(metaclass=_ManagerClass):
 
     def __init__(self) -> None:
         self.lock = osthreads.RLock()
+        # Held only while code objects are swapped: a fork waits for it, so a child never
+        # starts with half an update (forks.py); preparing does not hold it.
+        self.swap_lock = osthreads.Lock()
+        self.generation = 0  # counts commits and reverts: a prepared transaction checks nothing moved
         self.states: Dict[int, FunctionState] = {}  # id(func) -> its state, while any layer applies
         self.records: Dict[int, UpdateRecord] = {}
+        self.waiting: Dict[int, WaitingPatch] = {}  # first id -> a patch waiting for its module
         self.next_id = 1
         self.pending: Optional[Tuple[str, List[PendingUpdate]]] = None  # a patch file being run
         self.listeners: List[Listener] = []
@@ -64,8 +70,18 @@ class UpdateManager(metaclass=_ManagerClass):
         if cls._default is None:
             with cls._default_lock:
                 if cls._default is None:
-                    cls._default = cls()
+                    manager = cls()
+                    forks.guard(forks.Stage.ENGINE, manager.swap_lock)
+                    cls._default = manager
         return cls._default
+
+    def after_fork_in_child(self, parent_pid: int) -> None:
+        """This process was forked: fresh locks (their holders stayed in the parent); what applied is inherited."""
+        self.lock = osthreads.RLock()
+        self.pending = None
+        for item in list(self.records.values()) + list(self.waiting.values()):
+            if item.inherited_from is None:
+                item.inherited_from = parent_pid
 
     # ---------------------------------------------------------------- public
     @_OnDefault
@@ -91,16 +107,30 @@ class UpdateManager(metaclass=_ManagerClass):
     @_OnDefault
     def ls(self) -> List[Dict[str, Any]]:
         with self.lock:
-            return [record.as_dict() for record in self.records.values()]
+            listed = [record.as_dict() for record in self.records.values()]
+            listed.extend(entry.as_dict() for entry in self.waiting.values())
+            return sorted(listed, key=lambda item: item["id"])
+
+    @_OnDefault
+    def known_ids(self) -> List[int]:
+        """Every id `revert` accepts: applied updates, and each id a waiting patch holds."""
+        with self.lock:
+            return sorted(list(self.records) + [i for entry in self.waiting.values() for i in entry.ids])
 
     @_OnDefault
     def revert(self, uid: Any) -> None:
         with self.lock:
             try:
-                record = self.records.get(int(uid))
+                number = int(uid)
             except (TypeError, ValueError):
-                record = None
+                number = None
+            record = self.records.get(number) if number is not None else None
             if record is None:
+                entry = waiting.entry_holding(self.waiting, number)
+                if entry is not None:
+                    self.waiting.pop(entry.ids[0], None)
+                    waiting.watch(self)
+                    return
                 raise LuError("no update with id %r (lu ls lists the applied ones)" % (uid,))
             self._revert([record])
 
@@ -108,9 +138,20 @@ class UpdateManager(metaclass=_ManagerClass):
     def revert_all(self) -> List[int]:
         with self.lock:
             records = list(self.records.values())
+            dropped = sorted(i for entry in self.waiting.values() for i in entry.ids)
+            self.waiting.clear()
+            waiting.watch(self)
             if records:
                 self._revert(records)
-            return [record.uid for record in records]
+            return sorted([record.uid for record in records] + dropped)
+
+    @_OnDefault
+    def add_waiting(self, entry: WaitingPatch) -> None:
+        """Keep a patch until its module is imported (in this process or a child it forks)."""
+        with self.lock:
+            self.next_id = max(self.next_id, max(entry.ids) + 1)
+            self.waiting[entry.ids[0]] = entry
+            waiting.watch(self)
 
     @_OnDefault
     def add_listener(self, callback: Listener) -> None:
@@ -126,9 +167,11 @@ class UpdateManager(metaclass=_ManagerClass):
             self.listeners = [c for c in self.listeners if c is not callback]
 
     @_OnDefault
-    def apply_patch(self, source: Any, filename: str) -> List[int]:
-        """Run a patch file's text; everything it applies is one transaction. Returns ids."""
-        return patches.apply_patch(self, source, filename)
+    def apply_patch(self, source: Any, filename: str, reserved: Optional[List[int]] = None) -> List[int]:
+        """Run a patch file's text; everything it applies is one transaction. Returns ids.
+
+        `reserved`: the ids its updates take (a waiting patch's, given by its tree)."""
+        return patches.apply_patch(self, source, filename, reserved=reserved)
 
     @_OnDefault
     def file_body(self, func: types.FunctionType, filename: str) -> Tuple[Optional[types.CodeType], bool]:
@@ -156,19 +199,32 @@ class UpdateManager(metaclass=_ManagerClass):
 
     def commit(self, items: List[PendingUpdate]) -> None:
         """Apply these updates as one transaction (the lock is held)."""
+        self.finish(self.prepare(items))
+
+    def prepare(self, items: List[PendingUpdate]) -> Transaction:
+        """Resolve, check and compile these updates; nothing in the process changes (the lock is held)."""
         txn = Transaction(self)
         for uid, update, where in items:
             txn.records.append(txn.prepare(uid, update, where))
-        plans = txn.plans()
-        done = txn.run_effects()
-        for st, layers, code, body in plans:
-            self._install(st, layers, code, body)
-        stamp = _now()
-        for record in txn.records:
-            record.applied_at = stamp
-            self.records[record.uid] = record
-        for owner, undo in done:  # undoing belongs to the record whose effect it was
-            owner.undo.append(undo)
+        txn.planned = txn.plans()
+        txn.generation = self.generation
+        return txn
+
+    def finish(self, txn: Transaction) -> None:
+        """Swap in what `prepare` compiled, if nothing changed since (the lock is held)."""
+        if txn.generation != self.generation or any(st.func.__code__ is not st.current for st, *_ in txn.planned):
+            raise LuError("the functions changed between preparing and applying the update; nothing was applied")
+        with self.swap_lock:
+            done = txn.run_effects()
+            for st, layers, code, body in txn.planned:
+                self._install(st, layers, code, body)
+            stamp = _now()
+            for record in txn.records:
+                record.applied_at = stamp
+                self.records[record.uid] = record
+            for owner, undo in done:  # undoing belongs to the record whose effect it was
+                owner.undo.append(undo)
+            self.generation += 1
 
     def _install(self, st: FunctionState, layers: List[Layer], code: types.CodeType, body: Body) -> None:
         func = st.func
@@ -203,21 +259,32 @@ class UpdateManager(metaclass=_ManagerClass):
             layers = [layer for layer in st.layers if id(layer.record) not in doomed]
             code, body = effective(st, layers) if layers else (st.orig.code, st.orig)
             plans.append((st, layers, code, body))
-        for st, layers, code, body in plans:
-            self._install(st, layers, code, body)
-        for record in reversed(records):
-            for undo in reversed(record.undo):
-                try:
-                    undo()
-                except Exception:
-                    pass
-            self.records.pop(record.uid, None)
+        with self.swap_lock:
+            for st, layers, code, body in plans:
+                self._install(st, layers, code, body)
+            for record in reversed(records):
+                for undo in reversed(record.undo):
+                    try:
+                        undo()
+                    except Exception:
+                        pass
+                self.records.pop(record.uid, None)
+            self.generation += 1
         for record in records:
             for callback in list(self.listeners):
                 try:
                     callback({"event": "reverted", "id": record.uid})
                 except Exception:
                     pass
+
+
+def _after_fork_in_child(parent_pid: int) -> None:
+    UpdateManager._default_lock = osthreads.Lock()
+    if UpdateManager._default is not None:
+        UpdateManager._default.after_fork_in_child(parent_pid)
+
+
+forks.in_child(forks.Stage.ENGINE, _after_fork_in_child)
 
 
 def _now() -> str:

@@ -60,6 +60,7 @@ class UpdateRecord:
         self.last_hook_error: Optional[str] = None
         self.layers: List[Tuple[FunctionState, Layer]] = []
         self.undo: List[Callable[[], None]] = []  # run on revert, last first
+        self.inherited_from: Optional[int] = None  # the pid that applied it, when this process was forked after
         self._listeners = listeners
         self._last_notify = 0.0
 
@@ -101,6 +102,7 @@ class UpdateRecord:
             "applied_at": self.applied_at,
             "hook_errors": self.hook_errors,
             "last_hook_error": self.last_hook_error,
+            "inherited_from": self.inherited_from,
         }
 
 

@@ -13,7 +13,7 @@ import sys
 import types
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ..errors import LuError
+from ..errors import LuError, ModuleNotLoaded
 
 FunctionType = types.FunctionType
 ACCESSORS = ("fget", "fset", "fdel")
@@ -88,7 +88,9 @@ def resolve_object(name: str) -> Tuple[Any, Optional[str], Any]:
         raise LuError("%r is not a valid dotted name" % (name,))
     mod, modname, rest = find_module(name)
     if mod is None:
-        raise LuError("cannot find %s: no module named %r is loaded in the process" % (name, name.split(".")[0]))
+        raise ModuleNotLoaded(
+            "cannot find %s: no module named %r is loaded in the process" % (name, name.split(".")[0]), name
+        )
     if not rest:
         return None, None, mod
     assert modname is not None  # found with its module
@@ -99,7 +101,10 @@ def resolve_object(name: str) -> Tuple[Any, Optional[str], Any]:
         if value is _MISSING:
             if i == len(rest) - 1:
                 return obj, attr, _MISSING
-            raise LuError("cannot find %s: %s has no attribute %r" % (name, path, attr))
+            message = "cannot find %s: %s has no attribute %r" % (name, path, attr)
+            if isinstance(obj, types.ModuleType):  # perhaps a submodule not imported yet
+                raise ModuleNotLoaded(message, name)
+            raise LuError(message)
         obj_parent, obj = obj, value
         path += "." + attr
     return obj_parent, rest[-1], obj

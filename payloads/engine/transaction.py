@@ -15,7 +15,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ..errors import LuError
+from ..errors import LuError, ModuleNotLoaded, prefixed
 from . import bodies, effects, resolve
 from .records import FunctionState, InstrumentLayer, Layer, RedefineLayer, UpdateRecord, body_of
 from .source import Body
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .manager import UpdateManager
 
 PendingUpdate = Tuple[int, Update, str]  # (id, update, the patch file's "file:line: " or "")
+FunctionPlan = Tuple[FunctionState, List[Layer], types.CodeType, Body]  # a function, its layers, its code, its body
 
 
 class Transaction:
@@ -35,6 +36,8 @@ class Transaction:
         self.layers: Dict[int, List[Layer]] = {}  # id(func) -> its new list of layers
         self.effects: List[effects.SideEffect] = []
         self.records: List[UpdateRecord] = []
+        self.planned: List[FunctionPlan] = []  # what every changed function will run (plans())
+        self.generation = -1  # the manager's generation when prepared
 
     # -- preparing ------------------------------------------------------------------
     def state(self, name: str, func: types.FunctionType) -> FunctionState:
@@ -67,7 +70,7 @@ class Transaction:
                 return self._recode(uid, update)
             return self._redefine(uid, update, where)
         except LuError as e:
-            raise LuError(where + str(e))
+            raise prefixed(e, where)
 
     def _instrument(self, uid: int, update: Instrument) -> UpdateRecord:
         found = update.resolve()
@@ -134,7 +137,7 @@ class Transaction:
         modname = update.module
         module = sys.modules.get(modname)
         if module is None:
-            raise LuError("Redefine: no module named %r is loaded in the process" % modname)
+            raise ModuleNotLoaded("Redefine: no module named %r is loaded in the process" % modname, modname)
         rec = self.manager.new_record(uid, "redefine", update.description or "")
         if update.predefine is not None:
             self.add_effect(effects.predefine(rec, module, update.predefine, where))
@@ -166,9 +169,9 @@ class Transaction:
         return rec
 
     # -- committing -----------------------------------------------------------------
-    def plans(self) -> List[Tuple[FunctionState, List[Layer], types.CodeType, Body]]:
+    def plans(self) -> List[FunctionPlan]:
         """What every changed function will run (all of it compiled before anything changes)."""
-        plans: List[Tuple[FunctionState, List[Layer], types.CodeType, Body]] = []
+        plans: List[FunctionPlan] = []
         for key, st in self.work.items():
             layers = self.layers[key]
             if st.func.__code__ is not st.current:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 from ..engine import Instrument, UpdateManager, resolve_pattern
 from ..errors import LuError
 from ..recorder import Snapshot, get_recorder
+from ..recorder import current as current_recorder
 
 
 class ToolSession(Protocol):
@@ -18,8 +19,9 @@ class ToolSession(Protocol):
 
 def release_when_reverted(event: Dict[str, Any]) -> None:
     """Engine listener: a reverted tool session writes its last figures and is forgotten."""
-    if event.get("event") == "reverted":
-        get_recorder().release(event.get("id"))
+    recorder = current_recorder()
+    if event.get("event") == "reverted" and recorder is not None:
+        recorder.release(event.get("id"))
 
 
 def apply_session(
