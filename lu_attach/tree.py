@@ -152,7 +152,7 @@ def process_tree(pid: int) -> List[TreeMember]:
         if found is not None:
             python[proc.pid] = found
     if not python:
-        raise LuAttachError("no Python process in the tree of process %d" % pid)
+        raise LuAttachError("no Python process in the tree of %d" % pid)
     tops = [p for p in python if p == pid or _python_ancestor(p, python, stop=pid) is None]
     return _arrange(python, tops, stop=pid)
 
