@@ -27,8 +27,11 @@ inherited: `--follow` keeps lu running and brings them in as they appear.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .client import AgentClient, open_client
 from .errors import AgentGone, LuAttachError
@@ -98,6 +101,51 @@ def refusal(outcomes: Dict[int, Outcome], doing: str) -> Optional[str]:
     return None
 
 
+@dataclass
+class TreeSessions:
+    """A tool session started in the members of a tree (profile, debug): the answer of each member.
+
+    Members where the tool found nothing to act on (a master that has not
+    imported the application: "matches no function") are in `skipped`, with
+    the reason; they are not an error as long as one member took it.
+    """
+
+    started: Dict[int, Dict[str, Any]] = field(default_factory=dict)  # pid -> the tool's answer (ids, log, targets)
+    skipped: Dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> List[int]:
+        return sorted({i for answer in self.started.values() for i in answer["ids"]})
+
+    def ids_of(self, pid: int) -> List[int]:
+        return list(self.started[pid]["ids"])
+
+
+@dataclass
+class _Reach:
+    """How a member is reached: inject if needed, connect, and ask it to follow its children."""
+
+    inject_if_needed: bool = True
+    follow: bool = True
+    timeout: float = 10.0
+    method: str = "ptrace"
+    on_event: Optional[Callable[[int, dict], None]] = None
+
+    def __call__(self, pid: int) -> AgentClient:
+        if self.inject_if_needed:
+            inject(pid, timeout=self.timeout, method=self.method)
+        on_event = self.on_event
+        handler = (lambda event: on_event(pid, event)) if on_event is not None else None
+        client = open_client(TargetProcess.of(pid), on_event=handler)
+        if self.follow:
+            try:
+                client.request("follow", on=True)
+            except BaseException:
+                client.close()
+                raise
+        return client
+
+
 class Tree:
     """Clients to every member of a process tree (use as a context manager)."""
 
@@ -106,6 +154,7 @@ class Tree:
         self.members = members
         self.clients = clients
         self.gone: List[int] = []  # members that exited since the tree was opened
+        self.reach = _Reach()
 
     @classmethod
     def open(
@@ -119,23 +168,11 @@ class Tree:
     ) -> Tree:
         """Reach every member (injecting the ones without an agent); all or a clear error."""
         members = process_tree(pid)
-
-        def reach(member_pid: int) -> AgentClient:
-            if inject_if_needed:
-                inject(member_pid, timeout=timeout, method=method)
-            handler = (lambda event: on_event(member_pid, event)) if on_event is not None else None
-            client = open_client(TargetProcess.of(member_pid), on_event=handler)
-            if follow:
-                try:
-                    client.request("follow", on=True)
-                except BaseException:
-                    client.close()
-                    raise
-            return client
-
+        reach = _Reach(inject_if_needed, follow, timeout, method, on_event)
         outcomes = _parallel(reach, [m.pid for m in members])
         clients = {pid_: o.value for pid_, o in outcomes.items() if o.ok}
         tree = cls(pid, [m for m in members if m.pid in clients], clients)
+        tree.reach = reach
         tree.gone = [pid_ for pid_, o in outcomes.items() if o.gone]
         problem = refusal(outcomes, "cannot be reached")
         if problem is not None:
@@ -172,6 +209,130 @@ class Tree:
             if outcome.gone and pid not in self.gone:
                 self.gone.append(pid)
         return outcomes
+
+    # -- tool sessions -----------------------------------------------------------------
+    def first_free_id(self, pids: Optional[Sequence[int]] = None) -> int:
+        free = self.each("next_id", pids)
+        problem = refusal(free, "cannot take the update")
+        if problem:
+            raise LuAttachError(problem)
+        return max([o.value for o in free.values() if o.ok] or [1])
+
+    def start(self, op: str, pids: Optional[Sequence[int]] = None, **args: Any) -> TreeSessions:
+        """Start tool request `op` in every member (or `pids`), numbered alike; at least one must take it."""
+        members = list(pids or self.pids)
+        first_id = self.first_free_id(members)
+        outcomes = self.each_with("numbered", lambda pid: {"request": op, "args": args, "first_id": first_id}, members)
+        sessions = TreeSessions()
+        for pid, outcome in sorted(outcomes.items()):
+            if outcome.ok:
+                sessions.started[pid] = outcome.value
+            elif not outcome.gone and outcome.error is not None:
+                sessions.skipped[pid] = outcome.error
+        if not sessions.started:
+            problem = refusal(outcomes, "refused")
+            raise LuAttachError(problem or "every process of the tree of %d exited" % self.root)
+        return sessions
+
+    def newcomers(self) -> List[int]:
+        """Reach the Python processes that joined the tree since it was opened (--follow); their pids."""
+        try:
+            members = process_tree(self.root)
+        except LuAttachError:
+            return []
+        new = {m.pid: m for m in members if m.pid not in self.clients and m.pid not in self.gone}
+        outcomes = _parallel(self.reach, list(new))
+        for pid, outcome in outcomes.items():
+            if outcome.ok:
+                self.clients[pid] = outcome.value
+                self.members.append(new[pid])
+        return sorted(pid for pid, outcome in outcomes.items() if outcome.ok)
+
+    def stop(self, sessions: TreeSessions) -> None:
+        """Revert every member's session (members that exited meanwhile have nothing to revert)."""
+        living = [pid for pid in sessions.started if pid in self.clients]
+        self.each_with("revert", lambda pid: {"ids": sessions.ids_of(pid)}, living)
+
+    def snapshot(self, sessions: TreeSessions) -> List[Dict[str, Any]]:
+        """Every member's current figures of its session, as records (each carries its pid)."""
+        living = [pid for pid in sessions.started if pid in self.clients]
+        outcomes = self.each_with("snapshot", lambda pid: {"sessions": [str(i) for i in sessions.ids_of(pid)]}, living)
+        return [record for o in outcomes.values() if o.ok for record in o.value["records"]]
+
+    def run(
+        self,
+        duration: float,
+        sessions: Optional[TreeSessions] = None,
+        start: Optional[Callable[[List[int]], TreeSessions]] = None,
+        on_event: Optional[Callable[[int, dict], None]] = None,
+        follow: bool = False,
+        poll: float = 0.5,
+    ) -> bool:
+        """Let a tree session run `duration` seconds: events to on_event(pid, event), newcomers brought in.
+
+        With follow, processes that join the tree meanwhile are reached and
+        given the session too (`start(pids)`), and their sessions merged into
+        `sessions`. False when Ctrl-C cut it short.
+        """
+        stop = threading.Event()
+        readers: List[threading.Thread] = []
+        events: queue.Queue[Tuple[int, dict]] = queue.Queue(maxsize=10000)
+
+        def read(pid: int) -> None:  # on its own thread; events are handed to the caller's thread
+            client = self.clients[pid]
+            while not stop.is_set():
+                try:
+                    message = client.wait_event(0.25)
+                except LuAttachError:
+                    return  # the member exited; the others go on
+                if message is not None:
+                    events.put((pid, message.get("data") or {}))
+
+        def listen(pids: Sequence[int]) -> None:
+            if on_event is None:
+                return
+            for pid in pids:
+                reader = threading.Thread(target=read, args=(pid,), name="lu-events-%d" % pid, daemon=True)
+                reader.start()
+                readers.append(reader)
+
+        listen(list(sessions.started) if sessions is not None else self.pids)
+        deadline = time.monotonic() + duration
+        next_poll = time.monotonic() + poll
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return True
+                try:
+                    pid, event = events.get(timeout=max(0.0, min(deadline, next_poll) - now))
+                    if on_event is not None:
+                        on_event(pid, event)
+                    continue
+                except queue.Empty:
+                    pass
+                if time.monotonic() < next_poll:
+                    continue
+                next_poll = time.monotonic() + poll
+                if follow and start is not None and sessions is not None:
+                    new = self.newcomers()
+                    if new:
+                        try:
+                            more = start(new)
+                        except LuAttachError:
+                            continue
+                        sessions.started.update(more.started)
+                        sessions.skipped.update(more.skipped)
+                        listen(list(more.started))
+        except KeyboardInterrupt:
+            return False
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join(1.0)
+            while on_event is not None and not events.empty():
+                pid, event = events.get_nowait()
+                on_event(pid, event)
 
     # -- updates -----------------------------------------------------------------------
     def patch(self, source: str, filename: str) -> TreePatch:

@@ -98,8 +98,10 @@ def clock_time(when: Any) -> str:
         return "??:??:??.???"
 
 
-def format_event(event: dict) -> str:
-    """One line for a streamed event: time, thread, kind, where, and what the tool that made it says."""
+def format_event(event: dict, with_pid: bool = False) -> str:
+    """One line for a streamed event: time, thread, kind, where, and what the tool that made it says.
+
+    with_pid: the process it came from first (a tree's events interleave)."""
     stamp = clock_time(event.get("time", 0))
     data = event.get("data") or {}
     kind = event.get("kind")
@@ -109,4 +111,7 @@ def format_event(event: dict) -> str:
         detail = describe(data) if describe is not None else str(data)
     except Exception:  # a malformed event from a target: show what it holds
         detail = str(data)
-    return "%s %s %s %s %s" % (stamp, event.get("thread", "?"), kind, where, detail)
+    thread = event.get("thread", "?")
+    if with_pid:
+        thread = "%s/%s" % (event.get("pid", "?"), thread)
+    return "%s %s %s %s %s" % (stamp, thread, kind, where, detail)

@@ -57,3 +57,12 @@ def tree_option() -> Callable[[F], F]:
         is_flag=True,
         help="Act on PID and every Python process below it (a master and its workers) as one.",
     )
+
+
+def follow_option() -> Callable[[F], F]:
+    """--follow: with --tree, processes that join the tree while lu runs are brought in too."""
+    return click.option(
+        "--follow",
+        is_flag=True,
+        help="With --tree: bring in processes that join the tree while lu runs (spawned workers, restarts).",
+    )

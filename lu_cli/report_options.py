@@ -27,6 +27,7 @@ a new format needs no change here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
@@ -35,6 +36,7 @@ import click
 
 from lu_attach.errors import LuAttachError
 from lu_attach.report.model import Report, ReportError
+from lu_attach.report.processors import merge_processes, merge_threads
 from lu_attach.report.renderers import RENDERERS, Renderer, check_writable, guess_renderer, renderer_named, write_report
 
 from .output import echo
@@ -54,6 +56,15 @@ class ReportOutput:
     renderer: Optional[Renderer] = None
     path: Optional[str] = None
     files: Tuple[Tuple[Renderer, str], ...] = ()
+    merge_threads: bool = False  # one tree per process (--merge-threads)
+    merge_processes: Optional[bool] = None  # one profile for all processes; None: the command's default
+
+    def view(self, report: Report, merge_processes_by_default: bool = False) -> Report:
+        """The report folded as asked (report/processors.py)."""
+        if self.merge_threads:
+            report = merge_threads(report)
+        merge = self.merge_processes if self.merge_processes is not None else merge_processes_by_default
+        return merge_processes(report) if merge else report
 
     @property
     def main(self) -> Renderer:
@@ -124,8 +135,9 @@ def _on_terminal(report: Report, output: ReportOutput) -> bool:
     return output.renderer is not None or not output.files or bool(report.threads())
 
 
-def show_report(report: Report, output: ReportOutput) -> None:
+def show_report(report: Report, output: ReportOutput, merge_processes_by_default: bool = False) -> None:
     """Write the files, then print to the terminal (or write to ``-o``) the report as asked."""
+    report = output.view(report, merge_processes_by_default)
     with report_errors():
         for renderer, path in output.files:
             _write(report, renderer, path)
@@ -162,6 +174,17 @@ def _options(also_write: Sequence[str]) -> List[Callable[[Command], Command]]:
             " unless --format does." % suffixes,
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (--format json)."),
+        click.option(
+            "--merge-threads",
+            is_flag=True,
+            help="One call tree per process, the sum of its threads (thread pools, thread-per-request servers).",
+        ),
+        click.option(
+            "--merge-processes/--per-process",
+            "merge_processes",
+            default=None,
+            help="Sum the processes into one profile (the default with --tree), or show each process.",
+        ),
     ]
     options += [
         click.option("--" + name, _flag_dest(name), metavar="FILE", help="Write %s here." % RENDERERS[name].description)
@@ -180,11 +203,15 @@ def report_output_options(*also_write: str) -> Callable[[Command], Command]:
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
-            kwargs["output"] = resolve_output(
-                kwargs.pop("format_name"),
-                kwargs.pop("output_path"),
-                kwargs.pop("as_json"),
-                [(name, kwargs.pop(_flag_dest(name))) for name in also_write],
+            kwargs["output"] = dataclasses.replace(
+                resolve_output(
+                    kwargs.pop("format_name"),
+                    kwargs.pop("output_path"),
+                    kwargs.pop("as_json"),
+                    [(name, kwargs.pop(_flag_dest(name))) for name in also_write],
+                ),
+                merge_threads=kwargs.pop("merge_threads"),
+                merge_processes=kwargs.pop("merge_processes"),
             )
             return command(*args, **kwargs)
 

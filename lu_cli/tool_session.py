@@ -8,13 +8,16 @@ shows the report.
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from lu_attach.client import AgentClient
 from lu_attach.errors import LuAttachError
+from lu_attach.group import Tree, TreeSessions
 from lu_attach.profiling import host_path, revert_quietly, run_for
 from lu_attach.report import report_from_records
 
+from . import tree_output
 from .output import echo
 from .report_options import ReportOutput, show_report
 
@@ -106,4 +109,64 @@ def run_then_report(
         echo("%s in %g s" % (nothing, duration))
     echo(
         "reverted update%s %s; the log is %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)), log), err=True
+    )
+
+
+def _targets(sessions: TreeSessions) -> List[str]:
+    return sorted({t for answer in sessions.started.values() for t in answer["targets"]})
+
+
+def run_tree_tool(
+    pid: int,
+    op: str,
+    args: Dict[str, Any],
+    duration: Optional[float],
+    doing: str,
+    follow: bool = False,
+    output: Optional[ReportOutput] = None,
+    nothing: str = "",
+    on_event: Optional[Callable[[int, Dict[str, Any]], None]] = None,
+) -> None:
+    """A tool session in every process of pid's tree: left in force, or run, reported (merged) and reverted.
+
+    Members where the tool finds nothing to act on are named and skipped; with
+    `follow`, processes that join the tree during the run get the session too.
+    """
+    with Tree.open(pid) as group:
+        sessions = group.start(op, **args)
+        for member, why in sorted(sessions.skipped.items()):
+            echo("process %d: nothing to do there (%s)" % (member, why), err=True)
+        ids = ", ".join(map(str, sessions.ids))
+        where = "%s of the tree of %d" % (tree_output.processes(len(sessions.started)), pid)
+        if duration is None:
+            echo("%s %s in %s (update %s)" % (doing, plural(len(_targets(sessions)), "function"), where, ids))
+            echo("stop with `lu revert %d %s --tree`" % (pid, ids.replace(",", "")))
+            return
+        echo(
+            "%s %s in %s for %g s (Ctrl-C to stop early)..."
+            % (doing, plural(len(_targets(sessions)), "function"), where, duration),
+            err=True,
+        )
+        records: List[Dict[str, Any]] = []
+        old = None
+        try:
+            group.run(duration, sessions, lambda pids: group.start(op, pids, **args), on_event, follow)
+            if output is not None:
+                records = group.snapshot(sessions)
+        finally:
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave it applied
+            try:
+                group.stop(sessions)
+            finally:
+                signal.signal(signal.SIGINT, old)
+    if output is not None:
+        report = report_from_records(records)
+        if output.renderer is not None or report.threads():
+            show_report(report, output, merge_processes_by_default=True)
+        else:
+            echo("%s in %g s" % (nothing, duration))
+    echo(
+        "reverted update %s in %s (%s)"
+        % (ids, tree_output.processes(len(sessions.started)), tree_output.pids(sessions.started)),
+        err=True,
     )

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from . import console, operations
+from .engine import UpdateManager
 from .errors import LuError
 from .group import HANDLERS as GROUP
 from .livecode.requests import HANDLERS as LIVECODE
@@ -91,6 +92,26 @@ def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Di
     return {"log": log.path, "records": records}
 
 
+def numbered(connection: Connection, request: str, args: Dict[str, Any], first_id: int) -> Any:
+    """Run `request` with its updates numbered from first_id: a tree's tool session has one id everywhere."""
+    handler = HANDLERS.get(request) if request not in ("numbered", "patch") else None
+    if handler is None:
+        raise LuError("%r cannot be numbered" % (request,))
+    if not isinstance(first_id, int) or isinstance(first_id, bool) or first_id < 1 or not isinstance(args, dict):
+        raise LuError("numbered takes a request, its args (a dict) and a positive first_id")
+    manager = UpdateManager.default()
+    with manager.lock:
+        if first_id < manager.next_id:
+            raise LuError("update id %d is taken in this process (next free: %d)" % (first_id, manager.next_id))
+        before, manager.next_id = manager.next_id, first_id
+        try:
+            return handler(connection, **args)
+        except BaseException:
+            if manager.next_id == first_id:
+                manager.next_id = before
+            raise
+
+
 HANDLERS: Dict[str, Handler] = {
     "ping": ping,
     "info": info,
@@ -102,6 +123,7 @@ HANDLERS: Dict[str, Handler] = {
     "detach": detach,
     "flush": flush,
     "snapshot": snapshot,
+    "numbered": numbered,
 }
 for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()) + list(GROUP.items()):
     if _name in HANDLERS:

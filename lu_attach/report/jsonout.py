@@ -3,6 +3,7 @@
 Schema (keys marked + are additions beyond the contract)::
 
     {"processes": [{"pid": int, +"python": str|null, +"argv": [str]|null,
+        +"merged_from": [int] (a tree folded into one; pid is then 0),
         "threads": [{"thread": str, +"thread_id": int|null, +"events": int,
             "calls": [{"function": str, "hits": int, "total_ms": float,
                        "per_hit_ms": float, +"self_ms": float, "children": [...]}],
@@ -79,7 +80,10 @@ def to_json(report: Report) -> Dict[str, Any]:
                     ],
                 }
             )
-        processes.append({"pid": proc.pid, "python": proc.python, "argv": proc.argv, "threads": threads})
+        entry: Dict[str, Any] = {"pid": proc.pid, "python": proc.python, "argv": proc.argv, "threads": threads}
+        if proc.merged_from:
+            entry["merged_from"] = list(proc.merged_from)
+        processes.append(entry)
     return {
         "processes": processes,
         "source": report.source,

@@ -170,6 +170,15 @@ class ProcessProfile:
     argv: Optional[List[str]] = None
     started: Optional[float] = None
     threads: Dict[object, ThreadProfile] = field(default_factory=dict)
+    merged_from: List[int] = field(default_factory=list)  # the pids summed into this one (report/processors.py)
+
+    @property
+    def name(self) -> str:
+        """How reports name it: 'pid 4510', or '3 processes (4510, 4511, 4512)' for a merged tree."""
+        if self.merged_from:
+            listed = ", ".join(map(str, self.merged_from))
+            return f"{len(self.merged_from)} processes ({listed})"
+        return f"pid {self.pid}"
 
     def sorted_threads(self) -> List[ThreadProfile]:
         return sorted(
@@ -222,7 +231,7 @@ class Report:
                 name = t.thread
                 if names[name] > 1 and t.thread_id is not None:
                     name = f"{name} ({t.thread_id})"
-                t.label = f"pid {t.pid} / {name}"
+                t.label = f"{proc.name} / {name}"
         return self
 
 

@@ -50,13 +50,19 @@ def heaviest(report: Report) -> Optional[Tuple[ThreadProfile, CallNode]]:
     return best
 
 
+def _process_words(report: Report, pid: int) -> str:
+    """'process 4510', or '3 processes (4510, 4511, 4512)' when a tree was merged into one."""
+    proc = report.processes.get(pid)
+    return proc.name if proc is not None and proc.merged_from else f"process {pid}"
+
+
 def reading(report: Report) -> str:
     """One sentence about the heaviest root call and its heaviest child."""
     found = heaviest(report)
     if found is None:
         return _reading_lines(report)
     t, root = found
-    where = f"in process {t.pid}, thread {t.thread}, "
+    where = f"in {_process_words(report, t.pid)}, thread {t.thread}, "
     if report.sampled:
         # skip frames that only pass the samples on (bootstrap, run, <module> …)
         while root.children:
@@ -108,7 +114,7 @@ def _reading_lines(report: Report) -> str:
         return f"no profile data in the logs{events}."
     t, st = best
     return (
-        f"in process {t.pid}, thread {t.thread}, the slowest line was line {st.line} of"
+        f"in {_process_words(report, t.pid)}, thread {t.thread}, the slowest line was line {st.line} of"
         f" {st.function}: run {_times(st.hits)}, {human_ns(st.total_ns)} in all."
     )
 
@@ -167,7 +173,7 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
     sampled = report.sampled
     for proc in report.sorted_processes():
         out.append("")
-        head = f"process {proc.pid}"
+        head = _process_words(report, proc.pid)
         if proc.python:
             head += f"  python {proc.python}"
         if proc.argv:

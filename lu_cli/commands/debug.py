@@ -10,9 +10,9 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event, host_path, parse_line_numbers
 from lu_attach.session import connect
 
-from ..options import duration_option, echo_events_option, log_dir_option
+from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
 from ..output import echo
-from ..tool_session import only_sessions, run_session
+from ..tool_session import only_sessions, run_session, run_tree_tool
 
 
 @click.command("debug")
@@ -23,6 +23,8 @@ from ..tool_session import only_sessions, run_session
 @duration_option("Stream events for S seconds, then revert.")
 @log_dir_option()
 @echo_events_option()
+@tree_option()
+@follow_option()
 def command(
     pid: int,
     function: str,
@@ -31,13 +33,29 @@ def command(
     duration: Optional[float],
     log_dir: Optional[str],
     echo_events: bool,
+    tree: bool,
+    follow: bool,
 ) -> None:
     """Print FUNCTION's arguments and results (FuncDebugger), lines' variables, or a variable's values."""
     if lines and var:
         raise LuAttachError("choose --lines or --var, not both")
+    if follow and not tree:
+        raise LuAttachError("--follow goes with --tree")
     numbers = parse_line_numbers(lines) if lines else None
+    args: Dict[str, Any] = {"function": function, "lines": numbers, "var": var, "log_dir": log_dir, "echo": echo_events}
+    if tree:
+        shown = [0]
+
+        def show_from(member: int, event: Dict[str, Any]) -> None:
+            shown[0] += 1
+            echo(format_event(event, with_pid=True))
+
+        run_tree_tool(pid, "debug", args, duration, "debugging", follow, on_event=show_from)
+        if duration is not None:
+            echo("%d event%s" % (shown[0], "s" if shown[0] != 1 else ""), err=True)
+        return
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("debug", function=function, lines=numbers, var=var, log_dir=log_dir, echo=echo_events)
+        result = client.request("debug", **args)
         ids = result["ids"]
         log = host_path(pid, result["log"])
         if duration is None:

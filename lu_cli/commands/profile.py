@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import click
 
@@ -10,9 +10,9 @@ from lu_attach.errors import LuAttachError
 from lu_attach.profiling import parse_lines_option
 from lu_attach.session import connect
 
-from ..options import duration_option, echo_events_option, log_dir_option
+from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
 from ..report_options import ReportOutput, report_output_options
-from ..tool_session import left_in_force, run_then_report
+from ..tool_session import left_in_force, run_then_report, run_tree_tool
 
 
 @click.command("profile")
@@ -23,6 +23,8 @@ from ..tool_session import left_in_force, run_then_report
 @report_output_options()
 @log_dir_option()
 @echo_events_option()
+@tree_option()
+@follow_option()
 def command(
     pid: int,
     patterns: Tuple[str, ...],
@@ -31,13 +33,21 @@ def command(
     output: ReportOutput,
     log_dir: Optional[str],
     echo_events: bool,
+    tree: bool,
+    follow: bool,
 ) -> None:
     """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID."""
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:
         raise LuAttachError("name functions to profile (e.g. 'shop.**') or lines (--lines shop.Cart.total:12,13)")
+    if follow and not tree:
+        raise LuAttachError("--follow goes with --tree")
+    args: Dict[str, Any] = {"patterns": list(patterns), "lines": line_map, "log_dir": log_dir, "echo": echo_events}
+    if tree:
+        run_tree_tool(pid, "profile", args, duration, "profiling", follow, output, "no calls of the profiled functions")
+        return
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("profile", patterns=list(patterns), lines=line_map, log_dir=log_dir, echo=echo_events)
+        result = client.request("profile", **args)
         if duration is None:
             left_in_force(pid, result, "profiling")
             return
