@@ -335,14 +335,13 @@ class Tree:
                 on_event(pid, event)
 
     # -- updates -----------------------------------------------------------------------
-    def patch(self, source: str, filename: str) -> TreePatch:
-        """Apply a patch file in every member, all or nothing, under one set of ids."""
-        free = self.each("next_id")
-        problem = refusal(free, "cannot take the update")
-        if problem:
-            raise LuAttachError(problem)
-        living = [pid for pid, o in free.items() if o.ok]
-        first_id = max(o.value for pid, o in free.items() if o.ok)
+    def patch(
+        self, source: str, filename: str, pids: Optional[Sequence[int]] = None, first_id: Optional[int] = None
+    ) -> TreePatch:
+        """Apply a patch file in every member (or `pids`), all or nothing, under one set of ids."""
+        living = list(pids or self.pids)
+        if first_id is None:
+            first_id = self.first_free_id(living)
         prepared = self.each("prepare", living, source=source, filename=filename, first_id=first_id)
         ready = {pid: o.value for pid, o in prepared.items() if o.ok}
 
@@ -384,6 +383,40 @@ class Tree:
                 else:
                     result.applied.append(pid)
         return result
+
+    def keep_patched(
+        self,
+        source: str,
+        filename: str,
+        ids: Sequence[int],
+        seconds: Optional[float] = None,
+        told: Optional[Callable[[int, str], None]] = None,
+        poll: float = 0.5,
+    ) -> None:
+        """--follow: give the patch to every process that joins the tree, until Ctrl-C (or `seconds`).
+
+        A forked newcomer has it already (inherited, or applied on import); a
+        spawned one is a new interpreter and gets it here, under the same ids,
+        or keeps it waiting until it imports the module.
+        """
+        end = time.monotonic() + seconds if seconds is not None else None
+        try:
+            while end is None or time.monotonic() < end:
+                time.sleep(poll if end is None else max(0.0, min(poll, end - time.monotonic())))
+                for pid in self.newcomers():
+                    try:
+                        have = {i for item in self.clients[pid].request("ls") for i in item.get("ids") or [item["id"]]}
+                        if set(ids) <= have:
+                            message = "has it already (forked from a process that has it)"
+                        else:
+                            result = self.patch(source, filename, pids=[pid], first_id=ids[0])
+                            message = "waits for %s" % result.waiting[pid] if pid in result.waiting else "got it"
+                    except LuAttachError as exc:
+                        message = "could not get it: %s" % exc
+                    if told is not None:
+                        told(pid, message)
+        except KeyboardInterrupt:
+            return
 
     def revert(self, ids: Sequence[int] = (), everything: bool = False) -> Dict[int, List[int]]:
         """Revert these ids (or everything) wherever they are in the tree; pid -> the ids it reverted."""

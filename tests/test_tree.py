@@ -17,7 +17,7 @@ import time
 from typing import Callable, Set
 
 import pytest
-from conftest import assert_one_line_error, run_lu
+from conftest import REPO, assert_one_line_error, run_lu
 from servers import Load, Server, celery_worker, fork_pool, gunicorn, needs_servers, uvicorn
 
 pytestmark = pytest.mark.xdist_group("servers")
@@ -120,6 +120,42 @@ def test_uvicorn_tree_patch_reaches_the_spawned_workers(patch_file):
             lu_ok("revert", server.pid, "--all", "--tree")
             assert bodies_by_worker(server, workers) == dict.fromkeys(workers, b"original")
         assert load.failed == 0, load.errors
+
+
+@needs_servers
+def test_uvicorn_follow_gives_the_patch_to_a_worker_spawned_later(patch_file):
+    """Spawned workers inherit nothing: `--follow` keeps lu running and brings the newcomer in."""
+    with uvicorn(workers=2) as server:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "lu_cli.main", "patch", str(server.pid), patch_file, "--tree", "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        try:
+            workers = set(server.workers())
+            until(
+                lambda: bodies_by_worker(server, workers, rounds=20) == dict.fromkeys(workers, b"patched"),
+                "both workers answer patched",
+            )
+            os.kill(sorted(workers)[0], signal.SIGKILL)
+            until(lambda: len(set(server.workers()) - workers) == 1, "uvicorn spawned a new worker", timeout=30)
+            (newcomer,) = set(server.workers()) - workers
+            until(
+                lambda: bodies_by_worker(server, {newcomer}, rounds=20).get(newcomer) == b"patched",
+                "the spawned worker answers patched",
+            )
+        finally:
+            follower.send_signal(signal.SIGINT)
+            out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        assert "process %d joined the tree: got it" % newcomer in out or (
+            "process %d joined the tree: waits for" % newcomer in out
+        ), out
+        lu_ok("revert", server.pid, "1", "--tree")
+        now = set(server.workers())
+        assert bodies_by_worker(server, now) == dict.fromkeys(now, b"original")
 
 
 @needs_servers

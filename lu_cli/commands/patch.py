@@ -1,6 +1,8 @@
 """`lu patch PID FILE.py`: apply a patch file as one transaction."""
 
 import os
+import sys
+from typing import Optional
 
 import click
 
@@ -9,7 +11,7 @@ from lu_attach.group import Tree
 from lu_attach.session import connect
 
 from .. import tree_output
-from ..options import tree_option
+from ..options import duration_option, follow_option, tree_option
 from ..output import echo
 
 
@@ -17,8 +19,18 @@ from ..output import echo
 @click.argument("pid", type=int)
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 @tree_option()
-def command(pid: int, patch_file: str, tree: bool) -> None:
-    """Run FILE.py inside the target; all its updates apply or none does (in every process, with --tree)."""
+@follow_option()
+@duration_option("With --follow: stop following after S seconds (default: at Ctrl-C).")
+def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optional[float]) -> None:
+    """Run FILE.py inside the target; all its updates apply or none does (in every process, with --tree).
+
+    With --tree --follow lu keeps running and gives the patch to every process
+    that joins the tree (workers spawned later: forked ones inherit it anyway).
+    """
+    if follow and not tree:
+        raise LuAttachError("--follow goes with --tree")
+    if duration is not None and not follow:
+        raise LuAttachError("--duration goes with --follow")
     try:
         with open(patch_file, encoding="utf-8") as handle:
             source = handle.read()
@@ -27,8 +39,18 @@ def command(pid: int, patch_file: str, tree: bool) -> None:
     if tree:
         with Tree.open(pid) as group:
             result = group.patch(source, os.path.basename(patch_file))
-        for line in tree_output.patched(pid, result):
-            echo(line)
+            for line in tree_output.patched(pid, result):
+                echo(line)
+            if follow and result.ids:
+                echo("following the tree of %d: processes that join it get the patch (Ctrl-C to stop)" % pid, err=True)
+                sys.stdout.flush()
+                group.keep_patched(
+                    source,
+                    os.path.basename(patch_file),
+                    result.ids,
+                    duration,
+                    told=_joined,
+                )
         return
     with connect(pid) as client:
         ids = client.request("patch", source=source, filename=os.path.basename(patch_file))
@@ -37,3 +59,8 @@ def command(pid: int, patch_file: str, tree: bool) -> None:
         if ids
         else "the patch applied no update"
     )
+
+
+def _joined(member: int, what: str) -> None:
+    echo("process %d joined the tree: %s" % (member, what))
+    sys.stdout.flush()  # a user (or a script) follows this as it happens
