@@ -29,7 +29,7 @@ import os
 import stat
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -37,6 +37,7 @@ from watchdog.observers.api import BaseObserver
 
 from . import runtime, safefs
 from .errors import AgentGone, LuAttachError
+from .group import Tree, refusal
 from .session import connect, target_of
 
 HALF_WRITTEN_GRACE = 1.0
@@ -148,6 +149,7 @@ class WatchSession:
         debounce: float = 0.05,
         out: Callable[[str], None] = print,
         err: Callable[[str], None] = print,
+        tree: bool = False,
     ):
         self.pid = pid
         self.prune = prune
@@ -161,12 +163,16 @@ class WatchSession:
         self.dirs: List[str] = []
         self.roots: List[str] = []  # real paths of what the user named: nothing outside them is ever sent
         self.applied = 0
-        self.client = connect(pid, inject_if_needed=True)
+        # With a tree, every request goes to every process of it, and a save that one refuses is
+        # taken back from the others: the tree runs one version of the file.
+        self.group: Optional[Tree] = Tree.open(pid) if tree else None
+        self.loaded_in: Dict[int, Set[str]] = {}  # member -> the target paths of the files it loaded (with a tree)
+        self.client = connect(pid, inject_if_needed=True) if self.group is None else self.group.clients[pid]
         self.observer: Optional[BaseObserver] = None
         try:
             self._start(paths)
         except BaseException:
-            self.client.close()
+            self.close()
             raise
 
     # ---------------------------------------------------------------- paths
@@ -228,10 +234,10 @@ class WatchSession:
         names = ", ".join(sorted(os.path.basename(f) for f in self.files))
         if len(names) > 200:
             names = names[:197] + "..."
-        self.out(
-            "watching %d file%s of process %d: %s"
-            % (len(self.files), "" if len(self.files) == 1 else "s", self.pid, names)
-        )
+        where = "process %d" % self.pid
+        if self.group is not None:
+            where = "the tree of %d (%d processes)" % (self.pid, len(self.group.pids))
+        self.out("watching %d file%s of %s: %s" % (len(self.files), "" if len(self.files) == 1 else "s", where, names))
 
     def _accept(self, item: object, like: str) -> Optional[_FileState]:
         """Take one file the target named, if the user named a path above it and its user can read it."""
@@ -277,18 +283,59 @@ class WatchSession:
             except Exception:
                 pass
             self.observer = None
-        self.client.close()
+        if self.group is not None:
+            self.group.close()
+        else:
+            self.client.close()
 
     def _ensure_alive(self) -> None:
         if runtime.process_gone(self.pid):
             raise LuAttachError("process %d exited; stopped watching" % self.pid)
 
     def _request(self, op: str, **args: Any) -> Any:
+        if self.group is not None:
+            return self._request_tree(self.group, op, **args)
         try:
             return self.client.request(op, **args)
         except AgentGone:
             self._ensure_alive()
             raise
+
+    def _request_tree(self, group: Tree, op: str, **args: Any) -> Any:
+        """`op` in every member that loaded the file; the top's answer. A save refused anywhere is
+        reverted where it applied (a master that never imported the module is not asked)."""
+        path = args.get("path")
+        members = [pid for pid in group.pids if path is None or path in self.loaded_in.get(pid, {path})]
+        if op == "watch_start":
+            members = group.pids
+        outcomes = group.each(op, members, **args)
+        if op == "watch_start":
+            for pid, outcome in outcomes.items():
+                reply = outcome.value if outcome.ok else None
+                if isinstance(reply, dict) and isinstance(reply.get("files"), list):
+                    self.loaded_in.setdefault(pid, set()).update(
+                        str(item.get("path")) for item in reply["files"] if isinstance(item, dict)
+                    )
+        mine = outcomes.get(self.pid)
+        if mine is None or mine.gone:
+            self._ensure_alive()
+        problem = refusal(outcomes, "refused it")
+        if op == "watch_apply" and problem:
+            applied = {pid: o.value["id"] for pid, o in outcomes.items() if o.ok and o.value.get("id") is not None}
+            group.each_with("revert", lambda pid: {"ids": [applied[pid]]}, list(applied))
+            raise LuAttachError(problem + " (taken back from the others: the tree runs the previous version)")
+        if problem and op != "watch_prepare":
+            raise LuAttachError(problem)
+        if op == "watch_start":  # a master without the application loaded none of it: the workers did
+            answers = [o.value for _, o in sorted(outcomes.items(), key=lambda kv: kv[0] != self.pid) if o.ok]
+            if answers and all(isinstance(a, dict) and isinstance(a.get("missing"), list) for a in answers):
+                return min(answers, key=lambda a: len(a["missing"]))
+        if mine is not None and mine.ok:
+            return mine.value
+        first = next((o.value for o in outcomes.values() if o.ok), None)
+        if first is None:
+            raise LuAttachError(problem or "every process of the tree exited")
+        return first
 
     def _prepare(self, path: str) -> None:
         """While a save settles, let the target parse and compile it (nothing is applied)."""

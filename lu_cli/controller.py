@@ -13,7 +13,9 @@ from typing import Dict, List, Optional
 from lu_attach import completion, runtime
 from lu_attach.client import AgentClient
 from lu_attach.errors import AgentGone, LuAttachError
+from lu_attach.group import Tree
 
+from . import tree_output
 from .output import echo
 
 try:
@@ -61,13 +63,21 @@ def _to_readline_words(line: str, text: str, full: List[str]) -> List[str]:
     return [c[offset:] for c in full if c.startswith(expr[:offset])]
 
 
-def run_controller(client: AgentClient, pid: int) -> None:
+def run_controller(client: AgentClient, pid: int, tree: Optional[Tree] = None) -> None:
+    """The prompt; with `tree`, every statement runs in every process of it (client is its top's)."""
     info = client.request("info")
     readline = _setup_readline(client) if sys.stdin.isatty() else None
-    echo(
-        "lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
-        "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"])
-    )
+    if tree is None:
+        echo(
+            "lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
+            "help for the vocabulary, Ctrl-D to leave." % (pid, info["python"], info["agent_version"])
+        )
+    else:
+        echo(
+            "lu controller: the tree of %d (%d processes: %s), Python %s. Statements run in every one of them, "
+            "each line of output prefixed with its pid; Ctrl-D to leave."
+            % (pid, len(tree.pids), ", ".join(map(str, tree.pids)), info["python"])
+        )
     compiler = codeop.CommandCompiler()
     try:
         while True:
@@ -98,7 +108,10 @@ def run_controller(client: AgentClient, pid: int) -> None:
             source = "\n".join(lines)
             if not source.strip():
                 continue
-            _execute(client, source, pid)
+            if tree is None:
+                _execute(client, source, pid)
+            else:
+                _execute_in_tree(tree, source)
     finally:
         if readline is not None:
             try:
@@ -142,3 +155,34 @@ def _execute(client: AgentClient, source: str, pid: int) -> None:
         echo(result["output"], nl=False)
     if result.get("error"):
         echo(result["error"], err=True)
+
+
+def _execute_in_tree(tree: Tree, source: str) -> None:
+    """Run a statement in every member; show each one's output under its pid, in pid order."""
+    patch = _PATCH_CALL.match(source)
+    if patch:
+        path = os.path.expanduser(patch.group(2))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+            return
+        try:
+            result = tree.patch(text, os.path.basename(path))
+        except LuAttachError as exc:
+            echo(str(exc), err=True)
+            return
+        for line in tree_output.patched(tree.root, result):
+            echo(line)
+        return
+    outcomes = tree.each("exec", source=source)
+    for pid in sorted(outcomes):
+        outcome = outcomes[pid]
+        if not outcome.ok:
+            echo("%d| %s" % (pid, "exited" if outcome.gone else outcome.error), err=True)
+            continue
+        for key, err in (("output", False), ("error", True)):
+            text = outcome.value.get(key)
+            if text:
+                echo("".join("%d| %s\n" % (pid, line) for line in text.rstrip("\n").split("\n")), err=err, nl=False)

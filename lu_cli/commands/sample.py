@@ -3,13 +3,18 @@ in lu's report form."""
 
 from __future__ import annotations
 
+import concurrent.futures
+from typing import List
+
 import click
 
 from lu_attach.errors import LuAttachError
 from lu_attach.inject import check_target
-from lu_attach.report import find_pyspy, record_pyspy
+from lu_attach.report import Report, find_pyspy, record_pyspy
+from lu_attach.tree import process_tree
 
-from ..options import duration_option
+from .. import tree_output
+from ..options import duration_option, tree_option
 from ..output import echo
 from ..report_options import ReportOutput, report_errors, report_output_options, show_report
 
@@ -20,14 +25,27 @@ from ..report_options import ReportOutput, report_errors, report_output_options,
 @click.option("--rate", type=int, default=100, show_default=True, help="Samples per second.")
 @click.option("--idle", is_flag=True, help="Include threads that are waiting.")
 @report_output_options("flamegraph")
-def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutput) -> None:
+@tree_option()
+def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutput, tree: bool) -> None:
     """Sample PID with py-spy (from outside, nothing injected) and show it like `lu report`."""
-    check_target(pid)  # the same checks as an injection: py-spy needs the same rights
     if rate <= 0:
         raise LuAttachError("--rate must be positive")
     if not find_pyspy():
         raise LuAttachError("py-spy is not installed (pip install py-spy), or $LU_PYSPY names no program")
-    echo("sampling process %d with py-spy for %g s at %d Hz..." % (pid, duration, rate), err=True)
-    with report_errors():
-        report = record_pyspy(pid, duration=duration, rate_hz=rate, idle=idle)
-    show_report(report, output)
+    pids = [m.pid for m in process_tree(pid)] if tree else [pid]
+    for member in pids:
+        check_target(member)  # the same checks as an injection: py-spy needs the same rights
+    what = "process %d" % pid if not tree else "%s of the tree of %d" % (tree_output.processes(len(pids)), pid)
+    echo("sampling %s with py-spy for %g s at %d Hz..." % (what, duration, rate), err=True)
+    with report_errors(), concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(pids))) as pool:
+        reports = list(pool.map(lambda member: record_pyspy(member, duration=duration, rate_hz=rate, idle=idle), pids))
+    show_report(_combined(reports), output, merge_processes_by_default=tree)
+
+
+def _combined(reports: List[Report]) -> Report:
+    """One report holding every member's process (py-spy samples one process at a time)."""
+    combined = reports[0]
+    for other in reports[1:]:
+        combined.processes.update(other.processes)
+        combined.warnings.extend(other.warnings)
+    return combined.finish()

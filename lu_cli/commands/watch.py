@@ -9,7 +9,7 @@ import click
 
 from lu_attach.watch import WatchSession
 
-from ..options import duration_option
+from ..options import duration_option, tree_option
 from ..output import echo
 
 
@@ -37,8 +37,15 @@ def _echo_err(line: str) -> None:
 @click.option(
     "--debounce", type=float, default=50.0, show_default=True, help="Milliseconds to wait for a save to settle."
 )
+@tree_option()
 def command(
-    pid: int, paths: Tuple[str, ...], duration: Optional[float], prune: bool, check: Optional[str], debounce: float
+    pid: int,
+    paths: Tuple[str, ...],
+    duration: Optional[float],
+    prune: bool,
+    check: Optional[str],
+    debounce: float,
+    tree: bool,
 ) -> None:
     """Apply saved edits of source files (or directories) to the running process.
 
@@ -47,7 +54,7 @@ def command(
     are added; removed ones and changed module-level statements are reported.
     """
     session = WatchSession(
-        pid, list(paths), prune=prune, check=check, debounce=debounce / 1000.0, out=_echo, err=_echo_err
+        pid, list(paths), prune=prune, check=check, debounce=debounce / 1000.0, out=_echo, err=_echo_err, tree=tree
     )
     try:
         session.run(duration)

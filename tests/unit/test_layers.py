@@ -78,7 +78,8 @@ PACKAGES = {
             ("staging", "tree"),
             ("inject",),
             ("session",),
-            ("profiling", "watch", "completion", "report", "group"),
+            ("group",),
+            ("profiling", "watch", "completion", "report"),
             ("__init__",),
         ),
         may_import=(
@@ -93,8 +94,8 @@ PACKAGES = {
         "lu_cli",
         "lu_cli",
         (
-            ("output", "options"),
-            ("report_options", "controller", "tree_output"),
+            ("output", "options", "tree_output"),
+            ("report_options", "controller"),
             ("tool_session",),
             ("commands",),
             ("main",),
