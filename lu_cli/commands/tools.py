@@ -12,15 +12,16 @@ from typing import List, Optional, Sequence
 
 import click
 
+from lu_attach.errors import LuAttachError
 from lu_attach.profiling import format_event
 from lu_attach.session import connect
 from lu_payloads.tools import TOOLS
 from lu_payloads.tools.registry import CliCommand, Tool
 
-from ..options import duration_option, log_dir_option
+from ..options import duration_option, follow_option, log_dir_option, tree_option
 from ..output import echo
 from ..report_options import ReportOutput, report_output_options
-from ..tool_session import left_in_force, only_sessions, run_then_report
+from ..tool_session import left_in_force, only_sessions, run_then_report, run_tree_tool
 
 
 def command_for(tool: Tool, spec: CliCommand) -> click.Command:
@@ -30,9 +31,32 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
     @duration_option("Run for S seconds, show the report, then revert.")
     @log_dir_option()
     @report_output_options()
+    @tree_option()
+    @follow_option()
     def run(
-        pid: int, patterns: Sequence[str], duration: Optional[float], log_dir: Optional[str], output: ReportOutput
+        pid: int,
+        patterns: Sequence[str],
+        duration: Optional[float],
+        log_dir: Optional[str],
+        output: ReportOutput,
+        tree: bool,
+        follow: bool,
     ) -> None:
+        if follow and not tree:
+            raise LuAttachError("--follow goes with --tree")
+        if tree:
+            run_tree_tool(
+                pid,
+                spec.request,
+                {"patterns": list(patterns), "log_dir": log_dir},
+                duration,
+                "%s on" % tool.name,
+                follow,
+                output,
+                "nothing recorded for the chosen functions",
+                on_event=lambda member, event: echo(format_event(event, with_pid=True)),
+            )
+            return
         with connect(pid, inject_if_needed=True) as client:
             result = client.request(spec.request, patterns=list(patterns), log_dir=log_dir)
             if duration is None:
