@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .client import AgentClient, open_client
 from .errors import AgentGone, LuAttachError
@@ -123,13 +123,19 @@ class TreeSessions:
 
 @dataclass
 class _Reach:
-    """How a member is reached: inject if needed, connect, and ask it to follow its children."""
+    """How a member is reached: inject if needed, connect, and (a master) ask it to follow its children.
+
+    Only the tree's top and the members that have children of their own
+    follow: a worker's short-lived forks (a subprocess, a helper) stay
+    untouched.
+    """
 
     inject_if_needed: bool = True
     follow: bool = True
     timeout: float = 10.0
     method: str = "ptrace"
     on_event: Optional[Callable[[int, dict], None]] = None
+    masters: Set[int] = field(default_factory=set)
 
     def __call__(self, pid: int) -> AgentClient:
         if self.inject_if_needed:
@@ -137,7 +143,7 @@ class _Reach:
         on_event = self.on_event
         handler = (lambda event: on_event(pid, event)) if on_event is not None else None
         client = open_client(TargetProcess.of(pid), on_event=handler)
-        if self.follow:
+        if self.follow and pid in self.masters:
             try:
                 client.request("follow", on=True)
             except BaseException:
@@ -168,7 +174,8 @@ class Tree:
     ) -> Tree:
         """Reach every member (injecting the ones without an agent); all or a clear error."""
         members = process_tree(pid)
-        reach = _Reach(inject_if_needed, follow, timeout, method, on_event)
+        masters = {pid} | {m.pid for m in members if m.children}
+        reach = _Reach(inject_if_needed, follow, timeout, method, on_event, masters)
         outcomes = _parallel(reach, [m.pid for m in members])
         clients = {pid_: o.value for pid_, o in outcomes.items() if o.ok}
         tree = cls(pid, [m for m in members if m.pid in clients], clients)

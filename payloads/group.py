@@ -69,7 +69,6 @@ def prepare(connection: Connection, source: str, filename: str, first_id: int, m
     """Run and compile the patch numbered from first_id; nothing applies until `commit`."""
     if not isinstance(first_id, int) or isinstance(first_id, bool) or first_id < 1:
         raise LuError("first_id must be a positive integer")
-    forks.follow_children(True)  # workers forked from now on must be reachable by this tree
     manager = UpdateManager.default()
     try:
         patch = prepare_patch(manager, source, filename, first_id=first_id)
