@@ -240,3 +240,15 @@ def test_a_member_lu_cannot_inject_stops_the_tree_update_before_anything_applies
     result = run_lu("patch", str(parent.pid), patch_file, "--tree", timeout=120)
     assert_one_line_error(result, "process %d cannot be reached" % child, "nothing was done")
     assert json.loads(lu_ok("ls", parent.pid, "--json")) == []
+
+
+def test_a_member_of_another_user_is_one_clear_error_when_lu_is_not_root(start_target):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process that becomes nobody")
+    parent = start_target(sys.executable, "drops_to_nobody.py")
+    child = int(parent.ready_line.split()[2])
+    try:
+        result = run_lu("ls", str(parent.pid), "--tree", user="nobody")
+        assert_one_line_error(result, "process %d in the tree of %d belongs to another user" % (child, parent.pid))
+    finally:
+        os.kill(child, 9)
