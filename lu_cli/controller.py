@@ -127,16 +127,23 @@ def _read_plain(prompt: str) -> str:
     return line.rstrip("\n")
 
 
+def _read_patch(path: str) -> Optional[str]:
+    """The text of a patch file named in `patch('...')`, or None after saying why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+        return None
+
+
 def _execute(client: AgentClient, source: str, pid: int) -> None:
     patch = _PATCH_CALL.match(source)
     try:
         if patch:
             path = os.path.expanduser(patch.group(2))
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError as exc:
-                echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+            text = _read_patch(path)
+            if text is None:
                 return
             ids = client.request("patch", source=text, filename=os.path.basename(path))
             echo("applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids))))
@@ -162,11 +169,8 @@ def _execute_in_tree(tree: Tree, source: str) -> None:
     patch = _PATCH_CALL.match(source)
     if patch:
         path = os.path.expanduser(patch.group(2))
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            echo("cannot read %s: %s" % (path, exc.strerror), err=True)
+        text = _read_patch(path)
+        if text is None:
             return
         try:
             result = tree.patch(text, os.path.basename(path))

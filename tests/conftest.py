@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, Callable, List, Optional
 
 import pytest
@@ -168,6 +169,22 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert lines[0].startswith("lu: error: "), lines
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def lu_ok(*args: object, timeout: float = 120, input: Optional[str] = None, **kwargs: Any) -> str:
+    """Run `lu` and return its stdout; it must succeed, with no traceback."""
+    result = run_lu(*[str(a) for a in args], timeout=timeout, input=input, **kwargs)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def until(condition: Callable[[], object], what: str, timeout: float = 20.0, every: float = 0.05) -> None:
+    """Wait until condition() holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting until " + what
+        time.sleep(every)
 
 
 @pytest.fixture

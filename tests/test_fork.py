@@ -14,12 +14,11 @@ import os
 import re
 import subprocess
 import sys
-import time
-from typing import Callable, List
+from typing import List
 
 import psutil
 import pytest
-from conftest import REPO, assert_one_line_error, run_lu
+from conftest import REPO, assert_one_line_error, lu_ok, run_lu, until
 from interpreters import ALL
 
 PATCH = """\
@@ -35,20 +34,6 @@ UpdateManager.apply_update(Redefine("__main__", None, {"work": work}))
 
 # Run in a process by `lu attach`: whether work() runs the code it was defined with (no update on it).
 ORIGINAL_CODE = "import __main__; print(__main__.work.__code__ is __main__.WORK_CODE)"
-
-
-def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting until " + what
-        time.sleep(0.02)
-
-
-def lu_ok(*args: object, **kwargs) -> str:
-    result = run_lu(*args, **kwargs)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.stdout
 
 
 def lu_json(*args: object):

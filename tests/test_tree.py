@@ -13,11 +13,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from typing import Callable, Set
+from typing import Set
 
 import pytest
-from conftest import REPO, assert_one_line_error, run_lu
+from conftest import REPO, assert_one_line_error, lu_ok, run_lu, until
 from servers import Load, Server, celery_worker, fork_pool, gunicorn, needs_servers, uvicorn
 
 pytestmark = pytest.mark.xdist_group("servers")
@@ -39,19 +38,6 @@ def patch_file(tmp_path):
     path = tmp_path / "fix_body.py"
     path.write_text(PATCH)
     return str(path)
-
-
-def lu_ok(*args: object) -> str:
-    result = run_lu(*[str(a) for a in args], timeout=120)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    return result.stdout
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting until " + what
-        time.sleep(0.05)
 
 
 def bodies_by_worker(server: Server, workers: Set[int], rounds: int = 400) -> dict:

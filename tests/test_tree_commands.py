@@ -11,11 +11,10 @@ import json
 import os
 import subprocess
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import pytest
-from conftest import TARGETS, Target, assert_one_line_error, run_lu
+from conftest import TARGETS, Target, assert_one_line_error, lu_ok, run_lu, until
 from interpreters import ALL, PYENV_ROOT
 
 from lu_attach.report import find_pyspy
@@ -96,19 +95,6 @@ def patch_file(tmp_path):
     path = tmp_path / "fix_work.py"
     path.write_text(PATCH)
     return str(path)
-
-
-def lu_ok(*args: object, input: Optional[str] = None) -> str:
-    result = run_lu(*[str(a) for a in args], timeout=120, input=input)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    return result.stdout
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting until " + what
-        time.sleep(0.05)
 
 
 def latest(m: Master, pid: int) -> Optional[str]:
