@@ -19,3 +19,12 @@ class AgentBusy(LuAttachError):
 
 class NotTheTarget(LuAttachError):
     """The agent that answered is not the process lu was asked to act on."""
+
+
+class Stopped(KeyboardInterrupt):
+    """lu got SIGTERM or SIGHUP (an ssh session dropping): it stops like at Ctrl-C, undoing a timed change
+    first, then exits with 128 + the signal's number instead of carrying on."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .client import AgentClient, open_client
-from .errors import AgentGone, LuAttachError
+from .errors import AgentGone, LuAttachError, Stopped
 from .inject import inject
 from .runtime import TargetProcess
 from .session import target_of
@@ -225,11 +225,16 @@ class Tree:
             raise LuAttachError(problem)
         return max([o.value for o in free.values() if o.ok] or [1])
 
-    def start(self, op: str, pids: Optional[Sequence[int]] = None, **args: Any) -> TreeSessions:
-        """Start tool request `op` in every member (or `pids`), numbered alike; at least one must take it."""
+    def start(self, op: str, pids: Optional[Sequence[int]] = None, leased: bool = False, **args: Any) -> TreeSessions:
+        """Start tool request `op` in every member (or `pids`), numbered alike; at least one must take it.
+
+        leased: each member holds the session under a lease of this client (reverted if lu goes away)."""
         members = list(pids or self.pids)
         first_id = self.first_free_id(members)
-        outcomes = self.each_with("numbered", lambda pid: {"request": op, "args": args, "first_id": first_id}, members)
+        request, request_args = ("leased", {"request": op, "args": args}) if leased else (op, args)
+        outcomes = self.each_with(
+            "numbered", lambda pid: {"request": request, "args": request_args, "first_id": first_id}, members
+        )
         sessions = TreeSessions()
         for pid, outcome in sorted(outcomes.items()):
             if outcome.ok:
@@ -331,6 +336,8 @@ class Tree:
                         sessions.started.update(more.started)
                         sessions.skipped.update(more.skipped)
                         listen(list(more.started))
+        except Stopped:
+            raise  # killed: the caller reverts on the way out, and lu exits
         except KeyboardInterrupt:
             return False
         finally:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from lu_payloads.tools import TOOLS
 
 from .client import AgentClient
-from .errors import AgentGone, LuAttachError
+from .errors import AgentGone, LuAttachError, Stopped
 from .runtime import process_gone, target_root
 
 # A dotted name (any letters Python allows in identifiers), a colon, line numbers and ranges.
@@ -72,17 +73,28 @@ def run_for(duration: float, client: AgentClient, pid: int, on_event: Optional[C
                 raise
             if message is not None:
                 on_event(message.get("data") or {})
+    except Stopped:
+        raise  # killed: the caller reverts on the way out, and lu exits
     except KeyboardInterrupt:
         return False
 
 
-def revert_quietly(client: AgentClient, ids: List[int]) -> None:
-    """Undo what a --duration command applied, even after Ctrl-C (a second Ctrl-C is held off)."""
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (the revert of a timed change)."""
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
     try:
-        client.request("revert", ids=ids)
+        yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
+def revert_quietly(client: AgentClient, ids: List[int]) -> None:
+    """Undo what a --duration command applied, even after Ctrl-C (a second one is held off)."""
+    with signals_held():
+        client.request("revert", ids=ids)
 
 
 def clock_time(when: Any) -> str:

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import Any
 
 import click
 
-from lu_attach.errors import LuAttachError
+from lu_attach.errors import LuAttachError, Stopped
 
 from .commands.tools import commands as tool_commands
 from .output import printable
+
+
+def _stop_on(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
 
 class LuGroup(click.Group):
@@ -29,6 +34,8 @@ class LuGroup(click.Group):
             raise
         except LuAttachError as exc:
             _fail(str(exc), 1)
+        except Stopped as stopped:
+            _fail("stopped by %s" % signal.Signals(stopped.signum).name, 128 + stopped.signum)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except BrokenPipeError:
@@ -74,6 +81,8 @@ for _command in tool_commands(COMMANDS):
 
 def main() -> None:
     """Run `lu`; a mistake on the command line is one line too (click would print its usage first)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
     try:
         code = cli.main(args=sys.argv[1:] or ["--help"], prog_name="lu", standalone_mode=False)
     except click.UsageError as exc:

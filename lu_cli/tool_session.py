@@ -8,13 +8,12 @@ shows the report.
 
 from __future__ import annotations
 
-import signal
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from lu_attach.client import AgentClient
 from lu_attach.errors import LuAttachError
 from lu_attach.group import Tree, TreeSessions
-from lu_attach.profiling import host_path, revert_quietly, run_for
+from lu_attach.profiling import host_path, revert_quietly, run_for, signals_held
 from lu_attach.report import report_from_records
 
 from . import tree_output
@@ -27,6 +26,20 @@ EventHandler = Callable[[Dict[str, Any]], None]
 
 def plural(count: int, noun: str) -> str:
     return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def apply_tool(client: AgentClient, op: str, args: Dict[str, Any], duration: Optional[float]) -> Dict[str, Any]:
+    """Apply a tool; for a limited time (`duration`) under a lease, so that it dies with this lu.
+
+    A lu killed before it reverts (SIGKILL, a dropped ssh session) would
+    otherwise leave the change in the target with nobody watching; the
+    agent reverts a leased change a few seconds after its client is gone.
+    """
+    if duration is None:
+        result: Dict[str, Any] = client.request(op, **args)
+    else:
+        result = client.request("leased", request=op, args=args)
+    return result
 
 
 def left_in_force(pid: int, result: Dict[str, Any], doing: str) -> None:
@@ -133,7 +146,7 @@ def run_tree_tool(
     `follow`, processes that join the tree during the run get the session too.
     """
     with Tree.open(pid) as group:
-        sessions = group.start(op, **args)
+        sessions = group.start(op, leased=duration is not None, **args)
         for member, why in sorted(sessions.skipped.items()):
             echo("process %d: nothing to do there (%s)" % (member, why), err=True)
         ids = ", ".join(map(str, sessions.ids))
@@ -148,17 +161,13 @@ def run_tree_tool(
             err=True,
         )
         records: List[Dict[str, Any]] = []
-        old = None
         try:
-            group.run(duration, sessions, lambda pids: group.start(op, pids, **args), on_event, follow)
+            group.run(duration, sessions, lambda pids: group.start(op, pids, True, **args), on_event, follow)
             if output is not None:
                 records = group.snapshot(sessions)
         finally:
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave it applied
-            try:
+            with signals_held():  # a second Ctrl-C must not leave it applied
                 group.stop(sessions)
-            finally:
-                signal.signal(signal.SIGINT, old)
     if output is not None:
         report = report_from_records(records)
         if output.renderer is not None or report.threads():

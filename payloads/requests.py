@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from . import console, operations
+from . import console, leases, operations
 from .engine import UpdateManager
 from .errors import LuError
 from .group import HANDLERS as GROUP
@@ -43,7 +43,11 @@ def info(connection: Connection) -> Dict[str, Any]:
 
 
 def ls(connection: Connection) -> List[Dict[str, Any]]:
-    return operations.list_updates()
+    held = leases.holders()
+    listed = operations.list_updates()
+    for item in listed:
+        item["held_by"] = held.get(item["id"])
+    return listed
 
 
 def revert(connection: Connection, ids: Optional[List[Any]] = None, all: bool = False) -> List[int]:
@@ -112,6 +116,24 @@ def numbered(connection: Connection, request: str, args: Dict[str, Any], first_i
             raise
 
 
+def leased(connection: Connection, request: str, args: Dict[str, Any]) -> Any:
+    """Run `request` (a tool's) and hold what it applied under a lease of this client (leases.py)."""
+    handler = HANDLERS.get(request) if request not in ("leased", "numbered", "patch") else None
+    if handler is None:
+        raise LuError("%r cannot be leased" % (request,))
+    if not isinstance(args, dict):
+        raise LuError("leased takes a request and its args (a dict)")
+    result = handler(connection, **args)
+    ids = result.get("ids") if isinstance(result, dict) else None
+    if ids:
+        result = dict(result, lease=leases.hold(connection, list(ids)))
+    return result
+
+
+def lease_keep(connection: Connection, token: str) -> List[int]:
+    return leases.keep(connection, token)
+
+
 HANDLERS: Dict[str, Handler] = {
     "ping": ping,
     "info": info,
@@ -124,6 +146,8 @@ HANDLERS: Dict[str, Handler] = {
     "flush": flush,
     "snapshot": snapshot,
     "numbered": numbered,
+    "leased": leased,
+    "lease_keep": lease_keep,
 }
 for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()) + list(GROUP.items()):
     if _name in HANDLERS:

@@ -12,7 +12,7 @@ from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
 from ..output import echo
-from ..tool_session import only_sessions, run_session, run_tree_tool
+from ..tool_session import apply_tool, only_sessions, run_session, run_tree_tool
 
 
 @click.command("debug")
@@ -55,7 +55,7 @@ def command(
             echo("%d event%s" % (shown[0], "s" if shown[0] != 1 else ""), err=True)
         return
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("debug", **args)
+        result = apply_tool(client, "debug", args, duration)
         ids = result["ids"]
         log = host_path(pid, result["log"])
         if duration is None:

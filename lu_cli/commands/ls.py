@@ -36,10 +36,21 @@ def command(pid: int, as_json: bool, tree: bool) -> None:
         echo("no updates applied in process %d" % pid)
         return
     print_table(
-        ["ID", "KIND", "APPLIED", "ERRORS", "TARGETS"],
-        [(u["id"], u["kind"], _when(u), u.get("hook_errors", 0), ", ".join(u.get("targets", []))) for u in updates],
+        ["ID", "KIND", "APPLIED", "HELD BY", "ERRORS", "TARGETS"],
+        [
+            (u["id"], u["kind"], _when(u), _holder(u), u.get("hook_errors", 0), ", ".join(u.get("targets", [])))
+            for u in updates
+        ],
         max_last=90,
     )
+
+
+def _holder(update: dict) -> str:
+    """Who holds a change made for a limited time ('lu pid 812'); '-' for a change meant to stay."""
+    held = update.get("held_by")
+    if not isinstance(held, dict):
+        return "-"
+    return "lu pid %s%s" % (held.get("holder"), "" if held.get("state") == "held" else " (gone)")
 
 
 def _when(update: dict) -> str:

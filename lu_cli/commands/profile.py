@@ -12,7 +12,7 @@ from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
 from ..report_options import ReportOutput, report_output_options
-from ..tool_session import left_in_force, run_then_report, run_tree_tool
+from ..tool_session import apply_tool, left_in_force, run_then_report, run_tree_tool
 
 
 @click.command("profile")
@@ -47,7 +47,7 @@ def command(
         run_tree_tool(pid, "profile", args, duration, "profiling", follow, output, "no calls of the profiled functions")
         return
     with connect(pid, inject_if_needed=True) as client:
-        result = client.request("profile", **args)
+        result = apply_tool(client, "profile", args, duration)
         if duration is None:
             left_in_force(pid, result, "profiling")
             return

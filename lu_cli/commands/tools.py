@@ -21,7 +21,7 @@ from lu_payloads.tools.registry import CliCommand, Tool
 from ..options import duration_option, follow_option, log_dir_option, tree_option
 from ..output import echo
 from ..report_options import ReportOutput, report_output_options
-from ..tool_session import left_in_force, only_sessions, run_then_report, run_tree_tool
+from ..tool_session import apply_tool, left_in_force, only_sessions, run_then_report, run_tree_tool
 
 
 def command_for(tool: Tool, spec: CliCommand) -> click.Command:
@@ -58,7 +58,7 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
             )
             return
         with connect(pid, inject_if_needed=True) as client:
-            result = client.request(spec.request, patterns=list(patterns), log_dir=log_dir)
+            result = apply_tool(client, spec.request, {"patterns": list(patterns), "log_dir": log_dir}, duration)
             if duration is None:
                 left_in_force(pid, result, "%s:" % tool.name)
                 return

@@ -20,6 +20,7 @@ pure definitions (the wire format, paths, the tool registry, the version).
 from __future__ import annotations
 
 import ast
+import configparser
 import os
 import subprocess
 import sys
@@ -59,7 +60,7 @@ PACKAGES = {
             ("engine",),
             ("recorder",),
             ("tools", "livecode"),
-            ("operations", "console", "group"),
+            ("operations", "console", "group", "leases"),
             ("vocabulary",),
             ("requests",),
             ("agent",),
@@ -312,3 +313,11 @@ def test_module_imports_alone(package_name, name):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_installed_lu_command_is_the_one_that_turns_every_failure_into_one_line():
+    """The console script must be main(), not the click group: main() makes usage errors and signals one line."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, "setup.cfg"))
+    scripts = [line.strip() for line in config["options.entry_points"]["console_scripts"].splitlines() if line.strip()]
+    assert scripts == ["lu = lu_cli.main:main"]
