@@ -24,6 +24,8 @@ Record schema (one JSON object per line, "lu": 1):
           (pre-order; parent is the index of the parent node in the list, -1 for a root)
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
   event   {pid, session, thread, thread_id, time, kind, function, line, data}
+  session {pid, session, time, started, [ended], [kind, description, targets]}
+          (one when a session starts, one when it ends: reports tell sessions apart by them)
 """
 
 from __future__ import annotations
@@ -134,12 +136,13 @@ class LogFile:
 
 
 class _Session:
-    __slots__ = ("log", "released", "snapshot")
+    __slots__ = ("log", "released", "snapshot", "started")
 
     def __init__(self, snapshot: Optional[Snapshot], log: LogFile) -> None:
         self.snapshot = snapshot
         self.log = log
         self.released = False
+        self.started = time.time()
 
 
 class _Written(NamedTuple):
@@ -166,6 +169,7 @@ class Recorder:
         self._logs: Dict[str, LogFile] = {self.default_log.directory: self.default_log}
         self._last_written: Dict[_Written, _Signature] = {}  # the signature of the last snapshot written
         self._events: Deque[Record] = collections.deque()
+        self._opened: List[Record] = []  # `session` records of sessions started since the last flush
         self.events_dropped = 0
         self._write_lock = osthreads.Lock()
         self._stop = osthreads.Event()
@@ -237,7 +241,8 @@ class Recorder:
                 log = self._acquire_log(log_dir)
             except LuError:
                 log = self.default_log
-            self.sessions[str(session)] = _Session(snapshot, log)
+            entry = self.sessions[str(session)] = _Session(snapshot, log)
+            self._opened.append(_session_record(session, started=entry.started, **_described(session)))
 
     def release(self, session: Optional[SessionId]) -> None:
         """The session's update was reverted: write its last figures, then forget it."""
@@ -278,6 +283,9 @@ class Recorder:
         """Write pending events and changed snapshots; return the default log's path."""
         with self._write_lock:
             out: Dict[LogFile, List[Record]] = {}
+            opened, self._opened = self._opened, []
+            for record in opened:
+                out.setdefault(self.log_of(record["session"]), []).append(record)
             while self._events:
                 record = self._events.popleft()
                 out.setdefault(self.log_of(record["session"]), []).append(record)
@@ -298,6 +306,9 @@ class Recorder:
                         continue
                     self._last_written[key] = signature
                     out.setdefault(entry.log, []).append(record)
+            for name in released:
+                entry = self.sessions[name]
+                out.setdefault(entry.log, []).append(_session_record(name, started=entry.started, ended=time.time()))
             for log, lines in out.items():
                 self._write(log, lines)
             for name in released:
@@ -336,6 +347,24 @@ class Recorder:
             self.flush()
         except Exception:
             pass
+
+
+def _session_record(session: SessionId, **fields: Any) -> Record:
+    """A `session` record: when a session started (what it instrumented) or ended."""
+    record: Record = {"lu": 1, "type": "session", "pid": os.getpid(), "session": str(session), "time": time.time()}
+    record.update(fields)
+    return record
+
+
+def _described(session: SessionId) -> Dict[str, Any]:
+    """What the session's update changed, as `lu ls` says it."""
+    try:
+        record = UpdateManager.default().records.get(int(session))
+    except (TypeError, ValueError):
+        record = None
+    if record is None:
+        return {}
+    return {"kind": record.kind, "description": record.description, "targets": list(record.targets)}
 
 
 def _signature(items: Sequence[Mapping[str, Any]]) -> _Signature:

@@ -11,7 +11,9 @@ Schema (keys marked + are additions beyond the contract)::
                        "total_ms": float, +"per_hit_ms": float}],
             +"tables": [{"title": str, "columns": [str], "rows": [[value]], "session": str}]}]}],
      +"source": "instrumented"|"sampled", +"rate_hz": float|null,
-     +"warnings": [str]}
+     +"warnings": [str],
+     +"sessions": [{"id": str, "pids": [int], "started": float|null, "ended": float|null,
+                    "description": str, "shown": bool}]}
 
 Calls are heaviest first; lines by function then line.  For a sampled report
 ``hits`` is the number of samples and the times are estimates.
@@ -89,6 +91,17 @@ def to_json(report: Report) -> Dict[str, Any]:
         "source": report.source,
         "rate_hz": report.rate_hz,
         "warnings": list(report.warnings),
+        "sessions": [
+            {
+                "id": s.id,
+                "pids": sorted(s.pids),
+                "started": s.started or s.first_seen,
+                "ended": s.ended,
+                "description": s.description,
+                "shown": s.id in report.shown,
+            }
+            for s in report.sessions
+        ],
     }
 
 

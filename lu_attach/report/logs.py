@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from .. import safefs
-from .model import INSTRUMENTED, LineStat, Report, ReportError, Table, ThreadProfile, build_tree
+from .model import INSTRUMENTED, LineStat, Report, ReportError, Session, Table, ThreadProfile, build_tree
 
 LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
 MAX_LINE = 64 * 1024 * 1024
@@ -131,15 +131,17 @@ class _Problems:
 
 
 class _Loader:
-    def __init__(self, pid: Optional[int], sessions: Optional[Iterable[str]] = None) -> None:
+    def __init__(self, pid: Optional[int], sessions: Optional[Iterable[str]] = None, latest_only: bool = False) -> None:
         self.pid = pid
         self.sessions = None if sessions is None else {str(s) for s in sessions}
+        self.latest_only = latest_only  # keep only the session that started last (chosen once all is read)
+        self.session_info: Dict[str, Session] = {}
         self.seq = 0
         self.pids_seen: set = set()
         # (pid, thread_key, session, type) -> (time, seq, thread, thread_id, items)
         self.snapshots: Dict[Tuple, Tuple] = {}
         self.headers: Dict[int, dict] = {}
-        self.events: Dict[Tuple[int, object], List] = {}  # -> [count, thread, thread_id]
+        self.events: Dict[Tuple[int, object, str], List] = {}  # (pid, thread, session) -> [count, thread, thread_id]
         self.warnings: List[str] = []
         self.newer_format = 0
 
@@ -210,7 +212,9 @@ class _Loader:
         try:
             if kind == "header":
                 return self._header(rec)
-            if kind == "calls" or kind == "lines" or kind == "table":
+            if kind == "session":
+                self._session(rec, file_pid)
+            elif kind == "calls" or kind == "lines" or kind == "table":
                 self._snapshot(rec, kind, file_pid)
             elif kind == "event":
                 self._event(rec, file_pid)
@@ -268,6 +272,7 @@ class _Loader:
         t = rec.get("time")
         if not isinstance(t, (int, float)):
             t = None
+        self._seen(session, pid, t)
         self.seq += 1
         skey = (pid, key, session, kind if kind != "table" else "table:" + items[0])
         old = self.snapshots.get(skey)
@@ -280,15 +285,58 @@ class _Loader:
         if self.pid is not None and pid != self.pid:
             return
         key, name, tid = self._thread(rec)
-        entry = self.events.get((pid, key))
+        session = str(rec.get("session", ""))
+        self._seen(session, pid, rec.get("time"))
+        entry = self.events.get((pid, key, session))
         if entry is None:
-            self.events[(pid, key)] = [1, name, tid]
+            self.events[(pid, key, session)] = [1, name, tid]
         else:
             entry[0] += 1
+
+    def _seen(self, session: str, pid: int, when: object) -> Session:
+        info = self.session_info.get(session)
+        if info is None:
+            info = self.session_info[session] = Session(session)
+        if pid not in info.pids:
+            info.pids.append(pid)
+        if isinstance(when, (int, float)) and not isinstance(when, bool):
+            info.first_seen = when if info.first_seen is None else min(info.first_seen, when)
+        return info
+
+    def _session(self, rec: dict, file_pid: Optional[int]) -> None:
+        """A `session` record: when the session started and ended, what it instrumented."""
+        pid = self._pid(rec, file_pid)
+        if self.pid is not None and pid != self.pid:
+            return
+        info = self._seen(str(rec.get("session", "")), pid, rec.get("started"))
+        for field_name in ("started", "ended"):
+            value = rec.get(field_name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(info, field_name, value if getattr(info, field_name) is None else getattr(info, field_name))
+        if isinstance(rec.get("description"), str):
+            info.description = rec["description"]
+        targets = rec.get("targets")
+        if isinstance(targets, list):
+            info.targets = [str(t) for t in targets]
+
+    def _chosen(self) -> Optional[List[str]]:
+        """The sessions the report shows: the latest one (latest_only), or None for all that were read."""
+        if not self.latest_only or not self.session_info:
+            return None
+
+        def started(info: Session) -> Tuple[float, int, str]:
+            number = int(info.id) if info.id.isdigit() else -1
+            return (info.started or info.first_seen or 0.0, number, info.id)
+
+        return [max(self.session_info.values(), key=started).id]
 
     # -- the report ---------------------------------------------------------------
     def report(self, files: List[str]) -> Report:
         report = Report(source=INSTRUMENTED, files=files)
+        chosen = sorted(self.sessions) if self.sessions is not None else self._chosen()
+        report.sessions = sorted(self.session_info.values(), key=lambda info: info.started or info.first_seen or 0)
+        report.shown = list(chosen) if chosen is not None else [info.id for info in report.sessions]
+        report.selection = "asked" if self.sessions is not None else "latest" if chosen is not None else ""
         bad_nodes = 0
         calls: Dict[Tuple[int, object], Dict[Tuple[str, ...], List[int]]] = {}
         threads: Dict[Tuple[int, object], ThreadProfile] = {}
@@ -305,6 +353,8 @@ class _Loader:
             return tp
 
         for (pid, key, session, kind), snap in sorted(self.snapshots.items(), key=lambda kv: kv[1][1]):
+            if chosen is not None and session not in chosen:
+                continue
             _t, seq, name, tid, items = snap
             tp = thread(pid, key, name, tid, (seq,))
             if session not in tp.sessions:
@@ -350,7 +400,9 @@ class _Loader:
                         stat.total_ns += total
         for tkey, paths in calls.items():
             threads[tkey].roots = build_tree(paths)
-        for (pid, key), (count, name, tid) in self.events.items():
+        for (pid, key, session), (count, name, tid) in self.events.items():
+            if chosen is not None and session not in chosen:
+                continue
             report.events += count
             listed = threads.get((pid, key))
             # a thread with events only: listed, with an empty profile
@@ -465,17 +517,25 @@ def report_from_records(
     return loader.report([])
 
 
-def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None, sessions: Optional[Iterable[str]] = None) -> Report:
+def load_logs(
+    paths: Iterable[PathLike],
+    pid: Optional[int] = None,
+    sessions: Optional[Iterable[str]] = None,
+    latest_only: bool = False,
+) -> Report:
     """Read lu log files (or directories of them) into one :class:`Report`.
 
-    ``pid`` keeps only that process.  Raises :class:`ReportError` when a file
-    cannot be read, is not an lu log, or ``pid`` does not occur.  Anything
-    skipped is described in ``report.warnings``.
+    ``pid`` keeps only that process; ``sessions`` only those sessions (their
+    ids), ``latest_only`` only the session that started last (what `lu
+    report` shows unless asked otherwise).  Raises :class:`ReportError` when
+    a file cannot be read, is not an lu log, ``pid`` does not occur, or no
+    session asked for does.  Anything skipped is described in
+    ``report.warnings``.
     """
     files = expand_paths(paths)
     if not files:
         raise ReportError("no log files given")
-    loader = _Loader(pid, sessions)
+    loader = _Loader(pid, None, latest_only)
     read = []
     for f in files:
         try:
@@ -492,6 +552,14 @@ def load_logs(paths: Iterable[PathLike], pid: Optional[int] = None, sessions: Op
     if pid is not None and pid not in loader.pids_seen:
         seen = ", ".join(str(p) for p in sorted(loader.pids_seen)) or "none"
         raise ReportError(f"no records of process {pid} in the logs (processes: {seen})")
+    if sessions is not None:
+        wanted = [str(session) for session in sessions]
+        missing = [session for session in wanted if session not in loader.session_info]
+        if missing:
+            known = ", ".join(sorted(loader.session_info, key=lambda s: (len(s), s))) or "none"
+            raise ReportError(f"no session {', '.join(missing)} in the logs (sessions: {known})")
+        loader.sessions = set(wanted)
+        loader.latest_only = False
     return loader.report(read)
 
 

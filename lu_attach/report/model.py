@@ -188,6 +188,19 @@ class ProcessProfile:
 
 
 @dataclass
+class Session:
+    """One profile or debug run recorded in the logs (its id is its update id in the process)."""
+
+    id: str
+    pids: List[int] = field(default_factory=list)
+    started: Optional[float] = None  # from its `session` record
+    ended: Optional[float] = None
+    first_seen: Optional[float] = None  # its earliest record, for logs older than `session` records
+    description: str = ""
+    targets: List[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     processes: Dict[int, ProcessProfile] = field(default_factory=dict)
     source: str = INSTRUMENTED  # or SAMPLED
@@ -195,6 +208,9 @@ class Report:
     warnings: List[str] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
     events: int = 0  # debug event records seen (not part of the profile)
+    sessions: List[Session] = field(default_factory=list)  # every session in the logs, oldest first
+    shown: List[str] = field(default_factory=list)  # the ids of the sessions the figures are of
+    selection: str = ""  # how `shown` was chosen: "latest", "asked" (--session), "all" (--all); "": not said
 
     def process(self, pid: int) -> ProcessProfile:
         proc = self.processes.get(pid)

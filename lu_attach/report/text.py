@@ -50,6 +50,23 @@ def heaviest(report: Report) -> Optional[Tuple[ThreadProfile, CallNode]]:
     return best
 
 
+def _sessions_line(report: Report) -> List[str]:
+    """Which of the logs' sessions the figures are of: a report never silently merges runs."""
+    if len(report.sessions) <= 1 or not report.selection:
+        return []
+    shown = sorted((s for s in report.sessions if s.id in report.shown), key=lambda s: (len(s.id), s.id))
+    names = ", ".join(s.id for s in shown) or "none"
+    what = " (%s)" % shown[0].description if len(shown) == 1 and shown[0].description else ""
+    if report.selection == "latest":
+        return [
+            f"session {names}{what}: the latest of {len(report.sessions)} in the logs"
+            " (--session ID shows another, --all adds them all up, --sessions lists them)"
+        ]
+    if report.selection == "asked":
+        return [f"session{'s' * (len(shown) > 1)} {names}{what} of the {len(report.sessions)} in the logs"]
+    return [f"sessions {names}: all {len(report.sessions)} in the logs, added together"]
+
+
 def _process_words(report: Report, pid: int) -> str:
     """'process 4510', or '3 processes (4510, 4511, 4512)' when a tree was merged into one."""
     proc = report.processes.get(pid)
@@ -169,7 +186,7 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
     time (0.01 = 1%), ``max_depth`` hides rows deeper than that; the number
     hidden is said.
     """
-    out: List[str] = [report.kind, reading(report)]
+    out: List[str] = [report.kind] + _sessions_line(report) + [reading(report)]
     sampled = report.sampled
     for proc in report.sorted_processes():
         out.append("")

@@ -1,0 +1,75 @@
+"""A log keeps every session of its process apart: `lu report` shows the latest, says so, and shows others on request.
+
+Two profiles of the same function in a row used to be reported as one:
+the counts of both added up, with nothing to say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import assert_one_line_error, lu_ok, run_lu
+from interpreters import ALL
+
+
+def hits(report: dict) -> int:
+    return sum(call["hits"] for p in report["processes"] for t in p["threads"] for call in t["calls"])
+
+
+def log_of(pid: int) -> str:
+    return "/proc/%d/root/tmp/lu-%d/logs/lu-%d.jsonl" % (pid, os.getuid(), pid)
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_two_profiles_in_a_row_are_reported_apart(python, start_target):
+    target = start_target(python, "heartbeat.py")
+    first = json.loads(lu_ok("profile", target.pid, "__main__.work", "--duration", "1", "--json"))
+    second = json.loads(lu_ok("profile", target.pid, "__main__.work", "--duration", "1", "--json"))
+    assert hits(first) > 0 and hits(second) > 0
+
+    latest = json.loads(lu_ok("report", "--pid", target.pid, "--json"))
+    assert [s["id"] for s in latest["sessions"] if s["shown"]] == ["2"]
+    assert [(s["id"], s["description"]) for s in latest["sessions"]] == [
+        ("1", "FuncProfiler __main__.work"),
+        ("2", "FuncProfiler __main__.work"),
+    ]
+    assert all(s["ended"] is not None for s in latest["sessions"])
+    # the log holds the session's last figures, written when it was reverted: at least what was shown live
+    assert hits(second) <= hits(latest) < hits(second) + hits(first)
+
+    one = json.loads(lu_ok("report", "--pid", target.pid, "--session", "1", "--json"))
+    assert hits(first) <= hits(one) < hits(first) + hits(second)
+    both = json.loads(lu_ok("report", "--pid", target.pid, "--all", "--json"))
+    assert hits(both) == hits(one) + hits(latest)
+
+    text = lu_ok("report", "--pid", target.pid)
+    assert "session 2 (FuncProfiler __main__.work): the latest of 2 in the logs" in text
+    listed = lu_ok("report", "--pid", target.pid, "--sessions")
+    assert [line.split()[0] for line in listed.splitlines()[1:]] == ["1", "2"]
+
+
+def test_a_session_that_is_not_in_the_logs_is_one_clear_line(start_target):
+    target = start_target("/usr/bin/python3", "heartbeat.py")
+    lu_ok("profile", target.pid, "__main__.work", "--duration", "0.5")
+    result = run_lu("report", "--pid", str(target.pid), "--session", "7")
+    assert_one_line_error(result, "no session 7 in the logs (sessions: 1)")
+    result = run_lu("report", "--pid", str(target.pid), "--session", "1", "--all")
+    assert_one_line_error(result, "--session and --all")
+
+
+def test_a_log_cut_off_mid_line_reports_what_it_can_and_says_what_it_skipped(start_target, tmp_path):
+    target = start_target("/usr/bin/python3", "heartbeat.py")
+    lu_ok("profile", target.pid, "__main__.work", "--duration", "0.5")
+    lu_ok("profile", target.pid, "__main__.work", "--duration", "0.5")
+    cut = tmp_path / "cut.jsonl"
+    shutil.copyfile(log_of(target.pid), cut)
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) - 40])  # the last record, the end of session 2, half written
+    result = run_lu("report", str(cut), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [s["id"] for s in report["sessions"] if s["shown"]] == ["2"]
+    assert any("cut short" in warning for warning in report["warnings"]), report["warnings"]
