@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import time
@@ -47,9 +48,21 @@ def parse_lines_option(specs: List[str]) -> Dict[str, List[int]]:
 
 
 def host_path(pid: int, path: str) -> str:
-    """A path inside the target, as the host can open it."""
+    """A path inside the target, as the host can open it, also after the process exits when it can be.
+
+    A target that sees the same file system as lu (the same mount namespace:
+    no container, no private /tmp) gets the plain path: `/proc/PID/root/...` would stop working with the
+    process, and the log outlives it.
+    """
     root = target_root(pid)
-    return path if path.startswith(root) else root + path
+    if path.startswith(root):
+        return path
+    try:
+        if os.readlink("/proc/%d/ns/mnt" % pid) == os.readlink("/proc/self/ns/mnt"):
+            return path  # the same mount namespace: its paths are ours
+    except OSError:
+        pass
+    return root + path
 
 
 def run_for(duration: float, client: AgentClient, pid: int, on_event: Optional[Callable[[dict], None]] = None) -> bool:

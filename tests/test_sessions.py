@@ -73,3 +73,14 @@ def test_a_log_cut_off_mid_line_reports_what_it_can_and_says_what_it_skipped(sta
     report = json.loads(result.stdout)
     assert [s["id"] for s in report["sessions"] if s["shown"]] == ["2"]
     assert any("cut short" in warning for warning in report["warnings"]), report["warnings"]
+
+
+def test_the_log_path_lu_prints_still_opens_after_the_process_exits(start_target):
+    target = start_target("/usr/bin/python3", "heartbeat.py")
+    result = run_lu("profile", str(target.pid), "__main__.work", "--duration", "0.5")
+    assert result.returncode == 0, result.stderr
+    log = result.stderr.strip().splitlines()[-1].rsplit("the log is ", 1)[1]
+    assert not log.startswith("/proc/"), log  # a path of the target's own file system, which is ours
+    target.kill()
+    report = json.loads(lu_ok("report", log, "--json"))
+    assert hits(report) > 0
