@@ -578,7 +578,7 @@ def redefine_property_and_new_method():
         def extra(self, x):
             return ("extra", super().total(x))
 
-    uid = U.apply_update(Redefine("shop", None, {"Cart.size": P.size, "Cart.extra": P.extra}))
+    uid = U.apply_update(Redefine("shop", None, {"Cart.size": P.size, "+Cart.extra": P.extra}))
     assert shop.Cart.size.fget is getter and shop.Cart.size.fset is setter
     assert c.size == -1
     c.size = 9
@@ -587,6 +587,21 @@ def redefine_property_and_new_method():
     assert shop.Cart.extra.__qualname__ == "Cart.extra"
     U.revert(uid)
     assert c.size == 2 and "extra" not in shop.Cart.__dict__
+
+
+@check
+def redefine_of_a_name_that_does_not_exist_is_refused_unless_it_says_it_adds():
+    def spin(n):
+        return "typo"
+
+    before = U.ls()
+    expect_luerror(
+        lambda: U.apply_update(Redefine("shop", None, {"shop.spni": spin})),
+        "shop.spni does not exist (did you mean shop.spin?)",
+        "'+shop.spni'",
+    )
+    expect_luerror(lambda: U.apply_update(Redefine("shop", None, {"+shop.spin": spin})), "shop.spin exists already")
+    assert U.ls() == before and not hasattr(shop, "spni")
 
 
 @check
@@ -626,7 +641,7 @@ def spin(n):
 def brand_new(v):
     return helper(v) + 1
 
-a = UpdateManager.apply_update(Redefine('shop', pre, {'shop.spin': spin, 'shop.brand_new': brand_new}))
+a = UpdateManager.apply_update(Redefine('shop', pre, {'shop.spin': spin, '+shop.brand_new': brand_new}))
 b = UpdateManager.apply_update(Instrument('shop.Cart.tax', {'func_before': lambda i, args: None}))
 '''
 

@@ -37,6 +37,7 @@ CHECKS = [
     "two_updates_reverted_in_both_orders",
     "redefine_in_place",
     "redefine_property_and_new_method",
+    "redefine_of_a_name_that_does_not_exist_is_refused_unless_it_says_it_adds",
     "instrument_over_redefine",
     "hook_errors_counted_not_raised",
     "patch_file_transaction",

@@ -490,6 +490,12 @@ BAD_PATCHES = {
         " 'shoplib.rounder'], {'func_before': print}))\n",
         ["missing.py:5", "no_such_function"],
     ),
+    "typo.py": (
+        "from lu_payloads import Redefine, UpdateManager\n"
+        "def pirce(n, unit=10):\n    return 0\n"
+        "UpdateManager.apply_update(Redefine('shoplib', None, {'pirce': pirce}))\n",
+        ["typo.py:4", "shoplib.pirce does not exist (did you mean shoplib.price?)", "'+pirce'"],
+    ),
     "missing_class.py": (
         "from lu_payloads import Redefine, UpdateManager\n"
         "def price(n, unit=10):\n    return 0\n"

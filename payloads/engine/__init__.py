@@ -100,13 +100,17 @@ change them).  `predefine` (a function or None): its body runs in the
 module's namespace before the swap (imports/helpers); names it adds or
 changes are restored on revert.  The function takes the new function's
 defaults, kwdefaults, annotations and docstring.  A key naming something that
-does not exist yet in an existing module or class is added (and removed on
-revert).  The kind (plain/generator/coroutine) must not change.
+does not exist is refused (a typo must not pass for a fix), naming the close
+match if there is one; to add a new name to an existing module or class, put a
+'+' before its key: {'+Cart.extra': extra} (removed on revert; a '+' on a
+name that exists is refused too).  The kind (plain/generator/coroutine) must
+not change.
 
 UpdateManager
 -------------
 apply_update(u) -> id; ls() -> [{id, kind, targets, description, applied_at,
-hook_errors, last_hook_error}]; revert(id); revert_all() -> [ids];
+hook_errors, last_hook_error, inherited_from}] (and a patch waiting for its
+module: kind "waiting", ids, waiting_for); revert(id); revert_all() -> [ids];
 apply_patch(source, filename) -> [ids]; add_listener(cb)/remove_listener(cb).
 Called on the class (PyLiveUpdate's way) they act on the process's default
 manager; `UpdateManager()` is a manager of its own (tests). `manager.lock`

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 import types
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
@@ -141,7 +142,9 @@ class Transaction:
         rec = self.manager.new_record(uid, "redefine", update.description or "")
         if update.predefine is not None:
             self.add_effect(effects.predefine(rec, module, update.predefine, where))
-        for key, new in update.mapping.items():
+        for given, new in update.mapping.items():
+            adding = isinstance(given, str) and given.startswith("+")
+            key = given[1:] if adding else given
             full = (
                 key
                 if (
@@ -152,8 +155,15 @@ class Transaction:
                 else modname + "." + key
             )
             parent, attr, obj = resolve.resolve_object(full)
+            if adding and obj is not resolve._MISSING:
+                raise LuError("%s exists already: name it without the '+' to redefine it" % full)
             if obj is resolve._MISSING:
                 assert attr is not None  # resolve_object names the attribute it did not find
+                if not adding:
+                    raise LuError(
+                        "%s does not exist%s; to add it as a new name, write its key as '+%s'"
+                        % (full, _did_you_mean(parent, attr, full), key)
+                    )
                 added, copied = effects.new_name(rec, module, parent, attr, full, new, where)
                 self.add_effect(added)
                 self.add_effect(copied)
@@ -201,6 +211,16 @@ class Transaction:
                     pass
             raise
         return done
+
+
+def _did_you_mean(parent: Any, attr: str, full: str) -> str:
+    """' (did you mean shop.price?)' for a name one typo away from one that exists, else ''."""
+    try:
+        names = [n for n in vars(parent) if not n.startswith("__")]
+    except TypeError:
+        return ""
+    close = difflib.get_close_matches(attr, names, n=1)
+    return " (did you mean %s?)" % (full[: -len(attr)] + close[0]) if close else ""
 
 
 def check_lines(st: FunctionState, body: Body, name: str, line_points: List[Tuple[str, int]]) -> None:
