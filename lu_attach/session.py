@@ -73,7 +73,7 @@ def connect(
         if not inject_if_needed:
             if discover.inspect_process(pid) is None:
                 raise LuAttachError("process %d is not a Python process" % pid)
-            raise LuAttachError(
+            raise AgentAbsent(
                 "no lu agent runs in process %d: run `lu inject %d` (or `lu attach %d`) first" % (pid, pid, pid)
             )
     inject(pid, timeout=timeout, method=method)

@@ -153,8 +153,13 @@ def test_target_exits_during_injection(start_target):
 
 def test_commands_without_an_agent(start_target):
     target = start_target(PY, "sleeper.py")
-    for command in (["ls"], ["revert", "--all"], ["revert", "1"], ["detach"], ["patch", __file__]):
+    for command in (["ls"], ["revert", "--all"], ["revert", "1"], ["patch", __file__]):
         assert_one_line_error(run_lu(command[0], target.pid, *command[1:]), "no lu agent runs in process")
+    # detaching what is not there leaves it as asked: not an error (so `lu detach` twice is fine)
+    result = run_lu("detach", target.pid)
+    assert result.returncode == 0 and result.stdout.strip() == (
+        "no lu agent runs in process %d: nothing to detach" % target.pid
+    ), result
 
 
 def test_controller_tells_when_the_target_dies(start_target):

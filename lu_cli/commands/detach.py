@@ -2,6 +2,7 @@
 
 import click
 
+from lu_attach.errors import AgentAbsent
 from lu_attach.group import Tree
 from lu_attach.session import connect
 
@@ -14,7 +15,7 @@ from ..output import echo
 @click.argument("pid", type=int)
 @tree_option()
 def command(pid: int, tree: bool) -> None:
-    """Revert every update, stop the agent and remove its socket."""
+    """Revert every update, stop the agent and remove its socket (nothing to do where none runs)."""
     if tree:
         with Tree.open(pid, follow=False) as group:
             outcomes = group.each("detach")
@@ -24,7 +25,12 @@ def command(pid: int, tree: bool) -> None:
             % (tree_output.processes(len(stopped)), pid, tree_output.pids(stopped))
         )
         return
-    with connect(pid) as client:
+    try:
+        client = connect(pid)
+    except AgentAbsent:
+        echo("no lu agent runs in process %d: nothing to detach" % pid)
+        return
+    with client:
         result = client.request("detach")
     reverted = result.get("reverted") or []
     echo("agent stopped in process %d%s" % (pid, " (reverted %s)" % ", ".join(map(str, reverted)) if reverted else ""))
