@@ -66,3 +66,8 @@ def follow_option() -> Callable[[F], F]:
         is_flag=True,
         help="With --tree: bring in processes that join the tree while lu runs (spawned workers, restarts).",
     )
+
+
+def json_option() -> Callable[[F], F]:
+    """--json: what the command did, as JSON on stdout (for scripts)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")

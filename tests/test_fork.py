@@ -220,7 +220,7 @@ def test_fork_before_inject_child_alone_gets_an_agent(python, forker, patch_file
 
     inject(child)
     assert run_in(child, "import os; print(os.getpid(), os.getppid())") == ["%d %d" % (child, parent)]
-    assert lu_ok("patch", child, patch_file).strip() == "applied update 1"
+    assert lu_ok("patch", child, patch_file).strip() == "applied update 1: redefine __main__.work"
     assert [(u["id"], u["targets"], u["inherited_from"]) for u in ls(child)] == [(1, ["__main__.work"], None)]
     assert target.call(child, 2) == [2, 2]
     assert target.call(parent, 2) == [1, 1]
@@ -236,9 +236,9 @@ def test_inherited_patch_is_listed_in_the_child_and_reverts_there_only(python, f
     parent = target.pid
     inject(parent)
     # A first update, reverted, so that the one the child inherits is not simply number 1.
-    assert lu_ok("patch", parent, patch_file).strip() == "applied update 1"
+    assert lu_ok("patch", parent, patch_file).strip() == "applied update 1: redefine __main__.work"
     assert lu_ok("revert", parent, "1").strip() == "reverted 1"
-    assert lu_ok("patch", parent, patch_file).strip() == "applied update 2"
+    assert lu_ok("patch", parent, patch_file).strip() == "applied update 2: redefine __main__.work"
     assert target.call(parent, 1) == [2]
     target.fork()
     child = target.child()

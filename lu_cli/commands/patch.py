@@ -1,5 +1,6 @@
 """`lu patch PID FILE.py`: apply a patch file as one transaction."""
 
+import dataclasses
 import os
 import sys
 from typing import Optional
@@ -11,8 +12,8 @@ from lu_attach.group import Tree
 from lu_attach.session import connect
 
 from .. import tree_output
-from ..options import duration_option, follow_option, tree_option
-from ..output import echo
+from ..options import duration_option, follow_option, json_option, tree_option
+from ..output import echo, print_json
 
 
 @click.command("patch")
@@ -21,7 +22,8 @@ from ..output import echo
 @tree_option()
 @follow_option()
 @duration_option("With --follow: stop following after S seconds (default: at Ctrl-C).")
-def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optional[float]) -> None:
+@json_option()
+def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optional[float], as_json: bool) -> None:
     """Run FILE.py inside the target; all its updates apply or none does (in every process, with --tree).
 
     With --tree --follow lu keeps running and gives the patch to every process
@@ -39,8 +41,11 @@ def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optio
     if tree:
         with Tree.open(pid) as group:
             result = group.patch(source, os.path.basename(patch_file))
-            for line in tree_output.patched(pid, result):
-                echo(line)
+            if as_json:
+                print_json(dataclasses.asdict(result))
+            else:
+                for line in tree_output.patched(pid, result):
+                    echo(line)
             if follow and result.ids:
                 echo("following the tree of %d: processes that join it get the patch (Ctrl-C to stop)" % pid, err=True)
                 sys.stdout.flush()
@@ -54,11 +59,13 @@ def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optio
         return
     with connect(pid) as client:
         ids = client.request("patch", source=source, filename=os.path.basename(patch_file))
-    echo(
-        "applied update%s %s" % ("s" if len(ids) != 1 else "", ", ".join(map(str, ids)))
-        if ids
-        else "the patch applied no update"
-    )
+        updates = [u for u in client.request("ls") if u["id"] in ids]
+    if as_json:
+        print_json({"ids": ids, "updates": updates})
+    elif not ids:
+        echo("the patch applied no update")
+    for update in [] if as_json else updates:
+        echo("applied update %d: %s %s" % (update["id"], update["kind"], ", ".join(update.get("targets", []))))
 
 
 def _joined(member: int, what: str) -> None:

@@ -11,8 +11,8 @@ from lu_attach.group import Tree
 from lu_attach.session import connect
 
 from .. import tree_output
-from ..options import tree_option
-from ..output import echo
+from ..options import json_option, tree_option
+from ..output import echo, print_json
 
 
 @click.command("revert")
@@ -20,7 +20,8 @@ from ..output import echo
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all", "revert_all", is_flag=True, help="Revert every update.")
 @tree_option()
-def command(pid: int, ids: Tuple[int, ...], revert_all: bool, tree: bool) -> None:
+@json_option()
+def command(pid: int, ids: Tuple[int, ...], revert_all: bool, tree: bool, as_json: bool) -> None:
     """Undo updates; the functions run their original code again."""
     if not ids and not revert_all:
         raise LuAttachError("name the update ids to revert, or use --all")
@@ -28,7 +29,9 @@ def command(pid: int, ids: Tuple[int, ...], revert_all: bool, tree: bool) -> Non
         with Tree.open(pid) as group:
             done = group.revert(ids, everything=revert_all)
         every = sorted({i for these in done.values() for i in these})
-        if not every:
+        if as_json:
+            print_json({"reverted": every, "processes": {str(p): these for p, these in sorted(done.items())}})
+        elif not every:
             echo("reverted nothing (no updates applied in the tree of %d)" % pid)
         else:
             echo(
@@ -38,4 +41,7 @@ def command(pid: int, ids: Tuple[int, ...], revert_all: bool, tree: bool) -> Non
         return
     with connect(pid) as client:
         reverted = client.request("revert", ids=list(ids), all=revert_all)
+    if as_json:
+        print_json({"reverted": reverted})
+        return
     echo("reverted %s" % (", ".join(map(str, reverted)) if reverted else "nothing (no updates applied)"))
