@@ -30,11 +30,11 @@ def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutp
     """Sample PID with py-spy (from outside, nothing injected) and show it like `lu report`."""
     if rate <= 0:
         raise LuAttachError("--rate must be positive")
-    if not find_pyspy():
-        raise LuAttachError("py-spy is not installed (pip install py-spy), or $LU_PYSPY names no program")
     pids = [m.pid for m in process_tree(pid)] if tree else [pid]
     for member in pids:
         check_target(member)  # the same checks as an injection: py-spy needs the same rights
+    if not find_pyspy():
+        raise LuAttachError("py-spy is not installed (pip install py-spy), or $LU_PYSPY names no program")
     what = "process %d" % pid if not tree else "%s of the tree of %d" % (tree_output.processes(len(pids)), pid)
     echo("sampling %s with py-spy for %g s at %d Hz..." % (what, duration, rate), err=True)
     with report_errors(), concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(pids))) as pool:
