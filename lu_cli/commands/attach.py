@@ -8,7 +8,7 @@ from lu_attach.session import connect
 from ..options import tree_option
 
 
-@click.command("attach")
+@click.command("attach", short_help="Open a Python prompt that runs inside the process.")
 @click.argument("pid", type=int)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the agent to start.")
 @tree_option()

@@ -15,7 +15,7 @@ from ..output import echo
 from ..tool_session import apply_tool, only_sessions, run_session, run_tree_tool
 
 
-@click.command("debug")
+@click.command("debug", short_help="Print a function's arguments, results or variables.")
 @click.argument("pid", type=int)
 @click.argument("function")
 @click.option("--lines", help="LineDebugger: the variables these lines use and set, e.g. 11,12.")

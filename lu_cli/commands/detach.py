@@ -11,7 +11,7 @@ from ..options import json_option, tree_option
 from ..output import echo, print_json
 
 
-@click.command("detach")
+@click.command("detach", short_help="Revert everything lu applied and stop its agent.")
 @click.argument("pid", type=int)
 @tree_option()
 @json_option()

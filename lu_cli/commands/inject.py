@@ -10,7 +10,7 @@ from ..options import tree_option
 from ..output import echo, print_json
 
 
-@click.command("inject")
+@click.command("inject", short_help="Start lu's agent in the process.")
 @click.argument("pid", type=int)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the agent to start.")
 @click.option(

@@ -10,7 +10,7 @@ from ..options import tree_option
 from ..output import echo, print_json, print_table
 
 
-@click.command("ls")
+@click.command("ls", short_help="List the updates in force, and who holds them.")
 @click.argument("pid", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @tree_option()

@@ -16,7 +16,7 @@ from ..options import duration_option, follow_option, json_option, tree_option
 from ..output import echo, print_json
 
 
-@click.command("patch")
+@click.command("patch", short_help="Apply a patch file: all of its updates or none.")
 @click.argument("pid", type=int)
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 @tree_option()

@@ -15,7 +15,7 @@ from ..report_options import ReportOutput, report_output_options
 from ..tool_session import apply_tool, left_in_force, run_then_report, run_tree_tool
 
 
-@click.command("profile")
+@click.command("profile", short_help="Time functions, or chosen lines, of the process.")
 @click.argument("pid", type=int)
 @click.argument("patterns", nargs=-1)
 @click.option("--lines", "lines", multiple=True, metavar="FUNC:L1,L2", help="Time these lines of FUNC (LineProfiler).")
@@ -36,7 +36,18 @@ def command(
     tree: bool,
     follow: bool,
 ) -> None:
-    """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID."""
+    """Time functions matching PATTERNs (FuncProfiler) or chosen lines (LineProfiler) in PID.
+
+    \b
+    A PATTERN names functions of the running process:
+      shop.views.results     one function
+      shop.views.Cart.total  one method
+      shop.views.*           every function and method defined in that module
+      shop.views.Cart.*      every method of that class
+      shop.**                the same in shop and every loaded submodule, recursively
+      __main__.**            the program's own script
+    Nothing is imported: only what the process has loaded can match.
+    """
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:
         raise LuAttachError("name functions to profile (e.g. 'shop.**') or lines (--lines shop.Cart.total:12,13)")

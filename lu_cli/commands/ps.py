@@ -8,7 +8,7 @@ from lu_attach.tree import forest
 from ..output import echo, print_json, print_table
 
 
-@click.command("ps")
+@click.command("ps", short_help="List the Python processes you may act on.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--tree", is_flag=True, help="Show the trees processes form: masters, their workers, how each started.")
 def command(as_json: bool, tree: bool) -> None:

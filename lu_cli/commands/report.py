@@ -16,7 +16,7 @@ from ..output import echo, print_json, print_table
 from ..report_options import ReportOutput, report_errors, report_output_options, show_report
 
 
-@click.command("report")
+@click.command("report", short_help="Show the call trees of profile logs.")
 @click.argument("logs", nargs=-1, type=click.Path())
 @click.option("--pid", type=int, help="Only this process.")
 @click.option("--session", "sessions", multiple=True, metavar="ID", help="This session (an update id), not the latest.")

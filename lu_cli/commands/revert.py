@@ -15,7 +15,7 @@ from ..options import json_option, tree_option
 from ..output import echo, print_json
 
 
-@click.command("revert")
+@click.command("revert", short_help="Undo updates: the original code runs again.")
 @click.argument("pid", type=int)
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all", "revert_all", is_flag=True, help="Revert every update.")

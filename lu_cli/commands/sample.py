@@ -19,7 +19,7 @@ from ..output import echo
 from ..report_options import ReportOutput, report_errors, report_output_options, show_report
 
 
-@click.command("sample")
+@click.command("sample", short_help="Sample the process with py-spy, from outside.")
 @click.argument("pid", type=int)
 @duration_option("Seconds to sample.", default=5.0)
 @click.option("--rate", type=int, default=100, show_default=True, help="Samples per second.")

@@ -25,7 +25,11 @@ from ..tool_session import apply_tool, left_in_force, only_sessions, run_then_re
 
 
 def command_for(tool: Tool, spec: CliCommand) -> click.Command:
-    @click.command(spec.name, help="%s (%s, in the controller %s)" % (spec.help, tool.name, tool.usage))
+    @click.command(
+        spec.name,
+        short_help=spec.help.split(";")[0].rstrip(".") + ".",
+        help="%s (%s, in the controller %s)" % (spec.help, tool.name, tool.usage),
+    )
     @click.argument("pid", type=int)
     @click.argument("patterns", nargs=-1, required=True)
     @duration_option("Run for S seconds, show the report, then revert.")

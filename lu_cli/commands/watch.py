@@ -22,7 +22,7 @@ def _echo_err(line: str) -> None:
     echo(line, err=True)
 
 
-@click.command("watch")
+@click.command("watch", short_help="Apply saved edits of source files as they happen.")
 @click.argument("pid", type=int)
 @click.argument("paths", nargs=-1, required=True)
 @duration_option("Stop after S seconds (default: until Ctrl-C).")
