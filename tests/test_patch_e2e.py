@@ -232,7 +232,7 @@ def lu_patch(pid, path):
     """`lu patch`; returns the ids it printed."""
     out = ok(run_lu("patch", pid, path))
     assert out.startswith("applied update"), out
-    return [int(x) for x in re.findall(r"\d+", out)]
+    return [int(x) for x in re.findall(r"^applied update (\d+): ", out, re.M)]
 
 
 def lu_ls(pid):

@@ -36,11 +36,8 @@ def command(pid: int, as_json: bool, tree: bool) -> None:
         echo("no updates applied in process %d" % pid)
         return
     print_table(
-        ["ID", "KIND", "APPLIED", "HELD BY", "ERRORS", "TARGETS"],
-        [
-            (u["id"], u["kind"], _when(u), _holder(u), u.get("hook_errors", 0), ", ".join(u.get("targets", [])))
-            for u in updates
-        ],
+        ["ID", "KIND", "APPLIED", "HELD BY", "ERRORS", "WHAT"],
+        [(u["id"], u["kind"], _when(u), _holder(u), u.get("hook_errors", 0), _what(u)) for u in updates],
         max_last=90,
     )
 
@@ -62,3 +59,10 @@ def _when(update: dict) -> str:
     if update.get("inherited_from"):
         return "inherited from %d" % update["inherited_from"]
     return update.get("applied_at") or ""
+
+
+def _what(update: dict) -> str:
+    """Its description ('FuncProfiler shop.**', 'redefine shop.price'), and how many functions it changed."""
+    targets = update.get("targets") or []
+    described = update.get("description") or ", ".join(targets)
+    return described + (" (%d functions)" % len(targets) if len(targets) > 1 else "")
