@@ -9,7 +9,7 @@ from .model import CallNode, Report, ThreadProfile, sort_nodes
 
 NAME_WIDTH_MAX = 72
 SAMPLED_HEADER = ("function", "samples", "est. ms", "%")
-TIMED_HEADER = ("function", "hits", "total ms", "ms/hit")
+TIMED_HEADER = ("function", "hits", "total", "per hit")  # each time in the unit that fits it
 
 
 def fmt_ms(ms: float) -> str:
@@ -173,7 +173,7 @@ def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: 
             share = f"{100.0 * node.total_ns / total:.1f}" if total else "0.0"
             rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), share))
         else:
-            rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), fmt_ms(node.per_hit_ns / 1e6)))
+            rows.append((name, f"{node.hits:,}", human_ns(node.total_ns), human_ns(node.per_hit_ns)))
         for c in reversed(node.sorted_children()):
             stack.append((depth + 1, c))
     return rows, hidden
@@ -222,10 +222,10 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
                 if t.roots:
                     out.append("")
                 rows2 = [
-                    (st.function, str(st.line), f"{st.hits:,}", fmt_ms(st.total_ns / 1e6), fmt_ms(st.per_hit_ns / 1e6))
+                    (st.function, str(st.line), f"{st.hits:,}", human_ns(st.total_ns), human_ns(st.per_hit_ns))
                     for st in t.sorted_lines()
                 ]
-                out.extend(_table(rows2, ("function", "line", "hits", "total ms", "ms/hit"), "    "))
+                out.extend(_table(rows2, ("function", "line", "hits", "total", "per hit"), "    "))
             for table in t.tables:
                 if t.roots or t.lines or table is not t.tables[0]:
                     out.append("")
