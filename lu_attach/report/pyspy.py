@@ -30,6 +30,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
+import psutil
+
 from .model import SAMPLED, CallNode, Report, ReportError, ThreadProfile
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -38,8 +40,12 @@ _PROCESS = re.compile(r'^process (?P<pid>\d+):(?P<cmd>".*")?$')
 _LINE = re.compile(r"^(?P<stack>.*)\s+(?P<count>\d+)$")
 
 
-def frame_function(frame: str) -> Tuple[str, Optional[str], Optional[int]]:
-    """``"Shop.total (shop/cart.py:7)"`` → ``("shop.cart.Shop.total", "shop/cart.py", 7)``."""
+def frame_function(frame: str, main_script: Optional[str] = None) -> Tuple[str, Optional[str], Optional[int]]:
+    """``"Shop.total (shop/cart.py:7)"`` → ``("shop.cart.Shop.total", "shop/cart.py", 7)``.
+
+    A frame of the program's own script (``main_script``, as py-spy writes
+    it) is named ``__main__.…``, as lu's instrumented profiles name it.
+    """
     m = _FRAME.match(frame)
     if not m:
         return frame, None, None
@@ -47,6 +53,8 @@ def frame_function(frame: str) -> Tuple[str, Optional[str], Optional[int]]:
     lineno = int(line) if line else None
     if not path.endswith(".py"):
         return f"{func} ({path})", path, lineno
+    if main_script and _same_script(path, main_script):
+        return f"__main__.{func}", path, lineno
     mod = path[:-3]
     if os.path.isabs(mod):
         mod = os.path.basename(mod)
@@ -54,6 +62,37 @@ def frame_function(frame: str) -> Tuple[str, Optional[str], Optional[int]]:
     if mod.endswith(".__init__"):
         mod = mod[: -len(".__init__")]
     return (f"{mod}.{func}" if mod else func), path, lineno
+
+
+def _same_script(path: str, main_script: str) -> bool:
+    """Whether py-spy's (possibly shortened, relative) path names the program's script."""
+    path = path.replace("\\", "/")
+    return main_script == path or main_script.endswith("/" + path.lstrip("./"))
+
+
+def _lu_thread(stack: List[str]) -> bool:
+    """A thread of lu's own (its agent, recorder, event streams): the first frame past threading's is lu's."""
+    for frame in stack:
+        if "(threading.py:" in frame:
+            continue
+        return "lu_payloads/" in frame or "lu_payloads\\" in frame
+    return False
+
+
+def main_script_of(pid: int) -> Optional[str]:
+    """The absolute path of the script process pid runs as __main__ (`python [opts] script.py`), if any."""
+    try:
+        proc = psutil.Process(pid)
+        argv, cwd = proc.cmdline(), proc.cwd()
+    except Exception:
+        return None
+    for arg in argv[1:]:
+        if arg in ("-c", "-m"):
+            return None
+        if arg.startswith("-"):
+            continue
+        return os.path.normpath(os.path.join(cwd, arg)) if arg.endswith(".py") else None
+    return None
 
 
 def _split_stack(stack: str) -> List[str]:
@@ -65,8 +104,13 @@ def _split_stack(stack: str) -> List[str]:
     return stack.split(";")
 
 
-def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
-    """A sampled :class:`Report` from the text of ``py-spy record --format raw``."""
+def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0, main_script: Optional[str] = None) -> Report:
+    """A sampled :class:`Report` from the text of ``py-spy record --format raw``.
+
+    Named as lu's instrumented reports name things (``__main__`` for the
+    program's script), without lu's own threads (sampling an injected
+    process must not show lu as its busiest thread).
+    """
     if rate_hz <= 0:
         raise ReportError(f"sampling rate must be positive, not {rate_hz}")
     ns_per_sample = 1e9 / rate_hz
@@ -98,14 +142,16 @@ def from_pyspy_raw(text: str, pid: int, rate_hz: float = 100.0) -> Report:
             if tm:
                 raw_tid = tm.group("tid")
                 tid = int(raw_tid, 16) if raw_tid.lower().startswith("0x") else int(raw_tid)
-                name = (tm.group("name") or "").strip() or f"thread {tid}"
+                name = (tm.group("name") or "").strip() or str(tid)
                 key = tid
                 frames = frames[1:]
         if not frames:
             continue
+        if _lu_thread(frames):
+            continue
         path: List[str] = []
         for fr in frames:
-            func, file, lno = frame_function(fr)
+            func, file, lno = frame_function(fr, main_script)
             path.append(func)
             if func not in where:
                 where[func] = (file, lno)
@@ -207,6 +253,6 @@ def record_pyspy(
             raise ReportError(f"py-spy failed on process {pid}: {reason}")
         with open(out, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
-    report = from_pyspy_raw(text, pid, rate_hz)
+    report = from_pyspy_raw(text, pid, rate_hz, main_script_of(pid))
     report.files = []
     return report

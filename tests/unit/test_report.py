@@ -407,3 +407,17 @@ def test_compact_nodes_with_parent_indices_read_like_paths(tmp_path):
     by_index = load_logs([write_log(tmp_path / "b.jsonl", [rec("calls", nodes=compact)])])
     assert to_json(by_index)["processes"] == to_json(by_path)["processes"]
     assert any("malformed" in w or "skipped" in w for w in by_index.warnings)
+
+
+def test_sampled_names_follow_lus_and_lus_own_threads_are_left_out():
+    raw = (
+        "thread (11): MainThread;<module> (app.py:30);work (app.py:15) 90\n"
+        "thread (12): lu-agent;Thread._bootstrap (threading.py:995);Thread.run (threading.py:975);"
+        "Agent._accept_loop (lu_payloads/agent.py:170) 50\n"
+        "thread (14): lu-recorder;_loop (lu_payloads/recorder.py:280) 50\n"
+        "thread (13);serve (lib/shop.py:3) 5\n"
+    )
+    report = from_pyspy_raw(raw, 77, 100.0, main_script="/srv/app.py")
+    names = {t.thread: list(t.roots) for t in report.threads()}
+    assert names == {"MainThread": ["__main__.<module>"], "13": ["lib.shop.serve"]}
+    assert list(report.threads()[0].roots["__main__.<module>"].children) == ["__main__.work"]
