@@ -1,7 +1,8 @@
 """Acting on a process tree as one: every member reached at once, an update all or nothing.
 
 `Tree.open(pid)` finds the tree (tree.py), injects the members that have no
-agent (in parallel: a tree of 32 costs about what one injection costs) and
+agent (in parallel; on 2 CPUs the targets' own agent start-up is what a first
+injection of 33 processes is bounded by: bench/tree.py) and
 asks every member to start an agent in each child it forks from now on, so
 that workers started later can be reached too. Requests then go to all
 members concurrently (`Tree.each`), each answer a `Outcome` record.
