@@ -605,6 +605,38 @@ def redefine_of_a_name_that_does_not_exist_is_refused_unless_it_says_it_adds():
 
 
 @check
+def patterns_find_functions_a_patch_redefined_and_cells_of_a_module_without_a_file():
+    def spin(n):
+        return "patched spin"
+
+    before = {name for name, _ in resolve_pattern("shop.*")}
+    uid = U.apply_update(Redefine("shop", None, {"shop.spin": spin}))
+    try:
+        assert {name for name, _ in resolve_pattern("shop.*")} == before  # spin runs code from this file now
+    finally:
+        U.revert(uid)
+
+    import linecache
+    import types as _types
+
+    cell = "def cell_f(x):\n    return x + 1\n"
+    linecache.cache["<cell-7>"] = (len(cell), None, cell.splitlines(True), "<cell-7>")
+    notebook = _types.ModuleType("lu_notebook_main")  # a kernel's __main__: no __file__, code from cells
+    sys.modules[notebook.__name__] = notebook
+    try:
+        exec(compile(cell, "<cell-7>", "exec"), notebook.__dict__)
+        found = resolve_pattern("lu_notebook_main.**")
+        assert [name for name, _ in found] == ["lu_notebook_main.cell_f"], found
+        seen = []
+        uid = U.apply_update(Instrument("lu_notebook_main.**", {"func_after": lambda info, r, e: seen.append(r)}))
+        assert notebook.cell_f(1) == 2 and seen == [2]
+        U.revert(uid)
+    finally:
+        del sys.modules[notebook.__name__]
+        linecache.cache.pop("<cell-7>", None)
+
+
+@check
 def hook_errors_counted_not_raised():
     seen = []
     U.add_listener(seen.append)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import forks, osthreads
 from ..errors import LuError
-from . import patches, waiting
+from . import patches, resolve, waiting
 from .records import FunctionState, Layer, Listener, RedefineLayer, UpdateRecord
 from .source import Body
 from .transaction import PendingUpdate, Transaction, effective
@@ -239,8 +239,10 @@ class UpdateManager(metaclass=_ManagerClass):
         st.body = body
         if layers:
             self.states[id(func)] = st
+            resolve.ORIGINAL_CODE[func] = st.orig.code
         else:
             self.states.pop(id(func), None)
+            resolve.ORIGINAL_CODE.pop(func, None)
 
     def _revert(self, records: List[UpdateRecord]) -> None:
         doomed = {id(r) for r in records}

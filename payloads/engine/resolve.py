@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import types
+import weakref
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..errors import LuError, ModuleNotLoaded
@@ -168,13 +169,24 @@ def _same_file(a: str, b: str, cache: FileCache) -> bool:
     return hit
 
 
-def _defined_here(func: types.FunctionType, filename: str, cache: FileCache) -> bool:
-    code = func.__code__
-    return code.co_name != "<lambda>" and _same_file(code.co_filename, filename, cache)
+# The code each function lu changed had before it: a function redefined by a patch runs code
+# compiled from the patch file, yet it is still defined in its module (`pkg.**` must find it).
+ORIGINAL_CODE: weakref.WeakKeyDictionary[types.FunctionType, types.CodeType] = weakref.WeakKeyDictionary()
+
+
+def _defined_here(func: types.FunctionType, filename: Optional[str], cache: FileCache) -> bool:
+    """Whether func was defined in the module whose file is `filename` (None: a module with no file,
+    such as a notebook's __main__, whose functions come from cells: its own by __module__)."""
+    code = ORIGINAL_CODE.get(func, func.__code__)
+    if code.co_name == "<lambda>":
+        return False
+    if filename is None:
+        return True  # the caller checked func.__module__
+    return _same_file(code.co_filename, filename, cache)
 
 
 def _class_functions(
-    cls: type, prefix: str, filename: str, out: Found, seen: Set[int], cache: FileCache, depth: int = 0
+    cls: type, prefix: str, filename: Optional[str], out: Found, seen: Set[int], cache: FileCache, depth: int = 0
 ) -> None:
     if depth > 20 or id(cls) in seen:
         return
@@ -203,10 +215,9 @@ def _class_functions(
 
 
 def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[int], cache: FileCache) -> None:
-    """Functions and methods defined in `mod` (its own source file)."""
+    """Functions and methods defined in `mod` (its own source file; for a module with no file, such
+    as a notebook kernel's __main__, the functions and classes whose __module__ is it)."""
     filename = module_file(mod)
-    if not filename:
-        return
     try:
         items = list(mod.__dict__.items())
     except Exception:
@@ -224,6 +235,8 @@ def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[
         ):
             continue
         for n, f in functions_of(value, qname, strict=False):
+            if filename is None and getattr(f, "__module__", None) != mod.__name__:
+                continue
             if id(f) not in seen and _defined_here(f, filename, cache):
                 seen.add(id(f))
                 out.append((n, f))
@@ -261,8 +274,7 @@ def resolve_pattern(pattern: str) -> Found:
         elif isinstance(obj, type):
             home = sys.modules.get(obj.__module__)
             filename = module_file(home) if home is not None else None
-            if filename:
-                _class_functions(obj, base, filename, out, seen, cache)
+            _class_functions(obj, base, filename, out, seen, cache)
         else:
             raise LuError("pattern %s: %s is neither a module nor a class" % (pattern, base))
         if not out:
