@@ -122,7 +122,7 @@ def resolve_output(
 
 def _write(report: Report, renderer: Renderer, path: str) -> None:
     write_report(report, renderer, path)
-    echo("wrote %s" % path, err=True)
+    echo("wrote %s: %s" % (path, renderer.description), err=True)
 
 
 def _on_terminal(report: Report, output: ReportOutput) -> bool:

@@ -47,7 +47,7 @@ def test_output_guesses_the_format_from_the_suffix(log: str, tmp_path: Path, nam
     result = run_lu("report", log, "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # -o takes the place of the terminal
-    assert result.stderr == "wrote %s\n" % out
+    assert result.stderr == "wrote %s: %s\n" % (out, RENDERERS[name].description)
     assert out.read_text(encoding="utf-8") == rendered(log, name)
 
 
@@ -68,7 +68,10 @@ def test_older_file_flags_write_besides_the_text(log: str, tmp_path: Path) -> No
     result = run_lu("report", log, "--flamegraph", str(svg), "--speedscope", str(scope), "--folded", str(folded))
     assert result.returncode == 0, result.stderr
     assert result.stdout == rendered(log, "text")
-    assert result.stderr.splitlines() == ["wrote %s" % p for p in (svg, scope, folded)]
+    assert result.stderr.splitlines() == [
+        "wrote %s: %s" % (p, RENDERERS[name].description)
+        for p, name in ((svg, "flamegraph"), (scope, "speedscope"), (folded, "folded"))
+    ]
     assert scope.read_text() == rendered(log, "speedscope")  # the flag names the format, not the suffix
     assert svg.read_text() == rendered(log, "flamegraph") and folded.read_text() == rendered(log, "folded")
 
@@ -129,7 +132,7 @@ def test_pyspy_real_recording(tmp_path):
         proc.wait()
     t = next(t for t in r.processes[proc.pid].threads.values() if t.thread == "spinner")
     names = {node.function for _path, node in walk(t.roots)}
-    assert "busy.outer" in names and "busy.inner" in names, names
+    assert "__main__.outer" in names and "__main__.inner" in names, names  # named as lu's profiles name them
     total = sum(x.hits for x in t.roots.values())
     assert 30 <= total <= 130  # about 100 samples in one second at 100 Hz
     assert "sampled profile (py-spy, 100 Hz)" in render_text(r)

@@ -276,7 +276,12 @@ window.addEventListener("load", init);
 def default_title(report: Report) -> str:
     """What the graph shows, with the process when there is one, so a saved file says where it came from."""
     pids = sorted(report.processes)
-    where = f" of process {pids[0]}" if len(pids) == 1 else ""
+    if len(pids) == 1 and report.processes[pids[0]].merged_from:
+        where = f" of {report.processes[pids[0]].name}"
+    elif len(pids) == 1:
+        where = f" of process {pids[0]}"
+    else:
+        where = f" of processes {', '.join(map(str, pids))}" if pids else ""
     return f"Flame graph: {report.kind}{where}"
 
 

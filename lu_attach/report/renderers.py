@@ -48,7 +48,12 @@ RENDERERS: Dict[str, Renderer] = {
         Renderer("json", render_json, ".json", "the report as JSON"),
         Renderer("flamegraph", render_flamegraph, ".svg", "a flame graph SVG"),
         Renderer("speedscope", render_speedscope, ".speedscope.json", "a speedscope JSON file"),
-        Renderer("folded", render_folded, ".folded", "folded stacks (flamegraph.pl, inferno)"),
+        Renderer(
+            "folded",
+            render_folded,
+            ".folded",
+            "folded stacks for flamegraph.pl and inferno (values: self time in µs, or samples when sampled)",
+        ),
     )
 }
 

@@ -20,7 +20,7 @@ from ..tool_session import apply_tool, left_in_force, run_then_report, run_tree_
 @click.argument("patterns", nargs=-1)
 @click.option("--lines", "lines", multiple=True, metavar="FUNC:L1,L2", help="Time these lines of FUNC (LineProfiler).")
 @duration_option("Profile for S seconds, show the report, then revert.")
-@report_output_options()
+@report_output_options("flamegraph", "speedscope", "folded")
 @log_dir_option()
 @echo_events_option()
 @tree_option()

@@ -24,7 +24,7 @@ from ..report_options import ReportOutput, report_errors, report_output_options,
 @duration_option("Seconds to sample.", default=5.0)
 @click.option("--rate", type=int, default=100, show_default=True, help="Samples per second.")
 @click.option("--idle", is_flag=True, help="Include threads that are waiting.")
-@report_output_options("flamegraph")
+@report_output_options("flamegraph", "speedscope", "folded")
 @tree_option()
 def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutput, tree: bool) -> None:
     """Sample PID with py-spy (from outside, nothing injected) and show it like `lu report`."""

@@ -34,7 +34,7 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
     @click.argument("patterns", nargs=-1, required=True)
     @duration_option("Run for S seconds, show the report, then revert.")
     @log_dir_option()
-    @report_output_options()
+    @report_output_options("flamegraph", "speedscope", "folded")
     @tree_option()
     @follow_option()
     def run(
