@@ -64,8 +64,12 @@ def connect(
     timeout: float = 10.0,
     method: str = "ptrace",
     on_event: Optional[Callable[[dict], None]] = None,
+    announce: Optional[Callable[[str], None]] = None,
 ) -> AgentClient:
-    """A client for pid's agent. Without inject_if_needed, a missing agent is an error."""
+    """A client for pid's agent. Without inject_if_needed, a missing agent is an error.
+
+    announce(line) is told when lu had to start the agent (every command that
+    injects says so, in one line)."""
     target = target_of(pid)
     try:
         return open_client(target, on_event=on_event)
@@ -76,5 +80,9 @@ def connect(
             raise AgentAbsent(
                 "no lu agent runs in process %d: run `lu inject %d` (or `lu attach %d`) first" % (pid, pid, pid)
             )
-    inject(pid, timeout=timeout, method=method)
+    started = inject(pid, timeout=timeout, method=method)
+    if announce is not None and not started.already_running:
+        announce(
+            "lu: started its agent in process %d (%s, a %.1f ms stop)" % (pid, started.method, started.pause_ms or 0.0)
+        )
     return open_client(target, on_event=on_event)

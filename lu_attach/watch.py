@@ -167,7 +167,9 @@ class WatchSession:
         # taken back from the others: the tree runs one version of the file.
         self.group: Optional[Tree] = Tree.open(pid) if tree else None
         self.loaded_in: Dict[int, Set[str]] = {}  # member -> the target paths of the files it loaded (with a tree)
-        self.client = connect(pid, inject_if_needed=True) if self.group is None else self.group.clients[pid]
+        self.client = (
+            connect(pid, inject_if_needed=True, announce=err) if self.group is None else self.group.clients[pid]
+        )
         self.observer: Optional[BaseObserver] = None
         try:
             self._start(paths)

@@ -58,3 +58,8 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_last:
         if max_last and len(last) > max_last:
             last = last[: max_last - 3] + "..."
         click.echo("  ".join([c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [last]))
+
+
+def announce(line: str) -> None:
+    """A line about what lu did on the way (it started an agent): on stderr, apart from the results."""
+    echo(line, err=True)

@@ -174,3 +174,14 @@ def test_unknown_update_id_and_bad_patch_file(start_target):
     assert_one_line_error(run_lu("revert", target.pid, 42), "no update with id 42")
     assert_one_line_error(run_lu("revert", target.pid), "name the update ids")
     assert_one_line_error(run_lu("patch", target.pid, "/nonexistent/fix.py"), "cannot read /nonexistent/fix.py")
+
+
+def test_a_command_that_starts_the_agent_says_so_in_one_line(start_target):
+    target = start_target(PY, "sleeper.py")
+    result = run_lu("attach", target.pid, input="print(6 * 7)\n")
+    assert result.returncode == 0, result.stderr
+    assert "42" in result.stdout
+    (said,) = result.stderr.splitlines()
+    assert said.startswith("lu: started its agent in process %d (ptrace, a " % target.pid), said
+    again = run_lu("attach", target.pid, input="print(1)\n")
+    assert again.stderr == ""  # it was there already: nothing to say

@@ -255,7 +255,9 @@ def controller(pid, *statements):
             lines.append(statement)
     result = run_lu("attach", pid, input="\n".join(lines) + "\n")
     out = ok(result)
-    assert result.stderr == "", result.stderr
+    assert all(line.startswith("lu: started its agent in process") for line in result.stderr.splitlines()), (
+        result.stderr
+    )
     values = [json.loads(line[2:]) for line in out.splitlines() if line.startswith("@@")]
     assert len(values) == sum(s.startswith("?") for s in statements), out
     return values, out

@@ -6,6 +6,7 @@ from lu_attach.group import Tree
 from lu_attach.session import connect
 
 from ..options import tree_option
+from ..output import announce
 
 
 @click.command("attach", short_help="Open a Python prompt that runs inside the process.")
@@ -21,5 +22,5 @@ def command(pid: int, timeout: float, tree: bool) -> None:
             run_controller(group.clients[group.pids[0]], group.pids[0], tree=group)
         return
 
-    with connect(pid, inject_if_needed=True, timeout=timeout) as client:
+    with connect(pid, inject_if_needed=True, announce=announce, timeout=timeout) as client:
         run_controller(client, pid)

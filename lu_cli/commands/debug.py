@@ -11,7 +11,7 @@ from lu_attach.profiling import format_event, host_path, parse_line_numbers
 from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
-from ..output import echo
+from ..output import announce, echo
 from ..tool_session import apply_tool, only_sessions, run_session, run_tree_tool
 
 
@@ -54,7 +54,7 @@ def command(
         if duration is not None:
             echo("%d event%s" % (shown[0], "s" if shown[0] != 1 else ""), err=True)
         return
-    with connect(pid, inject_if_needed=True) as client:
+    with connect(pid, inject_if_needed=True, announce=announce) as client:
         result = apply_tool(client, "debug", args, duration)
         ids = result["ids"]
         log = host_path(pid, result["log"])

@@ -11,6 +11,7 @@ from lu_attach.profiling import parse_lines_option
 from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
+from ..output import announce
 from ..report_options import ReportOutput, report_output_options
 from ..tool_session import apply_tool, left_in_force, run_then_report, run_tree_tool
 
@@ -57,7 +58,7 @@ def command(
     if tree:
         run_tree_tool(pid, "profile", args, duration, "profiling", follow, output, "no calls of the profiled functions")
         return
-    with connect(pid, inject_if_needed=True) as client:
+    with connect(pid, inject_if_needed=True, announce=announce) as client:
         result = apply_tool(client, "profile", args, duration)
         if duration is None:
             left_in_force(pid, result, "profiling")

@@ -19,7 +19,7 @@ from lu_payloads.tools import TOOLS
 from lu_payloads.tools.registry import CliCommand, Tool
 
 from ..options import duration_option, follow_option, log_dir_option, tree_option
-from ..output import echo
+from ..output import announce, echo
 from ..report_options import ReportOutput, report_output_options
 from ..tool_session import apply_tool, left_in_force, only_sessions, run_then_report, run_tree_tool
 
@@ -61,7 +61,7 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
                 on_event=lambda member, event: echo(format_event(event, with_pid=True)),
             )
             return
-        with connect(pid, inject_if_needed=True) as client:
+        with connect(pid, inject_if_needed=True, announce=announce) as client:
             result = apply_tool(client, spec.request, {"patterns": list(patterns), "log_dir": log_dir}, duration)
             if duration is None:
                 left_in_force(pid, result, "%s:" % tool.name)
