@@ -128,6 +128,11 @@ def format_event(event: dict, with_pid: bool = False) -> str:
 
     with_pid: the process it came from first (a tree's events interleave)."""
     stamp = clock_time(event.get("time", 0))
+    if event.get("type") == "dropped" or event.get("kind") == "dropped":
+        count = event.get("count")
+        count_text = f"{count:,}" if isinstance(count, int) else "some"
+        where = ("%s " % event.get("pid")) if with_pid else ""
+        return "%s %s... %s events dropped here: %s" % (stamp, where, count_text, event.get("reason", "lost"))
     data = event.get("data") or {}
     kind = event.get("kind")
     where = "%s:%s" % (event.get("function"), event.get("line"))

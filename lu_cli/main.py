@@ -65,6 +65,7 @@ COMMANDS = (
     "inject",
     "profile",
     "debug",
+    "events",
     "patch",
     "ls",
     "revert",

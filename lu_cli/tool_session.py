@@ -86,7 +86,7 @@ def only_sessions(result: Dict[str, Any], show: EventHandler) -> EventHandler:
     sessions = {str(i) for i in result["ids"]}
 
     def handle(event: Dict[str, Any]) -> None:
-        if str(event.get("session")) in sessions:
+        if str(event.get("session")) in sessions or event.get("kind") == "dropped":  # a loss is everyone's
             show(event)
 
     return handle

@@ -196,6 +196,7 @@ class Agent:
         self._events: List[Dict[str, Any]] = []
         self._events_cond = osthreads.Condition()
         self.events_dropped = 0
+        self._dropped_since = 0  # events dropped since the last batch went out (told to the clients with it)
         self.listener: Any = None
         self._bound: Optional[Tuple[int, int]] = None  # (st_dev, st_ino) of the socket file this agent bound
 
@@ -330,6 +331,7 @@ class Agent:
         with self._events_cond:
             if len(self._events) >= EVENT_QUEUE_LIMIT:
                 self.events_dropped += 1
+                self._dropped_since += 1
                 return
             self._events.append(event)
             self._events_cond.notify()
@@ -344,6 +346,17 @@ class Agent:
                         break
                     self._events_cond.wait(left)  # emit() and stop() notify
                 batch, self._events = self._events, []
+                if self._dropped_since:  # where the stream lost events: said at that point, not summed at the end
+                    batch.append(
+                        {
+                            "kind": "dropped",
+                            "pid": self.pid,
+                            "time": time.time(),
+                            "count": self._dropped_since,
+                            "reason": "the client could not keep up",
+                        }
+                    )
+                    self._dropped_since = 0
             if time.monotonic() >= next_heal:
                 next_heal = time.monotonic() + self.HEAL_SECONDS
                 try:

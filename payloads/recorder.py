@@ -25,6 +25,7 @@ Record schema (one JSON object per line, "lu": 1):
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
   event   {pid, session, thread, thread_id, time, kind, function, line, data}
   session {pid, session, time, started, [ended], [kind, description, targets]}
+  dropped {pid, session, time, count, reason}  (events lost at that point: the queue was full)
           (one when a session starts, one when it ends: reports tell sessions apart by them)
 """
 
@@ -136,13 +137,15 @@ class LogFile:
 
 
 class _Session:
-    __slots__ = ("log", "released", "snapshot", "started")
+    __slots__ = ("dropped", "log", "made", "released", "snapshot", "started")
 
     def __init__(self, snapshot: Optional[Snapshot], log: LogFile) -> None:
         self.snapshot = snapshot
         self.log = log
         self.released = False
         self.started = time.time()
+        self.made = 0  # debug events the session's hooks made
+        self.dropped = 0  # of which the recorder could not take (its queue was full)
 
 
 class _Written(NamedTuple):
@@ -170,6 +173,7 @@ class Recorder:
         self._last_written: Dict[_Written, _Signature] = {}  # the signature of the last snapshot written
         self._events: Deque[Record] = collections.deque()
         self._opened: List[Record] = []  # `session` records of sessions started since the last flush
+        self._dropped: Dict[str, int] = {}  # session -> events dropped since the last flush (queue full)
         self.events_dropped = 0
         self._write_lock = osthreads.Lock()
         self._stop = osthreads.Event()
@@ -198,8 +202,15 @@ class Recorder:
 
     # -- called from application threads: cheap, never blocking on I/O --------
     def event(self, session: Optional[SessionId], kind: str, function: str, line: int, data: Dict[str, Any]) -> None:
+        key = str(session)
+        entry = self.sessions.get(key)
+        if entry is not None:
+            entry.made += 1
         if len(self._events) >= MAX_PENDING_EVENTS:
             self.events_dropped += 1
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            if entry is not None:
+                entry.dropped += 1
             return
         thread = threading.current_thread()
         record = {
@@ -254,6 +265,11 @@ class Recorder:
             except Exception:
                 pass
 
+    def counts(self, session: SessionId) -> Dict[str, int]:
+        """How many events the session made, and how many of them the recorder had to drop."""
+        entry = self.sessions.get(str(session))
+        return {"made": entry.made, "dropped": entry.dropped} if entry is not None else {"made": 0, "dropped": 0}
+
     def log_of(self, session: SessionId) -> LogFile:
         entry = self.sessions.get(str(session))
         return entry.log if entry is not None else self.default_log
@@ -289,6 +305,13 @@ class Recorder:
             while self._events:
                 record = self._events.popleft()
                 out.setdefault(self.log_of(record["session"]), []).append(record)
+            dropped, self._dropped = self._dropped, {}
+            for session, count in dropped.items():  # where they were lost: after the events that made it
+                out.setdefault(self.log_of(session), []).append(
+                    _session_record(
+                        session, type="dropped", count=count, reason="the program made events faster than lu wrote them"
+                    )
+                )
             released = []
             for name, entry in list(self.sessions.items()):
                 if entry.released:

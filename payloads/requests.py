@@ -79,9 +79,13 @@ def detach(connection: Connection) -> Closing:
     return Closing({"reverted": reverted})
 
 
-def flush(connection: Connection) -> Dict[str, Any]:
+def flush(connection: Connection, sessions: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Write what is pending; with `sessions`, how many events each made and how many were dropped."""
     recorder = get_recorder()
-    return {"log": recorder.flush(), "events_dropped": recorder.events_dropped}
+    answer: Dict[str, Any] = {"log": recorder.flush(), "events_dropped": recorder.events_dropped}
+    if sessions:
+        answer["sessions"] = {str(s): recorder.counts(s) for s in sessions}
+    return answer
 
 
 def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Dict[str, Any]:

@@ -88,7 +88,7 @@ def open_log(log: LogFile) -> IO[str]:
     return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace", newline="\n")
 
 
-def _bounded_lines(fh: IO[str]) -> Iterator[Optional[str]]:
+def bounded_lines(fh: IO[str]) -> Iterator[Optional[str]]:
     """The file's lines; None in place of a line longer than MAX_LINE (the rest of it is skipped)."""
     while True:
         line = fh.readline(MAX_LINE)
@@ -161,7 +161,7 @@ class _Loader:
         fh = open_log(log)
         with fh:
             lineno = 0
-            for raw in _bounded_lines(fh):
+            for raw in bounded_lines(fh):
                 lineno += 1
                 if raw is None:
                     too_long.add(lineno)

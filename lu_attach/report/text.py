@@ -210,7 +210,7 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
                 extra = ""
             line = f"  thread {t.thread}{extra}"
             if t.events:
-                line += f"  ({t.events:,} debug event{'s' * (t.events != 1)} not shown)"
+                line += f"  ({t.events:,} debug event{'s' * (t.events != 1)}: `lu events {t.pid}` prints them)"
             out.append(line)
             if t.roots:
                 rows, hidden = _call_rows(t, sampled, min_fraction, max_depth)

@@ -68,11 +68,32 @@ def command(
         count = [0]
 
         def show(event: Dict[str, Any]) -> None:
-            count[0] += 1
+            if event.get("kind") != "dropped":
+                count[0] += 1
             echo(format_event(event))
 
-        run_session(client, pid, result, duration, "debugging", on_event=only_sessions(result, show))
+        totals = run_session(
+            client,
+            pid,
+            result,
+            duration,
+            "debugging",
+            on_event=only_sessions(result, show),
+            last=lambda: client.request("flush", sessions=[str(ids[0])]),
+        )
+    made = ((totals or {}).get("sessions") or {}).get(str(ids[0])) or {}
     echo(
-        "%d event%s; reverted update %s; the log is %s" % (count[0], "s" if count[0] != 1 else "", ids[0], log),
+        "%s; reverted update %s; the log is %s" % (_shown_of(count[0], made, pid, ids[0]), ids[0], log),
         err=True,
     )
+
+
+def _shown_of(shown: int, made: Dict[str, int], pid: int, session: int) -> str:
+    """'120 events', or '15,842 of 600,000 events shown (438,982 dropped in the target; the rest are in the log)'."""
+    total, dropped = made.get("made", shown), made.get("dropped", 0)
+    if total <= shown:
+        return "%s event%s" % (f"{shown:,}", "" if shown == 1 else "s")
+    said = "%s of the session's %s events shown" % (f"{shown:,}", f"{total:,}")
+    if dropped:
+        said += " (%s dropped in the target, faster than lu could write them)" % f"{dropped:,}"
+    return said + "; `lu events %d --session %d` prints the logged ones" % (pid, session)

@@ -81,6 +81,7 @@ PACKAGES = {
             ("session",),
             ("group",),
             ("profiling", "watch", "completion", "report"),
+            ("events",),
             ("__init__",),
         ),
         may_import=(
@@ -114,6 +115,7 @@ PACKAGES = {
             "lu_attach.runtime",
             "lu_attach.group",
             "lu_attach.tree",
+            "lu_attach.events",
             "lu_payloads.tools",
         ),
     ),

@@ -195,7 +195,7 @@ def test_text_tree_and_reading(log):
     assert re.search(r"^      manager\.all\s+20\s+800 ms\s+40 ms$", out, re.M)
     assert re.search(r"^        db\.query\s+20\s+600 ms\s+30 ms$", out, re.M)
     assert re.search(r"^    shop\.Cart\.total\s+13\s+100\s+25 µs\s+250 ns$", out, re.M)
-    assert "thread worker-1" in out and "1 debug event not shown" in out
+    assert "thread worker-1" in out and "1 debug event: `lu events 4510` prints them" in out
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,64 @@
+"""Debug events can be read back whatever started them, and lost events are counted where they were lost."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, lu_ok, until
+from interpreters import ALL
+
+BURST = 300_000  # calls: 600,000 events, far more than the recorder holds between two writes
+
+
+def events_of(pid: int, *args: str) -> list:
+    return [json.loads(line) for line in lu_ok("events", pid, "--json", *args).splitlines()]
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_lost(python, start_target, tmp_path):
+    flag = tmp_path / "go"
+    target = start_target(python, "hot_burst.py", str(flag), str(BURST))
+    lu_ok("debug", target.pid, "__main__.hot")  # left in force: read back with lu events
+    flag.touch()
+    assert target.proc.stdout.readline().strip() == "done"
+    lu_ok("revert", target.pid, "--all")  # writes what was pending
+
+    records = events_of(target.pid)
+    logged = [r for r in records if r["type"] == "event"]
+    dropped = [r for r in records if r["type"] == "dropped"]
+    assert dropped, "the burst should overflow the recorder's queue"
+    assert len(logged) + sum(r["count"] for r in dropped) == 2 * BURST  # a call and a return each
+    assert {r["kind"] for r in logged} == {"call", "return"}
+    assert all("faster than lu wrote them" in r["reason"] for r in dropped)
+    text = lu_ok("events", target.pid)
+    assert "events dropped here: the program made events faster than lu wrote them" in text
+
+
+def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_target, tmp_path):
+    flag = tmp_path / "go"
+    target = start_target(sys.executable, "hot_burst.py", str(flag), str(BURST))
+    lu_ok("inject", target.pid)
+    debug = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.hot", "--duration", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    until(lambda: lu_ok("ls", target.pid, "--json") != "[]\n", "the debugger is applied")
+    flag.touch()
+    assert target.proc.stdout.readline().strip() == "done"
+    debug.send_signal(signal.SIGINT)  # stop early, as a user would: lu still says what it missed
+    out, err = debug.communicate(timeout=120)
+    assert debug.returncode == 0, err
+    shown = [line for line in out.splitlines() if " call __main__.hot" in line or " return __main__.hot" in line]
+    records = events_of(target.pid)
+    dropped_in_target = sum(r["count"] for r in records if r["type"] == "dropped")
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("%s of the session's %s events shown" % (f"{len(shown):,}", f"{2 * BURST:,}")), said
+    assert "(%s dropped in the target" % f"{dropped_in_target:,}" in said, said
+    assert "`lu events %d --session 1`" % target.pid in said
