@@ -37,6 +37,7 @@ class Lease:
     ids: List[int]
     holder: int  # the client's pid (SO_PEERCRED)
     orphaned_at: Optional[float] = None  # monotonic time its client went away
+    connection: Optional[object] = None  # the connection that holds it now (a reconnected client's, after keep)
     log: Callable[[str], None] = field(default=lambda message: None)
 
     def describe(self) -> Dict[str, Any]:
@@ -49,15 +50,21 @@ _leases: Dict[str, Lease] = {}
 
 
 def _attach(lease: Lease, connection: Connection) -> None:
+    """The lease is held by this connection from now on (the lock is held)."""
     lease.holder = connection.peer[0]
     lease.orphaned_at = None
-    connection.on_close.append(lambda: _orphan(lease))
+    lease.connection = connection
+    connection.on_close.append(lambda: _orphan(lease, connection))
 
 
-def _orphan(lease: Lease) -> None:
-    """Its connection closed: revert after the grace time unless the client takes the lease back."""
+def _orphan(lease: Lease, connection: Connection) -> None:
+    """Its connection closed: revert after the grace time unless the client takes the lease back.
+
+    The close of a connection the lease has already left (the client came
+    back on a new one before the agent noticed the old one end) changes nothing.
+    """
     with _lock:
-        if _leases.get(lease.token) is not lease or lease.orphaned_at is not None:
+        if _leases.get(lease.token) is not lease or lease.orphaned_at is not None or lease.connection is not connection:
             return
         lease.orphaned_at = marked = time.monotonic()
     osthreads.start_thread(lambda: _expire(lease, marked), "lu-lease")
@@ -92,7 +99,7 @@ def hold(connection: Connection, ids: List[int]) -> str:
     UpdateManager.add_listener(forget_reverted)
     with _lock:
         _leases[lease.token] = lease
-    _attach(lease, connection)
+        _attach(lease, connection)
     return lease.token
 
 

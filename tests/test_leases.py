@@ -105,3 +105,20 @@ def test_changes_meant_to_stay_are_not_leased(start_target, tmp_path):
     (update,) = ls(target.pid)
     assert update["held_by"] is None
     lu_ok("revert", target.pid, "--all")
+
+
+def test_a_client_back_before_the_agent_saw_it_leave_keeps_its_change(start_target):
+    """The old connection's end may reach the agent after the new one took the lease: that end changes nothing."""
+    target = start_target(sys.executable, "heartbeat.py")
+    lu_ok("inject", target.pid)
+    process = TargetProcess.of(target.pid)
+    for _ in range(5):  # the order of the two is up to the agent's threads: try it several times
+        first = open_client(process)
+        result = first.request("leased", request="profile", args={"patterns": ["__main__.work"]})
+        second = open_client(process)
+        second.request("lease_keep", token=result["lease"])  # taken over first ...
+        first.close()  # ... then the old connection ends
+        time.sleep(GRACE_SECONDS + 0.5)
+        assert [u["id"] for u in ls(target.pid)] == result["ids"]
+        second.request("revert", ids=result["ids"])
+        second.close()
