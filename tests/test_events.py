@@ -62,3 +62,13 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     assert said.startswith("%s of the session's %s events shown" % (f"{len(shown):,}", f"{2 * BURST:,}")), said
     assert "(%s dropped in the target" % f"{dropped_in_target:,}" in said, said
     assert "`lu events %d --session 1`" % target.pid in said
+
+
+def test_debug_json_prints_one_event_a_line(start_target):
+    target = start_target(sys.executable, "heartbeat.py")
+    lines = lu_ok("debug", target.pid, "__main__.work", "--duration", "0.5", "--json").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert events and {e["kind"] for e in events} <= {"call", "return"}
+    assert {e["pid"] for e in events} == {target.pid}
+    left = json.loads(lu_ok("debug", target.pid, "__main__.work", "--json"))  # left in force: what it applied
+    assert left["targets"] == ["__main__.work"] and left["ids"] == [2]

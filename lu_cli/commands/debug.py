@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Optional
 
 import click
@@ -11,7 +12,7 @@ from lu_attach.profiling import format_event, host_path, parse_line_numbers
 from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
-from ..output import announce, echo
+from ..output import announce, echo, print_json
 from ..tool_session import apply_tool, only_sessions, run_session, run_tree_tool
 
 
@@ -25,6 +26,7 @@ from ..tool_session import apply_tool, only_sessions, run_session, run_tree_tool
 @echo_events_option()
 @tree_option()
 @follow_option()
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON object a line.")
 def command(
     pid: int,
     function: str,
@@ -35,6 +37,7 @@ def command(
     echo_events: bool,
     tree: bool,
     follow: bool,
+    as_json: bool,
 ) -> None:
     """Print FUNCTION's arguments and results (FuncDebugger), lines' variables, or a variable's values."""
     if lines and var:
@@ -48,7 +51,7 @@ def command(
 
         def show_from(member: int, event: Dict[str, Any]) -> None:
             shown[0] += 1
-            echo(format_event(event, with_pid=True))
+            echo(json.dumps(event, sort_keys=True, default=str) if as_json else format_event(event, with_pid=True))
 
         run_tree_tool(pid, "debug", args, duration, "debugging", follow, on_event=show_from)
         if duration is not None:
@@ -58,6 +61,9 @@ def command(
         result = apply_tool(client, "debug", args, duration)
         ids = result["ids"]
         log = host_path(pid, result["log"])
+        if duration is None and as_json:
+            print_json(dict(result, log=log))
+            return
         if duration is None:
             echo(
                 "debugging %s in process %d (update %s); events go to %s"
@@ -70,7 +76,7 @@ def command(
         def show(event: Dict[str, Any]) -> None:
             if event.get("kind") != "dropped":
                 count[0] += 1
-            echo(format_event(event))
+            echo(json.dumps(event, sort_keys=True, default=str) if as_json else format_event(event))
 
         totals = run_session(
             client,
