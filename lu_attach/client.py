@@ -11,6 +11,7 @@ process.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import select
 import socket
@@ -18,7 +19,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Deque, Optional, Union
 
 from lu_payloads import protocol
 
@@ -65,6 +66,9 @@ class AgentClient:
         self.on_event = on_event
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # Events that arrived while a request waited for its reply, with no on_event to take them: the first
+        # events of a debug session come before the reply that applied it, and must not be lost.
+        self._early: Deque[dict] = collections.deque(maxlen=100000)
         try:
             self.hello = self._read_hello()
             if expect is not None:
@@ -131,6 +135,8 @@ class AgentClient:
                     if "event" in message:
                         if self.on_event:
                             self.on_event(message)
+                        else:
+                            self._early.append(message)
                         continue
                     if message.get("id") not in (request_id, None):
                         continue
@@ -149,8 +155,10 @@ class AgentClient:
                 raise AgentGone("the agent sent a malformed reply (%s)" % exc)
 
     def wait_event(self, timeout: float) -> Optional[dict]:
-        """Read one unsolicited event, or None after timeout."""
+        """Read one unsolicited event, or None after timeout (events that came with a reply first)."""
         with self._lock:
+            if self._early:
+                return self._early.popleft()
             # Wait for the first byte, then read the whole frame: a timeout in
             # the middle of a frame would lose the stream's framing.
             try:

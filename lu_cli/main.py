@@ -19,7 +19,7 @@ import click
 from lu_attach.errors import LuAttachError, Stopped
 
 from .commands.tools import commands as tool_commands
-from .output import printable
+from .output import printable, say_announced, take_announced
 
 
 def _stop_on(signum: int, frame: object) -> None:
@@ -48,6 +48,8 @@ class LuGroup(click.Group):
 
 def _fail(message: str, code: int) -> None:
     line = message.strip().splitlines()[0] if message.strip() else ""
+    for done in take_announced():  # one line, even when lu had already done something on the way
+        line += "; on the way, lu %s" % done.replace("lu: ", "", 1)
     click.echo("lu: error: %s" % printable(line, one_line=True) if line else "lu: error", err=True)
     sys.exit(code)
 
@@ -93,6 +95,7 @@ def main() -> None:
         _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:
         _fail("interrupted", 130)
+    say_announced()  # a command that printed nothing still says what it did on the way
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -35,15 +35,18 @@ def printable(text: str, one_line: bool = False) -> str:
 
 
 def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
-    """click.echo for text that may hold anything a target sent."""
+    """click.echo for text that may hold anything a target sent (what lu did on the way is said first)."""
+    say_announced()
     click.echo(printable(str(message)), err=err, nl=nl)
 
 
 def print_json(data: Any) -> None:
+    say_announced()
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_last: int = 0) -> None:
+    say_announced()
     cells: List[List[str]] = [
         ["" if cell is None else printable(str(cell), one_line=True) for cell in row] for row in rows
     ]
@@ -60,6 +63,22 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_last:
         click.echo("  ".join([c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [last]))
 
 
+_announced: List[str] = []  # what lu did on the way, not said yet
+
+
 def announce(line: str) -> None:
-    """A line about what lu did on the way (it started an agent): on stderr, apart from the results."""
-    echo(line, err=True)
+    """What lu did on the way (it started an agent in the process): said on stderr before the command's
+    next line; if the command fails first, its one error line says it instead (lu_cli/main.py)."""
+    _announced.append(line)
+
+
+def say_announced() -> None:
+    while _announced:
+        click.echo(printable(_announced.pop(0)), err=True)
+
+
+def take_announced() -> List[str]:
+    """The announcements not said yet, for a failing command's error line (they are said there)."""
+    taken = list(_announced)
+    _announced.clear()
+    return taken

@@ -164,6 +164,7 @@ def test_commands_without_an_agent(start_target):
 
 def test_controller_tells_when_the_target_dies(start_target):
     target = start_target(PY, "sleeper.py")
+    assert run_lu("inject", target.pid).returncode == 0  # (else stderr also says lu started the agent, first)
     result = run_lu("attach", target.pid, input="import os\nos._exit(3)\n1+1\n")
     assert_one_line_error(result, "target process %d exited" % target.pid)
 

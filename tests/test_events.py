@@ -55,7 +55,9 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     debug.send_signal(signal.SIGINT)  # stop early, as a user would: lu still says what it missed
     out, err = debug.communicate(timeout=120)
     assert debug.returncode == 0, err
-    shown = [line for line in out.splitlines() if " call __main__.hot" in line or " return __main__.hot" in line]
+    shown = [line for line in out.splitlines() if "events dropped here" not in line]
+    if not out.endswith("\n"):  # the Ctrl-C came in the middle of a line: that one was not shown whole
+        shown = shown[:-1]
     records = events_of(target.pid)
     dropped_in_target = sum(r["count"] for r in records if r["type"] == "dropped")
     said = err.strip().splitlines()[-1]

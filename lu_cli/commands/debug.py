@@ -74,9 +74,9 @@ def command(
         count = [0]
 
         def show(event: Dict[str, Any]) -> None:
-            if event.get("kind") != "dropped":
-                count[0] += 1
             echo(json.dumps(event, sort_keys=True, default=str) if as_json else format_event(event))
+            if event.get("kind") != "dropped":
+                count[0] += 1  # once it is out: a Ctrl-C in the middle of a line leaves it uncounted
 
         totals = run_session(
             client,
