@@ -100,13 +100,21 @@ def snapshot(connection: Connection, sessions: Optional[List[str]] = None) -> Di
     return {"log": log.path, "records": records}
 
 
+def _wrapped(wrapper: str, request: str, args: Any, refused: Sequence[str]) -> Handler:
+    """The handler a wrapping request (numbered, leased) runs: a tool's, never one of `refused`."""
+    handler = HANDLERS.get(request) if request not in refused else None
+    if handler is None:
+        raise LuError("%r cannot be %s" % (request, wrapper))
+    if not isinstance(args, dict):
+        raise LuError("%s takes a request and its args (a dict)" % wrapper)
+    return handler
+
+
 def numbered(connection: Connection, request: str, args: Dict[str, Any], first_id: int) -> Any:
     """Run `request` with its updates numbered from first_id: a tree's tool session has one id everywhere."""
-    handler = HANDLERS.get(request) if request not in ("numbered", "patch") else None
-    if handler is None:
-        raise LuError("%r cannot be numbered" % (request,))
-    if not isinstance(first_id, int) or isinstance(first_id, bool) or first_id < 1 or not isinstance(args, dict):
-        raise LuError("numbered takes a request, its args (a dict) and a positive first_id")
+    handler = _wrapped("numbered", request, args, ("numbered", "patch"))
+    if not isinstance(first_id, int) or isinstance(first_id, bool) or first_id < 1:
+        raise LuError("numbered takes a positive first_id")
     manager = UpdateManager.default()
     with manager.lock:
         if first_id < manager.next_id:
@@ -122,11 +130,7 @@ def numbered(connection: Connection, request: str, args: Dict[str, Any], first_i
 
 def leased(connection: Connection, request: str, args: Dict[str, Any]) -> Any:
     """Run `request` (a tool's) and hold what it applied under a lease of this client (leases.py)."""
-    handler = HANDLERS.get(request) if request not in ("leased", "numbered", "patch") else None
-    if handler is None:
-        raise LuError("%r cannot be leased" % (request,))
-    if not isinstance(args, dict):
-        raise LuError("leased takes a request and its args (a dict)")
+    handler = _wrapped("leased", request, args, ("leased", "numbered", "patch"))
     result = handler(connection, **args)
     ids = result.get("ids") if isinstance(result, dict) else None
     if ids:

@@ -309,10 +309,9 @@ class _Loader:
         if self.pid is not None and pid != self.pid:
             return
         info = self._seen(str(rec.get("session", "")), pid, rec.get("started"))
-        for field_name in ("started", "ended"):
-            value = rec.get(field_name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                setattr(info, field_name, value if getattr(info, field_name) is None else getattr(info, field_name))
+        started, ended = _seconds(rec.get("started")), _seconds(rec.get("ended"))
+        info.started = info.started if info.started is not None else started  # the first record says it
+        info.ended = info.ended if info.ended is not None else ended
         if isinstance(rec.get("description"), str):
             info.description = rec["description"]
         targets = rec.get("targets")
@@ -431,6 +430,11 @@ _NOT_JSON = object()
 
 class _Malformed(Exception):
     pass
+
+
+def _seconds(value: object) -> Optional[float]:
+    """A time a record gives (a number), or None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _int(value: object) -> Optional[int]:
