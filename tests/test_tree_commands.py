@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Dict, List, Optional
 
 import pytest
@@ -238,3 +239,27 @@ def test_a_member_of_another_user_is_one_clear_error_when_lu_is_not_root(start_t
         assert_one_line_error(result, "process %d in the tree of %d belongs to another user" % (child, parent.pid))
     finally:
         os.kill(child, 9)
+
+
+def test_lu_killed_between_prepare_and_commit_leaves_nothing_applied_anywhere(master, tmp_path):
+    """A member still preparing when lu dies: the others had prepared, and drop it when their client is gone."""
+    m = master(sys.executable)
+    slow = m.workers[0]
+    patch = tmp_path / "slow.py"
+    patch.write_text("import os, time\nif os.getpid() == %d:\n    time.sleep(3)\n" % slow + PATCH)
+    lu_ok("inject", m.pid, "--tree")
+    lu = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "patch", str(m.pid), str(patch), "--tree"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)  # every member but the slow one has prepared; none has committed
+    lu.kill()
+    lu.communicate()
+    time.sleep(3)  # the slow one finishes preparing, for a client that is gone
+    assert json.loads(lu_ok("ls", m.pid, "--tree", "--json")) == []
+    all_answer(m, m.workers, "original")
+    fix = tmp_path / "fix.py"
+    fix.write_text(PATCH)
+    # every member dropped what it had prepared, the id it had taken too: the next update is 1 everywhere
+    assert "applied update 1 in 2 processes" in lu_ok("patch", m.pid, str(fix), "--tree")
