@@ -19,7 +19,7 @@ someone else's file. When a session's update is reverted, its last figures
 are written and the session is released.
 
 Record schema (one JSON object per line, "lu": 1):
-  header  {pid, python, argv, started}
+  header  {pid, start_ticks, python, argv, started}  (a log of an earlier process with this pid is set aside)
   calls   {pid, session, thread, thread_id, time, nodes: [{function, parent, hits, total_ns}]}
           (pre-order; parent is the index of the parent node in the list, -1 for a root)
   lines   {pid, session, thread, thread_id, time, lines: [{function, line, hits, total_ns}]}
@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
-from . import forks, osthreads, paths
+from . import forks, osthreads, paths, procinfo
 from .engine import UpdateManager
 from .errors import LuError
 
@@ -108,6 +108,38 @@ class LogFile:
         self._fd = _open_log_dir(self.directory, default)
         self.header_written = False
         self.users = 0  # sessions writing here
+        self._set_aside_an_earlier_process_log()
+
+    def _set_aside_an_earlier_process_log(self) -> None:
+        """A log of this name left by an earlier process that had the same pid is moved aside.
+
+        Pids are reused and logs are kept for days: read as this process's,
+        its sessions would be reported as this process's. A log of this same
+        process (an agent started again after a detach) stays and goes on.
+        """
+        try:
+            fd = os.open(self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self._fd)
+        except OSError:
+            return  # none yet (or not a file lu would write to: the first write says so)
+        try:
+            st = os.fstat(fd)
+            first = os.read(fd, 65536).split(b"\n", 1)[0] if stat.S_ISREG(st.st_mode) else b""
+        finally:
+            os.close(fd)
+        try:
+            header = json.loads(first)
+        except ValueError:
+            header = None
+        if isinstance(header, dict) and (header.get("pid"), header.get("start_ticks")) == (
+            os.getpid(),
+            procinfo.start_ticks(),
+        ):
+            return
+        try:
+            aside = "lu-%d.%d.jsonl" % (os.getpid(), st.st_mtime_ns)
+            os.rename(self.name, aside, src_dir_fd=self._fd, dst_dir_fd=self._fd)
+        except OSError:
+            pass
 
     def write(self, text: str) -> None:
         if self._fd < 0:
@@ -347,16 +379,20 @@ class Recorder:
 
     def _write(self, log: LogFile, lines: List[Record]) -> None:
         if not log.header_written:
-            lines = [
-                {
-                    "lu": 1,
-                    "type": "header",
-                    "pid": os.getpid(),
-                    "python": "%d.%d.%d" % sys.version_info[:3],
-                    "argv": list(sys.argv),
-                    "started": time.time(),
-                }
-            ] + lines
+            lines = (
+                [
+                    {
+                        "lu": 1,
+                        "type": "header",
+                        "pid": os.getpid(),
+                        "start_ticks": procinfo.start_ticks(),  # with the pid, this process and no other
+                        "python": "%d.%d.%d" % sys.version_info[:3],
+                        "argv": list(sys.argv),
+                        "started": time.time(),
+                    }
+                ]
+                + lines
+            )
         text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
         try:
             log.write(text)
