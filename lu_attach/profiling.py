@@ -104,6 +104,17 @@ def signals_held() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP that arrive in the block take effect right after it (not lost, only late)."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def revert_quietly(client: AgentClient, ids: List[int]) -> None:
     """Undo what a --duration command applied, even after Ctrl-C (a second one is held off)."""
     with signals_held():

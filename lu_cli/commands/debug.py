@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import click
 
 from lu_attach.errors import LuAttachError
-from lu_attach.profiling import format_event, host_path, parse_line_numbers
+from lu_attach.profiling import format_event, host_path, parse_line_numbers, signals_deferred
 from lu_attach.session import connect
 
 from ..options import duration_option, echo_events_option, follow_option, log_dir_option, tree_option
@@ -74,9 +74,10 @@ def command(
         count = [0]
 
         def show(event: Dict[str, Any]) -> None:
-            echo(json.dumps(event, sort_keys=True, default=str) if as_json else format_event(event))
-            if event.get("kind") != "dropped":
-                count[0] += 1  # once it is out: a Ctrl-C in the middle of a line leaves it uncounted
+            with signals_deferred():  # a line printed is a line counted, whenever Ctrl-C comes
+                echo(json.dumps(event, sort_keys=True, default=str) if as_json else format_event(event))
+                if event.get("kind") != "dropped":
+                    count[0] += 1
 
         totals = run_session(
             client,
