@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,23 +19,32 @@ def events_of(pid: int, *args: str) -> list:
     return [json.loads(line) for line in lu_ok("events", pid, "--json", *args).splitlines()]
 
 
+def private_logs(tmp_path) -> str:
+    """A log directory of this test's own: a burst's log is large, and must not stay behind in /tmp/lu-UID."""
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o700)
+    return str(logs)
+
+
 @pytest.mark.parametrize("python", ALL)
 def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_lost(python, start_target, tmp_path):
     flag = tmp_path / "go"
     target = start_target(python, "hot_burst.py", str(flag), str(BURST))
-    lu_ok("debug", target.pid, "__main__.hot")  # left in force: read back with lu events
+    logs = private_logs(tmp_path)
+    lu_ok("debug", target.pid, "__main__.hot", "--log-dir", logs)  # left in force: read back with lu events
     flag.touch()
     assert target.proc.stdout.readline().strip() == "done"
     lu_ok("revert", target.pid, "--all")  # writes what was pending
 
-    records = events_of(target.pid)
+    log = os.path.join(logs, "lu-%d.jsonl" % target.pid)
+    records = events_of(target.pid, "--log", log)
     logged = [r for r in records if r["type"] == "event"]
     dropped = [r for r in records if r["type"] == "dropped"]
     assert dropped, "the burst should overflow the recorder's queue"
     assert len(logged) + sum(r["count"] for r in dropped) == 2 * BURST  # a call and a return each
     assert {r["kind"] for r in logged} == {"call", "return"}
     assert all("faster than lu wrote them" in r["reason"] for r in dropped)
-    text = lu_ok("events", target.pid)
+    text = lu_ok("events", target.pid, "--log", log)
     assert "events dropped here: the program made events faster than lu wrote them" in text
 
 
@@ -42,8 +52,10 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     flag = tmp_path / "go"
     target = start_target(sys.executable, "hot_burst.py", str(flag), str(BURST))
     lu_ok("inject", target.pid)
+    logs = private_logs(tmp_path)
     debug = subprocess.Popen(
-        [sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.hot", "--duration", "300"],
+        [sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.hot", "--duration", "300"]
+        + ["--log-dir", logs],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,7 +70,7 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     shown = [line for line in out.splitlines() if "events dropped here" not in line]
     if not out.endswith("\n"):  # the Ctrl-C came in the middle of a line: that one was not shown whole
         shown = shown[:-1]
-    records = events_of(target.pid)
+    records = events_of(target.pid, "--log", os.path.join(logs, "lu-%d.jsonl" % target.pid))
     dropped_in_target = sum(r["count"] for r in records if r["type"] == "dropped")
     said = err.strip().splitlines()[-1]
     assert said.startswith("%s of the session's %s events shown" % (f"{len(shown):,}", f"{2 * BURST:,}")), said
