@@ -150,6 +150,105 @@ class K:
         return 3
 '''
 
+ATREE = """\
+import asyncio
+import threading
+import time
+
+
+def cpu(ms):
+    end = time.perf_counter() + ms / 1000.0
+    while time.perf_counter() < end:
+        pass
+
+
+async def leaf():
+    cpu(20)
+    await asyncio.sleep(0.05)
+    return 1
+
+
+async def mid():
+    await leaf()
+    cpu(10)
+    return 2
+
+
+async def handler():
+    await mid()
+    await asyncio.sleep(0.03)
+
+
+async def fails():
+    await asyncio.sleep(0)
+    raise ValueError("no")
+
+
+async def catches():
+    try:
+        await fails()
+    except ValueError:
+        cpu(2)
+    try:
+        await asyncio.wait_for(asyncio.sleep(1), 0.01)
+    except asyncio.TimeoutError:
+        cpu(2)
+    return 3
+
+
+async def stuck():
+    await asyncio.sleep(10)
+
+
+async def awaits_stuck():
+    await stuck()
+
+
+def gen(n):
+    for i in range(n):
+        cpu(1)
+        yield i
+
+
+def delegates():
+    yield from gen(3)
+    yield "last"
+
+
+async def agen(n):
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+async def consumes():
+    return [i async for i in agen(3)]
+
+
+def blocked(event):
+    event.wait(5)
+
+
+async def ticks(n):
+    for i in range(n):
+        await asyncio.sleep(0.02)
+        yield i
+
+
+async def streams():
+    async for _ in ticks(3):
+        cpu(2)
+
+
+async def locked(lock):
+    async with lock:
+        cpu(5)
+
+
+async def other():
+    cpu(1)
+"""
+
 
 def write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -161,7 +260,9 @@ write(os.path.join(WORK, "shop.py"), SHOP)
 write(os.path.join(WORK, "pkg", "__init__.py"), SUBPKG_INIT)
 write(os.path.join(WORK, "pkg", "sub.py"), SUBPKG_SUB)
 write(os.path.join(WORK, "stale.py"), "def f(x):\n    return x + 1\n")
+write(os.path.join(WORK, "atree.py"), ATREE)
 sys.path.insert(0, WORK)
+import atree  # noqa: E402
 import pkg.sub  # noqa: E402, F401  (loaded so that pkg.** finds its submodule)
 import shop  # noqa: E402
 import stale  # noqa: E402
@@ -847,6 +948,179 @@ def no_global_tracing():
     assert c.total(1) == 5 and shop.spin(1) == 2 and list(shop.gen(2)) == [0, 1]
     U.revert_all()
     assert_pristine()
+
+
+# ------------------------------------------------- call trees of coroutines
+from lu_payloads.engine import Points  # noqa: E402
+from lu_payloads.tools.calltree import CallTreeSession  # noqa: E402
+
+
+def profiled(*patterns):
+    """A FuncProfiler-like session on `patterns`: (session, update id)."""
+    session = CallTreeSession()
+    uid = U.apply_update(Instrument(list(patterns), Points().timer(session)))
+    return session, uid
+
+
+def tree_of(records):
+    """{path: node} of snapshot records, paths as tuples of short names, all threads added up."""
+    out = {}
+    for record in records:
+        paths = []
+        for node in record["nodes"]:
+            parent = node["parent"]
+            path = (paths[parent] if parent >= 0 else ()) + (node["function"].split(".")[-1],)
+            paths.append(path)
+            mine = out.setdefault(path, {"hits": 0, "total_ns": 0, "wall_ns": 0, "open": 0, "open_ns": 0})
+            for key in mine:
+                mine[key] += node.get(key, 0)
+    return out
+
+
+def hook_errors(uid):
+    return next(r for r in U.ls() if r["id"] == uid)["hook_errors"]
+
+
+def ms(ns):
+    return ns / 1e6
+
+
+@check
+def calltree_awaited_coroutines_sit_under_their_awaiter_with_running_and_wall_time():
+    session, uid = profiled("atree.leaf", "atree.mid", "atree.handler", "atree.cpu")
+
+    async def main():
+        await asyncio.gather(*[atree.handler() for _ in range(3)])
+
+    asyncio.run(main())
+    tree = tree_of(session.snapshot())
+    assert set(tree) == {
+        ("handler",),
+        ("handler", "mid"),
+        ("handler", "mid", "cpu"),
+        ("handler", "mid", "leaf"),
+        ("handler", "mid", "leaf", "cpu"),
+    }, sorted(tree)
+    handler, mid, leaf = tree[("handler",)], tree[("handler", "mid")], tree[("handler", "mid", "leaf")]
+    assert handler["hits"] == mid["hits"] == leaf["hits"] == 3
+    # Running: the CPU loops (20 ms in leaf, 10 more in mid) and nothing of the sleeps or the other tasks.
+    assert 60 <= ms(leaf["total_ns"]) < 60 + 25, leaf
+    assert 90 <= ms(mid["total_ns"]) < 90 + 30, mid
+    assert 90 <= ms(handler["total_ns"]) < 90 + 35, handler
+    # Wall: from start to finish, the sleeps included (50 ms in leaf, 30 more in handler).
+    assert ms(leaf["wall_ns"]) >= 3 * 70 and ms(mid["wall_ns"]) >= 3 * 80 and ms(handler["wall_ns"]) >= 3 * 110
+    assert not session.running and hook_errors(uid) == 0
+    assert session.threads[0].node is session.threads[0].root  # the thread's position is back at the top
+
+
+@check
+def calltree_exceptions_cancellation_generators_and_threads_keep_the_tree_straight():
+    session, uid = profiled(
+        "atree.fails",
+        "atree.catches",
+        "atree.stuck",
+        "atree.awaits_stuck",
+        "atree.gen",
+        "atree.delegates",
+        "atree.agen",
+        "atree.consumes",
+        "atree.cpu",
+    )
+
+    async def main():
+        assert await atree.catches() == 3
+        task = asyncio.ensure_future(atree.awaits_stuck())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        assert await atree.consumes() == [0, 1, 2]
+
+    asyncio.run(main())
+    assert list(atree.delegates()) == [0, 1, 2, "last"]
+    closed = atree.gen(5)
+    next(closed)
+    closed.close()
+    # A generator started in one thread and finished in another.
+    crossing = atree.gen(4)
+    next(crossing)
+    worker = threading.Thread(target=lambda: list(crossing))
+    worker.start()
+    worker.join()
+    tree = tree_of(session.snapshot())
+    assert tree[("catches",)]["hits"] == 1 and tree[("catches", "fails")]["hits"] == 1, sorted(tree)
+    assert 4 <= ms(tree[("catches",)]["total_ns"]) < 4 + 15, tree[("catches",)]
+    assert ms(tree[("catches",)]["wall_ns"]) >= 14  # the 10 ms timeout is in the wall time only
+    assert tree[("awaits_stuck",)]["hits"] == 1 and tree[("awaits_stuck", "stuck")]["hits"] == 1
+    assert tree[("consumes",)]["hits"] == 1 and tree[("delegates", "gen")]["hits"] == 1
+    gens = sum(node["hits"] for path, node in tree.items() if path[-1] == "gen")
+    assert gens == 3, sorted(tree)
+    for path, node in tree.items():
+        if node["wall_ns"]:
+            assert node["total_ns"] <= node["wall_ns"] + 1000, (path, node)
+    assert not session.running and hook_errors(uid) == 0
+    assert all(t.node is t.root for t in session.threads), [t.node[3] for t in session.threads]
+
+
+@check
+def calltree_async_with_and_async_for_suspend_the_call():
+    session, uid = profiled("atree.streams", "atree.locked", "atree.other", "atree.cpu")
+
+    async def main():
+        lock = asyncio.Lock()
+        await lock.acquire()  # held 30 ms: `locked` waits for it in its `async with`
+        waiting = asyncio.ensure_future(atree.locked(lock))
+        streaming = asyncio.ensure_future(atree.streams())
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            await atree.other()  # runs while both wait: must sit at the top, not under them
+        lock.release()
+        await asyncio.gather(waiting, streaming)
+
+    asyncio.run(main())
+    tree = tree_of(session.snapshot())
+    assert set(tree) == {
+        ("locked",),
+        ("locked", "cpu"),
+        ("streams",),
+        ("streams", "cpu"),
+        ("other",),
+        ("other", "cpu"),
+    }, sorted(tree)
+    assert tree[("other",)]["hits"] == 3 and tree[("streams", "cpu")]["hits"] == 3
+    assert 5 <= ms(tree[("locked",)]["total_ns"]) < 5 + 10 <= ms(tree[("locked",)]["wall_ns"]), tree[("locked",)]
+    assert 6 <= ms(tree[("streams",)]["total_ns"]) < 6 + 10, tree[("streams",)]
+    assert ms(tree[("streams",)]["wall_ns"]) >= 60
+    assert not session.running and hook_errors(uid) == 0
+
+
+@check
+def calltree_calls_not_finished_are_shown_with_their_time_so_far():
+    session, uid = profiled("atree.blocked", "atree.stuck", "atree.awaits_stuck", "atree.cpu")
+    event = threading.Event()
+    worker = threading.Thread(target=atree.blocked, args=(event,))
+    worker.start()
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(atree.awaits_stuck())
+        loop.run_until_complete(asyncio.sleep(0.05))
+        tree = tree_of(session.snapshot())
+        task.cancel()
+        loop.run_until_complete(asyncio.wait([task]))
+    finally:
+        loop.close()
+        event.set()
+        worker.join()
+    blocked = tree[("blocked",)]
+    assert blocked["hits"] == 0 and blocked["open"] == 1 and ms(blocked["open_ns"]) >= 40, blocked
+    outer, inner = tree[("awaits_stuck",)], tree[("awaits_stuck", "stuck")]
+    assert outer["open"] == inner["open"] == 1 and outer["hits"] == 0, tree
+    assert ms(outer["open_ns"]) < 10  # suspended all along: running almost nothing
+    after = tree_of(session.snapshot())
+    assert after[("blocked",)]["hits"] == 1 and not after[("blocked",)]["open"], after
+    assert not session.running and hook_errors(uid) == 0
 
 
 print(json.dumps(results))

@@ -46,6 +46,10 @@ CHECKS = [
     "bad_inputs",
     "stale_source_refused",
     "no_global_tracing",
+    "calltree_awaited_coroutines_sit_under_their_awaiter_with_running_and_wall_time",
+    "calltree_exceptions_cancellation_generators_and_threads_keep_the_tree_straight",
+    "calltree_calls_not_finished_are_shown_with_their_time_so_far",
+    "calltree_async_with_and_async_for_suspend_the_call",
 ]
 
 Results = Dict[str, Tuple[bool, str]]

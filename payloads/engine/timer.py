@@ -5,13 +5,12 @@ FuncProfiler-like tool the engine instead weaves the timing into the
 function's own code (`Points.timers`, the PyLiveUpdate spelling
 `{'func_timer': timer}`): on entry a thread-local lookup and a dict lookup
 find the call's node in the thread's call tree, on exit a `finally` adds the
-elapsed time. Generators and coroutines, which leave and re-enter the body,
-are timed through the timer's `before/after/suspend/resume` hooks instead.
+elapsed time.
 
 The engine owns the data layout, because the woven code reads and writes it:
 
-    node = [hits, total_s, children, info, parent, started_s]
-    (HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED index it)
+    node = [hits, total_s, children, info, parent, started_s, wall_s]
+    (HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED, WALL index it)
 
 where `children` maps a FuncInfo to its child node and `parent` is the
 node one level up (None for a tree's root). A `CallTree` is one thread's
@@ -20,26 +19,57 @@ calling thread's. Each thread writes only its own tree, so there is no
 read-modify-write race between threads; readers (a tool's snapshots) only
 read. A tool subclasses CallTimer to keep the trees it is given
 (`tree_started`) and to report them.
+
+Generators and coroutines leave and re-enter their body, so each call of
+one is an `Activation` (the woven code keeps it in a local) and the timer's
+`start/pause/unpause/finish` hooks run at entry, around every yield and
+await, and at the end:
+
+- *Where it sits.* A call's node is fixed when it starts, under the node
+  current then. An `await` (or `yield from`) of a profiled coroutine or
+  generator is a delegation: the awaiting call stays current, so the
+  awaited one starts under it, and its running time is added to the
+  awaiter's when it finishes. Any other await or yield is a suspension: the
+  thread's current node goes back to whoever resumed the chain of awaits
+  (the event loop's position, usually the tree's root), so what the thread
+  runs meanwhile is not put under a suspended call.
+- *What is counted.* `TOTAL` is the time running: each slice from start or
+  resumption to the next suspension, plus the running time of the profiled
+  calls it awaited. An await of something lu does not profile counts as
+  waiting, as does the time spent suspended. `WALL` is the time from first
+  start to finish, awaits included: what a caller waits for.
+- *Calls that have not finished* are in `running` until they finish, so a
+  snapshot can show them with their time so far.
+
+Exceptions thrown into a suspended call (a cancelled task, a closed
+generator) resume it without `unpause`: the hooks notice and count that
+resumption from the moment they see it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+import types
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set
 
-HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED = range(6)
-Node = List[Any]  # [hits, total_s, children, info, parent, started_s]
+HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED, WALL = range(7)
+Node = List[Any]  # [hits, total_s, children, info, parent, started_s, wall_s]
+
+RUNNING, DELEGATING, PAUSED = range(3)  # an Activation's state
+_COROUTINE = types.CoroutineType
+_GENERATOR = types.GeneratorType
+_ASYNC_GENERATOR = types.AsyncGeneratorType
 
 
 def new_node(info: Any, parent: Optional[Node]) -> Node:
-    return [0, 0.0, {}, info, parent, 0.0]
+    return [0, 0.0, {}, info, parent, 0.0, 0.0]
 
 
 class CallTree:
-    """One thread's call tree and its current node."""
+    """One thread's call tree, its current node, and the call awaiting a profiled call, if any."""
 
-    __slots__ = ("ident", "name", "node", "root", "thread")
+    __slots__ = ("awaiting", "ident", "name", "node", "root", "thread")
 
     def __init__(self, thread: Optional[threading.Thread] = None, name: Optional[str] = None) -> None:
         thread = thread or threading.current_thread()
@@ -48,6 +78,83 @@ class CallTree:
         self.name: str = name or thread.name
         self.root: Node = new_node(None, None)
         self.node: Node = self.root
+        self.awaiting: Optional[Activation] = None
+
+
+class Activation:
+    """One call of a profiled generator or coroutine, from its start to its finish.
+
+    `chain` is the outermost call of the awaits this one is part of (itself
+    when nothing profiled awaited it); the chain's `outer` is the node that
+    was current when the chain last started or resumed, where the thread
+    goes back to when the chain suspends.
+    """
+
+    __slots__ = ("awaited", "awaiter", "chain", "first", "node", "outer", "running", "slice", "state", "tree")
+
+    def __init__(self, tree: CallTree, node: Node, awaiter: Optional[Activation], outer: Node, now: float) -> None:
+        self.tree = tree
+        self.node = node
+        self.awaiter = awaiter
+        self.chain: Activation = awaiter.chain if awaiter is not None else self
+        self.outer = outer
+        self.first = now
+        self.slice = now
+        self.running = 0.0  # finished slices of its own
+        self.awaited = 0.0  # running time of the profiled calls it awaited, once they finished
+        self.state = RUNNING
+
+    def running_so_far(self, now: float) -> float:
+        """Running time up to `now`, for a call that has not finished."""
+        open_slice = now - self.slice if self.state == RUNNING else 0.0
+        return self.running + self.awaited + max(0.0, open_slice)
+
+
+class SuspendableHooks(NamedTuple):
+    """What the woven code of one generator or coroutine calls (failures go to one record)."""
+
+    start: Callable[[Any], Optional[Activation]]
+    pause: Callable[[Optional[Activation], Any], Any]  # before a yield or await, given what it awaits
+    unpause: Callable[[Optional[Activation], Any], Any]  # after it, given its result
+    resumed: Callable[[Optional[Activation]], None]  # an exception came out of a yield or await
+    finish: Callable[[Optional[Activation]], None]
+    timed_with: Callable[[Optional[Activation], Any], Any]  # the manager of an `async with`
+    timed_for: Callable[[Optional[Activation], Any], Any]  # the iterable of an `async for`
+
+
+class _TimedAsyncWith:
+    """An `async with` manager seen by a timer: entering and leaving it may suspend the call.
+
+    The methods return the manager's own awaitables (no frame of lu's in
+    between, so tracebacks and stacks are the program's); the woven code
+    marks the resumption after them.
+    """
+
+    __slots__ = ("act", "manager", "pause")
+
+    def __init__(self, manager: Any, act: Activation, pause: Callable[[Optional[Activation], Any], Any]) -> None:
+        self.manager, self.act, self.pause = manager, act, pause
+
+    def __aenter__(self) -> Any:
+        return self.pause(self.act, type(self.manager).__aenter__(self.manager))
+
+    def __aexit__(self, *exc_info: Any) -> Any:
+        return self.pause(self.act, type(self.manager).__aexit__(self.manager, *exc_info))
+
+
+class _TimedAsyncFor:
+    """An `async for` iterator seen by a timer: each step may suspend the call (see _TimedAsyncWith)."""
+
+    __slots__ = ("act", "iterator", "pause")
+
+    def __init__(self, iterator: Any, act: Activation, pause: Callable[[Optional[Activation], Any], Any]) -> None:
+        self.iterator, self.act, self.pause = iterator, act, pause
+
+    def __aiter__(self) -> _TimedAsyncFor:
+        return self
+
+    def __anext__(self) -> Any:
+        return self.pause(self.act, type(self.iterator).__anext__(self.iterator))
 
 
 class CallTimer:
@@ -55,72 +162,160 @@ class CallTimer:
 
     `clock` returns seconds as a float: cheaper than perf_counter_ns (no
     big-integer arithmetic on every call) and fine to the nanosecond over a
-    process's lifetime.
+    process's lifetime. `codes` holds the woven code of every profiled
+    generator and coroutine, so that an await can tell a profiled callee
+    (which starts under the awaiter) from anything else (a suspension).
     """
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.local = threading.local()
         self.clock = clock
-        local = self.local
-        new_tree = self.new_tree
+        self.codes: Set[types.CodeType] = set()
+        self.running: Set[Activation] = set()  # generators and coroutines started and not finished
 
-        def unwind(tree: CallTree, info: Any) -> Optional[Node]:
-            # The stack does not end in `info` (a call that began before the
-            # timer was applied, or an exit lu did not see): find it, or ignore.
-            node: Optional[Node] = tree.node
-            while node is not None and node[INFO] is not info:
-                node = node[PARENT]
-            return node
+    def suspendable_hooks(self, failed: Callable[[], None]) -> SuspendableHooks:
+        """The hooks for generators and coroutines; each counts its own failures with `failed`.
 
-        # The hooks are closures over locals, not methods: each is called on
-        # every call of a profiled generator or coroutine.
-        def before(info: Any) -> None:
+        They are closures over locals, not methods: each runs on every
+        resumption of a profiled generator or coroutine.
+        """
+        local, clock, codes, running, new_tree = self.local, self.clock, self.codes, self.running, self.new_tree
+
+        def current_tree() -> CallTree:
             try:
-                tree = local.tree
+                tree: CallTree = local.tree
             except AttributeError:
                 tree = new_tree()
-            node = tree.node
-            child = node[CHILDREN].get(info)
-            if child is None:
-                child = node[CHILDREN][info] = [0, 0.0, {}, info, node, 0.0]
-            tree.node = child
-            child[STARTED] = clock()
+            return tree
 
-        def after(info: Any, result: Any = None, exc: Optional[BaseException] = None) -> None:
-            now = clock()
+        def start(info: Any) -> Optional[Activation]:
             try:
-                tree = local.tree
-            except AttributeError:
-                return
-            node = tree.node
-            if node[INFO] is not info:
-                node = unwind(tree, info)
+                now = clock()
+                tree = current_tree()
+                parent = tree.node
+                awaiter = tree.awaiting
+                tree.awaiting = None
+                if awaiter is not None and awaiter.node is not parent:
+                    awaiter = None  # not the call that its awaiter was waiting for
+                node = parent[CHILDREN].get(info)
                 if node is None:
-                    return
-            node[HITS] += 1
-            node[TOTAL] += now - node[STARTED]
-            tree.node = node[PARENT]
+                    node = parent[CHILDREN][info] = [0, 0.0, {}, info, parent, 0.0, 0.0]
+                act = Activation(tree, node, awaiter, parent, now)
+                running.add(act)
+                tree.node = node
+                return act
+            except Exception:
+                failed()
+                return None
 
-        # suspend repeats after's lines on purpose: a shared helper would be
-        # one more Python call on every resumption.
-        def suspend(info: Any) -> None:
+        def go_on(act: Activation, tree: CallTree, now: float) -> None:
+            # The call runs again. Unless a call of its own chain just handed control
+            # to it, whoever resumed the chain is where the thread goes back to later.
+            if act.state == PAUSED and tree.awaiting is None:
+                act.chain.outer = tree.node
+            tree.awaiting = None
+            act.state = RUNNING
+            act.slice = now
+            tree.node = act.node
+
+        def stop(act: Activation, delegating: bool) -> None:
+            tree = act.tree
             now = clock()
-            try:
-                tree = local.tree
-            except AttributeError:
-                return
-            node = tree.node
-            if node[INFO] is not info:
-                node = unwind(tree, info)
-                if node is None:
-                    return
-            node[TOTAL] += now - node[STARTED]
-            tree.node = node[PARENT]
+            if act.state == PAUSED:  # resumed by an exception it caught: count from now on
+                go_on(act, tree, now)
+            elif act.state == RUNNING:
+                act.running += now - act.slice
+            if delegating:
+                act.state = DELEGATING
+                tree.awaiting = act
+                tree.node = act.node
+            else:
+                act.state = PAUSED
+                tree.node = act.chain.outer
 
-        self.before = before
-        self.after = after
-        self.suspend = suspend
-        self.resume = before  # a resumption opens the node again, without a hit
+        def pause(act: Optional[Activation], value: Any) -> Any:
+            if act is not None:
+                try:
+                    kind = type(value)
+                    code = value.cr_code if kind is _COROUTINE else value.gi_code if kind is _GENERATOR else None
+                    stop(act, code is not None and code in codes)
+                except Exception:
+                    failed()
+            return value
+
+        def delegate(act: Optional[Activation], value: Any) -> Any:
+            """pause() for a step of a profiled async generator (the value is not its code's)."""
+            if act is not None:
+                try:
+                    stop(act, True)
+                except Exception:
+                    failed()
+            return value
+
+        def unpause(act: Optional[Activation], value: Any) -> Any:
+            if act is None or act.state == RUNNING:
+                return value
+            try:
+                tree = current_tree()
+                if tree is not act.tree:
+                    # resumed in another thread: go on in that thread's tree, at its position
+                    info = act.node[INFO]
+                    node = tree.node[CHILDREN].get(info)
+                    if node is None:
+                        node = tree.node[CHILDREN][info] = [0, 0.0, {}, info, tree.node, 0.0, 0.0]
+                    act.tree, act.node = tree, node
+                go_on(act, tree, clock())
+            except Exception:
+                failed()
+            return value
+
+        def resumed(act: Optional[Activation]) -> None:
+            unpause(act, None)
+
+        def finish(act: Optional[Activation]) -> None:
+            if act is None:
+                return
+            try:
+                tree = act.tree
+                now = clock()
+                if act.state == PAUSED:  # closed or thrown into while suspended
+                    go_on(act, tree, now)
+                elif act.state == RUNNING:
+                    act.running += now - act.slice
+                total = act.running + act.awaited
+                node = act.node
+                node[HITS] += 1
+                node[TOTAL] += total
+                node[WALL] += now - act.first
+                running.discard(act)
+                awaiter = act.awaiter
+                if awaiter is not None:
+                    awaiter.awaited += total
+                    if awaiter.state == DELEGATING:
+                        awaiter.state = RUNNING
+                        awaiter.slice = now
+                        tree.node = awaiter.node
+                        return
+                tree.node = act.chain.outer if act.chain is act else node[PARENT]
+            except Exception:
+                failed()
+
+        def timed_with(act: Optional[Activation], manager: Any) -> Any:
+            kind = type(manager)
+            if act is None or not (hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")):
+                return manager  # the program's own error, unchanged
+            return _TimedAsyncWith(manager, act, pause)
+
+        def timed_for(act: Optional[Activation], iterable: Any) -> Any:
+            if act is None or not hasattr(type(iterable), "__aiter__"):
+                return iterable
+            iterator = type(iterable).__aiter__(iterable)
+            if not hasattr(type(iterator), "__anext__"):
+                return iterator
+            profiled = type(iterator) is _ASYNC_GENERATOR and iterator.ag_code in codes
+            return _TimedAsyncFor(iterator, act, delegate if profiled else pause)
+
+        return SuspendableHooks(start, pause, unpause, resumed, finish, timed_with, timed_for)
 
     def new_tree(self) -> CallTree:
         """The calling thread's first timed call: give it a tree."""
@@ -139,7 +334,7 @@ class CallTimer:
 
 
 def merge(into: Node, node: Node) -> None:
-    """Add `node`'s subtree (hits and time) into the tree rooted at `into`."""
+    """Add `node`'s subtree (hits and times) into the tree rooted at `into`."""
     stack = [(into, node)]
     while stack:
         target, source = stack.pop()
@@ -150,4 +345,5 @@ def merge(into: Node, node: Node) -> None:
                 mine = target[CHILDREN][info] = new_node(info, target)
             mine[HITS] += child[HITS]
             mine[TOTAL] += child[TOTAL]
+            mine[WALL] += child[WALL]
             stack.append((mine, child))

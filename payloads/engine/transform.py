@@ -53,7 +53,7 @@ from .source import (
     compile_in_scope,
     stmt_list_fields,
 )
-from .timer import CallTimer
+from .timer import CallTimer, SuspendableHooks
 
 _counter = itertools.count()
 _EXC = Exception
@@ -163,6 +163,8 @@ class _Builder:
         self.nonce = "\x00lu%d:%d\x00" % (os.getpid(), next(_counter))
         self.fnode = fnode
         self.is_async_gen = False
+        self.suspendable = False  # a generator or coroutine
+        self.suspendable_hooks: List[SuspendableHooks] = []  # one per plan.timers entry, when suspendable
 
     # -- constants -------------------------------------------------------------
     def const(self, obj: object) -> ast.Constant:
@@ -304,27 +306,19 @@ class _Builder:
                 out.extend(self.line_hooks(plan.line_after, s.lineno, s))
         return out
 
-    def timer_hooks_for_suspendable(self) -> None:
-        """Generators and coroutines are timed per resumption, through the timer's hooks."""
-        plan = self.plan
-        for timer, rec in reversed(plan.timers):
-            plan.before.insert(0, (timer.before, None, rec))
-            plan.after.append((timer.after, rec))
-            plan.suspend.append((timer.suspend, rec))
-            plan.resume.insert(0, (timer.resume, rec))
-        plan.timers = []
-
     def wrap_in_timers(self, body: List[ast.stmt], first: ast.stmt) -> List[ast.stmt]:
-        """Inline the call-tree timers around the whole body (plain functions).
+        """Inline the call-tree timers around the whole body.
 
-        A profiled call then costs no Python-level hook call: the entry finds
-        the thread's tree node with a few attribute and dict operations, the
-        exit adds the elapsed time in a `finally`. Anything unexpected in the
-        entry disables the exit for that call instead of reaching the program.
+        A profiled call of a plain function then costs no Python-level hook
+        call: the entry finds the thread's tree node with a few attribute and
+        dict operations, the exit adds the elapsed time in a `finally`. A
+        generator or coroutine calls the timer's start/finish hooks instead,
+        keeping its Activation in a local that the yields and awaits pass on
+        (see `_YieldRewriter`). Anything unexpected in the entry disables the
+        exit for that call instead of reaching the program.
         """
         for index, (timer, rec) in reversed(list(enumerate(self.plan.timers))):
-            tree, node = "__lu_tt%d__" % index, "__lu_tn%d__" % index
-            names = {"TREE": tree, "NODE": node}
+            names = {"TREE": "__lu_tt%d__" % index, "NODE": "__lu_tn%d__" % index, "ACT": self.activation(index)}
             consts: Dict[str, object] = {
                 "LOCAL": timer.local,
                 "INFO": self.info,
@@ -332,22 +326,34 @@ class _Builder:
                 "EXC": _EXC,
                 "REC": rec,
             }
-            calls: Dict[str, object] = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child, "CLOCK": timer.clock}
-            enter = _template(_TIMER_ENTER, names, consts, calls, self, first)
-            leave = _template(_TIMER_LEAVE, names, consts, calls, self, first)
+            if self.suspendable:
+                hooks = self.suspendable_hooks[index]
+                calls: Dict[str, object] = {"START": hooks.start, "FINISH": hooks.finish}
+                enter_text, leave_text = _SUSPENDABLE_ENTER, _SUSPENDABLE_LEAVE
+            else:
+                calls = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child, "CLOCK": timer.clock}
+                enter_text, leave_text = _TIMER_ENTER, _TIMER_LEAVE
+            enter = _template(enter_text, names, consts, calls, self, first)
+            leave = _template(leave_text, names, consts, calls, self, first)
             wrapper = ast.Try(body=body, handlers=[], orelse=[], finalbody=leave)
             body = enter + [wrapper]
             for s in body:
                 _locate(s, first)
         return body
 
+    @staticmethod
+    def activation(index: int) -> str:
+        """The local that holds the Activation of the timer at `index` (generators and coroutines)."""
+        return "__lu_ta%d__" % index
+
     def build(self) -> FuncNode:
         f = self.fnode
         plan = self.plan
-        if plan.timers and (isinstance(f, ast.AsyncFunctionDef) or _contains_yield(f)):
-            self.timer_hooks_for_suspendable()
+        self.suspendable = isinstance(f, ast.AsyncFunctionDef) or _contains_yield(f)
+        if self.suspendable:
+            self.suspendable_hooks = [timer.suspendable_hooks(rec.failed) for timer, rec in plan.timers]
         self.is_async_gen = isinstance(f, ast.AsyncFunctionDef) and _contains_yield(f)
-        if plan.suspend or plan.resume:
+        if plan.suspend or plan.resume or self.suspendable_hooks:
             _YieldRewriter(self).visit_body(f)
         want_rv = bool(plan.after)
         body = list(f.body)
@@ -417,7 +423,7 @@ class _Builder:
         if plan.timers:
             body = self.wrap_in_timers(body, first)
         f.body = doc + body
-        if plan.suspend or plan.resume:
+        if plan.suspend or plan.resume or self.suspendable_hooks:
             ast.fix_missing_locations(f)
         return f
 
@@ -452,6 +458,18 @@ if NODE is not None:
 """
     % timer_layout.__dict__
 )
+
+
+# The same for a generator or coroutine: its Activation lives in ACT, which
+# every yield and await hands to the timer's pause/unpause.
+_SUSPENDABLE_ENTER = """
+ACT = START(INFO)
+"""
+
+_SUSPENDABLE_LEAVE = """
+FINISH(ACT)
+ACT = None
+"""
 
 
 class _Fill(ast.NodeTransformer):
@@ -523,16 +541,27 @@ def _contains_yield(fnode: FuncNode) -> bool:
 
 
 class _YieldRewriter(ast.NodeTransformer):
-    """`yield v` -> `R(yield S(v))`, same for `yield from` and `await`."""
+    """`yield v` -> `R(UNPAUSE(A, (yield PAUSE(A, S(v)))))`, same for `yield from` and `await`.
+
+    S and R are the suspend/resume hooks of other tools; PAUSE and UNPAUSE
+    are each timer's, with its Activation A (timers sit closest to the yield).
+    """
 
     def __init__(self, builder: _Builder) -> None:
         self.b = builder
         info = builder.info
         self.s = make_passthrough([(h, r) for h, r in builder.plan.suspend], info) if builder.plan.suspend else None
         self.r = make_passthrough([(h, r) for h, r in builder.plan.resume], info) if builder.plan.resume else None
+        self.timers = [(builder.activation(i), hooks) for i, hooks in enumerate(builder.suspendable_hooks)]
 
     def visit_body(self, fnode: FuncNode) -> None:
-        fnode.body = [self.visit(s) for s in fnode.body]
+        body: List[ast.stmt] = []
+        for s in fnode.body:
+            done = self.visit(s)
+            body.extend(done if isinstance(done, list) else [done])
+        if self.timers:
+            body = _guard_resumptions(self.b, body)
+        fnode.body = body
 
     def _scope(self, node: ast.AST) -> ast.AST:
         return node
@@ -549,11 +578,14 @@ class _YieldRewriter(ast.NodeTransformer):
         value = node.value if node.value is not None else ast.Constant(value=None)
         if self.s is not None:
             value = self.b.call(self.s, [value])
-        inner = kind(value=value)
-        ast.copy_location(inner, node)
+        for name, hooks in self.timers:
+            value = self.b.call(hooks.pause, [ast.Name(id=name, ctx=ast.Load()), value])
+        result: ast.expr = ast.copy_location(kind(value=value), node)
+        for name, hooks in reversed(self.timers):
+            result = ast.copy_location(self.b.call(hooks.unpause, [ast.Name(id=name, ctx=ast.Load()), result]), node)
         if self.r is not None:
-            return ast.copy_location(self.b.call(self.r, [inner]), node)
-        return inner
+            return ast.copy_location(self.b.call(self.r, [result]), node)
+        return result
 
     def visit_Yield(self, node: ast.Yield) -> ast.expr:
         return self._wrap(node, ast.Yield)
@@ -563,6 +595,96 @@ class _YieldRewriter(ast.NodeTransformer):
 
     def visit_Await(self, node: ast.Await) -> ast.expr:
         return self._wrap(node, ast.Await)
+
+    # The awaits that `async with` and `async for` make have no ast node: the
+    # timers see them through a proxy of the manager or iterator (its
+    # __aenter__/__aexit__/__anext__ pause the call), and a resume marker
+    # where the code goes on after them.
+    def visit_AsyncWith(self, node: ast.AsyncWith) -> Any:
+        self.generic_visit(node)
+        if not self.timers:
+            return node
+        for item in node.items:
+            for name, hooks in self.timers:
+                item.context_expr = self.b.call(
+                    hooks.timed_with, [ast.Name(id=name, ctx=ast.Load()), item.context_expr]
+                )
+        node.body[:0] = self.resumed(node)
+        return [node] + self.resumed(node)
+
+    def visit_AsyncFor(self, node: ast.AsyncFor) -> Any:
+        self.generic_visit(node)
+        if not self.timers:
+            return node
+        for name, hooks in self.timers:
+            node.iter = self.b.call(hooks.timed_for, [ast.Name(id=name, ctx=ast.Load()), node.iter])
+        node.body[:0] = self.resumed(node)
+        if node.orelse:
+            node.orelse[:0] = self.resumed(node)
+        return [node] + self.resumed(node)
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.comprehension:
+        self.generic_visit(node)
+        if node.is_async:  # no statement to resume in: the next pause or the finish notices
+            for name, hooks in self.timers:
+                node.iter = self.b.call(hooks.timed_for, [ast.Name(id=name, ctx=ast.Load()), node.iter])
+        return node
+
+    def resumed(self, at: ast.stmt) -> List[ast.stmt]:
+        """Statements telling each timer that the call runs again (no-ops when it never stopped)."""
+        calls = [
+            self.b.call(hooks.unpause, [ast.Name(id=name, ctx=ast.Load()), ast.Constant(None)])
+            for name, hooks in self.timers
+        ]
+        return [_locate(ast.Expr(value=call), at) for call in calls]
+
+
+def _guard_resumptions(builder: _Builder, body: List[ast.stmt]) -> List[ast.stmt]:
+    """Wrap each statement that can suspend in `try: ... except BaseException: RESUMED; raise`.
+
+    An exception thrown into a suspended call (a cancelled task, a timeout,
+    `generator.close()`) comes out of the yield or await without the resume
+    hook running. The handler tells the timers the call runs again from that
+    moment, and re-raises the same exception with its traceback untouched.
+    """
+    out: List[ast.stmt] = []
+    for s in body:
+        if isinstance(s, SCOPE_STMTS):
+            out.append(s)
+            continue
+        for field in stmt_list_fields(s):
+            field[:] = _guard_resumptions(builder, field)
+        if not _may_suspend(s):
+            out.append(s)
+            continue
+        handler = ast.ExceptHandler(
+            type=builder.const(_BASEEXC),
+            name=None,
+            body=[
+                ast.Expr(value=builder.call(hooks.resumed, [ast.Name(id=builder.activation(i), ctx=ast.Load())]))
+                for i, hooks in enumerate(builder.suspendable_hooks)
+            ]
+            + [ast.Raise(exc=None, cause=None)],
+        )
+        guard = ast.Try(body=[s], handlers=[handler], orelse=[], finalbody=[])
+        out.append(_locate(guard, s))
+    return out
+
+
+def _may_suspend(s: ast.stmt) -> bool:
+    """Whether the statement's own parts (not its nested statements) can yield or await."""
+    if isinstance(s, (ast.AsyncWith, ast.AsyncFor)):
+        return True
+    nested = {id(n) for field in stmt_list_fields(s) for n in field}
+    stack: List[ast.AST] = [c for c in ast.iter_child_nodes(s) if id(c) not in nested]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)):
+            return True
+        if isinstance(n, SCOPE_NODES + (ast.stmt, ast.excepthandler)):
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+    return False
 
 
 def replace_consts(code: CodeType, mapping: Dict[str, object]) -> CodeType:
@@ -594,4 +716,7 @@ def build_code(
     code = replace_consts(code, builder.consts)
     if body.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
         code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)  # @types.coroutine
+    if builder.suspendable:
+        for timer, _rec in plan.timers:
+            timer.codes.add(code)  # an await of this code is a profiled call, not a suspension
     return code

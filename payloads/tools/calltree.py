@@ -9,11 +9,17 @@ The tree holds instrumented functions only: a function called (directly or
 not) from another instrumented function is its child. Recursion makes a
 deeper path, so memory grows with distinct call paths, never with calls.
 
-What is counted for generators and coroutines: the time of each resumption
-(from first start or resume to the next yield/await, or to the end), charged
-to the path of whoever resumed it; the time spent suspended (awaiting I/O,
-waiting for the next `next()`) is not counted. `hits` counts finished calls
-(one per generator or coroutine, when it finishes).
+What is counted for generators and coroutines (engine/timer.py has the
+rules): an awaited profiled coroutine sits under the coroutine that awaited
+it; `total_ns` is the time running (its own slices between resumption and
+suspension, plus the profiled calls it awaited), `wall_ns` the time from
+first start to finish, awaits included. `hits` counts finished calls.
+
+Calls that have not finished when a snapshot is taken (a request in
+progress, a call stuck in C code, a coroutine awaiting) are counted apart:
+`open` of them, `open_ns` their running time so far and `open_wall_ns` the
+time since they started. They are not in `hits` or `total_ns`, so a later
+snapshot that counts them finished adds nothing twice.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import zlib
 from typing import Any, Dict, List, Optional
 
 from .. import osthreads
-from ..engine.timer import CHILDREN, HITS, TOTAL, CallTimer, CallTree, merge
+from ..engine.timer import CHILDREN, HITS, PARENT, STARTED, TOTAL, WALL, CallTimer, CallTree, Node, merge
 
 _COUNTER = re.compile(r"-\d+\b")
 
@@ -76,10 +82,38 @@ class CallTreeSession(CallTimer):
                 pool.thread = None
             merge(pool.root, tree.root)
 
+    def open_calls(self) -> Dict[int, List[float]]:
+        """{id(node): [calls, running_s, wall_s]} of the calls started and not finished, now.
+
+        A plain function's open calls are the nodes from its thread's current
+        node up to the root; a generator's or coroutine's are its Activations.
+        """
+        now = self.clock()
+        found: Dict[int, List[float]] = {}
+        activations = list(self.running)
+        suspendable = {id(act.node) for act in activations}
+        for act in activations:
+            entry = found.setdefault(id(act.node), [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += act.running_so_far(now)
+            entry[2] += max(0.0, now - act.first)
+        for tree in list(self.threads):
+            node: Optional[Node] = tree.node
+            while node is not None and node is not tree.root:
+                if id(node) not in suspendable:
+                    elapsed = max(0.0, now - node[STARTED])
+                    entry = found.setdefault(id(node), [0, 0.0, 0.0])
+                    entry[0] += 1
+                    entry[1] += elapsed
+                    entry[2] += elapsed
+                node = node[PARENT]
+        return found
+
     def snapshot(self) -> List[Dict[str, Any]]:
         """One `calls` record per live thread that ran an instrumented function, and per pool of ended ones."""
         self.fold_finished()
         names = _thread_names()
+        unfinished = self.open_calls()
         records = []
         for tree in list(self.threads) + list(self.finished.values()):
             # Pre-order, each node naming its parent by index: linear in the
@@ -90,14 +124,20 @@ class CallTreeSession(CallTimer):
                 parent_index, node = stack.pop()
                 for info, child in list(node[CHILDREN].items()):
                     index = len(nodes)
-                    nodes.append(
-                        {
-                            "function": info.name,
-                            "parent": parent_index,
-                            "hits": child[HITS],
-                            "total_ns": int(child[TOTAL] * 1e9),
-                        }
-                    )
+                    entry: Dict[str, Any] = {
+                        "function": info.name,
+                        "parent": parent_index,
+                        "hits": child[HITS],
+                        "total_ns": int(child[TOTAL] * 1e9),
+                    }
+                    if child[WALL]:
+                        entry["wall_ns"] = int(child[WALL] * 1e9)
+                    still = unfinished.get(id(child))
+                    if still is not None:
+                        entry["open"] = int(still[0])
+                        entry["open_ns"] = int(still[1] * 1e9)
+                        entry["open_wall_ns"] = int(still[2] * 1e9)
+                    nodes.append(entry)
                     stack.append((index, child))
             if nodes:
                 records.append(
