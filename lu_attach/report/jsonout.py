@@ -6,7 +6,10 @@ Schema (keys marked + are additions beyond the contract)::
         +"merged_from": [int] (a tree folded into one; pid is then 0),
         "threads": [{"thread": str, +"thread_id": int|null, +"events": int,
             "calls": [{"function": str, "hits": int, "total_ms": float,
-                       "per_hit_ms": float, +"self_ms": float, "children": [...]}],
+                       "per_hit_ms": float, +"self_ms": float,
+                       +"wall_ms": float, +"wall_per_hit_ms": float,   (generators, coroutines)
+                       +"open": int, +"open_ms": float, +"open_wall_ms": float,  (not finished)
+                       "children": [...]}],
             "lines": [{"function": str, "line": int, "hits": int,
                        "total_ms": float, +"per_hit_ms": float}],
             +"tables": [{"title": str, "columns": [str], "rows": [[value]], "session": str}]}]}],
@@ -16,7 +19,11 @@ Schema (keys marked + are additions beyond the contract)::
                     "description": str, "shown": bool}]}
 
 Calls are heaviest first; lines by function then line.  For a sampled report
-``hits`` is the number of samples and the times are estimates.
+``hits`` is the number of samples and the times are estimates.  ``total_ms``
+is running time: a generator's or coroutine's time suspended is only in its
+``wall_ms`` (start to finish, awaits included).  ``open`` calls had not
+finished when the profile was read; their time so far is in ``open_ms``
+(running) and ``open_wall_ms``, never in ``hits`` or ``total_ms``.
 """
 
 from __future__ import annotations
@@ -46,8 +53,12 @@ def _call(node: CallNode) -> Dict[str, Any]:
             total_ms=_ms(n.total_ns),
             per_hit_ms=_ms(n.per_hit_ns),
             self_ms=_ms(n.self_ns),
-            children=[],
         )
+        if n.wall_ns is not None:  # a generator or coroutine: its wall time, awaits included, apart
+            d.update(wall_ms=_ms(n.wall_ns), wall_per_hit_ms=_ms(n.wall_per_hit_ns))
+        if n.open:  # calls not finished when the profile was read, with their time so far
+            d.update(open=n.open, open_ms=_ms(n.open_ns), open_wall_ms=_ms(n.open_wall_ns))
+        d["children"] = []
         for c in n.sorted_children():
             cd: Dict[str, Any] = {}
             d["children"].append(cd)

@@ -367,20 +367,18 @@ class _Loader:
                     if parsed is None:
                         bad_nodes += 1
                         continue
-                    path, hits, total = parsed
+                    path, figures = parsed
                     entry = own.get(path)
                     if entry is None:
-                        own[path] = [hits, total]
+                        own[path] = figures
                     else:  # the same path twice in one snapshot: add up
-                        entry[0] += hits
-                        entry[1] += total
-                for path, (hits, total) in own.items():
+                        _add_figures(entry, figures)
+                for path, figures in own.items():
                     entry = merged.get(path)
                     if entry is None:
-                        merged[path] = [hits, total]
+                        merged[path] = list(figures)
                     else:
-                        entry[0] += hits
-                        entry[1] += total
+                        _add_figures(entry, figures)
             elif kind.startswith("table:"):
                 title, columns, rows = items
                 tp.tables.append(Table(title, list(columns), [list(row) for row in rows], session))
@@ -445,7 +443,17 @@ def _int(value: object) -> Optional[int]:
     return int(value)
 
 
-def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optional[Tuple[Tuple[str, ...], int, int]]:
+def _add_figures(into: List[int], figures: List[int]) -> None:
+    """Add one node's figures (`CallNode.add`'s layout: wall -1 is none) into another's."""
+    into[0] += figures[0]
+    into[1] += figures[1]
+    if figures[2] >= 0:
+        into[2] = max(into[2], 0) + figures[2]
+    for i in (3, 4, 5):
+        into[i] += figures[i]
+
+
+def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optional[Tuple[Tuple[str, ...], List[int]]]:
     """One node of a `calls` snapshot, in either form the recorder writes.
 
     ``{"path": [root, ..., f]}`` names the whole call path; the compact form
@@ -469,12 +477,16 @@ def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optio
     if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
         by_index.append(None)
         return None
-    hits, total = _int(node.get("hits", 0)), _int(node.get("total_ns", 0))
-    if hits is None or total is None:
+    # [hits, total_ns, wall_ns (-1: a plain function's, the same as total), open, open_ns, open_wall_ns]
+    wall = node.get("wall_ns")
+    figures = [_int(node.get(key, 0)) for key in ("hits", "total_ns")]
+    figures.append(-1 if wall is None else _int(wall))
+    figures.extend(_int(node.get(key, 0)) for key in ("open", "open_ns", "open_wall_ns"))
+    if any(value is None for value in figures):
         by_index.append(None)
         return None
     by_index.append(tuple(path))
-    return tuple(path), hits, total
+    return tuple(path), [value for value in figures if value is not None]
 
 
 def _line_item(item: object) -> Optional[Tuple[str, int, int, int]]:

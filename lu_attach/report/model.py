@@ -18,7 +18,7 @@ call paths do not hit Python's recursion limit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 INSTRUMENTED = "instrumented"
 SAMPLED = "sampled"
@@ -37,7 +37,16 @@ class ReportError(Exception):
 
 @dataclass
 class CallNode:
-    """One function at one call path; figures are inclusive of its children."""
+    """One function at one call path; figures are inclusive of its children.
+
+    ``total_ns`` is the time running (for a generator or coroutine, its time
+    suspended in awaits and yields is not in it); ``wall_ns``, given only for
+    generators and coroutines, is the time from each call's start to its
+    finish, awaits included (a plain call's wall time is its running time).
+    ``open`` calls had started and not finished when the profile was read:
+    they are not in ``hits`` or the times, but in ``open_ns`` (running so
+    far) and ``open_wall_ns`` (since they started).
+    """
 
     function: str
     hits: int = 0
@@ -45,6 +54,35 @@ class CallNode:
     children: Dict[str, CallNode] = field(default_factory=dict)
     file: Optional[str] = None
     line: Optional[int] = None
+    wall_ns: Optional[int] = None
+    open: int = 0
+    open_ns: int = 0
+    open_wall_ns: int = 0
+
+    def add(self, figures: Sequence[int]) -> None:
+        """Add ``[hits, total_ns]`` or ``[hits, total_ns, wall_ns, open, open_ns, open_wall_ns]`` (wall -1: none)."""
+        self.hits += figures[0]
+        self.total_ns += figures[1]
+        if len(figures) > 2:
+            if figures[2] >= 0:
+                self.wall_ns = (self.wall_ns or 0) + figures[2]
+            self.open += figures[3]
+            self.open_ns += figures[4]
+            self.open_wall_ns += figures[5]
+
+    def add_node(self, other: CallNode) -> None:
+        """Add another node's own figures (not its children)."""
+        self.add(
+            [other.hits, other.total_ns, -1 if other.wall_ns is None else other.wall_ns]
+            + [other.open, other.open_ns, other.open_wall_ns]
+        )
+
+    @property
+    def wall_per_hit_ns(self) -> float:
+        """Wall time per finished call: the running time per call for a plain function."""
+        if not self.hits:
+            return 0.0
+        return (self.wall_ns if self.wall_ns is not None else self.total_ns) / self.hits
 
     def child(self, function: str) -> CallNode:
         node = self.children.get(function)
@@ -252,7 +290,7 @@ class Report:
 
 
 def build_tree(paths: Dict[Tuple[str, ...], List[int]]) -> Dict[str, CallNode]:
-    """Build a forest from ``{path: [hits, total_ns]}``.
+    """Build a forest from ``{path: figures}`` (figures as `CallNode.add` takes them).
 
     A path whose prefix is missing gets the prefix synthesised with 0 hits and
     the sum of its children's time, so the tree stays consistent.
@@ -260,7 +298,7 @@ def build_tree(paths: Dict[Tuple[str, ...], List[int]]) -> Dict[str, CallNode]:
     paths = complete_prefixes(paths)
     roots: Dict[str, CallNode] = {}
     for path in sorted(paths, key=len):
-        hits, total = paths[path]
+        figures = paths[path]
         if len(path) == 1:
             node = roots.get(path[0])
             if node is None:
@@ -269,8 +307,7 @@ def build_tree(paths: Dict[Tuple[str, ...], List[int]]) -> Dict[str, CallNode]:
             node = roots[path[0]]
             for name in path[1:]:
                 node = node.child(name)
-        node.hits += hits
-        node.total_ns += total
+        node.add(figures)
     return roots
 
 

@@ -30,8 +30,7 @@ def _add_nodes(into: Dict[str, CallNode], nodes: Iterable[CallNode]) -> None:
         if mine is None:
             into[node.function] = copy.deepcopy(node)
             continue
-        mine.hits += node.hits
-        mine.total_ns += node.total_ns
+        mine.add_node(node)
         _add_nodes(mine.children, node.children.values())
 
 

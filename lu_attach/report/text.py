@@ -10,6 +10,16 @@ from .model import CallNode, Report, ThreadProfile, sort_nodes
 NAME_WIDTH_MAX = 72
 SAMPLED_HEADER = ("function", "samples", "est. ms", "%")
 TIMED_HEADER = ("function", "hits", "total", "per hit")  # each time in the unit that fits it
+# Where generators or coroutines were timed, or calls had not finished: running and wall time apart.
+ASYNC_HEADER = ("function", "hits", "running", "per hit", "wall per hit", "not finished")
+ASYNC_NOTE = (
+    "running: the time the calls ran; a coroutine's or generator's time suspended (awaiting"
+    " anything not profiled, or between yields) is not in it. wall per hit: from start to finish,"
+    " awaits included."
+)
+OPEN_NOTE = (
+    "not finished: calls still running when the profile was read, with their time so far (not in hits or times)."
+)
 
 
 def fmt_ms(ms: float) -> str:
@@ -45,7 +55,9 @@ def heaviest(report: Report) -> Optional[Tuple[ThreadProfile, CallNode]]:
     best: Optional[Tuple[ThreadProfile, CallNode]] = None
     for t in report.threads():
         for root in t.roots.values():
-            if best is None or (root.total_ns, -len(root.function)) > (best[1].total_ns, -len(best[1].function)):
+            # a call still running (stuck in C code, say) counts with its time so far
+            weight = (root.total_ns + root.open_ns, -len(root.function))
+            if best is None or weight > (best[1].total_ns + best[1].open_ns, -len(best[1].function)):
                 best = (t, root)
     return best
 
@@ -96,7 +108,10 @@ def reading(report: Report) -> str:
         elif root.hits:
             s += ", all of them in its own code"
         return s + "."
-    if root.hits == 0:
+    if root.hits == 0 and root.open:
+        so_far = human_ns(root.open_wall_ns)
+        s = f"{where}{root.function} has not finished: {_calls(root.open)} running for {so_far} so far"
+    elif root.hits == 0:
         s = f"{where}{root.function} took {human_ns(root.total_ns)}"
     elif root.hits == 1:
         s = f"{where}{root.function} was called once and took {human_ns(root.total_ns)}"
@@ -110,6 +125,10 @@ def reading(report: Report) -> str:
             share = 100.0 * k.total_ns / root.total_ns
             s += f", which took {min(share, 100.0):.0f}% of its time"
     return s + "."
+
+
+def _calls(n: int) -> str:
+    return "1 call" if n == 1 else f"{n:,} calls"
 
 
 def _reading_lines(report: Report) -> str:
@@ -156,7 +175,31 @@ def _clip(name: str, width: int) -> str:
 Rows = List[Tuple[str, ...]]
 
 
-def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: Optional[int]) -> Tuple[Rows, int]:
+def _walk_nodes(roots: Sequence[CallNode]) -> List[CallNode]:
+    out: List[CallNode] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node.children.values())
+    return out
+
+
+def _timing_kinds(t: ThreadProfile) -> Tuple[bool, bool]:
+    """(any generator or coroutine timed, any call not finished) in the thread's tree."""
+    nodes = _walk_nodes(list(t.roots.values()))
+    return any(n.wall_ns is not None for n in nodes), any(n.open for n in nodes)
+
+
+def _not_finished(node: CallNode) -> str:
+    if not node.open:
+        return ""
+    return f"{node.open:,} ({human_ns(node.open_wall_ns / node.open)} so far)"
+
+
+def _call_rows(
+    t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: Optional[int], apart: bool = False
+) -> Tuple[Rows, int]:
     rows: List[Tuple[str, ...]] = []
     hidden = 0
     total = t.total_ns
@@ -172,6 +215,10 @@ def _call_rows(t: ThreadProfile, sampled: bool, min_fraction: float, max_depth: 
         if sampled:
             share = f"{100.0 * node.total_ns / total:.1f}" if total else "0.0"
             rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), share))
+        elif apart:
+            wall = human_ns(node.wall_per_hit_ns) if node.hits else ""
+            per_hit = human_ns(node.per_hit_ns) if node.hits else ""
+            rows.append((name, f"{node.hits:,}", human_ns(node.total_ns), per_hit, wall, _not_finished(node)))
         else:
             rows.append((name, f"{node.hits:,}", human_ns(node.total_ns), human_ns(node.per_hit_ns)))
         for c in reversed(node.sorted_children()):
@@ -188,6 +235,7 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
     """
     out: List[str] = [report.kind] + _sessions_line(report) + [reading(report)]
     sampled = report.sampled
+    notes: List[str] = []
     for proc in report.sorted_processes():
         out.append("")
         head = _process_words(report, proc.pid)
@@ -213,8 +261,13 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
                 line += f"  ({t.events:,} debug event{'s' * (t.events != 1)}: `lu events {t.pid}` prints them)"
             out.append(line)
             if t.roots:
-                rows, hidden = _call_rows(t, sampled, min_fraction, max_depth)
-                header = SAMPLED_HEADER if sampled else TIMED_HEADER
+                suspendable, unfinished = (False, False) if sampled else _timing_kinds(t)
+                apart = suspendable or unfinished
+                for wanted, note in ((suspendable, ASYNC_NOTE), (unfinished, OPEN_NOTE)):
+                    if wanted and note not in notes:
+                        notes.append(note)
+                rows, hidden = _call_rows(t, sampled, min_fraction, max_depth, apart)
+                header = SAMPLED_HEADER if sampled else ASYNC_HEADER if apart else TIMED_HEADER
                 out.extend(_table(rows, header, "    "))
                 if hidden:
                     out.append(f"    ({hidden:,} smaller or deeper calls not shown)")
@@ -234,6 +287,9 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
                 out.extend(_table(cells, tuple(table.columns), "    "))
             if t.empty and not t.events:
                 out.append("    (no profile data)")
+    if notes:
+        out.append("")
+        out.extend(notes)
     if sampled:
         out.append("")
         out.append(

@@ -421,3 +421,51 @@ def test_sampled_names_follow_lus_and_lus_own_threads_are_left_out():
     names = {t.thread: list(t.roots) for t in report.threads()}
     assert names == {"MainThread": ["__main__.<module>"], "13": ["lib.shop.serve"]}
     assert list(report.threads()[0].roots["__main__.<module>"].children) == ["__main__.work"]
+
+
+# -- coroutines (running and wall time apart) and calls not finished ----------------
+
+
+def test_running_wall_and_unfinished_calls_are_read_rendered_and_merged(tmp_path):
+    handler = dict(node("app.handler", 3, 90), wall_ns=340 * MS, open=1, open_ns=5 * MS, open_wall_ns=60 * MS)
+    leaf = dict(node("app.handler/app.leaf", 3, 60), wall_ns=210 * MS)
+    stuck = dict(node("app.stuck", 2, 2000), open=1, open_ns=700 * MS, open_wall_ns=700 * MS)
+    path = write_log(
+        tmp_path / "async.jsonl",
+        [rec("calls", nodes=[handler, leaf]), rec("calls", thread="stuck", thread_id=2, nodes=[stuck])],
+    )
+    report = load_logs([path])
+    main = calls_of(report).roots["app.handler"]
+    assert (main.hits, main.total_ns, main.wall_ns, main.open, main.open_wall_ns) == (3, 90 * MS, 340 * MS, 1, 60 * MS)
+    assert main.children["app.leaf"].wall_per_hit_ns == 70 * MS
+    plain = calls_of(report, thread="stuck").roots["app.stuck"]
+    assert plain.wall_ns is None and plain.wall_per_hit_ns == plain.per_hit_ns == 1000 * MS
+
+    text = render_text(report)
+    assert "wall per hit" in text and "not finished" in text and "awaits included" in text, text
+    row = next(line for line in text.splitlines() if line.strip().startswith("app.handler"))
+    assert "30 ms" in row and "113 ms" in row and "1 (60 ms so far)" in row, row
+
+    data = to_json(report)
+    threads = {t["thread"]: t for t in data["processes"][0]["threads"]}
+    (call,) = threads["MainThread"]["calls"]
+    assert call["wall_ms"] == 340 and call["wall_per_hit_ms"] == pytest.approx(113.333, abs=0.001)
+    assert (call["open"], call["open_ms"], call["open_wall_ms"]) == (1, 5, 60)
+    assert "wall_ms" not in threads["stuck"]["calls"][0]
+
+    from lu_attach.report.processors import merge_threads
+
+    (merged,) = merge_threads(report).processes[4510].threads.values()
+    assert merged.roots["app.handler"].wall_ns == 340 * MS and merged.roots["app.stuck"].open == 1
+
+
+def test_a_thread_of_plain_finished_calls_keeps_the_short_table(log):
+    text = render_text(load_logs([log]))
+    assert "wall per hit" not in text and "not finished" not in text
+
+
+def test_a_call_that_never_finished_is_what_the_reading_names(tmp_path):
+    stuck = dict(node("app.stuck", 0, 0), open=1, open_ns=12_000 * MS, open_wall_ns=12_000 * MS)
+    path = write_log(tmp_path / "c.jsonl", [rec("calls", nodes=[stuck, node("app.quick", 5, 1)])])
+    sentence = reading(load_logs([path]))
+    assert "app.stuck has not finished: 1 call running for 12 s so far" in sentence, sentence
