@@ -487,8 +487,9 @@ class Load:
     so that every worker gets some; any exception or non-200 answer counts as a failure.
     """
 
-    def __init__(self, port: int, rate: float = 200.0, timeout: float = 5.0) -> None:
+    def __init__(self, port: int, rate: float = 200.0, timeout: float = 5.0, path: str = "/") -> None:
         self.port = port
+        self.path = path
         self.interval = 1.0 / rate
         self.timeout = timeout
         self.ok = 0
@@ -502,7 +503,7 @@ class Load:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                self.answers[http_get(self.port, timeout=self.timeout)] += 1
+                self.answers[http_get(self.port, self.path, timeout=self.timeout)] += 1
                 self.ok += 1
             except Exception as exc:
                 self.failed += 1

@@ -1,6 +1,13 @@
-"""What every server answers: body() (the function a patch redefines) and the pid of the worker that answered."""
+"""What every server answers: body() (the function a patch redefines) and the pid of the worker that answered.
 
+Under ASGI, /slow answers through two coroutines with known work: fetch_part
+runs 3 ms of CPU and awaits a 20 ms sleep, slow_page awaits it and runs 2 ms
+more, so a profile can be checked against them.
+"""
+
+import asyncio
 import os
+import time
 
 
 def body() -> bytes:
@@ -17,6 +24,24 @@ def wsgi(environ, start_response):
     return [data]
 
 
+def spin(ms: float) -> None:
+    end = time.perf_counter() + ms / 1000.0
+    while time.perf_counter() < end:
+        pass
+
+
+async def fetch_part() -> bytes:
+    spin(3)
+    await asyncio.sleep(0.02)
+    return body()
+
+
+async def slow_page() -> bytes:
+    part = await fetch_part()
+    spin(2)
+    return part + b" " + str(os.getpid()).encode()
+
+
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -28,7 +53,7 @@ async def asgi(scope, receive, send):
                 return
     if scope["type"] != "http":
         return
-    data = _answer()
+    data = await slow_page() if scope.get("path") == "/slow" else _answer()
     await send(
         {
             "type": "http.response.start",
