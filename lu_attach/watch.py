@@ -19,6 +19,11 @@ lies under a path given on the command line (its real path, so a planted
 symlink leads nowhere) and the target's own user can read it (lu reads it
 with that user's file identity, a regular file, bounded in size). A target
 can therefore never make root read a file for it.
+
+The session says what happens as event records (`WatchEvent`: Watching,
+Saved, Refused, Ended), never as text: the command renders them as the lines
+a person reads or as JSON lines a script follows, and a library user takes
+them as they are.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import os
 import stat
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple, Union
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -42,6 +48,130 @@ from .session import connect, target_of
 
 HALF_WRITTEN_GRACE = 1.0
 MAX_SOURCE = 8 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- what a watch reports
+@dataclass(frozen=True)
+class Changes:
+    """What one save did, by kind, as names: what the target's lines and notes say in words, for a
+    program to read without parsing prose.
+
+    "ran" and "not_run" name module-level statements as "file:line: text"; every other list
+    names functions, methods or classes ("pkg.mod.Class.meth").
+    """
+
+    updated: List[str] = field(default_factory=list)  # the new body, in place (same function object)
+    rebound: List[str] = field(default_factory=list)  # a new function object (references taken earlier keep the old)
+    added: List[str] = field(default_factory=list)  # new functions, methods and classes
+    moved: List[str] = field(default_factory=list)  # the same code at other lines: line numbers shifted
+    pruned: List[str] = field(default_factory=list)  # gone from the file and deleted (--prune)
+    ran: List[str] = field(default_factory=list)  # import statements run again
+    removed: List[str] = field(default_factory=list)  # gone from the file, still in the process (reported)
+    not_run: List[str] = field(default_factory=list)  # changed statements and decorators that are not re-run
+
+    @classmethod
+    def from_answer(cls, answer: Dict[str, Any]) -> Changes:
+        """From the target's answer to watch_apply. An agent older than its "names" gives only lines
+        and notes, which say the same in words (all but the moved functions, which they only count)."""
+        kinds = [f.name for f in fields(cls)]
+        names = answer.get("names")
+        if isinstance(names, dict):
+            return cls(**{kind: _strings(names.get(kind)) for kind in kinds})
+        found: Dict[str, List[str]] = {kind: [] for kind in kinds}
+        for line in _strings(answer.get("lines")):
+            kind, _, rest = line.partition(" ")
+            if kind in ("updated", "rebound", "added", "pruned", "ran") and rest:
+                found[kind].append(rest if kind == "ran" else rest.split(" (", 1)[0])
+        for note in _strings(answer.get("notes")):
+            if note.startswith("removed "):
+                found["removed"].append(note[len("removed ") :].split(" (", 1)[0])
+            elif note.startswith("not run: "):
+                found["not_run"].append(note[len("not run: ") :])
+        return cls(**found)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """The --check module's run after a save."""
+
+    module: str
+    ran: int  # how many tests ran
+    passed: bool  # False: the save was reverted
+    failures: List[str]  # "test id: last line of its traceback", one per failing test
+
+
+@dataclass(frozen=True)
+class Watching:
+    """The watch started: the files it follows and the processes it applies them to."""
+
+    kind: ClassVar[str] = "watching"
+    pid: int
+    files: List[str]  # real paths on this host
+    processes: List[int]  # the process, or with --tree every member of its tree
+    tree: bool
+    # files the target loaded that lu will not send (outside the paths named, or not readable by the
+    # target's user), as the target named them
+    not_watched: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One save the target took: applied as update `id`, applied nothing (id None: no function
+    changed), or applied and taken back because the --check failed (reverted)."""
+
+    pid: int  # the process whose answer this is (the top of a tree, unless it did not load the file)
+    file: str  # the real path on this host
+    id: Optional[int]
+    changes: Changes
+    lines: List[str]  # what the target did, in words (one line per change applied)
+    notes: List[str]  # what it reported and did not apply, in words
+    check: Optional[CheckRun] = None
+    reverted: bool = False
+    processes: Dict[int, int] = field(default_factory=dict)  # pid -> the update id the save took there
+
+    @property
+    def kind(self) -> str:
+        if self.reverted:
+            return "reverted"
+        return "applied" if self.id is not None else "unchanged"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A save the target refused (a syntax error, a removed function still in use, ...): nothing applied."""
+
+    kind: ClassVar[str] = "error"
+    pid: int
+    file: str  # the real path on this host
+    message: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The watch is over: at the end of --duration or at Ctrl-C (error None), or because of `error`
+    (the process exited, its agent went away), which the command then also reports as its failure."""
+
+    kind: ClassVar[str] = "stopped"
+    pid: int
+    applied: int  # how many saves were applied as an update
+    error: Optional[str] = None
+
+
+WatchEvent = Union[Watching, Saved, Refused, Ended]
+
+
+def _strings(value: object) -> List[str]:
+    """The strings of a list in a target's answer (anything else in it is left out)."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+@dataclass
+class _Answer:
+    """A request's answer and whose it is; with --tree, the update id each member took."""
+
+    pid: int
+    value: Any
+    ids: Dict[int, int] = field(default_factory=dict)
 
 
 class _Events:
@@ -126,6 +256,19 @@ def _under(path: str, roots: List[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
+def _named(paths: List[str]) -> List[str]:
+    """The paths named on the command line, absolute; each must be a .py file or a directory."""
+    given = []
+    for p in paths:
+        full = os.path.abspath(p)
+        if not os.path.exists(full):
+            raise LuAttachError("%s does not exist" % p)
+        if not os.path.isdir(full) and not full.endswith(".py"):
+            raise LuAttachError("%s is not a .py file or a directory" % p)
+        given.append(full)
+    return given
+
+
 def _parses(data: bytes) -> bool:
     try:
         ast.parse(data)
@@ -137,26 +280,28 @@ def _parses(data: bytes) -> bool:
 class WatchSession:
     """One `lu watch`: connect, map paths, watch, apply saves until stopped.
 
-    out(line) and err(line) receive what the user should see.
+    on_event(event) is told what happens, as records (WatchEvent), in order: Watching once the
+    watch is set up (from the constructor), a Saved or a Refused for each save the target was
+    given, and Ended last. announce(line) is told when lu had to start the agent.
     """
 
     def __init__(
         self,
         pid: int,
         paths: List[str],
+        on_event: Callable[[WatchEvent], None],
         prune: bool = False,
         check: Optional[str] = None,
         debounce: float = 0.05,
-        out: Callable[[str], None] = print,
-        err: Callable[[str], None] = print,
+        announce: Optional[Callable[[str], None]] = None,
         tree: bool = False,
     ):
         self.pid = pid
         self.prune = prune
         self.check = check
-        self.out = out
-        self.err = err
+        self.on_event = on_event
         self.events = _Events(debounce)
+        given = _named(paths)  # before lu starts an agent for nothing
         self.root_prefix = runtime.target_root(pid)
         self.target = target_of(pid)
         self.files: Dict[str, _FileState] = {}
@@ -168,11 +313,11 @@ class WatchSession:
         self.group: Optional[Tree] = Tree.open(pid) if tree else None
         self.loaded_in: Dict[int, Set[str]] = {}  # member -> the target paths of the files it loaded (with a tree)
         self.client = (
-            connect(pid, inject_if_needed=True, announce=err) if self.group is None else self.group.clients[pid]
+            connect(pid, inject_if_needed=True, announce=announce) if self.group is None else self.group.clients[pid]
         )
         self.observer: Optional[BaseObserver] = None
         try:
-            self._start(paths)
+            self._start(given)
         except BaseException:
             self.close()
             raise
@@ -188,15 +333,7 @@ class WatchSession:
             return self.root_prefix + target_path
         return target_path
 
-    def _start(self, paths: List[str]) -> None:
-        given = []
-        for p in paths:
-            full = os.path.abspath(p)
-            if not os.path.exists(full):
-                raise LuAttachError("%s does not exist" % p)
-            if not os.path.isdir(full) and not full.endswith(".py"):
-                raise LuAttachError("%s is not a .py file or a directory" % p)
-            given.append(full)
+    def _start(self, given: List[str]) -> None:
         self.roots = [os.path.realpath(g) for g in given]
         reply = self._request("watch_start", paths=[self._to_target(p) for p in given], check=self.check)
         missing = reply.get("missing") if isinstance(reply, dict) else None
@@ -214,11 +351,6 @@ class WatchSession:
             state = self._accept(item, given[0])
             if state is None:
                 refused.append(str(item.get("path") if isinstance(item, dict) else item)[:200])
-        if refused:
-            self.err(
-                "lu: not watching %d file%s outside the paths named or not readable by the target's user: %s"
-                % (len(refused), "" if len(refused) == 1 else "s", ", ".join(refused[:5]))
-            )
         if not self.files:
             raise LuAttachError("no file process %d loaded can be watched under %s" % (self.pid, ", ".join(given)))
         observer = self.observer = Observer()
@@ -233,13 +365,15 @@ class WatchSession:
                 observer.schedule(handler, d, recursive=False)
                 watched.add(d)
         observer.start()
-        names = ", ".join(sorted(os.path.basename(f) for f in self.files))
-        if len(names) > 200:
-            names = names[:197] + "..."
-        where = "process %d" % self.pid
-        if self.group is not None:
-            where = "the tree of %d (%d processes)" % (self.pid, len(self.group.pids))
-        self.out("watching %d file%s of %s: %s" % (len(self.files), "" if len(self.files) == 1 else "s", where, names))
+        self.on_event(
+            Watching(
+                pid=self.pid,
+                files=sorted(self.files),
+                processes=[self.pid] if self.group is None else list(self.group.pids),
+                tree=self.group is not None,
+                not_watched=refused,
+            )
+        )
 
     def _accept(self, item: object, like: str) -> Optional[_FileState]:
         """Take one file the target named, if the user named a path above it and its user can read it."""
@@ -259,23 +393,38 @@ class WatchSession:
 
     # ---------------------------------------------------------------- loop
     def run(self, duration: Optional[float] = None) -> None:
-        end = time.monotonic() + duration if duration is not None else None
-        last_alive = 0.0
+        """Apply saves for `duration` seconds (None: until Ctrl-C). Ends with an Ended event however it
+        ends; when an error ended it, the event names it and the error is raised on."""
+        error: Optional[str] = None
         try:
-            while end is None or time.monotonic() < end:
-                wait = 0.5 if end is None else max(0.0, min(0.5, end - time.monotonic()))
-                ready, fresh = self.events.take(wait)
-                for path in ready:
-                    self._saved(path)
-                for path in fresh:
-                    if path not in ready:
-                        self._prepare(path)
-                now = time.monotonic()
-                if now - last_alive >= 0.5:
-                    last_alive = now
-                    self._ensure_alive()
+            self._loop(duration)
+        except KeyboardInterrupt:  # Ctrl-C: the end the user asked for
+            raise
+        except LuAttachError as exc:
+            error = str(exc)
+            raise
+        except BaseException as exc:
+            error = "%s: %s" % (type(exc).__name__, exc)
+            raise
         finally:
             self.close()
+            self.on_event(Ended(pid=self.pid, applied=self.applied, error=error))
+
+    def _loop(self, duration: Optional[float]) -> None:
+        end = time.monotonic() + duration if duration is not None else None
+        last_alive = 0.0
+        while end is None or time.monotonic() < end:
+            wait = 0.5 if end is None else max(0.0, min(0.5, end - time.monotonic()))
+            ready, fresh = self.events.take(wait)
+            for path in ready:
+                self._saved(path)
+            for path in fresh:
+                if path not in ready:
+                    self._prepare(path)
+            now = time.monotonic()
+            if now - last_alive >= 0.5:
+                last_alive = now
+                self._ensure_alive()
 
     def close(self) -> None:
         if self.observer is not None:
@@ -295,15 +444,20 @@ class WatchSession:
             raise LuAttachError("process %d exited; stopped watching" % self.pid)
 
     def _request(self, op: str, **args: Any) -> Any:
+        return self._ask(op, **args).value
+
+    def _ask(self, op: str, **args: Any) -> _Answer:
         if self.group is not None:
             return self._request_tree(self.group, op, **args)
         try:
-            return self.client.request(op, **args)
+            value = self.client.request(op, **args)
         except AgentGone:
             self._ensure_alive()
             raise
+        taken = value.get("id") if isinstance(value, dict) else None
+        return _Answer(self.pid, value, {self.pid: taken} if isinstance(taken, int) else {})
 
-    def _request_tree(self, group: Tree, op: str, **args: Any) -> Any:
+    def _request_tree(self, group: Tree, op: str, **args: Any) -> _Answer:
         """`op` in every member that loaded the file; the top's answer. A save refused anywhere is
         reverted where it applied (a master that never imported the module is not asked)."""
         path = args.get("path")
@@ -322,8 +476,12 @@ class WatchSession:
         if mine is None or mine.gone:
             self._ensure_alive()
         problem = refusal(outcomes, "refused it")
+        applied = {
+            pid: o.value["id"]
+            for pid, o in outcomes.items()
+            if o.ok and isinstance(o.value, dict) and isinstance(o.value.get("id"), int)
+        }
         if op == "watch_apply" and problem:
-            applied = {pid: o.value["id"] for pid, o in outcomes.items() if o.ok and o.value.get("id") is not None}
             group.each_with("revert", lambda pid: {"ids": [applied[pid]]}, list(applied))
             raise LuAttachError(problem + " (taken back from the others: the tree runs the previous version)")
         if problem and op != "watch_prepare":
@@ -331,13 +489,13 @@ class WatchSession:
         if op == "watch_start":  # a master without the application loaded none of it: the workers did
             answers = [o.value for _, o in sorted(outcomes.items(), key=lambda kv: kv[0] != self.pid) if o.ok]
             if answers and all(isinstance(a, dict) and isinstance(a.get("missing"), list) for a in answers):
-                return min(answers, key=lambda a: len(a["missing"]))
+                return _Answer(self.pid, min(answers, key=lambda a: len(a["missing"])))
         if mine is not None and mine.ok:
-            return mine.value
-        first = next((o.value for o in outcomes.values() if o.ok), None)
+            return _Answer(self.pid, mine.value, applied)
+        first = next((o for _, o in sorted(outcomes.items()) if o.ok), None)
         if first is None:
             raise LuAttachError(problem or "every process of the tree exited")
-        return first
+        return _Answer(first.pid, first.value, applied)
 
     def _prepare(self, path: str) -> None:
         """While a save settles, let the target parse and compile it (nothing is applied)."""
@@ -389,35 +547,50 @@ class WatchSession:
             return
         state.deferred = None
         state.digest = digest
-        name = os.path.basename(real)
         try:
-            result = self._request(
+            answer = self._ask(
                 "watch_apply",
                 path=state.target,
                 source=data.decode("utf-8", "replace"),
                 prune=self.prune,
                 check=self.check,
             )
+            saved = self._saved_event(real, answer)
         except AgentGone:
             raise
         except LuAttachError as exc:
-            self.err("lu: %s" % exc)
+            self.on_event(Refused(pid=self.pid, file=real, message=str(exc)))
             return
         state.good_len = len(data)
-        if result.get("reverted"):
-            failures = result["check"]["failures"]
-            self.err(
-                "lu: check %s failed (%d of %d tests); the save of %s was reverted, nothing applied"
-                % (self.check, len(failures), result["check"]["ran"], name)
-            )
-            for line in failures:
-                self.err("  %s" % line)
-            return
-        if result.get("id") is not None:
+        if saved.id is not None and not saved.reverted:
             self.applied += 1
-        for line in result["lines"]:
-            self.out(line)
-        for line in result["notes"]:
-            self.out(line)
-        if result.get("check"):
-            self.out("check %s passed (%d tests)" % (self.check, result["check"]["ran"]))
+        self.on_event(saved)
+
+    def _saved_event(self, real: str, answer: _Answer) -> Saved:
+        """The target's answer to watch_apply as a Saved event (what a target sends is checked, not trusted)."""
+        result = answer.value
+        if not isinstance(result, dict):
+            raise LuAttachError("process %d gave a malformed answer to watch_apply" % answer.pid)
+        report = result.get("check")
+        check = None
+        if isinstance(report, dict) or result.get("reverted"):
+            report = report if isinstance(report, dict) else {}
+            ran = report.get("ran")
+            check = CheckRun(
+                module=self.check or "",
+                ran=ran if isinstance(ran, int) else 0,
+                passed=not result.get("reverted"),
+                failures=_strings(report.get("failures")),
+            )
+        taken = result.get("id")
+        return Saved(
+            pid=answer.pid,
+            file=real,
+            id=taken if isinstance(taken, int) else None,
+            changes=Changes.from_answer(result),
+            lines=_strings(result.get("lines")),
+            notes=_strings(result.get("notes")),
+            check=check,
+            reverted=bool(result.get("reverted")),
+            processes=dict(answer.ids),
+        )

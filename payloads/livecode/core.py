@@ -328,10 +328,16 @@ class CheckResult(NamedTuple):
     report: CheckReport
 
 
+# What a save did, by kind, as names (lines and notes say the same in words): the host shows these to
+# scripts (`lu watch --json`). "ran" and "not_run" name statements as "file:line: text".
+OUTCOME_KINDS = ("updated", "rebound", "added", "moved", "pruned", "ran", "removed", "not_run")
+
+
 class OutcomeDict(TypedDict):
     file: str
     lines: List[str]
     notes: List[str]
+    names: Dict[str, List[str]]
     moved: int
     id: Optional[int]
     check: Optional[CheckReport]
@@ -343,6 +349,7 @@ class Outcome:
         self.filename = filename
         self.lines: List[str] = []  # one per change applied
         self.notes: List[str] = []  # reported, not applied
+        self.names: Dict[str, List[str]] = {kind: [] for kind in OUTCOME_KINDS}
         self.moved = 0
         self.id: Optional[int] = None
         self.check: Optional[CheckReport] = None
@@ -353,6 +360,7 @@ class Outcome:
             "file": self.filename,
             "lines": self.lines,
             "notes": self.notes,
+            "names": self.names,
             "moved": self.moved,
             "id": self.id,
             "check": self.check,
@@ -706,6 +714,7 @@ def plan_and_apply(
                     )
                     plan.actions.append(_set_action(parent_obj, attr, value))
                     out.lines.append("added %s" % display)
+                    out.names["added"].append(display)
                     plan.targets.append(display)
                     if isinstance(parent_obj, type):
                         plan.touch(parent_obj, attr)
@@ -717,6 +726,7 @@ def plan_and_apply(
                 display = "%s.%s" % (modname, klass.qualname)
                 plan.actions.append(_exec_action(code, mod.__dict__, "the new class %s" % display))
                 out.lines.append("added %s" % display)
+                out.names["added"].append(display)
                 plan.targets.append(display)
             for klass in classes:
                 if (
@@ -724,10 +734,9 @@ def plan_and_apply(
                     and _lookup_class(mod, klass.parent) is not None
                     and _lookup_class(mod, klass.qualname) is None
                 ):
-                    out.notes.append(
-                        "not run: %s:%d: the new nested class %s.%s"
-                        % (short, klass.node.lineno, modname, klass.qualname)
-                    )
+                    what = "%s:%d: the new nested class %s.%s" % (short, klass.node.lineno, modname, klass.qualname)
+                    out.notes.append("not run: " + what)
+                    out.names["not_run"].append(what)
         # module-level statements (@realtime, which passes `only`, looks at its functions alone)
         statements = _statements(tree) if only is None else []
         if only is None and base is not None:
@@ -747,21 +756,28 @@ def plan_and_apply(
                             _exec_action(code, loaded.module.__dict__, "%s:%d: %s" % (short, node.lineno, first))
                         )
                     out.lines.append("ran %s:%d: %s" % (short, node.lineno, first))
+                    out.names["ran"].append("%s:%d: %s" % (short, node.lineno, first))
                 else:
                     out.notes.append(
                         "not run: %s:%d: %s (module-level statements are not re-run)" % (short, node.lineno, first)
                     )
+                    out.names["not_run"].append("%s:%d: %s" % (short, node.lineno, first))
         if only is None and base is not None:
             for entry_or_class in list(defs) + list(classes):
                 if entry_or_class.parent is None:
                     continue
                 old = base.heads.get(entry_or_class.qualname)
                 if old is not None and old != _head(entry_or_class.node):
-                    what = "decorators" if isinstance(entry_or_class, _Def) else "bases, keywords or decorators"
-                    out.notes.append(
-                        "not run: %s:%d: the %s of %s.%s changed (they are not re-applied)"
-                        % (short, entry_or_class.first, what, modules[0].name, entry_or_class.qualname)
+                    head = "decorators" if isinstance(entry_or_class, _Def) else "bases, keywords or decorators"
+                    what = "%s:%d: the %s of %s.%s changed" % (
+                        short,
+                        entry_or_class.first,
+                        head,
+                        modules[0].name,
+                        entry_or_class.qualname,
                     )
+                    out.notes.append("not run: %s (they are not re-applied)" % what)
+                    out.names["not_run"].append(what)
         if plan.changes or plan.actions:
             description = "%s %s: %s" % (
                 label,
@@ -810,6 +826,7 @@ def _match(plan: _Plan, mod: types.ModuleType, entry: _Def, run: _Running, new: 
             if run.runs_file_code:
                 plan.changes.append(Moved(name, func, node, new.co_firstlineno))
                 out.moved += 1
+                out.names["moved"].append(name)
             return
     if defaults_changed:
         defaults = _eval_defaults(node, mod, cls, name)
@@ -820,6 +837,7 @@ def _match(plan: _Plan, mod: types.ModuleType, entry: _Def, run: _Running, new: 
     if set(new.co_freevars) <= set(freevars) and same_kind:
         plan.changes.append(NewBody(name, func, node, new, defaults.positional, defaults.keyword, _docstring(node)))
         out.lines.append("updated %s" % name)
+        out.names["updated"].append(name)
         plan.targets.append(name)
         if cls is not None:
             plan.touch(cls, node.name)
@@ -840,6 +858,7 @@ def _match(plan: _Plan, mod: types.ModuleType, entry: _Def, run: _Running, new: 
     value = _build_function(new, mod, cls, entry, name)
     plan.actions.append(_set_action(parent_obj, node.name, value))
     out.lines.append("rebound %s (%s: a new function object; references taken earlier keep the old body)" % (name, why))
+    out.names["rebound"].append(name)
     plan.targets.append(name)
     if cls is not None:
         plan.touch(cls, node.name)
@@ -867,9 +886,11 @@ def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> Non
                     )
                 plan.actions.append(_set_action(mod, top, None, delete=True))
                 out.lines.append("pruned %s.%s" % (modname, top))
+                out.names["pruned"].append("%s.%s" % (modname, top))
                 plan.targets.append("%s.%s" % (modname, top))
             else:
                 out.notes.append("%s (still in the process; --prune deletes it)" % key)
+                out.names["removed"].append("%s.%s" % (modname, top))
         return
     attr = parts[-1]
     user = plan.names_used().get(attr)
@@ -879,12 +900,14 @@ def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> Non
         )
     if not plan.prune:
         out.notes.append("removed %s (still in the process; --prune deletes it)" % name)
+        out.names["removed"].append(name)
         return
     parent_obj: Optional[Holder] = mod if not parent_qual else _lookup_class(mod, parent_qual)
     if parent_obj is None or (
         not _attr_holder(parent_obj, attr, func) and getattr(parent_obj, "__dict__", {}).get(attr) is None
     ):
         out.notes.append("removed %s (lu cannot delete it: not a module or class attribute)" % name)
+        out.names["removed"].append(name)
         return
     tid = _running_frames({func.__code__})
     if tid is not None:
@@ -893,6 +916,7 @@ def _removed(plan: _Plan, loaded: LoadedModule, qual: str, run: _Running) -> Non
         )
     plan.actions.append(_set_action(parent_obj, attr, None, delete=True))
     out.lines.append("pruned %s" % name)
+    out.names["pruned"].append(name)
     plan.targets.append(name)
     if isinstance(parent_obj, type):
         plan.touch(parent_obj, attr)
