@@ -221,10 +221,10 @@ class CallTimer:
         def stop(act: Activation, delegating: bool) -> None:
             tree = act.tree
             now = clock()
-            if act.state == PAUSED:  # resumed by an exception it caught: count from now on
-                go_on(act, tree, now)
-            elif act.state == RUNNING:
+            if act.state == RUNNING:
                 act.running += now - act.slice
+            elif act.state == PAUSED:  # resumed by an exception it caught: count from now on
+                go_on(act, tree, now)
             if delegating:
                 act.state = DELEGATING
                 tree.awaiting = act
@@ -233,15 +233,32 @@ class CallTimer:
                 act.state = PAUSED
                 tree.node = act.chain.outer
 
+        # pause and unpause run around every yield and await: their common
+        # paths are written out in full, with no call to the helpers above.
         def pause(act: Optional[Activation], value: Any) -> Any:
-            if act is not None:
-                try:
-                    kind = type(value)
-                    code = value.cr_code if kind is _COROUTINE else value.gi_code if kind is _GENERATOR else None
-                    stop(act, code is not None and code in codes)
-                except Exception:
-                    failed()
+            if act is None:
+                return value
+            try:
+                if act.state != RUNNING:
+                    stop(act, _delegates(value))
+                    return value
+                tree = act.tree
+                act.running += clock() - act.slice
+                kind = type(value)
+                if (kind is _COROUTINE and value.cr_code in codes) or (kind is _GENERATOR and value.gi_code in codes):
+                    act.state = DELEGATING
+                    tree.awaiting = act
+                    tree.node = act.node
+                else:
+                    act.state = PAUSED
+                    tree.node = act.chain.outer
+            except Exception:
+                failed()
             return value
+
+        def _delegates(value: Any) -> bool:
+            kind = type(value)
+            return (kind is _COROUTINE and value.cr_code in codes) or (kind is _GENERATOR and value.gi_code in codes)
 
         def delegate(act: Optional[Activation], value: Any) -> Any:
             """pause() for a step of a profiled async generator (the value is not its code's)."""
@@ -256,7 +273,10 @@ class CallTimer:
             if act is None or act.state == RUNNING:
                 return value
             try:
-                tree = current_tree()
+                try:
+                    tree = local.tree
+                except AttributeError:
+                    tree = new_tree()
                 if tree is not act.tree:
                     # resumed in another thread: go on in that thread's tree, at its position
                     info = act.node[INFO]
@@ -264,7 +284,12 @@ class CallTimer:
                     if node is None:
                         node = tree.node[CHILDREN][info] = [0, 0.0, {}, info, tree.node, 0.0, 0.0]
                     act.tree, act.node = tree, node
-                go_on(act, tree, clock())
+                if act.state == PAUSED and tree.awaiting is None:
+                    act.chain.outer = tree.node
+                tree.awaiting = None
+                act.state = RUNNING
+                act.slice = clock()
+                tree.node = act.node
             except Exception:
                 failed()
             return value
