@@ -10,12 +10,12 @@ count, never summed away at the end.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
-from .report.logs import LogFile, PathLike, bounded_lines, expand_paths, open_log
+from .report.logs import LogFile, PathLike, expand_paths
 from .report.model import ReportError
+from .report.records import LogLines
 
 KINDS = ("event", "dropped")  # what `lu events` prints, besides the session marks it chooses by
 
@@ -28,6 +28,7 @@ class EventLog:
     sessions: List[str] = field(default_factory=list)  # every session with events, oldest first
     shown: List[str] = field(default_factory=list)
     skipped: int = 0  # lines that were not lu records (a cut-off last line, garbage)
+    warnings: List[str] = field(default_factory=list)  # what was skipped, file by file (as `lu report` says it)
 
     @property
     def dropped(self) -> int:
@@ -44,17 +45,16 @@ def read_events(
     found = EventLog()
     started: Dict[str, float] = {}
     for log in files:
-        fh = open_log(log if isinstance(log, LogFile) else LogFile(str(log)))
-        with fh:
-            for raw in bounded_lines(fh):
-                try:
-                    record = json.loads(raw) if raw else None
-                except ValueError:
-                    record = None
-                if not isinstance(record, dict) or record.get("lu") != 1:
-                    found.skipped += 1
-                    continue
-                if pid is not None and record.get("pid") != pid:
+        with LogLines(log if isinstance(log, LogFile) else LogFile(str(log))) as lines:
+            for line in lines:
+                head = line.head
+                if head is not None:  # a profile's snapshots are not decoded: only events are wanted
+                    if head.type != "event" or (pid is not None and head.pid != pid):
+                        continue
+                    record = lines.decode(line)
+                else:
+                    record = line.record
+                if record is None or (pid is not None and record.get("pid") != pid):
                     continue
                 session = str(record.get("session", ""))
                 when = record.get("started", record.get("time"))
@@ -62,6 +62,8 @@ def read_events(
                     started[session] = min(started.get(session, when), when)
                 if record.get("type") in KINDS:
                     found.records.append(record)
+        found.skipped += lines.skipped.count
+        found.warnings.extend(lines.skipped.messages())
     with_events = {str(r.get("session", "")) for r in found.records}
     found.sessions = sorted(with_events, key=lambda s: (started.get(s, 0.0), s))
     if sessions is not None:

@@ -12,197 +12,176 @@ Record types (every record is one JSON object on one line, with ``"lu": 1``):
             ``lines: [{"function", "line", "hits", "total_ns"}]``.
 ``table``   a tool's own table: ``title``, ``columns``, ``rows`` (lists of
             values); the latest of one (pid, session, thread, title) wins.
+``session`` when a session started in a process (what it instrumented), and
+            when it ended.
 ``event``   a debug event; counted, not part of the profile.
 
 Rules: for one (pid, session, thread_id, type) the latest snapshot wins (the
-greatest ``time``; on a tie or without times, the one read last); the
-snapshots of different sessions of one thread are summed.
+greatest ``time``, one without a time counting as older than any with one;
+on a tie, the one read last); the snapshots of different sessions of one
+thread are summed.
+
+*The latest session* is the one whose run in some process started last; the
+report shows it in that process and in the processes where a session of the
+same id was running at the time (a ``--tree`` profile is one session in
+many processes), not in processes where that id is an older, unrelated run.
+
+Only what is shown is decoded. The lines are read by records.py, which gives
+the recorder's snapshot and event lines as heads (type, pid, session, thread,
+time) without decoding them. Events are counted from their heads. Of each
+snapshot only the position is kept, and once the sessions to show are
+chosen, only the snapshot that wins for each thread is read again and
+decoded. A log of ten sessions of a million calls reads its latest session
+in a fraction of the time that decoding every line would take.
 
 The reader is tolerant: lines that are not JSON, JSON that is not an lu record,
 unknown record types, malformed records, lines longer than MAX_LINE and a
 truncated last line are skipped and reported in ``Report.warnings`` (how
-many, and the first line number).  A file without a single lu record raises
-:class:`ReportError` (or, for logs lu found on its own rather than logs the
-user named, becomes a warning).
+many, and the first line number). A snapshot that is never decoded (an older
+one, or of a session not shown) is not checked. A file without a single lu
+record raises :class:`ReportError` (or, for logs lu found on its own rather
+than logs the user named, becomes a warning).
 
-Logs may belong to other users (root reads every agent's logs): a log is read
-only if it is a regular file (a FIFO or a device is refused before anything
-blocks), and a log found in another user's directory is opened with that
-user's file identity and without following a link (lu_attach.safefs).
+`lu report` without LOG reads :func:`load_default`: the logs of lu's agents,
+newest first, until the older ones cannot hold the latest session, and shows
+only the processes that ran it.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import re
-import stat
-from dataclasses import dataclass
-from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .. import safefs
 from .model import INSTRUMENTED, LineStat, Report, ReportError, Session, Table, ThreadProfile, build_tree
+from .records import MAX_LINE, Head, Line, LogFile, LogLines, Record, Skipped, open_log
+
+__all__ = ["MAX_LINE", "LogFile", "agent_logs", "expand_paths", "load_default", "load_logs", "open_log"]
 
 LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
-MAX_LINE = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LogFile:
-    """A log to read: a path the user named, or one found in the directory of user `owner`."""
-
-    path: str
-    owner: Optional[int] = None  # read with this user's file identity (and gid), never following a link
-    group: int = -1
-    found: bool = False  # found by lu, not named: a file that is no lu log is only a warning
-
+OVERLAP_SECONDS = 60.0  # a session still running this long before the latest run started ran at the same time
+FALLBACKS = 4  # undecoded snapshots kept per thread and session, in case the newest turns out malformed
 
 PathLike = Union[str, "os.PathLike[str]", LogFile]
+_SnapshotKey = Tuple[int, object, str, str]  # (pid, thread key, session, "calls" | "lines" | "table:" + title)
+_RunKey = Tuple[int, str]  # (pid, session)
 
 
-def open_log(log: LogFile) -> IO[str]:
-    """A text stream of a regular file (a FIFO or a device is refused before anything blocks)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOFOLLOW if log.owner is not None else 0)
-    try:
-        if log.owner is not None:
-            with safefs.acting_as(log.owner, log.group):
-                fd = os.open(log.path, flags)
-        else:
-            fd = os.open(log.path, flags)
-    except FileNotFoundError:
-        raise ReportError(f"{log.path}: no such file") from None
-    except OSError as e:
-        raise ReportError(f"{log.path}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ReportError(f"{log.path} is not a regular file")
-        if log.owner is not None and st.st_uid != log.owner:
-            raise ReportError(f"{log.path} does not belong to uid {log.owner}")
-        os.set_blocking(fd, True)
-        raw = io.FileIO(fd, "r", closefd=True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace", newline="\n")
+@dataclass
+class _Run:
+    """One session in one process, as its records tell it."""
+
+    started: Optional[float] = None  # its `session` records say so
+    ended: Optional[float] = None
+    first_seen: Optional[float] = None  # its earliest record, for logs older than `session` records
+    description: str = ""
+    targets: List[str] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return self.started if self.started is not None else self.first_seen or 0.0
 
 
-def bounded_lines(fh: IO[str]) -> Iterator[Optional[str]]:
-    """The file's lines; None in place of a line longer than MAX_LINE (the rest of it is skipped)."""
-    while True:
-        line = fh.readline(MAX_LINE)
-        if not line:
-            return
-        if len(line) >= MAX_LINE and not line.endswith("\n"):
-            while True:  # drain the rest of the oversized line
-                rest = fh.readline(MAX_LINE)
-                if not rest or rest.endswith("\n"):
-                    break
-            yield None
-            continue
-        yield line
+@dataclass
+class _Snapshot:
+    """A `calls`, `lines` or `table` snapshot: its figures, or where they are in a log to read when shown."""
 
+    time: Optional[float]
+    seq: int  # read order
+    thread: str
+    thread_id: Optional[int]
+    items: Optional[list] = None  # the figures, checked; None: still in the file
+    file: int = -1  # where: an index into the loader's logs
+    offset: int = 0
+    lineno: int = 0
 
-class _Problems:
-    """Counts one kind of skipped line in one file, remembering the first."""
-
-    def __init__(self, noun: str, plural: str) -> None:
-        self.noun = noun
-        self.plural = plural
-        self.count = 0
-        self.first = 0
-        self.reason = ""
-
-    def add(self, lineno: int, reason: str = "") -> None:
-        if not self.count:
-            self.first = lineno
-            self.reason = reason
-        self.count += 1
-
-    def message(self, path: str) -> Optional[str]:
-        if not self.count:
-            return None
-        n = self.count
-        noun = self.noun if n == 1 else self.plural
-        where = f"line {self.first}" if n == 1 else f"first at line {self.first}"
-        why = f": {self.reason}" if self.reason else ""
-        return f"{path}: skipped {n} {noun} ({where}{why})"
+    @property
+    def rank(self) -> Tuple[float, int]:
+        return (self.time if self.time is not None else float("-inf"), self.seq)
 
 
 class _Loader:
+    """What the logs hold, gathered file by file; `report` then builds the report of what is to be shown.
+
+    What is shown is known only once every file is read (the latest session
+    may be in the last one), so reading keeps little: the runs, the event
+    counts, and for each thread and session the place of its best snapshots.
+    """
+
     def __init__(self, pid: Optional[int], sessions: Optional[Iterable[str]] = None, latest_only: bool = False) -> None:
         self.pid = pid
         self.sessions = None if sessions is None else {str(s) for s in sessions}
-        self.latest_only = latest_only  # keep only the session that started last (chosen once all is read)
-        self.session_info: Dict[str, Session] = {}
+        self.latest_only = latest_only  # keep only the latest run (chosen once all is read)
+        self.only_pids: Optional[Set[int]] = None  # show only these processes (load_default)
+        self.runs: Dict[_RunKey, _Run] = {}
         self.seq = 0
-        self.pids_seen: set = set()
-        # (pid, thread_key, session, type) -> (time, seq, thread, thread_id, items)
-        self.snapshots: Dict[Tuple, Tuple] = {}
+        self.pids_seen: Set[int] = set()
+        self.snapshots: Dict[_SnapshotKey, List[_Snapshot]] = {}  # best first; only the first few undecoded
         self.headers: Dict[int, dict] = {}
         self.events: Dict[Tuple[int, object, str], List] = {}  # (pid, thread, session) -> [count, thread, thread_id]
-        self.warnings: List[str] = []
+        self.logs: List[LogFile] = []  # the files read, which snapshots still in a file point to
+        self.identities: List[Tuple[int, int]] = []  # (device, inode) of each, to read the same file again
+        self.skipped: List[Skipped] = []
+        self.notes: List[Union[Skipped, str]] = []  # per file, in order: what it skipped, or why it was not read
         self.newer_format = 0
 
     # -- one file ---------------------------------------------------------------
     def read_file(self, log: Union[str, LogFile]) -> None:
         if not isinstance(log, LogFile):
             log = LogFile(os.fspath(log))
-        path = log.path
-        not_json = _Problems("non-JSON line", "non-JSON lines")
-        too_long = _Problems("line longer than %d MB" % (MAX_LINE >> 20), "lines longer than %d MB" % (MAX_LINE >> 20))
-        not_lu = _Problems("JSON line that is not an lu record", "JSON lines that are not lu records")
-        unknown = _Problems("lu record of unknown type", "lu records of unknown type")
-        malformed = _Problems("malformed lu record", "malformed lu records")
-        truncated = 0
-        lu_records = 0
-        file_pid: Optional[int] = None
-        fh = open_log(log)
-        with fh:
-            lineno = 0
-            for raw in bounded_lines(fh):
-                lineno += 1
-                if raw is None:
-                    too_long.add(lineno)
-                    continue
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except (ValueError, RecursionError):
-                    rec = _NOT_JSON
-                if rec is _NOT_JSON:
-                    if not raw.endswith("\n"):
-                        truncated = lineno
-                    else:
-                        not_json.add(lineno)
-                    continue
-                if not isinstance(rec, dict) or "lu" not in rec or "type" not in rec:
-                    not_lu.add(lineno)
-                    continue
-                lu_records += 1
-                file_pid = self.record(rec, file_pid, lineno, unknown, malformed)
-        if not lu_records:
-            raise ReportError(f"{path} is not an lu log")
-        for p in (not_json, too_long, not_lu, unknown, malformed):
-            msg = p.message(path)
-            if msg:
-                self.warnings.append(msg)
-        if truncated:
-            self.warnings.append(f"{path}: the last line ({truncated}) is cut short; skipped it")
+        index = len(self.logs)
+        with LogLines(log) as lines:
+            file_pid: Optional[int] = None
+            for line in lines:
+                if line.head is not None:
+                    self._head(line.head, line, index)
+                elif line.record is not None:
+                    file_pid = self.record(line.record, file_pid, line.lineno, lines.skipped)
+            if not lines.records:
+                raise ReportError(f"{log.path} is not an lu log")
+            self.logs.append(log)
+            self.identities.append(lines.identity)
+            self.skipped.append(lines.skipped)
+            self.notes.append(lines.skipped)
+
+    def read_logs(self, files: Iterable[Union[str, LogFile]], read: List[str]) -> None:
+        """Read each file; one lu found on its own that cannot be read is a warning, not an error."""
+        for f in files:
+            self.read_found(f, read)
+
+    def read_found(self, f: Union[str, LogFile], read: List[str]) -> None:
+        try:
+            self.read_file(f)
+            read.append(f.path if isinstance(f, LogFile) else f)
+        except ReportError as e:
+            if not (isinstance(f, LogFile) and f.found):
+                raise
+            self.notes.append(f"skipped {e}")
+
+    def _head(self, head: Head, line: Line, index: int) -> None:
+        """A recorder line known by its head: an event is counted, a snapshot remembered by its place."""
+        pid = head.pid
+        self.pids_seen.add(pid)
+        if self.pid is not None and pid != self.pid:
+            return
+        if self.sessions is not None and head.session not in self.sessions:
+            return
+        key, name, tid = _thread(head.thread_id, head.thread)
+        self._seen(head.session, pid, head.time)
+        if head.type == "event":
+            self._count_event(pid, key, name, tid, head.session)
+            return
+        self.seq += 1
+        where = _Snapshot(head.time, self.seq, name, tid, None, index, line.offset, line.lineno)
+        self._offer((pid, key, head.session, head.type), where)
 
     # -- records ------------------------------------------------------------------
     def record(
-        self,
-        rec: dict,
-        file_pid: Optional[int],
-        lineno: int = 0,
-        unknown: Optional[_Problems] = None,
-        malformed: Optional[_Problems] = None,
+        self, rec: Record, file_pid: Optional[int], lineno: int = 0, skipped: Optional[Skipped] = None
     ) -> Optional[int]:
-        """Take one lu record; returns the pid a header sets for what follows."""
+        """Take one decoded lu record; returns the pid a header sets for what follows."""
         version = rec.get("lu")
         if isinstance(version, int) and version > 1:
             self.newer_format = max(self.newer_format, version)
@@ -218,124 +197,223 @@ class _Loader:
                 self._snapshot(rec, kind, file_pid)
             elif kind == "event":
                 self._event(rec, file_pid)
-            elif unknown is not None:
-                unknown.add(lineno, repr(kind)[:40])
+            elif skipped is not None:
+                skipped.unknown.add(lineno, repr(kind)[:40])
         except _Malformed as e:
-            if malformed is not None:
-                malformed.add(lineno, str(e))
+            if skipped is not None:
+                skipped.malformed.add(lineno, str(e))
         return file_pid
 
-    def _pid(self, rec: dict, file_pid: Optional[int]) -> int:
+    def _pid(self, rec: Record, file_pid: Optional[int]) -> int:
         pid = rec.get("pid", file_pid)
         if not isinstance(pid, int) or isinstance(pid, bool):
             raise _Malformed("no pid")
         self.pids_seen.add(pid)
         return pid
 
-    def _header(self, rec: dict) -> int:
+    def _header(self, rec: Record) -> int:
         pid = self._pid(rec, None)
         if self.pid is None or pid == self.pid:
             self.headers.setdefault(pid, {}).update({k: rec[k] for k in ("python", "argv", "started") if k in rec})
         return pid
 
-    @staticmethod
-    def _thread(rec: dict) -> Tuple[object, str, Optional[int]]:
-        tid = rec.get("thread_id")
-        name = rec.get("thread")
-        if not isinstance(tid, int) or isinstance(tid, bool):
-            tid = None
-        if not isinstance(name, str) or not name:
-            name = f"thread {tid}" if tid is not None else "thread ?"
-        key: object = tid if tid is not None else ("name", name)
-        return key, name, tid
-
-    def _snapshot(self, rec: dict, kind: str, file_pid: Optional[int]) -> None:
+    def _snapshot(self, rec: Record, kind: str, file_pid: Optional[int]) -> None:
         pid = self._pid(rec, file_pid)
         if self.pid is not None and pid != self.pid:
             return
-        field = {"calls": "nodes", "lines": "lines", "table": "rows"}[kind]
-        items = rec.get(field)
-        if not isinstance(items, list):
-            raise _Malformed(f"no {field} list")
-        if kind == "table":
-            columns, title = rec.get("columns"), rec.get("title")
-            if (
-                not isinstance(title, str)
-                or not isinstance(columns, list)
-                or not all(isinstance(c, str) for c in columns)
-                or not all(isinstance(r, list) and len(r) == len(columns) for r in items)
-            ):
-                raise _Malformed("a table needs a title, column names and rows of as many values")
-            items = [title, columns, items]
-        key, name, tid = self._thread(rec)
+        items = _items(rec, kind)
+        key, name, tid = _thread(rec.get("thread_id"), rec.get("thread"))
         session = str(rec.get("session", ""))
-        t = rec.get("time")
-        if not isinstance(t, (int, float)):
-            t = None
+        t = _seconds(rec.get("time"))
         self._seen(session, pid, t)
         self.seq += 1
-        skey = (pid, key, session, kind if kind != "table" else "table:" + items[0])
-        old = self.snapshots.get(skey)
-        if old is not None and t is not None and old[0] is not None and t < old[0]:
-            return  # an older snapshot read after a newer one
-        self.snapshots[skey] = (t, self.seq, name, tid, items)
+        self._offer(
+            (pid, key, session, kind if kind != "table" else "table:" + items[0]),
+            _Snapshot(t, self.seq, name, tid, items),
+        )
 
-    def _event(self, rec: dict, file_pid: Optional[int]) -> None:
+    def _offer(self, key: _SnapshotKey, snapshot: _Snapshot) -> None:
+        """Keep a snapshot if it may be the one shown: the best decoded one, and the undecoded ones better than it."""
+        kept = self.snapshots.setdefault(key, [])
+        kept.append(snapshot)
+        kept.sort(key=lambda s: s.rank, reverse=True)
+        for index, kept_one in enumerate(kept):
+            if kept_one.items is not None:  # decoded and checked: nothing below it can be shown
+                del kept[index + 1 :]
+                if index > FALLBACKS:
+                    del kept[FALLBACKS:index]
+                return
+        del kept[FALLBACKS:]
+
+    def _event(self, rec: Record, file_pid: Optional[int]) -> None:
         pid = self._pid(rec, file_pid)
         if self.pid is not None and pid != self.pid:
             return
-        key, name, tid = self._thread(rec)
+        key, name, tid = _thread(rec.get("thread_id"), rec.get("thread"))
         session = str(rec.get("session", ""))
-        self._seen(session, pid, rec.get("time"))
+        self._seen(session, pid, _seconds(rec.get("time")))
+        self._count_event(pid, key, name, tid, session)
+
+    def _count_event(self, pid: int, key: object, name: str, tid: Optional[int], session: str) -> None:
         entry = self.events.get((pid, key, session))
         if entry is None:
             self.events[(pid, key, session)] = [1, name, tid]
         else:
             entry[0] += 1
 
-    def _seen(self, session: str, pid: int, when: object) -> Session:
-        info = self.session_info.get(session)
-        if info is None:
-            info = self.session_info[session] = Session(session)
-        if pid not in info.pids:
-            info.pids.append(pid)
-        if isinstance(when, (int, float)) and not isinstance(when, bool):
-            info.first_seen = when if info.first_seen is None else min(info.first_seen, when)
-        return info
+    def _seen(self, session: str, pid: int, when: Optional[float]) -> _Run:
+        run = self.runs.get((pid, session))
+        if run is None:
+            run = self.runs[(pid, session)] = _Run()
+        if when is not None:
+            run.first_seen = when if run.first_seen is None else min(run.first_seen, when)
+        return run
 
-    def _session(self, rec: dict, file_pid: Optional[int]) -> None:
-        """A `session` record: when the session started and ended, what it instrumented."""
+    def _session(self, rec: Record, file_pid: Optional[int]) -> None:
+        """A `session` record: when the session started and ended in this process, what it instrumented."""
         pid = self._pid(rec, file_pid)
         if self.pid is not None and pid != self.pid:
             return
-        info = self._seen(str(rec.get("session", "")), pid, rec.get("started"))
         started, ended = _seconds(rec.get("started")), _seconds(rec.get("ended"))
-        info.started = info.started if info.started is not None else started  # the first record says it
-        info.ended = info.ended if info.ended is not None else ended
+        run = self._seen(str(rec.get("session", "")), pid, started)
+        run.started = run.started if run.started is not None else started  # the first record says it
+        run.ended = run.ended if run.ended is not None else ended
         if isinstance(rec.get("description"), str):
-            info.description = rec["description"]
+            run.description = rec["description"]
         targets = rec.get("targets")
         if isinstance(targets, list):
-            info.targets = [str(t) for t in targets]
+            run.targets = [str(t) for t in targets]
 
-    def _chosen(self) -> Optional[List[str]]:
-        """The sessions the report shows: the latest one (latest_only), or None for all that were read."""
-        if not self.latest_only or not self.session_info:
+    # -- which sessions ---------------------------------------------------------------
+    def latest_run(self) -> Optional[Tuple[_RunKey, _Run]]:
+        """The run that started last (of the processes shown)."""
+        runs = [(key, run) for key, run in self.runs.items() if self.only_pids is None or key[0] in self.only_pids]
+        if not runs:
             return None
 
-        def started(info: Session) -> Tuple[float, int, str]:
-            number = int(info.id) if info.id.isdigit() else -1
-            return (info.started or info.first_seen or 0.0, number, info.id)
+        def started(item: Tuple[_RunKey, _Run]) -> Tuple[float, int, str]:
+            (_pid, session), run = item
+            return (run.start, int(session) if session.isdigit() else -1, session)
 
-        return [max(self.session_info.values(), key=started).id]
+        return max(runs, key=started)
+
+    def latest_runs(self) -> Set[_RunKey]:
+        """The latest run, and the runs of its session in other processes that were going on when it started."""
+        latest = self.latest_run()
+        if latest is None:
+            return set()
+        (_pid, session), first = latest
+        since = first.start - OVERLAP_SECONDS
+        return {
+            key
+            for key, run in self.runs.items()
+            if key[1] == session
+            and (self.only_pids is None or key[0] in self.only_pids)
+            and (run.ended is None or run.ended >= since)
+        }
+
+    def session_list(self) -> List[Session]:
+        """The sessions read (of the processes shown), oldest first; one id in several processes is one session."""
+        by_id: Dict[str, Session] = {}
+        open_ids: Set[str] = set()
+        for (pid, session), run in self.runs.items():
+            if self.only_pids is not None and pid not in self.only_pids:
+                continue
+            info = by_id.get(session)
+            if info is None:
+                info = by_id[session] = Session(session)
+            info.pids.append(pid)
+            info.started = _earliest(info.started, run.started)
+            info.first_seen = _earliest(info.first_seen, run.first_seen)
+            if run.ended is None:
+                open_ids.add(session)
+            elif info.ended is None or run.ended > info.ended:
+                info.ended = run.ended
+            if run.description:
+                info.description = run.description
+            if run.targets:
+                info.targets = run.targets
+        for session in open_ids:  # still running (or cut off) in one of its processes
+            by_id[session].ended = None
+        return sorted(by_id.values(), key=lambda info: info.started or info.first_seen or 0)
+
+    # -- the snapshots shown -----------------------------------------------------------
+    def _decoded(self, wanted: Dict[_SnapshotKey, List[_Snapshot]]) -> Dict[_SnapshotKey, _Snapshot]:
+        """The snapshot shown for each key: the best one, read from its file now if need be.
+
+        Each file is opened once per round; a snapshot that turns out not to
+        be one (counted where it was read) gives way to the next best.
+        """
+        shown: Dict[_SnapshotKey, _Snapshot] = {}
+        todo = {key: list(kept) for key, kept in wanted.items()}
+        while todo:
+            by_file: Dict[int, List[_SnapshotKey]] = {}
+            for key, kept in list(todo.items()):
+                if not kept:
+                    del todo[key]
+                elif kept[0].items is not None:
+                    shown[key] = kept[0]
+                    del todo[key]
+                else:
+                    by_file.setdefault(kept[0].file, []).append(key)
+            for index in sorted(by_file):
+                keys = by_file[index]
+                loaded = self._read_again(index, [todo[key][0] for key in keys], [key[3] for key in keys])
+                for key, items in zip(keys, loaded):
+                    first = todo[key].pop(0)
+                    if items is not None:
+                        first.items = items
+                        shown[key] = first
+                        del todo[key]
+        return shown
+
+    def _read_again(self, index: int, snapshots: List[_Snapshot], kinds: List[str]) -> List[Optional[list]]:
+        """The figures of these snapshots of one file (None for one that is not a snapshot after all)."""
+        log, skipped = self.logs[index], self.skipped[index]
+        try:
+            lines = LogLines(log, skipped)
+        except ReportError:
+            skipped.changed = True
+            return [None] * len(snapshots)
+        with lines:
+            if lines.identity != self.identities[index]:
+                skipped.changed = True
+                return [None] * len(snapshots)
+            out: List[Optional[list]] = []
+            for snapshot, kind in zip(snapshots, kinds):
+                rec = lines.record_at(snapshot.offset, snapshot.lineno)
+                items = None
+                if rec is not None:
+                    try:
+                        items = _items(rec, kind)
+                    except _Malformed as e:
+                        skipped.malformed.add(snapshot.lineno, str(e))
+                out.append(items)
+            return out
 
     # -- the report ---------------------------------------------------------------
     def report(self, files: List[str]) -> Report:
         report = Report(source=INSTRUMENTED, files=files)
-        chosen = sorted(self.sessions) if self.sessions is not None else self._chosen()
-        report.sessions = sorted(self.session_info.values(), key=lambda info: info.started or info.first_seen or 0)
-        report.shown = list(chosen) if chosen is not None else [info.id for info in report.sessions]
-        report.selection = "asked" if self.sessions is not None else "latest" if chosen is not None else ""
+        report.sessions = self.session_list()
+        only = self.only_pids
+        pairs: Optional[Set[_RunKey]] = None  # the runs shown; None: every one (of the processes shown)
+        if self.sessions is not None:
+            report.shown = sorted(self.sessions)
+            report.selection = "asked"
+        elif self.latest_only and report.sessions:
+            pairs = self.latest_runs()
+            report.shown = sorted({session for _pid, session in pairs})
+            report.selection = "latest"
+        else:
+            report.shown = [info.id for info in report.sessions]
+
+        def kept(pid: int, session: str) -> bool:
+            if only is not None and pid not in only:
+                return False
+            if self.sessions is not None and session not in self.sessions:
+                return False
+            return pairs is None or (pid, session) in pairs
+
         bad_nodes = 0
         calls: Dict[Tuple[int, object], Dict[Tuple[str, ...], List[int]]] = {}
         threads: Dict[Tuple[int, object], ThreadProfile] = {}
@@ -351,11 +429,10 @@ class _Loader:
                 tp.thread = name
             return tp
 
-        for (pid, key, session, kind), snap in sorted(self.snapshots.items(), key=lambda kv: kv[1][1]):
-            if chosen is not None and session not in chosen:
-                continue
-            _t, seq, name, tid, items = snap
-            tp = thread(pid, key, name, tid, (seq,))
+        wanted = {key: snapshots for key, snapshots in self.snapshots.items() if kept(key[0], key[2])}
+        for (pid, key, session, kind), snap in sorted(self._decoded(wanted).items(), key=lambda kv: kv[1].seq):
+            items = snap.items or []
+            tp = thread(pid, key, snap.thread, snap.thread_id, (snap.seq,))
             if session not in tp.sessions:
                 tp.sessions.append(session)
             if kind == "calls":
@@ -398,7 +475,7 @@ class _Loader:
         for tkey, paths in calls.items():
             threads[tkey].roots = build_tree(paths)
         for (pid, key, session), (count, name, tid) in self.events.items():
-            if chosen is not None and session not in chosen:
+            if not kept(pid, session):
                 continue
             report.events += count
             listed = threads.get((pid, key))
@@ -406,13 +483,16 @@ class _Loader:
             tp = listed if listed is not None else thread(pid, key, name, tid, (0,))
             tp.events += count
         for pid, header in self.headers.items():
+            if only is not None and pid not in only:
+                continue
             proc = report.process(pid)
             proc.python = header.get("python") if isinstance(header.get("python"), str) else None
             argv = header.get("argv")
             proc.argv = [str(a) for a in argv] if isinstance(argv, list) else None
             started = header.get("started")
             proc.started = started if isinstance(started, (int, float)) else None
-        report.warnings = list(self.warnings)
+        for note in self.notes:  # after the snapshots were read: reading them may have found more to say
+            report.warnings.extend(note.messages() if isinstance(note, Skipped) else [note])
         if bad_nodes:
             report.warnings.append(f"skipped {bad_nodes} malformed entries inside snapshots")
         if self.newer_format:
@@ -422,12 +502,61 @@ class _Loader:
             )
         return report.finish()
 
-
-_NOT_JSON = object()
+    def finish(self, read: List[str], sessions: Optional[Iterable[str]], where: str = "in the logs") -> Report:
+        """The report, once all is read; ReportError if nothing could be, or a session asked for is not there."""
+        if not read:
+            notes = [note for note in self.notes if isinstance(note, str)]
+            raise ReportError("none of the logs found could be read" + (f" ({notes[-1][8:]})" if notes else ""))
+        if self.pid is not None and self.pid not in self.pids_seen:
+            seen = ", ".join(str(p) for p in sorted(self.pids_seen)) or "none"
+            raise ReportError(f"no records of process {self.pid} in the logs (processes: {seen})")
+        if sessions is not None:
+            wanted = [str(session) for session in sessions]
+            ids = {info.id for info in self.session_list()}
+            missing = [session for session in wanted if session not in ids]
+            if missing:
+                known = ", ".join(sorted(ids, key=lambda s: (len(s), s))) or "none"
+                raise ReportError(f"no session {', '.join(missing)} {where} (sessions: {known})")
+            self.sessions = set(wanted)
+            self.latest_only = False
+        return self.report(read)
 
 
 class _Malformed(Exception):
     pass
+
+
+def _thread(tid: object, name: object) -> Tuple[object, str, Optional[int]]:
+    """A thread's key in the report (its id, else its name), its name, its id."""
+    if not isinstance(tid, int) or isinstance(tid, bool):
+        tid = None
+    if not isinstance(name, str) or not name:
+        name = f"thread {tid}" if tid is not None else "thread ?"
+    key: object = tid if tid is not None else ("name", name)
+    return key, name, tid
+
+
+def _items(rec: Record, kind: str) -> list:
+    """A snapshot record's figures (a table's as [title, columns, rows]); _Malformed if it has none."""
+    field_name = {"calls": "nodes", "lines": "lines", "table": "rows"}[kind]
+    items = rec.get(field_name)
+    if not isinstance(items, list):
+        raise _Malformed(f"no {field_name} list")
+    if field_name == "rows":
+        columns, title = rec.get("columns"), rec.get("title")
+        if (
+            not isinstance(title, str)
+            or not isinstance(columns, list)
+            or not all(isinstance(c, str) for c in columns)
+            or not all(isinstance(r, list) and len(r) == len(columns) for r in items)
+        ):
+            raise _Malformed("a table needs a title, column names and rows of as many values")
+        return [title, columns, items]
+    return items
+
+
+def _earliest(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _seconds(value: object) -> Optional[float]:
@@ -542,41 +671,56 @@ def load_logs(
     """Read lu log files (or directories of them) into one :class:`Report`.
 
     ``pid`` keeps only that process; ``sessions`` only those sessions (their
-    ids), ``latest_only`` only the session that started last (what `lu
-    report` shows unless asked otherwise).  Raises :class:`ReportError` when
-    a file cannot be read, is not an lu log, ``pid`` does not occur, or no
-    session asked for does.  Anything skipped is described in
-    ``report.warnings``.
+    ids), ``latest_only`` only the latest session (what `lu report` shows
+    unless asked otherwise: see the module's docstring).  Raises
+    :class:`ReportError` when a file cannot be read, is not an lu log,
+    ``pid`` does not occur, or no session asked for does.  Anything skipped
+    is described in ``report.warnings``.
     """
     files = expand_paths(paths)
     if not files:
         raise ReportError("no log files given")
     loader = _Loader(pid, None, latest_only)
-    read = []
-    for f in files:
-        try:
-            loader.read_file(f)
-            read.append(f.path if isinstance(f, LogFile) else f)
-        except ReportError as e:
-            if not (isinstance(f, LogFile) and f.found):
-                raise
-            loader.warnings.append(f"skipped {e}")
-    if not read:
-        raise ReportError(
-            "none of the logs found could be read" + (f" ({loader.warnings[-1][8:]})" if loader.warnings else "")
+    read: List[str] = []
+    loader.read_logs(files, read)
+    return loader.finish(read, sessions)
+
+
+def load_default(
+    sessions: Optional[Iterable[str]] = None, latest_only: bool = True, tmp_dirs: Optional[List[str]] = None
+) -> Report:
+    """What `lu report` shows when no log is named: the processes that ran the latest session.
+
+    A user who just profiled something and types `lu report` means that run,
+    not every log kept on the machine (days of them, of every user). The
+    agents' logs are read newest first. A log last written before the latest
+    run found so far started (less OVERLAP_SECONDS) cannot hold a later one,
+    nor a run of the same session going on at the time, so the reading stops
+    there. The report then holds only the processes that ran the latest
+    session: their latest session by default, all their sessions
+    (``latest_only=False``), or the ``sessions`` asked for.
+    """
+    found = sorted(agent_logs(tmp_dirs=tmp_dirs), key=lambda log: log.mtime, reverse=True)
+    if not found:
+        raise ReportError("no lu logs found; name a log file")
+    loader = _Loader(None, None, latest_only)
+    read: List[str] = []
+    for log in found:
+        latest = loader.latest_run()
+        if latest is not None and log.mtime < latest[1].start - OVERLAP_SECONDS:
+            break
+        loader.read_found(log, read)
+    runs = loader.latest_runs()
+    where = "in the logs"
+    if runs:
+        pids = sorted({pid for pid, _session in runs})
+        loader.only_pids = set(pids)
+        where = "in the log%s of process%s %s, which ran the latest session; name a log or --pid for others" % (
+            "s" * (len(pids) > 1),
+            "es" * (len(pids) > 1),
+            ", ".join(map(str, pids)),
         )
-    if pid is not None and pid not in loader.pids_seen:
-        seen = ", ".join(str(p) for p in sorted(loader.pids_seen)) or "none"
-        raise ReportError(f"no records of process {pid} in the logs (processes: {seen})")
-    if sessions is not None:
-        wanted = [str(session) for session in sessions]
-        missing = [session for session in wanted if session not in loader.session_info]
-        if missing:
-            known = ", ".join(sorted(loader.session_info, key=lambda s: (len(s), s))) or "none"
-            raise ReportError(f"no session {', '.join(missing)} in the logs (sessions: {known})")
-        loader.sessions = set(wanted)
-        loader.latest_only = False
-    return loader.report(read)
+    return loader.finish(read, sessions, where)
 
 
 def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) -> List[LogFile]:
@@ -612,16 +756,23 @@ def agent_logs(pid: Optional[int] = None, tmp_dirs: Optional[List[str]] = None) 
                     with safefs.acting_as(uid, gid), top.subdir(name, owner=uid, private=True) as home, home.subdir(
                         "logs", owner=uid, private=True
                     ) as logs:
-                        files = sorted(logs.names())
                         identity = (os.fstat(logs.fd).st_dev, os.fstat(logs.fd).st_ino)
+                        if identity in seen:  # the same directory through /tmp and /proc/PID/root/tmp
+                            continue
+                        files = [(f, _mtime(logs, f)) for f in sorted(logs.names()) if wanted.match(f)]
                 except (OSError, safefs.UnsafePath):
                     continue
-                if identity in seen:  # the same directory through /tmp and /proc/PID/root/tmp
-                    continue
                 seen.add(identity)
-                for file_name in files:
-                    if wanted.match(file_name):
-                        found.append(
-                            LogFile(os.path.join(tmp, name, "logs", file_name), owner=uid, group=gid, found=True)
-                        )
+                for file_name, mtime in files:
+                    if mtime is not None:
+                        path = os.path.join(tmp, name, "logs", file_name)
+                        found.append(LogFile(path, owner=uid, group=gid, found=True, mtime=mtime))
     return found
+
+
+def _mtime(directory: safefs.Dir, name: str) -> Optional[float]:
+    """When a file was last written (None: it went away since it was listed)."""
+    try:
+        return directory.lstat(name).st_mtime
+    except FileNotFoundError:
+        return None

@@ -51,6 +51,8 @@ def command(
     if paths:
         with report_errors():
             found = read_events(paths, pid=pid, sessions=sessions or None, latest=not all_sessions)
+        for warning in found.warnings:  # a log cut off mid-line, garbage in it: said, and the rest shown
+            echo(warning, err=True)
         if found.sessions and not as_json:
             echo(
                 "events of session %s of process %d (%d event%s%s)"

@@ -10,7 +10,7 @@ import click
 from lu_attach.errors import LuAttachError
 from lu_attach.profiling import clock_time
 from lu_attach.report import Report, load_logs, render_warnings
-from lu_attach.report.logs import agent_logs
+from lu_attach.report.logs import agent_logs, load_default
 
 from ..output import echo, print_json, print_table
 from ..report_options import ReportOutput, report_errors, report_output_options, show_report
@@ -31,19 +31,30 @@ def command(
     list_sessions: bool,
     output: ReportOutput,
 ) -> None:
-    """Call tree summary of profile logs (default: the logs of lu's agents on this machine).
+    """Call tree summary of profile logs.
 
     A log keeps every profile or debug session run in its process; the report
     shows the latest one unless --session or --all says otherwise, and says
-    which it shows.
+    which it shows. Without LOG, lu reads the logs its agents wrote on this
+    machine and shows the processes that ran the latest session (a --tree
+    session runs in several): their latest session, or with --all, --session
+    or --sessions, their other ones. --pid reads that process's log instead;
+    to read every log kept, name their directory (/tmp/lu-UID/logs).
     """
     if sessions and all_sessions:
         raise LuAttachError("--session and --all ask for two things; give one")
-    paths = list(logs) or agent_logs(pid)
-    if not paths:
-        raise LuAttachError("no lu logs found%s; name a log file" % (" for process %d" % pid if pid else ""))
+    asked = sessions or None
+    latest_only = not (sessions or all_sessions)
     with report_errors():
-        report = load_logs(paths, pid=pid, sessions=sessions or None, latest_only=not (sessions or all_sessions))
+        if logs:
+            report = load_logs(list(logs), pid=pid, sessions=asked, latest_only=latest_only)
+        elif pid is not None:
+            found = agent_logs(pid)
+            if not found:
+                raise LuAttachError("no lu logs found for process %d; name a log file" % pid)
+            report = load_logs(found, pid=pid, sessions=asked, latest_only=latest_only)
+        else:
+            report = load_default(sessions=asked, latest_only=latest_only)
     if all_sessions:
         report.selection = "all"
     if list_sessions:
