@@ -28,6 +28,7 @@ from .runtime import TargetProcess, connect_socket
 
 HELLO_TIMEOUT = 10.0
 BUSY_RETRIES = 5
+WAIT_FOREVER = float("inf")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,14 @@ class AgentClient:
         except OSError:
             pass
 
+    def hang_up(self) -> None:
+        """Close, waking a thread that waits for a reply here (close alone leaves its recv blocked)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close()
+
     def __enter__(self) -> AgentClient:
         return self
 
@@ -124,10 +133,15 @@ class AgentClient:
         self.close()
 
     def request(self, op: str, timeout: Optional[float] = None, **args: Any) -> Any:
-        """Send one request and wait for its reply; events arriving meanwhile are dispatched."""
+        """Send one request and wait for its reply; events arriving meanwhile are dispatched.
+
+        timeout: seconds to wait (None: the client's own); WAIT_FOREVER for a
+        request that takes as long as the user lets it (a controller statement,
+        which Ctrl-C interrupts from another connection)."""
         with self._lock:
             request_id = next(self._ids)
-            self.sock.settimeout(self.timeout if timeout is None else timeout)
+            wait = self.timeout if timeout is None else timeout
+            self.sock.settimeout(None if wait == WAIT_FOREVER else wait)
             try:
                 protocol.send(self.sock, {"v": protocol.PROTOCOL_VERSION, "id": request_id, "op": op, "args": args})
                 while True:

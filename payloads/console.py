@@ -13,6 +13,14 @@ reference to sys.stdout, so a thread in the middle of a print would use a freed
 router if lu dropped the last reference when it puts the program's stream
 back. So there is one router per stream for the life of the process, taken
 up again by the next agent.
+
+A statement that runs too long can be interrupted from another connection
+(the controller's Ctrl-C): KeyboardInterrupt is raised asynchronously in the
+agent thread that runs it, never in any other thread, and never while that
+thread is inside lu's own code (an update half-applied would hurt the
+program); it is asked for at most once per statement, and a request not yet
+delivered when the statement ends is withdrawn, so it cannot land in the
+agent's own work afterwards.
 """
 
 from __future__ import annotations
@@ -21,15 +29,21 @@ import builtins
 import inspect
 import io
 import sys
+import time
 import traceback
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, TextIO
 
 from . import forks, osthreads
+from .errors import LuError
 
 _captures: Dict[int, io.StringIO] = {}  # thread ident -> the buffer of the statement it runs
 _installed: Dict[str, _Router] = {}  # stream name -> the router this agent put in front of it
 _routers: Dict[str, _Router] = {}  # stream name -> its router, kept alive for good (see the module docstring)
 _install_lock = osthreads.Lock()
+_statements: Dict[str, _Statement] = {}  # token -> a statement that may be interrupted, while it runs
+_statements_lock = osthreads.Lock()
+_PACKAGE = __name__.split(".")[0]  # lu_payloads: frames of this package are never interrupted
+SHIELD_WAIT = 1.0  # how long an interrupt waits for a statement to leave lu's own code
 
 
 class _Router:
@@ -58,9 +72,11 @@ class _Router:
 
 def _after_fork_in_child(parent_pid: int) -> None:
     """A statement the controller ran forked: the child's output is the child's own again."""
-    global _install_lock
+    global _install_lock, _statements_lock
     _install_lock = osthreads.Lock()
+    _statements_lock = osthreads.Lock()
     _captures.clear()
+    _statements.clear()  # the parent's client interrupts the parent's statement, not this copy of it
 
 
 forks.in_child(forks.Stage.AGENT, _after_fork_in_child)
@@ -88,37 +104,143 @@ def uninstall_capture() -> None:
             del _installed[name]
 
 
-def run(source: str, namespace: Dict[str, Any], filename: str = "<lu>") -> Dict[str, Optional[str]]:
-    """Execute controller input; return {'output': text, 'error': text or None}."""
+class _Statement:
+    """A statement that a client may interrupt: the thread that runs it, and whether it was asked to stop."""
+
+    def __init__(self, token: str, ident: int) -> None:
+        self.token = token
+        self.ident = ident
+        self.interrupted = False
+
+
+def run(
+    source: str, namespace: Dict[str, Any], filename: str = "<lu>", token: Optional[str] = None
+) -> Dict[str, Optional[str]]:
+    """Execute controller input; return {'output': text, 'error': text or None}.
+
+    With a token, interrupt(token) from another connection stops the
+    statement with KeyboardInterrupt while it runs. Such an interrupt is
+    delivered at most once, at some point before _settle() withdraws it, so
+    the two handlers below see it wherever in this function it lands.
+    """
+    if token is not None and (not isinstance(token, str) or not token):
+        raise LuError("a statement's token is a non-empty string")
     install_capture()
     buffer = io.StringIO()
     ident = osthreads.get_ident()
     _captures[ident] = buffer
-    error: Optional[str] = None
+    statement = _Statement(token, ident) if token else None
     try:
         try:
-            code = compile(source, filename, "single")
-        except SyntaxError:
             try:
-                code = compile(source, filename, "exec")
-            except SyntaxError as exc:
-                return {"output": "", "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()}
-        previous_hook = sys.displayhook
-        try:
-            exec(code, namespace)
-        except SystemExit:
-            error = "SystemExit ignored: the controller does not end the target"
-        except BaseException as exc:
-            tb = exc.__traceback__
-            # Drop our own frame so the user sees only their statement's traceback.
-            if tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            error = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
-        finally:
-            sys.displayhook = previous_hook
+                error = _execute(source, namespace, filename, statement)
+            except KeyboardInterrupt:  # landed in lu's code around the statement's own
+                error = "KeyboardInterrupt"
+            _settle(statement)
+        except KeyboardInterrupt:  # landed on the way into _settle, which had not run yet
+            error = "KeyboardInterrupt"
+            _settle(statement)
     finally:
         _captures.pop(ident, None)
     return {"output": buffer.getvalue(), "error": error}
+
+
+def _execute(source: str, namespace: Dict[str, Any], filename: str, statement: Optional[_Statement]) -> Optional[str]:
+    """Compile and run the statement; the error text to show, or None."""
+    try:
+        code = compile(source, filename, "single")
+    except SyntaxError:
+        try:
+            code = compile(source, filename, "exec")
+        except SyntaxError as exc:
+            return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    previous_hook = sys.displayhook
+    if statement is not None:
+        _begin(statement)
+    try:
+        exec(code, namespace)
+    except SystemExit:
+        return "SystemExit ignored: the controller does not end the target"
+    except BaseException as exc:
+        tb = exc.__traceback__
+        # Drop our own frame so the user sees only their statement's traceback.
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+    finally:
+        sys.displayhook = previous_hook
+    return None
+
+
+def _begin(statement: _Statement) -> None:
+    with _statements_lock:
+        if statement.token in _statements:
+            raise LuError("a statement with this token is already running")
+        _statements[statement.token] = statement
+
+
+def _settle(statement: Optional[_Statement]) -> None:
+    """The statement is over: no interrupt can be asked for any more, and one not yet delivered is withdrawn."""
+    if statement is None:
+        return
+    with _statements_lock:
+        if _statements.get(statement.token) is statement:
+            del _statements[statement.token]
+        if statement.interrupted:
+            _set_async_exc(statement.ident, None)
+
+
+def interrupt(token: str) -> str:
+    """Ask the statement run under `token` to stop with KeyboardInterrupt; what became of the request.
+
+    'sent': asked now; it stops at its next Python instruction (a blocking
+    call, such as a sleep, first returns). 'pending': asked before.
+    'finished': no statement runs under that token. 'busy': it stayed in
+    lu's own code, which is never cut short, for SHIELD_WAIT seconds; ask
+    again. 'unsupported': this Python cannot raise in another thread.
+    """
+    if not isinstance(token, str) or not token:
+        raise LuError("interrupt takes the token its statement was sent with")
+    deadline = time.monotonic() + SHIELD_WAIT
+    while True:
+        with _statements_lock:
+            statement = _statements.get(token)
+            if statement is None:
+                return "finished"
+            if statement.interrupted:
+                return "pending"
+            if not _in_lu_code(statement.ident):
+                if not _set_async_exc(statement.ident, KeyboardInterrupt):
+                    return "unsupported"
+                statement.interrupted = True
+                return "sent"
+        if time.monotonic() >= deadline:
+            return "busy"
+        osthreads.sleep(0.01)
+
+
+def _in_lu_code(ident: int) -> bool:
+    """True when the thread is, below its statement, inside lu's own code (an update, a write, a hook)."""
+    frame = sys._current_frames().get(ident)
+    while frame is not None and frame.f_code is not _execute.__code__:
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and (name == _PACKAGE or name.startswith(_PACKAGE + ".")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _set_async_exc(ident: int, exc: Optional[type]) -> bool:
+    """Raise exc in the thread at its next instruction (None withdraws a request); False if Python cannot."""
+    try:
+        import ctypes  # lazy: loaded into the target only when a statement is interrupted
+
+        set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+        target = ctypes.c_ulong(ident)
+        changed = set_async_exc(target, ctypes.py_object(exc)) if exc is not None else set_async_exc(target, None)
+    except (ImportError, AttributeError, OSError, TypeError):
+        return False
+    return exc is None or changed == 1
 
 
 def complete(expression: str, namespace: Mapping[str, Any]) -> List[str]:

@@ -39,7 +39,10 @@ def ping(connection: Connection) -> Dict[str, Any]:
 
 
 def info(connection: Connection) -> Dict[str, Any]:
-    return operations.process_info(connection.agent.started, connection.agent.socket_path)
+    """The process and the agent; `requests` lets a newer lu see what an older agent does not answer."""
+    described = operations.process_info(connection.agent.started, connection.agent.socket_path)
+    described["requests"] = sorted(HANDLERS)
+    return described
 
 
 def ls(connection: Connection) -> List[Dict[str, Any]]:
@@ -62,8 +65,14 @@ def patch(connection: Connection, source: str, filename: str = "patch.py") -> Li
     return operations.apply_patch_source(source, filename)
 
 
-def execute(connection: Connection, source: str) -> Dict[str, Any]:
-    return console.run(source, _namespace(connection))
+def execute(connection: Connection, source: str, token: Optional[str] = None) -> Dict[str, Any]:
+    """Run a controller statement; with a token, another connection may interrupt it while it runs."""
+    return console.run(source, _namespace(connection), token=token)
+
+
+def interrupt(connection: Connection, token: str) -> str:
+    """Stop the statement sent with `token` (on another connection: that one waits for it) with KeyboardInterrupt."""
+    return console.interrupt(token)
 
 
 def complete(connection: Connection, text: str, kind: str = "name") -> List[str]:
@@ -149,6 +158,7 @@ HANDLERS: Dict[str, Handler] = {
     "revert": revert,
     "patch": patch,
     "exec": execute,
+    "interrupt": interrupt,
     "complete": complete,
     "detach": detach,
     "flush": flush,
