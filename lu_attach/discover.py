@@ -24,9 +24,12 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from . import safefs
+from .pythons import release_suffix
 from .symbols import Mapping, base_of, dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
+# Biased reference counting exists only in builds without the GIL (PEP 703): its functions mark them.
+FREE_THREADED_MARK = "_Py_brc_queue_object"
 
 SymbolOffsets = Dict[str, Tuple[int, int]]  # symbol name -> (offset from the image's load base, size)
 
@@ -43,6 +46,12 @@ class PythonProcess:
     interpreter_path: str = ""  # the file that holds the C API (libpython or the executable)
     static: bool = False
     agent_socket: Optional[str] = field(default=None)
+    free_threaded: bool = False  # built without the GIL (3.13t, 3.14t...)
+
+    @property
+    def build(self) -> str:
+        """The version as `lu ps` shows it: "3.13.5t (free-threaded)" for a build without the GIL."""
+        return "%st (free-threaded)" % self.python if self.free_threaded else self.python
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -68,7 +77,9 @@ def _elf_python_symbols(path: str, stamp: Tuple[int, int, float]) -> Optional[Sy
     try:
         found: SymbolOffsets = {
             name: (offset, 0)
-            for name, offset in dynamic_symbols(path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version"]).items()
+            for name, offset in dynamic_symbols(
+                path, ["Py_IsInitialized", "PyGILState_Ensure", "Py_Version", FREE_THREADED_MARK]
+            ).items()
         }
     except (OSError, ELFError, ValueError, safefs.UnsafePath):
         return None
@@ -194,11 +205,11 @@ def read_version(pid: int, image: InterpreterImage) -> Optional[str]:
             hexversion = struct.unpack("<I", raw)[0]
             major, minor, micro = hexversion >> 24, (hexversion >> 16) & 0xFF, (hexversion >> 8) & 0xFF
             if major == 3:
-                return "%d.%d.%d" % (major, minor, micro)
+                return "%d.%d.%d%s" % (major, minor, micro, release_suffix(hexversion))
     if base is not None and "version" in found:
         raw = _read(pid, base + found["version"][0], 64)
         if raw:
-            in_buffer = re.match(rb"(\d+\.\d+\.\d+)", raw)
+            in_buffer = re.match(rb"(\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)", raw)
             if in_buffer:
                 return in_buffer.group(1).decode()
     match = _LIBPYTHON.search(os.path.basename(path))
@@ -241,6 +252,7 @@ def inspect_process(pid: int) -> Optional[PythonProcess]:
         uid=uid,
         interpreter_path=path,
         static=not _LIBPYTHON.search(os.path.basename(path)),
+        free_threaded=FREE_THREADED_MARK in image.symbols,
     )
 
 

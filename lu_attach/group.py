@@ -134,7 +134,7 @@ class _Reach:
     inject_if_needed: bool = True
     follow: bool = True
     timeout: float = 10.0
-    method: str = "ptrace"
+    method: str = "auto"
     on_event: Optional[Callable[[int, dict], None]] = None
     masters: Set[int] = field(default_factory=set)
 
@@ -170,7 +170,7 @@ class Tree:
         inject_if_needed: bool = True,
         follow: bool = True,
         timeout: float = 10.0,
-        method: str = "ptrace",
+        method: str = "auto",
         on_event: Optional[Callable[[int, dict], None]] = None,
     ) -> Tree:
         """Reach every member (injecting the ones without an agent); all or a clear error."""

@@ -2,30 +2,21 @@
 
 How (and why this way; docs/design.md says what was measured against it):
 
-1. Pre-flight, read-only: the pid exists, is no zombie, runs a supported
-   CPython, and may be traced by us (uid, Yama ptrace_scope).
+1. Pre-flight, read-only: the pid exists, is no zombie, runs a CPython lu
+   supports (pythons.py), and may be traced by us (uid, Yama ptrace_scope).
 2. The files the target reads are staged (staging.py): lu's package and its
    spawn helper library in lu's own directory of the target's /tmp, a
    bootstrap script per injection, and a claim file in the target user's
    directory that makes cancelling atomic.
-3. A thread of the target is borrowed for two short calls: `dlopen(helper)`
-   (only the first time; the helper stays loaded and is reused) and
-   `lu_spawn_start(script)`, which starts a detached native thread and
-   returns. That thread takes the GIL the cooperative way and runs the
-   bootstrap, which loads `lu_payloads` and starts the agent. No Python code
-   ever runs at an interrupted instruction.
-   Each call is started like a signal handler (thread_call.py, sigframe.py):
-   the thread is stopped for a few tens of microseconds, pointed at the
-   function with a frame below its stack that restores every register, its
-   FPU state and its signal mask when the function returns, and let go at
-   once. Nothing needs lu to come back: killing lu at any instant leaves the
-   target running. The thread is one parked in a blocking system call, or,
-   when none is, a running thread caught inside the evaluation loop
-   (threads.py); no breakpoint is ever written.
+3. A method (methods/) makes the target run the bootstrap once: PEP 768's
+   sys.remote_exec on 3.14 and later (nothing stopped), lu's own ptrace call
+   (one thread stopped for microseconds), or gdb when asked. The bootstrap
+   loads `lu_payloads` and starts the agent in a thread of its own.
 4. lu waits (bounded) for the bootstrap's status. If it does not run in time,
    because a thread holds the GIL in a long C call, lu withdraws the claim:
-   when the helper thread finally gets the GIL the bootstrap finds it gone and
-   runs nothing. lu then says which thread holds the GIL and what it does.
+   when the bootstrap finally runs it finds the claim gone and does nothing.
+   lu then says which thread holds the GIL and what it does (or, with no
+   GIL, what the threads are doing).
 """
 
 from __future__ import annotations
@@ -34,30 +25,24 @@ import errno
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, List, Optional
 
 import psutil
 
 from lu_payloads import paths
 
-from . import discover, ptrace, sigframe, staging, thread_call, threads
+from . import discover, methods, staging, threads
 from .client import open_client
 from .errors import AgentAbsent, AgentBusy, LuAttachError
-from .native_helper import READY, entry_offset, helper_library
+from .methods.base import exiting
+from .pythons import Version, refusal
 from .runtime import TargetProcess, process_gone
-from .symbols import find_restorer, find_symbols, read_maps
 
-SUPPORTED = ((3, 8), (3, 13))
-RTLD_NOW = 2
-HELPER_LOAD_TIMEOUT = 10.0
-EXACT_PREFERENCE = 1.0  # seconds spent looking for a thread whose wait resumes exactly
+METHOD_CHOICES = methods.CHOICES
 
 
 @dataclass
@@ -119,15 +104,9 @@ def check_target(pid: int) -> discover.PythonProcess:
         if process_gone(pid):
             raise LuAttachError("process %d exited" % pid)
         raise LuAttachError("process %d (%s) is not a Python process (no CPython interpreter in it)" % (pid, name))
-    try:
-        version = found.version_tuple()
-    except (ValueError, IndexError):
-        raise LuAttachError("process %d runs a Python whose version lu cannot read" % pid)
-    if not (SUPPORTED[0] <= version <= SUPPORTED[1]):
-        raise LuAttachError(
-            "process %d runs Python %s; lu supports CPython %d.%d to %d.%d"
-            % ((pid, found.python) + SUPPORTED[0] + SUPPORTED[1])
-        )
+    refused = refusal(found.python)
+    if refused is not None:
+        raise LuAttachError("process %d %s" % (pid, refused))
     scope = ptrace_scope()
     if scope == 3:
         raise LuAttachError(
@@ -158,302 +137,6 @@ def _is_ancestor(ancestor: int, pid: int) -> bool:
     except psutil.Error:
         pass
     return False
-
-
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP for the microseconds a thread is stopped; they take effect right after.
-
-    Not needed for the target's sake (a thread stopped by lu carries on if lu
-    dies), but it keeps lu from dying between two of its own steps.
-    """
-    mask = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-# -- borrowing a thread for one call --------------------------------------------
-
-
-@dataclass(frozen=True)
-class Call:
-    """A function to start in the target, and the addresses it needs."""
-
-    function: int
-    arguments: Tuple[int, ...]
-    strings: Dict[int, bytes]
-    restorer: int
-
-
-@dataclass(frozen=True)
-class Borrowed:
-    tid: int
-    stopped_ms: float
-    resume: sigframe.Resume
-    rsp: int
-    syscall: Optional[int]
-
-
-def _exiting(pid: int, within: float = 0.5) -> bool:
-    """Whether pid is on its way out: gone, or a zombie, within `within` seconds."""
-    deadline = time.monotonic() + within
-    while not process_gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _try_thread(
-    pid: int, tid: int, call: Call, points: threads.SafePoints, parked: bool, exact_only: bool = False
-) -> Optional[Borrowed]:
-    """Stop one thread; start the call in it if it is at a safe point. None: not this time.
-
-    `exact_only` takes a parked thread only if its wait resumes exactly
-    afterwards (see sigframe.resume_point).
-    """
-    try:
-        tracee = ptrace.Tracee(tid)
-    except ptrace.PtraceError as exc:
-        if exc.errno == errno.ESRCH:
-            return None  # the thread ended
-        if exc.errno == errno.EPERM and tid != pid:
-            return None  # a thread that is exiting refuses tracing; the main thread tells about the process
-        if exc.errno == errno.EPERM:
-            if _exiting(pid):  # a dying process refuses tracing too
-                raise LuAttachError("process %d exited during the injection" % pid)
-            raise LuAttachError(
-                "process %d: not allowed to trace it (%s; is a debugger attached?)" % (pid, exc.strerror)
-            )
-        raise
-    started = time.perf_counter()
-    try:
-        with _no_interrupts():
-            try:
-                tracee.interrupt()
-                regs = tracee.getregs()
-            except ptrace.PtraceError:
-                return None
-            nr = sigframe.signed(regs.orig_rax)
-            if parked:
-                if nr not in threads.PARKED_SYSCALLS or sigframe.signed(regs.rax) not in sigframe.RESTART_RESULTS:
-                    return None  # it woke up between the look and the stop
-                if exact_only and not sigframe.resume_point(regs.rip, regs.rax, regs.orig_rax, regs.rsi).exact:
-                    return None
-            elif not points.in_eval_loop(regs.rip):
-                return None
-            if points.holds_loader_lock(pid, tid):
-                return None
-            try:
-                resume = thread_call.start_call(pid, tracee, call.function, call.arguments, call.strings, call.restorer)
-            except OSError:
-                return None  # its stack could not be written: try another thread
-            tracee.detach()
-            return Borrowed(
-                tid=tid,
-                stopped_ms=(time.perf_counter() - started) * 1000,
-                resume=resume,
-                rsp=regs.rsp,
-                syscall=nr if parked else None,
-            )
-    finally:
-        tracee.detach()
-
-
-def borrow_thread(pid: int, call: Call, points: threads.SafePoints, deadline: float, mode: str) -> Tuple[str, Borrowed]:
-    """Start `call` in a parked thread, else in a running one caught in the evaluation loop.
-
-    Parked threads whose wait resumes exactly are preferred; one whose timed
-    wait would return EINTR is taken only when there is no other.
-    """
-    rounds = 0
-    # A thread whose wait would end in EINTR is taken only after the others
-    # had a while to come back to their waits (they leave them briefly).
-    exact_until = time.monotonic() + min(EXACT_PREFERENCE, max(0.0, deadline - time.monotonic()) / 4)
-    while time.monotonic() < deadline:
-        if mode != "running":
-            exact_only = time.monotonic() < exact_until
-            for tid in threads.parked_threads(pid):
-                borrowed = _try_thread(pid, tid, call, points, parked=True, exact_only=exact_only)
-                if borrowed is not None:
-                    return "ptrace", borrowed
-        if mode != "parked" and points.eval_loop is not None:
-            for tid in threads.running_threads(pid):
-                borrowed = _try_thread(pid, tid, call, points, parked=False)
-                if borrowed is not None:
-                    return "ptrace-running", borrowed
-        if process_gone(pid):
-            raise LuAttachError("process %d exited during the injection" % pid)
-        rounds += 1
-        time.sleep(0.001 if rounds < 50 else 0.005)
-    raise LuAttachError(
-        "process %d: no thread became available within the timeout (every thread runs native "
-        "code without waiting or returning to the interpreter)" % pid
-    )
-
-
-# -- the helper library in the target --------------------------------------------
-
-
-def helper_base(pid: int, library: str) -> Optional[int]:
-    """Load base of the helper library in the target, once it is loaded and relocated (None before)."""
-    bases = [m.start - m.offset for m in read_maps(pid) if m.path == library or m.path == library + " (deleted)"]
-    if not bases:
-        return None
-    base = min(bases)
-    try:
-        ready = ptrace.read_memory(pid, base + entry_offset(helper_library(), READY), 4)
-    except OSError:
-        return None
-    return base if ready == b"\x01\0\0\0" else None
-
-
-def _wait_for_helper(pid: int, library: str, borrowed: Borrowed, deadline: float) -> int:
-    """Wait until dlopen has loaded the helper; fail early when the borrowed thread came back without it."""
-    back_since = None
-    while time.monotonic() < deadline:
-        base = helper_base(pid, library)
-        if base is not None:
-            return base
-        if process_gone(pid):
-            raise LuAttachError("process %d exited during the injection" % pid)
-        if borrowed.syscall is not None and _back_in_syscall(pid, borrowed):
-            back_since = back_since or time.monotonic()
-            if time.monotonic() - back_since > 0.2:
-                raise LuAttachError(
-                    "process %d could not load lu's helper library %s (a /tmp mounted noexec, "
-                    "or a security policy, refuses it)" % (pid, library)
-                )
-        time.sleep(0.002)
-    raise LuAttachError("process %d did not load lu's helper library in time (the dynamic loader is busy)" % pid)
-
-
-def _back_in_syscall(pid: int, borrowed: Borrowed) -> bool:
-    try:
-        with open("/proc/%d/task/%d/syscall" % (pid, borrowed.tid)) as handle:
-            fields = handle.read().split()
-        return int(fields[0]) == borrowed.syscall and int(fields[-2], 16) == borrowed.rsp
-    except (OSError, ValueError, IndexError):
-        return False
-
-
-def ptrace_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[str, int, float]:
-    if not ptrace.supported():
-        raise LuAttachError("lu's own injector supports x86-64 only; use --method gdb")
-    symbols = find_symbols(pid, ["dlopen"], ("libc.so", "libc-", "libdl", "ld-musl"))
-    if not symbols.get("dlopen"):
-        raise LuAttachError("process %d has no dlopen lu can call (libc without dlopen and libdl not loaded)" % pid)
-    restorer = find_restorer(pid)
-    if restorer is None:
-        raise LuAttachError("process %d: lu cannot find its C library's signal return code" % pid)
-    points = threads.SafePoints.of(pid)
-    mode = {"running": "running", "parked": "parked"}.get(os.environ.get("LU_INJECT_MODE", ""), "any")
-    deadline = time.monotonic() + timeout
-    stopped = 0.0
-    base = helper_base(pid, injection.helper)
-    if base is None:
-        load = Call(symbols["dlopen"], (0, RTLD_NOW), {0: injection.helper.encode()}, restorer)
-        _, borrowed = borrow_thread(pid, load, points, deadline, mode)
-        stopped += borrowed.stopped_ms
-        base = _wait_for_helper(pid, injection.helper, borrowed, min(deadline, time.monotonic() + HELPER_LOAD_TIMEOUT))
-    start = Call(base + entry_offset(helper_library()), (0,), {0: injection.script.encode()}, restorer)
-    method, borrowed = borrow_thread(pid, start, points, deadline, mode)
-    return method, borrowed.tid, stopped + borrowed.stopped_ms
-
-
-# -- the gdb method ------------------------------------------------------------
-
-
-def gdb_inject(pid: int, injection: staging.Injection, timeout: float) -> Tuple[str, int, float]:
-    """The same two calls, made by gdb's inferior calls in a parked thread.
-
-    gdb runs in its own session with its output in a private file, so lu's
-    terminal going away, or lu dying, does not stop it half way.
-    """
-    gdb = shutil.which("gdb")
-    if not gdb:
-        raise LuAttachError(
-            "gdb is not installed (apt-get install gdb), or use the default method "
-            "(--method ptrace), or start the agent from the program "
-            "(import lu_payloads; lu_payloads.start())"
-        )
-    candidates = threads.parked_threads(pid)
-    if not candidates:
-        raise LuAttachError(
-            "process %d: --method gdb needs a thread waiting in a system call; none is (use the default method)" % pid
-        )
-    offset = entry_offset(helper_library())
-    # gdb stops every thread from `attach` to `detach`: that span is the pause.
-    script = (
-        "import gdb, time\n"
-        "t0 = time.perf_counter()\n"
-        "gdb.execute('attach %d', to_string=True)\n"
-        "threads = {t.ptid[1]: t for t in gdb.selected_inferior().threads()}\n"
-        "chosen = next((tid for tid in %r if tid in threads), None)\n"
-        "if chosen is None:\n"
-        "    gdb.execute('detach', to_string=True)\n"
-        "    print('LU-NOTHREAD')\n"
-        "else:\n"
-        "    threads[chosen].switch()\n"
-        "    r = int(gdb.parse_and_eval('(void*)dlopen(\"%s\", %d)'))\n"
-        "    base = None\n"
-        "    for line in open('/proc/%d/maps'):\n"
-        "        if line.rstrip().endswith(%r) and int(line.split()[2], 16) == 0:\n"
-        "            base = int(line.split('-')[0], 16)\n"
-        "    if r and base is not None:\n"
-        "        gdb.parse_and_eval('((int (*)(const char *))%%d)(\"%s\")' %% (base + %d))\n"
-        "    gdb.execute('detach', to_string=True)\n"
-        "    print('LU-DLOPEN', r, chosen, (time.perf_counter() - t0) * 1000)\n"
-        % (pid, candidates, injection.helper, RTLD_NOW, pid, injection.helper, injection.script, offset)
-    )
-    with tempfile.TemporaryDirectory(prefix="lu-gdb-") as work:
-        script_path = os.path.join(work, "inject.py")
-        output_path = os.path.join(work, "out")
-        with open(script_path, "w") as handle:
-            handle.write(script)
-        with open(output_path, "w") as output, _no_interrupts():
-            try:
-                subprocess.run(
-                    [
-                        gdb,
-                        "-nx",
-                        "-batch",
-                        "-iex",
-                        "set auto-load off",
-                        "-iex",
-                        "set libthread-db-search-path /nonexistent",
-                        "-iex",
-                        "set auto-solib-add off",
-                        "-ex",
-                        "file /proc/%d/exe" % pid,
-                        "-ex",
-                        "python exec(open(%r).read())" % script_path,
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    timeout=timeout + 30,
-                    preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-                )
-            except subprocess.TimeoutExpired:
-                raise LuAttachError("gdb did not finish its call into process %d in time" % pid)
-        with open(output_path) as handle:
-            out = handle.read()
-    if "LU-NOTHREAD" in out:
-        raise LuAttachError("process %d: the waiting threads lu chose ended meanwhile; retry" % pid)
-    if "LU-DLOPEN" not in out:
-        raise LuAttachError(
-            "gdb could not load lu's helper into process %d: %s"
-            % (pid, (out.strip().splitlines() or ["no output"])[-1])
-        )
-    handle_value, tid, stopped = out.split("LU-DLOPEN", 1)[1].split()[:3]
-    if handle_value == "0":
-        raise LuAttachError("the target could not load lu's helper library (dlopen failed in process %d)" % pid)
-    return "gdb", int(tid), float(stopped)
 
 
 # -- waiting for the agent -------------------------------------------------------
@@ -499,7 +182,22 @@ def _poll_status(injection: staging.Injection, until: float, every: float) -> Op
     return None
 
 
-def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
+def describe_threads(pid: int) -> str:
+    """What the threads of a process without a GIL are doing, from /proc (nothing is stopped)."""
+    calls = threads.thread_syscalls(pid)
+    running = [tid for tid, nr in calls.items() if nr is None]
+    waiting: Dict[str, int] = {}
+    for nr in calls.values():
+        if nr is not None:
+            name = threads.PARKED_SYSCALLS.get(nr, "system call %d" % nr)
+            waiting[name] = waiting.get(name, 0) + 1
+    parts = ["%d running" % len(running)] if running else []
+    parts += ["%d waiting in %s" % (n, name) for name, n in sorted(waiting.items(), key=lambda kv: -kv[1])]
+    main = "the main thread is running" if calls.get(pid, 0) is None else "the main thread waits"
+    return "its threads (no GIL in this build): %s; %s" % (", ".join(parts) or "none seen", main)
+
+
+def wait_for_bootstrap(injection: staging.Injection, timeout: float, free_threaded: bool = False) -> dict:
     pid = injection.target.pid
     try:
         status = _poll_status(injection, time.monotonic() + timeout, 0.005)
@@ -511,11 +209,16 @@ def wait_for_bootstrap(injection: staging.Injection, timeout: float) -> dict:
         )
     if status is not None:
         return status
-    holder = describe_gil_holder(pid)
+    # Withdraw first, then look: the bootstrap must not start while lu inspects the process.
     if injection.cancel():
+        if free_threaded:
+            raise LuAttachError(
+                "the agent did not start within %.0f s (%s); the injection was cancelled "
+                "(nothing will run in process %d)" % (timeout, describe_threads(pid), pid)
+            )
         raise LuAttachError(
             "the agent did not start within %.0f s because %s; the injection was cancelled "
-            "(nothing will run in process %d); retry when that call is over" % (timeout, holder, pid)
+            "(nothing will run in process %d); retry when that call is over" % (timeout, describe_gil_holder(pid), pid)
         )
     # The bootstrap claimed the injection just before the cancel: it is running.
     status = _poll_status(injection, time.monotonic() + 30, 0.01)
@@ -536,29 +239,27 @@ def _agent_socket(target: TargetProcess) -> Optional[str]:
     return target.host_path(paths.socket_path(target.nspid, target.uid))
 
 
-def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectResult:
+def inject(pid: int, timeout: float = 10.0, method: str = "auto") -> InjectResult:
     """Start the agent in pid (or find the one running) and return where it listens."""
     begin = time.perf_counter()
-    check_target(pid)
+    found = check_target(pid)
+    version = Version.parse(found.python)
+    assert version is not None, "check_target refuses a version it cannot read"
     target = TargetProcess.of(pid)
     existing = _agent_socket(target)
     if existing:
         return InjectResult(pid=pid, socket=existing, already_running=True, method="none")
+    who = methods.Target(pid, found, version)
+    chosen = methods.plan(who, method)
     injection = staging.prepare(target)
     try:
+        deadline = time.monotonic() + timeout
         try:
-            if method == "gdb":
-                used, tid, pause = gdb_inject(pid, injection, timeout)
-            else:
-                used, tid, pause = ptrace_inject(pid, injection, timeout)
-        except ptrace.PtraceError as exc:
-            if _exiting(pid):
-                raise LuAttachError("process %d exited during the injection" % pid)
-            raise LuAttachError("process %d: tracing failed: %s" % (pid, exc.strerror or exc))
+            done = _run_methods(who, chosen, injection, deadline)
         except BaseException:
             injection.cancel()  # whatever was started finds nothing to run
             raise
-        status = wait_for_bootstrap(injection, timeout)
+        status = wait_for_bootstrap(injection, timeout, found.free_threaded)
         if not status.get("ok"):
             raise LuAttachError("the agent failed to start in process %d: %s" % (pid, str(status.get("error"))[:300]))
         expected = paths.socket_path(target.nspid, target.uid)
@@ -571,10 +272,25 @@ def inject(pid: int, timeout: float = 10.0, method: str = "ptrace") -> InjectRes
             pid=pid,
             socket=target.host_path(expected),
             already_running=status.get("was_running") is True,
-            method=used,
-            thread=tid,
-            pause_ms=pause,
+            method=done.method,
+            thread=done.thread,
+            pause_ms=done.stopped_ms,
             total_ms=(time.perf_counter() - begin) * 1000,
         )
     finally:
         injection.cleanup()
+
+
+def _run_methods(
+    who: methods.Target, chosen: List[methods.Method], injection: staging.Injection, deadline: float
+) -> methods.Injected:
+    """The first method that gets the bootstrap going; each that gives way says why, if none does."""
+    gave_way: List[str] = []
+    for method in chosen:
+        try:
+            return method.run(who, injection, deadline)
+        except methods.NotThisWay as exc:
+            gave_way.append(str(exc))
+            if exiting(who.pid):
+                raise LuAttachError("process %d exited during the injection" % who.pid)
+    raise LuAttachError("; ".join(gave_way))

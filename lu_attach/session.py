@@ -62,7 +62,7 @@ def connect(
     pid: int,
     inject_if_needed: bool = False,
     timeout: float = 10.0,
-    method: str = "ptrace",
+    method: str = "auto",
     on_event: Optional[Callable[[dict], None]] = None,
     announce: Optional[Callable[[str], None]] = None,
 ) -> AgentClient:
@@ -82,7 +82,6 @@ def connect(
             )
     started = inject(pid, timeout=timeout, method=method)
     if announce is not None and not started.already_running:
-        announce(
-            "lu: started its agent in process %d (%s, a %.1f ms stop)" % (pid, started.method, started.pause_ms or 0.0)
-        )
+        stop = "nothing stopped" if started.thread is None else "a %.1f ms stop" % (started.pause_ms or 0.0)
+        announce("lu: started its agent in process %d (%s, %s)" % (pid, started.method, stop))
     return open_client(target, on_event=on_event)

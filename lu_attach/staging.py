@@ -292,10 +292,10 @@ def ensure_helper(stage: Stage) -> str:
 
 def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> None:
     """Files of injections abandoned long ago (a killed lu), and of agents whose process is gone."""
-    _remove_stale_in(stage.dir)
     try:
         proc = safefs.open_root(target.pid)
     except OSError:
+        _remove_stale_in(stage.dir)
         return
     with proc:
 
@@ -309,15 +309,35 @@ def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> No
             except OSError:
                 return True  # cannot tell: keep its files
 
+        _remove_stale_in(stage.dir, alive, pid_namespace(target.pid))
         with safefs.acting_as(target.uid, target.gid):
             _remove_stale_in(runtime, alive)
 
 
 _AGENT_FILE = re.compile(r"agent-(\d+)\.(sock|json|log|log\.1)$")
+# A PEP 768 launcher (methods/remote_exec.py): armed in process NSPID, it may run whenever that process
+# next reaches a safe point, so it stays until the process is gone.
+# The name holds the pid namespace too: only a process of the same namespace tells whether NSPID is gone.
+_LAUNCHER_FILE = re.compile(r"remote-(\d+)-(\d+)-[0-9a-f]+\.py$")
+
+
+def pid_namespace(pid: int) -> int:
+    """The inode of pid's pid namespace (0 when it cannot be read)."""
+    try:
+        return os.stat("/proc/%d/ns/pid" % pid).st_ino
+    except OSError:
+        return 0
+
+
+def launcher_name(target: TargetProcess, nonce: str) -> str:
+    """The file name of a PEP 768 launcher armed in target (see _LAUNCHER_FILE)."""
+    return "remote-%d-%d-%s.py" % (pid_namespace(target.pid), target.nspid, nonce)
+
+
 LOG_KEEP_SECONDS = 7 * 24 * 3600
 
 
-def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool]] = None) -> None:
+def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool]] = None, namespace: int = 0) -> None:
     """Abandoned injection files; with `alive`, also the files of agents whose process is gone."""
     now = time.time()
     try:
@@ -327,6 +347,12 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
     for name in names:
         try:
             age = now - directory.lstat(name).st_mtime
+            launcher = _LAUNCHER_FILE.match(name)
+            if launcher:
+                ours = namespace and int(launcher.group(1)) == namespace
+                if ours and alive is not None and not alive(int(launcher.group(2))):
+                    _remove(directory, name)
+                continue
             match = _AGENT_FILE.match(name)
             if match and alive is not None:
                 gone = not alive(int(match.group(1)))
@@ -373,6 +399,17 @@ class Injection:
         if not isinstance(result, dict):
             raise LuAttachError("process %d: malformed injection status" % self.target.pid)
         return result
+
+    def claimed(self) -> bool:
+        """Whether the claim is gone: the bootstrap took it (or the injection was cancelled)."""
+        with safefs.acting_as(self.target.uid, self.target.gid):
+            try:
+                self.runtime.lstat(self.claim_name)
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False
+        return False
 
     def cancel(self) -> bool:
         """Withdraw the injection. True: nothing will run; False: the bootstrap already claimed it."""

@@ -3,7 +3,7 @@
 import click
 
 from lu_attach.group import Tree
-from lu_attach.inject import inject
+from lu_attach.inject import METHOD_CHOICES, inject
 
 from .. import tree_output
 from ..options import tree_option
@@ -15,10 +15,12 @@ from ..output import echo, print_json
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the agent to start.")
 @click.option(
     "--method",
-    type=click.Choice(["ptrace", "gdb"]),
-    default="ptrace",
+    type=click.Choice(list(METHOD_CHOICES)),
+    default="auto",
     show_default=True,
-    help="ptrace: lu's own short stop of one thread; gdb: the same call made through gdb.",
+    help="How to get in. auto: remote-exec on Python 3.14 and later (PEP 768: nothing is stopped), else ptrace. "
+    "ptrace: lu's own call, one thread stopped for well under a millisecond. "
+    "gdb: the same calls made through gdb, which stops every thread (only when asked).",
 )
 @click.option("--json", "as_json", is_flag=True)
 @tree_option()
@@ -42,8 +44,13 @@ def command(pid: int, timeout: float, method: str, as_json: bool, tree: bool) ->
         echo("agent already running in process %d, listening on %s" % (pid, result.socket))
     else:
         echo("agent started in process %d, listening on %s" % (pid, result.socket))
-        echo(
-            "(%s, thread %s stopped %.1f ms, %.0f ms in all)"
-            % (result.method, result.thread or "at a safe entry", result.pause_ms or 0, result.total_ms or 0),
-            err=True,
-        )
+        if result.thread is None:
+            how = "%s, no thread stopped, %.0f ms in all" % (result.method, result.total_ms or 0)
+        else:
+            how = "%s, thread %s stopped %.1f ms, %.0f ms in all" % (
+                result.method,
+                result.thread,
+                result.pause_ms or 0,
+                result.total_ms or 0,
+            )
+        echo("(%s)" % how, err=True)

@@ -28,6 +28,7 @@ def command(as_json: bool, tree: bool) -> None:
                     "cmdline": p.cmdline,
                     "exe": p.exe,
                     "static": p.static,
+                    "free_threaded": p.free_threaded,
                 }
                 for p in processes
             ]
@@ -38,7 +39,7 @@ def command(as_json: bool, tree: bool) -> None:
         return
     print_table(
         ["PID", "USER", "PYTHON", "AGENT", "COMMAND"],
-        [(p.pid, p.user, p.python, "yes" if p.agent else "-", p.cmdline) for p in processes],
+        [(p.pid, p.user, p.build, "yes" if p.agent else "-", p.cmdline) for p in processes],
         max_last=100,
     )
 
@@ -73,7 +74,7 @@ def _show_forest(as_json: bool) -> None:
             (
                 "  " * m.depth + ("`- " if m.depth else "") + str(m.pid),
                 m.process.user,
-                m.process.python,
+                m.process.build,
                 "yes" if m.pid in agents else "-",
                 m.role,
                 m.process.cmdline,

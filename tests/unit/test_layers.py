@@ -72,11 +72,12 @@ PACKAGES = {
         "lu_attach",
         "lu_attach",
         (
-            ("errors",),
+            ("errors", "pythons"),
             ("safefs", "ptrace", "sigframe"),
             ("symbols", "runtime"),
             ("discover", "native_helper", "thread_call", "threads", "client"),
             ("staging", "tree"),
+            ("methods",),
             ("inject",),
             ("session",),
             ("group",),

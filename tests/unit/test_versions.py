@@ -51,18 +51,39 @@ def found_version(monkeypatch):
     return use
 
 
-@pytest.mark.parametrize("version", ["3.8", "3.8.0", "3.9.18", "3.11.7", "3.12.1", "3.13", "3.13.2"])
+@pytest.mark.parametrize(
+    "version", ["3.8", "3.8.0", "3.9.18", "3.11.7", "3.12.1", "3.13", "3.13.2", "3.14.0", "3.14", "3.15.2"]
+)
 def test_supported_versions_pass(found_version, version):
     found_version(version)
     assert inject.check_target(os.getpid()).python == version
 
 
-@pytest.mark.parametrize("version", ["2.7.18", "3.7.17", "3.14.0", "3.14", "4.0"])
+@pytest.mark.parametrize("version", ["2.7.18", "3.7.17", "3.16.0", "3.16", "4.0"])
 def test_unsupported_versions_are_refused(found_version, version):
     found_version(version)
     with pytest.raises(LuAttachError) as caught:
         inject.check_target(os.getpid())
-    assert str(caught.value) == "process %d runs Python %s; lu supports CPython 3.8 to 3.13" % (os.getpid(), version)
+    assert str(caught.value) == "process %d runs Python %s; lu supports CPython 3.8 to 3.15" % (os.getpid(), version)
+
+
+@pytest.mark.parametrize("version", ["3.15.0a3", "3.14.0rc1", "3.16.0b1"])
+def test_pre_releases_are_refused(found_version, version):
+    found_version(version)
+    with pytest.raises(LuAttachError) as caught:
+        inject.check_target(os.getpid())
+    message = str(caught.value)
+    assert message.startswith("process %d runs Python %s" % (os.getpid(), version)) and "\n" not in message
+    assert ("pre-release" in message) != version.startswith("3.16"), message
+
+
+@pytest.mark.parametrize(
+    "hexversion, suffix", [(0x030F00A3, "a3"), (0x030E00B1, "b1"), (0x030E00C2, "rc2"), (0x030E02F0, "")]
+)
+def test_the_release_level_is_read_from_the_hex_version(hexversion, suffix):
+    from lu_attach.pythons import release_suffix
+
+    assert release_suffix(hexversion) == suffix
 
 
 @pytest.mark.parametrize("version", ["3", "three.eleven", ""])

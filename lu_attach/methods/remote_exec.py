@@ -1,0 +1,221 @@
+"""PEP 768 (Python 3.14 and later): the target's interpreter runs lu's script at its next safe point.
+
+Nothing is stopped. `sys.remote_exec(pid, path)` writes the script's path
+into the main thread's state and sets its eval-breaker bit; the interpreter
+runs the file the next time it checks for pending work, a point where
+running Python code is as safe as anywhere.
+
+**How lu calls it.** Through the target's own interpreter
+(`/proc/PID/exe -I -S -c ...`) rather than by writing the target's memory
+from lu. The caller must be the same minor version with the same
+free-threading setting as the target; the target's own binary is that by
+construction, for 3.14, 3.15 and any later version whose layout lu has never
+seen, while speaking the protocol from the host would mean keeping a copy of
+each version's debug-offsets layout. The binary runs isolated (no site,
+no environment, no user directory), and as the target's own user unless it
+is root's and only root can change it: root never runs a program a user can
+replace.
+
+**What PEP 768 does not do, and what lu does about it.**
+
+- *One pending script per thread, main thread only, and only at a safe
+  point.* The main thread of a service often waits in a long system call
+  (`select` with a 20 s timeout); the script would run only when it returns.
+  If the script has not started within `ARM_WAIT` and the main thread waits in
+  a system call, this method gives way (NotThisWay) and the next one (lu's
+  ptrace call) starts the bootstrap in another thread.
+- *No return channel.* The script is a launcher that starts the bootstrap in
+  a thread of its own and returns at once, so the main thread pauses for
+  microseconds, not for lu's imports; the bootstrap reports through its
+  status file like every method's.
+- *The file must exist when it runs, whenever that is.* The launcher is left
+  in place (as `remote-PIDNS-NSPID-NONCE.py` in lu's stage, removed once the
+  process is gone) and does nothing once the injection is over: it runs the
+  bootstrap only if its file is still there, and the bootstrap runs only if
+  it wins the claim (staging.py). A cancelled injection leaves a no-op armed,
+  never a missing file or a script that starts an agent later.
+- *Remote debugging turned off* (`PYTHON_DISABLE_REMOTE_DEBUG`,
+  `-X disable-remote-debug`, or a build without it): lu respects it and says
+  how to proceed; it does not slip in by another way unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import List, Optional, Tuple
+
+from .. import staging, threads
+from ..errors import LuAttachError
+from ..pythons import REMOTE_EXEC_SINCE
+from .base import Injected, Method, NotThisWay, Target
+
+ARM_WAIT = 1.0  # seconds the main thread gets to reach a safe point before another method is tried
+CALL_TIMEOUT = 20.0
+
+LAUNCHER = """\
+def _lu_launch(path):
+    import threading
+
+    def run():
+        try:
+            with open(path, "rb") as handle:
+                source = handle.read()
+        except OSError:
+            return  # the injection is over (done another way, or cancelled): nothing to do
+        exec(compile(source, path, "exec"), {{"__name__": "__lu_bootstrap__"}})
+
+    threading.Thread(target=run, name="lu-bootstrap", daemon=True).start()
+
+
+_lu_launch({bootstrap!r})
+"""
+
+# Asked of the target's own interpreter: arm the target, say what went wrong in one line.
+_CALL = (
+    "import sys\n"
+    "try:\n"
+    "    sys.remote_exec(int(sys.argv[1]), sys.argv[2])\n"
+    "except BaseException as exc:\n"
+    "    print('LU-REMOTE-EXEC-FAILED %s: %s' % (type(exc).__name__, exc))\n"
+    "    sys.exit(3)\n"
+)
+
+
+class RemoteDebugOff(LuAttachError):
+    """The target turned remote debugging off: lu says so and how to proceed (it does not fall back)."""
+
+
+def turned_off(pid: int) -> Optional[str]:
+    """How the process turned remote debugging off at start-up, if it visibly did (environment, -X option)."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as handle:
+            environ = handle.read().split(b"\0")
+    except OSError:
+        environ = []
+    for entry in environ:
+        name, _, value = entry.partition(b"=")
+        if name == b"PYTHON_DISABLE_REMOTE_DEBUG" and value:
+            return "PYTHON_DISABLE_REMOTE_DEBUG is set in its environment"
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        argv = []
+    for index, arg in enumerate(argv[1:], 1):
+        if arg in (b"-c", b"-m") or not arg.startswith(b"-"):
+            break  # the interpreter's own options end here
+        option = arg[2:] if arg.startswith(b"-X") else b""
+        if arg == b"-X" and index + 1 < len(argv):
+            option = argv[index + 1]
+        if option == b"disable-remote-debug":
+            return "it was started with -X disable-remote-debug"
+    return None
+
+
+def off_message(pid: int, how: str) -> str:
+    return (
+        "process %d turned remote debugging off (%s); lu respects that: to inject anyway, "
+        "`lu inject --method ptrace %d` stops one thread briefly instead, or start the agent from the program "
+        "(import lu_payloads; lu_payloads.start())" % (pid, how, pid)
+    )
+
+
+def _credentials(pid: int, exe_stat: os.stat_result) -> Optional[Tuple[int, int, List[int]]]:
+    """Whose identity runs the target's binary: None for lu's own, else the target's (uid, gid, groups).
+
+    lu's own identity only when that adds nothing: lu is not root, or the
+    binary is root's and no one else may change it.
+    """
+    if os.geteuid() != 0:
+        return None
+    if exe_stat.st_uid == 0 and not exe_stat.st_mode & 0o022:
+        return None
+    fields = {}
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["Uid"][1]), int(fields["Gid"][1]), [int(g) for g in fields.get("Groups", [])]
+
+
+def _become(uid: int, gid: int, groups: List[int]) -> None:
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def arm(pid: int, script: str) -> None:
+    """sys.remote_exec(pid, script), asked of the target's own interpreter; one-line errors."""
+    exe = "/proc/%d/exe" % pid
+    try:
+        who = _credentials(pid, os.stat(exe))
+    except (OSError, KeyError, IndexError, ValueError):
+        raise NotThisWay("process %d: its interpreter binary cannot be read" % pid)
+    try:
+        done = subprocess.run(
+            [exe, "-I", "-S", "-c", _CALL, str(pid), script],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            cwd="/",
+            timeout=CALL_TIMEOUT,
+            preexec_fn=(lambda: _become(*who)) if who is not None else None,
+        )
+    except subprocess.TimeoutExpired:
+        raise NotThisWay("process %d: its interpreter did not finish sys.remote_exec in time" % pid)
+    except OSError as exc:
+        raise NotThisWay("process %d: its interpreter binary cannot be run from here (%s)" % (pid, exc.strerror))
+    if done.returncode == 0:
+        return
+    said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    failure = next((line for line in said if line.startswith("LU-REMOTE-EXEC-FAILED")), None)
+    if failure is None:
+        raise NotThisWay(
+            "process %d: its interpreter binary cannot be run from here (%s)" % (pid, (said or ["no output"])[-1])
+        )
+    reason = failure.split(" ", 1)[1]
+    if "not enabled" in reason or "disabled" in reason:
+        raise RemoteDebugOff(off_message(pid, "sys.remote_exec says: " + reason))
+    raise NotThisWay("process %d: sys.remote_exec failed (%s)" % (pid, reason))
+
+
+class RemoteExec(Method):
+    """PEP 768's sys.remote_exec; see the module docstring."""
+
+    name = "remote-exec"
+    summary = "PEP 768: the interpreter runs lu's script at its next safe point; nothing is stopped (3.14 and later)"
+
+    def unavailable(self, target: Target) -> Optional[str]:
+        if target.version.minor_tuple < REMOTE_EXEC_SINCE:
+            return "sys.remote_exec (PEP 768) exists from Python %d.%d on" % REMOTE_EXEC_SINCE
+        return None
+
+    def run(self, target: Target, injection: staging.Injection, deadline: float) -> Injected:
+        pid = target.pid
+        how = turned_off(pid)
+        if how is not None:
+            raise RemoteDebugOff(off_message(pid, how))
+        name = staging.launcher_name(injection.target, injection.nonce)
+        injection.stage.dir.write_new(name, LAUNCHER.format(bootstrap=injection.script).encode(), 0o644)
+        arm(pid, injection.stage.target_path + "/" + name)
+        until = min(deadline, time.monotonic() + ARM_WAIT)
+        while time.monotonic() < until:
+            if injection.claimed():
+                return Injected(self.name, None, 0.0)
+            time.sleep(0.002)
+        if injection.claimed():
+            return Injected(self.name, None, 0.0)
+        waiting = threads.thread_syscalls(pid).get(pid)
+        if waiting is not None:
+            call = threads.PARKED_SYSCALLS.get(waiting, "system call %d" % waiting)
+            raise NotThisWay(
+                "process %d: its main thread waits in %s, and sys.remote_exec runs only when it returns" % (pid, call)
+            )
+        return Injected(self.name, None, 0.0)  # running: the bootstrap starts at its next safe point
+
+
+REMOTE_EXEC = RemoteExec()
