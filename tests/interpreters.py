@@ -3,7 +3,10 @@
 Every CPython 3.8-3.13 that pyenv has on the machine (shared-libpython builds)
 plus the distribution's /usr/bin/python3 (libpython linked statically). A
 version that is missing becomes a skipped parameter with a reason that says
-so, never a silent omission.
+so, never a silent omission. That is ALL, what lu supports today.
+
+NEW lists the interpreters lu is being made to support (Debian's 3.14 and
+3.15, a shared-libpython 3.14, a free-threaded 3.13) and EVERY is ALL + NEW.
 """
 
 import glob
@@ -58,3 +61,38 @@ def interpreter_params():
 
 
 ALL = interpreter_params()
+
+
+# Interpreters lu is being made to support, made by scripts/pythons.sh (which
+# `./dev test` runs) under .cache/pythons: Debian's static 3.14 and 3.15, a
+# 3.14 whose main links libpython3.14.so, and a free-threaded 3.13. Each is
+# (id, directory, interpreter within it).
+PYTHONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "pythons")
+NEW_INTERPRETERS = [
+    ("debian-3.14", "py3.14", "usr/bin/python3.14"),
+    ("debian-3.15", "py3.15", "usr/bin/python3.15"),
+    ("shared-3.14", "py3.14-shared", "usr/bin/python3.14"),
+    ("ft-3.13t", "py3.13t", "bin/python3.13t"),
+]
+
+
+def new_interpreter_params():
+    """pytest params: one per interpreter of NEW_INTERPRETERS, skipped (saying why) when not made."""
+    params = []
+    for ident, directory, exe in NEW_INTERPRETERS:
+        path = os.path.join(PYTHONS, directory, exe)
+        if os.access(path, os.X_OK):
+            params.append(pytest.param(path, id=ident))
+            continue
+        reason = "no %s in .cache/pythons (./dev test makes it)" % os.path.basename(exe)
+        try:
+            with open(os.path.join(PYTHONS, directory + ".missing")) as f:
+                reason += ": " + f.read().strip()
+        except OSError:
+            pass
+        params.append(pytest.param(None, id=ident, marks=pytest.mark.skip(reason=reason)))
+    return params
+
+
+NEW = new_interpreter_params()
+EVERY = ALL + NEW
