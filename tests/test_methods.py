@@ -1,0 +1,168 @@
+"""Injection methods on real targets: PEP 768 on 3.14 and later, lu's ptrace call, gdb's safety check.
+
+Each method acts alone or through `--method auto`; a method that cannot act
+says why in one line and leaves the target untouched; whatever a method
+armed and did not use runs nothing later; and lu's own call puts the
+borrowed thread's vector and floating-point state back exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+from typing import Optional
+
+import pytest
+from conftest import TARGETS, assert_one_line_error, lu_ok, run_lu
+from interpreters import ALL, NEW
+
+REMOTE_EXEC = [p for p in NEW if p.id in ("debian-3.14", "debian-3.15", "shared-3.14")]
+PY = next(p.values[0] for p in ALL if p.values[0])
+
+
+def inject_json(pid: int, *extra: str, env: Optional[dict] = None) -> dict:
+    result = run_lu("inject", pid, "--json", *extra, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def agent_says(pid: int, source: str) -> str:
+    return lu_ok("attach", pid, input=source + "\n").strip().splitlines()[-1]
+
+
+def has_agent(pid: int) -> bool:
+    listed = [p for p in json.loads(lu_ok("ps", "--json")) if p["pid"] == pid]
+    return bool(listed) and listed[0]["agent"] is True
+
+
+@pytest.mark.parametrize("python", REMOTE_EXEC)
+def test_remote_exec_gets_in_without_stopping_anything(python, start_target):
+    target = start_target(python, "heartbeat.py")
+    info = inject_json(target.pid)
+    assert info["method"] == "remote-exec" and info["thread"] is None and info["pause_ms"] == 0.0, info
+    version = agent_says(target.pid, "import sys; print('%d.%d' % sys.version_info[:2])")
+    assert version in ("3.14", "3.15")
+    # The profile, the patch and the revert work as on older versions.
+    report = json.loads(lu_ok("profile", target.pid, "__main__.work", "--duration", "1", "--json"))
+    (thread,) = report["processes"][0]["threads"]
+    assert thread["calls"][0]["function"] == "__main__.work" and thread["calls"][0]["hits"] > 5
+    lu_ok("detach", target.pid)
+    assert target.alive()
+    beats = [target.proc.stdout.readline().strip() for _ in range(3)]
+    assert all(line.endswith(" ok") for line in beats), beats
+
+
+@pytest.mark.parametrize("python", REMOTE_EXEC)
+def test_auto_gives_way_to_ptrace_when_the_main_thread_waits_and_the_armed_script_then_runs_nothing(
+    python, start_target
+):
+    target = start_target(python, "main_waits.py", "4")
+    info = inject_json(target.pid)
+    assert info["method"] in ("ptrace", "ptrace-running"), info  # remote-exec gave way
+    assert agent_says(target.pid, "print(6 * 7)") == "42"
+    # The select returns: the armed launcher runs on the main thread, finds the injection over, starts nothing.
+    assert target.proc.stdout.readline().strip() == "main back"
+    time.sleep(1.0)
+    names = agent_says(target.pid, "import threading; print(sorted(t.name for t in threading.enumerate()))")
+    assert "lu-bootstrap" not in names, names
+    assert target.proc.stdout.readline().startswith("alive")
+    lu_ok("detach", target.pid)
+    target.kill()
+    assert target.stderr_text() == ""  # no error about a missing script, nothing at all
+
+
+@pytest.mark.parametrize("python", REMOTE_EXEC)
+def test_a_target_that_turned_remote_debugging_off_is_refused_with_how_to_proceed(python, start_target):
+    target = start_target(python, "heartbeat.py", env={"PYTHON_DISABLE_REMOTE_DEBUG": "1"})
+    result = run_lu("inject", target.pid)
+    assert_one_line_error(result, "turned remote debugging off", "PYTHON_DISABLE_REMOTE_DEBUG", "--method ptrace")
+    assert not has_agent(target.pid)
+    # The same with -X disable-remote-debug (and the same refusal from `lu profile`, which injects on demand).
+    flagged = subprocess.Popen(
+        [python, "-X", "disable-remote-debug", os.path.join(TARGETS, "heartbeat.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert flagged.stdout.readline().startswith("ready")
+        refused = run_lu("profile", flagged.pid, "__main__.work", "--duration", "1")
+        assert_one_line_error(refused, "turned remote debugging off", "-X disable-remote-debug")
+        assert not has_agent(flagged.pid)
+        # Asked for explicitly, lu's own call goes in.
+        assert inject_json(flagged.pid, "--method", "ptrace")["method"].startswith("ptrace")
+        lu_ok("detach", flagged.pid)
+    finally:
+        flagged.kill()
+        flagged.wait()
+
+
+@pytest.mark.parametrize("python", ALL)
+def test_remote_exec_is_refused_before_3_14_in_one_line(python, start_target):
+    target = start_target(python, "heartbeat.py")
+    result = run_lu("inject", target.pid, "--method", "remote-exec")
+    assert_one_line_error(result, "--method remote-exec cannot be used", "from Python 3.14 on")
+    assert not has_agent(target.pid)
+
+
+def test_gdb_that_cannot_make_inferior_calls_is_refused_before_it_touches_the_target(start_target, tmp_path):
+    """A gdb failing as Debian's 13.1 does on AMX machines: lu tries it on a child of its own, then refuses."""
+    seen = tmp_path / "gdb-saw"
+    fake = tmp_path / "bin" / "gdb"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\necho \"$@\" >> %s\necho \"Couldn't write extended state status: Bad address.\"\nexit 1\n" % seen
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    target = start_target(PY, "heartbeat.py")
+    result = run_lu("inject", target.pid, "--method", "gdb", env={"PATH": "%s:%s" % (fake.parent, os.environ["PATH"])})
+    assert_one_line_error(result, "gdb cannot make calls into a process on this machine", "Bad address")
+    assert "/proc/%d/exe" % target.pid not in seen.read_text()  # only the throw-away child was tried
+    assert not has_agent(target.pid) and target.alive()
+
+
+@pytest.fixture(scope="module")
+def vectors_library(tmp_path_factory):
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = cpuinfo.read().split()
+    if "avx" not in flags:
+        pytest.skip("this CPU has no AVX: the ymm registers cannot be checked")
+    out = tmp_path_factory.mktemp("vectors") / "vectors.so"
+    source = os.path.join(TARGETS, "native", "vectors.c")
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-mavx", "-o", str(out), source], check=True)
+    return str(out)
+
+
+@pytest.mark.parametrize("python", ALL + NEW)
+def test_the_borrowed_thread_gets_its_vector_and_x87_state_back(python, vectors_library, start_target):
+    """The only thread lu can borrow waits in read(2) with a pattern in ymm0-15, MXCSR and the x87 control word."""
+    target = start_target(python, "vectors.py", vectors_library)
+    write_end = "/proc/%d/fd/%s" % (target.pid, target.ready_line.split()[2])
+    info = inject_json(target.pid, "--method", "ptrace", env={"LU_INJECT_MODE": "parked"})
+    assert info["method"] == "ptrace" and info["thread"] == target.pid, info  # that very thread
+    with open(write_end, "w") as pipe:
+        pipe.write("x")
+    assert target.proc.stdout.readline().strip() == "vectors intact"
+    lu_ok("detach", target.pid)
+    # The check can fail: a register changed while the thread waits is seen.
+    changed = subprocess.run(
+        ["gdb", "-p", str(target.pid), "-batch", "-nx", "-ex", "set $ymm3.v8_int32[0] = 12345"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if changed.returncode != 0:
+        pytest.skip("gdb cannot write registers here: %s" % changed.stdout[-200:])
+    with open(write_end, "w") as pipe:
+        pipe.write("x")
+    assert target.proc.stdout.readline().strip() == "vectors WRONG 1"
+
+
+def test_lu_inject_help_names_the_methods_and_their_order():
+    out = lu_ok("inject", "--help")
+    for word in ("auto", "remote-exec", "ptrace", "gdb", "PEP 768"):
+        assert word in out, out
