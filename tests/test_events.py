@@ -19,6 +19,11 @@ def events_of(pid: int, *args: str) -> list:
     return [json.loads(line) for line in lu_ok("events", pid, "--json", *args).splitlines()]
 
 
+def log_args(log: str) -> list:
+    """--log for the log and for its older part: past 64 MB the recorder moves a log aside (`.1`) and goes on."""
+    return [arg for path in (log + ".1", log) if os.path.exists(path) for arg in ("--log", path)]
+
+
 def private_logs(tmp_path) -> str:
     """A log directory of this test's own: a burst's log is large, and must not stay behind in /tmp/lu-UID."""
     logs = tmp_path / "logs"
@@ -37,14 +42,14 @@ def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_
     lu_ok("revert", target.pid, "--all")  # writes what was pending
 
     log = os.path.join(logs, "lu-%d.jsonl" % target.pid)
-    records = events_of(target.pid, "--log", log)
+    records = events_of(target.pid, *log_args(log))
     logged = [r for r in records if r["type"] == "event"]
     dropped = [r for r in records if r["type"] == "dropped"]
     assert dropped, "the burst should overflow the recorder's queue"
     assert len(logged) + sum(r["count"] for r in dropped) == 2 * BURST  # a call and a return each
     assert {r["kind"] for r in logged} == {"call", "return"}
     assert all("faster than lu wrote them" in r["reason"] for r in dropped)
-    text = lu_ok("events", target.pid, "--log", log)
+    text = lu_ok("events", target.pid, *log_args(log))
     assert "events dropped here: the program made events faster than lu wrote them" in text
 
 
@@ -70,7 +75,7 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     shown = [line for line in out.splitlines() if "events dropped here" not in line]
     if not out.endswith("\n"):  # the Ctrl-C came in the middle of a line: that one was not shown whole
         shown = shown[:-1]
-    records = events_of(target.pid, "--log", os.path.join(logs, "lu-%d.jsonl" % target.pid))
+    records = events_of(target.pid, *log_args(os.path.join(logs, "lu-%d.jsonl" % target.pid)))
     dropped_in_target = sum(r["count"] for r in records if r["type"] == "dropped")
     said = err.strip().splitlines()[-1]
     assert said.startswith("%s of the session's %s events shown" % (f"{len(shown):,}", f"{2 * BURST:,}")), said

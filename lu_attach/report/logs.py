@@ -62,6 +62,7 @@ __all__ = ["MAX_LINE", "LogFile", "agent_logs", "expand_paths", "load_default", 
 
 LOG_SUFFIXES = (".jsonl", ".log", ".ndjson")
 OVERLAP_SECONDS = 60.0  # a session still running this long before the latest run started ran at the same time
+COUNTING = 65536  # heads of events remembered, to count the next ones of the same thread and session at once
 FALLBACKS = 4  # undecoded snapshots kept per thread and session, in case the newest turns out malformed
 
 PathLike = Union[str, "os.PathLike[str]", LogFile]
@@ -121,6 +122,7 @@ class _Loader:
         self.snapshots: Dict[_SnapshotKey, List[_Snapshot]] = {}  # best first; only the first few undecoded
         self.headers: Dict[int, dict] = {}
         self.events: Dict[Tuple[int, object, str], List] = {}  # (pid, thread, session) -> [count, thread, thread_id]
+        self._counting: Dict[tuple, Tuple[List, _Run]] = {}  # an event's head but its time -> its count, its run
         self.logs: List[LogFile] = []  # the files read, which snapshots still in a file point to
         self.identities: List[Tuple[int, int]] = []  # (device, inode) of each, to read the same file again
         self.skipped: List[Skipped] = []
@@ -162,6 +164,14 @@ class _Loader:
 
     def _head(self, head: Head, line: Line, index: int) -> None:
         """A recorder line known by its head: an event is counted, a snapshot remembered by its place."""
+        if head.type == "event":  # most lines of a debug log: the events of one thread and session in a row
+            counted = self._counting.get(head[:5])
+            if counted is not None:
+                entry, run = counted
+                entry[0] += 1
+                if run.first_seen is None or head.time < run.first_seen:
+                    run.first_seen = head.time
+                return
         pid = head.pid
         self.pids_seen.add(pid)
         if self.pid is not None and pid != self.pid:
@@ -169,9 +179,11 @@ class _Loader:
         if self.sessions is not None and head.session not in self.sessions:
             return
         key, name, tid = _thread(head.thread_id, head.thread)
-        self._seen(head.session, pid, head.time)
+        run = self._seen(head.session, pid, head.time)
         if head.type == "event":
             self._count_event(pid, key, name, tid, head.session)
+            if len(self._counting) < COUNTING:
+                self._counting[head[:5]] = (self.events[(pid, key, head.session)], run)
             return
         self.seq += 1
         where = _Snapshot(head.time, self.seq, name, tid, None, index, line.offset, line.lineno)

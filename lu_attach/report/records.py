@@ -14,8 +14,10 @@ a few hundred MB takes seconds, so a line the recorder wrote is first read
 by its head. For `calls`, `lines` and `event` records the recorder always
 writes ``json.dumps`` of a dict that starts ``{"lu": 1, "type": T, "pid": P,
 "session": S, "thread": N, "thread_id": I, "time": W, ...``. One anchored
-pattern reads those fields from the start of the line (:class:`Head`), and
-the rest is decoded only when the caller asks for it
+pattern reads those fields from the start of the line (:class:`Head`); a
+line that begins as the one before it (the same thread and session: a debug
+session's events come in runs) needs only its time read. The rest of the
+line is decoded only when the caller asks for it
 (:meth:`LogLines.decode` while iterating, :meth:`LogLines.record_at`
 later). A line of any other shape is decoded at once, so records written
 by hand or by other versions read as before.
@@ -115,8 +117,10 @@ _HEAD = re.compile(
     + _STRING
     + rb', "thread_id": (-?\d+|null)), "time": (-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)[,}]'
 )
+_TIME = re.compile(rb', "time": (-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)[,}]')  # what follows the head's thread_id
 _Who = Tuple[str, int, str, str, Optional[int]]  # a head without its time: what many lines of a log share
-KNOWN_HEADS = 4096  # heads without time remembered per file (one per thread and session, mostly)
+_new = tuple.__new__  # a named tuple made without its Python-level __new__: one or two for every line of a log
+KNOWN_HEADS = 4096  # heads without their time remembered per file (one per thread and session, mostly)
 
 
 def _string(raw: bytes) -> str:
@@ -130,26 +134,15 @@ def _string(raw: bytes) -> str:
     return value if isinstance(value, str) else ""
 
 
-def read_head(raw: bytes, known: Optional[Dict[bytes, _Who]] = None) -> Optional[Head]:
-    """The head of a line in the recorder's shape, or None (then the whole line must be decoded).
-
-    `known` remembers the heads already read, without their time: the lines
-    of one thread and session share all but the time, and looking the bytes
-    up is cheaper than converting them again.
-    """
+def read_head(raw: bytes) -> Optional[Head]:
+    """The head of a line in the recorder's shape, or None (then the whole line must be decoded)."""
     match = _HEAD.match(raw)
-    if match is None:
-        return None
-    who_bytes, when = match.group(1, 7)
-    who = known.get(who_bytes) if known is not None else None
-    if who is None:
-        kind, pid, session, thread, tid = match.group(2, 3, 4, 5, 6)
-        who = (kind.decode(), int(pid), _string(session), _string(thread), None if tid == b"null" else int(tid))
-        if known is not None:
-            if len(known) >= KNOWN_HEADS:
-                known.clear()
-            known[who_bytes] = who
-    return Head(*who, float(when))
+    return None if match is None else Head(*_who(match), float(match.group(7)))
+
+
+def _who(match: re.Match) -> _Who:
+    kind, pid, session, thread, tid = match.group(2, 3, 4, 5, 6)
+    return (kind.decode(), int(pid), _string(session), _string(thread), None if tid == b"null" else int(tid))
 
 
 class _Count:
@@ -244,6 +237,7 @@ class LogLines:
         fh = self._fh
         offset = 0
         lineno = 0
+        last: Optional[Tuple[bytes, _Who]] = None  # the head of the last line read by its head, without its time
         while True:
             raw = fh.readline(MAX_LINE)
             if not raw:
@@ -260,11 +254,28 @@ class LogLines:
                         break
                 self.skipped.too_long.add(lineno)
                 continue
-            head = read_head(raw, self._known) if complete else None  # a cut-off line is decoded, to say so
+            head = None
+            if not complete:
+                pass  # a cut-off line is decoded, to say so
+            elif last is not None and raw.startswith(last[0]):  # the same thread and session as the line before
+                time_match = _TIME.match(raw, len(last[0]))
+                if time_match is not None:
+                    head = _new(Head, (*last[1], float(time_match.group(1))))
+            if head is None and complete:
+                match = _HEAD.match(raw)
+                if match is not None:
+                    who_bytes = match.group(1)
+                    who = self._known.get(who_bytes)
+                    if who is None:
+                        who = self._known[who_bytes] = _who(match)
+                        if len(self._known) > KNOWN_HEADS:
+                            self._known.clear()
+                    last = (who_bytes, who)
+                    head = _new(Head, (*who, float(match.group(7))))
             if head is not None:
                 self._current = raw
                 self.records += 1
-                yield Line(lineno, start, head, None)
+                yield _new(Line, (lineno, start, head, None))
                 continue
             record = self._parse(raw, lineno)
             if record is not None:

@@ -134,6 +134,16 @@ def test_heads_with_escapes_and_odd_values():
     assert read_head(b'{"lu": 1, "type": "table", "pid": 1}') is None
 
 
+def test_a_line_that_begins_like_the_one_before_is_still_read_whole(tmp_path):
+    log = write(
+        tmp_path / "a.jsonl",
+        [event("1", 1.0), event("1", 2.0), {**event("1", 3.0), "thread_id": 12}, {**event("1", 4.0), "time": "x"}],
+    )
+    with LogLines(LogFile(log)) as lines:
+        heads = [(line.head.thread_id, line.head.time) if line.head else line.record["time"] for line in lines]
+    assert heads == [(1, 1.0), (1, 2.0), (12, 3.0), "x"]  # thread 1 is a prefix of thread 12: told apart
+
+
 # -- sessions not shown are not decoded --------------------------------------------------------
 
 
