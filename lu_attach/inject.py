@@ -146,14 +146,14 @@ def describe_gil_holder(pid: int) -> str:
     """What py-spy sees: which thread holds the GIL and where (best effort)."""
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(pyspy):
-        return "py-spy is not installed, so lu cannot tell which thread holds the GIL"
+        return _running_thread_holds_it(pid, "py-spy is not installed")
     try:
         out = subprocess.run(
             [pyspy, "dump", "--pid", str(pid), "--json", "--nonblocking"], capture_output=True, text=True, timeout=15
         )
         found = json.loads(out.stdout)
     except (subprocess.SubprocessError, ValueError, OSError):
-        return "py-spy could not read the process"
+        return _running_thread_holds_it(pid, "py-spy could not read the process")
     for thread in found if isinstance(found, list) else []:
         if isinstance(thread, dict) and thread.get("owns_gil"):
             frames = thread.get("frames") or []
@@ -180,6 +180,28 @@ def _poll_status(injection: staging.Injection, until: float, every: float) -> Op
             raise LuAttachError("process %d exited during the injection" % injection.target.pid)
         time.sleep(every)
     return None
+
+
+def _running_thread_holds_it(pid: int, why_not_more: str) -> str:
+    """Without py-spy's answer, what /proc tells: the threads not waiting in a system call hold or want the GIL."""
+    running = [tid for tid, nr in threads.thread_syscalls(pid).items() if nr is None]
+    if not running:
+        return "no thread holds the GIL right now (%s, so lu cannot say more)" % why_not_more
+    names = ", ".join("%d (%s)" % (tid, _thread_name(pid, tid)) for tid in running)
+    if len(running) == 1:
+        return "thread %s holds the GIL: it is the only one not waiting (%s, so lu cannot say where)" % (
+            names,
+            why_not_more,
+        )
+    return "one of threads %s holds the GIL (%s, so lu cannot say which)" % (names, why_not_more)
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        with open("/proc/%d/task/%d/comm" % (pid, tid)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"
 
 
 def describe_threads(pid: int) -> str:

@@ -400,17 +400,6 @@ class Injection:
             raise LuAttachError("process %d: malformed injection status" % self.target.pid)
         return result
 
-    def claimed(self) -> bool:
-        """Whether the claim is gone: the bootstrap took it (or the injection was cancelled)."""
-        with safefs.acting_as(self.target.uid, self.target.gid):
-            try:
-                self.runtime.lstat(self.claim_name)
-            except FileNotFoundError:
-                return True
-            except OSError:
-                return False
-        return False
-
     def cancel(self) -> bool:
         """Withdraw the injection. True: nothing will run; False: the bootstrap already claimed it."""
         with safefs.acting_as(self.target.uid, self.target.gid):

@@ -38,7 +38,7 @@ def run(pid, scenario):
         if "at" in scenario:
             die_at(*scenario["at"], scenario["sig"])
         try:
-            inject.inject(pid, timeout=5.0)
+            inject.inject(pid, timeout=5.0, method="ptrace")  # the kill points are its steps
         except BaseException:
             pass
         sys.settrace(None)

@@ -149,7 +149,7 @@ def test_http_server_serves_every_request_during_injection(python, mode, start_t
         steps = []
         for _ in range(3 if mode == "parked" else 6):
             steps.append(("inject", time.time()))
-            info = inject_ok(target.pid)
+            info = inject_ok(target.pid, *(["--method", "ptrace"] if mode == "running" else []))
             steps.append(("injected", time.time(), info.get("pause_ms"), info.get("total_ms")))
             if mode == "running":
                 assert info["method"] == "ptrace-running"

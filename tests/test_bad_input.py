@@ -122,7 +122,7 @@ def test_unsupported_python_version(start_target):
     if not old:
         pytest.skip("no CPython 3.7 on this machine to stand for an unsupported version")
     target = start_target(old[-1], "sleeper.py")
-    assert_one_line_error(run_lu("inject", target.pid), "runs Python 3.7", "supports CPython 3.8 to 3.13")
+    assert_one_line_error(run_lu("inject", target.pid), "runs Python 3.7", "supports CPython 3.8 to 3.15")
     assert target.alive()
 
 

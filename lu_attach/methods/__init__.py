@@ -5,8 +5,8 @@ target, in this order:
 
 1. `remote-exec` (remote_exec.py): PEP 768, Python 3.14 and later. Nothing is
    stopped at all, and the interpreter itself picks a safe point: when it can,
-   this is the gentlest way in. It gives way to the next when the main
-   thread waits in a long system call.
+   this is the gentlest way in. It stands aside when the main thread waits in
+   a system call (remote_exec.py says why).
 2. `ptrace` (ptrace_call.py): lu's own call, Python 3.8 and later on x86-64.
    One thread stopped for tens of microseconds, restored by itself.
 3. `gdb` (gdb.py) is never chosen by `auto`: gdb stops every thread for
@@ -41,6 +41,9 @@ def plan(target: Target, asked: str) -> List[Method]:
         if why is not None:
             raise LuAttachError("process %d: --method %s cannot be used: %s" % (target.pid, asked, why))
         return [method]
+    refusal = REMOTE_EXEC.turned_off(target)
+    if refusal is not None:  # the process asked debuggers to stay out: auto does not go in another way
+        raise RemoteDebugOff(refusal)
     usable = [method for method in AUTO if method.unavailable(target) is None]
     if not usable:
         reasons = "; ".join("%s: %s" % (m.name, m.unavailable(target)) for m in AUTO)

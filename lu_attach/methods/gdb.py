@@ -127,7 +127,10 @@ class Gdb(Method):
     def unavailable(self, target: Target) -> Optional[str]:
         gdb = gdb_path()
         if not gdb:
-            return "gdb is not installed (apt-get install gdb)"
+            return (
+                "gdb is not installed (apt-get install gdb), or use the default method (--method auto), "
+                "or start the agent from the program (import lu_payloads; lu_payloads.start())"
+            )
         broken = probe_inferior_calls(gdb)
         if broken is not None:
             return "gdb cannot make calls into a process on this machine (%s); it was tried on a test process" % broken

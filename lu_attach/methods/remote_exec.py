@@ -18,12 +18,17 @@ replace.
 
 **What PEP 768 does not do, and what lu does about it.**
 
-- *One pending script per thread, main thread only, and only at a safe
-  point.* The main thread of a service often waits in a long system call
-  (`select` with a 20 s timeout); the script would run only when it returns.
-  If the script has not started within `ARM_WAIT` and the main thread waits in
-  a system call, this method gives way (NotThisWay) and the next one (lu's
-  ptrace call) starts the bootstrap in another thread.
+- *Main thread only, and only at a safe point.* The main thread of a service
+  often waits in a long system call (`select` with a 20 s timeout); a script
+  armed then runs only when the call returns. Worse, measured on 3.14.8: a
+  signal that arrives while a script is pending is lost (SIGINT no longer
+  stops a process whose main thread sleeps with a script armed). So lu never
+  arms a main thread that waits in a system call: this method is then
+  unavailable, and auto takes lu's ptrace call, which starts the bootstrap in
+  a thread of its own. A main thread that runs Python reaches a safe point
+  within microseconds.
+- *One pending script per thread*: a second call overwrites the first. lu
+  arms a process at most once per injection, and only when no agent answers.
 - *No return channel.* The script is a launcher that starts the bootstrap in
   a thread of its own and returns at once, so the main thread pauses for
   microseconds, not for lu's imports; the bootstrap reports through its
@@ -43,7 +48,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from typing import List, Optional, Tuple
 
 from .. import staging, threads
@@ -51,7 +55,6 @@ from ..errors import LuAttachError
 from ..pythons import REMOTE_EXEC_SINCE
 from .base import Injected, Method, NotThisWay, Target
 
-ARM_WAIT = 1.0  # seconds the main thread gets to reach a safe point before another method is tried
 CALL_TIMEOUT = 20.0
 
 LAUNCHER = """\
@@ -192,30 +195,32 @@ class RemoteExec(Method):
     def unavailable(self, target: Target) -> Optional[str]:
         if target.version.minor_tuple < REMOTE_EXEC_SINCE:
             return "sys.remote_exec (PEP 768) exists from Python %d.%d on" % REMOTE_EXEC_SINCE
+        waiting = threads.thread_syscalls(target.pid).get(target.pid)
+        if waiting is not None:
+            call = threads.PARKED_SYSCALLS.get(waiting, "system call %d" % waiting)
+            return (
+                "its main thread waits in %s: a script armed now would run only when that returns, "
+                "and a signal arriving meanwhile would be lost" % call
+            )
         return None
+
+    def turned_off(self, target: Target) -> Optional[str]:
+        """The one-line refusal for a 3.14+ process that turned remote debugging off, or None."""
+        if target.version.minor_tuple < REMOTE_EXEC_SINCE:
+            return None
+        how = turned_off(target.pid)
+        return off_message(target.pid, how) if how is not None else None
 
     def run(self, target: Target, injection: staging.Injection, deadline: float) -> Injected:
         pid = target.pid
-        how = turned_off(pid)
-        if how is not None:
-            raise RemoteDebugOff(off_message(pid, how))
+        refusal = self.turned_off(target)
+        if refusal is not None:
+            raise RemoteDebugOff(refusal)
         name = staging.launcher_name(injection.target, injection.nonce)
         injection.stage.dir.write_new(name, LAUNCHER.format(bootstrap=injection.script).encode(), 0o644)
         arm(pid, injection.stage.target_path + "/" + name)
-        until = min(deadline, time.monotonic() + ARM_WAIT)
-        while time.monotonic() < until:
-            if injection.claimed():
-                return Injected(self.name, None, 0.0)
-            time.sleep(0.002)
-        if injection.claimed():
-            return Injected(self.name, None, 0.0)
-        waiting = threads.thread_syscalls(pid).get(pid)
-        if waiting is not None:
-            call = threads.PARKED_SYSCALLS.get(waiting, "system call %d" % waiting)
-            raise NotThisWay(
-                "process %d: its main thread waits in %s, and sys.remote_exec runs only when it returns" % (pid, call)
-            )
-        return Injected(self.name, None, 0.0)  # running: the bootstrap starts at its next safe point
+        # The bootstrap reports when it runs; inject.py waits for that (and cancels on time-out).
+        return Injected(self.name, None, 0.0)
 
 
 REMOTE_EXEC = RemoteExec()
