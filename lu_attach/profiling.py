@@ -14,6 +14,7 @@ from lu_payloads.tools import TOOLS
 from .client import AgentClient
 from .errors import AgentGone, LuAttachError, Stopped
 from .runtime import process_gone, target_root
+from .signals import signals_deferred as signals_deferred  # what lu_cli takes from here
 
 # A dotted name (any letters Python allows in identifiers), a colon, line numbers and ranges.
 _LINES_SPEC = re.compile(r"^(?P<func>[^\W\d][\w.]*):(?P<lines>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
@@ -102,17 +103,6 @@ def signals_held() -> Iterator[None]:
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP that arrive in the block take effect right after it (not lost, only late)."""
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def revert_quietly(client: AgentClient, ids: List[int]) -> None:

@@ -8,11 +8,9 @@ them and lives in inject.py.
 
 from __future__ import annotations
 
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 from .. import staging
 from ..discover import PythonProcess
@@ -60,21 +58,6 @@ class Method:
     def run(self, target: Target, injection: staging.Injection, deadline: float) -> Injected:
         """Make the target run the bootstrap; raise NotThisWay if it cannot and left nothing armed that runs it."""
         raise NotImplementedError
-
-
-@contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP for the microseconds a thread is stopped; they take effect right after.
-
-    Not needed for the target's sake (a thread stopped by lu carries on if lu
-    dies), but it keeps lu from dying between two of its own steps.
-    """
-    mask = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def exiting(pid: int, within: float = 0.5) -> bool:

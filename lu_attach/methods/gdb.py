@@ -27,7 +27,8 @@ from typing import List, Optional
 from .. import staging, threads
 from ..errors import LuAttachError
 from ..native_helper import entry_offset, helper_library
-from .base import Injected, Method, Target, no_interrupts
+from ..signals import signals_deferred
+from .base import Injected, Method, Target
 
 RTLD_NOW = 2
 PROBE_TIMEOUT = 30.0
@@ -66,7 +67,7 @@ def _run_gdb(gdb: str, pid: int, script: str, timeout: float) -> str:
         output_path = os.path.join(work, "out")
         with open(script_path, "w") as handle:
             handle.write(script)
-        with open(output_path, "w") as output, no_interrupts():
+        with open(output_path, "w") as output, signals_deferred():
             try:
                 subprocess.run(
                     _gdb_command(gdb, pid, script_path),

@@ -26,8 +26,9 @@ from .. import ptrace, sigframe, staging, thread_call, threads
 from ..errors import LuAttachError
 from ..native_helper import READY, entry_offset, helper_library
 from ..runtime import process_gone
+from ..signals import signals_deferred
 from ..symbols import find_restorer, find_symbols, read_maps
-from .base import Injected, Method, Target, exiting, no_interrupts
+from .base import Injected, Method, Target, exiting
 
 RTLD_NOW = 2
 HELPER_LOAD_TIMEOUT = 10.0
@@ -80,7 +81,7 @@ def _try_thread(
         raise
     started = time.perf_counter()
     try:
-        with no_interrupts():
+        with signals_deferred():
             try:
                 tracee.interrupt()
                 regs = tracee.getregs()
