@@ -28,8 +28,8 @@ from .pythons import release_suffix
 from .symbols import Mapping, base_of, dynamic_symbols, read_maps
 
 _LIBPYTHON = re.compile(r"libpython(\d)\.(\d+)")
-# Biased reference counting exists only in builds without the GIL (PEP 703): its functions mark them.
-FREE_THREADED_MARK = "_Py_brc_queue_object"
+# Only builds without the GIL (PEP 703) export it: their inline Py_DECREF calls it from extension modules.
+FREE_THREADED_MARK = "_Py_MergeZeroLocalRefcount"
 
 SymbolOffsets = Dict[str, Tuple[int, int]]  # symbol name -> (offset from the image's load base, size)
 

@@ -162,3 +162,25 @@ def test_lu_inject_help_names_the_methods_and_their_order():
     out = lu_ok("inject", "--help")
     for word in ("auto", "remote-exec", "ptrace", "gdb", "PEP 768"):
         assert word in out, out
+
+
+FREE_THREADED = [p for p in NEW if p.id == "ft-3.13t"]
+
+
+@pytest.mark.parametrize("python", FREE_THREADED)
+def test_a_free_threaded_build_is_named_so_and_gets_an_agent(python, start_target):
+    target = start_target(python, "sleeper.py")
+    (listed,) = [p for p in json.loads(lu_ok("ps", "--json")) if p["pid"] == target.pid]
+    assert listed["free_threaded"] is True and listed["python"].startswith("3.13"), listed
+    assert "t (free-threaded)" in next(line for line in lu_ok("ps").splitlines() if line.startswith(str(target.pid)))
+    assert inject_json(target.pid)["method"] == "ptrace"
+    assert agent_says(target.pid, "import sys; print(sys._is_gil_enabled())") == "False"
+    lu_ok("detach", target.pid)
+
+
+@pytest.mark.parametrize("python", ALL[:1])
+def test_a_build_with_the_gil_is_not_called_free_threaded(python, start_target):
+    target = start_target(python, "sleeper.py")
+    (listed,) = [p for p in json.loads(lu_ok("ps", "--json")) if p["pid"] == target.pid]
+    line = next(line for line in lu_ok("ps").splitlines() if line.startswith(str(target.pid)))
+    assert listed["free_threaded"] is False and "free-threaded" not in line
