@@ -14,7 +14,7 @@ import json
 
 import pytest
 from conftest import run_lu
-from interpreters import ALL
+from interpreters import ALL, EVERY
 from servers import Load, needs_servers, uvicorn
 
 PY = next(p.values[0] for p in ALL if p.values[0])
@@ -38,7 +38,7 @@ def profile_json(pid: int, *patterns: str, duration: str = "2") -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("python", ALL)
+@pytest.mark.parametrize("python", EVERY)
 def test_awaited_coroutines_nest_with_running_and_wall_time(python, start_target):
     target = start_target(python, "async_service.py")
     threads = threads_of(profile_json(target.pid, *FUNCTIONS))

@@ -16,7 +16,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from tests.interpreters import ALL
+from tests.interpreters import EVERY
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAYLOADS = os.path.join(os.path.dirname(HERE), "payloads")
@@ -78,7 +78,7 @@ def run_scenario(python: str, tmp_path_factory: pytest.TempPathFactory) -> Resul
 def _params(with_checks: bool) -> List["pytest.param"]:
     """Every interpreter (skipped ones keep their reason), times every check; one worker per interpreter."""
     params = []
-    for interpreter in ALL:
+    for interpreter in EVERY:
         marks = list(interpreter.marks) + [pytest.mark.xdist_group("engine-%s" % interpreter.id)]
         for check in CHECKS if with_checks else [None]:
             name = interpreter.id if check is None else "%s-%s" % (interpreter.id, check)
