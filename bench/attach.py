@@ -17,8 +17,15 @@ file) with:
 
 Then it injects, alternating the methods in each run:
 
-- `lu`      `lu inject PID --json` (lu's own ptrace step), then `lu detach PID`;
+- `lu`      `lu inject PID --json` (`--method auto`: remote-exec on 3.14 and later
+            when the main thread runs Python, else lu's own ptrace call; the
+            table says which it took), then `lu detach PID`;
+- `lu-ptrace` `lu inject PID --json --method ptrace` (3.14 and later only, where
+            `lu` is remote-exec: the two side by side);
 - `lu-gdb`  `lu inject PID --json --method gdb`, then `lu detach PID`;
+- `raw-remote-exec` (3.14 and later) the floor of PEP 768: the target's own
+            interpreter calls `sys.remote_exec(PID, script)` on a script that only
+            writes a marker file, and the harness waits for the marker;
 - `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
             -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
             (casts included so it works without debug symbols).
@@ -208,7 +215,8 @@ def run_cmd(cmd, timeout=TIMEOUT):
 
 
 def inject_lu(target, method):
-    cmd = LU + ["inject", str(target.pid), "--json"] + (["--method", "gdb"] if method == "lu-gdb" else [])
+    chosen = {"lu-gdb": ["--method", "gdb"], "lu-ptrace": ["--method", "ptrace"]}.get(method, [])
+    cmd = LU + ["inject", str(target.pid), "--json"] + chosen
     t0, t1, wall, rc, out, err = run_cmd(cmd)
     res = {"wall_ms": wall, "ok": rc == 0, "t0": t0, "t1": t1}
     if rc == 0:
@@ -253,26 +261,66 @@ def inject_plain(target, marker):
     return res
 
 
-METHODS = ("lu", "lu-gdb", "plain")
+def inject_raw_remote_exec(target, marker):
+    """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection."""
+    if os.path.exists(marker):
+        os.unlink(marker)
+    script = marker + ".py"
+    with open(script, "w") as fh:
+        fh.write("open(%r, 'a').write('x')\n" % marker)
+    call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
+    p0 = time.perf_counter()
+    t0 = time.monotonic()
+    done = subprocess.run([target.python, "-I", "-S", "-c", call], capture_output=True, text=True, timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    t1 = time.monotonic()
+    ran = os.path.exists(marker)
+    res = {"wall_ms": (time.perf_counter() - p0) * 1000, "ok": done.returncode == 0 and ran, "t0": t0, "t1": t1}
+    if not res["ok"]:
+        res["error"] = "rc=%s ran=%s %s" % (done.returncode, ran, (done.stderr.strip().splitlines() or [""])[-1])
+    return res
+
+
+def methods_for(version):
+    """The methods benched on a target of this version: PEP 768's pair only where it exists."""
+    if tuple(int(x) for x in version.split(".")[:2]) >= (3, 14):
+        return ("lu", "lu-ptrace", "raw-remote-exec", "lu-gdb", "plain")
+    return ("lu", "lu-gdb", "plain")
+
+
+def interpreter_version(python):
+    return subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def bench_python(python, runs, script, log):
+    version = interpreter_version(python)
+    methods = methods_for(version)
     target = Target(python, script)
     marker = os.path.join(os.path.dirname(script), "plain-ran")
-    results = {m: [] for m in METHODS}
+    results = {m: [] for m in methods}
     notes = []
     try:
         for run in range(runs):
-            order = METHODS[run % 3 :] + METHODS[: run % 3]  # rotate the order each run
+            turn = run % len(methods)
+            order = methods[turn:] + methods[:turn]  # rotate the order each run
             for m in order:
                 time.sleep(SETTLE)
-                res = inject_lu(target, m) if m != "plain" else inject_plain(target, marker)
+                if m == "plain":
+                    res = inject_plain(target, marker)
+                elif m == "raw-remote-exec":
+                    res = inject_raw_remote_exec(target, marker)
+                else:
+                    res = inject_lu(target, m)
                 res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
                 note = target.check(m)
                 if note:
                     res["ok"], res["error"] = False, note
                     notes.append(note)
-                elif m != "plain":
+                elif m not in ("plain", "raw-remote-exec"):
                     detach_lu(target)
                     note = target.check(m + " detach")
                     if note:
@@ -304,7 +352,7 @@ def bench_python(python, runs, script, log):
     finally:
         target.stop()
     summary = {}
-    for m in METHODS:
+    for m in methods:
         good = [r for r in results[m] if r["ok"]]
         summary[m] = {
             "runs": len(results[m]),
@@ -328,9 +376,13 @@ def bench_python(python, runs, script, log):
         "pause_lugdb_over_plain": ratio(summary["lu-gdb"]["pause_ms"], plain["pause_ms"]),
         "wall_lugdb_over_plain": ratio(summary["lu-gdb"]["wall_ms"], plain["wall_ms"]),
     }
-    version = subprocess.run(
-        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
-    ).stdout.strip()
+    if "raw-remote-exec" in summary:
+        floor = summary["raw-remote-exec"]
+        ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
+        ratios["pause_lu_minus_raw_remote_exec_ms"] = (
+            lu["pause_ms"] - floor["pause_ms"] if lu["pause_ms"] is not None and floor["pause_ms"] is not None else None
+        )
+        ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
     return {
         "python": python,
         "version": version,
@@ -355,12 +407,14 @@ def table(res):
         "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure |",
         "|---|---|---|---|---|---|---|",
     ]
-    for m in METHODS:
+    for m in res["methods"]:
         s = res["methods"][m]
+        used = sorted({r.get("used") for r in s["each"] if r.get("used")})
         lines.append(
-            "| %s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |"
+            "| %s%s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |"
             % (
                 m,
+                " (%s)" % ", ".join(used) if m == "lu" and used else "",
                 s["ok"],
                 s["runs"],
                 fmt(s["wall_ms"]),
@@ -386,7 +440,20 @@ def table(res):
             fmt(r["wall_lugdb_over_plain"], 2),
         )
     )
-    for m in METHODS:
+    if "pause_lu_over_raw_remote_exec" in r:
+        lines.append(
+            "PEP 768: lu (remote-exec) pause %s ms vs raw sys.remote_exec %s ms (ratio %s, %s ms more); "
+            "wall %s ms vs %s ms"
+            % (
+                fmt(s["lu"]["pause_ms"]),
+                fmt(s["raw-remote-exec"]["pause_ms"]),
+                fmt(r["pause_lu_over_raw_remote_exec"], 2),
+                fmt(r["pause_lu_minus_raw_remote_exec_ms"], 2),
+                fmt(s["lu"]["wall_ms"]),
+                fmt(s["raw-remote-exec"]["wall_ms"]),
+            )
+        )
+    for m in res["methods"]:
         for e in res["methods"][m]["errors"]:
             lines.append("  %s failure: %s" % (m, e))
     for d in res["target_deaths"]:
@@ -406,6 +473,8 @@ def all_pythons():
         "/root/.pyenv/versions/3.11.*/bin/python3.11",
         "/root/.pyenv/versions/3.12.*/bin/python3.12",
         "/usr/bin/python3",
+        os.path.join(ROOT, ".cache/pythons/py3.14/usr/bin/python3.14"),
+        os.path.join(ROOT, ".cache/pythons/py3.15/usr/bin/python3.15"),
     ):
         found = sorted(glob.glob(pattern))
         if found:
@@ -420,7 +489,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="injections per method and target (default 5)")
     ap.add_argument("--python", help="target interpreter (default: pyenv 3.11)")
     ap.add_argument(
-        "--all", action="store_true", help="pyenv 3.8, 3.11, 3.12 and /usr/bin/python3 (missing ones skipped)"
+        "--all",
+        action="store_true",
+        help="pyenv 3.8, 3.11, 3.12, /usr/bin/python3, and Debian's 3.14 and 3.15 (missing ones skipped)",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     args = ap.parse_args()

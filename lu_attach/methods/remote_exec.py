@@ -23,10 +23,11 @@ replace.
   armed then runs only when the call returns. Worse, measured on 3.14.8: a
   signal that arrives while a script is pending is lost (SIGINT no longer
   stops a process whose main thread sleeps with a script armed). So lu never
-  arms a main thread that waits in a system call: this method is then
-  unavailable, and auto takes lu's ptrace call, which starts the bootstrap in
-  a thread of its own. A main thread that runs Python reaches a safe point
-  within microseconds.
+  arms a main thread that stays in a system call for the whole of a short
+  watch (50 ms): this method is then unavailable, and auto takes lu's ptrace
+  call, which starts the bootstrap in a thread of its own. A main thread seen
+  running Python meanwhile (a busy loop, or one that waits a millisecond at a
+  time) reaches a safe point within about that time.
 - *One pending script per thread*: a second call overwrites the first. lu
   arms a process at most once per injection, and only when no agent answers.
 - *No return channel.* The script is a launcher that starts the bootstrap in
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from typing import List, Optional, Tuple
 
 from .. import staging, threads
@@ -56,6 +58,7 @@ from ..pythons import REMOTE_EXEC_SINCE
 from .base import Injected, Method, NotThisWay, Target
 
 CALL_TIMEOUT = 20.0
+WATCH_WINDOW = 0.05  # seconds the main thread is watched for running Python before it is armed
 
 LAUNCHER = """\
 def _lu_launch(path):
@@ -123,6 +126,22 @@ def off_message(pid: int, how: str) -> str:
         "`lu inject --method ptrace %d` stops one thread briefly instead, or start the agent from the program "
         "(import lu_payloads; lu_payloads.start())" % (pid, how, pid)
     )
+
+
+def main_thread_waits(pid: int, window: float = WATCH_WINDOW) -> Optional[int]:
+    """The system call the main thread stays in for all of `window` seconds, or None if it runs meanwhile.
+
+    A loop that sleeps a millisecond at a time is in a system call most of the
+    time, yet reaches a safe point within a millisecond: only a main thread
+    seen waiting throughout is one whose armed script would stay pending.
+    """
+    until = time.monotonic() + window
+    call: Optional[int] = None
+    while True:
+        call = threads.thread_syscalls(pid).get(pid)
+        if call is None or time.monotonic() >= until:
+            return call
+        time.sleep(0.0005)
 
 
 def _credentials(pid: int, exe_stat: os.stat_result) -> Optional[Tuple[int, int, List[int]]]:
@@ -195,7 +214,7 @@ class RemoteExec(Method):
     def unavailable(self, target: Target) -> Optional[str]:
         if target.version.minor_tuple < REMOTE_EXEC_SINCE:
             return "sys.remote_exec (PEP 768) exists from Python %d.%d on" % REMOTE_EXEC_SINCE
-        waiting = threads.thread_syscalls(target.pid).get(target.pid)
+        waiting = main_thread_waits(target.pid)
         if waiting is not None:
             call = threads.PARKED_SYSCALLS.get(waiting, "system call %d" % waiting)
             return (
