@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -98,12 +99,14 @@ _PROBE = (
 def probe_inferior_calls(gdb: str) -> Optional[str]:
     """None if gdb can make an inferior call on this machine, else the last line gdb said.
 
-    Tried on a child of lu's own (a sleeping process), never on a target.
+    Tried on a child of lu's own (a sleeping process, found by its absolute
+    path so that a PATH without it changes nothing), never on a target.
     Remembered for the life of the lu process.
     """
-    child = subprocess.Popen(
-        ["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    sleeper = ["/bin/sleep", "60"]
+    if not os.path.exists(sleeper[0]):
+        sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    child = subprocess.Popen(sleeper, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         try:
             out = _run_gdb(gdb, child.pid, _PROBE % child.pid, PROBE_TIMEOUT)
