@@ -98,7 +98,10 @@ def test_main_thread_record_stays_right(python, start_target):
             "import threading, sys\n"
             "main = threading.main_thread()\n"
             "print(main.ident in sys._current_frames(), main.name)\n"
-            "print(any('lu-' in p or 'payloads' in p for p in sys.path), sys.modules['lu_payloads'].__name__)\n"
+            "import os\n"
+            "lu_dirs = ('/lu-stage-', '/lu-%d/' % os.geteuid())\n"
+            "print(any(d in p + '/' for p in sys.path for d in lu_dirs) or any(p.rstrip('/').endswith('lu_payloads')"
+            " for p in sys.path), sys.modules['lu_payloads'].__name__)\n"
         ),
     )
     # lu_payloads was loaded by path under its own name: nothing added to sys.path that could shadow the app.
