@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from .client import AgentClient, open_client
 from .errors import AgentGone, LuAttachError, Stopped
 from .inject import inject
-from .runtime import TargetProcess, process_gone
+from .runtime import TargetProcess, exiting
 from .session import target_of
 from .tree import TreeMember, process_tree
 
@@ -76,17 +76,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _exited(pid: int, within: float = 1.0) -> bool:
-    """Whether a member whose connection was lost is exiting: its socket closes before the process is gone."""
-    deadline = time.monotonic() + within
-    while True:
-        if process_gone(pid) or not _alive(pid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
 def _parallel(work: Callable[[int], Any], pids: Sequence[int]) -> Dict[int, Outcome]:
     """work(pid) for every pid at once; each answer or error as an Outcome."""
 
@@ -94,7 +83,8 @@ def _parallel(work: Callable[[int], Any], pids: Sequence[int]) -> Dict[int, Outc
         try:
             return Outcome(pid, value=work(pid))
         except AgentGone as exc:
-            return Outcome(pid, error=str(exc), gone=_exited(pid))
+            # its socket closes before the process is gone: give it a moment to finish exiting
+            return Outcome(pid, error=str(exc), gone=exiting(pid, within=1.0) or not _alive(pid))
         except LuAttachError as exc:
             return Outcome(pid, error=str(exc), gone=not _alive(pid))
 

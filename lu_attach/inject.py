@@ -38,9 +38,8 @@ from lu_payloads import paths
 from . import discover, methods, staging, threads
 from .client import open_client
 from .errors import AgentAbsent, AgentBusy, LuAttachError
-from .methods.base import exiting
 from .pythons import Version, refusal
-from .runtime import TargetProcess, process_gone
+from .runtime import TargetProcess, exiting, process_gone
 
 METHOD_CHOICES = methods.CHOICES
 

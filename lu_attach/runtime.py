@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,6 +34,21 @@ def process_gone(pid: int) -> bool:
         return True
     except psutil.Error:
         return False
+
+
+def exiting(pid: int, within: float = 0.5) -> bool:
+    """Whether pid is on its way out: gone, or a zombie, within `within` seconds.
+
+    A process that exits closes its files (the agent's socket among them) and
+    refuses tracing a moment before it is gone: callers that see either give
+    it this long to finish before they call what they saw a failure.
+    """
+    deadline = time.monotonic() + within
+    while not process_gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def target_root(pid: int) -> str:

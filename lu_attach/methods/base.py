@@ -8,7 +8,6 @@ them and lives in inject.py.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -16,7 +15,6 @@ from .. import staging
 from ..discover import PythonProcess
 from ..errors import LuAttachError
 from ..pythons import Version
-from ..runtime import process_gone
 
 
 @dataclass(frozen=True)
@@ -58,13 +56,3 @@ class Method:
     def run(self, target: Target, injection: staging.Injection, deadline: float) -> Injected:
         """Make the target run the bootstrap; raise NotThisWay if it cannot and left nothing armed that runs it."""
         raise NotImplementedError
-
-
-def exiting(pid: int, within: float = 0.5) -> bool:
-    """Whether pid is on its way out: gone, or a zombie, within `within` seconds."""
-    deadline = time.monotonic() + within
-    while not process_gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -25,10 +25,10 @@ from typing import Dict, Optional, Tuple
 from .. import ptrace, sigframe, staging, thread_call, threads
 from ..errors import LuAttachError
 from ..native_helper import READY, entry_offset, helper_library
-from ..runtime import process_gone
+from ..runtime import exiting, process_gone
 from ..signals import signals_deferred
 from ..symbols import find_restorer, find_symbols, read_maps
-from .base import Injected, Method, Target, exiting
+from .base import Injected, Method, Target
 
 RTLD_NOW = 2
 HELPER_LOAD_TIMEOUT = 10.0
