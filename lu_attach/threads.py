@@ -69,15 +69,19 @@ def thread_syscalls(pid: int) -> Dict[int, Optional[int]]:
         return result
     for tid in tids:
         try:
-            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as handle:
-                fields = handle.read().split()
+            result[tid] = thread_syscall(pid, tid)
         except OSError:
             continue
-        if fields and fields[0] not in ("running", "-1"):
-            result[tid] = int(fields[0])
-        else:
-            result[tid] = None
     return result
+
+
+def thread_syscall(pid: int, tid: int) -> Optional[int]:
+    """The system call thread `tid` is blocked in, or None when it is running (OSError: no such thread)."""
+    with open("/proc/%d/task/%d/syscall" % (pid, tid)) as handle:
+        fields = handle.read().split()
+    if fields and fields[0] not in ("running", "-1"):
+        return int(fields[0])
+    return None
 
 
 def parked_threads(pid: int) -> List[int]:

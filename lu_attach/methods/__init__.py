@@ -44,9 +44,10 @@ def plan(target: Target, asked: str) -> List[Method]:
     refusal = REMOTE_EXEC.turned_off(target)
     if refusal is not None:  # the process asked debuggers to stay out: auto does not go in another way
         raise RemoteDebugOff(refusal)
-    usable = [method for method in AUTO if method.unavailable(target) is None]
+    why_not = {method.name: method.unavailable(target) for method in AUTO}  # each asked once: some watch a while
+    usable = [method for method in AUTO if why_not[method.name] is None]
     if not usable:
-        reasons = "; ".join("%s: %s" % (m.name, m.unavailable(target)) for m in AUTO)
+        reasons = "; ".join("%s: %s" % (name, why) for name, why in why_not.items())
         raise LuAttachError("process %d: no injection method can act on it (%s)" % (target.pid, reasons))
     return usable
 
