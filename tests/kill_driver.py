@@ -1,7 +1,7 @@
 """Inject into one target from forked children, killing each child at a chosen moment.
 
 Run by tests/test_kill_safety.py as `python kill_driver.py PID SCENARIOS`, with
-SCENARIOS a JSON list of {"sig": N} plus either {"at": [function, event, nth]}
+SCENARIOS a JSON list of {"sig": N} (and optionally {"method": NAME}) plus either {"at": [function, event, nth]}
 (the child kills itself when its injector reaches that point: a function's
 "call" or "return", the nth time) or {"after": seconds} (the parent kills the
 child after that long). Prints one JSON list: for each scenario, whether the
@@ -38,7 +38,8 @@ def run(pid, scenario):
         if "at" in scenario:
             die_at(*scenario["at"], scenario["sig"])
         try:
-            inject.inject(pid, timeout=5.0, method="ptrace")  # the kill points are its steps
+            # the kill points are the chosen method's steps (lu's ptrace call unless the scenario names one)
+            inject.inject(pid, timeout=5.0, method=scenario.get("method", "ptrace"))
         except BaseException:
             pass
         sys.settrace(None)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HERE, REPO, Target
-from interpreters import ALL
+from interpreters import ALL, NEW_GIL
 
 from lu_attach.session import connect
 
@@ -199,3 +199,29 @@ def test_killed_while_dlopen_waits_for_the_loader_lock(tmp_path, start_target):
     time.sleep(0.3)
     assert target.alive()
     usable(target.pid, "after the loader lock", target, statement=True)
+
+
+# The steps of PEP 768's way in: about to arm the target through its own interpreter, armed, waiting for the agent.
+REMOTE_EXEC_STEPS = [("arm", "call", 1), ("arm", "return", 1), ("wait_for_bootstrap", "call", 1)]
+
+
+@pytest.mark.parametrize("python", NEW_GIL)
+def test_killing_lu_at_every_step_of_a_remote_exec_injection(python):
+    """lu killed while it arms a 3.14+ target: the target beats on, takes a later injection, and still stops on SIGINT."""
+    reached = 0
+    for point in REMOTE_EXEC_STEPS:
+        for sig in SIGNALS:
+            target = Heartbeat(python, "busy")  # the main thread runs Python: remote-exec arms it
+            try:
+                scenario = {"at": list(point), "sig": int(sig), "method": "remote-exec"}
+                (result,) = drive(target.pid, [scenario], dict(os.environ))
+                reached += result["killed"]
+                context = ("remote-exec", point, sig.name, result)
+                target.assert_alive_and_right(context)
+                usable(target.pid, context, target.target)
+                target.assert_alive_and_right(context)
+                target.target.proc.send_signal(signal.SIGINT)  # nothing armed and left pending swallows it
+                assert target.target.proc.wait(10) != 0, context
+            finally:
+                target.kill()
+    assert reached >= len(REMOTE_EXEC_STEPS) * len(SIGNALS) - 2, reached
