@@ -497,18 +497,20 @@ class Load:
         self.errors: List[str] = []  # the first few failures, as text
         self.answers: Counter[Tuple[int, bytes]] = Counter()  # (worker pid, body) -> how many times
         self._stop = threading.Event()
+        self._busy = threading.Lock()  # held around each request; paused() takes it to hold the client still
         self._thread = threading.Thread(target=self._run, name="load-%d" % port, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            try:
-                self.answers[http_get(self.port, self.path, timeout=self.timeout)] += 1
-                self.ok += 1
-            except Exception as exc:
-                self.failed += 1
-                if len(self.errors) < 5:
-                    self.errors.append(repr(exc))
+            with self._busy:
+                try:
+                    self.answers[http_get(self.port, self.path, timeout=self.timeout)] += 1
+                    self.ok += 1
+                except Exception as exc:
+                    self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(repr(exc))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def start(self) -> Load:
@@ -518,6 +520,16 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(self.timeout + 5)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No request in flight for the duration: for what the test does to the server itself.
+
+        SIGKILL of a worker drops the connection it has just accepted; that is the kill's doing, not lu's,
+        so a test kills workers inside `with load.paused():` and counts failures only around lu's actions.
+        """
+        with self._busy:
+            yield
 
     def bodies(self) -> Set[bytes]:
         """The distinct bodies answered so far."""

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Set
 
+import psutil
 import pytest
 from conftest import REPO, assert_one_line_error, lu_ok, run_lu, until
 from servers import Load, Server, celery_worker, fork_pool, gunicorn, needs_servers, uvicorn
@@ -52,6 +53,13 @@ def bodies_by_worker(server: Server, workers: Set[int], rounds: int = 400) -> di
     return last
 
 
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def tree_ls(pid: int) -> dict:
     return {item["id"]: item for item in json.loads(lu_ok("ls", pid, "--tree", "--json"))}
 
@@ -79,7 +87,9 @@ def test_gunicorn_tree_patch_reaches_every_worker_and_the_ones_forked_later(patc
                 assert listed["processes"]["waiting"] == [server.pid]
 
             victim = sorted(workers)[0]
-            os.kill(victim, signal.SIGKILL)
+            with load.paused():  # a SIGKILLed worker drops the request it holds: the kill's failure, not lu's
+                os.kill(victim, signal.SIGKILL)
+                until(lambda: not alive(victim), "the killed worker is gone")
             until(lambda: len(set(server.workers()) - workers) == 1, "gunicorn replaced the killed worker")
             (replacement,) = set(server.workers()) - workers
             first = bodies_by_worker(server, {replacement})
