@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from . import console, leases, operations
+from . import console, leases, operations, watched
 from .engine import UpdateManager
 from .errors import LuError
 from .group import HANDLERS as GROUP
@@ -147,6 +147,17 @@ def leased(connection: Connection, request: str, args: Dict[str, Any]) -> Any:
     return result
 
 
+def watched_request(connection: Connection, request: str, args: Dict[str, Any], token: str) -> Any:
+    """Run `request` with progress events to this client and a cancel by `token` before it applies (watched.py)."""
+    handler = _wrapped("watched", request, args, ("watched",))
+    return watched.run(connection, handler, args, token)
+
+
+def cancel(connection: Connection, token: str) -> str:
+    """Stop the watched request of `token` before it applies (it runs on another connection)."""
+    return watched.cancel(token)
+
+
 def lease_keep(connection: Connection, token: str) -> List[int]:
     return leases.keep(connection, token)
 
@@ -166,6 +177,8 @@ HANDLERS: Dict[str, Handler] = {
     "numbered": numbered,
     "leased": leased,
     "lease_keep": lease_keep,
+    "watched": watched_request,
+    "cancel": cancel,
 }
 for _name, _handler in list(TOOLS.requests().items()) + list(LIVECODE.items()) + list(GROUP.items()):
     if _name in HANDLERS:

@@ -53,15 +53,14 @@ def pad_freevars(node: FuncNode, missing: Set[str]) -> None:
 
 
 def source_node(func: types.FunctionType) -> Optional[FuncNode]:
-    """A copy of the def node of `func` (from a patch or a file), or None (a lambda, no source)."""
+    """The def node of `func` (from a patch or a file; a new one), or None (a lambda, no source)."""
     code = func.__code__
     if code.co_name == "<lambda>":
         return None
     try:
-        node = find_def(code.co_filename, code.co_name, code.co_firstlineno)
+        return find_def(code.co_filename, code.co_name, code.co_firstlineno)
     except LuError:
         return None
-    return clone(node) if node is not None else None
 
 
 def kind_of(flags: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import forks, osthreads
 from ..errors import LuError
-from . import patches, resolve, waiting
+from . import patches, progress, resolve, source, waiting
 from .records import FunctionState, Layer, Listener, RedefineLayer, UpdateRecord
 from .source import Body
 from .transaction import PendingUpdate, Transaction, effective
@@ -199,16 +199,26 @@ class UpdateManager(metaclass=_ManagerClass):
 
     def commit(self, items: List[PendingUpdate]) -> None:
         """Apply these updates as one transaction (the lock is held)."""
-        self.finish(self.prepare(items))
+        txn = self.prepare(items)
+        progress.current().check()  # the last moment a cancel can stop it: nothing has changed yet
+        self.finish(txn)
 
     def prepare(self, items: List[PendingUpdate]) -> Transaction:
-        """Resolve, check and compile these updates; nothing in the process changes (the lock is held)."""
-        txn = Transaction(self)
-        for uid, update, where in items:
-            txn.records.append(txn.prepare(uid, update, where))
-        txn.planned = txn.plans()
-        txn.generation = self.generation
-        return txn
+        """Resolve, check and compile these updates; nothing in the process changes (the lock is held).
+
+        The work runs on the caller's thread, which the program's threads
+        share the GIL with: it makes no system call per function (see
+        source.one_look_per_file), so the interpreter hands the GIL over
+        every switch interval, and the caller's watch (progress.py) sees each
+        function prepared.
+        """
+        with source.one_look_per_file():
+            txn = Transaction(self)
+            for uid, update, where in items:
+                txn.records.append(txn.prepare(uid, update, where))
+            txn.planned = txn.plans(progress.current())
+            txn.generation = self.generation
+            return txn
 
     def finish(self, txn: Transaction) -> None:
         """Swap in what `prepare` compiled, if nothing changed since (the lock is held)."""
@@ -245,6 +255,10 @@ class UpdateManager(metaclass=_ManagerClass):
             resolve.ORIGINAL_CODE.pop(func, None)
 
     def _revert(self, records: List[UpdateRecord]) -> None:
+        with source.one_look_per_file():
+            self._revert_now(records)
+
+    def _revert_now(self, records: List[UpdateRecord]) -> None:
         doomed = {id(r) for r in records}
         touched: Dict[int, FunctionState] = {}
         for record in records:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 
 from ..errors import LuError
 from .points import Points
-from .source import Body, code_qualname, original_node, statement_lines
+from .source import Body, clone, code_qualname, original_node, statement_lines
 
 if TYPE_CHECKING:
     import types
@@ -142,14 +142,18 @@ class FunctionState:
         self.info = FuncInfo(name, func, code)
 
     def node_of(self, body: Body) -> Any:
-        if body.node is None:
-            if body is self.orig or body.from_file:
-                # the original, or a body lu compiled from the module's file (lu watch):
-                # its def is read from the file as it is now, and checked against the code
-                body.node = original_node(body.code, self.qualname, self.name)
-            else:
-                raise LuError("%s runs a redefined body without source; it cannot be instrumented" % self.name)
-        return body.node
+        """The def node of `body`: a new one, the caller's to change.
+
+        A body of the module's file (the original, or one lu compiled from a
+        watched save) is read from the file as it is now and checked against
+        its code; its node is not kept (see source.SourceFile). A body that
+        came with its node (a patch's, a save's) keeps it and gives a copy.
+        """
+        if body.node is not None:
+            return clone(body.node)
+        if body is self.orig or body.from_file:
+            return original_node(body.code, self.qualname, self.name)
+        raise LuError("%s runs a redefined body without source; it cannot be instrumented" % self.name)
 
     def lines_of(self, body: Body) -> Tuple[Any, Any]:
         if body.lines is None:

@@ -16,13 +16,15 @@ from __future__ import annotations
 import __future__ as _future
 
 import ast
+import contextlib
 import linecache
 import os
 import sys
 import tokenize
+import weakref
 from dataclasses import dataclass
 from types import CodeType, FunctionType
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, TypeVar, Union, cast
 
 from ..errors import LuError
 
@@ -67,22 +69,76 @@ def _linetable(code: CodeType) -> bytes:
     return table if table is not None else code.co_lnotab
 
 
+class DefSpan(NamedTuple):
+    """Where one def is in its file: its first line (its first decorator's, or the def's), its last line, its column."""
+
+    first: int
+    last: int
+    col: int
+
+
 class SourceFile(NamedTuple):
-    """A parsed source file, as the engine reads it (cached by its stamp)."""
+    """A source file as the engine reads it: where each def is, not its syntax tree (cached by its stamp).
+
+    The trees are not kept: a process profiled on thousands of functions
+    would otherwise hold millions of ast nodes, which every full garbage
+    collection of the program then walks. A def's node is parsed again from
+    its span when it is needed (find_def), and belongs to the caller.
+    """
 
     stamp: Tuple[Any, ...]
-    lines: List[str]
-    tree: ast.Module
-    defs: Dict[Tuple[str, int], FuncNode]  # (name, line) -> def node, by decorator line and `def` line
+    lines: List[str]  # without their line ends
+    defs: Dict[Tuple[str, int], DefSpan]  # (name, line) -> span, by decorator line and `def` line
     imports: Tuple[str, ...]  # names bound by module-level imports
 
 
-def read_source(filename: str) -> SourceFile:
-    """A file on disk, or a patch registered in linecache, parsed (see SourceFile)."""
+# Parsing a file is one call that holds the GIL; a large one is parsed a few
+# top-level statements at a time, so that no single call takes long.
+CHUNK_LINES = 400
+_CONTINUATIONS = ("else", "elif", "except", "finally")  # clauses that continue a statement at column 0
+
+# One look at each file per preparation (see one_look_per_file).
+_looked: Optional[Dict[str, Optional[os.stat_result]]] = None
+
+
+@contextlib.contextmanager
+def one_look_per_file() -> Iterator[None]:
+    """Inside, each source file is stat()ed once, however many of its functions are prepared.
+
+    Not for speed but for the program's threads: a thread that releases the
+    GIL for an instant thousands of times (one stat per function) and takes it
+    straight back keeps any thread waiting for it from ever getting it (the
+    waiter sees the GIL change hands and never asks for its turn), and the
+    program stalls for as long as the preparation runs. Without such calls,
+    the interpreter's switch interval hands the GIL over every 5 ms.
+    """
+    global _looked
+    outer = _looked
+    if outer is None:
+        _looked = {}
     try:
-        st = os.stat(filename)
+        yield
+    finally:
+        if outer is None:
+            _looked = None
+
+
+def _stat(filename: str) -> Optional[os.stat_result]:
+    looked = _looked
+    if looked is not None and filename in looked:
+        return looked[filename]
+    try:
+        found: Optional[os.stat_result] = os.stat(filename)
     except OSError:
-        st = None
+        found = None
+    if looked is not None:
+        looked[filename] = found
+    return found
+
+
+def read_source(filename: str) -> SourceFile:
+    """A file on disk, or a patch registered in linecache, indexed (see SourceFile)."""
+    st = _stat(filename)
     text: Optional[str] = None
     if st is None:
         # Not on disk: maybe a patch file registered in linecache by apply_patch.
@@ -103,31 +159,101 @@ def read_source(filename: str) -> SourceFile:
                 text = fh.read()
         except (OSError, SyntaxError, UnicodeDecodeError) as e:
             raise LuError("cannot read the source file %s: %s" % (filename, e))
+    lines = text.split("\n")
+    defs: Dict[Tuple[str, int], DefSpan] = {}
+    imports: Set[str] = set()
     try:
-        tree = ast.parse(text, filename)
+        for tree in _parsed_chunks(lines, filename):
+            _index_defs(tree, defs)
+            imports.update(_top_level_imports(tree))
     except SyntaxError as e:
         raise LuError(
             "%s:%s: the source file does not parse (edited since the process loaded it?): %s"
             % (filename, e.lineno, e.msg)
         )
-    defs: Dict[Tuple[str, int], FuncNode] = {}
-    stack: List[ast.AST] = list(tree.body)
-    while stack:  # statements only: a def is always a statement
-        node = stack.pop()
-        if isinstance(node, FUNC_NODES):
-            defs[(node.name, node.lineno)] = node
-            if node.decorator_list:
-                defs[(node.name, node.decorator_list[0].lineno)] = node
-        for field in stmt_list_fields(node):
-            stack.extend(field)
-    result = SourceFile(stamp, text.splitlines(True), tree, defs, _top_level_imports(tree))
+    result = SourceFile(stamp, lines, defs, tuple(sorted(imports)))
     _tree_cache[filename] = result
     if len(_tree_cache) > 512:
         _tree_cache.pop(next(iter(_tree_cache)))
     return result
 
 
-def _top_level_imports(tree: ast.Module) -> Tuple[str, ...]:
+def _may_start_statement(line: str) -> bool:
+    """Could this line begin a top-level statement? (A wrong yes is caught: its chunk does not parse.)"""
+    if not line or line[0] in " \t\f\r#":
+        return False
+    if line.startswith(_CONTINUATIONS):
+        word = line.split(None, 1)[0].rstrip(":")
+        return word not in _CONTINUATIONS
+    return True
+
+
+def _parsed_chunks(lines: List[str], filename: str) -> Iterator[ast.Module]:
+    """The file's top-level statements, parsed a chunk of about CHUNK_LINES lines at a time.
+
+    A chunk ends where a line at column 0 may start a statement. When that
+    line is in fact inside a string or a bracket, the chunk does not parse,
+    and it is tried again with twice as many of the following candidate
+    boundaries (so a long string full of such lines costs a few tries, not
+    one per line). Each chunk is parsed at its real line numbers.
+    """
+    total = len(lines)
+    if total <= CHUNK_LINES:
+        yield ast.parse("\n".join(lines), filename)
+        return
+    bounds = [1] + [number for number in range(2, total + 1) if _may_start_statement(lines[number - 1])] + [total + 1]
+    last = len(bounds) - 1
+    i = 0
+    while i < last:
+        j = i + 1
+        while j < last and bounds[j + 1] - bounds[i] <= CHUNK_LINES:
+            j += 1
+        extra = 1
+        while True:
+            start, end = bounds[i], bounds[j]
+            try:
+                tree = ast.parse("\n" * (start - 1) + "\n".join(lines[start - 1 : end - 1]), filename)
+                break
+            except SyntaxError:
+                if j == last:
+                    raise
+                j = min(last, j + extra)
+                extra *= 2
+        yield tree
+        i = j
+
+
+def _index_defs(tree: ast.Module, defs: Dict[Tuple[str, int], DefSpan]) -> None:
+    stack: List[ast.AST] = list(tree.body)
+    while stack:  # statements only: a def is always a statement
+        node = stack.pop()
+        if isinstance(node, FUNC_NODES):
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            span = DefSpan(first, node.end_lineno or node.lineno, node.col_offset)
+            defs[(node.name, node.lineno)] = span
+            if node.decorator_list:
+                defs[(node.name, first)] = span
+        for field in stmt_list_fields(node):
+            stack.extend(field)
+
+
+def _parse_span(source: SourceFile, span: DefSpan, filename: str) -> Optional[FuncNode]:
+    """The def at `span`, parsed alone at its real lines and columns (a new node, the caller's to change)."""
+    text = "\n".join(source.lines[span.first - 1 : span.last])
+    try:
+        if span.col == 0 or span.first < 2:
+            tree = ast.parse("\n" * (span.first - 1) + text, filename)
+            node = tree.body[0] if tree.body else None
+        else:  # an indented def: under an `if` of its own on the line before, so its columns stay
+            tree = ast.parse("\n" * (span.first - 2) + "if 1:\n" + text, filename)
+            inside = tree.body[0] if tree.body else None
+            node = inside.body[0] if isinstance(inside, ast.If) and inside.body else None
+    except SyntaxError:
+        return None
+    return node if isinstance(node, FUNC_NODES) else None
+
+
+def _top_level_imports(tree: ast.Module) -> Set[str]:
     """Names bound by import statements in the module scope.
 
     CPython 3.11 compiles `mod.attr(...)` differently when `mod` was imported
@@ -148,7 +274,7 @@ def _top_level_imports(tree: ast.Module) -> Tuple[str, ...]:
                 for n in ast.iter_child_nodes(node)
                 if isinstance(n, (ast.stmt, ast.excepthandler)) or hasattr(n, "body")
             )
-    return tuple(sorted(names))
+    return names
 
 
 def imports_of(filename: str) -> Tuple[str, ...]:
@@ -159,8 +285,10 @@ def imports_of(filename: str) -> Tuple[str, ...]:
 
 
 def find_def(filename: str, name: str, firstlineno: int) -> Optional[FuncNode]:
-    """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno."""
-    return read_source(filename).defs.get((name, firstlineno))
+    """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno: a new node, the caller's."""
+    source = read_source(filename)
+    span = source.defs.get((name, firstlineno))
+    return _parse_span(source, span, filename) if span is not None else None
 
 
 def clone(node: _Tree) -> _Tree:
@@ -480,6 +608,10 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
             % (name, filename or "an unknown place")
         )
     node = find_def(filename, code.co_name, code.co_firstlineno)
+    stamp = read_source(filename).stamp if node is not None else None
+    seen = _verified.get(id(code))
+    if node is not None and seen is not None and seen[0]() is code and seen[1:] == (stamp, qualname):
+        return node
     stale = (
         "the source of %s in %s does not match the code the process runs "
         "(the file was edited since it was loaded); lu refuses to use stale source" % (name, filename)
@@ -492,7 +624,14 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
         raise LuError("%s: cannot recompile %s: %s" % (filename, name, e))
     if not same_code(compiled, code):
         raise LuError(stale)
+    key = id(code)
+    _verified[key] = (weakref.ref(code, lambda _gone: _verified.pop(key, None)), stamp, qualname)
     return node
+
+
+# Code objects whose source was checked (compiled again and compared), with the file's stamp then and
+# the qualified name it was compiled as: profiling the same functions again does not check them again.
+_verified: Dict[int, Tuple[weakref.ReferenceType[CodeType], Any, str]] = {}
 
 
 def statement_lines(fnode: FuncNode) -> StatementLines:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..errors import LuError, ModuleNotLoaded, prefixed
 from . import bodies, effects, resolve
+from .progress import Watch
 from .records import FunctionState, InstrumentLayer, Layer, RedefineLayer, UpdateRecord, body_of
 from .source import Body
 from .transform import Plan, build_code
@@ -81,8 +82,7 @@ class Transaction:
         for name, func in found:
             st = self.state(name, func)
             body = self.current_body(st)
-            st.node_of(body)  # verifies the source even for function-level points
-            if line_points:
+            if line_points:  # function-level points: the source is checked when the code is built (plans)
                 check_lines(st, body, name, line_points)
             self.add_layer(rec, st, InstrumentLayer(rec, points, body))
             rec.targets.append(name)
@@ -179,10 +179,12 @@ class Transaction:
         return rec
 
     # -- committing -----------------------------------------------------------------
-    def plans(self) -> List[FunctionPlan]:
+    def plans(self, watch: Watch) -> List[FunctionPlan]:
         """What every changed function will run (all of it compiled before anything changes)."""
         plans: List[FunctionPlan] = []
+        watch.expect(len(self.work))
         for key, st in self.work.items():
+            watch.step()
             layers = self.layers[key]
             if st.func.__code__ is not st.current:
                 raise LuError(
@@ -226,8 +228,7 @@ def _did_you_mean(parent: Any, attr: str, full: str) -> str:
 def check_lines(st: FunctionState, body: Body, name: str, line_points: List[Tuple[str, int]]) -> None:
     """Every line point names a statement directly in the function (one clear error otherwise)."""
     own, nested = st.lines_of(body)
-    node = body.node
-    assert node is not None  # lines_of read it (or raised)
+    node = st.node_of(body)
     first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
     last = node.end_lineno or node.lineno
     for _kind, number in line_points:
@@ -311,9 +312,9 @@ def effective(st: FunctionState, layers: List[Layer]) -> Tuple[types.CodeType, B
         plan.after.extend((hook, layer.record) for hook in layer.points.func_after)
     if plan.empty():
         return body.code, body
-    st.node_of(body)
+    fnode = st.node_of(body)
     try:
-        code = build_code(body, st.qualname, st.freevars, plan, st.info, st.func.__globals__)
+        code = build_code(body, fnode, st.qualname, st.freevars, plan, st.info, st.func.__globals__)
     except SyntaxError as e:
         raise LuError("%s:%s: cannot instrument %s: %s" % (body.filename, e.lineno, st.name, e.msg))
     if code.co_freevars != st.freevars:  # pragma: no cover - defensive

@@ -49,7 +49,6 @@ from .source import (
     SCOPE_STMTS,
     Body,
     FuncNode,
-    clone,
     compile_in_scope,
     stmt_list_fields,
 )
@@ -705,11 +704,15 @@ def replace_consts(code: CodeType, mapping: Dict[str, object]) -> CodeType:
 
 
 def build_code(
-    body: Body, qualname: str, freevars: Tuple[str, ...], plan: Plan, info: FuncInfo, globals_dict: Dict[str, Any]
+    body: Body,
+    fnode: FuncNode,
+    qualname: str,
+    freevars: Tuple[str, ...],
+    plan: Plan,
+    info: FuncInfo,
+    globals_dict: Dict[str, Any],
 ) -> CodeType:
-    """Instrumented code object for `body` (a source.Body) following `plan`."""
-    assert body.node is not None, "the caller reads the body's node first (FunctionState.node_of)"
-    fnode = clone(body.node)
+    """Instrumented code object for `body` (a source.Body) following `plan`; `fnode` is its def, changed in place."""
     builder = _Builder(fnode, plan, info, globals_dict)
     builder.build()
     code = compile_in_scope(fnode, qualname, freevars, body.filename, body.flags)

@@ -60,7 +60,7 @@ PACKAGES = {
             ("engine",),
             ("recorder",),
             ("tools", "livecode"),
-            ("operations", "console", "group", "leases"),
+            ("operations", "console", "group", "leases", "watched"),
             ("vocabulary",),
             ("requests",),
             ("agent",),
