@@ -23,20 +23,40 @@ Found = List[Tuple[str, types.FunctionType]]  # (dotted name, function)
 FileCache = Dict[Tuple[str, str], bool]  # (file, file) -> the same file?
 
 
+UNWRAP_LIMIT = 100  # __wrapped__ links followed at most (a real chain of decorators is a handful)
+
+
+def wrapped_of(obj: Any) -> Any:
+    """obj.__wrapped__ when obj really has one (its own dict, or its class declares it), else None.
+
+    Never through a dynamic __getattr__: objects such as unittest.mock.call
+    answer every attribute with a new object, and following those would build
+    an endless chain in the program's memory.
+    """
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        own = None
+    except Exception:
+        return None
+    if isinstance(own, dict) and "__wrapped__" in own:
+        return own["__wrapped__"]
+    try:
+        declared = any("__wrapped__" in vars(klass) for klass in type(obj).__mro__)
+        return getattr(obj, "__wrapped__", None) if declared else None
+    except Exception:
+        return None
+
+
 def unwrap(obj: Any) -> Optional[types.FunctionType]:
     """The innermost plain function behind `obj` (following __wrapped__), or None."""
     seen: Set[int] = set()
     if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
         obj = obj.__func__
     func = obj if isinstance(obj, FunctionType) else None
-    while id(obj) not in seen:
+    while id(obj) not in seen and len(seen) < UNWRAP_LIMIT:
         seen.add(id(obj))
-        try:
-            inner = obj.__dict__.get("__wrapped__") if hasattr(obj, "__dict__") else None
-            if inner is None and not isinstance(obj, FunctionType):
-                inner = getattr(obj, "__wrapped__", None)
-        except Exception:
-            inner = None
+        inner = wrapped_of(obj)
         if isinstance(inner, (staticmethod, classmethod, types.MethodType)):
             inner = inner.__func__
         if inner is None:
@@ -204,9 +224,7 @@ def _class_functions(
             ):
                 _class_functions(value, qname, filename, out, seen, cache, depth + 1)
             continue
-        if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and not hasattr(
-            value, "__wrapped__"
-        ):
+        if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and wrapped_of(value) is None:
             continue
         for n, f in functions_of(value, qname, strict=False):
             if id(f) not in seen and _defined_here(f, filename, cache):
@@ -231,7 +249,7 @@ def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[
         if isinstance(value, types.ModuleType):
             continue
         if not isinstance(value, (FunctionType, staticmethod, classmethod)) and not (
-            callable(value) and hasattr(value, "__wrapped__")
+            callable(value) and wrapped_of(value) is not None
         ):
             continue
         for n, f in functions_of(value, qname, strict=False):
