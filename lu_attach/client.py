@@ -65,6 +65,8 @@ class AgentClient:
         self.sock = sock
         self.timeout = timeout
         self.on_event = on_event
+        self.on_progress: Optional[Callable[[dict], None]] = None  # progress of a watched request (never queued)
+        self.target = expect  # the process the agent was verified to be, when it was
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         # Events that arrived while a request waited for its reply, with no on_event to take them: the first
@@ -146,6 +148,10 @@ class AgentClient:
                 protocol.send(self.sock, {"v": protocol.PROTOCOL_VERSION, "id": request_id, "op": op, "args": args})
                 while True:
                     message = protocol.recv(self.sock)
+                    if message.get("event") == "progress":  # how far a watched request is: shown, never queued
+                        if self.on_progress:
+                            self.on_progress(message)
+                        continue
                     if "event" in message:
                         if self.on_event:
                             self.on_event(message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any, Iterable, List, Sequence
 
 import click
@@ -82,3 +83,39 @@ def take_announced() -> List[str]:
     taken = list(_announced)
     _announced.clear()
     return taken
+
+
+class ProgressLine:
+    """One line on a terminal's stderr that a long step keeps rewriting: `lu: preparing 640 of 1782 functions [###  ]`.
+
+    Nothing is written when stderr is not a terminal (a log or a pipe gets no
+    carriage returns), nor before the first report; the line is wiped when the
+    step ends, so that what follows prints where it began.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, doing: str, things: str) -> None:
+        self.doing = doing
+        self.things = things
+        self.shown = False
+        self.terminal = sys.stderr.isatty()
+
+    def show(self, progress: Any) -> None:
+        if not self.terminal or not progress.total:
+            return
+        filled = min(self.WIDTH, self.WIDTH * progress.done // progress.total)
+        bar = "#" * filled + " " * (self.WIDTH - filled)
+        click.echo(
+            "\rlu: %s %d of %d %s [%s]" % (self.doing, progress.done, progress.total, self.things, bar),
+            err=True,
+            nl=False,
+        )
+        self.shown = True
+
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown:
+            click.echo("\r\x1b[K", err=True, nl=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
+from lu_attach.applying import apply_watched
 from lu_attach.client import AgentClient
 from lu_attach.errors import LuAttachError
 from lu_attach.group import Tree, TreeSessions
@@ -17,7 +18,7 @@ from lu_attach.profiling import host_path, revert_quietly, run_for, signals_held
 from lu_attach.report import report_from_records
 
 from . import tree_output
-from .output import echo
+from .output import ProgressLine, echo
 from .report_options import ReportOutput, show_report
 
 T = TypeVar("T")
@@ -34,11 +35,15 @@ def apply_tool(client: AgentClient, op: str, args: Dict[str, Any], duration: Opt
     A lu killed before it reverts (SIGKILL, a dropped ssh session) would
     otherwise leave the change in the target with nobody watching; the
     agent reverts a leased change a few seconds after its client is gone.
+
+    Preparing a large update takes the target a while: its progress is
+    shown (on a terminal), and Ctrl-C cancels it before it applies.
     """
-    if duration is None:
-        result: Dict[str, Any] = client.request(op, **args)
-    else:
-        result = client.request("leased", request=op, args=args)
+    with ProgressLine("preparing", "functions") as line:
+        if duration is None:
+            result: Dict[str, Any] = apply_watched(client, op, args, on_progress=line.show)
+        else:
+            result = apply_watched(client, "leased", {"request": op, "args": args}, on_progress=line.show)
     return result
 
 

@@ -82,7 +82,7 @@ PACKAGES = {
             ("session",),
             ("group",),
             ("profiling", "watch", "completion", "report"),
-            ("events",),
+            ("events", "applying"),
             ("__init__",),
         ),
         may_import=(
@@ -117,6 +117,7 @@ PACKAGES = {
             "lu_attach.group",
             "lu_attach.tree",
             "lu_attach.events",
+            "lu_attach.applying",
             "lu_payloads.tools",
         ),
     ),
