@@ -19,6 +19,8 @@ import ast
 import contextlib
 import linecache
 import os
+import re
+import symtable
 import sys
 import tokenize
 import weakref
@@ -69,33 +71,31 @@ def _linetable(code: CodeType) -> bytes:
     return table if table is not None else code.co_lnotab
 
 
-class DefSpan(NamedTuple):
-    """Where one def is in its file: its first line (its first decorator's, or the def's), its last line, its column."""
-
-    first: int
-    last: int
-    col: int
+# Where one def is in its file: (first line (its first decorator's, or the def's), last line, column). A plain
+# tuple of ints, which the garbage collector stops tracking: a process keeps one per function lu changed.
+DefSpan = Tuple[int, int, int]
 
 
 class SourceFile(NamedTuple):
-    """A source file as the engine reads it: where each def is, not its syntax tree (cached by its stamp).
+    """A source file as the engine reads it: its lines and module-level imports, never a syntax tree.
 
-    The trees are not kept: a process profiled on thousands of functions
-    would otherwise hold millions of ast nodes, which every full garbage
-    collection of the program then walks. A def's node is parsed again from
-    its span when it is needed (find_def), and belongs to the caller.
+    A process profiled on thousands of functions would otherwise create
+    (and, cached, hold) millions of ast nodes, which the program's garbage
+    collector then walks in full collections that stop every thread. A def
+    is parsed alone from its own lines when it is needed (find_def), and
+    its node belongs to the caller.
     """
 
     stamp: Tuple[Any, ...]
     lines: List[str]  # without their line ends
-    defs: Dict[Tuple[str, int], DefSpan]  # (name, line) -> span, by decorator line and `def` line
-    imports: Tuple[str, ...]  # names bound by module-level imports
+    imports: Tuple[str, ...]  # names bound by module-level imports, and `super` when the module level uses it
+    spans: Dict[Tuple[str, int], Optional[DefSpan]]  # (name, first line) -> where that def is, found on first use
 
 
-# Parsing a file is one call that holds the GIL; a large one is parsed a few
-# top-level statements at a time, so that no single call takes long.
+# A file is read a few top-level statements at a time (see _chunks): no single
+# call that holds the GIL takes long, however large the file.
 CHUNK_LINES = 400
-_CONTINUATIONS = ("else", "elif", "except", "finally")  # clauses that continue a statement at column 0
+_CONTINUATIONS = ("else", "elif", "except", "finally")  # clauses that continue a statement at its column
 
 # One look at each file per preparation (see one_look_per_file).
 _looked: Optional[Dict[str, Optional[os.stat_result]]] = None
@@ -137,7 +137,7 @@ def _stat(filename: str) -> Optional[os.stat_result]:
 
 
 def read_source(filename: str) -> SourceFile:
-    """A file on disk, or a patch registered in linecache, indexed (see SourceFile)."""
+    """A file on disk, or a patch registered in linecache, read (see SourceFile); cached by its stamp."""
     st = _stat(filename)
     text: Optional[str] = None
     if st is None:
@@ -160,48 +160,56 @@ def read_source(filename: str) -> SourceFile:
         except (OSError, SyntaxError, UnicodeDecodeError) as e:
             raise LuError("cannot read the source file %s: %s" % (filename, e))
     lines = text.split("\n")
-    defs: Dict[Tuple[str, int], DefSpan] = {}
     imports: Set[str] = set()
     try:
-        for tree in _parsed_chunks(lines, filename):
-            _index_defs(tree, defs)
-            imports.update(_top_level_imports(tree))
+        for table in _chunks(lines, filename):
+            for symbol in table.get_symbols():
+                if symbol.is_imported() or symbol.get_name() == "super":
+                    imports.add(symbol.get_name())
     except SyntaxError as e:
         raise LuError(
             "%s:%s: the source file does not parse (edited since the process loaded it?): %s"
             % (filename, e.lineno, e.msg)
         )
-    result = SourceFile(stamp, lines, defs, tuple(sorted(imports)))
+    result = SourceFile(stamp, lines, tuple(sorted(imports)), {})
     _tree_cache[filename] = result
     if len(_tree_cache) > 512:
         _tree_cache.pop(next(iter(_tree_cache)))
     return result
 
 
-def _may_start_statement(line: str) -> bool:
-    """Could this line begin a top-level statement? (A wrong yes is caught: its chunk does not parse.)"""
-    if not line or line[0] in " \t\f\r#":
+def _may_end_block(line: str, col: int, clauses: bool = True) -> bool:
+    """Could this line be the first after a block indented deeper than `col`? (A wrong yes is caught: what
+    ends there does not parse.) Code at `col` or less; with `clauses` False, not a clause that continues a
+    statement (else, except...: it continues the top-level statement before it)."""
+    stripped = line.lstrip(" \t\f")
+    if not stripped or stripped[0] in "#\r" or len(line) - len(stripped) > col:
         return False
-    if line.startswith(_CONTINUATIONS):
-        word = line.split(None, 1)[0].rstrip(":")
-        return word not in _CONTINUATIONS
+    if not clauses and stripped.startswith(_CONTINUATIONS):
+        return stripped.split(None, 1)[0].rstrip(":") not in _CONTINUATIONS
     return True
 
 
-def _parsed_chunks(lines: List[str], filename: str) -> Iterator[ast.Module]:
-    """The file's top-level statements, parsed a chunk of about CHUNK_LINES lines at a time.
+def _chunks(lines: List[str], filename: str) -> Iterator[symtable.SymbolTable]:
+    """The symbol tables of the file's top-level statements, a chunk of about CHUNK_LINES lines at a time.
 
-    A chunk ends where a line at column 0 may start a statement. When that
-    line is in fact inside a string or a bracket, the chunk does not parse,
-    and it is tried again with twice as many of the following candidate
+    A symbol table (which names are imported at module level) is built by
+    the compiler from its own syntax tree: no ast nodes are made. A chunk
+    ends where a line at column 0 may start a statement. When that line is
+    in fact inside a string or a bracket, the chunk does not compile, and
+    it is tried again with twice as many of the following candidate
     boundaries (so a long string full of such lines costs a few tries, not
-    one per line). Each chunk is parsed at its real line numbers.
+    one per line). Each chunk keeps its real line numbers.
     """
     total = len(lines)
     if total <= CHUNK_LINES:
-        yield ast.parse("\n".join(lines), filename)
+        yield symtable.symtable("\n".join(lines), filename, "exec")
         return
-    bounds = [1] + [number for number in range(2, total + 1) if _may_start_statement(lines[number - 1])] + [total + 1]
+    bounds = (
+        [1]
+        + [number for number in range(2, total + 1) if _may_end_block(lines[number - 1], 0, clauses=False)]
+        + [total + 1]
+    )
     last = len(bounds) - 1
     i = 0
     while i < last:
@@ -212,40 +220,71 @@ def _parsed_chunks(lines: List[str], filename: str) -> Iterator[ast.Module]:
         while True:
             start, end = bounds[i], bounds[j]
             try:
-                tree = ast.parse("\n" * (start - 1) + "\n".join(lines[start - 1 : end - 1]), filename)
+                table = symtable.symtable("\n" * (start - 1) + "\n".join(lines[start - 1 : end - 1]), filename, "exec")
                 break
             except SyntaxError:
                 if j == last:
                     raise
                 j = min(last, j + extra)
                 extra *= 2
-        yield tree
+        yield table
         i = j
 
 
-def _index_defs(tree: ast.Module, defs: Dict[Tuple[str, int], DefSpan]) -> None:
-    stack: List[ast.AST] = list(tree.body)
-    while stack:  # statements only: a def is always a statement
-        node = stack.pop()
-        if isinstance(node, FUNC_NODES):
-            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-            span = DefSpan(first, node.end_lineno or node.lineno, node.col_offset)
-            defs[(node.name, node.lineno)] = span
-            if node.decorator_list:
-                defs[(node.name, first)] = span
-        for field in stmt_list_fields(node):
-            stack.extend(field)
+def _def_line(lines: List[str], name: str, first: int) -> int:
+    """The line of `def name` at or after `first` (past its decorators), or 0."""
+    pattern = re.compile(r"\s*(?:async\s+)?def\s+%s\b" % re.escape(name))
+    for number in range(first, min(len(lines), first + 200) + 1):
+        if pattern.match(lines[number - 1]):
+            return number
+    return 0
+
+
+def _find_span(
+    source: SourceFile, name: str, first: int, filename: str
+) -> Tuple[Optional[DefSpan], Optional[FuncNode]]:
+    """Where the def `name` that starts at line `first` ends, read from its lines alone.
+
+    It ends before the first line of code indented no deeper than it (not an
+    else/except/finally clause). Such a line inside one of its strings or
+    brackets cuts it short, and then what is cut does not parse: it is tried
+    again up to the next such line (after 64 tries, twice as many at a time).
+    """
+    lines = source.lines
+    if not 1 <= first <= len(lines):
+        return None, None
+    head = lines[first - 1]
+    col = len(head) - len(head.lstrip(" \t\f"))
+    def_line = _def_line(lines, name, first)
+    if not def_line:
+        return None, None
+    number = def_line
+    tries = 0
+    while number < len(lines):
+        step = 1 if tries < 64 else tries
+        found = 0
+        while found < step and number < len(lines):
+            number += 1
+            if _may_end_block(lines[number - 1], col):
+                found += 1
+        last = number - 1 if found == step else len(lines)
+        node = _parse_span(source, (first, last, col), filename)
+        if node is not None and node.name == name and node.lineno == def_line:
+            return (first, node.end_lineno or last, col), node
+        tries += 1
+    return None, None
 
 
 def _parse_span(source: SourceFile, span: DefSpan, filename: str) -> Optional[FuncNode]:
     """The def at `span`, parsed alone at its real lines and columns (a new node, the caller's to change)."""
-    text = "\n".join(source.lines[span.first - 1 : span.last])
+    first, last, col = span
+    text = "\n".join(source.lines[first - 1 : last])
     try:
-        if span.col == 0 or span.first < 2:
-            tree = ast.parse("\n" * (span.first - 1) + text, filename)
+        if col == 0 or first < 2:
+            tree = ast.parse("\n" * (first - 1) + text, filename)
             node = tree.body[0] if tree.body else None
         else:  # an indented def: under an `if` of its own on the line before, so its columns stay
-            tree = ast.parse("\n" * (span.first - 2) + "if 1:\n" + text, filename)
+            tree = ast.parse("\n" * (first - 2) + "if 1:\n" + text, filename)
             inside = tree.body[0] if tree.body else None
             node = inside.body[0] if isinstance(inside, ast.If) and inside.body else None
     except SyntaxError:
@@ -253,31 +292,15 @@ def _parse_span(source: SourceFile, span: DefSpan, filename: str) -> Optional[Fu
     return node if isinstance(node, FUNC_NODES) else None
 
 
-def _top_level_imports(tree: ast.Module) -> Set[str]:
-    """Names bound by import statements in the module scope.
+def imports_of(filename: str) -> Tuple[str, ...]:
+    """Names bound by import statements in the module scope of `filename`, and `super` if it is used there.
 
     CPython 3.11 compiles `mod.attr(...)` differently when `mod` was imported
-    at module level, so the synthetic module repeats those imports (they are
+    at module level, and 3.12 compiles `super().f()` differently when the
+    module level names `super` at all (unittest.mock: `_safe_super = super`),
+    so the synthetic module repeats those names as imports (they are
     compiled, never run).
     """
-    names: Set[str] = set()
-    stack: List[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name != "*":
-                    names.add(alias.asname or alias.name.split(".")[0])
-        elif not isinstance(node, SCOPE_NODES):
-            stack.extend(
-                n
-                for n in ast.iter_child_nodes(node)
-                if isinstance(n, (ast.stmt, ast.excepthandler)) or hasattr(n, "body")
-            )
-    return names
-
-
-def imports_of(filename: str) -> Tuple[str, ...]:
     try:
         return read_source(filename).imports
     except LuError:
@@ -287,7 +310,11 @@ def imports_of(filename: str) -> Tuple[str, ...]:
 def find_def(filename: str, name: str, firstlineno: int) -> Optional[FuncNode]:
     """The FunctionDef/AsyncFunctionDef named `name` whose code starts at firstlineno: a new node, the caller's."""
     source = read_source(filename)
-    span = source.defs.get((name, firstlineno))
+    key = (name, firstlineno)
+    if key not in source.spans:
+        source.spans[key], node = _find_span(source, name, firstlineno, filename)
+        return node
+    span = source.spans[key]
     return _parse_span(source, span, filename) if span is not None else None
 
 
@@ -403,7 +430,7 @@ def compile_in_scope(
         imports = imports_of(filename)
     module = ast.Module(body=_import_stmts(imports, fnode) + inner, type_ignores=[])
     code = compile(module, filename, "exec", flags=flags & FUTURE_MASK, dont_inherit=True)
-    target = _find_code(code, fnode.name, qualname)
+    target = _find_code(code, fnode.name, qualname, len(chain) + 1)
     if target is None:  # pragma: no cover - defensive
         raise LuError("internal: compiled code for %s not found" % qualname)
     return target
@@ -449,7 +476,7 @@ def _compile_fallback(
         flags=flags & FUTURE_MASK,
         dont_inherit=True,
     )
-    target = _find_code(code, fnode.name, None)
+    target = _find_code(code, fnode.name, None, 2)
     if target is None:  # pragma: no cover - defensive
         raise LuError("internal: compiled code for %s not found" % qualname)
     if sys.version_info >= (3, 11):
@@ -457,15 +484,24 @@ def _compile_fallback(
     return target
 
 
-def _find_code(code: CodeType, name: str, qualname: Optional[str]) -> Optional[CodeType]:
-    stack = [code]
-    while stack:
-        c = stack.pop()
-        for const in c.co_consts:
-            if isinstance(const, type(code)):
-                if const.co_name == name and (qualname is None or not PY311 or _co_qualname(const) == qualname):
-                    return const
-                stack.append(const)
+def _find_code(code: CodeType, name: str, qualname: Optional[str], depth: int) -> Optional[CodeType]:
+    """The code object named `name` `depth` scopes below the synthetic module's code, or the nearest below.
+
+    By depth, not by name alone: before 3.11 code objects have no qualified
+    name, and a method named like its class (unittest.mock's
+    `_patch_dict._patch_dict`) would find the class body instead. Deeper
+    when the compiler put a scope of its own between (3.12's type
+    parameters: `def f[T]()` is inside `<generic parameters of f>`).
+    """
+    code_type = type(code)
+    level = [code]
+    for _ in range(depth):
+        level = [const for c in level for const in c.co_consts if isinstance(const, code_type)]
+    while level:
+        for const in level:
+            if const.co_name == name and (qualname is None or not PY311 or _co_qualname(const) == qualname):
+                return const
+        level = [const for c in level for const in c.co_consts if isinstance(const, code_type)]
     return None
 
 
@@ -624,14 +660,32 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
         raise LuError("%s: cannot recompile %s: %s" % (filename, name, e))
     if not same_code(compiled, code):
         raise LuError(stale)
-    key = id(code)
-    _verified[key] = (weakref.ref(code, lambda _gone: _verified.pop(key, None)), stamp, qualname)
+    _verified[id(code)] = (_CodeRef(code), stamp, qualname)
     return node
+
+
+class _CodeRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a checked code object that takes its entry out of _verified when the code goes."""
+
+    __slots__ = ("key",)
+    key: int
+
+    def __new__(cls, code: CodeType) -> _CodeRef:
+        ref = super().__new__(cls, code, _forget)
+        ref.key = id(code)
+        return ref
+
+    def __init__(self, code: CodeType) -> None:
+        super().__init__(code, _forget)  # type: ignore[call-arg]
+
+
+def _forget(ref: _CodeRef) -> None:
+    _verified.pop(ref.key, None)
 
 
 # Code objects whose source was checked (compiled again and compared), with the file's stamp then and
 # the qualified name it was compiled as: profiling the same functions again does not check them again.
-_verified: Dict[int, Tuple[weakref.ReferenceType[CodeType], Any, str]] = {}
+_verified: Dict[int, Tuple[_CodeRef, Any, str]] = {}
 
 
 def statement_lines(fnode: FuncNode) -> StatementLines:

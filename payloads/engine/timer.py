@@ -172,6 +172,10 @@ class CallTimer:
         self.clock = clock
         self.codes: Set[types.CodeType] = set()
         self.running: Set[Activation] = set()  # generators and coroutines started and not finished
+        # Bound once: the woven code of every profiled function holds these as constants, and one
+        # bound method per function would be thousands of objects more for the collector to walk.
+        self.new_tree_hook: Callable[[], CallTree] = self.new_tree
+        self.new_child_hook: Callable[[CallTree, Any], Node] = self.new_child
 
     def suspendable_hooks(self, failed: Callable[[], None]) -> SuspendableHooks:
         """The hooks for generators and coroutines; each counts its own failures with `failed`.

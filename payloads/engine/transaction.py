@@ -40,6 +40,7 @@ class Transaction:
         self.records: List[UpdateRecord] = []
         self.planned: List[FunctionPlan] = []  # what every changed function will run (plans())
         self.generation = -1  # the manager's generation when prepared
+        self.wheres: Dict[int, str] = {}  # id(record) -> where its update came from ("patch.py:3: ", or "")
 
     # -- preparing ------------------------------------------------------------------
     def state(self, name: str, func: types.FunctionType) -> FunctionState:
@@ -67,12 +68,15 @@ class Transaction:
     def prepare(self, uid: int, update: Update, where: str) -> UpdateRecord:
         try:
             if isinstance(update, Instrument):
-                return self._instrument(uid, update)
-            if isinstance(update, Recode):
-                return self._recode(uid, update)
-            return self._redefine(uid, update, where)
+                record = self._instrument(uid, update)
+            elif isinstance(update, Recode):
+                record = self._recode(uid, update)
+            else:
+                record = self._redefine(uid, update, where)
         except LuError as e:
             raise prefixed(e, where)
+        self.wheres[id(record)] = where
+        return record
 
     def _instrument(self, uid: int, update: Instrument) -> UpdateRecord:
         found = update.resolve()
@@ -191,7 +195,11 @@ class Transaction:
                     "%s was changed by something other than lu since lu last changed it; "
                     "refusing to overwrite" % st.name
                 )
-            code, body = effective(st, layers)
+            try:
+                code, body = effective(st, layers)
+            except LuError as e:  # named after the newest update of this transaction that changes it
+                mine = [self.wheres[id(layer.record)] for layer in layers if id(layer.record) in self.wheres]
+                raise prefixed(e, mine[-1] if mine else "")
             plans.append((st, layers, code, body))
         return plans
 

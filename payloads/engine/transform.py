@@ -44,7 +44,9 @@ from . import timer as timer_layout
 from .points import Want
 from .records import FuncInfo, UpdateRecord
 from .source import (
+    CO_ASYNC_GENERATOR,
     CO_ITERABLE_COROUTINE,
+    KIND_FLAGS,
     SCOPE_NODES,
     SCOPE_STMTS,
     Body,
@@ -153,7 +155,8 @@ class Plan:
 
 
 class _Builder:
-    def __init__(self, fnode: FuncNode, plan: Plan, info: FuncInfo, globals_dict: Dict[str, Any]) -> None:
+    def __init__(self, fnode: FuncNode, flags: int, plan: Plan, info: FuncInfo, globals_dict: Dict[str, Any]) -> None:
+        self.flags = flags  # the body's code flags: a generator, coroutine or async generator (no walk of the tree)
         self.plan = plan
         self.info = info
         self.globals = globals_dict
@@ -330,14 +333,13 @@ class _Builder:
                 calls: Dict[str, object] = {"START": hooks.start, "FINISH": hooks.finish}
                 enter_text, leave_text = _SUSPENDABLE_ENTER, _SUSPENDABLE_LEAVE
             else:
-                calls = {"NEWTREE": timer.new_tree, "NEWCHILD": timer.new_child, "CLOCK": timer.clock}
+                calls = {"NEWTREE": timer.new_tree_hook, "NEWCHILD": timer.new_child_hook, "CLOCK": timer.clock}
                 enter_text, leave_text = _TIMER_ENTER, _TIMER_LEAVE
             enter = _template(enter_text, names, consts, calls, self, first)
             leave = _template(leave_text, names, consts, calls, self, first)
             wrapper = ast.Try(body=body, handlers=[], orelse=[], finalbody=leave)
+            _place(wrapper, first)  # the rest has its place: the templates', and the function's own
             body = enter + [wrapper]
-            for s in body:
-                _locate(s, first)
         return body
 
     @staticmethod
@@ -348,10 +350,10 @@ class _Builder:
     def build(self) -> FuncNode:
         f = self.fnode
         plan = self.plan
-        self.suspendable = isinstance(f, ast.AsyncFunctionDef) or _contains_yield(f)
+        self.suspendable = bool(self.flags & KIND_FLAGS)
         if self.suspendable:
             self.suspendable_hooks = [timer.suspendable_hooks(rec.failed) for timer, rec in plan.timers]
-        self.is_async_gen = isinstance(f, ast.AsyncFunctionDef) and _contains_yield(f)
+        self.is_async_gen = bool(self.flags & CO_ASYNC_GENERATOR)
         if plan.suspend or plan.resume or self.suspendable_hooks:
             _YieldRewriter(self).visit_body(f)
         want_rv = bool(plan.after)
@@ -513,6 +515,14 @@ def _param_names(args: ast.arguments) -> List[str]:
     return names
 
 
+def _place(node: ast.stmt, like: ast.stmt) -> None:
+    """Give `node` alone (not its children) the position of `like`."""
+    node.lineno = like.lineno
+    node.col_offset = getattr(like, "col_offset", 0)
+    node.end_lineno = getattr(like, "end_lineno", None) or like.lineno
+    node.end_col_offset = getattr(like, "end_col_offset", None) or node.col_offset
+
+
 def _locate(node: _Located, like: ast.stmt, force: bool = False) -> _Located:
     """Give `node` (and children without one; with `force`, all of them) the position of `like`."""
     for n in ast.walk(node):
@@ -525,18 +535,6 @@ def _locate(node: _Located, like: ast.stmt, force: bool = False) -> _Located:
             n.end_lineno = getattr(like, "end_lineno", None) or like.lineno
             n.end_col_offset = getattr(like, "end_col_offset", None) or n.col_offset
     return node
-
-
-def _contains_yield(fnode: FuncNode) -> bool:
-    stack: List[ast.AST] = list(fnode.body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.Yield, ast.YieldFrom)):
-            return True
-        if isinstance(n, SCOPE_NODES):
-            continue
-        stack.extend(ast.iter_child_nodes(n))
-    return False
 
 
 class _YieldRewriter(ast.NodeTransformer):
@@ -713,7 +711,7 @@ def build_code(
     globals_dict: Dict[str, Any],
 ) -> CodeType:
     """Instrumented code object for `body` (a source.Body) following `plan`; `fnode` is its def, changed in place."""
-    builder = _Builder(fnode, plan, info, globals_dict)
+    builder = _Builder(fnode, body.code.co_flags, plan, info, globals_dict)
     builder.build()
     code = compile_in_scope(fnode, qualname, freevars, body.filename, body.flags)
     code = replace_consts(code, builder.consts)
