@@ -34,6 +34,7 @@ import traceback
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, TextIO
 
 from . import forks, osthreads
+from .engine.progress import Watch, watching
 from .errors import LuError
 
 _captures: Dict[int, io.StringIO] = {}  # thread ident -> the buffer of the statement it runs
@@ -111,6 +112,7 @@ class _Statement:
         self.token = token
         self.ident = ident
         self.interrupted = False
+        self.cancel_asked = False  # interrupted inside lu's code: an update being prepared stops (progress.Watch)
 
 
 def run(
@@ -155,10 +157,14 @@ def _execute(source: str, namespace: Dict[str, Any], filename: str, statement: O
         except SyntaxError as exc:
             return "".join(traceback.format_exception_only(type(exc), exc)).strip()
     previous_hook = sys.displayhook
+    watch = Watch()
     if statement is not None:
         _begin(statement)
+        asked = statement
+        watch = Watch(cancelled=lambda: asked.cancel_asked)
     try:
-        exec(code, namespace)
+        with watching(watch):
+            exec(code, namespace)
     except SystemExit:
         return "SystemExit ignored: the controller does not end the target"
     except BaseException as exc:
@@ -197,7 +203,9 @@ def interrupt(token: str) -> str:
     call, such as a sleep, first returns). 'pending': asked before.
     'finished': no statement runs under that token. 'busy': it stayed in
     lu's own code, which is never cut short, for SHIELD_WAIT seconds; ask
-    again. 'unsupported': this Python cannot raise in another thread.
+    again. An update the statement is preparing meanwhile is cancelled
+    (before anything applies), and the statement ends with that error.
+    'unsupported': this Python cannot raise in another thread.
     """
     if not isinstance(token, str) or not token:
         raise LuError("interrupt takes the token its statement was sent with")
@@ -214,6 +222,7 @@ def interrupt(token: str) -> str:
                     return "unsupported"
                 statement.interrupted = True
                 return "sent"
+            statement.cancel_asked = True  # an update it prepares stops before it applies, with nothing applied
         if time.monotonic() >= deadline:
             return "busy"
         osthreads.sleep(0.01)

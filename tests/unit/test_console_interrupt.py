@@ -143,3 +143,41 @@ def test_a_statement_without_token_runs_as_before():
     result = console.run("print(6 * 7)", {})
     assert result == {"output": "42\n", "error": None}
     assert console.run("1/0", {})["error"].endswith("ZeroDivisionError: division by zero")
+
+
+def test_an_update_being_prepared_is_cancelled_with_nothing_applied(tmp_path, monkeypatch):
+    """Interrupted while lu prepares an update (lu's code: never cut short), the preparation stops before the swap."""
+    import importlib
+    import sys
+
+    from lu_payloads.engine import Instrument, UpdateManager, progress
+
+    preparing = threading.Event()
+    step = progress.Watch.step
+
+    def first_step_seen(watch: progress.Watch) -> None:
+        preparing.set()
+        step(watch)
+
+    monkeypatch.setattr(progress.Watch, "step", first_step_seen)
+
+    source = "".join("def f%d(x):\n    return x + %d\n\n\n" % (i, i) for i in range(3000))
+    (tmp_path / "lu_cancel_probe.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("lu_cancel_probe")
+    monkeypatch.setitem(sys.modules, "lu_cancel_probe", module)
+    before = module.f7.__code__
+    manager = UpdateManager()
+    namespace: Dict[str, Any] = {"manager": manager, "Instrument": Instrument, "hook": lambda info: None}
+    running = Running(
+        "started = 1\nmanager.apply_update(Instrument('lu_cancel_probe.*', {'func_before': (hook, None)}))\n",
+        token="preparing",
+        namespace=namespace,
+    )
+    assert preparing.wait(30), "the update was never prepared"
+    answer = console.interrupt("preparing")
+    result = running.wait(60)
+    assert answer in ("finished", "busy"), answer
+    assert result["error"] is not None and "nothing was applied" in result["error"], result
+    assert manager.ls() == []
+    assert module.f7.__code__ is before
