@@ -8,6 +8,7 @@ lru_cache), so wrappers keep calling the changed function.
 
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 import types
@@ -205,6 +206,21 @@ def _defined_here(func: types.FunctionType, filename: Optional[str], cache: File
     return _same_file(code.co_filename, filename, cache)
 
 
+def _generated(attr: str, func: types.FunctionType) -> bool:
+    """A function the compiler made, with no def in the source: 3.14's annotation functions.
+
+    A class keeps its generated one as `__annotate_func__` (a def the user
+    wrote named __annotate__ stays `__annotate__`); a module's is
+    `__annotate__`, starting on a line that is not its def.
+    """
+    if attr == "__annotate_func__":
+        return True
+    code = func.__code__
+    if attr != "__annotate__" or code.co_name != "__annotate__":
+        return False
+    return "def __annotate__" not in linecache.getline(code.co_filename, code.co_firstlineno)
+
+
 def _class_functions(
     cls: type, prefix: str, filename: Optional[str], out: Found, seen: Set[int], cache: FileCache, depth: int = 0
 ) -> None:
@@ -227,7 +243,7 @@ def _class_functions(
         if not isinstance(value, (FunctionType, staticmethod, classmethod, property)) and wrapped_of(value) is None:
             continue
         for n, f in functions_of(value, qname, strict=False):
-            if id(f) not in seen and _defined_here(f, filename, cache):
+            if id(f) not in seen and not _generated(attr, f) and _defined_here(f, filename, cache):
                 seen.add(id(f))
                 out.append((n, f))
 
@@ -255,7 +271,7 @@ def module_functions(mod: types.ModuleType, modname: str, out: Found, seen: Set[
         for n, f in functions_of(value, qname, strict=False):
             if filename is None and getattr(f, "__module__", None) != mod.__name__:
                 continue
-            if id(f) not in seen and _defined_here(f, filename, cache):
+            if id(f) not in seen and not _generated(attr, f) and _defined_here(f, filename, cache):
                 seen.add(id(f))
                 out.append((n, f))
 
