@@ -15,15 +15,27 @@ target would) and prints a table:
 - an untouched function timed with and without 5,000 updates applied (goal:
   ratio ~1.0), and sys.gettrace()/sys.getprofile() asserted None;
 - tracemalloc growth over 1,000 apply/revert cycles (goal: flat after the
-  first cycle).
+  first cycle);
+- the stall column: how long the program's other threads wait while lu
+  prepares and reverts 1,000, 5,000 and 20,000 functions (generated modules
+  of 500 functions, each a small loop and a branch, prepared from cold
+  sources on a thread of their own as the agent does) in a process holding
+  a heap of 200,000 objects: the longest gap of a heartbeat thread that
+  ticks every millisecond, during the apply and during the revert, beside
+  the same heartbeat's longest gap over an idle window of the same length
+  measured right after (the floor), and the full collections of the
+  program's heap that ran during the apply and the revert. Goal: within 20 ms of the floor, and
+  under 0.3 ms a function.
 """
 
+import functools
 import gc
 import importlib
 import importlib.util
 import os
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 
@@ -112,6 +124,115 @@ def time_apply_revert(pattern):
     U.revert(uid)
     t_revert = time.perf_counter() - t
     return n, t_apply / n * 1e3, t_revert / n * 1e3
+
+
+STALL_FILE_FUNCTIONS = 500
+
+
+def gen_stall_modules(size):
+    """Modules of STALL_FILE_FUNCTIONS functions each, `size` functions in all; their patterns."""
+    patterns = []
+    for k in range(size // STALL_FILE_FUNCTIONS):
+        name = "lu_stall_%d_%d" % (size, k)
+        lines = []
+        for i in range(STALL_FILE_FUNCTIONS):
+            lines.append(
+                "def f%d(x, y=%d):\n    total = 0\n    for k in range(x):\n        total += k * y\n"
+                "    if total > 10:\n        return str(total)\n    return total\n\n\n" % (i, i)
+            )
+        with open(os.path.join(WORK, name + ".py"), "w") as fh:
+            fh.write("".join(lines))
+        importlib.import_module(name)
+        patterns.append(name + ".*")
+    return patterns
+
+
+class Heartbeat:
+    """A thread that ticks every millisecond and keeps each tick's time: the longest gap in any window."""
+
+    def __init__(self):
+        self.ticks = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            time.sleep(0.001)
+            self.ticks.append(time.monotonic())
+
+    def longest(self, start, end):
+        inside = [t for t in self.ticks if start <= t <= end]
+        if not inside:
+            return (end - start) * 1e3
+        edges = [start] + inside + [end]
+        return max(b - a for a, b in zip(edges, edges[1:])) * 1e3
+
+
+def on_a_thread(work):
+    """work() on a thread of its own, as the agent runs an update; (result, start, end)."""
+    out = {}
+
+    def run():
+        out["start"] = time.monotonic()
+        out["result"] = work()
+        out["end"] = time.monotonic()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return out["result"], out["start"], out["end"]
+
+
+def idle_floor(beat, seconds):
+    start = time.monotonic()
+    time.sleep(seconds)
+    return beat.longest(start, time.monotonic())
+
+
+def stall_table(sizes):
+    full = []
+
+    def on_gc(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            full.append(time.monotonic())
+
+    ballast = [{"n": i, "pair": [i, str(i)]} for i in range(200_000 // 3)]  # a service's heap: 200 k objects
+    gc.callbacks.append(on_gc)
+    beat = Heartbeat()
+    time.sleep(0.3)
+    rows = []
+    for size in sizes:
+        patterns = gen_stall_modules(size)
+        gc.collect()
+        update = Instrument(patterns, {"func_before": (empty_hook, None)})
+        uid, a0, a1 = on_a_thread(functools.partial(U.apply_update, update))
+        count = len(U.ls()[-1]["targets"])
+        apply_gap = beat.longest(a0, a1)
+        apply_floor = idle_floor(beat, a1 - a0)
+        collections = len([t for t in full if a0 <= t <= a1])
+        _, r0, r1 = on_a_thread(functools.partial(U.revert, uid))
+        revert_gap = beat.longest(r0, r1)
+        revert_floor = idle_floor(beat, max(r1 - r0, 0.05))
+        collections += len([t for t in full if r0 <= t <= r1])
+        rows.append((count, a1 - a0, apply_gap, apply_floor, collections, r1 - r0, revert_gap, revert_floor))
+    beat.stop = True
+    gc.callbacks.remove(on_gc)
+    del ballast
+    print()
+    print("stall: the longest gap of a 1 ms heartbeat thread while lu works, beside an idle window as long (ms)")
+    print(
+        "%9s %8s %9s %10s %7s %6s %6s %9s %10s %7s"
+        % ("functions", "apply s", "ms/func", "apply gap", "floor", "+", "full gc", "revert s", "revert gap", "floor")
+    )
+    met = True
+    for count, a, ag, af, fulls, r, rg, rf in rows:
+        print(
+            "%9d %8.2f %9.3f %10.1f %7.1f %+6.1f %6d %9.3f %10.1f %7.1f"
+            % (count, a, a / count * 1e3, ag, af, ag - af, fulls, r, rg, rf)
+        )
+        met = met and ag - af <= 20 and rg - rf <= 20 and a / count * 1e3 < 0.3
+    print("goal: gaps within 20 ms of the floor, apply under 0.3 ms a function: %s" % ("met" if met else "NOT met"))
 
 
 def main():
@@ -214,6 +335,8 @@ def main():
         % (cycles, last - first, (last - first) / float(cycles))
     )
     assert U.ls() == []
+
+    stall_table((1000, 5000) if quick else (1000, 5000, 20000))
 
 
 if __name__ == "__main__":

@@ -249,9 +249,11 @@ class UpdateManager(metaclass=_ManagerClass):
         st.body = body
         if layers:
             self.states[id(func)] = st
-            resolve.ORIGINAL_CODE[func] = st.orig.code
         else:
             self.states.pop(id(func), None)
+        if layers and code.co_filename != st.orig.code.co_filename:  # a patch's body: `pkg.**` still finds it
+            resolve.ORIGINAL_CODE[func] = st.orig.code
+        else:
             resolve.ORIGINAL_CODE.pop(func, None)
 
     def _revert(self, records: List[UpdateRecord]) -> None:

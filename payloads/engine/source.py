@@ -19,7 +19,6 @@ import ast
 import contextlib
 import linecache
 import os
-import re
 import symtable
 import sys
 import tokenize
@@ -233,9 +232,14 @@ def _chunks(lines: List[str], filename: str) -> Iterator[symtable.SymbolTable]:
 
 def _def_line(lines: List[str], name: str, first: int) -> int:
     """The line of `def name` at or after `first` (past its decorators), or 0."""
-    pattern = re.compile(r"\s*(?:async\s+)?def\s+%s\b" % re.escape(name))
     for number in range(first, min(len(lines), first + 200) + 1):
-        if pattern.match(lines[number - 1]):
+        text = lines[number - 1].lstrip()
+        if text.startswith("async"):
+            text = text[5:].lstrip()
+        if not text.startswith("def"):
+            continue
+        text = text[3:].lstrip()
+        if text.startswith(name) and text[len(name) :].lstrip().startswith(("(", "[")):
             return number
     return 0
 
@@ -646,7 +650,7 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
     node = find_def(filename, code.co_name, code.co_firstlineno)
     stamp = read_source(filename).stamp if node is not None else None
     seen = _verified.get(id(code))
-    if node is not None and seen is not None and seen[0]() is code and seen[1:] == (stamp, qualname):
+    if node is not None and seen is not None and seen() is code and (seen.stamp, seen.qualname) == (stamp, qualname):
         return node
     stale = (
         "the source of %s in %s does not match the code the process runs "
@@ -660,32 +664,38 @@ def original_node(code: CodeType, qualname: str, name: str) -> FuncNode:
         raise LuError("%s: cannot recompile %s: %s" % (filename, name, e))
     if not same_code(compiled, code):
         raise LuError(stale)
-    _verified[id(code)] = (_CodeRef(code), stamp, qualname)
+    _verified[id(code)] = _CodeRef(code, stamp, qualname)
     return node
 
 
 class _CodeRef(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to a checked code object that takes its entry out of _verified when the code goes."""
+    """A checked code object (weakly), the file's stamp and the qualified name then; out of _verified when it goes.
 
-    __slots__ = ("key",)
+    One object per checked function: a process profiled on thousands keeps as few as it can.
+    """
+
+    __slots__ = ("key", "qualname", "stamp")
     key: int
+    stamp: Any
+    qualname: str
 
-    def __new__(cls, code: CodeType) -> _CodeRef:
+    def __new__(cls, code: CodeType, stamp: Any, qualname: str) -> _CodeRef:
         ref = super().__new__(cls, code, _forget)
-        ref.key = id(code)
+        ref.key, ref.stamp, ref.qualname = id(code), stamp, qualname
         return ref
 
-    def __init__(self, code: CodeType) -> None:
+    def __init__(self, code: CodeType, stamp: Any, qualname: str) -> None:
         super().__init__(code, _forget)  # type: ignore[call-arg]
 
 
 def _forget(ref: _CodeRef) -> None:
-    _verified.pop(ref.key, None)
+    if _verified.get(ref.key) is ref:
+        del _verified[ref.key]
 
 
 # Code objects whose source was checked (compiled again and compared), with the file's stamp then and
 # the qualified name it was compiled as: profiling the same functions again does not check them again.
-_verified: Dict[int, Tuple[_CodeRef, Any, str]] = {}
+_verified: Dict[int, _CodeRef] = {}
 
 
 def statement_lines(fnode: FuncNode) -> StatementLines:
