@@ -13,15 +13,14 @@ update had applied already, is honoured too: lu reverts it, and says so.
 from __future__ import annotations
 
 import secrets
-import signal
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, Callable, Dict, List, Optional
 
 from .client import AgentClient
 from .errors import LuAttachError
 from .profiling import signals_held
 from .runtime import connect_socket
+from .signals import CtrlCPresses
 
 CANCEL_TIMEOUT = 5.0
 
@@ -46,7 +45,15 @@ def apply_watched(
     if on_progress is not None:
         report = on_progress
         client.on_progress = lambda event: report(Progress(int(event.get("done", 0)), int(event.get("total", 0))))
-    presses = _CancelOnCtrlC(client, token)
+
+    def cancel_once(count: int) -> None:
+        if count == 1:
+            try:
+                _send_cancel(client, token)
+            except LuAttachError:
+                pass  # the target answers the request anyway; what applied is reverted then
+
+    presses = CtrlCPresses(on_press=cancel_once)  # a KeyboardInterrupt mid-reply would cut the framing
     try:
         with presses:
             try:
@@ -69,40 +76,6 @@ def apply_watched(
             % ("reverted update %s" % ", ".join(map(str, ids)) if ids else "it left nothing applied")
         )
     return result
-
-
-class _CancelOnCtrlC:
-    """While inside, Ctrl-C asks the target to cancel the watched request instead of raising KeyboardInterrupt.
-
-    Outside the main thread (lu used as a library) signals cannot be handled, and Ctrl-C stays Python's.
-    """
-
-    def __init__(self, client: AgentClient, token: str) -> None:
-        self.client = client
-        self.token = token
-        self.count = 0
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _CancelOnCtrlC:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._press)
-            self._installed = True
-        except ValueError:
-            pass
-        return self
-
-    def _press(self, signum: int, frame: Optional[FrameType]) -> None:
-        self.count += 1
-        if self.count == 1:
-            try:
-                _send_cancel(self.client, self.token)
-            except LuAttachError:
-                pass  # the target answers the request anyway; what applied is reverted then
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
 
 
 def _send_cancel(client: AgentClient, token: str) -> str:

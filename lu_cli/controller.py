@@ -6,11 +6,10 @@ import codeop
 import os
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import click
@@ -19,6 +18,7 @@ from lu_attach import completion, runtime
 from lu_attach.client import WAIT_FOREVER, AgentClient
 from lu_attach.errors import AgentGone, LuAttachError, Stopped
 from lu_attach.group import Tree
+from lu_attach.signals import CtrlCPresses
 
 from . import tree_output
 from .output import echo
@@ -67,7 +67,7 @@ def _setup_readline(client: AgentClient) -> Optional[ModuleType]:
 
 def _complete_words(client: AgentClient, line: str, word: str) -> List[str]:
     """readline's replacements for its word; a Ctrl-C meanwhile is let go, so no reply is cut in half."""
-    with _Presses():
+    with CtrlCPresses():
         try:
             found = completion.complete(client, line, timeout=COMPLETE_TIMEOUT)
         except (LuAttachError, OSError):
@@ -312,36 +312,6 @@ class _Left(Exception):
     """The user left the controller while a statement still ran in the target; str() says so."""
 
 
-class _Presses:
-    """Counts Ctrl-C presses while lu waits for the target, in place of KeyboardInterrupt.
-
-    A KeyboardInterrupt raised in the middle of reading a reply would cut the
-    connection's framing, so while lu waits Ctrl-C only counts, and the
-    waiting loop decides what a press means. Outside the main thread (lu used
-    as a library) signals cannot be handled and Ctrl-C stays Python's.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _Presses:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._press)
-            self._installed = True
-        except ValueError:
-            pass
-        return self
-
-    def _press(self, signum: int, frame: Optional[FrameType]) -> None:
-        self.count += 1
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-
-
 class _Interrupting:
     """What Ctrl-C does while a statement runs: interrupt it, then say why it still runs, then leave.
 
@@ -462,7 +432,7 @@ def _wait_for(work: Callable[[], T], interrupting: _Interrupting, hang_up: Calla
         finally:
             done.set()
 
-    with _Presses() as presses:  # before the request goes: from then on a press only counts
+    with CtrlCPresses() as presses:  # before the request goes: from then on a press only counts
         threading.Thread(target=run, name="lu-statement", daemon=True).start()
         try:
             seen = 0

@@ -113,6 +113,13 @@ class _Statement:
         self.ident = ident
         self.interrupted = False
         self.cancel_asked = False  # interrupted inside lu's code: an update being prepared stops (progress.Watch)
+        self.cancel_taken = False  # ...and one did: it ends the statement with its error
+
+    def cancelled(self) -> bool:
+        """The Watch's question: should the update being prepared stop? (Noted when the answer is yes.)"""
+        if self.cancel_asked:
+            self.cancel_taken = True
+        return self.cancel_asked
 
 
 def run(
@@ -160,8 +167,7 @@ def _execute(source: str, namespace: Dict[str, Any], filename: str, statement: O
     watch = Watch()
     if statement is not None:
         _begin(statement)
-        asked = statement
-        watch = Watch(cancelled=lambda: asked.cancel_asked)
+        watch = Watch(cancelled=statement.cancelled)
     try:
         with watching(watch):
             exec(code, namespace)
@@ -218,11 +224,13 @@ def interrupt(token: str) -> str:
             if statement.interrupted:
                 return "pending"
             if not _in_lu_code(statement.ident):
+                if statement.cancel_taken:  # it left lu's code with the cancel's error: not to be overtaken
+                    return "pending"
                 if not _set_async_exc(statement.ident, KeyboardInterrupt):
                     return "unsupported"
                 statement.interrupted = True
                 return "sent"
-            statement.cancel_asked = True  # an update it prepares stops before it applies, with nothing applied
+            statement.cancel_asked = True  # an update it prepares stops, with nothing applied
         if time.monotonic() >= deadline:
             return "busy"
         osthreads.sleep(0.01)

@@ -118,6 +118,7 @@ PACKAGES = {
             "lu_attach.tree",
             "lu_attach.events",
             "lu_attach.applying",
+            "lu_attach.signals",
             "lu_payloads.tools",
         ),
     ),
