@@ -60,8 +60,9 @@ def client_gone(connection: Connection) -> bool:
     """Has the client closed its end? (A look without waiting; the connection's thread is the caller.)"""
     sock = connection.sock
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        poller = select.poll()  # not select(): a service may have more than 1024 descriptors open
+        poller.register(sock.fileno(), select.POLLIN | select.POLLHUP)
+        if not poller.poll(0):
             return False
         return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
