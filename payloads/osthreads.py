@@ -64,6 +64,8 @@ allocate_lock: Callable[[], Any] = _original("_thread", "allocate_lock")
 get_ident: Callable[[], int] = _original("_thread", "get_ident")
 RLock: Callable[[], Any] = _original("_thread", "RLock")
 sleep: Callable[[float], None] = _original("time", "sleep")
+poll: Callable[[], Any] = _original("select", "poll")  # eventlet's select has no poll at all
+POLL_READABLE_OR_CLOSED: int = _original("select", "POLLIN") | _original("select", "POLLHUP")
 socket: Any = _original("socket", "socket") if PATCHED else _stdlib_socket.socket
 
 

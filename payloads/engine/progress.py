@@ -13,10 +13,10 @@ calls often.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from typing import Callable, Dict, Iterator, Optional
 
+from .. import osthreads
 from ..errors import LuError
 
 Report = Callable[[int, int], None]  # report(done, total)
@@ -70,13 +70,13 @@ _watches: Dict[int, Watch] = {}
 
 def current() -> Watch:
     """The watch of the calling thread's preparation (one that does nothing if none was given)."""
-    return _watches.get(threading.get_ident(), _UNWATCHED)
+    return _watches.get(osthreads.get_ident(), _UNWATCHED)
 
 
 @contextlib.contextmanager
 def watching(watch: Watch) -> Iterator[Watch]:
     """Updates this thread prepares inside are counted by `watch`."""
-    ident = threading.get_ident()
+    ident = osthreads.get_ident()
     outer = _watches.get(ident)
     _watches[ident] = watch
     try:
