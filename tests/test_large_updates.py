@@ -36,8 +36,8 @@ def longest_gap(port: int) -> float:
     return float(body)
 
 
-def interrupted_while_preparing(command: List[str]) -> str:
-    """Run `command` with its stderr on a terminal, Ctrl-C it once its progress line shows; what it wrote there."""
+def interrupted_while_preparing(command: List[str], signum: int = signal.SIGINT) -> str:
+    """Run `command` with its stderr on a terminal, signal it once its progress line shows; what it wrote there."""
     shown, terminal = os.openpty()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=terminal, cwd=REPO)
     os.close(terminal)
@@ -48,7 +48,7 @@ def interrupted_while_preparing(command: List[str]) -> str:
             assert time.monotonic() < deadline and process.poll() is None, seen
             if select.select([shown], [], [], 0.1)[0]:
                 seen += os.read(shown, 4096)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         process.wait(60)
         while select.select([shown], [], [], 0.2)[0]:
             try:
@@ -62,7 +62,7 @@ def interrupted_while_preparing(command: List[str]) -> str:
         if process.poll() is None:
             process.kill()
         os.close(shown)
-    assert process.returncode == 1, seen
+    assert process.returncode == (1 if signum == signal.SIGINT else -signum), seen
     return seen.decode("utf-8", "replace")
 
 
@@ -98,3 +98,18 @@ def test_thousands_of_functions_cancelled_then_profiled_and_reverted_under_load(
     assert load.failed == 0, load.errors
     assert load.ok > 0
     assert during < 2000.0, "the service froze for %.0f ms" % during  # a freeze, not a speed
+
+
+def test_lu_killed_while_the_target_prepares_leaves_nothing_applied(start_target):
+    """SIGKILL: lu cannot say anything; the target sees its client gone and stops before the swap."""
+    target = start_target(sys.executable, "big_service.py")
+    _ready, port_text, *patterns = target.ready_line.split()
+    lu_ok("inject", target.pid)
+    interrupted_while_preparing(
+        [sys.executable, "-m", "lu_cli.main", "profile", str(target.pid), *patterns], signal.SIGKILL
+    )
+    # `lu ls` waits for the lock the preparation holds: its answer comes once the preparation stopped or applied
+    assert json.loads(lu_ok("ls", target.pid, "--json")) == []
+    time.sleep(1.0)
+    assert json.loads(lu_ok("ls", target.pid, "--json")) == []
+    assert http_get(int(port_text))[1] == b"ok"

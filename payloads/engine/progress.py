@@ -64,13 +64,12 @@ class Watch:
             )
 
 
-_UNWATCHED = Watch()
 _watches: Dict[int, Watch] = {}
 
 
 def current() -> Watch:
-    """The watch of the calling thread's preparation (one that does nothing if none was given)."""
-    return _watches.get(osthreads.get_ident(), _UNWATCHED)
+    """The watch of the calling thread's preparation (a new one that reports to nobody if none was given)."""
+    return _watches.get(osthreads.get_ident()) or Watch()
 
 
 @contextlib.contextmanager
