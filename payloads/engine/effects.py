@@ -34,6 +34,7 @@ class SideEffect:
     owner: UpdateRecord
     where: str  # the patch file's "file:line: " prefix for errors, or ""
     run: Callable[[], Undo]
+    late: bool = False  # run just after the code swap instead of just before it
 
 
 def global_names(code: types.CodeType, out: Optional[Set[str]] = None) -> Set[str]:

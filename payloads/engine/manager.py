@@ -226,8 +226,20 @@ class UpdateManager(metaclass=_ManagerClass):
             raise LuError("the functions changed between preparing and applying the update; nothing was applied")
         with self.swap_lock:
             done = txn.run_effects()
+            before = [(st, st.layers, st.current, st.body) for st, *_ in txn.planned]
             for st, layers, code, body in txn.planned:
                 self._install(st, layers, code, body)
+            try:
+                done += txn.run_effects(late=True)
+            except BaseException:
+                for st, layers, code, body in reversed(before):
+                    self._install(st, layers, code, body)
+                for _, undo in reversed(done):
+                    try:
+                        undo()
+                    except Exception:
+                        pass
+                raise
             stamp = _now()
             for record in txn.records:
                 record.applied_at = stamp

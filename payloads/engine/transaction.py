@@ -6,7 +6,9 @@
    every Instrument layer in order).
 2. side effects that are not code swaps (names added or changed), each
    undone if a later one fails;
-3. swap every code object (a `__code__` assignment, atomic under the GIL).
+3. swap every code object (a `__code__` assignment, atomic under the GIL);
+4. the late side effects (statements that must see the new bodies); if one
+   fails, the swap and the early side effects are undone too.
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ class Transaction:
             self.add_layer(rec, st, RedefineLayer(rec, body))
         for action in update.actions:
             self.effects.append(effects.SideEffect(rec, "", action))
+        for action in update.late_actions:
+            self.effects.append(effects.SideEffect(rec, "", action, late=True))
         rec.targets = list(update.targets) or [st.name for st, _ in rec.layers]
         if not rec.description:
             rec.description = "recode %s" % update.filename
@@ -203,10 +207,13 @@ class Transaction:
             plans.append((st, layers, code, body))
         return plans
 
-    def run_effects(self) -> List[Tuple[UpdateRecord, effects.Undo]]:
+    def run_effects(self, late: bool = False) -> List[Tuple[UpdateRecord, effects.Undo]]:
+        """Run the side effects of one side of the swap; if one fails, undo those that ran and raise."""
         done: List[Tuple[UpdateRecord, effects.Undo]] = []
         try:
             for effect in self.effects:
+                if effect.late != late:
+                    continue
                 try:
                     done.append((effect.owner, effect.run()))
                 except LuError as e:

@@ -135,8 +135,10 @@ class Recode:
     Built by lu_payloads.livecode, which matched the new file against what
     runs; this only installs the result as one update. `actions` are
     callables do() -> undo run after everything was compiled and before the
-    code swap (adding, rebinding or pruning attributes); a failing one undoes
-    the others.
+    code swap (imports, new functions and classes: what the new bodies may
+    need); `late_actions` run just after the swap (statements run again,
+    decorators applied again: what must see the new bodies). A failing one
+    undoes the others and the swap: nothing stays applied.
     """
 
     kind = "recode"
@@ -149,11 +151,13 @@ class Recode:
         targets: Iterable[str] = (),
         description: Optional[str] = None,
         kind: str = "recode",
+        late_actions: Iterable[Action] = (),
     ) -> None:
         self.kind = kind  # what ls shows: "watch", "realtime"
         self.filename = filename
         self.changes: List[Change] = list(changes)
         self.actions: List[Action] = list(actions)
+        self.late_actions: List[Action] = list(late_actions)
         self.targets: List[str] = list(targets)
         self.description = description
 
