@@ -56,7 +56,7 @@ class Changes:
     """What one save did, by kind, as names: what the target's lines and notes say in words, for a
     program to read without parsing prose.
 
-    "ran" and "not_run" name module-level statements as "file:line: text"; every other list
+    "ran" and "not_run" name statements as "file:line: text"; every other list
     names functions, methods or classes ("pkg.mod.Class.meth").
     """
 
@@ -65,7 +65,8 @@ class Changes:
     added: List[str] = field(default_factory=list)  # new functions, methods and classes
     moved: List[str] = field(default_factory=list)  # the same code at other lines: line numbers shifted
     pruned: List[str] = field(default_factory=list)  # gone from the file and deleted (--prune)
-    ran: List[str] = field(default_factory=list)  # import statements run again
+    ran: List[str] = field(default_factory=list)  # module- and class-level statements run again, classes rebuilt
+    reapplied: List[str] = field(default_factory=list)  # decorators applied again (the name holds the new result)
     removed: List[str] = field(default_factory=list)  # gone from the file, still in the process (reported)
     not_run: List[str] = field(default_factory=list)  # changed statements and decorators that are not re-run
 

@@ -23,7 +23,7 @@ from interpreters import ALL, NEW_GIL
 from test_tree_commands import MODULE, Master, all_answer
 from test_watch import WatchProcess, write
 
-NAME_LISTS = ("updated", "rebound", "added", "moved", "pruned", "ran", "removed", "not_run")
+NAME_LISTS = ("updated", "rebound", "added", "moved", "pruned", "ran", "reapplied", "removed", "not_run")
 
 
 def records(w: WatchProcess, start: int = 0) -> List[Dict[str, Any]]:

@@ -14,7 +14,8 @@ this command only renders them, in one of two ways chosen once:
     unchanged  a save that changed no function ("id" null): only what it reports
     reverted   a save applied, then taken back because --check failed
                (these three: file, id, processes, check, and the name lists
-               updated, rebound, added, moved, pruned, ran, removed, not_run)
+               updated, rebound, added, moved, pruned, ran, reapplied, removed,
+               not_run)
     error      a save the target refused, nothing applied: file, message
     stopped    the end: applied (how many saves), error (null unless one ended it)
 

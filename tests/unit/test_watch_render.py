@@ -99,6 +99,7 @@ def test_saves_are_applied_unchanged_or_reverted_with_their_names_as_lists():
         "moved": ["shop.helper"],
         "pruned": [],
         "ran": [],
+        "reapplied": [],
         "removed": [],
         "not_run": [],
     }

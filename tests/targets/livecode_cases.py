@@ -1,0 +1,647 @@
+"""Live-coding cases: a module as it was imported (v1), references the program took, a save (v2).
+
+Each case is run inside a target process (`run_all`): the module is written
+and imported, `setup` takes references (`from m import f`, instances, bound
+methods, closures in registries, a running generator, a looping thread),
+`probe` is read, the save is applied with the watcher's own entry point, the
+probe is read again, the update is reverted and the probe read a last time.
+The host test compares what came back with `after` and `reverted`, and the
+watcher's lines and notes with what the case expects it to say.
+
+The cases cover the classes of silently wrong results found when `lu watch`
+was tried against what IPython's autoreload and jurigged handle: several defs
+of one name, decorators, closures, false removals, order inside a save, a
+save after a patch, statements that move scope, changed module- and
+class-level statements, saves that only move code.
+
+Plain Python with no import of lu at module level: the host test imports
+it for the expectations.
+"""
+
+import importlib
+import json
+import os
+import sys
+import textwrap
+import time
+import traceback
+
+
+class Case:
+    def __init__(
+        self,
+        name,
+        v1,
+        v2,
+        probe,
+        before,
+        after,
+        reverted=None,
+        setup="",
+        teardown="",
+        prune=False,
+        lines=(),
+        notes=(),
+        absent=(),
+        error=None,
+        patch=None,
+    ):
+        self.name = name
+        self.v1 = textwrap.dedent(v1).lstrip("\n")
+        self.v2 = textwrap.dedent(v2).lstrip("\n")
+        self.probe = probe
+        self.before = before
+        self.after = after
+        self.reverted = before if reverted is None else reverted
+        self.setup = textwrap.dedent(setup)
+        self.teardown = textwrap.dedent(teardown)
+        self.prune = prune
+        self.lines = lines  # fragments the watcher's lines must hold
+        self.notes = notes  # fragments its notes must hold
+        self.absent = absent  # fragments neither may hold
+        self.error = error  # the save is refused with this fragment; nothing may change
+        self.patch = patch  # {name: source of a replacement} applied with the engine before the save
+
+
+OVERLOADS = """
+    from typing import overload, Union
+
+    @overload
+    def f(x: int) -> int: ...
+    @overload
+    def f(x: str) -> str: ...
+    def f(x: Union[int, str]) -> Union[int, str]:
+        return x * 2
+
+    def other():
+        return "other-1"
+"""
+
+SINGLEDISPATCH = """
+    from functools import singledispatch
+
+    @singledispatch
+    def show(x):
+        return "obj"
+
+    @show.register(int)
+    def _(x):
+        return "int"
+
+    @show.register(list)
+    def _(x):
+        return "list"
+"""
+
+PROPERTY = """
+    class Box:
+        def __init__(self):
+            self._v = 1
+
+        @property
+        def v(self):
+            return self._v
+
+        @v.setter
+        def v(self, value):
+            self._v = value
+
+        def other(self):
+            return 1
+"""
+
+NO_WRAPS = """
+    def deco(f):
+        def wrapper(*a):
+            return f(*a)
+        return wrapper
+
+    @deco
+    def g():
+        return 1
+
+    @deco
+    @deco
+    def h():
+        return 1
+
+    def lam(f):
+        return lambda *a: f(*a)
+
+    @lam
+    def foo():
+        return 1
+"""
+
+REDECORATE = """
+    import functools
+
+    def plus(n):
+        def deco(f):
+            @functools.wraps(f)
+            def wrapper(*a):
+                return f(*a) + n
+            return wrapper
+        return deco
+
+    @plus(100)
+    def k():
+        return 1
+"""
+
+FACTORY = """
+    def make(n):
+        def inner():
+            return n
+        return inner
+
+    a = make(1)
+    b = make(2)
+    REGISTRY = [make(3)]
+"""
+
+COPIES = """
+    import types
+
+    def orig():
+        return 1
+
+    copy = types.FunctionType(orig.__code__, globals(), "copy")
+
+    def unrelated():
+        return 1
+"""
+
+FALSE_USE = """
+    class Resource:
+        def close(self):
+            return "closed"
+
+    def close():
+        return "module close"
+
+    def shutdown(f):
+        return f.close()
+"""
+
+SUBCLASS = """
+    class Base:
+        def who(self):
+            return "base"
+
+    class Sub(Base):
+        def who(self):
+            return "sub"
+"""
+
+CONSTANTS = """
+    RATE = 2
+
+    def cost(x):
+        return x * RATE
+
+    class Limits:
+        LIMIT = 5
+
+        def limit(self):
+            return self.LIMIT
+"""
+
+ENUM = """
+    import enum
+
+    class Color(enum.Enum):
+        RED = 1
+        GREEN = 2
+"""
+
+DATACLASS = """
+    from dataclasses import dataclass
+
+    @dataclass
+    class Point:
+        x: int
+        y: int = 0
+
+        def norm(self):
+            return abs(self.x) + abs(self.y)
+"""
+
+GENERATOR = """
+    def gen():
+        yield 1
+        yield 2
+
+    def tick():
+        return 1
+"""
+
+METHODS = """
+    class Cart:
+        def __init__(self):
+            self.items = [1, 2]
+
+        def total(self):
+            return sum(self.items)
+
+        @staticmethod
+        def unit():
+            return "each"
+
+        @classmethod
+        def make(cls):
+            return cls()
+"""
+
+MAIN_GUARD = """
+    def main():
+        return 1
+
+    if __name__ == "__main__":
+        main()
+"""
+
+PATCHED = """
+    def f():
+        return "file-1"
+"""
+
+
+CASES = [
+    # 1. several defs of one name
+    Case(
+        "overload_unrelated_edit",
+        OVERLOADS,
+        OVERLOADS.replace('"other-1"', '"other-2"'),
+        probe="[g(3), m.f('a'), m.other()]",
+        setup="g = m.f",
+        before=[6, "aa", "other-1"],
+        after=[6, "aa", "other-2"],
+        lines=["updated lc_overload_unrelated_edit.other"],
+        absent=["decorators", "updated lc_overload_unrelated_edit.f"],
+    ),
+    Case(
+        "overload_impl_edit",
+        OVERLOADS,
+        OVERLOADS.replace("return x * 2", "return x * 3"),
+        probe="[g(3), m.f(2)]",
+        setup="g = m.f",
+        before=[6, 4],
+        after=[9, 6],
+        lines=["updated lc_overload_impl_edit.f (line"],
+        absent=["decorators"],
+    ),
+    Case(
+        "overload_stub_removed",
+        OVERLOADS,
+        OVERLOADS.replace("    @overload\n    def f(x: str) -> str: ...\n", "").replace("return x * 2", "return x * 5"),
+        probe="[g(3)]",
+        setup="g = m.f",
+        before=[6],
+        after=[15],
+    ),
+    Case(
+        "singledispatch_one_handler",
+        SINGLEDISPATCH,
+        SINGLEDISPATCH.replace('return "list"', 'return "LIST"'),
+        probe="[m.show(1), m.show([]), m.show('s'), held(1)]",
+        setup="held = m.show",
+        before=["int", "list", "obj", "int"],
+        after=["int", "LIST", "obj", "int"],
+        absent=["decorators", "added"],
+    ),
+    Case(
+        "property_setter_edit",
+        PROPERTY,
+        PROPERTY.replace("self._v = value", "self._v = value * 10").replace("return 1", "return 2"),
+        probe="[(setattr(box, 'v', 3), box.v)[1], box.other()]",
+        setup="box = m.Box()",
+        before=[3, 1],
+        after=[30, 2],
+        absent=["decorators", "not run"],
+    ),
+    # 2. decorators
+    Case(
+        "wrapper_without_wraps",
+        NO_WRAPS,
+        NO_WRAPS.replace("def g():\n        return 1", "def g():\n        return 2"),
+        probe="[m.g(), held()]",
+        setup="held = m.g",
+        before=[1, 1],
+        after=[2, 2],
+        lines=["updated lc_wrapper_without_wraps.g"],
+    ),
+    Case(
+        "stacked_wrappers",
+        NO_WRAPS,
+        NO_WRAPS.replace("            return f(*a)\n", "            return f(*a) + 10\n"),
+        probe="[m.h(), m.g()]",
+        before=[1, 1],
+        after=[21, 11],
+        lines=["updated lc_stacked_wrappers.deco.<locals>.wrapper (3 functions run it)"],
+    ),
+    Case(
+        "decorator_returns_lambda",
+        NO_WRAPS,
+        NO_WRAPS.replace("def foo():\n        return 1", "def foo():\n        return 7"),
+        probe="[m.foo(), held()]",
+        setup="held = m.foo",
+        before=[1, 1],
+        after=[7, 7],
+        lines=["updated lc_decorator_returns_lambda.foo"],
+        absent=["added"],
+    ),
+    Case(
+        "decorator_changed",
+        REDECORATE,
+        REDECORATE.replace("@plus(100)", "@plus(200)"),
+        probe="[m.k(), held()]",
+        setup="held = m.k",
+        before=[101, 101],
+        after=[201, 101],
+        lines=["re-applied the decorators of lc_decorator_changed.k"],
+    ),
+    # 3. closures made by a factory
+    Case(
+        "factory_closures",
+        FACTORY,
+        FACTORY.replace("return n\n", "return n * 10\n"),
+        probe="[m.a(), m.b(), m.REGISTRY[0](), mine(), m.make(5)()]",
+        setup="mine = m.make(4)",
+        before=[1, 2, 3, 4, 5],
+        after=[10, 20, 30, 40, 50],
+        lines=["updated lc_factory_closures.make.<locals>.inner"],
+    ),
+    # 4. false removals
+    Case(
+        "function_copy",
+        COPIES,
+        COPIES.replace("def orig():\n        return 1", "def orig():\n        return 2"),
+        probe="[m.orig(), m.copy()]",
+        before=[1, 1],
+        after=[2, 2],
+        absent=["removed"],
+    ),
+    Case(
+        "function_copy_unrelated_edit",
+        COPIES,
+        COPIES.replace("def unrelated():\n        return 1", "def unrelated():\n        return 3"),
+        probe="[m.copy(), m.unrelated()]",
+        before=[1, 1],
+        after=[1, 3],
+        absent=["removed"],
+    ),
+    Case(
+        "attribute_is_not_a_use",
+        FALSE_USE,
+        FALSE_USE.replace('    def close():\n        return "module close"\n\n', ""),
+        prune=True,
+        probe="[m.shutdown(m.Resource()), hasattr(m, 'close')]",
+        before=["closed", True],
+        after=["closed", False],
+        lines=["pruned lc_attribute_is_not_a_use.close"],
+    ),
+    Case(
+        "global_use_refused",
+        FALSE_USE.replace("return f.close()", "return close()"),
+        FALSE_USE.replace("return f.close()", "return close()").replace(
+            '    def close():\n        return "module close"\n\n', ""
+        ),
+        prune=True,
+        probe="[m.shutdown(None)]",
+        before=["module close"],
+        after=["module close"],
+        error="lc_global_use_refused.close was removed from the file but lc_global_use_refused.shutdown still uses it",
+    ),
+    Case(
+        "override_removed_falls_back",
+        SUBCLASS,
+        SUBCLASS.replace('        def who(self):\n            return "sub"\n', "        pass\n"),
+        prune=True,
+        probe="[obj.who(), m.Sub().who()]",
+        setup="obj = m.Sub()",
+        before=["sub", "sub"],
+        after=["base", "base"],
+        lines=["pruned lc_override_removed_falls_back.Sub.who (Base.who takes its place)"],
+    ),
+    # 5. order inside one save
+    Case(
+        "import_before_class",
+        "X = 1\n",
+        "from enum import Enum\n\nX = 1\n\n\nclass Color(Enum):\n    RED = 1\n",
+        probe="[getattr(getattr(m, 'Color', None), 'RED', None) is not None]",
+        before=[False],
+        after=[True],
+        lines=["ran lc_import_before_class.py:1: from enum import Enum", "added lc_import_before_class.Color"],
+    ),
+    Case(
+        "new_function_needs_new_import",
+        "def f():\n    return 1\n",
+        "import math\n\n\ndef f():\n    return root(16)\n\n\ndef root(x):\n    return int(math.sqrt(x))\n",
+        probe="[m.f()]",
+        before=[1],
+        after=[4],
+    ),
+    # 6. a save after lu patch
+    Case(
+        "save_after_patch",
+        PATCHED,
+        PATCHED.replace("file-1", "file-2"),
+        probe="[held(), m.f()]",
+        setup="held = m.f",
+        patch={"f": 'def f():\n    return "patched"\n'},
+        before=["patched", "patched"],
+        after=["file-2", "file-2"],
+        reverted=["patched", "patched"],
+        lines=["updated lc_save_after_patch.f"],
+        absent=["added", "rebound"],
+    ),
+    # 7. statements that move scope
+    Case(
+        "statement_moves_into_class",
+        "LIMIT = 5\n\n\nclass K:\n    pass\n",
+        "class K:\n    LIMIT = 5\n",
+        probe="[getattr(m.K, 'LIMIT', None), 'LIMIT' in vars(m.K)]",
+        before=[None, False],
+        after=[5, True],
+        lines=["ran lc_statement_moves_into_class.py:2: LIMIT = 5 in lc_statement_moves_into_class.K"],
+    ),
+    # 8. changed module- and class-level statements take effect
+    Case(
+        "changed_constant",
+        CONSTANTS,
+        CONSTANTS.replace("RATE = 2", "RATE = 3"),
+        probe="[m.cost(2), held(2)]",
+        setup="held = m.cost",
+        before=[4, 4],
+        after=[6, 6],
+        lines=["ran lc_changed_constant.py:1: RATE = 3"],
+    ),
+    Case(
+        "changed_class_attribute",
+        CONSTANTS,
+        CONSTANTS.replace("LIMIT = 5", "LIMIT = 6"),
+        probe="[obj.limit(), m.Limits.LIMIT]",
+        setup="obj = m.Limits()",
+        before=[5, 5],
+        after=[6, 6],
+        lines=["LIMIT = 6 in lc_changed_class_attribute.Limits"],
+        absent=["module-level"],
+    ),
+    Case(
+        "enum_new_member",
+        ENUM,
+        ENUM.replace("GREEN = 2\n", "GREEN = 2\n        BLUE = 3\n"),
+        probe="[len(m.Color), red is m.Color.RED, getattr(getattr(m.Color, 'BLUE', None), 'value', None),"
+        " isinstance(getattr(m.Color, 'BLUE', None), m.Color), m.Color(1).name]",
+        setup="red = m.Color.RED",
+        before=[2, True, None, False, "RED"],
+        after=[3, True, 3, True, "RED"],
+        lines=["merged it into the running class"],
+    ),
+    Case(
+        "dataclass_new_field",
+        DATACLASS,
+        DATACLASS.replace("y: int = 0\n", "y: int = 0\n        z: int = 5\n"),
+        probe="[repr(m.Point(1)), isinstance(m.Point(1), cls), 'z' in m.Point.__dataclass_fields__, old.norm()]",
+        setup="cls = m.Point\nold = m.Point(1, 2)",
+        before=["Point(x=1, y=0)", True, False, 3],
+        after=["Point(x=1, y=0, z=5)", True, True, 3],
+        lines=["merged it into the running class"],
+    ),
+    # 9. a save that only moves functions says so
+    Case(
+        "only_moves",
+        METHODS,
+        "# a comment\n\n" + textwrap.dedent(METHODS),
+        probe="[m.Cart().total()]",
+        before=[3],
+        after=[3],
+        lines=["moved 4 functions"],
+    ),
+    # references taken before the save
+    Case(
+        "bound_method_and_descriptors",
+        METHODS,
+        METHODS.replace("return sum(self.items)", "return sum(self.items) * 2")
+        .replace('"each"', '"per item"')
+        .replace("return cls()", "obj = cls()\n            obj.items = [5]\n            return obj"),
+        probe="[bound(), unit(), m.Cart.make().total()]",
+        setup="bound = m.Cart().total\nunit = m.Cart.unit",
+        before=[3, "each", 3],
+        after=[6, "per item", 10],
+    ),
+    Case(
+        "running_generator",
+        GENERATOR,
+        GENERATOR.replace("yield 1\n        yield 2", "yield 10\n        yield 20"),
+        probe="[list(m.gen())]",
+        setup="it = m.gen()\nnext(it)",
+        before=[[1, 2]],
+        after=[[10, 20]],
+        teardown="assert next(it) == 2",  # the suspended frame finishes on the code it started with
+    ),
+    Case(
+        "looping_thread",
+        GENERATOR,
+        GENERATOR.replace("def tick():\n        return 1", "def tick():\n        return 2"),
+        probe="[(time.sleep(0.05), seen[-1])[1]]",
+        setup="""
+        import threading
+        seen = [0]
+        stop = threading.Event()
+        def loop():
+            while not stop.is_set():
+                seen.append(m.tick())
+                del seen[:-5]
+                time.sleep(0.001)
+        worker = threading.Thread(target=loop, daemon=True)
+        worker.start()
+        """,
+        teardown="stop.set()\nworker.join(5)",
+        before=[1],
+        after=[2],
+    ),
+    Case(
+        "main_guard_not_run",
+        MAIN_GUARD,
+        MAIN_GUARD.replace("        main()", "        main()\n        main()"),
+        probe="[m.main()]",
+        before=[1],
+        after=[1],
+        notes=['not run: lc_main_guard_not_run.py:4: if __name__ == "__main__":'],
+    ),
+]
+
+
+def _write(path, text):
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _probe(case, ns):
+    try:
+        return eval(case.probe, ns)
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def run_case(case, directory):
+    from lu_payloads import Redefine, UpdateManager
+    from lu_payloads.errors import LuError
+    from lu_payloads.livecode import core
+
+    modname = "lc_" + case.name
+    path = os.path.join(directory, modname + ".py")
+    _write(path, case.v1)
+    importlib.invalidate_caches()
+    mod = importlib.import_module(modname)
+    core.remember_file(path)
+    ns = {"m": mod, "time": time}
+    exec(case.setup, ns)
+    patch_id = None
+    if case.patch:
+        mapping = {}
+        for key, src in case.patch.items():
+            scratch = {}
+            exec(src, scratch)
+            mapping[key] = scratch[key]
+        patch_id = UpdateManager.apply_update(Redefine(modname, None, mapping))
+    result = {"before": _probe(case, ns), "lines": [], "notes": [], "error": None}
+    _write(path, case.v2)
+    try:
+        out = core.plan_and_apply(path, case.v2, prune=case.prune)
+    except LuError as e:
+        result["error"] = str(e)
+        out = None
+    result["after"] = _probe(case, ns)
+    if out is not None:
+        result["lines"], result["notes"] = out.lines, out.notes
+        if out.id is not None:
+            UpdateManager.revert(out.id)
+    result["reverted"] = _probe(case, ns)
+    if patch_id is not None:
+        UpdateManager.revert(patch_id)
+    try:
+        exec(case.teardown, ns)
+        result["teardown"] = None
+    except Exception:
+        result["teardown"] = traceback.format_exc(limit=2)
+    return result
+
+
+def run_all(directory):
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    results = {}
+    for case in CASES:
+        try:
+            results[case.name] = run_case(case, directory)
+        except Exception:
+            results[case.name] = {"crashed": traceback.format_exc()}
+    return results
+
+
+if __name__ == "__main__":  # in-process: the program runs lu's payloads itself
+    sys.path.insert(0, sys.argv[2])
+    print(json.dumps(run_all(sys.argv[1])), flush=True)
