@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import os
 import stat
 import threading
 import time
+import tokenize
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple, Union
 
@@ -268,6 +270,16 @@ def _named(paths: List[str]) -> List[str]:
             raise LuAttachError("%s is not a .py file or a directory" % p)
         given.append(full)
     return given
+
+
+def source_text(data: bytes, path: str) -> str:
+    """A saved file's text as Python reads it: in the encoding its coding line names (PEP 263), else
+    UTF-8. Never with replacement characters: a string constant would change silently."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        raise LuAttachError("%s cannot be read as Python source (%s); nothing applied" % (os.path.basename(path), exc))
 
 
 def _parses(data: bytes) -> bool:
@@ -511,7 +523,7 @@ class WatchSession:
             return
         state.prepared = digest
         try:
-            if self._request("watch_prepare", path=state.target, source=data.decode("utf-8", "replace")):
+            if self._request("watch_prepare", path=state.target, source=source_text(data, path)):
                 state.compiles = digest
         except AgentGone:
             raise
@@ -552,7 +564,7 @@ class WatchSession:
             answer = self._ask(
                 "watch_apply",
                 path=state.target,
-                source=data.decode("utf-8", "replace"),
+                source=source_text(data, real),
                 prune=self.prune,
                 check=self.check,
             )

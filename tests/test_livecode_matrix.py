@@ -47,6 +47,9 @@ def check(results):
                 problems.append("%s: refusal %r, expected %r" % (case.name, got["error"], case.error))
         elif got["error"]:
             problems.append("%s: refused: %s" % (case.name, got["error"]))
+        wanted = [after for _, after in case.more]
+        if got["more"] != wanted:
+            problems.append("%s: later saves gave %r, expected %r" % (case.name, got["more"], wanted))
         said = "\n".join(got["lines"] + got["notes"])
         for fragment in case.lines:
             if fragment not in "\n".join(got["lines"]):

@@ -109,18 +109,24 @@ def remember_file(filename: str, source: Union[str, bytes, None] = None) -> bool
                 source = fh.read()
         except OSError:
             return False
-    if isinstance(source, bytes):
-        try:
-            source = source.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
     try:
+        if isinstance(source, bytes):
+            source = decoded(source, filename)
         shape = FileModel(filename, source).shape()
     except LuError:
         return False
     with _lock:
         _bases[filename] = shape
     return True
+
+
+def decoded(data: bytes, path: str) -> str:
+    """A source file's bytes as an import reads them: the encoding of its coding line (PEP 263), else
+    UTF-8, newlines made universal."""
+    try:
+        return importlib.util.decode_source(data)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as e:
+        raise LuError("%s cannot be read as Python source (%s); nothing applied" % (os.path.basename(path), e))
 
 
 _prepared: collections.OrderedDict[Tuple[str, str], FileModel] = collections.OrderedDict()  # (filename, sha1)
@@ -170,10 +176,7 @@ def plan_and_apply(
     or remove nothing else (@realtime).
     """
     if isinstance(source, bytes):
-        try:
-            source = source.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise LuError("%s is not UTF-8 (%s); nothing applied" % (path, e))
+        source = decoded(source, path)
     modules = modules_for(path)
     if not modules:
         raise LuError("no module of this process was loaded from %s" % path)
@@ -203,6 +206,7 @@ def plan_and_apply(
                 plan.removed(p)
                 plan.added(p)
                 plan.run_statements(p)
+                plan.stale_defaults(p)
                 plan.classes(p)
             changes += p.changes
             early += p.early

@@ -23,7 +23,7 @@ import types
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from ..engine.source import FUNC_NODES, stmt_list_fields
+from ..engine.source import FUNC_NODES, FUTURE_MASK, stmt_list_fields
 from ..errors import LuError
 
 FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -274,6 +274,7 @@ class FileModel:
         self.defs: List[Def] = walker.defs
         self.statements: List[Statement] = walker.statements
         self.codes = _code_map(self.module_code)
+        self.future_flags = self.module_code.co_flags & FUTURE_MASK
         self.by_key: Dict[DefKey, Def] = {d.key: d for d in self.defs}
 
     def code_of(self, entry: Def) -> Optional[types.CodeType]:
@@ -282,6 +283,12 @@ class FileModel:
             return None
         found = self.codes.get(entry.code_key)
         return found[-1] if found else None
+
+    def compile_alone(self, node: ast.stmt) -> types.CodeType:
+        """One statement of this text compiled to run on its own, under the text's `from __future__`
+        imports (an annotation of a new class attribute stays a string if the module says so)."""
+        module = ast.Module(body=[node], type_ignores=[])
+        return compile(module, self.filename, "exec", flags=self.future_flags, dont_inherit=True)
 
     def text_of(self, node: ast.AST) -> str:
         """The first line of a statement's text, shortened for a one-line report."""

@@ -78,6 +78,7 @@ class Plan:
     late: List[Step] = field(default_factory=list)
     targets: List[str] = field(default_factory=list)
     touched: Dict[type, List[str]] = field(default_factory=dict)  # class -> names changed (on_class_update)
+    reapplied: Set[DefKey] = field(default_factory=set)  # defs whose decorators run again
 
     @property
     def mod(self) -> types.ModuleType:
@@ -142,11 +143,23 @@ def bodies(plan: Plan) -> None:
         old = plan.base.defs[old_key]
         defaults_changed = old.defaults != defaults_key(d.node)  # type: ignore[arg-type]
         updated = moved = 0
+        stuck: List[inventory.Live] = []
+        why = ""
         for live in lives:
-            result = _match(plan, d, live, new_code, defaults_changed)
+            try:
+                result = _match(plan, d, live, new_code, defaults_changed)
+            except _NotInPlace as e:
+                stuck.append(live)
+                why = e.why
+                continue
             updated += result == "updated"
             moved += result == "moved"
         name = plan.name(d)
+        if stuck and not _rewrap(plan, d, stuck, why):
+            raise LuError(
+                "cannot apply %s in place: %s, and it is not a plain module or class attribute "
+                "that lu could rebind; nothing applied" % (name, why)
+            )
         if updated:
             extra = " (%d functions run it)" % updated if updated > 1 else ""
             plan.say("updated", name, "updated %s%s" % (name, extra))
@@ -188,10 +201,7 @@ def _match(plan: Plan, d: Def, live: inventory.Live, new: types.CodeType, defaul
     holder = plan.holder_of(d)
     extra = set(new.co_freevars) - {"__class__"}
     if holder is None or extra or binding is None or not _holds_directly(binding, func):
-        raise LuError(
-            "cannot apply %s in place: %s, and it is not a plain module or class attribute "
-            "that lu could rebind; nothing applied" % (name, why)
-        )
+        raise _NotInPlace(why)
     cls = holder if isinstance(holder, type) else None
     value = build_function(new, plan.mod, cls, d, name)
     plan.early.append(Step(d.first, set_action(holder, d.name, value)))
@@ -202,6 +212,35 @@ def _match(plan: Plan, d: Def, live: inventory.Live, new: types.CodeType, defaul
     )
     plan.touch(d.parent, d.name)
     return "rebound"
+
+
+class _NotInPlace(Exception):
+    """A running function cannot take a def's new code in place (and is not an attribute to rebind)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def _rewrap(plan: Plan, d: Def, stuck: List[inventory.Live], why: str) -> bool:
+    """Wrappers a decorator of the file made that cannot take its new code in place: apply again the
+    decorators of every def they wrap (the decorator's new code makes new wrappers). False if one of
+    them is held where lu cannot put a new one."""
+    wrapped: List[DefKey] = []
+    for live in stuck:
+        holders = [k for k, b in plan.inv.bindings.items() if k[0] != d.qualname and _reaches(b.value, live.func)]
+        if not holders:
+            return False
+        wrapped += [k for k in holders if k not in wrapped]
+    new_of = dict(plan.pairing.pairs)
+    for key in wrapped:
+        outer = new_of.get(key)
+        if outer is None or _cannot_reapply(plan, outer, plan.inv.bindings.get(key), plan.inv.live.get(key, [])):
+            return False
+    because = "the wrapper %s makes cannot take its new code in place: %s" % (plan.name(d), why)
+    for key in wrapped:
+        _reapply(plan, key, new_of[key], because)
+    return True
 
 
 def _key_of(plan: Plan, d: Def) -> DefKey:
@@ -225,20 +264,31 @@ def decorators(plan: Plan) -> None:
         if d.is_class or old.head == d.head:
             continue
         name = plan.name(d)
-        binding = plan.inv.bindings.get(old_key)
-        lives = plan.inv.live.get(old_key, [])
-        why = _cannot_reapply(plan, d, binding, lives)
+        if old_key in plan.reapplied:
+            continue
+        why = _cannot_reapply(plan, d, plan.inv.bindings.get(old_key), plan.inv.live.get(old_key, []))
         if why:
             what = "%s:%d: the decorators of %s changed" % (plan.short, d.first, name)
             plan.note("not_run", what, "not run: %s (not applied again: %s)" % (what, why))
             continue
-        assert binding is not None
-        func = next(live.func for live in lives if _reaches(binding.value, live.func))
-        plan.late.append(Step(d.first, _reapply_action(plan, d, binding, func, name)))
-        plan.say(
-            "reapplied", name, "re-applied the decorators of %s (references taken earlier keep the old ones)" % name
-        )
-        plan.touch(d.parent, d.name)
+        _reapply(plan, old_key, d, "")
+
+
+def _reapply(plan: Plan, key: DefKey, d: Def, because: str) -> None:
+    """Apply a def's decorators (as the new source has them) again to its function, after the swap,
+    and bind the result where the old result was."""
+    binding = plan.inv.bindings[key]
+    func = next(live.func for live in plan.inv.live.get(key, []) if _reaches(binding.value, live.func))
+    name = plan.name(d)
+    plan.reapplied.add(key)
+    plan.late.append(Step(d.first, _reapply_action(plan, d, binding, func, name)))
+    plan.say(
+        "reapplied",
+        name,
+        "re-applied the decorators of %s (%sreferences taken earlier keep the old ones)"
+        % (name, because + "; " if because else ""),
+    )
+    plan.touch(d.parent, d.name)
 
 
 def _reaches(value: Any, func: types.FunctionType) -> bool:
@@ -291,7 +341,6 @@ def _decorate(
 # --------------------------------------------------------------------------- new defs
 def added(plan: Plan) -> None:
     """New functions, methods and classes: made and bound before the swap, in file order."""
-    module_code_file = plan.new.filename
     for d in plan.pairing.added:
         if d.parent is None:
             continue  # nested in a function: comes with its function
@@ -304,7 +353,7 @@ def added(plan: Plan) -> None:
             plan.note("not_run", what, "not run: %s (its class is not in the process)" % what)
             continue
         if d.is_class:
-            code = compile(ast.Module(body=[d.node], type_ignores=[]), module_code_file, "exec", dont_inherit=True)
+            code = plan.new.compile_alone(d.node)
             if isinstance(holder, type):
                 plan.early.append(Step(d.first, _nested_class_action(code, holder, plan.mod, d, name)))
             else:
@@ -410,7 +459,7 @@ def _running_thread(codes: Set[types.CodeType]) -> Optional[int]:
 
 
 # --------------------------------------------------------------------------- statements
-def run_statements(plan: Plan, only_module_scope_imports: bool = False) -> None:
+def run_statements(plan: Plan) -> None:
     """New module- and class-level statements: run after the swap, in file order (or reported)."""
     by_scope: Dict[str, List[Statement]] = {}
     for s in plan.pairing.new_statements:
@@ -438,7 +487,7 @@ def run_statements(plan: Plan, only_module_scope_imports: bool = False) -> None:
             if why:
                 plan.note("not_run", what, "not run: %s (%s)" % (what, why))
                 continue
-            code = compile(ast.Module(body=[s.node], type_ignores=[]), plan.new.filename, "exec", dont_inherit=True)
+            code = plan.new.compile_alone(s.node)
             early = isinstance(s.node, (ast.Import, ast.ImportFrom))
             if cls is None:
                 action = statements.module_action(code, plan.mod.__dict__, what)
@@ -450,6 +499,57 @@ def run_statements(plan: Plan, only_module_scope_imports: bool = False) -> None:
             if cls is not None:
                 for name in statements.names_bound([s.node]):
                     plan.touch(scope, name)
+
+
+def stale_defaults(plan: Plan) -> None:
+    """Defs whose default values read a name that a statement of this save binds again: their
+    defaults are evaluated again after the statements ran, as a fresh import would."""
+    bound: Dict[str, Set[str]] = {}
+    for s in plan.pairing.new_statements:
+        if not s.held and not _not_rerun(s.node):
+            bound.setdefault(s.scope, set()).update(statements.names_bound([s.node]))
+    if not bound:
+        return
+    for old_key, d in plan.pairing.pairs:
+        node = d.node
+        if isinstance(node, ast.ClassDef) or d.parent is None:
+            continue
+        read = {
+            n.id
+            for default in list(node.args.defaults) + [k for k in node.args.kw_defaults if k is not None]
+            for n in ast.walk(default)
+            if isinstance(n, ast.Name)
+        }
+        names = sorted(read & (bound.get(MODULE, set()) | bound.get(d.parent, set())))
+        lives = plan.inv.live.get(old_key, [])
+        if not names or not lives:
+            continue
+        cls = plan.inv.classes.get(d.parent) if d.parent else None
+        name = plan.name(d)
+        for live in lives:
+            plan.late.append(Step(d.first, _defaults_action(live.func, node, plan.mod, cls, name)))
+        plan.say(
+            "updated",
+            name,
+            "updated the default values of %s (they read %s, which this save changed)" % (name, ", ".join(names)),
+        )
+
+
+def _defaults_action(
+    func: types.FunctionType, node: FuncNode, mod: types.ModuleType, cls: Optional[type], name: str
+) -> Action:
+    def do() -> Callable[[], None]:
+        old = (func.__defaults__, func.__kwdefaults__)
+        fresh = _eval_defaults(node, mod, cls, name)
+        func.__defaults__, func.__kwdefaults__ = fresh.positional, fresh.keyword
+
+        def undo() -> None:
+            if func.__defaults__ is fresh.positional and func.__kwdefaults__ is fresh.keyword:
+                func.__defaults__, func.__kwdefaults__ = old
+
+        return undo
+
+    return do
 
 
 def _not_rerun(node: ast.stmt) -> str:
@@ -501,7 +601,7 @@ def _rebuild(plan: Plan, scope: str, cls: type, stmts: List[Statement]) -> None:
         return
     node = d.node
     assert isinstance(node, ast.ClassDef)
-    code = compile(ast.Module(body=[node], type_ignores=[]), plan.new.filename, "exec", dont_inherit=True)
+    code = plan.new.compile_alone(node)
     bound = statements.names_bound(node.body)
     changed = statements.names_bound([s.node for s in stmts])
     real = os.path.realpath(plan.new.filename)

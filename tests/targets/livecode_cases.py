@@ -45,6 +45,8 @@ class Case:
         absent=(),
         error=None,
         patch=None,
+        more=(),
+        encoding="utf-8",
     ):
         self.name = name
         self.v1 = textwrap.dedent(v1).lstrip("\n")
@@ -61,6 +63,8 @@ class Case:
         self.absent = absent  # fragments neither may hold
         self.error = error  # the save is refused with this fragment; nothing may change
         self.patch = patch  # {name: source of a replacement} applied with the engine before the save
+        self.more = [(textwrap.dedent(text).lstrip("\n"), after) for text, after in more]  # later saves
+        self.encoding = encoding  # of the file's bytes (a coding line says which)
 
 
 OVERLOADS = """
@@ -264,6 +268,170 @@ MAIN_GUARD = """
 PATCHED = """
     def f():
         return "file-1"
+"""
+
+
+SUPER = """
+    class Base:
+        def hi(self):
+            return "base"
+
+    class Kid(Base):
+        def hi(self):
+            return super().hi() + "-kid1"
+"""
+
+INCREMENTED = """
+    import functools
+
+    def incremented(f):
+        @functools.wraps(f)
+        def wrapper(*a):
+            return f(*a) + 1
+        return wrapper
+
+    @incremented
+    def foo():
+        return 42
+"""
+
+TAGGED = """
+    def tag(f):
+        fx = "x"
+        fy = "y"
+        def wrapper():
+            return [f(), fx, fy]
+        return wrapper
+
+    @tag
+    def f():
+        return "v1"
+"""
+
+CONTEXT = """
+    import contextlib
+
+    @contextlib.contextmanager
+    def opened():
+        yield 1
+"""
+
+REGISTRY = """
+    class Registry:
+        def __init__(self):
+            self.funcs = []
+
+        def register(self, f):
+            self.funcs.append(f)
+            return self
+
+        def __call__(self, x):
+            return [f(x) for f in self.funcs]
+
+    activities = Registry()
+
+    @activities.register
+    def do(x):
+        return "paint %d" % x
+
+    @activities.register
+    def do(x):
+        return "sing %d" % x
+
+    @activities.register
+    def do(x):
+        return "dance %d" % x
+"""
+
+SCARF = """
+    def outer():
+        return "hello!"
+
+    class Scarf:
+        def __init__(self, n):
+            self.n = n
+
+        def swagger(self):
+            return self.n
+"""
+
+NESTED = """
+    class C:
+        x = 9
+
+        class D:
+            @staticmethod
+            def foo():
+                return 10
+"""
+
+FIRMAMENT = """
+    ursa_major = [1, 2, 3, 4]
+    betelgeuse = 1000
+
+    def sirius(x):
+        return x
+"""
+
+LIZARD = """
+    def lizard(n):
+        return "s" * n
+"""
+
+FUTURE = """
+    from __future__ import annotations
+
+    class K:
+        pass
+"""
+
+BALLOON = """
+    def inflate(x):
+        return x * 2
+
+    class Circle:
+        def __init__(self, r):
+            self.r = r
+
+        def volume(self):
+            return 0
+
+        def unsightly(self):
+            return "yuck"
+
+    def uninteresting():
+        return None
+"""
+
+BALLOON_2 = """
+    class Circle:
+        def __init__(self, r):
+            self.r = r
+
+        def volume(self):
+            return 0
+
+        def circumference(self):
+            return 2 * self.r
+
+    def inflate(x):
+        return x * 3
+
+    def deflate(x):
+        return x / 2
+"""
+
+DEFAULTS = """
+    X = 42
+
+    def foo(y=X):
+        return y
+
+    class Foo:
+        x = 1
+
+        def foo(self, y=x):
+            return y
 """
 
 
@@ -562,6 +730,157 @@ CASES = [
         before=[1],
         after=[2],
     ),
+    # what the peers' own suites expect (IPython autoreload, its deduplicating reloader, jurigged)
+    Case(
+        "super_method_edit",
+        SUPER,
+        SUPER.replace("-kid1", "-kid2"),
+        probe="[obj.hi(), m.Kid().hi()]",
+        setup="obj = m.Kid()",
+        before=["base-kid1", "base-kid1"],
+        after=["base-kid2", "base-kid2"],
+        lines=["updated lc_super_method_edit.Kid.hi"],
+    ),
+    Case(
+        "decorator_removed",
+        INCREMENTED,
+        INCREMENTED.replace("    @incremented\n    def foo", "    def foo"),
+        probe="[m.foo(), held()]",
+        setup="held = m.foo",
+        before=[43, 43],
+        after=[42, 43],
+        lines=["re-applied the decorators of lc_decorator_removed.foo"],
+    ),
+    Case(
+        "wrapper_free_variables_renamed",
+        TAGGED,
+        TAGGED.replace('fx = "x"', 'ax = "ax"')
+        .replace('fy = "y"', 'by = "by"')
+        .replace("[f(), fx, fy]", "[f(), ax, by]")
+        .replace('"v1"', '"v2"'),
+        probe="[m.f()]",
+        before=[["v1", "x", "y"]],
+        after=[["v2", "ax", "by"]],
+        lines=["re-applied the decorators of lc_wrapper_free_variables_renamed.f"],
+    ),
+    Case(
+        "decorator_from_another_module",
+        CONTEXT,
+        CONTEXT.replace("yield 1", "yield 2"),
+        probe="[use()]",
+        setup="def use():\n    with m.opened() as v:\n        return v\n",
+        before=[1],
+        after=[2],
+    ),
+    Case(
+        "registry_returns_itself",
+        REGISTRY,
+        REGISTRY.replace('"sing %d" % x', '"sing %d" % (x * 2)'),
+        probe="[m.activities(7)]",
+        before=[["paint 7", "sing 7", "dance 7"]],
+        after=[["paint 7", "sing 14", "dance 7"]],
+    ),
+    Case(
+        "class_body_aliases",
+        SCARF,
+        SCARF.replace(
+            "return self.n\n", "return self.n * 10\n\n        also_swagger = swagger\n        hello = outer\n"
+        ),
+        probe="[m.Scarf(5).swagger(), getattr(m.Scarf(5), 'also_swagger', lambda: None)(),"
+        " getattr(m.Scarf, 'hello', None) is m.outer]",
+        before=[5, None, False],
+        after=[50, 50, True],
+    ),
+    Case(
+        "nested_class_method",
+        NESTED,
+        NESTED.replace("return 10", "return 10 + C.x"),
+        probe="[m.C.D.foo()]",
+        before=[10],
+        after=[19],
+    ),
+    Case(
+        "class_grows_from_pass",
+        "class C:\n    pass\n",
+        """
+        class C:
+            x = 3
+
+            @classmethod
+            def c(cls):
+                return 10 + cls.x
+
+            class D:
+                @staticmethod
+                def foo():
+                    return 10
+        """,
+        probe="[getattr(m.C, 'x', None), (getattr(m.C, 'c', None) or (lambda: None))(),"
+        " getattr(getattr(m.C, 'D', None), 'foo', lambda: None)(), getattr(getattr(m.C, 'D', None), '__qualname__', None)]",
+        before=[None, None, None, None],
+        after=[3, 13, 10, "C.D"],
+    ),
+    Case(
+        "unchanged_mutable_global_is_not_run_again",
+        FIRMAMENT,
+        "import math\n\n"
+        + textwrap.dedent(FIRMAMENT).replace("1000", "41").replace("return x\n", "return math.ceil(x / 2)\n"),
+        probe="[m.ursa_major, m.betelgeuse, m.sirius(5)]",
+        setup="m.ursa_major.append(888)",
+        before=[[1, 2, 3, 4, 888], 1000, 5],
+        after=[[1, 2, 3, 4, 888], 41, 3],
+        absent=["ursa_major"],
+    ),
+    Case(
+        "failing_statement_refuses_the_save",
+        LIZARD,
+        "x = this(wontwork)\n\n\n" + textwrap.dedent(LIZARD).replace('"s" * n', '"s" * n * 2'),
+        probe="[m.lizard(3), hasattr(m, 'x')]",
+        before=["sss", False],
+        after=["sss", False],
+        error="lc_failing_statement_refuses_the_save.py:1: x = this(wontwork) raised NameError",
+    ),
+    Case(
+        "future_annotations",
+        FUTURE,
+        FUTURE.replace("        pass\n", "        attr: tuse = 1\n")
+        + "\n\n    def f(a: tuse) -> str:\n        return a\n",
+        probe="[getattr(m, 'f', lambda a: None)('jeb'), getattr(m.K, 'attr', None)]",
+        before=[None, None],
+        after=["jeb", 1],
+    ),
+    Case(
+        "coding_line_latin_1",
+        "# -*- coding: latin-1 -*-\nCAFE = 'caf\u00e9'\n\n\ndef foo(x):\n    return x + 3\n",
+        "# -*- coding: latin-1 -*-\nCAFE = 'caf\u00e9'\n\n\ndef foo(x):\n    return x + 5\n",
+        encoding="latin-1",
+        probe="[m.foo(0), m.CAFE]",
+        before=[3, "caf\u00e9"],
+        after=[5, "caf\u00e9"],
+        absent=["ran"],
+    ),
+    Case(
+        "back_and_forth",
+        BALLOON,
+        BALLOON_2,
+        prune=True,
+        probe="[inf(5), vol(), hasattr(cir, 'circumference'), hasattr(m, 'deflate'),"
+        " getattr(cir, 'unsightly', lambda: None)(), hasattr(m, 'uninteresting')]",
+        setup="inf = m.inflate\ncir = m.Circle(10)\nvol = cir.volume",
+        before=[10, 0, False, False, "yuck", True],
+        after=[15, 0, True, True, None, False],
+        more=[(BALLOON, [10, 0, False, False, "yuck", True]), (BALLOON_2, [15, 0, True, True, None, False])],
+    ),
+    Case(
+        "defaults_read_a_changed_name",
+        DEFAULTS,
+        DEFAULTS.replace("X = 42", "X = 44").replace("x = 1", "x = 2"),
+        probe="[m.foo(), held(), m.Foo().foo()]",
+        setup="held = m.foo",
+        before=[42, 42, 1],
+        after=[44, 44, 2],
+        lines=["updated the default values of lc_defaults_read_a_changed_name.foo (they read X"],
+    ),
     Case(
         "main_guard_not_run",
         MAIN_GUARD,
@@ -574,8 +893,8 @@ CASES = [
 ]
 
 
-def _write(path, text):
-    with open(path, "w") as handle:
+def _write(path, text, encoding="utf-8"):
+    with open(path, "w", encoding=encoding) as handle:
         handle.write(text)
 
 
@@ -593,7 +912,7 @@ def run_case(case, directory):
 
     modname = "lc_" + case.name
     path = os.path.join(directory, modname + ".py")
-    _write(path, case.v1)
+    _write(path, case.v1, case.encoding)
     importlib.invalidate_caches()
     mod = importlib.import_module(modname)
     core.remember_file(path)
@@ -607,18 +926,31 @@ def run_case(case, directory):
             exec(src, scratch)
             mapping[key] = scratch[key]
         patch_id = UpdateManager.apply_update(Redefine(modname, None, mapping))
-    result = {"before": _probe(case, ns), "lines": [], "notes": [], "error": None}
-    _write(path, case.v2)
+    result = {"before": _probe(case, ns), "lines": [], "notes": [], "error": None, "more": []}
+    ids = []
+
+    def save(text):
+        _write(path, text, case.encoding)
+        with open(path, "rb") as handle:
+            out = core.plan_and_apply(path, handle.read(), prune=case.prune)
+        if out.id is not None:
+            ids.append(out.id)
+        return out
+
     try:
-        out = core.plan_and_apply(path, case.v2, prune=case.prune)
+        out = save(case.v2)
+        result["lines"], result["notes"] = out.lines, out.notes
     except LuError as e:
         result["error"] = str(e)
-        out = None
     result["after"] = _probe(case, ns)
-    if out is not None:
-        result["lines"], result["notes"] = out.lines, out.notes
-        if out.id is not None:
-            UpdateManager.revert(out.id)
+    for text, _ in case.more:
+        try:
+            save(text)
+            result["more"].append(_probe(case, ns))
+        except LuError as e:
+            result["more"].append("refused: %s" % e)
+    for uid in reversed(ids):
+        UpdateManager.revert(uid)
     result["reverted"] = _probe(case, ns)
     if patch_id is not None:
         UpdateManager.revert(patch_id)
