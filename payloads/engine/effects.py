@@ -16,7 +16,7 @@ import dis
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ..errors import LuError
 from . import resolve
@@ -35,6 +35,15 @@ class SideEffect:
     where: str  # the patch file's "file:line: " prefix for errors, or ""
     run: Callable[[], Undo]
     late: bool = False  # run just after the code swap instead of just before it
+
+
+def undo_all(done: List[Tuple[UpdateRecord, Undo]]) -> None:
+    """Undo side effects that ran, newest first; an undo that fails does not stop the others."""
+    for _, undo in reversed(done):
+        try:
+            undo()
+        except Exception:
+            pass
 
 
 def global_names(code: types.CodeType, out: Optional[Set[str]] = None) -> Set[str]:

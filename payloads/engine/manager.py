@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import forks, osthreads
 from ..errors import LuError
-from . import patches, progress, resolve, source, waiting
+from . import effects, patches, progress, resolve, source, waiting
 from .records import FunctionState, Layer, Listener, RedefineLayer, UpdateRecord
 from .source import Body
 from .transaction import PendingUpdate, Transaction, effective
@@ -234,11 +234,7 @@ class UpdateManager(metaclass=_ManagerClass):
             except BaseException:
                 for st, layers, code, body in reversed(before):
                     self._install(st, layers, code, body)
-                for _, undo in reversed(done):
-                    try:
-                        undo()
-                    except Exception:
-                        pass
+                effects.undo_all(done)
                 raise
             stamp = _now()
             for record in txn.records:

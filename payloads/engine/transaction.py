@@ -221,11 +221,7 @@ class Transaction:
                 except Exception as e:
                     raise LuError("%s%s: %s" % (effect.where, type(e).__name__, e))
         except BaseException:
-            for _, undo in reversed(done):
-                try:
-                    undo()
-                except Exception:
-                    pass
+            effects.undo_all(done)
             raise
         return done
 

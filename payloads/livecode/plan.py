@@ -19,6 +19,7 @@ The engine applies it all or nothing.
 
 from __future__ import annotations
 
+import abc
 import ast
 import copy
 import enum
@@ -481,9 +482,10 @@ def run_statements(plan: Plan) -> None:
         if cls is not None and _rebuilt(cls):
             _rebuild(plan, scope, cls, stmts)
             continue
+        made_by = _made_by(plan, scope, cls) if cls is not None else ""
         for s in stmts:
             what = plan.where(s.node)
-            why = s.held or _not_rerun(s.node)
+            why = s.held or _not_rerun(s.node) or made_by
             if why:
                 plan.note("not_run", what, "not run: %s (%s)" % (what, why))
                 continue
@@ -559,6 +561,21 @@ def _not_rerun(node: ast.stmt) -> str:
         isinstance(node, ast.Expr) and isinstance(node.value, ast.Await)
     ):
         return "it is not a statement that can run on its own"
+    return ""
+
+
+def _made_by(plan: Plan, scope: str, cls: type) -> str:
+    """Why a class's body statements must not be set on it one by one: something builds the class
+    from its body (a metaclass other than type's, a class decorator: Django models, attrs, pydantic)
+    and would not see a name set past it. "" when nothing does."""
+    if not isinstance(cls, type) or type(cls) not in (type, abc.ABCMeta):
+        return "the metaclass %s builds %s from its body; lu would set the name past it" % (
+            type(cls).__name__,
+            cls.__qualname__,
+        )
+    d = next((x for x in plan.new.defs if x.qualname == scope and x.is_class), None)
+    if d is not None and d.head:
+        return "the decorators of %s build it from its body; lu would set the name past them" % cls.__qualname__
     return ""
 
 

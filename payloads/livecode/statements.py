@@ -87,21 +87,21 @@ def module_action(code: types.CodeType, namespace: Namespace, what: str) -> Acti
 def _set_all(cls: type, values: Dict[str, Any]) -> Callable[[], None]:
     """Set (or, for _MISSING, delete) attributes on a class past any metaclass rule; returns the undo."""
     old = {k: cls.__dict__.get(k, _MISSING) for k in values}
-
-    def put(items: Dict[str, Any]) -> None:
-        for k, v in items.items():
-            if v is _MISSING:
-                if k in cls.__dict__:
-                    type.__delattr__(cls, k)
-            else:
-                type.__setattr__(cls, k, v)
-
     try:
-        put(values)
+        _put(cls, values)
     except BaseException:
-        put(old)
+        _put(cls, old)
         raise
-    return lambda: put(old)
+    return lambda: _put(cls, old)
+
+
+def _put(cls: type, items: Dict[str, Any]) -> None:
+    for k, v in items.items():
+        if v is _MISSING:
+            if k in cls.__dict__:
+                type.__delattr__(cls, k)
+        else:
+            type.__setattr__(cls, k, v)
 
 
 def class_action(code: types.CodeType, cls: type, module_ns: Namespace, what: str) -> Action:
@@ -226,12 +226,7 @@ def _merge_members(cls: Any, new: Any, members: Dict[str, Any]) -> Callable[[], 
         names[:] = saved_names
         by_value.clear()
         by_value.update(saved_by_value)
-        for name, old in saved_dict.items():
-            if old is _MISSING:
-                if name in cls.__dict__:
-                    type.__delattr__(cls, name)
-            else:
-                type.__setattr__(cls, name, old)
+        _put(cls, saved_dict)
 
     return undo
 

@@ -882,6 +882,32 @@ CASES = [
         lines=["updated the default values of lc_defaults_read_a_changed_name.foo (they read X"],
     ),
     Case(
+        "class_built_by_its_metaclass_is_not_patched_past_it",
+        """
+        class Fields(type):
+            def __new__(mcs, name, bases, ns):
+                ns["fields"] = sorted(k for k in ns if k.startswith("f_"))
+                return super().__new__(mcs, name, bases, ns)
+
+        class Model(metaclass=Fields):
+            f_a = 1
+        """,
+        """
+        class Fields(type):
+            def __new__(mcs, name, bases, ns):
+                ns["fields"] = sorted(k for k in ns if k.startswith("f_"))
+                return super().__new__(mcs, name, bases, ns)
+
+        class Model(metaclass=Fields):
+            f_a = 1
+            f_b = 2
+        """,
+        probe="[m.Model.fields, hasattr(m.Model, 'f_b')]",
+        before=[["f_a"], False],
+        after=[["f_a"], False],
+        notes=["not run: lc_class_built_by_its_metaclass_is_not_patched_past_it.py:8: f_b = 2 (the metaclass Fields"],
+    ),
+    Case(
         "main_guard_not_run",
         MAIN_GUARD,
         MAIN_GUARD.replace("        main()", "        main()\n        main()"),
