@@ -203,9 +203,7 @@ def _match(plan: Plan, d: Def, live: inventory.Live, new: types.CodeType, defaul
     extra = set(new.co_freevars) - {"__class__"}
     if holder is None or extra or binding is None or not _holds_directly(binding, func):
         raise _NotInPlace(why)
-    cls = holder if isinstance(holder, type) else None
-    value = build_function(new, plan.mod, cls, d, name)
-    plan.early.append(Step(d.first, set_action(holder, d.name, value)))
+    plan.early.append(Step(d.first, _new_function_action(new, plan.mod, holder, d, name)))
     plan.say(
         "rebound",
         name,
@@ -365,11 +363,20 @@ def added(plan: Plan) -> None:
             made = plan.new.code_of(d)
             if made is None:
                 continue
-            cls = holder if isinstance(holder, type) else None
-            value = build_function(made, plan.mod, cls, d, name)
-            plan.early.append(Step(d.first, set_action(holder, d.name, value)))
+            plan.early.append(Step(d.first, _new_function_action(made, plan.mod, holder, d, name)))
         plan.say("added", name, "added %s" % name)
         plan.touch(d.parent, d.name)
+
+
+def _new_function_action(code: types.CodeType, mod: types.ModuleType, holder: Holder, d: Def, name: str) -> Action:
+    """do() -> undo: make a def's function (defaults and decorators evaluated now, after the
+    imports of the save that precede it ran) and bind it."""
+
+    def do() -> Callable[[], None]:
+        cls = holder if isinstance(holder, type) else None
+        return set_action(holder, d.name, build_function(code, mod, cls, d, name))()
+
+    return do
 
 
 def _nested_class_action(code: types.CodeType, outer: type, mod: types.ModuleType, d: Def, name: str) -> Action:

@@ -908,6 +908,15 @@ CASES = [
         notes=["not run: lc_class_built_by_its_metaclass_is_not_patched_past_it.py:8: f_b = 2 (the metaclass Fields"],
     ),
     Case(
+        "new_decorated_function_needs_new_import",
+        "def f():\n    return 1\n",
+        "import functools\n\n\n@functools.lru_cache(maxsize=None)\ndef sq(x):\n    return x * x\n\n\n"
+        "def f():\n    return sq(3)\n",
+        probe="[m.f(), hasattr(getattr(m, 'sq', None), 'cache_info')]",
+        before=[1, False],
+        after=[9, True],
+    ),
+    Case(
         "main_guard_not_run",
         MAIN_GUARD,
         MAIN_GUARD.replace("        main()", "        main()\n        main()"),
