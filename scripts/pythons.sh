@@ -12,6 +12,12 @@
 # at it. Point releases are whatever the suite has today; delete a directory to
 # get a newer one.
 #
+# The free-threaded build takes minutes; a copy of it is kept for the whole
+# machine (under ${XDG_CACHE_HOME:-~/.cache}/lu/pythons, or $LU_MACHINE_CACHE),
+# so that another checkout (a fresh clone for CI) copies it in a second instead
+# of building it again. The build is relocatable: it finds its library next to
+# its binary.
+#
 # Each interpreter is made in a temporary directory and renamed into place
 # once complete, so an interrupted run leaves nothing half made. One that cannot
 # be made gets a line on stderr and NAME.missing holding the reason, which the
@@ -21,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/.cache/pythons"
 WORK="$OUT/.work"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+MACHINE="${LU_MACHINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lu}/pythons"
 
 say() { echo "pythons: $*" >&2; }
 
@@ -181,9 +188,24 @@ shared_python() {   # NAME TMP
     chmod -R a+rX "$tmp"
 }
 
-# CPython 3.13 with --disable-gil, from the unmodified upstream tarball in Debian trixie's source package.
+# Copies NAME, made by this or another checkout, into the machine's cache (once; never fails the run).
+keep_for_machine() {   # NAME
+    local name=$1
+    [ -d "$OUT/$name" ] && [ ! -d "$MACHINE/$name" ] || return 0
+    mkdir -p "$MACHINE" 2>/dev/null && cp -a "$OUT/$name" "$MACHINE/.tmp.$name.$$" 2>/dev/null &&
+        mv -T "$MACHINE/.tmp.$name.$$" "$MACHINE/$name" 2>/dev/null || rm -rf "$MACHINE/.tmp.$name.$$"
+    return 0
+}
+
+# CPython 3.13 with --disable-gil, from the unmodified upstream tarball in Debian trixie's source package
+# (or the copy of it the machine keeps).
 free_threaded_python() {   # NAME TMP
     local name=$1 tmp=$2 conf log="$OUT/$1.log"
+    if works "$MACHINE/$name/bin/python3.13t" && cp -a "$MACHINE/$name" "$tmp" && works "$tmp/bin/python3.13t"; then
+        say "copied $name from the machine's cache ($MACHINE)"
+        return 0
+    fi
+    rm -rf "$tmp"
     host_packages make pkg-config libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
         libreadline-dev uuid-dev libncurses-dev xz-utils || return 1
     conf=$(apt_suite trixie deb-src) || { echo "$conf"; return 1; }
@@ -212,4 +234,5 @@ step py3.14 "$OUT/py3.14/usr/bin/python3.14" debian_python
 step py3.15 "$OUT/py3.15/usr/bin/python3.15" debian_python
 step py3.14-shared "$OUT/py3.14-shared/usr/bin/python3.14" shared_python
 step py3.13t "$OUT/py3.13t/bin/python3.13t" free_threaded_python
+keep_for_machine py3.13t
 exit 0
