@@ -186,36 +186,40 @@ def walk(modules: List[types.ModuleType], shape: Shape, filename: str, manager: 
 
     def visit(holder: Any, parent: str, items: List[Any]) -> None:
         for attr, value in items:
-            if isinstance(value, type):
-                qual = (parent + "." if parent else "") + attr
-                if (
-                    id(value) not in classes_seen
-                    and getattr(value, "__module__", None) in names
-                    and getattr(value, "__qualname__", None) == qual
-                ):
-                    classes_seen.add(id(value))
-                    inv.classes.setdefault(qual, value)
-                    try:
-                        inner = list(value.__dict__.items())
-                    except Exception:
-                        continue
-                    visit(value, qual, inner)
+            if not isinstance(attr, str):
                 continue
-            if isinstance(value, types.ModuleType) or not _may_wrap(value):
+            try:
+                one(holder, parent, attr, value)
+            except Exception:  # a hostile attribute (a __class__ that raises): what it holds stays unfound
                 continue
-            found: List[types.FunctionType] = []
-            reachable(value, found, set())
-            own_qual = (parent + "." if parent else "") + attr
-            for func in found:
-                live = mapper.of(func)
-                if live is None:
-                    continue
-                key = _def_of(shape, live)
-                if key is None:
-                    continue
-                inv.add(key, live)
-                if key[0] == own_qual and key not in inv.bindings:
-                    inv.bindings[key] = Binding(holder, attr, value)
+
+    def one(holder: Any, parent: str, attr: str, value: Any) -> None:
+        if isinstance(value, type):
+            qual = (parent + "." if parent else "") + attr
+            if (
+                id(value) not in classes_seen
+                and getattr(value, "__module__", None) in names
+                and getattr(value, "__qualname__", None) == qual
+            ):
+                classes_seen.add(id(value))
+                inv.classes.setdefault(qual, value)
+                visit(value, qual, list(value.__dict__.items()))
+            return
+        if isinstance(value, types.ModuleType) or not _may_wrap(value):
+            return
+        found: List[types.FunctionType] = []
+        reachable(value, found, set())
+        own_qual = (parent + "." if parent else "") + attr
+        for func in found:
+            live = mapper.of(func)
+            if live is None:
+                continue
+            key = _def_of(shape, live)
+            if key is None:
+                continue
+            inv.add(key, live)
+            if key[0] == own_qual and key not in inv.bindings:
+                inv.bindings[key] = Binding(holder, attr, value)
 
     names = {m.__name__ for m in modules}
     for mod in modules:

@@ -917,6 +917,52 @@ CASES = [
         after=[9, True],
     ),
     Case(
+        "hostile_objects_in_the_module",
+        """
+        class Hostile:
+            def __getattribute__(self, name):
+                raise RuntimeError("no attribute for you")
+
+            def __call__(self):
+                return 0
+
+        class Lying:
+            @property
+            def __class__(self):
+                raise RuntimeError("no class")
+
+        weird = Hostile()
+        liar = Lying()
+        everything = __import__("unittest.mock").mock.MagicMock()
+
+        def f():
+            return 1
+        """,
+        """
+        class Hostile:
+            def __getattribute__(self, name):
+                raise RuntimeError("no attribute for you")
+
+            def __call__(self):
+                return 0
+
+        class Lying:
+            @property
+            def __class__(self):
+                raise RuntimeError("no class")
+
+        weird = Hostile()
+        liar = Lying()
+        everything = __import__("unittest.mock").mock.MagicMock()
+
+        def f():
+            return 2
+        """,
+        probe="[m.f()]",
+        before=[1],
+        after=[2],
+    ),
+    Case(
         "main_guard_not_run",
         MAIN_GUARD,
         MAIN_GUARD.replace("        main()", "        main()\n        main()"),
