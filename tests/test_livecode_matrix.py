@@ -5,9 +5,11 @@ applied through the watcher's own entry point, the behaviour checked, the
 update reverted, the original behaviour checked.  Run two ways:
 
 - in-process: the program imports lu's payloads and runs the cases itself
-  (the `lu_payloads.watch()` path; every interpreter, free-threaded too);
+  (the `lu_payloads.watch()` path);
 - injected: a program with no lu code in it, `lu inject`, then the cases
-  run by the injected agent (the `lu watch` path).
+  run by the injected agent (the `lu watch` path);
+
+both on every interpreter, free-threaded 3.13 too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 
 import pytest
 from conftest import REPO, TARGETS, run_lu
-from interpreters import ALL, EVERY, NEW_GIL
+from interpreters import EVERY
 
 from lu_attach.session import connect
 
@@ -81,7 +83,7 @@ def test_livecode_matrix_in_process(python, tmp_path):
     check(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_livecode_matrix_injected(python, start_target, tmp_path):
     target = start_target(python, "sleeper.py")
     assert run_lu("inject", target.pid).returncode == 0
