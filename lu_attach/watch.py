@@ -69,7 +69,8 @@ class Changes:
     pruned: List[str] = field(default_factory=list)  # gone from the file and deleted (--prune)
     ran: List[str] = field(default_factory=list)  # module- and class-level statements run again, classes rebuilt
     reapplied: List[str] = field(default_factory=list)  # decorators applied again (the name holds the new result)
-    removed: List[str] = field(default_factory=list)  # gone from the file, still in the process (reported)
+    removed: List[str] = field(default_factory=list)  # gone from the file, still in the process (reported);
+    # a statement as "file (line N before): text"
     not_run: List[str] = field(default_factory=list)  # changed statements and decorators that are not re-run
 
     @classmethod

@@ -206,6 +206,7 @@ def plan_and_apply(
                 plan.removed(p)
                 plan.added(p)
                 plan.run_statements(p)
+                plan.gone_statements(p)
                 plan.stale_defaults(p)
                 plan.classes(p)
             changes += p.changes

@@ -21,7 +21,7 @@ import hashlib
 import os
 import types
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 from ..engine.source import FUNC_NODES, FUTURE_MASK, stmt_list_fields
 from ..errors import LuError
@@ -100,6 +100,16 @@ class DefShape:
 
 
 @dataclass(frozen=True)
+class GoneStatement:
+    """What is kept of a statement to report it when a later save no longer has it."""
+
+    text: str  # its first line, shortened
+    line: int
+    binds: Tuple[str, ...]  # the names it binds at its level
+    held: bool  # it was never run alone (a main block, beside defs): nothing to say when it goes
+
+
+@dataclass(frozen=True)
 class Shape:
     """What the process was last given for a file, kept to compare the next save with."""
 
@@ -107,6 +117,7 @@ class Shape:
     by_code: Dict[CodeKey, DefKey]  # the code object a def compiled to -> the def
     statements: Dict[str, collections.Counter[str]]  # scope -> statement dumps (a multiset)
     names: Dict[str, List[DefKey]]  # qualified name -> its defs in file order
+    gone: Dict[Tuple[str, str], GoneStatement]  # (scope, dump) -> what to say if a save drops it
 
     def def_of(self, code: types.CodeType) -> Optional[DefKey]:
         """The def a code object of this file was compiled from, or None."""
@@ -240,6 +251,24 @@ class _Walker:
             self.statements.append(Statement(scope, ast.dump(node), node, why))
 
 
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def bound_names(stmts: List[ast.stmt]) -> Set[str]:
+    """The names statements bind at their own level (targets, imports, defs, classes)."""
+    out: Set[str] = set()
+    for node in stmts:
+        for sub in [node] if isinstance(node, _DEFS) else ast.walk(node):
+            if isinstance(sub, _DEFS):
+                out.add(sub.name)
+            elif isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                out.add(sub.id)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                for alias in sub.names:
+                    out.add((alias.asname or alias.name).split(".")[0])
+    return out
+
+
 CodeMap = Dict[CodeKey, List[types.CodeType]]
 
 
@@ -309,6 +338,10 @@ class FileModel:
             if not d.is_class:
                 by_code[d.code_key] = d.key
         statements: Dict[str, collections.Counter[str]] = {}
+        gone: Dict[Tuple[str, str], GoneStatement] = {}
         for s in self.statements:
             statements.setdefault(s.scope, collections.Counter())[s.dump] += 1
-        return Shape(defs=defs, by_code=by_code, statements=statements, names=names)
+            gone[(s.scope, s.dump)] = GoneStatement(
+                self.text_of(s.node), s.node.lineno, tuple(sorted(bound_names([s.node]))), bool(s.held)
+            )
+        return Shape(defs=defs, by_code=by_code, statements=statements, names=names, gone=gone)

@@ -29,6 +29,7 @@ class Pairing:
     added: List[Def] = field(default_factory=list)  # defs of the new source with no base def
     removed: List[DefKey] = field(default_factory=list)  # base defs with none in the new source
     new_statements: List[Statement] = field(default_factory=list)  # in file order
+    gone_statements: List[Tuple[str, str]] = field(default_factory=list)  # (scope, dump) the new source dropped
 
 
 def _same_text(old: DefShape, new: Def) -> bool:
@@ -85,4 +86,7 @@ def pair(base: Shape, new: FileModel) -> Pairing:
         counter[s.dump] += 1
         if counter[s.dump] > base.statements.get(s.scope, collections.Counter()).get(s.dump, 0):
             out.new_statements.append(s)
+    for scope, counter in base.statements.items():
+        now = seen.get(scope, collections.Counter())
+        out.gone_statements += [(scope, dump) for dump, count in counter.items() if count > now.get(dump, 0)]
     return out

@@ -510,6 +510,27 @@ def run_statements(plan: Plan) -> None:
                     plan.touch(scope, name)
 
 
+def gone_statements(plan: Plan) -> None:
+    """Statements the save dropped whose names nothing in the save binds again: what they did stays
+    in the process (as with both peers), and the output says so rather than nothing."""
+    rebound: Dict[str, Set[str]] = {}
+    for s in plan.pairing.new_statements:
+        rebound.setdefault(s.scope, set()).update(statements.names_bound([s.node]))
+    for d in plan.new.defs:
+        rebound.setdefault(d.parent or "", set()).add(d.name)
+    gone_classes = {k[0] for k in plan.pairing.removed if plan.base.defs[k].is_class}
+    for scope, dump in plan.pairing.gone_statements:
+        was = plan.base.gone.get((scope, dump))
+        if was is None or was.held or (scope != MODULE and (scope in gone_classes or scope not in plan.inv.classes)):
+            continue
+        if was.binds and set(was.binds) <= rebound.get(scope, set()):
+            continue  # changed, not dropped: the new statement says it
+        where = "%s.%s" % (plan.loaded.name, scope) if scope != MODULE else plan.loaded.name
+        what = "%s (line %d before): %s" % (plan.short, was.line, was.text)
+        stays = ", ".join(was.binds) if was.binds else "what it did"
+        plan.note("removed", what, "removed %s from %s (%s stays in the process)" % (what, where, stays))
+
+
 def stale_defaults(plan: Plan) -> None:
     """Defs whose default values read a name that a statement of this save binds again: their
     defaults are evaluated again after the statements ran, as a fresh import would."""

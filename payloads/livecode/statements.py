@@ -19,13 +19,15 @@
 
 from __future__ import annotations
 
-import ast
 import enum
 import types
-from typing import Any, Callable, Dict, List, Set
+from typing import Any, Callable, Dict, Set
 
 from ..engine.updates import Action
 from ..errors import LuError
+from .model import bound_names as names_bound
+
+__all__ = ["class_action", "module_action", "names_bound", "rebuild_action"]
 
 Namespace = Dict[str, Any]
 _MISSING = object()
@@ -33,7 +35,6 @@ _MISSING = object()
 _NEVER_MERGED = frozenset(
     ("__dict__", "__weakref__", "__module__", "__qualname__", "__firstlineno__", "__static_attributes__")
 )
-_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _ANNOTATIONS = frozenset(("__annotations__", "__annotate__", "__annotate_func__", "__annotations_cache__"))
 _ENUM_INTERNALS = frozenset(
     (
@@ -229,18 +230,3 @@ def _merge_members(cls: Any, new: Any, members: Dict[str, Any]) -> Callable[[], 
         _put(cls, saved_dict)
 
     return undo
-
-
-def names_bound(stmts: List[ast.stmt]) -> Set[str]:
-    """The names statements bind at their own level (targets, imports, defs, classes)."""
-    out: Set[str] = set()
-    for node in stmts:
-        for sub in [node] if isinstance(node, _DEFS) else ast.walk(node):
-            if isinstance(sub, _DEFS):
-                out.add(sub.name)
-            elif isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                out.add(sub.id)
-            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-                for alias in sub.names:
-                    out.add((alias.asname or alias.name).split(".")[0])
-    return out

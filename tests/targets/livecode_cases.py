@@ -644,6 +644,7 @@ CASES = [
         before=[4, 4],
         after=[6, 6],
         lines=["ran lc_changed_constant.py:1: RATE = 3"],
+        absent=["removed"],
     ),
     Case(
         "changed_class_attribute",
@@ -654,7 +655,7 @@ CASES = [
         before=[5, 5],
         after=[6, 6],
         lines=["LIMIT = 6 in lc_changed_class_attribute.Limits"],
-        absent=["module-level"],
+        absent=["module-level", "removed"],
     ),
     Case(
         "enum_new_member",
@@ -961,6 +962,20 @@ CASES = [
         probe="[m.f()]",
         before=[1],
         after=[2],
+    ),
+    Case(
+        "dropped_statements_are_reported",
+        "import os\n\nDEBUG = True\n\n\nclass Color:\n    RED = 1\n    GREEN = 2\n\n\ndef f():\n    return 1\n",
+        "class Color:\n    RED = 1\n\n\ndef f():\n    return 2\n",
+        probe="[m.f(), m.DEBUG, m.Color.GREEN]",
+        before=[1, True, 2],
+        after=[2, True, 2],
+        notes=[
+            "removed lc_dropped_statements_are_reported.py (line 1 before): import os from"
+            " lc_dropped_statements_are_reported (os stays in the process)",
+            "DEBUG = True from lc_dropped_statements_are_reported (DEBUG stays in the process)",
+            "GREEN = 2 from lc_dropped_statements_are_reported.Color (GREEN stays in the process)",
+        ],
     ),
     Case(
         "main_guard_not_run",
