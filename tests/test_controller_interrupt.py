@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 from conftest import REPO
-from interpreters import ALL, NEW_GIL
+from interpreters import ALL, EVERY
 
 CTRL_C = "\x03"
 CTRL_D = "\x04"
@@ -127,7 +127,7 @@ def shop(start_target, python):
     return target, int(target.ready_line.split()[1])
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_ctrl_c_interrupts_a_running_statement_and_the_controller_stays(python, start_target, terminal):
     target, port = shop(start_target, python)
     term = terminal(target.pid)
@@ -172,7 +172,7 @@ def test_ctrl_c_interrupts_a_running_statement_and_the_controller_stays(python, 
     assert "Traceback" not in target.stderr_text()
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_ctrl_c_in_a_blocking_call_says_it_still_runs_then_leaves_cleanly(python, start_target, terminal):
     target, port = shop(start_target, python)
     term = terminal(target.pid)

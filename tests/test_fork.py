@@ -19,7 +19,7 @@ from typing import List
 import psutil
 import pytest
 from conftest import REPO, assert_one_line_error, lu_ok, run_lu, until
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 PATCH = """\
 from lu_payloads import Redefine, UpdateManager
@@ -180,7 +180,7 @@ def private_dir(tmp_path, name: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_fork_after_inject_child_has_no_agent_until_injected(python, forker):
     target = forker(python)
     parent = target.pid
@@ -213,7 +213,7 @@ def test_fork_after_inject_child_has_no_agent_until_injected(python, forker):
     assert target.call(child, 2) == [1, 1]
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_fork_before_inject_child_alone_gets_an_agent(python, forker, patch_file):
     target = forker(python, fork_now=True)
     parent = target.pid
@@ -232,7 +232,7 @@ def test_fork_before_inject_child_alone_gets_an_agent(python, forker, patch_file
     assert found[parent] is False and found[child] is True, found
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_inherited_patch_is_listed_in_the_child_and_reverts_there_only(python, forker, patch_file):
     target = forker(python)
     parent = target.pid
@@ -267,7 +267,7 @@ def test_inherited_patch_is_listed_in_the_child_and_reverts_there_only(python, f
     assert run_in(parent, ORIGINAL_CODE) == ["False"]
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_fork_pool_made_after_inject_works_and_its_workers_have_no_agent(python, forker):
     target = forker(python, mode="pool")
     parent = target.pid
@@ -309,7 +309,7 @@ def hits_by_pid(report: dict, function: str) -> dict:
     return found
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_profile_session_of_the_parent_is_dropped_in_the_child_and_counts_only_the_parent(python, forker, tmp_path):
     target = forker(python)
     parent = target.pid
@@ -358,7 +358,7 @@ def test_profile_session_of_the_parent_is_dropped_in_the_child_and_counts_only_t
     assert ls(parent) == [] and ls(child) == []
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_debug_session_of_the_parent_is_dropped_in_the_child(python, forker, tmp_path):
     target = forker(python)
     parent = target.pid

@@ -24,7 +24,7 @@ from typing import List
 
 import pytest
 from conftest import REPO, lu_ok
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 from servers import Load, http_get
 
 pytestmark = pytest.mark.xdist_group("large_updates")
@@ -66,7 +66,7 @@ def interrupted_while_preparing(command: List[str], signum: int = signal.SIGINT)
     return seen.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_thousands_of_functions_cancelled_then_profiled_and_reverted_under_load(python, start_target):
     target = start_target(python, "big_service.py")
     _ready, port_text, *patterns = target.ready_line.split()

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from conftest import REPO, lu_ok, until
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 from lu_attach.client import open_client
 from lu_attach.runtime import TargetProcess
@@ -46,7 +46,7 @@ def timed_profile(pid: int) -> subprocess.Popen:
     return client
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_a_timed_change_of_a_killed_lu_is_reverted_within_the_grace_time(python, start_target):
     target = start_target(python, "heartbeat.py")
     lu_ok("inject", target.pid)

@@ -24,7 +24,7 @@ import urllib.request
 
 import pytest
 from conftest import REPO, TARGETS, assert_one_line_error, run_lu
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 ORIGINAL = {
     "price": 30,
@@ -317,7 +317,7 @@ CALL_PRICE_4 = (
 
 
 # ----------------------------------------------------------------------------- tests
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_patch_and_revert_under_load(python, start_target, tmp_path):
     target, port, _app = start_shop(start_target, python, tmp_path)
     values, _ = controller(target.pid, STASH, "?%s" % CHANGED, "?shoplib.price.__doc__")
@@ -519,7 +519,7 @@ BAD_PATCHES = {
 }
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_bad_input_applies_nothing(python, start_target, tmp_path):
     target, port, app = start_shop(start_target, python, tmp_path)
     controller(target.pid, STASH)
@@ -612,7 +612,7 @@ UpdateManager.apply_update(Redefine('shoplib', None, {'rounder': rounder}))
 '''
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_hooks_that_raise_and_detach(python, start_target, tmp_path):
     target, port, _app = start_shop(start_target, python, tmp_path)
     controller(target.pid, STASH)
@@ -671,7 +671,7 @@ UpdateManager.apply_update(Redefine('shoplib', None, {'items': items}))
 '''
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_revert_keeps_helpers_of_running_frames(python, start_target, tmp_path):
     """Revert leaves the names a Redefine copied into the module (here `helper`): frames of the
     redefined body still running (a suspended generator here; under load, an async body that awaited

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from conftest import assert_one_line_error, lu_ok, run_lu
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 
 def hits(report: dict) -> int:
@@ -23,7 +23,7 @@ def log_of(pid: int) -> str:
     return "/proc/%d/root/tmp/lu-%d/logs/lu-%d.jsonl" % (pid, os.getuid(), pid)
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_two_profiles_in_a_row_are_reported_apart(python, start_target):
     target = start_target(python, "heartbeat.py")
     first = json.loads(lu_ok("profile", target.pid, "__main__.work", "--duration", "1", "--json"))

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import assert_one_line_error, run_lu
-from interpreters import ALL, NEW_GIL
+from interpreters import ALL, EVERY
 
 PY = next(p.values[0] for p in ALL if p.values[0])
 
@@ -72,7 +72,7 @@ def service(start_target):
     return start
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_profilers_under_requests(python, service):
     target, port = service(python)
     load = Load(port)
@@ -136,7 +136,7 @@ def test_profilers_under_requests(python, service):
     assert hits16 == 5 * hits14
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_debuggers_stream_values(python, service):
     target, port = service(python)
     load = Load(port, "/boom")
@@ -337,7 +337,7 @@ def tables_of(report_json: dict) -> list:
     ]
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_exception_counter_counts_exactly(python, service, tmp_path):
     target, _port = service(python)
     started = run_lu("exceptions", target.pid, "__main__.shout", "--log-dir", str(tmp_path))

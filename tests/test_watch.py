@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, TARGETS, assert_one_line_error, run_lu
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 from lu_attach.session import connect
 
@@ -110,7 +110,7 @@ def _function_codes_snapshot(pid):
 
 
 # ----------------------------------------------------------------------------- lu watch, end to end
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_watch_end_to_end(python, start_target, shop_dir):
     shop = str(shop_dir / "watch_shop.py")
     v0 = Path(shop).read_text()
@@ -373,7 +373,7 @@ class Program:
         self.proc.wait(10)
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_inprocess_watch(python, tmp_path):
     (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))
     (tmp_path / "rt_shop.py").write_text(RT_SHOP)
@@ -474,7 +474,7 @@ for line in sys.stdin:
 '''
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_realtime_decorator(python, tmp_path):
     (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))
     mod = tmp_path / "rt_funcs.py"

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from conftest import TARGETS, assert_one_line_error, lu_ok, run_lu
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 from test_tree_commands import MODULE, Master, all_answer
 from test_watch import WatchProcess, write
 
@@ -65,7 +65,7 @@ def shop_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_watch_json_follows_a_session(python, start_target, shop_dir):
     shop = str(shop_dir / "watch_shop.py")
     real = os.path.realpath(shop)
