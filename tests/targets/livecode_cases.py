@@ -434,6 +434,37 @@ DEFAULTS = """
             return y
 """
 
+HOSTILE = """
+    class Hostile:
+        def __getattribute__(self, name):
+            raise RuntimeError("no attribute for you")
+
+        def __call__(self):
+            return 0
+
+    class Lying:
+        @property
+        def __class__(self):
+            raise RuntimeError("no class")
+
+    weird = Hostile()
+    liar = Lying()
+    everything = __import__("unittest.mock").mock.MagicMock()
+
+    def f():
+        return 1
+"""
+
+METACLASS = """
+    class Fields(type):
+        def __new__(mcs, name, bases, ns):
+            ns["fields"] = sorted(k for k in ns if k.startswith("f_"))
+            return super().__new__(mcs, name, bases, ns)
+
+    class Model(metaclass=Fields):
+        f_a = 1
+"""
+
 
 CASES = [
     # 1. several defs of one name
@@ -884,25 +915,8 @@ CASES = [
     ),
     Case(
         "class_built_by_its_metaclass_is_not_patched_past_it",
-        """
-        class Fields(type):
-            def __new__(mcs, name, bases, ns):
-                ns["fields"] = sorted(k for k in ns if k.startswith("f_"))
-                return super().__new__(mcs, name, bases, ns)
-
-        class Model(metaclass=Fields):
-            f_a = 1
-        """,
-        """
-        class Fields(type):
-            def __new__(mcs, name, bases, ns):
-                ns["fields"] = sorted(k for k in ns if k.startswith("f_"))
-                return super().__new__(mcs, name, bases, ns)
-
-        class Model(metaclass=Fields):
-            f_a = 1
-            f_b = 2
-        """,
+        METACLASS,
+        METACLASS.replace("f_a = 1\n", "f_a = 1\n        f_b = 2\n"),
         probe="[m.Model.fields, hasattr(m.Model, 'f_b')]",
         before=[["f_a"], False],
         after=[["f_a"], False],
@@ -919,46 +933,8 @@ CASES = [
     ),
     Case(
         "hostile_objects_in_the_module",
-        """
-        class Hostile:
-            def __getattribute__(self, name):
-                raise RuntimeError("no attribute for you")
-
-            def __call__(self):
-                return 0
-
-        class Lying:
-            @property
-            def __class__(self):
-                raise RuntimeError("no class")
-
-        weird = Hostile()
-        liar = Lying()
-        everything = __import__("unittest.mock").mock.MagicMock()
-
-        def f():
-            return 1
-        """,
-        """
-        class Hostile:
-            def __getattribute__(self, name):
-                raise RuntimeError("no attribute for you")
-
-            def __call__(self):
-                return 0
-
-        class Lying:
-            @property
-            def __class__(self):
-                raise RuntimeError("no class")
-
-        weird = Hostile()
-        liar = Lying()
-        everything = __import__("unittest.mock").mock.MagicMock()
-
-        def f():
-            return 2
-        """,
+        HOSTILE,
+        HOSTILE.replace("return 1", "return 2"),
         probe="[m.f()]",
         before=[1],
         after=[2],
