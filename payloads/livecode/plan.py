@@ -21,25 +21,24 @@ from __future__ import annotations
 
 import abc
 import ast
-import copy
 import enum
 import os
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from ..engine import Moved, NewBody
 from ..engine.effects import global_names
 from ..engine.source import same_code, shift_code
 from ..engine.updates import Action, Change
 from ..errors import LuError
-from . import inventory, statements
+from . import building, inventory, statements
 from .model import MODULE, Def, DefKey, FileModel, FuncNode, Shape, Statement, defaults_key
 from .outcome import Outcome
 from .pairing import Pairing
 
-Holder = Union[types.ModuleType, type]  # what a function is an attribute of
+Holder = building.Holder
 KIND_FLAGS = 0x2A0  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 
 
@@ -56,11 +55,6 @@ class Step(NamedTuple):
 
     line: int  # where it is in the new file: steps run in file order
     action: Action
-
-
-class _Defaults(NamedTuple):
-    positional: Optional[Tuple[Any, ...]]  # __defaults__
-    keyword: Optional[Dict[str, Any]]  # __kwdefaults__
 
 
 @dataclass
@@ -185,13 +179,15 @@ def _match(plan: Plan, d: Def, live: inventory.Live, new: types.CodeType, defaul
                 return "moved"
             return ""
     if defaults_changed and d.parent is not None:
-        defaults = _eval_defaults(node, plan.mod, plan.inv.classes.get(d.parent) if d.parent else None, name)
+        defaults = building.eval_defaults(node, plan.mod, plan.inv.classes.get(d.parent) if d.parent else None, name)
     else:  # a nested function's defaults are computed each time its def runs: the next closure has them
-        defaults = _Defaults(positional=func.__defaults__, keyword=func.__kwdefaults__)
+        defaults = building.Defaults(positional=func.__defaults__, keyword=func.__kwdefaults__)
     freevars = func.__code__.co_freevars
     same_kind = (new.co_flags & KIND_FLAGS) == (func.__code__.co_flags & KIND_FLAGS)
     if set(new.co_freevars) <= set(freevars) and same_kind:
-        plan.changes.append(NewBody(name, func, node, new, defaults.positional, defaults.keyword, _docstring(node)))
+        plan.changes.append(
+            NewBody(name, func, node, new, defaults.positional, defaults.keyword, building.docstring_of(node))
+        )
         return "updated"
     why = (
         "its free variables changed (%s -> %s)" % (", ".join(freevars) or "none", ", ".join(new.co_freevars))
@@ -203,7 +199,7 @@ def _match(plan: Plan, d: Def, live: inventory.Live, new: types.CodeType, defaul
     extra = set(new.co_freevars) - {"__class__"}
     if holder is None or extra or binding is None or not _holds_directly(binding, func):
         raise _NotInPlace(why)
-    plan.early.append(Step(d.first, _new_function_action(new, plan.mod, holder, d, name)))
+    plan.early.append(Step(d.first, building.new_function_action(new, plan.mod, holder, d, name)))
     plan.say(
         "rebound",
         name,
@@ -312,29 +308,10 @@ def _reapply_action(plan: Plan, d: Def, binding: inventory.Binding, func: types.
 
     def do() -> Callable[[], None]:
         cls = holder if isinstance(holder, type) else None
-        value = _decorate(func, d.node.decorator_list, mod, cls, code_file, name)
-        return set_action(holder, attr, value)()
+        value = building.decorate(func, d.node.decorator_list, mod, cls, code_file, name)
+        return building.set_action(holder, attr, value)()
 
     return do
-
-
-def _decorate(
-    func: Any, decorator_list: List[ast.expr], mod: types.ModuleType, cls: Optional[type], filename: str, name: str
-) -> Any:
-    value = func
-    ns = dict(cls.__dict__) if cls is not None else None
-    for dec in reversed(decorator_list):
-        try:
-            expr = ast.Expression(body=dec)
-            ast.fix_missing_locations(expr)
-            decorator = eval(compile(expr, filename, "eval", dont_inherit=True), mod.__dict__, ns)
-            value = decorator(value)
-        except Exception as e:
-            raise LuError(
-                "%s:%d: the decorator of %s raised %s: %s; nothing applied"
-                % (os.path.basename(filename), dec.lineno, name, type(e).__name__, e)
-            )
-    return value
 
 
 # --------------------------------------------------------------------------- new defs
@@ -363,20 +340,9 @@ def added(plan: Plan) -> None:
             made = plan.new.code_of(d)
             if made is None:
                 continue
-            plan.early.append(Step(d.first, _new_function_action(made, plan.mod, holder, d, name)))
+            plan.early.append(Step(d.first, building.new_function_action(made, plan.mod, holder, d, name)))
         plan.say("added", name, "added %s" % name)
         plan.touch(d.parent, d.name)
-
-
-def _new_function_action(code: types.CodeType, mod: types.ModuleType, holder: Holder, d: Def, name: str) -> Action:
-    """do() -> undo: make a def's function (defaults and decorators evaluated now, after the
-    imports of the save that precede it ran) and bind it."""
-
-    def do() -> Callable[[], None]:
-        cls = holder if isinstance(holder, type) else None
-        return set_action(holder, d.name, build_function(code, mod, cls, d, name))()
-
-    return do
 
 
 def _nested_class_action(code: types.CodeType, outer: type, mod: types.ModuleType, d: Def, name: str) -> Action:
@@ -436,7 +402,7 @@ def removed(plan: Plan) -> None:
                 if attr in base.__dict__:
                     fallback = " (%s.%s takes its place)" % (base.__qualname__, attr)
                     break
-        plan.early.append(Step(old.line, set_action(holder, attr, None, delete=True)))
+        plan.early.append(Step(old.line, building.set_action(holder, attr, None, delete=True)))
         plan.say("pruned", name, "pruned %s%s" % (name, fallback))
         plan.touch(old.parent, attr)
 
@@ -570,7 +536,7 @@ def _defaults_action(
 ) -> Action:
     def do() -> Callable[[], None]:
         old = (func.__defaults__, func.__kwdefaults__)
-        fresh = _eval_defaults(node, mod, cls, name)
+        fresh = building.eval_defaults(node, mod, cls, name)
         func.__defaults__, func.__kwdefaults__ = fresh.positional, fresh.keyword
 
         def undo() -> None:
@@ -668,93 +634,3 @@ def _rebuild(plan: Plan, scope: str, cls: type, stmts: List[Statement]) -> None:
     )
     for name in changed:
         plan.touch(scope, name)
-
-
-# --------------------------------------------------------------------------- building
-def build_function(code: types.CodeType, mod: types.ModuleType, cls: Optional[type], d: Def, display: str) -> Any:
-    """A new function object for a def of the new source, decorators applied."""
-    node = d.node
-    assert not isinstance(node, ast.ClassDef)
-    closure = None
-    if code.co_freevars:
-        if code.co_freevars == ("__class__",) and cls is not None:
-            closure = (types.CellType(cls),)
-        else:
-            raise LuError(
-                "the new function %s uses free variables (%s) lu cannot provide; nothing applied"
-                % (display, ", ".join(code.co_freevars))
-            )
-    defaults = _eval_defaults(node, mod, cls, display)
-    fn = types.FunctionType(code, mod.__dict__, node.name, defaults.positional, closure)
-    fn.__kwdefaults__ = defaults.keyword
-    fn.__qualname__ = d.qualname
-    fn.__module__ = mod.__name__
-    fn.__doc__ = _docstring(node)
-    return _decorate(fn, node.decorator_list, mod, cls, code.co_filename, display)
-
-
-def _eval_defaults(node: FuncNode, mod: types.ModuleType, cls: Optional[type], name: str) -> _Defaults:
-    """The default values of `node` evaluated as the def statement would."""
-    args = _strip_annotations(node.args)
-    type_params: Dict[str, Any] = {"type_params": []} if "type_params" in ast.FunctionDef._fields else {}
-    stub = ast.FunctionDef(
-        name="__lu_defaults__",
-        args=args,
-        body=[ast.Pass()],
-        decorator_list=[],
-        returns=None,
-        type_comment=None,
-        **type_params,
-    )
-    module = ast.Module(body=[stub], type_ignores=[])
-    ast.fix_missing_locations(ast.increment_lineno(module, 0))
-    ns: Dict[str, Any] = dict(cls.__dict__) if cls is not None else {}
-    try:
-        exec(compile(module, "<lu defaults of %s>" % name, "exec", dont_inherit=True), mod.__dict__, ns)
-    except Exception as e:
-        raise LuError(
-            "cannot evaluate the default arguments of %s: %s: %s; nothing applied" % (name, type(e).__name__, e)
-        )
-    fn: types.FunctionType = ns["__lu_defaults__"]
-    return _Defaults(positional=fn.__defaults__, keyword=fn.__kwdefaults__)
-
-
-def _strip_annotations(args: ast.arguments) -> ast.arguments:
-    args = copy.deepcopy(args)
-    for a in list(args.posonlyargs) + list(args.args) + list(args.kwonlyargs) + [args.vararg, args.kwarg]:
-        if a is not None:
-            a.annotation = None
-    return args
-
-
-def _docstring(node: FuncNode) -> Optional[str]:
-    try:
-        return ast.get_docstring(node, clean=False)
-    except Exception:
-        return None
-
-
-def set_action(parent: Holder, attr: str, value: object, delete: bool = False) -> Action:
-    """do() -> undo: set (or delete) parent.attr, restoring what was there on undo."""
-    missing = object()
-
-    def do() -> Callable[[], None]:
-        old = parent.__dict__.get(attr, missing)
-        if delete:
-            if old is not missing:
-                delattr(parent, attr)
-        else:
-            setattr(parent, attr, value)
-
-        def undo() -> None:
-            current = parent.__dict__.get(attr, missing)
-            if delete or current is value:
-                if old is missing:
-                    if current is not missing:
-                        delattr(parent, attr)
-                else:
-                    setattr(parent, attr, old)
-
-        return undo
-
-    return do
