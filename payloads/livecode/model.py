@@ -19,6 +19,7 @@ import ast
 import collections
 import hashlib
 import os
+import re
 import types
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
@@ -270,6 +271,7 @@ def bound_names(stmts: List[ast.stmt]) -> Set[str]:
 
 
 CodeMap = Dict[CodeKey, List[types.CodeType]]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line for the tokenizer (not str.splitlines's \f, \x1c...)
 
 
 def _code_map(code: types.CodeType, out: Optional[CodeMap] = None) -> CodeMap:
@@ -305,6 +307,8 @@ class FileModel:
         self.codes = _code_map(self.module_code)
         self.future_flags = self.module_code.co_flags & FUTURE_MASK
         self.by_key: Dict[DefKey, Def] = {d.key: d for d in self.defs}
+        self._lines: Optional[List[str]] = None
+        self._shape: Optional[Shape] = None
 
     def code_of(self, entry: Def) -> Optional[types.CodeType]:
         """The code object the compiler made for a def (None for a class, or if it made none)."""
@@ -320,12 +324,31 @@ class FileModel:
         return compile(module, self.filename, "exec", flags=self.future_flags, dont_inherit=True)
 
     def text_of(self, node: ast.AST) -> str:
-        """The first line of a statement's text, shortened for a one-line report."""
-        text = (ast.get_source_segment(self.source, node) or "").splitlines()
-        first = text[0].strip() if text else type(node).__name__
+        """The first line of a statement's text, shortened for a one-line report.
+
+        What ast.get_source_segment's first line is, from the text split once
+        (get_source_segment splits the whole text again on every call: a
+        report of every statement of a long module was quadratic).
+        """
+        if self._lines is None:
+            self._lines = _LINE_BREAK.split(self.source)
+        number = getattr(node, "lineno", 0)
+        first = ""
+        if 0 < number <= len(self._lines):
+            raw = self._lines[number - 1].encode("utf-8", "surrogatepass")
+            start = getattr(node, "col_offset", 0) or 0
+            end = getattr(node, "end_col_offset", None) if getattr(node, "end_lineno", None) == number else None
+            first = raw[start:end].decode("utf-8", "replace").strip()
+        first = first or type(node).__name__
         return first if len(first) <= 60 else first[:57] + "..."
 
     def shape(self) -> Shape:
+        """What is kept of this text once the process runs it (made once: the model is cached by content)."""
+        if self._shape is None:
+            self._shape = self._make_shape()
+        return self._shape
+
+    def _make_shape(self) -> Shape:
         defs: Dict[DefKey, DefShape] = {}
         by_code: Dict[CodeKey, DefKey] = {}
         names: Dict[str, List[DefKey]] = {}
