@@ -176,7 +176,8 @@ def module_file(mod: Any) -> Optional[str]:
     return f
 
 
-def _same_file(a: str, b: str, cache: FileCache) -> bool:
+def same_file(a: str, b: str, cache: FileCache) -> bool:
+    """Do two paths name one file (realpaths compared once per pair, remembered in `cache`)?"""
     if a == b:
         return True
     key = (a, b)
@@ -203,7 +204,7 @@ def _defined_here(func: types.FunctionType, filename: Optional[str], cache: File
         return False
     if filename is None:
         return True  # the caller checked func.__module__
-    return _same_file(code.co_filename, filename, cache)
+    return same_file(code.co_filename, filename, cache)
 
 
 def _generated(attr: str, func: types.FunctionType) -> bool:

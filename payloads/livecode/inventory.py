@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
 import types
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
 from ..engine import UpdateManager
-from ..engine.resolve import wrapped_of
+from ..engine.resolve import FileCache, same_file, wrapped_of
 from .model import DefKey, Shape
 
 MAX_DEPTH = 12  # wrapper links followed from one attribute
@@ -78,28 +77,14 @@ class _Mapper:
     def __init__(self, shape: Shape, filename: str, manager: UpdateManager) -> None:
         self.shape = shape
         self.filename = filename
-        self.real = _realpath(filename)
         self.manager = manager
-        self.same: Dict[str, bool] = {filename: True}
+        self.same: FileCache = {}
 
     def of(self, func: types.FunctionType) -> Optional[Live]:
         code, runs = self.manager.file_body(func, self.filename)
-        if code is None:
-            return None
-        name = code.co_filename
-        same = self.same.get(name)
-        if same is None:
-            same = self.same[name] = _realpath(name) == self.real
-        if not same:
+        if code is None or not same_file(code.co_filename, self.filename, self.same):
             return None
         return Live(func, code, runs)
-
-
-def _realpath(path: str) -> str:
-    try:
-        return os.path.realpath(path)
-    except Exception:
-        return path
 
 
 def reachable(value: Any, out: List[types.FunctionType], seen: Set[int], depth: int = 0) -> None:

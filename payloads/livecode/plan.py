@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from ..engine import Moved, NewBody
 from ..engine.effects import global_names
+from ..engine.resolve import FileCache, same_file
 from ..engine.source import same_code, shift_code
 from ..engine.updates import Action, Change
 from ..errors import LuError
@@ -615,12 +616,12 @@ def _rebuild(plan: Plan, scope: str, cls: type, stmts: List[Statement]) -> None:
     code = plan.new.compile_alone(node)
     bound = statements.names_bound(node.body)
     changed = statements.names_bound([s.node for s in stmts])
-    real = os.path.realpath(plan.new.filename)
+    cache: FileCache = {}
 
     def from_file(value: Any) -> bool:
         found: List[types.FunctionType] = []
         inventory.reachable(value, found, set())
-        return any(os.path.realpath(f.__code__.co_filename) == real for f in found)
+        return any(same_file(f.__code__.co_filename, plan.new.filename, cache) for f in found)
 
     what = "%s:%d: class %s" % (plan.short, node.lineno, node.name)
     plan.late.append(
