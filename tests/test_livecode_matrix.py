@@ -9,7 +9,7 @@ update reverted, the original behaviour checked.  Run two ways:
 - injected: a program with no lu code in it, `lu inject`, then the cases
   run by the injected agent (the `lu watch` path);
 
-in-process on every interpreter, free-threaded 3.13 too; injected on every one but that (see below).
+both on every interpreter, free-threaded 3.13 included.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 
 import pytest
 from conftest import REPO, TARGETS, run_lu
-from interpreters import ALL, EVERY, NEW_GIL
+from interpreters import EVERY
 
 from lu_attach.session import connect
 
@@ -83,10 +83,7 @@ def test_livecode_matrix_in_process(python, tmp_path):
     check(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-# Not on the free-threaded 3.13t yet: there, once lu's payloads are loaded from their bytecode cache,
-# case registry_returns_itself comes out unchanged (the functions a registry holds are not found);
-# in-process, and on the first injected run, it passes. Under investigation with issue 11.
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_livecode_matrix_injected(python, start_target, tmp_path):
     target = start_target(python, "sleeper.py")
     assert run_lu("inject", target.pid).returncode == 0

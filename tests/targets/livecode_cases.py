@@ -812,6 +812,17 @@ CASES = [
         before=[["paint 7", "sing 7", "dance 7"]],
         after=[["paint 7", "sing 14", "dance 7"]],
     ),
+    # On 3.13 free-threaded, a thread's start makes top-level functions immortal and a collection
+    # then stops tracking them: gc.get_referrers cannot see them; they must be found all the same.
+    Case(
+        "registry_after_a_collection",
+        REGISTRY,
+        REGISTRY.replace('"dance %d" % x', '"dance %d" % (x + 1)'),
+        probe="[m.activities(7)]",
+        setup="import gc, threading\nt = threading.Thread(target=len, args=((),))\nt.start()\nt.join()\ngc.collect()\n",
+        before=[["paint 7", "sing 7", "dance 7"]],
+        after=[["paint 7", "sing 7", "dance 8"]],
+    ),
     Case(
         "class_body_aliases",
         SCARF,
