@@ -14,6 +14,7 @@ application thread never waits on a slow client.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ import struct
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from . import osthreads, paths, procinfo, protocol
 from .errors import LuError
@@ -66,9 +67,18 @@ class Connection:
         self.peer = peer  # (pid, uid, gid)
         self.send_lock = osthreads.Lock()
         self.closed = False
-        self.wants_events = True
+        self._wants_events = True
         self.state: Dict[str, Any] = {}
         self.on_close: List[Callable[[], None]] = []  # what a handler left open for this client (run once, on close)
+
+    @property
+    def wants_events(self) -> bool:
+        return self._wants_events
+
+    @wants_events.setter
+    def wants_events(self, value: bool) -> None:
+        self._wants_events = value
+        self.agent.count_listeners()
 
     def send(self, message: Dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -193,8 +203,14 @@ class Agent:
         self.connections: List[Connection] = []
         self._connections_lock = osthreads.Lock()
         self._bind_lock = osthreads.Lock()
-        self._events: List[Dict[str, Any]] = []
-        self._events_cond = osthreads.Condition()
+        # Events go from the program's threads to the streaming thread without a lock: a deque's append
+        # and popleft are atomic, and the streaming thread is woken only when it may be waiting. A lock
+        # and a notify per event made the two threads take turns at every event on a free-threaded build
+        # (a debugged hot loop 30 times slower there).
+        self._events: Deque[Dict[str, Any]] = collections.deque()
+        self._events_ready = osthreads.Event()
+        self._listening = False  # some client wants events: else emit() drops them at once (they are logged)
+        self._drop_lock = osthreads.Lock()
         self.events_dropped = 0
         self._dropped_since = 0  # events dropped since the last batch went out (told to the clients with it)
         self.listener: Any = None
@@ -313,6 +329,7 @@ class Agent:
                 connection = Connection(self, conn, peer)
                 with self._connections_lock:
                     self.connections.append(connection)
+                self.count_listeners()
                 osthreads.start_thread(connection.serve, "lu-agent-client")
             except Exception:
                 self.log.write("accept error: %s" % traceback.format_exc())
@@ -325,38 +342,53 @@ class Agent:
         with self._connections_lock:
             if connection in self.connections:
                 self.connections.remove(connection)
+        self.count_listeners()
+
+    def count_listeners(self) -> None:
+        """Whether any client wants events, for emit() to read without a lock."""
+        with self._connections_lock:
+            self._listening = any(c.wants_events and not c.closed for c in self.connections)
 
     # -- events: called from application threads, so never block on a client
     def emit(self, event: Dict[str, Any]) -> None:
-        with self._events_cond:
-            if len(self._events) >= EVENT_QUEUE_LIMIT:
+        if not self._listening:
+            return
+        events = self._events
+        if len(events) >= EVENT_QUEUE_LIMIT:
+            with self._drop_lock:
                 self.events_dropped += 1
                 self._dropped_since += 1
-                return
-            self._events.append(event)
-            self._events_cond.notify()
+            return
+        events.append(event)
+        if not self._events_ready.is_set():
+            self._events_ready.set()
+
+    def _next_batch(self) -> List[Dict[str, Any]]:
+        """The events queued so far, and where the stream lost some (said at that point, not summed at the end)."""
+        events = self._events
+        batch = [events.popleft() for _ in range(len(events))]
+        with self._drop_lock:
+            dropped, self._dropped_since = self._dropped_since, 0
+        if dropped:
+            batch.append(
+                {
+                    "kind": "dropped",
+                    "pid": self.pid,
+                    "time": time.time(),
+                    "count": dropped,
+                    "reason": "the client could not keep up",
+                }
+            )
+        return batch
 
     def _event_loop(self) -> None:
         next_heal = time.monotonic() + self.HEAL_SECONDS
         while not self.stopping:
-            with self._events_cond:
-                while not self._events and not self.stopping:
-                    left = next_heal - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._events_cond.wait(left)  # emit() and stop() notify
-                batch, self._events = self._events, []
-                if self._dropped_since:  # where the stream lost events: said at that point, not summed at the end
-                    batch.append(
-                        {
-                            "kind": "dropped",
-                            "pid": self.pid,
-                            "time": time.time(),
-                            "count": self._dropped_since,
-                            "reason": "the client could not keep up",
-                        }
-                    )
-                    self._dropped_since = 0
+            left = next_heal - time.monotonic()
+            if left > 0 and not self._events and not self._dropped_since:
+                self._events_ready.wait(left)  # emit() and stop() set it
+            self._events_ready.clear()  # before taking the batch: an event queued after it sets it again
+            batch = self._next_batch()
             if time.monotonic() >= next_heal:
                 next_heal = time.monotonic() + self.HEAL_SECONDS
                 try:
@@ -390,8 +422,7 @@ class Agent:
     def stop(self, spare: Optional[Connection] = None) -> None:
         """Stop listening and remove the socket; close every client but `spare`."""
         self.stopping = True
-        with self._events_cond:
-            self._events_cond.notify_all()
+        self._events_ready.set()
         with self._bind_lock:
             _close_listener(self.listener)
             for path in (self.socket_path, self.info_path):

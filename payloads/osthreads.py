@@ -134,6 +134,10 @@ class Event:
             self._flag = True
             self._cond.notify_all()
 
+    def clear(self) -> None:
+        with self._cond:
+            self._flag = False
+
     def wait(self, timeout: Optional[float] = None) -> bool:
         with self._cond:
             if not self._flag:

@@ -334,9 +334,17 @@ class Recorder:
             opened, self._opened = self._opened, []
             for record in opened:
                 out.setdefault(self.log_of(record["session"]), []).append(record)
-            while self._events:
-                record = self._events.popleft()
-                out.setdefault(self.log_of(record["session"]), []).append(record)
+            logs: Dict[str, LogFile] = {}  # session -> its log, looked up once a flush: the program's threads
+            # read self.sessions at every event, and a lookup per record made both sides wait on a
+            # free-threaded build
+            events = self._events
+            for _ in range(len(events)):
+                record = events.popleft()
+                session = record["session"]
+                log = logs.get(session)
+                if log is None:
+                    log = logs[session] = self.log_of(session)
+                out.setdefault(log, []).append(record)
             dropped, self._dropped = self._dropped, {}
             for session, count in dropped.items():  # where they were lost: after the events that made it
                 out.setdefault(self.log_of(session), []).append(

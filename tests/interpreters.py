@@ -97,6 +97,5 @@ def new_interpreter_params():
 NEW = new_interpreter_params()
 EVERY = ALL + NEW
 # The new builds with a GIL. Tests run on EVERY interpreter, the free-threaded build included, except
-# where it does not apply (PEP 768 needs 3.14) or where it is too slow to run each time: the event test's
-# hot loop takes a minute on it (nine seconds elsewhere), so that test runs on ALL + NEW_GIL.
+# where it does not apply: PEP 768 needs 3.14.
 NEW_GIL = [p for p in NEW if p.id != "ft-3.13t"]

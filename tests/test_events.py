@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from conftest import REPO, lu_ok, until
-from interpreters import ALL, NEW_GIL
+from interpreters import EVERY
 
 BURST = 300_000  # calls: 600,000 events, far more than the recorder holds between two writes
 
@@ -31,7 +31,7 @@ def private_logs(tmp_path) -> str:
     return str(logs)
 
 
-@pytest.mark.parametrize("python", ALL + NEW_GIL)
+@pytest.mark.parametrize("python", EVERY)
 def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_lost(python, start_target, tmp_path):
     flag = tmp_path / "go"
     target = start_target(python, "hot_burst.py", str(flag), str(BURST))
