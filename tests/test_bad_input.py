@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import SYSTEM_PYTHON, assert_one_line_error, run_lu
-from interpreters import ALL
+from interpreters import ALL, NEW
 
 PY = next(p.values[0] for p in ALL if p.values[0])
 
@@ -186,3 +186,13 @@ def test_a_command_that_starts_the_agent_says_so_in_one_line(start_target):
     assert said.startswith("lu: started its agent in process %d (ptrace, a " % target.pid), said
     again = run_lu("attach", target.pid, input="print(1)\n")
     assert again.stderr == ""  # it was there already: nothing to say
+
+
+@pytest.mark.parametrize("python", [p for p in NEW if p.id == "ft-3.13t"])
+def test_sample_of_a_free_threaded_target_py_spy_cannot_read(python, start_target):
+    target = start_target(python, "sleeper.py")
+    result = run_lu("sample", target.pid, "--duration", "1")
+    if result.returncode == 0:
+        pytest.skip("this py-spy reads free-threaded builds")
+    assert_one_line_error(result, "py-spy cannot read process %d, a free-threaded Python" % target.pid, "lu profile")
+    assert target.alive()

@@ -228,6 +228,28 @@ def pyspy_command(
     return cmd
 
 
+def pyspy_error(output: str) -> str:
+    """py-spy's own error line ("Error: ..."), not the last line of the backtrace it prints after it."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("Error:"):
+            return line[len("Error:") :].strip()
+    return lines[-1] if lines else ""
+
+
+def pyspy_cannot_read(pid: int, py_spy: str) -> Optional[str]:
+    """Why py-spy cannot read `pid` (its error line), or None when a quick dump works."""
+    try:
+        proc = subprocess.run(
+            [py_spy, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return "py-spy dump did not finish within 30 s"
+    if proc.returncode == 0:
+        return None
+    return pyspy_error(proc.stderr or proc.stdout or "") or "exit status %d" % proc.returncode
+
+
 def record_pyspy(
     pid: int, duration: float = 5.0, rate_hz: int = 100, idle: bool = False, py_spy: Optional[str] = None
 ) -> Report:
@@ -248,8 +270,7 @@ def record_pyspy(
         except subprocess.TimeoutExpired:
             raise ReportError(f"py-spy did not finish within {duration + 60:.0f} s") from None
         if proc.returncode != 0 or not os.path.exists(out):
-            msg = (proc.stderr or proc.stdout or "").strip().splitlines()
-            reason = msg[-1] if msg else f"exit status {proc.returncode}"
+            reason = pyspy_error(proc.stderr or proc.stdout or "") or f"exit status {proc.returncode}"
             raise ReportError(f"py-spy failed on process {pid}: {reason}")
         with open(out, encoding="utf-8", errors="replace") as fh:
             text = fh.read()

@@ -11,6 +11,7 @@ import click
 from lu_attach.errors import LuAttachError
 from lu_attach.inject import check_target
 from lu_attach.report import Report, find_pyspy, record_pyspy
+from lu_attach.report.pyspy import pyspy_cannot_read
 from lu_attach.tree import process_tree
 
 from .. import tree_output
@@ -31,10 +32,17 @@ def command(pid: int, duration: float, rate: int, idle: bool, output: ReportOutp
     if rate <= 0:
         raise LuAttachError("--rate must be positive")
     pids = [m.pid for m in process_tree(pid)] if tree else [pid]
-    for member in pids:
-        check_target(member)  # the same checks as an injection: py-spy needs the same rights
-    if not find_pyspy():
+    free_threaded = [member for member in pids if check_target(member).free_threaded]  # py-spy needs the same rights
+    py_spy = find_pyspy()
+    if not py_spy:
         raise LuAttachError("py-spy is not installed (pip install py-spy), or $LU_PYSPY names no program")
+    for member in free_threaded:  # py-spy 0.4 cannot read these builds: asked before anything is said
+        reason = pyspy_cannot_read(member, py_spy)
+        if reason is not None:
+            raise LuAttachError(
+                "py-spy cannot read process %d, a free-threaded Python (%s); `lu profile %d PATTERN` measures it "
+                "from inside" % (member, reason, member)
+            )
     what = "process %d" % pid if not tree else "%s of the tree of %d" % (tree_output.processes(len(pids)), pid)
     echo("sampling %s with py-spy for %g s at %d Hz..." % (what, duration, rate), err=True)
     with report_errors(), concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(pids))) as pool:

@@ -122,3 +122,15 @@ def test_format_event_with_fields_missing(utc):
 def test_format_event_near_a_whole_second(utc):
     stamp = format_event(dict(event("return", {"value": "1"}), time=10.9996)).split()[0]
     assert stamp in ("00:00:10.999", "00:00:11.000")
+
+
+def test_py_spys_error_line_is_its_message_not_its_backtrace():
+    from lu_attach.report.pyspy import pyspy_error
+
+    output = (
+        "Error: Failed to find a python interpreter in the .data section\n\nStack backtrace:\n"
+        "   0: anyhow::error::<impl anyhow::Error>::msg\n   7: std::sys::thread::unix::Thread::new::thread_start\n"
+    )
+    assert pyspy_error(output) == "Failed to find a python interpreter in the .data section"
+    assert pyspy_error("permission denied\n") == "permission denied"
+    assert pyspy_error("") == ""
