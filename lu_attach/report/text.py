@@ -251,7 +251,8 @@ def render_text(report: Report, min_fraction: float = 0.0, max_depth: Optional[i
             if n:
                 out.append("")
             if t.thread_id is not None and t.thread_id < 0:
-                extra = " (threads that ended)"  # the recorder pools ended threads by name
+                # the recorder pools ended threads by name, and ended greenlets as greenlet-*
+                extra = " (greenlets that ended)" if t.thread.startswith("greenlet-") else " (threads that ended)"
             elif t.label.endswith(")") and t.thread_id is not None:
                 extra = f" ({t.thread_id})"
             else:

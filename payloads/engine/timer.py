@@ -44,13 +44,22 @@ await, and at the end:
 Exceptions thrown into a suspended call (a cancelled task, a closed
 generator) resume it without `unpause`: the hooks notice and count that
 resumption from the moment they see it.
+
+Green threads. Under gevent or eventlet `threading.local` is per greenlet,
+so each greenlet (a request, usually) gets a tree of its own. Its thread
+object is a placeholder that never ends, and its ident is reused once the
+greenlet is gone, so such a tree holds a weak reference to its greenlet and
+ends with it (`CallTree.ended`); a tool then folds it into the trees of
+ended ones, as it does for threads.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import types
+import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set
 
 HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED, WALL = range(7)
@@ -67,18 +76,55 @@ def new_node(info: Any, parent: Optional[Node]) -> Node:
 
 
 class CallTree:
-    """One thread's call tree, its current node, and the call awaiting a profiled call, if any."""
+    """One thread's (or greenlet's) call tree, its current node, and the call awaiting a profiled call, if any."""
 
-    __slots__ = ("awaiting", "ident", "name", "node", "root", "thread")
+    __slots__ = ("awaiting", "greenlet", "ident", "name", "node", "root", "thread")
 
-    def __init__(self, thread: Optional[threading.Thread] = None, name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        thread: Optional[threading.Thread] = None,
+        name: Optional[str] = None,
+        greenlet: Optional[Callable[[], Any]] = None,
+    ) -> None:
         thread = thread or threading.current_thread()
         self.thread: Optional[threading.Thread] = thread
         self.ident: Optional[int] = thread.ident
         self.name: str = name or thread.name
+        self.greenlet = greenlet  # a weak reference to the greenlet the tree is of, when it is one's
         self.root: Node = new_node(None, None)
         self.node: Node = self.root
         self.awaiting: Optional[Activation] = None
+
+    def ended(self) -> bool:
+        """Whether its thread or greenlet has finished (nothing more will be added to it)."""
+        return has_ended(self.thread, self.greenlet)
+
+
+def has_ended(thread: Optional[threading.Thread], greenlet: Optional[Callable[[], Any]]) -> bool:
+    """Whether a thread, or the greenlet a weak reference is to when there is one, has finished."""
+    if greenlet is not None:
+        green = greenlet()
+        return green is None or bool(getattr(green, "dead", True))
+    return thread is not None and not thread.is_alive()
+
+
+def running_greenlet() -> Optional[Callable[[], Any]]:
+    """A weak reference to the greenlet running now, unless it is its thread's main one (or none runs)."""
+    module = sys.modules.get("greenlet")
+    if module is None:
+        return None
+    try:
+        current = module.getcurrent()
+        if current.parent is None:  # the thread's own greenlet: the tree is the thread's
+            return None
+        return weakref.ref(current)
+    except Exception:
+        return None
+
+
+def locals_are_per_greenlet(local: Any) -> bool:
+    """Whether this threading.local is gevent's or eventlet's (one value per greenlet)."""
+    return not type(local).__module__.startswith(("_thread", "threading", "_threading_local"))
 
 
 class Activation:
@@ -169,6 +215,7 @@ class CallTimer:
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.local = threading.local()
+        self.per_greenlet = locals_are_per_greenlet(self.local)
         self.clock = clock
         self.codes: Set[types.CodeType] = set()
         self.running: Set[Activation] = set()  # generators and coroutines started and not finished
@@ -353,8 +400,8 @@ class CallTimer:
         return SuspendableHooks(start, pause, unpause, resumed, finish, timed_with, timed_for)
 
     def new_tree(self) -> CallTree:
-        """The calling thread's first timed call: give it a tree."""
-        tree = CallTree()
+        """The calling thread's (or greenlet's) first timed call: give it a tree."""
+        tree = CallTree(greenlet=running_greenlet() if self.per_greenlet else None)
         self.local.tree = tree
         self.tree_started(tree)
         return tree

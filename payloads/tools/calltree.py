@@ -35,6 +35,7 @@ from .. import osthreads
 from ..engine.timer import CHILDREN, HITS, PARENT, STARTED, TOTAL, WALL, CallTimer, CallTree, Node, merge
 
 _COUNTER = re.compile(r"-\d+\b")
+GREENLETS = "greenlet-*"  # the pool of ended greenlets (gevent names each a Dummy-N thread, never ended)
 
 
 def pooled_name(name: str) -> str:
@@ -69,12 +70,12 @@ class CallTreeSession(CallTimer):
         paths, not with calls or threads.
         """
         with self._threads_lock:
-            ended = [tree for tree in self.threads if tree.thread is not None and not tree.thread.is_alive()]
+            ended = [tree for tree in self.threads if tree.ended()]
             if not ended:
                 return
             self.threads = [tree for tree in self.threads if tree not in ended]
         for tree in ended:
-            name = pooled_name(tree.name)
+            name = GREENLETS if tree.greenlet is not None else pooled_name(tree.name)
             pool = self.finished.get(name)
             if pool is None:
                 pool = self.finished[name] = CallTree(tree.thread, name)

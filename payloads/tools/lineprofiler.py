@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import osthreads
 from ..engine import FuncInfo, Instrument, Points
+from ..engine.timer import has_ended, locals_are_per_greenlet, running_greenlet
 from ..recorder import Record
-from .calltree import pool_ident, pooled_name
+from .calltree import GREENLETS, pool_ident, pooled_name
 from .common import apply_session, line_numbers
 from .registry import Tool
 
@@ -38,6 +39,7 @@ class _ThreadLines(NamedTuple):
     started: Dict[LineKey, int]  # the lines it is running -> their start (perf_counter_ns)
     stats: LineStats
     thread: threading.Thread
+    greenlet: Optional[Callable[[], Any]]  # a weak reference to its greenlet, under gevent or eventlet
 
 
 class _PoolLines(NamedTuple):
@@ -46,6 +48,7 @@ class _PoolLines(NamedTuple):
     started: Dict[LineKey, int]
     stats: LineStats
     thread: _Pool
+    greenlet: None = None
 
 
 class LineSession:
@@ -55,10 +58,11 @@ class LineSession:
         self.finished: Dict[str, _PoolLines] = {}
         self._lock = osthreads.Lock()
         local = threading.local()
+        per_greenlet = locals_are_per_greenlet(local)
         clock = time.perf_counter_ns
 
         def new_state() -> _ThreadLines:
-            state = _ThreadLines({}, {}, threading.current_thread())
+            state = _ThreadLines({}, {}, threading.current_thread(), running_greenlet() if per_greenlet else None)
             local.state = state
             with self._lock:
                 self.threads.append(state)
@@ -99,12 +103,12 @@ class LineSession:
     def fold_finished(self) -> None:
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
         with self._lock:
-            ended = [state for state in self.threads if not state.thread.is_alive()]
+            ended = [state for state in self.threads if has_ended(state.thread, state.greenlet)]
             if not ended:
                 return
-            self.threads = [state for state in self.threads if state.thread.is_alive()]
-        for _started, stats, thread in ended:
-            name = pooled_name(thread.name)
+            self.threads = [state for state in self.threads if state not in ended]
+        for _started, stats, thread, greenlet in ended:
+            name = GREENLETS if greenlet is not None else pooled_name(thread.name)
             pool = self.finished.get(name)
             if pool is None:
                 pool = self.finished[name] = _PoolLines({}, {}, _Pool(name))
@@ -116,7 +120,7 @@ class LineSession:
     def snapshot(self) -> List[Record]:
         self.fold_finished()
         records: List[Record] = []
-        for _started, stats, thread in list(self.threads) + list(self.finished.values()):
+        for _started, stats, thread, _greenlet in list(self.threads) + list(self.finished.values()):
             lines = [
                 {"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
                 for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])
