@@ -18,7 +18,7 @@ from lu_attach.profiling import host_path, revert_quietly, run_for, signals_held
 from lu_attach.report import report_from_records
 
 from . import tree_output
-from .output import ProgressLine, echo
+from .output import ProgressLine, echo, print_json
 from .report_options import ReportOutput, show_report
 
 T = TypeVar("T")
@@ -27,6 +27,16 @@ EventHandler = Callable[[Dict[str, Any]], None]
 
 def plural(count: int, noun: str) -> str:
     return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+NAMES_SHOWN = 6  # of a session's functions, named on its first line (`lu ls --json` lists them all)
+
+
+def names_of(targets: List[str]) -> str:
+    """'a.f, a.g' or 'a.f, a.g, ... and 40 more': what a session acts on, by name."""
+    shown = ", ".join(targets[:NAMES_SHOWN])
+    rest = len(targets) - NAMES_SHOWN
+    return shown + (" and %d more" % rest if rest > 0 else "")
 
 
 def apply_tool(client: AgentClient, op: str, args: Dict[str, Any], duration: Optional[float]) -> Dict[str, Any]:
@@ -47,13 +57,23 @@ def apply_tool(client: AgentClient, op: str, args: Dict[str, Any], duration: Opt
     return result
 
 
-def left_in_force(pid: int, result: Dict[str, Any], doing: str) -> None:
-    """The session stays applied: its ids, its log, and how to read and stop it."""
+def left_in_force(pid: int, result: Dict[str, Any], doing: str, output: Optional[ReportOutput] = None) -> None:
+    """The session stays applied: its ids, its log, and how to read and stop it (JSON when --json asked)."""
     ids: List[int] = result["ids"]
     log = host_path(pid, result["log"])
+    if output is not None and output.renderer is not None and output.renderer.name == "json" and output.path is None:
+        print_json(dict(result, log=log))  # {ids, targets, log, ...}: what a script needs to follow it up
+        return
     echo(
-        "%s %s in process %d (update %s); log: %s"
-        % (doing, plural(len(result["targets"]), "function"), pid, ", ".join(map(str, ids)), log)
+        "%s %s in process %d (update %s): %s; log: %s"
+        % (
+            doing,
+            plural(len(result["targets"]), "function"),
+            pid,
+            ", ".join(map(str, ids)),
+            names_of(result["targets"]),
+            log,
+        )
     )
     echo("see it with `lu report %s`; stop with `lu revert %d %s`" % (log, pid, " ".join(map(str, ids))))
 
@@ -72,8 +92,8 @@ def run_session(
     `last` runs before the revert (to take the session's figures); its answer is returned.
     """
     echo(
-        "%s %s in process %d for %g s (Ctrl-C to stop early)..."
-        % (doing, plural(len(result["targets"]), "function"), pid, duration),
+        "%s %s in process %d for %g s: %s (Ctrl-C to stop early)..."
+        % (doing, plural(len(result["targets"]), "function"), pid, duration, names_of(result["targets"])),
         err=True,
     )
     try:
@@ -156,13 +176,16 @@ def run_tree_tool(
             echo("process %d: nothing to do there (%s)" % (member, why), err=True)
         ids = ", ".join(map(str, sessions.ids))
         where = "%s of the tree of %d" % (tree_output.processes(len(sessions.started)), pid)
+        targets = _targets(sessions)
         if duration is None:
-            echo("%s %s in %s (update %s)" % (doing, plural(len(_targets(sessions)), "function"), where, ids))
+            echo(
+                "%s %s in %s (update %s): %s" % (doing, plural(len(targets), "function"), where, ids, names_of(targets))
+            )
             echo("stop with `lu revert %d %s --tree`" % (pid, ids.replace(",", "")))
             return
         echo(
-            "%s %s in %s for %g s (Ctrl-C to stop early)..."
-            % (doing, plural(len(_targets(sessions)), "function"), where, duration),
+            "%s %s in %s for %g s: %s (Ctrl-C to stop early)..."
+            % (doing, plural(len(targets), "function"), where, duration, names_of(targets)),
             err=True,
         )
         records: List[Dict[str, Any]] = []

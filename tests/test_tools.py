@@ -218,6 +218,21 @@ def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
     assert nothing_applied(target.pid)
 
 
+@pytest.mark.parametrize("python", ALL[-1:])
+def test_profile_names_what_it_profiles(python, service):
+    target, _port = service(python)
+    left = run_lu("profile", target.pid, "__main__.Cart.*", "--json")
+    assert left.returncode == 0, left.stderr
+    started = json.loads(left.stdout)  # left in force: what a script needs to follow it up
+    assert sorted(started["targets"]) == ["__main__.Cart.__init__", "__main__.Cart.total"]
+    assert started["log"].endswith("lu-%d.jsonl" % target.pid) and len(started["ids"]) == 1
+    timed = run_lu("profile", target.pid, "__main__.price", "--duration", "0.5")
+    assert timed.returncode == 0, timed.stderr
+    assert "profiling 1 function in process %d for 0.5 s: __main__.price (Ctrl-C" % target.pid in timed.stderr
+    assert run_lu("revert", target.pid, "--all").returncode == 0
+    assert nothing_applied(target.pid)
+
+
 @pytest.mark.parametrize("python", ALL[:1])
 def test_sample_with_pyspy(python, service):
     target, port = service(python)

@@ -61,6 +61,6 @@ def command(
     with connect(pid, inject_if_needed=True, announce=announce) as client:
         result = apply_tool(client, "profile", args, duration)
         if duration is None:
-            left_in_force(pid, result, "profiling")
+            left_in_force(pid, result, "profiling", output)
             return
         run_then_report(client, pid, result, duration, "profiling", output, "no calls of the profiled functions")

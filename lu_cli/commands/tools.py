@@ -64,7 +64,7 @@ def command_for(tool: Tool, spec: CliCommand) -> click.Command:
         with connect(pid, inject_if_needed=True, announce=announce) as client:
             result = apply_tool(client, spec.request, {"patterns": list(patterns), "log_dir": log_dir}, duration)
             if duration is None:
-                left_in_force(pid, result, "%s:" % tool.name)
+                left_in_force(pid, result, "%s:" % tool.name, output)
                 return
             run_then_report(
                 client,

@@ -72,3 +72,11 @@ def test_print_table_cuts_the_last_column(capsys):
 def test_print_table_without_rows(capsys):
     print_table(["PID", "USER"], [])
     assert capsys.readouterr().out == "PID  USER\n"
+
+
+def test_a_session_names_its_first_functions_and_counts_the_rest():
+    from lu_cli.tool_session import NAMES_SHOWN, names_of
+
+    assert names_of(["m.f"]) == "m.f"
+    many = ["m.f%d" % n for n in range(NAMES_SHOWN + 2)]
+    assert names_of(many) == ", ".join(many[:NAMES_SHOWN]) + " and 2 more"
