@@ -153,7 +153,7 @@ def test_target_exits_during_injection(start_target):
 
 def test_commands_without_an_agent(start_target):
     target = start_target(PY, "sleeper.py")
-    for command in (["ls"], ["revert", "--all"], ["revert", "1"], ["patch", __file__]):
+    for command in (["ls"], ["revert", "--all"], ["revert", "1"]):  # nothing to list or undo
         assert_one_line_error(run_lu(command[0], target.pid, *command[1:]), "no lu agent runs in process")
     # detaching what is not there leaves it as asked: not an error (so `lu detach` twice is fine)
     result = run_lu("detach", target.pid)
@@ -186,6 +186,17 @@ def test_a_command_that_starts_the_agent_says_so_in_one_line(start_target):
     assert said.startswith("lu: started its agent in process %d (ptrace, a " % target.pid), said
     again = run_lu("attach", target.pid, input="print(1)\n")
     assert again.stderr == ""  # it was there already: nothing to say
+
+
+def test_a_patch_starts_the_agent_when_there_is_none(start_target, tmp_path):
+    target = start_target(PY, "sleeper.py")
+    patch = tmp_path / "fix.py"
+    patch.write_text("import sys\nsys.lu_patched = True\n")
+    result = run_lu("patch", target.pid, str(patch))
+    assert result.returncode == 0, result.stderr
+    (said,) = result.stderr.splitlines()
+    assert said.startswith("lu: started its agent in process %d" % target.pid), said
+    assert result.stdout.strip() == "the patch applied no update"
 
 
 @pytest.mark.parametrize("python", [p for p in NEW if p.id == "ft-3.13t"])

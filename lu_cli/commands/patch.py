@@ -13,7 +13,7 @@ from lu_attach.session import connect
 
 from .. import tree_output
 from ..options import duration_option, follow_option, json_option, tree_option
-from ..output import echo, print_json
+from ..output import announce, echo, print_json
 
 
 @click.command("patch", short_help="Apply a patch file: all of its updates or none.")
@@ -57,7 +57,7 @@ def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optio
                     told=_joined,
                 )
         return
-    with connect(pid) as client:
+    with connect(pid, inject_if_needed=True, announce=announce) as client:
         ids = client.request("patch", source=source, filename=os.path.basename(patch_file))
         updates = [u for u in client.request("ls") if u["id"] in ids]
     if as_json:
