@@ -69,6 +69,21 @@ def test_awaited_coroutines_nest_with_running_and_wall_time(python, start_target
     assert stuck["open"] == 1 and 0 < stuck["open_wall_ms"] <= 1300, stuck
 
 
+@pytest.mark.parametrize("python", EVERY)
+def test_calls_running_since_before_the_profile_are_shown_not_finished(python, start_target):
+    """A worker already deep in a long call never reaches the woven timer: it is found on its stack."""
+    target = start_target(python, "long_call.py")
+    threads = threads_of(profile_json(target.pid, "__main__.outer", "__main__.inner", duration="1"))
+    (outer,) = threads["long-worker"]["calls"]
+    inner = child(outer, "__main__.inner")
+    for call in (outer, inner):
+        assert call["hits"] == 0 and call["open"] == 1 and call["open_before"] == 1, call
+        assert 900 <= call["open_wall_ms"] < 5000, call  # since the profile started: at least that
+    text = run_lu("profile", target.pid, "__main__.outer", "--duration", "0.5", timeout=120).stdout
+    assert "__main__.outer has not finished" in text and "it started before the profile" in text, text
+    assert "started before)" in text, text
+
+
 def test_the_text_report_labels_running_wall_and_unfinished(start_target):
     target = start_target(PY, "async_service.py")
     result = run_lu("profile", target.pid, *FUNCTIONS, "--duration", "1.5", timeout=120)

@@ -9,6 +9,7 @@ Schema (keys marked + are additions beyond the contract)::
                        "per_hit_ms": float, +"self_ms": float,
                        +"wall_ms": float, +"wall_per_hit_ms": float,   (generators, coroutines)
                        +"open": int, +"open_ms": float, +"open_wall_ms": float,  (not finished)
+                       +"open_before": int,  (of them, started before the profile: times from its start)
                        "children": [...]}],
             "lines": [{"function": str, "line": int, "hits": int,
                        "total_ms": float, +"per_hit_ms": float}],
@@ -58,6 +59,8 @@ def _call(node: CallNode) -> Dict[str, Any]:
             d.update(wall_ms=_ms(n.wall_ns), wall_per_hit_ms=_ms(n.wall_per_hit_ns))
         if n.open:  # calls not finished when the profile was read, with their time so far
             d.update(open=n.open, open_ms=_ms(n.open_ns), open_wall_ms=_ms(n.open_wall_ns))
+            if n.open_before:  # of them, started before the profile: their times are from its start
+                d.update(open_before=n.open_before)
         d["children"] = []
         for c in n.sorted_children():
             cd: Dict[str, Any] = {}

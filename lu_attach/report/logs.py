@@ -618,11 +618,11 @@ def _call_node(node: object, by_index: List[Optional[Tuple[str, ...]]]) -> Optio
     if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
         by_index.append(None)
         return None
-    # [hits, total_ns, wall_ns (-1: a plain function's, the same as total), open, open_ns, open_wall_ns]
+    # [hits, total_ns, wall_ns (-1: a plain function's, the same as total), open, open_ns, open_wall_ns, open_before]
     wall = node.get("wall_ns")
     figures = [_int(node.get(key, 0)) for key in ("hits", "total_ns")]
     figures.append(-1 if wall is None else _int(wall))
-    figures.extend(_int(node.get(key, 0)) for key in ("open", "open_ns", "open_wall_ns"))
+    figures.extend(_int(node.get(key, 0)) for key in ("open", "open_ns", "open_wall_ns", "open_before"))
     if any(value is None for value in figures):
         by_index.append(None)
         return None

@@ -45,7 +45,9 @@ class CallNode:
     finish, awaits included (a plain call's wall time is its running time).
     ``open`` calls had started and not finished when the profile was read:
     they are not in ``hits`` or the times, but in ``open_ns`` (running so
-    far) and ``open_wall_ns`` (since they started).
+    far) and ``open_wall_ns`` (since they started). ``open_before`` of them
+    had started before the profile did: their time so far is counted from
+    the profile's start, so it is a lower bound.
     """
 
     function: str
@@ -58,9 +60,11 @@ class CallNode:
     open: int = 0
     open_ns: int = 0
     open_wall_ns: int = 0
+    open_before: int = 0
 
     def add(self, figures: Sequence[int]) -> None:
-        """Add ``[hits, total_ns]`` or ``[hits, total_ns, wall_ns, open, open_ns, open_wall_ns]`` (wall -1: none)."""
+        """Add ``[hits, total_ns]`` or ``[hits, total_ns, wall_ns, open, open_ns, open_wall_ns[, open_before]]``
+        (wall -1: none)."""
         self.hits += figures[0]
         self.total_ns += figures[1]
         if len(figures) > 2:
@@ -69,12 +73,14 @@ class CallNode:
             self.open += figures[3]
             self.open_ns += figures[4]
             self.open_wall_ns += figures[5]
+        if len(figures) > 6:
+            self.open_before += figures[6]
 
     def add_node(self, other: CallNode) -> None:
         """Add another node's own figures (not its children)."""
         self.add(
             [other.hits, other.total_ns, -1 if other.wall_ns is None else other.wall_ns]
-            + [other.open, other.open_ns, other.open_wall_ns]
+            + [other.open, other.open_ns, other.open_wall_ns, other.open_before]
         )
 
     @property

@@ -18,7 +18,8 @@ ASYNC_NOTE = (
     " awaits included."
 )
 OPEN_NOTE = (
-    "not finished: calls still running when the profile was read, with their time so far (not in hits or times)."
+    "not finished: calls still running when the profile was read, with their time so far (not in hits or times;"
+    " for a call that started before the profile, at least that)."
 )
 
 
@@ -111,6 +112,8 @@ def reading(report: Report) -> str:
     if root.hits == 0 and root.open:
         so_far = human_ns(root.open_wall_ns)
         s = f"{where}{root.function} has not finished: {_calls(root.open)} running for {so_far} so far"
+        if root.open_before:
+            s += " (it started before the profile, so that is at least its time)"
     elif root.hits == 0:
         s = f"{where}{root.function} took {human_ns(root.total_ns)}"
     elif root.hits == 1:
@@ -118,7 +121,9 @@ def reading(report: Report) -> str:
     else:
         s = f"{where}{root.function} was called {_times(root.hits)} at {human_ns(root.per_hit_ns)} each"
     kids = root.sorted_children()
-    if kids:
+    if kids and kids[0].hits == 0 and kids[0].open:
+        s += f", in a call of {kids[0].function} that has not finished either"
+    elif kids:
         k = kids[0]
         s += f" and called {k.function} {_times(k.hits)}"
         if root.total_ns and k.total_ns:
@@ -194,7 +199,10 @@ def _timing_kinds(t: ThreadProfile) -> Tuple[bool, bool]:
 def _not_finished(node: CallNode) -> str:
     if not node.open:
         return ""
-    return f"{node.open:,} ({human_ns(node.open_wall_ns / node.open)} so far)"
+    so_far = human_ns(node.open_wall_ns / node.open)
+    if node.open_before:  # started before the profile: the time is since the profile began
+        return f"{node.open:,} (at least {so_far}, started before)"
+    return f"{node.open:,} ({so_far} so far)"
 
 
 def _call_rows(

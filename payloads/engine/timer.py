@@ -60,7 +60,7 @@ import threading
 import time
 import types
 import weakref
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 HITS, TOTAL, CHILDREN, INFO, PARENT, STARTED, WALL = range(7)
 Node = List[Any]  # [hits, total_s, children, info, parent, started_s, wall_s]
@@ -218,6 +218,7 @@ class CallTimer:
         self.per_greenlet = locals_are_per_greenlet(self.local)
         self.clock = clock
         self.codes: Set[types.CodeType] = set()
+        self.earlier_codes: Dict[types.CodeType, Any] = {}  # code a timed function ran before -> its FuncInfo
         self.running: Set[Activation] = set()  # generators and coroutines started and not finished
         # Bound once: the woven code of every profiled function holds these as constants, and one
         # bound method per function would be thousands of objects more for the collector to walk.
@@ -413,6 +414,15 @@ class CallTimer:
 
     def tree_started(self, tree: CallTree) -> None:
         """A thread got its tree (called once per thread); subclasses keep it."""
+
+    def timing(self, info: Any, earlier: Tuple[types.CodeType, ...]) -> None:
+        """The engine weaves this timer into info's function, which ran `earlier` codes until now.
+
+        Calls already running then go on in those codes and never reach the
+        timer; a subclass may look for them (see tools/calltree.py).
+        """
+        for code in earlier:
+            self.earlier_codes[code] = info
 
 
 def merge(into: Node, node: Node) -> None:

@@ -717,7 +717,8 @@ def build_code(
     code = replace_consts(code, builder.consts)
     if body.code.co_flags & CO_ITERABLE_COROUTINE and not code.co_flags & CO_ITERABLE_COROUTINE:
         code = code.replace(co_flags=code.co_flags | CO_ITERABLE_COROUTINE)  # @types.coroutine
-    if builder.suspendable:
-        for timer, _rec in plan.timers:
+    for timer, _rec in plan.timers:
+        if builder.suspendable:
             timer.codes.add(code)  # an await of this code is a profiled call, not a suspension
+        timer.timing(info, (body.code, info.func.__code__))  # what calls running now go on in
     return code

@@ -20,15 +20,27 @@ progress, a call stuck in C code, a coroutine awaiting) are counted apart:
 `open` of them, `open_ns` their running time so far and `open_wall_ns` the
 time since they started. They are not in `hits` or `total_ns`, so a later
 snapshot that counts them finished adds nothing twice.
+
+A call that was already running when the profile started goes on in the
+code from before and never reaches the timer: a worker stuck in one long
+call would show nothing at all. So when the profile starts, the threads'
+stacks are read for frames of the profiled functions' earlier code; while
+such a frame is still on its thread's stack, each snapshot shows it as not
+finished (`open_before`), with the time since the profile started, a lower
+bound. Suspended coroutines and greenlets are not on a thread's stack, and
+are not found this way.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
+import types
 import zlib
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .. import osthreads
@@ -48,6 +60,15 @@ def pool_ident(name: str) -> int:
     return -(zlib.crc32(name.encode()) + 1)
 
 
+@dataclass
+class RunningBefore:
+    """The calls of profiled functions one thread was in when the profile started, outermost first."""
+
+    frames: List[types.FrameType]
+    names: List[str]
+    since: float  # when the profile started (the timer's clock)
+
+
 class CallTreeSession(CallTimer):
     """The call trees of one FuncProfiler update (a CallTimer the engine weaves in)."""
 
@@ -57,6 +78,52 @@ class CallTreeSession(CallTimer):
         self.threads: List[CallTree] = []
         self.finished: Dict[str, CallTree] = {}  # pooled thread name -> tree of the threads of that name that ended
         self._threads_lock = osthreads.Lock()
+        self.running_before: Dict[int, RunningBefore] = {}  # thread ident -> its calls from before the profile
+
+    def note_running_before(self) -> None:
+        """Find the calls of the profiled functions that threads are in now (just after the profile applied)."""
+        now = self.clock()
+        me = threading.get_ident()
+        for ident, top in sys._current_frames().items():
+            if ident == me:
+                continue
+            frames: List[types.FrameType] = []
+            names: List[str] = []
+            frame: Optional[types.FrameType] = top
+            while frame is not None:
+                info = self.earlier_codes.get(frame.f_code)
+                if info is not None:
+                    frames.append(frame)
+                    names.append(info.name)
+                frame = frame.f_back
+            if frames:
+                frames.reverse()
+                names.reverse()
+                self.running_before[ident] = RunningBefore(frames, names, now)
+            del frame, top
+
+    def _still_running_before(self) -> Dict[int, RunningBefore]:
+        """The calls from before the profile still on their threads' stacks (the others are let go)."""
+        if not self.running_before:
+            return {}
+        stacks = sys._current_frames()
+        still: Dict[int, RunningBefore] = {}
+        for ident, before in list(self.running_before.items()):
+            on_stack = set()
+            frame: Optional[types.FrameType] = stacks.get(ident)
+            while frame is not None:
+                on_stack.add(id(frame))
+                frame = frame.f_back
+            kept = 0
+            while kept < len(before.frames) and id(before.frames[kept]) in on_stack:
+                kept += 1  # an outer call cannot have finished while an inner one runs
+            if kept:
+                still[ident] = RunningBefore(before.frames[:kept], before.names[:kept], before.since)
+                self.running_before[ident] = still[ident]
+            else:
+                del self.running_before[ident]
+        del stacks
+        return still
 
     def tree_started(self, tree: CallTree) -> None:
         with self._threads_lock:
@@ -115,8 +182,17 @@ class CallTreeSession(CallTimer):
         self.fold_finished()
         names = _thread_names()
         unfinished = self.open_calls()
+        before = self._still_running_before()
+        now = self.clock()
         records = []
-        for tree in list(self.threads) + list(self.finished.values()):
+        trees = list(self.threads) + list(self.finished.values())
+        idents = {tree.ident for tree in trees}
+        for ident in before:
+            if ident not in idents:  # a thread that only runs calls from before the profile
+                tree = CallTree(name=names.get(ident, "thread %d" % ident))
+                tree.ident, tree.thread = ident, None
+                trees.append(tree)
+        for tree in trees:
             # Pre-order, each node naming its parent by index: linear in the
             # number of nodes even for deep recursion (full paths would be quadratic).
             nodes: List[Dict[str, Any]] = []
@@ -140,6 +216,9 @@ class CallTreeSession(CallTimer):
                         entry["open_wall_ns"] = int(still[2] * 1e9)
                     nodes.append(entry)
                     stack.append((index, child))
+            running = before.get(tree.ident) if tree.ident is not None else None
+            if running is not None:
+                _graft(nodes, running.names, int(max(0.0, now - running.since) * 1e9))
             if nodes:
                 records.append(
                     {
@@ -154,6 +233,23 @@ class CallTreeSession(CallTimer):
                     }
                 )
         return records
+
+
+def _graft(nodes: List[Dict[str, Any]], path: List[str], so_far_ns: int) -> None:
+    """Add calls from before the profile, outermost first, as not finished at their path in `nodes`.
+
+    A node's parent comes before it in the list, as the log's readers need.
+    """
+    parent = -1
+    for name in path:
+        index = next((i for i, n in enumerate(nodes) if n["parent"] == parent and n["function"] == name), None)
+        if index is None:
+            index = len(nodes)
+            nodes.append({"function": name, "parent": parent, "hits": 0, "total_ns": 0})
+        node = nodes[index]
+        for key, value in (("open", 1), ("open_ns", so_far_ns), ("open_wall_ns", so_far_ns), ("open_before", 1)):
+            node[key] = node.get(key, 0) + value
+        parent = index
 
 
 def _thread_names() -> Dict[Optional[int], str]:

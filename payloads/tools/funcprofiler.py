@@ -21,7 +21,9 @@ class FuncProfiler:
         patterns = patterns_of(patterns)
         session = CallTreeSession()
         update = Instrument(patterns, Points().timer(session), description="FuncProfiler %s" % ", ".join(patterns))
-        return apply_session(update, session, log_dir, session.snapshot)
+        update_id = apply_session(update, session, log_dir, session.snapshot)
+        session.note_running_before()
+        return update_id
 
 
 def request_profile(

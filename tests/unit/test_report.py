@@ -464,6 +464,21 @@ def test_a_thread_of_plain_finished_calls_keeps_the_short_table(log):
     assert "wall per hit" not in text and "not finished" not in text
 
 
+def test_calls_from_before_the_profile_read_as_lower_bounds(tmp_path):
+    def before(path):
+        return dict(node(path, 0, 0), open=1, open_ns=12_000 * MS, open_wall_ns=12_000 * MS, open_before=1)
+
+    log = write_log(tmp_path / "b.jsonl", [rec("calls", nodes=[before("app.outer"), before("app.outer/app.inner")])])
+    report = load_logs([log])
+    sentence = reading(report)
+    assert "app.outer has not finished: 1 call running for 12 s so far (it started before the profile" in sentence
+    assert "in a call of app.inner that has not finished either" in sentence, sentence
+    row = next(line for line in render_text(report).splitlines() if line.strip().startswith("app.inner"))
+    assert "1 (at least 12 s, started before)" in row, row
+    (outer,) = to_json(report)["processes"][0]["threads"][0]["calls"]
+    assert outer["open_before"] == 1 and outer["children"][0]["open_before"] == 1
+
+
 def test_a_call_that_never_finished_is_what_the_reading_names(tmp_path):
     stuck = dict(node("app.stuck", 0, 0), open=1, open_ns=12_000 * MS, open_wall_ns=12_000 * MS)
     path = write_log(tmp_path / "c.jsonl", [rec("calls", nodes=[stuck, node("app.quick", 5, 1)])])
