@@ -41,7 +41,8 @@ def log_dir_option() -> Callable[[F], F]:
         "--log-dir",
         type=click.Path(file_okay=False, path_type=str),
         callback=absolute_log_dir,
-        help="A directory of the target's user where it writes this session's log (relative to here).",
+        help="A directory of the target's user where it writes this session's own log, lu-PID-SESSION.jsonl"
+        " (relative to here).",
     )
 
 

@@ -65,13 +65,13 @@ def left_in_force(pid: int, result: Dict[str, Any], doing: str, output: Optional
         print_json(dict(result, log=log))  # {ids, targets, log, ...}: what a script needs to follow it up
         return
     echo(
-        "%s %s in process %d (update %s): %s; log: %s"
+        "%s %s in process %d: %s (update %s); log: %s"
         % (
             doing,
             plural(len(result["targets"]), "function"),
             pid,
-            ", ".join(map(str, ids)),
             names_of(result["targets"]),
+            ", ".join(map(str, ids)),
             log,
         )
     )
@@ -179,7 +179,7 @@ def run_tree_tool(
         targets = _targets(sessions)
         if duration is None:
             echo(
-                "%s %s in %s (update %s): %s" % (doing, plural(len(targets), "function"), where, ids, names_of(targets))
+                "%s %s in %s: %s (update %s)" % (doing, plural(len(targets), "function"), where, names_of(targets), ids)
             )
             echo("stop with `lu revert %d %s --tree`" % (pid, ids.replace(",", "")))
             return

@@ -11,8 +11,10 @@ past MAX_BYTES it is rotated once (`.1`), so a forgotten debugger cannot fill
 the disk.
 
 Each session writes to the log directory it was started with (`--log-dir`),
-or to the default one in the agent's private directory; a directory chosen
-for one session is not used by the next. A directory must be absolute, the
+or to the default one in the agent's private directory. In a directory it
+was given, a session writes a file of its own, `lu-PID-SESSION.jsonl`
+(sessions started together by one command, a profile of functions and of
+lines say, share the first one's while both run). A directory must be absolute, the
 process's own and not writable by others, and files in it are opened without
 following links: a process running as root cannot be made to write into
 someone else's file. When a session's update is reverted, its last figures
@@ -99,11 +101,11 @@ def _open_log_dir(path: str, default: bool) -> int:
 
 
 class LogFile:
-    """One log file (lu-PID.jsonl) in one checked directory."""
+    """One log file (lu-PID.jsonl, or a session's lu-PID-SESSION.jsonl) in one checked directory."""
 
-    def __init__(self, directory: str, default: bool = False) -> None:
+    def __init__(self, directory: str, default: bool = False, session: Optional[str] = None) -> None:
         self.directory = os.path.normpath(directory)
-        self.name = "lu-%d.jsonl" % os.getpid()
+        self.name = "lu-%d%s.jsonl" % (os.getpid(), "" if session is None else "-" + session)
         self.path = os.path.join(self.directory, self.name)
         self._fd = _open_log_dir(self.directory, default)
         self.header_written = False
@@ -136,7 +138,7 @@ class LogFile:
         ):
             return
         try:
-            aside = "lu-%d.%d.jsonl" % (os.getpid(), st.st_mtime_ns)
+            aside = "%s.%d.jsonl" % (self.name[: -len(".jsonl")], st.st_mtime_ns)
             os.rename(self.name, aside, src_dir_fd=self._fd, dst_dir_fd=self._fd)
         except OSError:
             pass
@@ -221,14 +223,14 @@ class Recorder:
         if log_dir:
             LogFile(log_dir).close()
 
-    def _acquire_log(self, log_dir: Optional[str]) -> LogFile:
-        """The log of a directory, opened and checked on first use (lock held)."""
+    def _acquire_log(self, log_dir: Optional[str], session: str) -> LogFile:
+        """The log of a session in a directory, opened and checked on first use (lock held)."""
         if not log_dir:
             return self.default_log
         directory = os.path.normpath(log_dir)
         log = self._logs.get(directory)
         if log is None:
-            log = self._logs[directory] = LogFile(directory)
+            log = self._logs[directory] = LogFile(directory, session=session)
         log.users += 1
         return log
 
@@ -281,7 +283,7 @@ class Recorder:
         """
         with self._write_lock:
             try:
-                log = self._acquire_log(log_dir)
+                log = self._acquire_log(log_dir, str(session))
             except LuError:
                 log = self.default_log
             entry = self.sessions[str(session)] = _Session(snapshot, log)

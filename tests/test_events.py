@@ -36,12 +36,14 @@ def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_
     flag = tmp_path / "go"
     target = start_target(python, "hot_burst.py", str(flag), str(BURST))
     logs = private_logs(tmp_path)
-    lu_ok("debug", target.pid, "__main__.hot", "--log-dir", logs)  # left in force: read back with lu events
+    started = lu_ok("debug", target.pid, "__main__.hot", "--log-dir", logs)  # left in force: read back with lu events
+    session = int(started.split("(update ")[1].split(")")[0])
     flag.touch()
     assert target.proc.stdout.readline().strip() == "done"
     lu_ok("revert", target.pid, "--all")  # writes what was pending
 
-    log = os.path.join(logs, "lu-%d.jsonl" % target.pid)
+    log = os.path.join(logs, "lu-%d-%d.jsonl" % (target.pid, session))  # the session's own file
+    assert os.listdir(logs) == [os.path.basename(log)] or os.path.exists(log + ".1")
     records = events_of(target.pid, *log_args(log))
     logged = [r for r in records if r["type"] == "event"]
     dropped = [r for r in records if r["type"] == "dropped"]
@@ -75,7 +77,7 @@ def test_a_streaming_client_that_cannot_keep_up_is_told_what_it_missed(start_tar
     shown = [line for line in out.splitlines() if "events dropped here" not in line]
     if not out.endswith("\n"):  # the Ctrl-C came in the middle of a line: that one was not shown whole
         shown = shown[:-1]
-    records = events_of(target.pid, *log_args(os.path.join(logs, "lu-%d.jsonl" % target.pid)))
+    records = events_of(target.pid, *log_args(os.path.join(logs, "lu-%d-1.jsonl" % target.pid)))
     dropped_in_target = sum(r["count"] for r in records if r["type"] == "dropped")
     said = err.strip().splitlines()[-1]
     assert said.startswith("%s of the session's %s events shown" % (f"{len(shown):,}", f"{2 * BURST:,}")), said

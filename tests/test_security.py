@@ -189,10 +189,14 @@ def test_socket_linked_to_roots_own_agent_is_refused(isolated, start_target, tmp
         "json.dump({'start_ticks': ticks}, open(home + '/agent-%%d.json' %% pid, 'w'))\n"
         "os.symlink(%r, home + '/agent-%%d.sock' %% pid)\n" % own
     )
+    assert_one_line_error(run_lu("ls", target.pid))  # a command that only talks to an agent: refused
+    # One that starts an agent when there is none starts the target's own, never talks to root's.
     fix = tmp_path / "fix.py"
-    fix.write_text("from lu_payloads import Redefine, UpdateManager\n")
+    fix.write_text("import os\nopen('/tmp/patched-%d' % os.getpid(), 'w').close()\n")
     result = run_lu("patch", target.pid, str(fix))
-    assert_one_line_error(result)
+    assert result.returncode == 0 and "started its agent in process %d" % target.pid in result.stderr, result
+    assert os.path.exists(os.path.join(target.tmp, "patched-%d" % target.pid))  # in the target's own /tmp
+    assert not os.path.exists("/tmp/patched-%d" % service.pid)
     assert json.loads(run_lu("ls", service.pid, "--json").stdout) == []  # nothing reached root's service
     run_lu("detach", service.pid)
 

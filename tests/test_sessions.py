@@ -51,6 +51,19 @@ def test_two_profiles_in_a_row_are_reported_apart(python, start_target):
     assert [line.split()[0] for line in listed.splitlines()[1:]] == ["1", "2"]
 
 
+def test_a_log_dir_gets_a_file_of_each_session_alone(start_target, tmp_path):
+    target = start_target(next(p.values[0] for p in EVERY if p.values[0]), "heartbeat.py")
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o700)
+    for _ in range(2):
+        lu_ok("profile", target.pid, "__main__.work", "--duration", "0.5", "--log-dir", logs)
+    files = sorted(os.listdir(str(logs)))
+    assert files == ["lu-%d-1.jsonl" % target.pid, "lu-%d-2.jsonl" % target.pid], files
+    for n, name in enumerate(files, 1):
+        report = json.loads(lu_ok("report", logs / name, "--all", "--json"))
+        assert [s["id"] for s in report["sessions"]] == [str(n)] and hits(report) > 0
+
+
 def test_a_session_that_is_not_in_the_logs_is_one_clear_line(start_target):
     target = start_target("/usr/bin/python3", "heartbeat.py")
     lu_ok("profile", target.pid, "__main__.work", "--duration", "0.5")

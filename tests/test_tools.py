@@ -171,7 +171,7 @@ def test_profile_left_in_force_then_report_outputs(python, service, tmp_path):
         assert started.returncode == 0, started.stderr
         update_id = int(started.stdout.split("(update ")[1].split(")")[0])
         time.sleep(2.5)  # the recorder flushes every 2 s
-        log = tmp_path / ("lu-%d.jsonl" % target.pid)
+        log = tmp_path / ("lu-%d-%d.jsonl" % (target.pid, update_id))  # the session's own file
         assert log.exists()
         svg, speedscope, folded = tmp_path / "f.svg", tmp_path / "s.json", tmp_path / "f.folded"
         text = run_lu("report", str(log))
@@ -361,7 +361,7 @@ def test_exception_counter_counts_exactly(python, service, tmp_path):
     attach = run_lu("attach", target.pid, input=RAISE_SEVEN + "\n")
     assert attach.returncode == 0 and "Traceback" not in attach.stdout, (attach.stdout, attach.stderr)
     assert run_lu("revert", target.pid, update_id).returncode == 0  # a reverted session writes its last figures
-    log = tmp_path / ("lu-%d.jsonl" % target.pid)
+    log = tmp_path / ("lu-%d-%d.jsonl" % (target.pid, update_id))
     report = json.loads(run_lu("report", str(log), "--json").stdout)
     (table,) = tables_of(report)
     assert table["title"] == "exceptions raised" and table["columns"] == ["function", "exception", "count"]
