@@ -9,8 +9,6 @@ import signal
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from lu_payloads.tools import TOOLS
-
 from .client import AgentClient
 from .errors import AgentGone, LuAttachError, Stopped
 from .runtime import process_gone, target_root
@@ -137,6 +135,8 @@ def format_event(event: dict, with_pid: bool = False) -> str:
     data = event.get("data") or {}
     kind = event.get("kind")
     where = "%s:%s" % (event.get("function"), event.get("line"))
+    from lu_payloads.tools import TOOLS  # lazy: the tools and the engine under them cost lu report 90 ms of start-up
+
     describe = TOOLS.event_format(kind) if isinstance(kind, str) else None
     try:
         detail = describe(data) if describe is not None else str(data)

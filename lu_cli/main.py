@@ -12,13 +12,12 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, List, Optional
 
 import click
 
 from lu_attach.errors import LuAttachError, Stopped
 
-from .commands.tools import commands as tool_commands
 from .output import printable, say_announced, take_announced
 
 
@@ -27,6 +26,18 @@ def _stop_on(signum: int, frame: object) -> None:
 
 
 class LuGroup(click.Group):
+    """lu's commands, each imported when it is asked for: `lu report` need not import the tools, the engine
+    and the injection methods the other commands use (300 ms of start-up, when every run imported them all)."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(set(COMMANDS) | {command.name for command in _tool_commands() if command.name})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name in COMMANDS:
+            command: click.Command = importlib.import_module(".commands." + cmd_name, __package__).command
+            return command
+        return next((command for command in _tool_commands() if command.name == cmd_name), None)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -76,10 +87,13 @@ COMMANDS = (
     "watch",
     "detach",
 )
-for _name in COMMANDS:
-    cli.add_command(importlib.import_module(".commands." + _name, __package__).command)
-for _command in tool_commands(COMMANDS):
-    cli.add_command(_command)
+
+
+def _tool_commands() -> List[click.Command]:
+    """The commands tools declare (payloads/tools/registry.py), unless lu has a command of that name."""
+    from .commands.tools import commands  # lazy: the tool registry imports the engine; only its commands need it
+
+    return commands(COMMANDS)
 
 
 def main() -> None:
