@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, lu_ok, until
+from conftest import REPO, lu_ok, run_lu, until
 from interpreters import EVERY
 
 BURST = 300_000  # calls: 600,000 events, far more than the recorder holds between two writes
@@ -93,3 +93,31 @@ def test_debug_json_prints_one_event_a_line(start_target):
     assert {e["pid"] for e in events} == {target.pid}
     left = json.loads(lu_ok("debug", target.pid, "__main__.work", "--json"))  # left in force: what it applied
     assert left["targets"] == ["__main__.work"] and left["ids"] == [2]
+
+
+def test_events_of_the_controllers_debugger_are_read_back_and_followed(start_target):
+    """A FuncDebugger started from `lu attach` writes events nobody streams: lu events reads and follows them."""
+    target = start_target(sys.executable, "heartbeat.py")
+    started = lu_ok("attach", target.pid, input="print(FuncDebugger.debug('__main__.work'))\n")
+    session = started.strip().splitlines()[-1].split()[-1]
+    assert session.isdigit(), started
+    until(lambda: run_lu("events", target.pid).returncode == 0, "the debugger's events are logged")
+    logged = [r for r in events_of(target.pid, "--session", session) if r["type"] == "event"]
+    assert logged and {r["session"] for r in logged} == {session} and {r["kind"] for r in logged} <= {"call", "return"}
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "events", str(target.pid), "--session", session, "--follow", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert follow.stdout is not None
+        for _ in range(len(logged) + 5):  # the logged ones first, then live ones as they happen
+            event = json.loads(follow.stdout.readline())
+            assert str(event["session"]) == session and event["function"] == "__main__.work", event
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.communicate(timeout=30)
+    lu_ok("revert", target.pid, "--all")

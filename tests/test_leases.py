@@ -73,6 +73,26 @@ def test_lu_stopped_by_a_signal_reverts_before_it_exits(signum, start_target):
     assert ls(target.pid) == []  # reverted by lu itself, not left for the lease
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_streaming_debug_ended_by_timeout_or_kill_leaves_nothing(signum, start_target):
+    """`timeout 2 lu debug PID F --duration 30` (SIGTERM), or a kill -9 of it while it streams."""
+    target = start_target(sys.executable, "heartbeat.py")
+    lu_ok("inject", target.pid)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "debug", str(target.pid), "__main__.work", "--duration", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert client.stdout is not None
+    assert "call __main__.work" in client.stdout.readline()  # streaming
+    os.kill(client.pid, signum)
+    client.communicate(timeout=30)
+    until(lambda: ls(target.pid) == [], "the debugger is gone", timeout=GRACE_SECONDS + 10)
+    assert target.alive()
+
+
 def test_a_dropped_connection_loses_the_change_and_a_reconnecting_client_keeps_it(start_target):
     target = start_target(sys.executable, "heartbeat.py")
     lu_ok("inject", target.pid)
