@@ -234,6 +234,43 @@ def test_profile_names_what_it_profiles(python, service):
 
 
 @pytest.mark.parametrize("python", ALL[:1])
+def test_sample_and_a_timed_profile_write_every_format_titled(python, service, tmp_path):
+    target, port = service(python)
+    load = Load(port)
+    files = {}
+    try:
+        for kind, command in (
+            ("sampled", ["sample", target.pid, "--duration", "1"]),
+            ("instrumented", ["profile", target.pid, "__main__.Cart.*", "--duration", "1"]),
+        ):
+            files[kind] = {suffix: tmp_path / (kind + suffix) for suffix in (".svg", ".speedscope.json", ".folded")}
+            result = run_lu(
+                *command,
+                "--flamegraph",
+                files[kind][".svg"],
+                "--speedscope",
+                files[kind][".speedscope.json"],
+                "--folded",
+                files[kind][".folded"],
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            assert "self time in µs" in result.stderr, result.stderr  # the folded file says its unit
+            if kind == "sampled":
+                assert "est. time" in result.stdout, result.stdout
+    finally:
+        load.stop()
+    for kind, written in files.items():
+        titles = [t.text or "" for t in ET.parse(written[".svg"]).getroot().iter("{http://www.w3.org/2000/svg}text")]
+        assert any("Flame graph: %s" % kind in t and "process %d" % target.pid in t for t in titles), titles
+        scope = json.loads(written[".speedscope.json"].read_text())
+        assert scope["$schema"] == "https://www.speedscope.app/file-format-schema.json" and scope["profiles"]
+        stacks = [line.rsplit(" ", 1) for line in written[".folded"].read_text().splitlines()]
+        assert stacks and all(int(value) > 0 for _stack, value in stacks), kind
+    assert nothing_applied(target.pid)
+
+
+@pytest.mark.parametrize("python", ALL[:1])
 def test_sample_with_pyspy(python, service):
     target, port = service(python)
     load = Load(port)

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 from .model import CallNode, Report, ThreadProfile, sort_nodes
 
 NAME_WIDTH_MAX = 72
-SAMPLED_HEADER = ("function", "samples", "est. ms", "%")
+SAMPLED_HEADER = ("function", "samples", "est. time", "%")  # samples times the interval, in the unit that fits
 TIMED_HEADER = ("function", "hits", "total", "per hit")  # each time in the unit that fits it
 # Where generators or coroutines were timed, or calls had not finished: running and wall time apart.
 ASYNC_HEADER = ("function", "hits", "running", "per hit", "wall per hit", "not finished")
@@ -21,20 +21,6 @@ OPEN_NOTE = (
     "not finished: calls still running when the profile was read, with their time so far (not in hits or times;"
     " for a call that started before the profile, at least that)."
 )
-
-
-def fmt_ms(ms: float) -> str:
-    """Milliseconds with about three significant digits: 1,390 / 139 / 13.9 / 0.0139."""
-    if ms == 0:
-        return "0"
-    if ms >= 1000:
-        return f"{ms:,.0f}"
-    if ms >= 100:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    s = f"{ms:.3g}"
-    return f"{ms:.6f}".rstrip("0") if "e" in s else s
 
 
 def human_ns(ns: float) -> str:
@@ -219,10 +205,9 @@ def _call_rows(
             hidden += 1
             continue
         name = _clip("  " * depth + node.function, NAME_WIDTH_MAX)
-        total_ms = node.total_ns / 1e6
         if sampled:
             share = f"{100.0 * node.total_ns / total:.1f}" if total else "0.0"
-            rows.append((name, f"{node.hits:,}", fmt_ms(total_ms), share))
+            rows.append((name, f"{node.hits:,}", human_ns(node.total_ns), share))
         elif apart:
             wall = human_ns(node.wall_per_hit_ns) if node.hits else ""
             per_hit = human_ns(node.per_hit_ns) if node.hits else ""
