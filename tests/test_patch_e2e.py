@@ -742,3 +742,22 @@ def test_examples_run_and_take_their_patches(tmp_path):
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
+
+
+def test_patch_revert_and_detach_speak_json(start_target, tmp_path):
+    """What a script reads: each of them prints one JSON document with --json."""
+    target, port, _app = start_shop(start_target, sys.executable, tmp_path)
+    fix = write(
+        tmp_path,
+        "fix.py",
+        "from lu_payloads import Redefine, UpdateManager\n\n\ndef price(n):\n    return 7\n\n\n"
+        "UpdateManager.apply_update(Redefine('shoplib', None, {'price': price}))\n",
+    )
+    patched = json.loads(ok(run_lu("patch", target.pid, fix, "--json")))
+    (uid,) = patched["ids"]
+    assert [u["targets"] for u in patched["updates"]] == [["shoplib.price"]]
+    assert json.loads(ok(run_lu("revert", target.pid, uid, "--json"))) == {"reverted": [uid]}
+    [again] = json.loads(ok(run_lu("patch", target.pid, fix, "--json")))["ids"]
+    assert json.loads(ok(run_lu("detach", target.pid, "--json"))) == {"stopped": [target.pid], "reverted": [again]}
+    assert json.loads(ok(run_lu("detach", target.pid, "--json"))) == {"stopped": [], "reverted": []}
+    assert get_all(port) == ORIGINAL
