@@ -706,6 +706,40 @@ def redefine_of_a_name_that_does_not_exist_is_refused_unless_it_says_it_adds():
 
 
 @check
+def annotations_are_carried_never_evaluated():
+    """3.14 (PEP 649): reading __annotations__ runs the program's annotation code; the engine must not."""
+    lazy = sys.version_info >= (3, 14)
+    text = "" if lazy else "from __future__ import annotations\n"  # before 3.14: strings, as lazy as it gets
+    text += "calls = []\n\n\ndef lazy(x: Missing) -> calls.append('evaluated') or int:\n    return x + 1\n"
+    write(os.path.join(WORK, "lazy_ann.py"), text)
+    import lazy_ann
+
+    original = getattr(lazy_ann.lazy, "__annotate__", None)
+    seen = []
+    uid = U.apply_update(Instrument("lazy_ann.lazy", {"func_after": lambda info, r, e: seen.append(r)}))
+    assert lazy_ann.lazy(1) == 2 and seen == [2]
+    head = "" if lazy else "from __future__ import annotations\n"
+    write(os.path.join(WORK, "lazy_patch.py"), head + "def lazy(x: AlsoMissing):\n    return x + 10\n")
+    import lazy_patch
+
+    patched = U.apply_update(Redefine("lazy_ann", None, {"lazy": lazy_patch.lazy}))
+    assert lazy_ann.lazy(1) == 11
+    U.revert(patched)
+    U.revert(uid)
+    assert lazy_ann.lazy(1) == 2 and lazy_ann.calls == [], lazy_ann.calls
+    if lazy:
+        assert lazy_ann.lazy.__annotate__ is original  # still lazy: the program's first read evaluates them
+        try:
+            made = lazy_ann.lazy.__annotations__
+        except NameError:
+            pass
+        else:
+            raise AssertionError("annotations %r: Missing should be undefined" % (made,))
+    else:
+        assert lazy_ann.lazy.__annotations__ == {"x": "Missing", "return": "calls.append('evaluated') or int"}
+
+
+@check
 def patterns_find_functions_a_patch_redefined_and_cells_of_a_module_without_a_file():
     def spin(n):
         return "patched spin"

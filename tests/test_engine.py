@@ -38,6 +38,7 @@ CHECKS = [
     "redefine_in_place",
     "redefine_property_and_new_method",
     "redefine_of_a_name_that_does_not_exist_is_refused_unless_it_says_it_adds",
+    "annotations_are_carried_never_evaluated",
     "patterns_find_functions_a_patch_redefined_and_cells_of_a_module_without_a_file",
     "instrument_over_redefine",
     "hook_errors_counted_not_raised",

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Set, Tuple
 
 from ..errors import LuError
 from . import resolve
+from .annotations import Annotations
 from .records import FunctionState
 from .source import CO_ITERABLE_COROUTINE, KIND_FLAGS, Body, FuncNode, clone, compile_in_scope, find_def
 
@@ -181,7 +182,7 @@ def new_function(
     """A fresh function object running `code`, with `template`'s defaults, annotations, doc and dict."""
     func = types.FunctionType(code, globals_dict, attr, template.__defaults__, closure)
     func.__kwdefaults__ = template.__kwdefaults__
-    func.__annotations__ = dict(template.__annotations__ or {})
+    Annotations.of(template).install(func)
     func.__doc__ = template.__doc__
     func.__qualname__ = qualname
     func.__module__ = module

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .. import forks, osthreads
 from ..errors import LuError
 from . import effects, patches, progress, resolve, source, waiting
+from .annotations import Annotations
 from .records import FunctionState, Layer, Listener, RedefineLayer, UpdateRecord
 from .source import Body
 from .transaction import PendingUpdate, Transaction, effective
@@ -249,7 +250,7 @@ class UpdateManager(metaclass=_ManagerClass):
         if body is not st.body:
             func.__defaults__ = body.defaults
             func.__kwdefaults__ = body.kwdefaults
-            func.__annotations__ = dict(body.annotations) if body.annotations is not None else {}
+            (body.annotations or Annotations()).install(func)
             func.__doc__ = body.doc
         func.__code__ = code
         st.current = code

@@ -28,6 +28,7 @@ from types import CodeType, FunctionType
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Type, TypeVar, Union, cast
 
 from ..errors import LuError
+from .annotations import Annotations
 
 PY311 = sys.version_info >= (3, 11)
 FUTURE_MASK = 0
@@ -568,7 +569,7 @@ class Body:
     code: CodeType
     defaults: Optional[Tuple[Any, ...]] = None
     kwdefaults: Optional[Dict[str, Any]] = None
-    annotations: Optional[Dict[str, Any]] = None
+    annotations: Optional[Annotations] = None
     doc: Optional[str] = None
     label: str = ""
     lines: Optional[StatementLines] = None  # statement lines, computed on demand
@@ -589,7 +590,6 @@ class Body:
 
         Its file and compile flags are those of `compiled_as` (default: `code` itself).
         """
-        annotations = func.__annotations__
         origin = compiled_as or code
         return cls(
             node=node,
@@ -598,7 +598,7 @@ class Body:
             code=code,
             defaults=func.__defaults__,
             kwdefaults=func.__kwdefaults__,
-            annotations=dict(annotations) if annotations else {},
+            annotations=Annotations.of(func),
             doc=func.__doc__,
             label=label,
             from_file=from_file,
