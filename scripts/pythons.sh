@@ -6,6 +6,10 @@
 #   py3.14-shared/  the same python3.14 with a dynamic main linking libpython3.14.so
 #   py3.13t/        a free-threaded (--disable-gil) CPython 3.13 built from
 #                   Debian trixie's python3.13 source package
+#   py3.14t/, py3.15t/  the same from sid's python3.14 and python3.15 source
+#                   packages, once the mirror serves their files (it lists the
+#                   packages but answers 404 for the files today: their tests
+#                   are skipped with that reason, asked again once a day)
 # Newer Debian suites come from the mirror the machine already uses, through a
 # private apt configuration (APT_CONFIG): the machine's own apt set-up is not
 # touched. Their interpreters bring their own glibc; patchelf points the binary
@@ -197,27 +201,38 @@ keep_for_machine() {   # NAME
     return 0
 }
 
-# CPython 3.13 with --disable-gil, from the unmodified upstream tarball in Debian trixie's source package
-# (or the copy of it the machine keeps).
-free_threaded_python() {   # NAME TMP
-    local name=$1 tmp=$2 conf log="$OUT/$1.log"
-    if works "$MACHINE/$name/bin/python3.13t" && cp -a "$MACHINE/$name" "$tmp" && works "$tmp/bin/python3.13t"; then
+# CPython VERSION with --disable-gil, from the unmodified upstream tarball in a Debian suite's source
+# package (or the copy of it the machine keeps). A download that failed is not tried again for a day
+# (the machine keeps why): the suite's source index alone takes a while to fetch.
+free_threaded_python() {   # NAME TMP VERSION SUITE
+    local name=$1 tmp=$2 version=$3 suite=$4 conf log="$OUT/$1.log" failed="$MACHINE/$1.failed"
+    if works "$MACHINE/$name/bin/python${version}t" && cp -a "$MACHINE/$name" "$tmp" && works "$tmp/bin/python${version}t"; then
         say "copied $name from the machine's cache ($MACHINE)"
         return 0
+    fi
+    if [ -n "$(find "$failed" -mmin -1440 2>/dev/null)" ]; then
+        cat "$failed"
+        return 1
     fi
     rm -rf "$tmp"
     host_packages make pkg-config libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
         libreadline-dev uuid-dev libncurses-dev xz-utils || return 1
-    conf=$(apt_suite trixie deb-src) || { echo "$conf"; return 1; }
+    conf=$(apt_suite "$suite" deb-src) || { echo "$conf"; return 1; }
     mkdir -p "$tmp/src"
-    (cd "$tmp/src" && APT_CONFIG=$conf apt-get source -qq --download-only python3.13 >/dev/null 2>&1) \
-        || { echo "could not download the python3.13 source package from trixie"; return 1; }
+    if ! (cd "$tmp/src" && APT_CONFIG=$conf apt-get source -qq --download-only "python$version" >/dev/null 2>&1); then
+        local why="$suite has no python$version source package on this mirror"
+        APT_CONFIG=$conf apt-cache showsrc "python$version" 2>/dev/null | grep -q "^Package:" &&
+            why="the mirror lists $suite's python$version source package but serves none of its files"
+        mkdir -p "$MACHINE" 2>/dev/null && echo "$why" >"$failed" 2>/dev/null
+        echo "$why"
+        return 1
+    fi
     local tarball src
-    tarball=$(find "$tmp/src" -maxdepth 1 -name 'python3.13_*.orig.tar.*' ! -name '*.asc' | head -n 1)
-    [ -n "$tarball" ] && tar -xf "$tarball" -C "$tmp/src" || { echo "could not unpack the python3.13 source"; return 1; }
+    tarball=$(find "$tmp/src" -maxdepth 1 -name "python${version}_*.orig.tar.*" ! -name '*.asc' | head -n 1)
+    [ -n "$tarball" ] && tar -xf "$tarball" -C "$tmp/src" || { echo "could not unpack the python$version source"; return 1; }
     src=$(find "$tmp/src" -mindepth 2 -maxdepth 2 -name configure -printf '%h\n' | head -n 1)
-    [ -n "$src" ] || { echo "no configure in the python3.13 source"; return 1; }
-    echo "building CPython 3.13 free-threaded (a few minutes, once; log in $log)" >&2
+    [ -n "$src" ] || { echo "no configure in the python$version source"; return 1; }
+    echo "building CPython $version free-threaded (a few minutes, once; log in $log)" >&2
     (
         cd "$src" &&
             ./configure --prefix="$OUT/$name" --disable-gil --without-ensurepip --disable-test-modules &&
@@ -226,13 +241,20 @@ free_threaded_python() {   # NAME TMP
     ) >"$log" 2>&1 || { echo "the build failed (see $log)"; return 1; }
     # The install went to $tmp/root$OUT/$name: its content becomes $tmp.
     mv "$tmp/root$OUT/$name" "$tmp.installed" && rm -rf "$tmp" && mv "$tmp.installed" "$tmp" || return 1
-    rm -f "$log" "$tmp"/lib/libpython3.13t.a "$tmp"/lib/python3.13t/config-*/libpython3.13t.a   # 74 MB, for embedding only
+    rm -f "$log" "$tmp/lib/libpython${version}t.a" "$tmp"/lib/python"${version}"t/config-*/libpython"${version}"t.a  # 74 MB, for embedding only
     chmod -R a+rX "$tmp"
 }
 
 step py3.14 "$OUT/py3.14/usr/bin/python3.14" debian_python
 step py3.15 "$OUT/py3.15/usr/bin/python3.15" debian_python
 step py3.14-shared "$OUT/py3.14-shared/usr/bin/python3.14" shared_python
-step py3.13t "$OUT/py3.13t/bin/python3.13t" free_threaded_python
+free_threaded_313() { free_threaded_python "$1" "$2" 3.13 trixie; }
+free_threaded_314() { free_threaded_python "$1" "$2" 3.14 sid; }
+free_threaded_315() { free_threaded_python "$1" "$2" 3.15 sid; }
+step py3.13t "$OUT/py3.13t/bin/python3.13t" free_threaded_313
 keep_for_machine py3.13t
+step py3.14t "$OUT/py3.14t/bin/python3.14t" free_threaded_314
+keep_for_machine py3.14t
+step py3.15t "$OUT/py3.15t/bin/python3.15t" free_threaded_315
+keep_for_machine py3.15t
 exit 0

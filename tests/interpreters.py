@@ -73,7 +73,10 @@ NEW_INTERPRETERS = [
     ("debian-3.15", "py3.15", "usr/bin/python3.15"),
     ("shared-3.14", "py3.14-shared", "usr/bin/python3.14"),
     ("ft-3.13t", "py3.13t", "bin/python3.13t"),
+    ("ft-3.14t", "py3.14t", "bin/python3.14t"),
+    ("ft-3.15t", "py3.15t", "bin/python3.15t"),
 ]
+FREE_THREADED = ("ft-3.13t", "ft-3.14t", "ft-3.15t")
 
 
 def new_interpreter_params():
@@ -98,4 +101,4 @@ NEW = new_interpreter_params()
 EVERY = ALL + NEW
 # The new builds with a GIL. Tests run on EVERY interpreter, the free-threaded build included, except
 # where it does not apply: PEP 768 needs 3.14.
-NEW_GIL = [p for p in NEW if p.id != "ft-3.13t"]
+NEW_GIL = [p for p in NEW if p.id not in FREE_THREADED]

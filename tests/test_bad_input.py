@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import SYSTEM_PYTHON, assert_one_line_error, run_lu
-from interpreters import ALL, NEW
+from interpreters import ALL, FREE_THREADED, NEW
 
 PY = next(p.values[0] for p in ALL if p.values[0])
 
@@ -199,7 +199,7 @@ def test_a_patch_starts_the_agent_when_there_is_none(start_target, tmp_path):
     assert result.stdout.strip() == "the patch applied no update"
 
 
-@pytest.mark.parametrize("python", [p for p in NEW if p.id == "ft-3.13t"])
+@pytest.mark.parametrize("python", [p for p in NEW if p.id in FREE_THREADED])
 def test_sample_of_a_free_threaded_target_py_spy_cannot_read(python, start_target):
     target = start_target(python, "sleeper.py")
     result = run_lu("sample", target.pid, "--duration", "1")

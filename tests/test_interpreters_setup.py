@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from interpreters import NEW, PYTHONS
+from interpreters import FREE_THREADED, NEW, NEW_INTERPRETERS, PYTHONS
 
 PROBE = r"""
 import json, sys, sysconfig
@@ -65,7 +65,14 @@ print(json.dumps({
 }))
 """
 
-EXPECTED_VERSION = {"debian-3.14": "3.14", "debian-3.15": "3.15", "shared-3.14": "3.14", "ft-3.13t": "3.13"}
+EXPECTED_VERSION = {
+    "debian-3.14": "3.14",
+    "debian-3.15": "3.15",
+    "shared-3.14": "3.14",
+    "ft-3.13t": "3.13",
+    "ft-3.14t": "3.14",
+    "ft-3.15t": "3.15",
+}
 
 # Each of NEW with its id as a second value, for the expectations.
 PARAMS = [pytest.param(p.values[0], p.id, id=p.id, marks=p.marks) for p in NEW]
@@ -78,8 +85,18 @@ def probe(python):
     return json.loads(out.stdout)
 
 
-def test_new_has_the_four_ids():
+def test_new_has_the_six_ids():
     assert [p.id for p in NEW] == list(EXPECTED_VERSION)
+
+
+def test_an_interpreter_not_made_is_skipped_saying_why():
+    for param in NEW:
+        if param.values[0] is None:
+            (mark,) = [m for m in param.marks if m.name == "skip"]
+            directory = os.path.join(PYTHONS, {i: d for i, d, _exe in NEW_INTERPRETERS}[param.id])
+            if os.path.exists(directory + ".missing"):  # ./dev test ran: the reason it found is given
+                with open(directory + ".missing") as handle:
+                    assert handle.read().strip() in mark.kwargs["reason"], mark
 
 
 @pytest.mark.parametrize("python,ident", PARAMS)
@@ -99,7 +116,7 @@ def test_modules_targets_use_work(python, ident):
 @pytest.mark.parametrize("python,ident", PARAMS)
 def test_free_threaded_only_for_313t(python, ident):
     info = probe(python)
-    if ident == "ft-3.13t":
+    if ident in FREE_THREADED:
         assert info["gil_disabled"] == 1
         assert info["gil_enabled"] is False  # not turned back on by an extension module imported above
     else:
