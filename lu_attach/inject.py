@@ -42,6 +42,7 @@ from .pythons import Version, refusal
 from .runtime import TargetProcess, exiting, process_gone
 
 METHOD_CHOICES = methods.CHOICES
+EXPIRY_MARGIN = 2.0  # seconds past lu's last wait before a bootstrap runs nothing (the two clocks may differ)
 
 
 @dataclass
@@ -272,7 +273,8 @@ def inject(pid: int, timeout: float = 10.0, method: str = "auto") -> InjectResul
         return InjectResult(pid=pid, socket=existing, already_running=True, method="none")
     who = methods.Target(pid, found, version)
     chosen = methods.plan(who, method)
-    injection = staging.prepare(target)
+    # lu waits for the methods until the deadline, then for the bootstrap as long again (wait_for_bootstrap)
+    injection = staging.prepare(target, expires=time.time() + 2 * timeout + EXPIRY_MARGIN)
     try:
         deadline = time.monotonic() + timeout
         try:

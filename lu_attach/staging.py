@@ -21,7 +21,9 @@ target's user controls:
 Cancelling is atomic: the bootstrap, once it holds the GIL, removes the claim
 file before it does anything; lu cancels by removing it too. Exactly one of
 them succeeds, so lu either knows nothing will run or knows the agent is
-starting.
+starting. A lu killed before it could cancel (SIGKILL) leaves the claim:
+so the bootstrap also carries the time lu stops waiting for it, and one
+that first runs later than that does nothing.
 """
 
 from __future__ import annotations
@@ -84,12 +86,14 @@ _threading_was_imported = "threading" in sys.modules
 
 
 def _lu_bootstrap():
-    import json, os
-    runtime, nonce = {runtime!r}, {nonce!r}
+    import json, os, time
+    runtime, nonce, expires = {runtime!r}, {nonce!r}, {expires!r}
     try:
         os.unlink(runtime + "/inject-" + nonce + ".claim")
     except OSError:
         return  # lu cancelled this injection (or it was never meant for this process)
+    if time.time() > expires:
+        return  # lu stopped waiting long ago (it was killed before it could cancel): nothing runs
 
     def report(result):
         tmp = runtime + "/inject-" + nonce + ".status.tmp"
@@ -414,8 +418,11 @@ class Injection:
         self.stage.close()
 
 
-def prepare(target: TargetProcess) -> Injection:
-    """Stage everything one injection into `target` needs; nothing in the target changes yet."""
+def prepare(target: TargetProcess, expires: float) -> Injection:
+    """Stage everything one injection into `target` needs; nothing in the target changes yet.
+
+    `expires` (time.time()) is when lu stops waiting: a bootstrap first run after it does nothing.
+    """
     stage = open_stage(target)
     try:
         runtime = open_runtime(target, create=True)
@@ -437,6 +444,7 @@ def prepare(target: TargetProcess) -> Injection:
         text = BOOTSTRAP.format(
             runtime=runtime_path,
             nonce=nonce,
+            expires=round(expires, 3),
             payloads=stage.target_path + "/" + payloads + "/lu_payloads",
             payloads_name=payloads,
         )

@@ -208,6 +208,31 @@ def test_gil_held_in_long_c_call_neither_hangs_nor_harms(python, start_target):
     assert inject_ok(target.pid)["already_running"] is False
 
 
+def test_a_lu_killed_before_it_could_cancel_leaves_nothing_that_starts_later(start_target):
+    """The helper thread waits for the GIL a long C call holds; lu is SIGKILLed meanwhile, so nobody
+    takes the claim back. When the call ends, long after lu would have given up, the bootstrap runs
+    nothing (it carries the time lu stops waiting)."""
+    import signal
+    import subprocess
+    import sys
+
+    target = start_target(sys.executable, "c_call.py", "7")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "lu_cli.main", "inject", str(target.pid), "--timeout", "1"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.6)  # the helper is loaded and waits for the GIL; lu waits for the bootstrap
+    client.send_signal(signal.SIGKILL)
+    client.wait(10)
+    assert target.proc.stdout.readline().strip() == "c-call-done"
+    time.sleep(1.0)  # time for a bootstrap to start, had it been allowed to
+    listed = [p for p in lu_ps() if p["pid"] == target.pid]
+    assert listed and listed[0]["agent"] is False and target.alive()
+    assert inject_ok(target.pid)["already_running"] is False  # and a new injection works
+
+
 @pytest.mark.parametrize("python", ALL)
 def test_embedded_stub_works_without_injection(python, start_target, tmp_path):
     (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))

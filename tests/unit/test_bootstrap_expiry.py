@@ -1,0 +1,38 @@
+"""A bootstrap that first runs after lu stopped waiting for it runs nothing.
+
+lu cancels an injection by taking its claim back; a lu killed (SIGKILL)
+before it could cancel leaves the claim, and the target would start an
+agent whenever it next reached the bootstrap. The bootstrap carries the time
+lu stops waiting: past it, it takes the claim and does nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from lu_attach.staging import BOOTSTRAP
+
+
+def run_bootstrap(runtime, expires):
+    nonce = "0" * 24
+    (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
+    script = BOOTSTRAP.format(
+        runtime=str(runtime), nonce=nonce, expires=expires, payloads="/nonexistent/lu_payloads", payloads_name="x"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return sorted(os.listdir(str(runtime)))
+
+
+def test_an_expired_bootstrap_takes_the_claim_and_does_nothing(tmp_path):
+    assert run_bootstrap(tmp_path, time.time() - 1) == []  # no claim left, no status: nothing ran
+
+
+def test_a_bootstrap_in_time_goes_on_and_reports(tmp_path):
+    left = run_bootstrap(tmp_path, time.time() + 60)
+    assert left == ["inject-%s.status" % ("0" * 24)], left  # it tried (the payloads are not there) and said so
+    text = (tmp_path / left[0]).read_text()
+    assert '"ok": false' in text and "nonexistent" in text, text
