@@ -11,6 +11,12 @@ and the thread it called in then sees a leaked kernel restart code (a
 service died of `OSError: [Errno 516]`). So before gdb touches a real
 target, lu has it make an inferior call in a throw-away child of its own,
 and refuses with one line if that fails.
+
+A call that does not end in time (dlopen waiting behind another thread's
+slow library constructor) is interrupted, never cut short by killing gdb:
+gdb killed mid-call leaves the thread running from gdb's scratch frame, and
+the process dies. gdb runs with `unwindonsignal`: on SIGINT it takes the
+call back, puts the thread's registers back, and detaches as it exits.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from ..signals import signals_deferred
 from .base import Injected, Method, Target
 
 RTLD_NOW = 2
+GDB_SLACK = 5.0  # seconds gdb gets past the injection's deadline (its start-up, attach and detach)
+UNWIND_SECONDS = 10.0  # how long an interrupted gdb gets to take its call back and detach
 PROBE_TIMEOUT = 30.0
 
 
@@ -50,6 +58,8 @@ def _gdb_command(gdb: str, pid: int, script_path: str) -> List[str]:
         "set libthread-db-search-path /nonexistent",
         "-iex",
         "set auto-solib-add off",
+        "-iex",
+        "set unwindonsignal on",  # an interrupted call is taken back (see the module's docstring)
         "-ex",
         "file /proc/%d/exe" % pid,
         "-ex",
@@ -69,20 +79,36 @@ def _run_gdb(gdb: str, pid: int, script: str, timeout: float) -> str:
         with open(script_path, "w") as handle:
             handle.write(script)
         with open(output_path, "w") as output, signals_deferred():
+            process = subprocess.Popen(
+                _gdb_command(gdb, pid, script_path),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+            )
             try:
-                subprocess.run(
-                    _gdb_command(gdb, pid, script_path),
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    timeout=timeout,
-                    preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-                )
+                process.wait(timeout)
             except subprocess.TimeoutExpired:
-                raise LuAttachError("gdb did not finish its call into process %d in time" % pid)
+                _interrupt(process)
+                raise LuAttachError(
+                    "gdb did not finish its call into process %d in time; it was interrupted and took the call back"
+                    % pid
+                ) from None
         with open(output_path) as handle:
             return handle.read()
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Stop gdb's call in the target the way that undoes it (SIGINT), and kill gdb only if that fails."""
+    try:
+        process.send_signal(signal.SIGINT)
+        process.wait(UNWIND_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    except OSError:
+        pass
 
 
 _PROBE = (
@@ -175,7 +201,7 @@ class Gdb(Method):
             "    print('LU-DLOPEN', r, chosen, (time.perf_counter() - t0) * 1000)\n"
             % (pid, candidates, injection.helper, RTLD_NOW, pid, injection.helper, injection.script, offset)
         )
-        out = _run_gdb(gdb, pid, script, max(1.0, deadline - time.monotonic()) + 30)
+        out = _run_gdb(gdb, pid, script, max(1.0, deadline - time.monotonic()) + GDB_SLACK)
         if "LU-NOTHREAD" in out:
             raise LuAttachError("process %d: the waiting threads lu chose ended meanwhile; retry" % pid)
         if "LU-DLOPEN" not in out:
