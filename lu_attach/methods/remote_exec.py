@@ -58,6 +58,7 @@ from ..pythons import REMOTE_EXEC_SINCE
 from .base import Injected, Method, NotThisWay, Target
 
 CALL_TIMEOUT = 20.0
+MIN_ARM_SECONDS = 2.0  # the arming interpreter's own start-up, however little of the deadline is left
 WATCH_WINDOW = 0.05  # seconds the main thread is watched for running Python before it is armed
 
 LAUNCHER = """\
@@ -171,8 +172,12 @@ def _become(uid: int, gid: int, groups: List[int]) -> None:
     os.setuid(uid)
 
 
-def arm(pid: int, script: str) -> None:
-    """sys.remote_exec(pid, script), asked of the target's own interpreter; one-line errors."""
+def arm(pid: int, script: str, timeout: float = CALL_TIMEOUT) -> None:
+    """sys.remote_exec(pid, script), asked of the target's own interpreter; one-line errors.
+
+    Stopped at `timeout`: cut short, it leaves at most a script that runs the bootstrap, whose claim lu
+    then takes back (a script armed but not flagged runs nothing).
+    """
     exe = "/proc/%d/exe" % pid
     try:
         who = _credentials(pid, os.stat(exe))
@@ -187,7 +192,7 @@ def arm(pid: int, script: str) -> None:
             errors="replace",
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
             cwd="/",
-            timeout=CALL_TIMEOUT,
+            timeout=timeout,
             preexec_fn=(lambda: _become(*who)) if who is not None else None,
         )
     except subprocess.TimeoutExpired:
@@ -240,7 +245,7 @@ class RemoteExec(Method):
             raise RemoteDebugOff(refusal)
         name = staging.launcher_name(injection.target, injection.nonce)
         injection.stage.dir.write_new(name, LAUNCHER.format(bootstrap=injection.script).encode(), 0o644)
-        arm(pid, injection.stage.target_path + "/" + name)
+        arm(pid, injection.stage.target_path + "/" + name, max(MIN_ARM_SECONDS, deadline - time.monotonic()))
         # The bootstrap reports when it runs; inject.py waits for that (and cancels on time-out).
         return Injected(self.name, None, 0.0)
 
