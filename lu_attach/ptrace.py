@@ -1,4 +1,4 @@
-"""A minimal ptrace layer (x86-64 Linux) for the one moment a thread is stopped.
+"""A minimal ptrace layer (Linux; the machine's registers are in arch/) for the one moment a thread is stopped.
 
 gdb spends most of an attach on its own bookkeeping (thread library, shared
 library scan); the stop the kernel needs to start one call in a thread is a
@@ -15,19 +15,16 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import platform
 import time
-from typing import Dict, Optional
+from typing import Any, Optional
 
-PTRACE_GETREGS = 12
-PTRACE_SETREGS = 13
+from .arch import MACHINE
+
 PTRACE_DETACH = 17
 PTRACE_GETREGSET = 0x4204
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_EVENT_STOP = 128
-NT_PRFPREG = 2
-NT_X86_XSTATE = 0x202
 WALL = 0x40000000
 XSTATE_BUFFER = 64 * 1024
 
@@ -40,57 +37,13 @@ class PtraceError(OSError):
     """A ptrace request failed; errno tells why."""
 
 
-class UserRegs(ctypes.Structure):
-    """struct user_regs_struct (x86-64)."""
-
-    _fields_ = [
-        (name, ctypes.c_ulonglong)
-        for name in (
-            "r15",
-            "r14",
-            "r13",
-            "r12",
-            "rbp",
-            "rbx",
-            "r11",
-            "r10",
-            "r9",
-            "r8",
-            "rax",
-            "rcx",
-            "rdx",
-            "rsi",
-            "rdi",
-            "orig_rax",
-            "rip",
-            "cs",
-            "eflags",
-            "rsp",
-            "ss",
-            "fs_base",
-            "gs_base",
-            "ds",
-            "es",
-            "fs",
-            "gs",
-        )
-    ]
-
-    def copy(self) -> UserRegs:
-        clone = UserRegs()
-        ctypes.memmove(ctypes.byref(clone), ctypes.byref(self), ctypes.sizeof(UserRegs))
-        return clone
-
-    def as_dict(self) -> Dict[str, int]:
-        return {field[0]: getattr(self, field[0]) for field in self._fields_}
-
-
 class _IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 def supported() -> bool:
-    return platform.machine() == "x86_64"
+    """Whether lu's call is written for this machine (arch/)."""
+    return MACHINE is not None
 
 
 def _ptrace(request: int, tid: int, addr: int = 0, data: int = 0) -> int:
@@ -142,16 +95,19 @@ class Tracee:
         self.stopped = True
         return status
 
-    def getregs(self) -> UserRegs:
-        regs = UserRegs()
-        _ptrace(PTRACE_GETREGS, self.tid, 0, ctypes.addressof(regs))
+    def getregs(self) -> Any:
+        """The general registers, as the machine's register set (arch/: UserRegs)."""
+        assert MACHINE is not None, "ptrace.supported() is checked first"
+        regs = MACHINE.UserRegs()
+        _ptrace(MACHINE.GETREGS, self.tid, 0, ctypes.addressof(regs))
         return regs
 
-    def setregs(self, regs: UserRegs) -> None:
-        _ptrace(PTRACE_SETREGS, self.tid, 0, ctypes.addressof(regs))
+    def setregs(self, regs: Any) -> None:
+        assert MACHINE is not None, "ptrace.supported() is checked first"
+        _ptrace(MACHINE.SETREGS, self.tid, 0, ctypes.addressof(regs))
 
     def regset(self, note: int, size: int = XSTATE_BUFFER) -> Optional[bytes]:
-        """A register set (NT_X86_XSTATE, NT_PRFPREG) as the kernel gives it; None when unsupported."""
+        """A register set (the machine's vector and FPU notes) as the kernel gives it; None when unsupported."""
         buffer = ctypes.create_string_buffer(size)
         vec = _IoVec(ctypes.cast(buffer, ctypes.c_void_p), size)
         try:

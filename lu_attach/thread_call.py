@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Dict, Sequence
 
 from . import ptrace, sigframe
-
-_ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+from .arch import MACHINE
 
 
 def thread_sigmask(pid: int, tid: int) -> int:
@@ -29,22 +28,18 @@ def start_call(
     `setregs`, the thread continues untouched; after it, the call runs and
     the frame puts the thread back. Returns where the thread will resume.
     """
+    assert MACHINE is not None, "ptrace.supported() is checked first"
     regs = tracee.getregs()
-    xsave = tracee.regset(ptrace.NT_X86_XSTATE)
-    fxsave = None if xsave else tracee.regset(ptrace.NT_PRFPREG)
+    xsave = tracee.regset(MACHINE.XSTATE_NOTE)
+    fxsave = None if xsave else tracee.regset(MACHINE.FP_NOTE)
     fpu, is_xsave = sigframe.fpu_state(xsave, fxsave)
-    resume = sigframe.resume_point(regs.rip, regs.rax, regs.orig_rax, regs.rsi)
+    resume = sigframe.resume_point(
+        MACHINE.ip(regs), MACHINE.syscall_result(regs), MACHINE.syscall_nr(regs), MACHINE.second_argument(regs)
+    )
     layout = sigframe.build_call(
         regs.as_dict(), resume, thread_sigmask(pid, tracee.tid), fpu, is_xsave, restorer, tuple(arguments), strings
     )
     for address, data in layout.writes.items():
         ptrace.write_memory(pid, address, data)
-    call = regs.copy()
-    for register, value in zip(_ARGUMENT_REGISTERS, layout.arguments):
-        setattr(call, register, value & 0xFFFFFFFFFFFFFFFF)
-    call.rip = function
-    call.rsp = layout.rsp
-    call.rax = 0
-    call.orig_rax = 0xFFFFFFFFFFFFFFFF  # not in a system call any more: the kernel must not restart one
-    tracee.setregs(call)
+    tracee.setregs(MACHINE.pointed_at(regs, function, layout.sp, layout.arguments))
     return resume

@@ -21,43 +21,18 @@ staying alive.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from . import ptrace
+from .arch import MACHINE, x86_64
 from .symbols import find_symbol_ranges, read_maps
 
-# System calls in which a thread is parked at a point where libc is
-# consistent: waits and blocking I/O (Python releases the GIL around them).
-PARKED_SYSCALLS = {
-    0: "read",
-    7: "poll",
-    19: "readv",
-    23: "select",
-    34: "pause",
-    35: "nanosleep",
-    43: "accept",
-    45: "recvfrom",
-    47: "recvmsg",
-    61: "wait4",
-    128: "rt_sigtimedwait",
-    130: "rt_sigsuspend",
-    202: "futex",
-    219: "restart_syscall",
-    230: "clock_nanosleep",
-    232: "epoll_wait",
-    247: "waitid",
-    270: "pselect6",
-    271: "ppoll",
-    281: "epoll_pwait",
-    288: "accept4",
-    441: "epoll_pwait2",
-    449: "futex_waitv",
-}
+# System calls in which a thread is parked at a point where libc is consistent (the machine's numbers).
+PARKED_SYSCALLS: Dict[int, str] = MACHINE.PARKED_SYSCALLS if MACHINE is not None else {}
 EVAL_LOOP = "_PyEval_EvalFrameDefault"
 _RECURSIVE_MUTEX_KIND = 1
-_MUTEX = struct.Struct("<iIiIi")  # __lock, __count, __owner, __nusers, __kind (glibc, x86-64)
+_MUTEX = (MACHINE or x86_64).MUTEX  # pthread_mutex_t's head, as the C library lays it out on this machine
 
 
 def thread_syscalls(pid: int) -> Dict[int, Optional[int]]:

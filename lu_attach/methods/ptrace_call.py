@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .. import ptrace, sigframe, staging, thread_call, threads
+from ..arch import MACHINE, MODULES
 from ..errors import LuAttachError
 from ..native_helper import READY, entry_offset, helper_library
 from ..runtime import exiting, process_gone
@@ -80,6 +81,7 @@ def _try_thread(
             )
         raise
     started = time.perf_counter()
+    assert MACHINE is not None, "the method is unavailable where lu's call is not written"
     try:
         with signals_deferred():
             try:
@@ -87,13 +89,15 @@ def _try_thread(
                 regs = tracee.getregs()
             except ptrace.PtraceError:
                 return None
-            nr = sigframe.signed(regs.orig_rax)
+            nr = sigframe.signed(MACHINE.syscall_nr(regs))
             if parked:
-                if nr not in threads.PARKED_SYSCALLS or sigframe.signed(regs.rax) not in sigframe.RESTART_RESULTS:
+                result = MACHINE.syscall_result(regs)
+                if nr not in threads.PARKED_SYSCALLS or sigframe.signed(result) not in sigframe.RESTART_RESULTS:
                     return None  # it woke up between the look and the stop
-                if exact_only and not sigframe.resume_point(regs.rip, regs.rax, regs.orig_rax, regs.rsi).exact:
+                second = MACHINE.second_argument(regs)
+                if exact_only and not sigframe.resume_point(MACHINE.ip(regs), result, nr, second).exact:
                     return None
-            elif not points.in_eval_loop(regs.rip):
+            elif not points.in_eval_loop(MACHINE.ip(regs)):
                 return None
             if points.holds_loader_lock(pid, tid):
                 return None
@@ -106,7 +110,7 @@ def _try_thread(
                 tid=tid,
                 stopped_ms=(time.perf_counter() - started) * 1000,
                 resume=resume,
-                rsp=regs.rsp,
+                rsp=MACHINE.sp(regs),
                 syscall=nr if parked else None,
             )
     finally:
@@ -222,11 +226,13 @@ class PtraceCall(Method):
     """
 
     name = "ptrace"
-    summary = "lu's own call in one thread, stopped for well under a millisecond (3.8 and later, x86-64)"
+    summary = (
+        "lu's own call in one thread, stopped for well under a millisecond (3.8 and later, x86-64; see lu_attach/arch/)"
+    )
 
     def unavailable(self, target: Target) -> Optional[str]:
         if not ptrace.supported():
-            return "lu's own call is written for x86-64 Linux only"
+            return "lu's own call is written for %s Linux only (lu_attach/arch/)" % ", ".join(sorted(MODULES))
         return None
 
     def run(self, target: Target, injection: staging.Injection, deadline: float) -> Injected:

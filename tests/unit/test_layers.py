@@ -72,7 +72,7 @@ PACKAGES = {
         "lu_attach",
         "lu_attach",
         (
-            ("errors", "pythons", "signals"),
+            ("errors", "pythons", "signals", "arch"),
             ("safefs", "ptrace", "sigframe"),
             ("symbols", "runtime"),
             ("discover", "native_helper", "thread_call", "threads", "client"),

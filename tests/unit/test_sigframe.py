@@ -198,17 +198,17 @@ def test_frame_layout(rsp, fpu_size, is_xsave, strings):
     arguments = (11, 22, 33)
     layout = build_call(regs, resume, SIGMASK_VALUE, fpu, is_xsave, RESTORER, arguments, strings)
 
-    assert (layout.rsp + 8) % 16 == 0, "at function entry rsp + 8 is 16-byte aligned"
-    assert read(layout, layout.rsp, "<Q") == (RESTORER,), "the restorer is the return address"
+    assert (layout.sp + 8) % 16 == 0, "at function entry rsp + 8 is 16-byte aligned"
+    assert read(layout, layout.sp, "<Q") == (RESTORER,), "the restorer is the return address"
     spans = sorted((start, start + len(data)) for start, data in layout.writes.items())
     assert max(end for _, end in spans) <= rsp - RED_ZONE, "everything lies below the red zone"
     assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), "no two writes overlap"
-    assert spans[0][0] == layout.rsp
+    assert spans[0][0] == layout.sp
 
-    fpu_at = read(layout, layout.rsp + UC + MCONTEXT + 184, "<Q")[0]  # sigcontext.fpstate
+    fpu_at = read(layout, layout.sp + UC + MCONTEXT + 184, "<Q")[0]  # sigcontext.fpstate
     assert fpu_at % 64 == 0
     assert layout.writes[fpu_at] == fpu
-    assert fpu_at - layout.rsp >= FRAME_SIZE
+    assert fpu_at - layout.sp >= FRAME_SIZE
 
     for position, blob in strings.items():
         address = layout.arguments[position]
@@ -223,7 +223,7 @@ def test_ucontext_contents(is_xsave, uc_flags):
     regs = registers(0x7FFD_0000_2000)
     resume = Resume(RIP - 2, FUTEX, True)
     layout = build_call(regs, resume, SIGMASK_VALUE, b"\0" * 1024, is_xsave, RESTORER)
-    uc = layout.rsp + UC
+    uc = layout.sp + UC
     assert read(layout, uc + UC_FLAGS, "<QQ") == (uc_flags, 0)  # UC_FP_XSTATE? | SIGCONTEXT_SS | STRICT_RESTORE_SS
     assert read(layout, uc + SS_SP, "<Q") == (0,)
     assert read(layout, uc + SS_FLAGS, "<i") == (3,)  # an ss_flags rt_sigreturn will not apply
@@ -240,10 +240,10 @@ def test_negative_register_values_are_written_as_64_bit():
     regs = registers(0x7FFD_0000_2000)
     regs["rdx"] = -1
     layout = build_call(regs, Resume(RIP, EINTR, False), -1, b"\0" * 512, False, RESTORER)
-    mcontext = read(layout, layout.rsp + UC + MCONTEXT, "<18Q")
+    mcontext = read(layout, layout.sp + UC + MCONTEXT, "<18Q")
     assert mcontext[SIGCONTEXT_ORDER.index("rdx")] == MASK
     assert mcontext[SIGCONTEXT_ORDER.index("rax")] == u64(EINTR)
-    assert read(layout, layout.rsp + UC + SIGMASK, "<Q") == (MASK,)
+    assert read(layout, layout.sp + UC + SIGMASK, "<Q") == (MASK,)
 
 
 # -- the signal mask ----------------------------------------------------------------------------------------
@@ -285,3 +285,14 @@ def test_parse_sigmask_reads_a_real_status():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     assert mask & (1 << (signal.SIGUSR2 - 1))
     assert bool(mask & (1 << (signal.SIGUSR1 - 1))) == (signal.SIGUSR1 in old)
+
+
+def test_every_machine_module_defines_what_the_call_asks_of_it():
+    import importlib
+
+    from lu_attach import arch
+
+    for machine, name in arch.MODULES.items():
+        module = importlib.import_module("lu_attach.arch." + name)
+        missing = [n for n in arch.NAMES if not hasattr(module, n)]
+        assert not missing, (machine, missing)
