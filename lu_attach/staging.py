@@ -51,6 +51,7 @@ from .runtime import TargetProcess, open_runtime
 STAGE = "lu-stage-%d"
 STATUS_LIMIT = 64 * 1024
 STALE_SECONDS = 600
+STARTING_SWITCH_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while the agent starts (see BOOTSTRAP)
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +103,20 @@ def _lu_bootstrap():
             json.dump(result, handle)
         os.replace(tmp, runtime + "/inject-" + nonce + ".status")
 
+    # Starting the agent (imports, mostly) holds the GIL in stretches of up to the switch interval
+    # (5 ms) while the program's threads wait for it; a shorter interval while it starts makes them
+    # wait less. Put back afterwards, unless the program changed it meanwhile.
+    interval = sys.getswitchinterval()
+    short = min(interval, {switch_interval!r})
+    sys.setswitchinterval(short)
+    try:
+        _lu_start(report, os, runtime)
+    finally:
+        if sys.getswitchinterval() == short:
+            sys.setswitchinterval(interval)
+
+
+def _lu_start(report, os, runtime):
     try:
         module = sys.modules.get("lu_payloads")
         if module is None:
@@ -445,6 +460,7 @@ def prepare(target: TargetProcess, expires: float) -> Injection:
             runtime=runtime_path,
             nonce=nonce,
             expires=round(expires, 3),
+            switch_interval=STARTING_SWITCH_INTERVAL,
             payloads=stage.target_path + "/" + payloads + "/lu_payloads",
             payloads_name=payloads,
         )

@@ -20,7 +20,12 @@ def run_bootstrap(runtime, expires):
     nonce = "0" * 24
     (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
     script = BOOTSTRAP.format(
-        runtime=str(runtime), nonce=nonce, expires=expires, payloads="/nonexistent/lu_payloads", payloads_name="x"
+        runtime=str(runtime),
+        nonce=nonce,
+        expires=expires,
+        switch_interval=0.0005,
+        payloads="/nonexistent/lu_payloads",
+        payloads_name="x",
     )
     out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -36,3 +41,20 @@ def test_a_bootstrap_in_time_goes_on_and_reports(tmp_path):
     assert left == ["inject-%s.status" % ("0" * 24)], left  # it tried (the payloads are not there) and said so
     text = (tmp_path / left[0]).read_text()
     assert '"ok": false' in text and "nonexistent" in text, text
+
+
+def test_the_programs_switch_interval_is_put_back(tmp_path):
+    """The bootstrap shortens the switch interval while the agent starts, then puts the program's back."""
+    nonce = "1" * 24
+    (tmp_path / ("inject-%s.claim" % nonce)).write_bytes(b"")
+    script = BOOTSTRAP.format(
+        runtime=str(tmp_path),
+        nonce=nonce,
+        expires=time.time() + 60,
+        switch_interval=0.0005,
+        payloads="/nonexistent/lu_payloads",
+        payloads_name="x",
+    )
+    program = "import sys\nsys.setswitchinterval(0.02)\n" + script + "\nprint(sys.getswitchinterval())\n"
+    out = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and float(out.stdout) == 0.02, (out.stdout, out.stderr)
