@@ -1,0 +1,153 @@
+"""The floor of a compiled timer woven into a function, beside cProfile and lu's pure timer, in the same run.
+
+    .venv/bin/python bench/woven_floor.py [--python PY ...] [--n 1000000] [--rounds 5]
+
+Why: lu weaves its call-tree timer into the profiled function's own code (a
+`try`/`finally` around the body, engine/transform.py). A compiled timer
+would replace that Python with one call into C on entry and one on exit.
+Before writing it, this measures what those two calls cost when the C side
+does nothing at all: builtins that take one argument and return at once
+(`id`), woven as the engine weaves (the callables held by the function, the
+entry's result passed to the exit). Whatever a compiled timer does (find the
+thread's position, look up the node, read the clock twice, count) comes on
+top, so this floor tells how much room is left under a goal stated as a
+fraction of cProfile.
+
+Columns, in ns added per call of `def f(x): return x + 1` (best of ROUNDS,
+minus the same loop over a bare twin):
+
+- `try/finally`: the woven shape with Python no-ops on both sides;
+- `2 C calls`: the woven shape with C no-ops (the floor of a compiled timer);
+- `2 clock reads`: the woven shape reading `time.perf_counter` on both sides
+  (what the pure timer's clock alone costs, for scale);
+- `lu pure`: lu's own woven timer (FuncProfiler's), from this checkout;
+- `cProfile`: the whole process under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import cProfile, json, sys, time
+N, ROUNDS, PAYLOADS = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+def bare(x):
+    return x + 1
+
+def woven(enter, leave, info):
+    def f(x):
+        token = enter(info)
+        try:
+            return x + 1
+        finally:
+            leave(token)
+    return f
+
+def per_call(fn):
+    best = float("inf")
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        for i in range(N):
+            fn(i)
+        best = min(best, time.perf_counter() - t)
+    return best / N * 1e9
+
+out = {"version": sys.version.split()[0]}
+base = per_call(bare)
+out["bare"] = base
+out["try/finally"] = per_call(woven(lambda i: None, lambda t: None, 1)) - base
+out["2 C calls"] = per_call(woven(id, id, 1)) - base
+clock = time.perf_counter
+out["2 clock reads"] = per_call(woven(lambda i: clock(), lambda t: clock(), 1)) - base
+
+sys.path.insert(0, PAYLOADS)
+import importlib.util
+spec = importlib.util.spec_from_file_location(
+    "lu_payloads", PAYLOADS + "/payloads/__init__.py", submodule_search_locations=[PAYLOADS + "/payloads"])
+lu = importlib.util.module_from_spec(spec)
+sys.modules["lu_payloads"] = lu
+spec.loader.exec_module(lu)
+from lu_payloads.engine import Instrument, Points, UpdateManager
+from lu_payloads.tools.calltree import CallTreeSession
+
+import tempfile
+work = tempfile.mkdtemp()
+with open(work + "/woven_target.py", "w") as handle:
+    handle.write("def profiled(x):\n    return x + 1\n")
+sys.path.insert(0, work)
+import woven_target
+
+session = CallTreeSession()
+uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
+out["lu pure"] = per_call(woven_target.profiled) - base
+UpdateManager.revert(uid)
+import shutil
+shutil.rmtree(work, ignore_errors=True)
+
+profile = cProfile.Profile()
+profile.enable()
+out["cProfile"] = per_call(bare) - base
+profile.disable()
+print(json.dumps(out))
+"""
+
+
+def default_pythons():
+    """pyenv's 3.8 and newer, and the 3.14 and 3.15 that scripts/pythons.sh makes."""
+    found = sorted(
+        (
+            path
+            for path in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*[0-9]"))
+            if int(os.path.basename(path).split(".")[1]) >= 8  # lu's payloads run on 3.8 and later
+        ),
+        key=lambda p: tuple(int(x) for x in os.path.basename(p)[len("python") :].split(".")),
+    )
+    for rel in ("py3.14/usr/bin/python3.14", "py3.15/usr/bin/python3.15"):
+        exe = os.path.join(REPO, ".cache", "pythons", rel)
+        if os.path.exists(exe):
+            found.append(exe)
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", action="append", help="an interpreter; repeat for several")
+    parser.add_argument("--n", type=int, default=1000000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    columns = ["try/finally", "2 C calls", "2 clock reads", "lu pure", "cProfile"]
+    print("ns added per call of a one-line function (best of %d rounds of %d calls)" % (args.rounds, args.n))
+    print(
+        "%-8s %6s  %s  %s"
+        % ("python", "bare", "  ".join("%13s" % c for c in columns), "2 C calls / cProfile   lu pure / cProfile")
+    )
+    for python in args.python or default_pythons():
+        got = subprocess.run(
+            [python, "-c", CHILD, str(args.n), str(args.rounds), REPO], capture_output=True, text=True, timeout=900
+        )
+        if got.returncode != 0:
+            print("%s: %s" % (python, (got.stderr.strip().splitlines() or ["failed"])[-1]))
+            continue
+        row = json.loads(got.stdout)
+        profile = row["cProfile"] if row["cProfile"] > 0 else float("nan")
+        print(
+            "%-8s %4.0fns  %s  %20.2f   %18.2f"
+            % (
+                row["version"],
+                row["bare"],
+                "  ".join("%11.0fns" % row[c] for c in columns),
+                row["2 C calls"] / profile,
+                row["lu pure"] / profile,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
