@@ -19,12 +19,8 @@ events cost nothing on other code.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
-import os
-import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import floors
 
 CHILD = r"""
 import cProfile, json, operator, sys, time
@@ -79,16 +75,6 @@ print(json.dumps(out))
 """
 
 
-def default_pythons():
-    """pyenv's 3.12 and newer, and the 3.14 and 3.15 that scripts/pythons.sh makes."""
-    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9].*/bin/python3.1?")))
-    for rel in ("py3.14/usr/bin/python3.14", "py3.15/usr/bin/python3.15"):
-        exe = os.path.join(REPO, ".cache", "pythons", rel)
-        if os.path.exists(exe):
-            found.append(exe)
-    return found
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", help="an interpreter (3.12+); repeat for several")
@@ -98,14 +84,10 @@ def main():
     columns = ["monitoring, C callbacks", "monitoring, Python callbacks", "cProfile", "others while monitored"]
     print("ns added per call of a one-line function (best of %d rounds of %d calls)" % (args.rounds, args.n))
     print("%-9s %7s  %s   %s" % ("python", "bare", "  ".join("%22s" % c for c in columns), "C callbacks / cProfile"))
-    for python in args.python or default_pythons():
-        got = subprocess.run(
-            [python, "-c", CHILD, str(args.n), str(args.rounds)], capture_output=True, text=True, timeout=600
-        )
-        if got.returncode != 0:
-            print("%s: %s" % (python, (got.stderr.strip().splitlines() or ["failed"])[-1]))
+    for python, row, why in floors.rows(args.python or floors.interpreters(12), CHILD, [str(args.n), str(args.rounds)]):
+        if row is None:
+            print("%s: %s" % (python, why))
             continue
-        row = json.loads(got.stdout)
         ratio = row["monitoring, C callbacks"] / row["cProfile"] if row["cProfile"] > 0 else float("nan")
         print(
             "%-9s %5.0fns  %s   %.2f"

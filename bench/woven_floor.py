@@ -27,12 +27,8 @@ minus the same loop over a bare twin):
 from __future__ import annotations
 
 import argparse
-import glob
-import json
-import os
-import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import floors
 
 CHILD = r"""
 import cProfile, json, sys, time
@@ -99,23 +95,6 @@ print(json.dumps(out))
 """
 
 
-def default_pythons():
-    """pyenv's 3.8 and newer, and the 3.14 and 3.15 that scripts/pythons.sh makes."""
-    found = sorted(
-        (
-            path
-            for path in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*[0-9]"))
-            if int(os.path.basename(path).split(".")[1]) >= 8  # lu's payloads run on 3.8 and later
-        ),
-        key=lambda p: tuple(int(x) for x in os.path.basename(p)[len("python") :].split(".")),
-    )
-    for rel in ("py3.14/usr/bin/python3.14", "py3.15/usr/bin/python3.15"):
-        exe = os.path.join(REPO, ".cache", "pythons", rel)
-        if os.path.exists(exe):
-            found.append(exe)
-    return found
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", help="an interpreter; repeat for several")
@@ -128,14 +107,11 @@ def main():
         "%-8s %6s  %s  %s"
         % ("python", "bare", "  ".join("%13s" % c for c in columns), "2 C calls / cProfile   lu pure / cProfile")
     )
-    for python in args.python or default_pythons():
-        got = subprocess.run(
-            [python, "-c", CHILD, str(args.n), str(args.rounds), REPO], capture_output=True, text=True, timeout=900
-        )
-        if got.returncode != 0:
-            print("%s: %s" % (python, (got.stderr.strip().splitlines() or ["failed"])[-1]))
+    argv = [str(args.n), str(args.rounds), floors.REPO]
+    for python, row, why in floors.rows(args.python or floors.interpreters(8), CHILD, argv):
+        if row is None:
+            print("%s: %s" % (python, why))
             continue
-        row = json.loads(got.stdout)
         profile = row["cProfile"] if row["cProfile"] > 0 else float("nan")
         print(
             "%-8s %4.0fns  %s  %20.2f   %18.2f"

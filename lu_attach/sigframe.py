@@ -33,12 +33,10 @@ EINTR, as after any signal handler, which Python retries with the time left
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
-
 from .arch import MACHINE
 from .arch import x86_64 as _x86_64
-from .arch.common import CallLayout
+from .arch.common import CallLayout as CallLayout  # what build_call gives, for its callers
+from .arch.common import Resume
 
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = -512, -513, -514, -516
 EINTR = -4
@@ -51,15 +49,6 @@ _ARCH = MACHINE or _x86_64
 
 def signed(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where the thread continues after the call, and with which value in its result register."""
-
-    ip: int
-    result: int
-    exact: bool  # False: an interrupted timed wait returns EINTR (see the module docstring)
 
 
 FUTEX_ABSOLUTE_DEADLINE = {6, 9, 11, 13}  # LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2
@@ -95,28 +84,9 @@ def resume_point(ip: int, result_register: int, nr_register: int, second_argumen
     return Resume(ip, result_register, True)  # not in a system call (or it had finished): exactly where it was
 
 
-def fpu_state(xsave: Optional[bytes], fxsave: Optional[bytes]) -> Tuple[bytes, bool]:
-    """The FPU area of a signal frame from the register sets ptrace gave (the machine's layout)."""
-    area: Tuple[bytes, bool] = _ARCH.fpu_state(xsave, fxsave)
-    return area
-
-
-def build_call(
-    regs: Dict[str, int],
-    resume: Resume,
-    sigmask: int,
-    fpu: bytes,
-    is_xsave: bool,
-    restorer: int,
-    arguments: Tuple[int, ...] = (),
-    strings: Optional[Dict[int, bytes]] = None,
-) -> CallLayout:
-    """Lay out `function(*arguments)` returning into `restorer` with a frame that restores `regs`
-    (the machine's layout; see arch/)."""
-    layout: CallLayout = _ARCH.build_call(
-        regs, resume.ip, resume.result, sigmask, fpu, is_xsave, restorer, arguments, strings
-    )
-    return layout
+# The machine's signal frame (arch/): the FPU area from the register sets ptrace gave, and the frame itself.
+fpu_state = _ARCH.fpu_state
+build_call = _ARCH.build_call
 
 
 def parse_sigmask(status_text: str) -> int:

@@ -7,6 +7,15 @@ from typing import Dict, Tuple
 
 
 @dataclass(frozen=True)
+class Resume:
+    """Where the thread continues after the call, and with which value in its result register."""
+
+    ip: int
+    result: int
+    exact: bool  # False: an interrupted timed wait returns EINTR (see sigframe.py)
+
+
+@dataclass(frozen=True)
 class CallLayout:
     """What to write into the thread's stack, and the registers that start the call."""
 

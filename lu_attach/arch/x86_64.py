@@ -17,7 +17,7 @@ import ctypes
 import struct
 from typing import Dict, Optional, Sequence, Tuple
 
-from .common import CallLayout
+from .common import CallLayout, Resume
 
 NAME = "x86-64"
 _MASK64 = (1 << 64) - 1
@@ -194,8 +194,7 @@ def fpu_state(xsave: Optional[bytes], fxsave: Optional[bytes]) -> Tuple[bytes, b
 
 def build_call(
     regs: Dict[str, int],
-    resume_ip: int,
-    resume_result: int,
+    resume: Resume,
     sigmask: int,
     fpu: bytes,
     is_xsave: bool,
@@ -229,7 +228,7 @@ def build_call(
     struct.pack_into("<QQ", frame, uc + UC_FLAGS, flags, 0)
     struct.pack_into("<QiiQ", frame, uc + UC_STACK, 0, INVALID_SS_FLAGS, 0, 0)
     values = dict(regs)
-    values["rip"], values["rax"] = resume_ip, resume_result
+    values["rip"], values["rax"] = resume.ip, resume.result
     mc = uc + UC_MCONTEXT
     struct.pack_into("<18Q", frame, mc, *(values[name] & _MASK64 for name in SIGCONTEXT_REGS))
     struct.pack_into("<HHHH", frame, mc + 144, regs["cs"], regs["gs"], regs["fs"], regs["ss"])
