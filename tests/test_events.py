@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, lu_ok, run_lu, until
 from interpreters import EVERY
 
-BURST = 300_000  # calls: 600,000 events, far more than the recorder holds between two writes
+BURST = 150_000  # calls: 300,000 events, far more than the recorder holds between two writes
 
 
 def events_of(pid: int, *args: str) -> list:
