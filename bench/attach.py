@@ -363,6 +363,7 @@ def bench_python(python, runs, script, log):
             "pause_max_ms": max((r["pause_ms"] for r in good if r["pause_ms"] is not None), default=None),
             "baseline_ms": median([r["baseline_ms"] for r in results[m]]),
             "lu_reported_pause_ms": median([r.get("lu_pause_ms") for r in good]),
+            "lu_reported_total_ms": median([r.get("lu_total_ms") for r in good]),
             "errors": [r["error"] for r in results[m] if not r["ok"]],
             "each": [
                 {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in ("t0", "t1")}
@@ -404,14 +405,15 @@ def fmt(x, digits=1):
 def table(res):
     lines = [
         "%s (%s)" % (res["python"], res["version"]),
-        "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure |",
-        "|---|---|---|---|---|---|---|",
+        "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure"
+        " | agent up after (lu's own figure) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in res["methods"]:
         s = res["methods"][m]
         used = sorted({r.get("used") for r in s["each"] if r.get("used")})
         lines.append(
-            "| %s%s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s |"
+            "| %s%s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s | %s |"
             % (
                 m,
                 " (%s)" % ", ".join(used) if m == "lu" and used else "",
@@ -423,6 +425,7 @@ def table(res):
                 fmt(s["pause_max_ms"]),
                 fmt(s["baseline_ms"]),
                 "-" if s["lu_reported_pause_ms"] is None else fmt(s["lu_reported_pause_ms"], 2) + " ms",
+                "-" if s["lu_reported_total_ms"] is None else fmt(s["lu_reported_total_ms"]) + " ms",
             )
         )
     r, s = res["ratios"], res["methods"]
@@ -475,6 +478,8 @@ def all_pythons():
         "/usr/bin/python3",
         os.path.join(ROOT, ".cache/pythons/py3.14/usr/bin/python3.14"),
         os.path.join(ROOT, ".cache/pythons/py3.15/usr/bin/python3.15"),
+        os.path.join(ROOT, ".cache/pythons/py3.14-shared/usr/bin/python3.14"),
+        os.path.join(ROOT, ".cache/pythons/py3.13t/bin/python3.13t"),
     ):
         found = sorted(glob.glob(pattern))
         if found:
@@ -491,7 +496,8 @@ def main():
     ap.add_argument(
         "--all",
         action="store_true",
-        help="pyenv 3.8, 3.11, 3.12, /usr/bin/python3, and Debian's 3.14 and 3.15 (missing ones skipped)",
+        help="pyenv 3.8, 3.11, 3.12, /usr/bin/python3, Debian's 3.14 and 3.15, the shared 3.14 and 3.13t"
+        " (missing ones skipped)",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     args = ap.parse_args()
