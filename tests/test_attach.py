@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 from conftest import REPO, assert_one_line_error, run_lu
-from interpreters import ALL
+from interpreters import ALL, NEW
 
 from lu_attach.client import AgentClient
 from lu_attach.session import connect
@@ -36,8 +36,18 @@ def agent_request(pid, op, **args):
         return client.request(op, **args)
 
 
-@pytest.mark.parametrize("python", ALL)
-@pytest.mark.parametrize("script", ["busy.py", "sleeper.py", "joiner.py"])
+# On the builds scripts/pythons.sh makes, a busy main thread (remote-exec on 3.14+: it runs Python) and a
+# sleeping one (lu's call: remote-exec waits for none that waits in a system call).
+ATTACH_CASES = [
+    pytest.param(p.values[0], s, id="%s-%s" % (p.id, s), marks=p.marks)
+    for p in ALL
+    for s in ("busy.py", "sleeper.py", "joiner.py")
+] + [
+    pytest.param(p.values[0], s, id="%s-%s" % (p.id, s), marks=p.marks) for p in NEW for s in ("busy.py", "sleeper.py")
+]
+
+
+@pytest.mark.parametrize("python,script", ATTACH_CASES)
 def test_inject_ps_attach_detach(python, script, start_target):
     target = start_target(python, script)
     info = inject_ok(target.pid)
@@ -86,7 +96,7 @@ def test_inject_ps_attach_detach(python, script, start_target):
     assert "Traceback" not in target.stderr_text()
 
 
-@pytest.mark.parametrize("python", ALL)
+@pytest.mark.parametrize("python", ALL + NEW)
 def test_main_thread_record_stays_right(python, start_target):
     """lu may be the first to import threading (sleeper.py never does): main_thread() must stay right."""
     target = start_target(python, "sleeper.py")
@@ -114,7 +124,7 @@ def test_main_thread_record_stays_right(python, start_target):
     assert "AssertionError" not in err and "_shutdown" not in err, err
 
 
-HTTP_CASES = [pytest.param(p.values[0], "parked", id=p.id, marks=p.marks) for p in ALL] + [
+HTTP_CASES = [pytest.param(p.values[0], "parked", id=p.id, marks=p.marks) for p in ALL + NEW] + [
     pytest.param(p.values[0], "running", id=p.id + "-running", marks=p.marks) for p in ALL[:1] + ALL[-2:]
 ]
 
