@@ -121,6 +121,7 @@ def _lu_start(report, os, runtime):
         module = sys.modules.get("lu_payloads")
         if module is None:
             package = _private_copy(os, runtime, {payloads!r}, {payloads_name!r})
+            _ensure_bytecode(os, package)
             import importlib.util
             spec = importlib.util.spec_from_file_location(
                 "lu_payloads", package + "/__init__.py", submodule_search_locations=[package])
@@ -141,6 +142,25 @@ def _lu_start(report, os, runtime):
             report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})
         except BaseException:
             pass
+
+
+def _ensure_bytecode(os, package):
+    """lu's own modules compiled once per Python version, in lu's own directory, even where the program
+    asked Python to write no bytecode (PYTHONDONTWRITEBYTECODE, common in containers): else every
+    injection compiles them all again, each module one call that holds the GIL for milliseconds."""
+    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
+        return  # the import writes them itself; or they would go to the program's cache directory
+    import importlib.util, py_compile
+    for dirpath, _dirnames, filenames in os.walk(package):
+        for name in filenames:
+            if name.endswith(".py"):
+                source = os.path.join(dirpath, name)
+                cached = importlib.util.cache_from_source(source)
+                if not os.path.exists(cached):
+                    try:
+                        py_compile.compile(source, cfile=cached, doraise=True)
+                    except Exception:
+                        pass  # this one is compiled as it is imported, as before
 
 
 def _private_copy(os, runtime, staged, name):

@@ -243,6 +243,42 @@ def test_a_lu_killed_before_it_could_cancel_leaves_nothing_that_starts_later(sta
     assert inject_ok(target.pid)["already_running"] is False  # and a new injection works
 
 
+def test_lu_compiles_its_own_modules_once_where_the_program_writes_no_bytecode(start_target, tmp_path):
+    """PYTHONDONTWRITEBYTECODE (common in containers) would make every injection compile all of lu again,
+    one GIL-holding call per module. lu's own modules get their bytecode in lu's directory; the program's
+    setting stays as it is for its own."""
+    import sys
+
+    import lu_payloads
+    from lu_attach.staging import payloads_digest
+
+    # lu's private copy of its package in the agent's directory (shared by the targets of a user): one
+    # module's bytecode removed, so that only this injection can have written it again.
+    private = "/tmp/lu-%d/payloads-%s-%s/lu_payloads" % (os.geteuid(), lu_payloads.__version__, payloads_digest())
+    cached = os.path.join(private, "engine", "__pycache__", "source.%s.pyc" % sys.implementation.cache_tag)
+    try:
+        os.unlink(cached)  # (not importlib's cache_from_source: the tests' own pycache prefix would redirect it)
+    except FileNotFoundError:
+        pass
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": ""}  # no bytecode, and none elsewhere either
+    target = start_target(sys.executable, "sleeper.py", env=env)
+    inject_ok(target.pid)
+    (tmp_path / "app_module.py").write_text("X = 1\n")
+    out = agent_request(
+        target.pid,
+        "exec",
+        source=(
+            "import sys, os\n"
+            "m = sys.modules['lu_payloads.engine.source']\n"
+            "sys.path.insert(0, %r)\n"
+            "import app_module\n"
+            "print(sys.flags.dont_write_bytecode, m.__cached__ == %r, os.path.exists(%r), os.path.exists(%r))\n"
+        )
+        % (str(tmp_path), cached, cached, str(tmp_path / "__pycache__")),
+    )
+    assert out["output"].split() == ["1", "True", "True", "False"], out
+
+
 @pytest.mark.parametrize("python", ALL)
 def test_embedded_stub_works_without_injection(python, start_target, tmp_path):
     (tmp_path / "lu_payloads").symlink_to(os.path.join(REPO, "payloads"))
