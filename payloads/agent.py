@@ -67,6 +67,7 @@ class Connection:
         self.peer = peer  # (pid, uid, gid)
         self.send_lock = osthreads.Lock()
         self.closed = False
+        self.greeted = False  # its hello is sent: before that no event may reach it (the hello comes first)
         self._wants_events = True
         self.state: Dict[str, Any] = {}
         self.on_close: List[Callable[[], None]] = []  # what a handler left open for this client (run once, on close)
@@ -104,6 +105,8 @@ class Connection:
                 self.send(self.agent.hello())
             except (OSError, protocol.FrameTooLarge):
                 return
+            self.greeted = True
+            self.agent.count_listeners()
             while not self.closed and not self.agent.stopping:
                 try:
                     body = protocol.recv_raw(self.sock)
@@ -347,7 +350,7 @@ class Agent:
     def count_listeners(self) -> None:
         """Whether any client wants events, for emit() to read without a lock."""
         with self._connections_lock:
-            self._listening = any(c.wants_events and not c.closed for c in self.connections)
+            self._listening = any(c.wants_events and c.greeted and not c.closed for c in self.connections)
 
     # -- events: called from application threads, so never block on a client
     def emit(self, event: Dict[str, Any]) -> None:
@@ -398,7 +401,7 @@ class Agent:
             if not batch:
                 continue
             with self._connections_lock:
-                targets = [c for c in self.connections if c.wants_events]
+                targets = [c for c in self.connections if c.wants_events and c.greeted]
             for connection in targets:
                 for event in batch:
                     try:

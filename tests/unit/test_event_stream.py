@@ -29,6 +29,7 @@ def listen(agent: Agent) -> Connection:
     ours, theirs = socket.socketpair()
     theirs.close()
     connection = Connection(agent, ours, (0, 0, 0))
+    connection.greeted = True  # as serve() marks it once its hello is sent
     agent.connections.append(connection)
     agent.count_listeners()
     return connection
@@ -49,6 +50,22 @@ def test_a_listening_client_gets_every_event_in_order(agent):
         agent.emit({"n": n})
     assert events_in(agent._next_batch()) == [0, 1, 2, 3, 4]
     assert agent._next_batch() == []
+
+
+def test_a_client_gets_no_event_before_its_hello(agent):
+    """The first message a client reads is the agent's hello: an event sent before it was taken for a
+    hello from another protocol (a race a CI run caught, with a debugger streaming while `lu ls` connected)."""
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    connection = Connection(agent, ours, (0, 0, 0))  # accepted, its hello not sent yet
+    agent.connections.append(connection)
+    agent.count_listeners()
+    agent.emit({"n": 1})
+    assert agent._next_batch() == []
+    connection.greeted = True
+    agent.count_listeners()
+    agent.emit({"n": 2})
+    assert events_in(agent._next_batch()) == [2]
 
 
 def test_a_client_that_wants_no_events_stops_the_queueing(agent):
