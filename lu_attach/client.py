@@ -93,6 +93,8 @@ class AgentClient:
         if message.get("v") != protocol.PROTOCOL_VERSION or not isinstance(hello, dict):
             if "error" in message and isinstance(message["error"], str):
                 raise LuAttachError(message["error"][:300])
+            if message.get("v") == protocol.PROTOCOL_VERSION:
+                raise AgentGone("the agent's greeting was not understood (it sent something else first)")
             raise LuAttachError(
                 "the agent speaks protocol %r; this lu speaks %d (detach it with the lu that "
                 "started it)" % (message.get("v"), protocol.PROTOCOL_VERSION)
