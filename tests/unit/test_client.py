@@ -87,8 +87,13 @@ def test_another_protocol_version_is_refused_in_one_line(pair, greeting):
 
 
 def test_a_hello_without_its_content_is_refused(pair):
-    with pytest.raises(LuAttachError, match="speaks protocol 2"):
+    with pytest.raises(LuAttachError, match="greeting was not understood"):
         connect(pair, {"v": 2, "hello": "me"})
+
+
+def test_an_agent_of_another_protocol_is_named_so(pair):
+    with pytest.raises(LuAttachError, match="the agent speaks protocol 1; this lu speaks 2"):
+        connect(pair, {"v": 1, "hello": {}})
 
 
 def test_an_agent_that_greets_with_an_error(pair):
