@@ -336,18 +336,24 @@ class CeleryWorker:
         """Enqueue n ping tasks.
 
         From a subprocess of the servers python: the test process runs in lu's venv, which has no celery.
+        The messages are written into an outbox and moved into the queue whole (see treeapp/tasks.py).
         """
         code = "from treeapp.tasks import ping\nfor _ in range(%d):\n    ping.delay()\n" % n
+        broker = self.env["TREEAPP_BROKER_DIR"]
+        outbox, queue = os.path.join(broker, "outbox"), os.path.join(broker, "queue")
+        os.makedirs(outbox, exist_ok=True)
         sent = subprocess.run(
             [str(servers_python()), "-c", code],
             cwd=TARGETS,
-            env=dict(os.environ, PYTHONPATH=TARGETS, **self.env),
+            env=dict(os.environ, PYTHONPATH=TARGETS, TREEAPP_OUTBOX=outbox, **self.env),
             capture_output=True,
             text=True,
             timeout=30,
         )
         if sent.returncode != 0:
             raise RuntimeError("could not enqueue %d pings: %s" % (n, sent.stderr))
+        for name in sorted(os.listdir(outbox)):
+            os.rename(os.path.join(outbox, name), os.path.join(queue, name))
 
     def results(self) -> List[Tuple[int, str]]:
         """What the pings reported so far: (pid of the pool process that ran it, body), in order."""

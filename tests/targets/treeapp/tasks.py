@@ -21,7 +21,9 @@ app.conf.update(
     broker_url="filesystem://",
     broker_transport_options={
         "data_folder_in": _folders["queue"],
-        "data_folder_out": _folders["queue"],
+        # A sender may write elsewhere and move each message into the queue whole: kombu creates a message
+        # file, then locks and fills it, and a worker that opens it in between reads it empty and dies.
+        "data_folder_out": os.environ.get("TREEAPP_OUTBOX") or _folders["queue"],
         "processed_folder": _folders["processed"],
         "control_folder": _folders["control"],  # else kombu writes it into the working directory
         "store_processed": True,
