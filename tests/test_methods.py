@@ -121,22 +121,35 @@ def test_gdb_that_cannot_make_inferior_calls_is_refused_before_it_touches_the_ta
     assert not has_agent(target.pid) and target.alive()
 
 
-@pytest.fixture(scope="module")
-def vectors_library(tmp_path_factory):
+def build_native(tmp_path_factory, source: str, cpu_flag: str, gcc_flag: str, why: str) -> str:
+    """tests/targets/native/SOURCE compiled with GCC_FLAG, or the test skipped when the CPU lacks CPU_FLAG."""
     with open("/proc/cpuinfo") as cpuinfo:
-        flags = cpuinfo.read().split()
-    if "avx" not in flags:
-        pytest.skip("this CPU has no AVX: the ymm registers cannot be checked")
-    out = tmp_path_factory.mktemp("vectors") / "vectors.so"
-    source = os.path.join(TARGETS, "native", "vectors.c")
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-mavx", "-o", str(out), source], check=True)
+        if cpu_flag not in cpuinfo.read().split():
+            pytest.skip("this CPU has no %s: %s" % (cpu_flag.upper(), why))
+    out = tmp_path_factory.mktemp(source.split(".")[0]) / (source.split(".")[0] + ".so")
+    subprocess.run(
+        ["gcc", "-O1", "-shared", "-fPIC", gcc_flag, "-o", str(out), os.path.join(TARGETS, "native", source)],
+        check=True,
+    )
     return str(out)
 
 
-@pytest.mark.parametrize("python", ALL + NEW)
-def test_the_borrowed_thread_gets_its_vector_and_x87_state_back(python, vectors_library, start_target):
-    """The only thread lu can borrow waits in read(2) with a pattern in ymm0-15, MXCSR and the x87 control word."""
-    target = start_target(python, "vectors.py", vectors_library)
+@pytest.fixture(scope="module")
+def vectors_library(tmp_path_factory):
+    return build_native(tmp_path_factory, "vectors.c", "avx", "-mavx", "the ymm registers cannot be checked")
+
+
+@pytest.fixture(scope="module")
+def avx512_library(tmp_path_factory):
+    return build_native(
+        tmp_path_factory, "vectors512.c", "avx512f", "-mavx512f", "zmm16-31 and the opmask registers cannot be checked"
+    )
+
+
+def held_state_comes_back(start_target, python, library, function, gdb_changes, changed_count):
+    """The only thread lu can borrow waits in read(2) holding a pattern (vectors.py); lu's call borrows that
+    very thread, the pattern must be intact after it, and the check must see registers gdb changes."""
+    target = start_target(python, "vectors.py", library, function)
     write_end = "/proc/%d/fd/%s" % (target.pid, target.ready_line.split()[2])
     info = inject_json(target.pid, "--method", "ptrace", env={"LU_INJECT_MODE": "parked"})
     assert info["method"] == "ptrace" and info["thread"] == target.pid, info  # that very thread
@@ -145,63 +158,34 @@ def test_the_borrowed_thread_gets_its_vector_and_x87_state_back(python, vectors_
     assert target.proc.stdout.readline().strip() == "vectors intact"
     lu_ok("detach", target.pid)
     # The check can fail: a register changed while the thread waits is seen.
-    changed = subprocess.run(
-        ["gdb", "-p", str(target.pid), "-batch", "-nx", "-ex", "set $ymm3.v8_int32[0] = 12345"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = ["gdb", "-p", str(target.pid), "-batch", "-nx"]
+    for change in gdb_changes:
+        command += ["-ex", change]
+    changed = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if changed.returncode != 0:
         pytest.skip("gdb cannot write registers here: %s" % changed.stdout[-200:])
     with open(write_end, "w") as pipe:
         pipe.write("x")
-    assert target.proc.stdout.readline().strip() == "vectors WRONG 1"
+    assert target.proc.stdout.readline().strip() == "vectors WRONG %d" % changed_count
 
 
-@pytest.fixture(scope="module")
-def avx512_library(tmp_path_factory):
-    with open("/proc/cpuinfo") as cpuinfo:
-        flags = cpuinfo.read().split()
-    if "avx512f" not in flags:
-        pytest.skip("this CPU has no AVX-512: zmm16-31 and the opmask registers cannot be checked")
-    out = tmp_path_factory.mktemp("vectors512") / "vectors512.so"
-    source = os.path.join(TARGETS, "native", "vectors512.c")
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-mavx512f", "-o", str(out), source], check=True)
-    return str(out)
+@pytest.mark.parametrize("python", ALL + NEW)
+def test_the_borrowed_thread_gets_its_vector_and_x87_state_back(python, vectors_library, start_target):
+    """ymm0-15, MXCSR and the x87 control word."""
+    held_state_comes_back(start_target, python, vectors_library, "hold_vectors", ["set $ymm3.v8_int32[0] = 12345"], 1)
 
 
 @pytest.mark.parametrize("python", ALL + NEW)
 def test_the_borrowed_thread_gets_its_avx512_state_back(python, avx512_library, start_target):
-    """The same with all 64 bytes of zmm0-31 and the opmask registers k1-k7 (XSAVE's AVX-512 components)."""
-    target = start_target(python, "vectors.py", avx512_library, "hold_avx512")
-    write_end = "/proc/%d/fd/%s" % (target.pid, target.ready_line.split()[2])
-    info = inject_json(target.pid, "--method", "ptrace", env={"LU_INJECT_MODE": "parked"})
-    assert info["method"] == "ptrace" and info["thread"] == target.pid, info
-    with open(write_end, "w") as pipe:
-        pipe.write("x")
-    assert target.proc.stdout.readline().strip() == "vectors intact"
-    lu_ok("detach", target.pid)
-    changed = subprocess.run(  # the check can fail: an upper zmm register changed while the thread waits
-        [
-            "gdb",
-            "-p",
-            str(target.pid),
-            "-batch",
-            "-nx",
-            "-ex",
-            "set $zmm20.v16_int32[15] = 12345",
-            "-ex",
-            "set $k5 = 1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    """All 64 bytes of zmm0-31 and the opmask registers k1-k7 (XSAVE's AVX-512 components)."""
+    held_state_comes_back(
+        start_target,
+        python,
+        avx512_library,
+        "hold_avx512",
+        ["set $zmm20.v16_int32[15] = 12345", "set $k5 = 1"],
+        2,
     )
-    if changed.returncode != 0:
-        pytest.skip("gdb cannot write registers here: %s" % changed.stdout[-200:])
-    with open(write_end, "w") as pipe:
-        pipe.write("x")
-    assert target.proc.stdout.readline().strip() == "vectors WRONG 2"
 
 
 def test_lu_inject_help_names_the_methods_and_their_order():
