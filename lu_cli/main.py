@@ -7,6 +7,7 @@ it (set LU_DEBUG=1 to see the traceback while developing lu).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -89,8 +90,10 @@ COMMANDS = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def _tool_commands() -> List[click.Command]:
-    """The commands tools declare (payloads/tools/registry.py), unless lu has a command of that name."""
+    """The commands tools declare (payloads/tools/registry.py), unless lu has a command of that name (made once:
+    `lu --help` asks for the list, then for each command)."""
     from .commands.tools import commands  # lazy: the tool registry imports the engine; only its commands need it
 
     return commands(COMMANDS)
