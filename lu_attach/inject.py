@@ -46,6 +46,25 @@ EXPIRY_MARGIN = 2.0  # seconds past lu's last wait before a bootstrap runs nothi
 
 
 @dataclass
+class Compiled:
+    """The bytecode of lu's own modules that an injection had to make (the first one into each Python
+    version): how many, and where the compiling ran. "subinterpreter" held none of the program's GIL;
+    "agent thread" and "import" took turns at it with the program's threads."""
+
+    modules: int
+    where: str
+
+    @classmethod
+    def of(cls, reported: object) -> Optional[Compiled]:
+        if not isinstance(reported, dict):
+            return None
+        modules, where = reported.get("modules"), reported.get("where")
+        if not isinstance(modules, int) or where not in ("subinterpreter", "agent thread", "import"):
+            return None
+        return cls(modules, where)
+
+
+@dataclass
 class InjectResult:
     pid: int
     socket: str  # as seen from the host (through /proc/PID/root)
@@ -54,6 +73,7 @@ class InjectResult:
     thread: Optional[int] = None
     pause_ms: Optional[float] = None
     total_ms: Optional[float] = None
+    compiled: Optional[Compiled] = None  # lu's modules compiled for the target's Python by this injection
 
 
 # -- pre-flight --------------------------------------------------------------
@@ -299,6 +319,7 @@ def inject(pid: int, timeout: float = 10.0, method: str = "auto") -> InjectResul
             thread=done.thread,
             pause_ms=done.stopped_ms,
             total_ms=(time.perf_counter() - begin) * 1000,
+            compiled=Compiled.of(status.get("compiled")),
         )
     finally:
         injection.cleanup()

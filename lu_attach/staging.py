@@ -87,7 +87,7 @@ _threading_was_imported = "threading" in sys.modules
 
 
 def _lu_bootstrap():
-    import json, os, time
+    import os, time
     runtime, nonce, expires = {runtime!r}, {nonce!r}, {expires!r}
     try:
         os.unlink(runtime + "/inject-" + nonce + ".claim")
@@ -97,6 +97,7 @@ def _lu_bootstrap():
         return  # lu stopped waiting long ago (it was killed before it could cancel): nothing runs
 
     def report(result):
+        import json
         tmp = runtime + "/inject-" + nonce + ".status.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -117,12 +118,18 @@ def _lu_bootstrap():
 
 
 def _lu_start(report, os, runtime):
+    compiled = finder = None
     try:
         module = sys.modules.get("lu_payloads")
         if module is None:
             package = _private_copy(os, runtime, {payloads!r}, {payloads_name!r})
-            _ensure_bytecode(os, package)
             import importlib.util
+            # lu's bytecode, and the standard library's where it has none, made away from the program's GIL
+            # (lu_payloads/startup.py says how); the finder serves this thread only, while it starts the agent
+            startup = _load(importlib.util, "_lu_startup", package + "/startup.py")
+            compiled, finder = startup.prepare(package, runtime)
+            if finder is not None:
+                sys.meta_path.insert(0, finder)
             spec = importlib.util.spec_from_file_location(
                 "lu_payloads", package + "/__init__.py", submodule_search_locations=[package])
             module = importlib.util.module_from_spec(spec)
@@ -136,38 +143,33 @@ def _lu_start(report, os, runtime):
         threadfix.fix_main_thread(_threading_was_imported)
         was_running = module.running()
         report({{"ok": True, "socket": module.start(), "python": "%d.%d.%d" % sys.version_info[:3],
-                 "pid": os.getpid(), "was_running": was_running}})
+                 "pid": os.getpid(), "was_running": was_running, "compiled": compiled}})
     except BaseException as exc:
         try:
             report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})
         except BaseException:
             pass
+    finally:
+        if finder is not None:
+            try:
+                sys.meta_path.remove(finder)
+            except ValueError:
+                pass
 
 
-def _ensure_bytecode(os, package):
-    """lu's own modules compiled once per Python version, in lu's own directory, even where the program
-    asked Python to write no bytecode (PYTHONDONTWRITEBYTECODE, common in containers): else every
-    injection compiles them all again, each module one call that holds the GIL for milliseconds."""
-    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
-        return  # the import writes them itself; or they would go to the program's cache directory
-    import importlib.util, py_compile
-    for dirpath, _dirnames, filenames in os.walk(package):
-        for name in filenames:
-            if name.endswith(".py"):
-                source = os.path.join(dirpath, name)
-                cached = importlib.util.cache_from_source(source)
-                if not os.path.exists(cached):
-                    try:
-                        py_compile.compile(source, cfile=cached, doraise=True)
-                    except Exception:
-                        pass  # this one is compiled as it is imported, as before
+def _load(util, name, path):
+    """A module of lu's by its path, not entered in sys.modules."""
+    spec = util.spec_from_file_location(name, path)
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _private_copy(os, runtime, staged, name):
     """lu's package, copied once into the agent's own directory (where its bytecode cache can be written)."""
-    import shutil
     final = runtime + "/" + name
     if not os.path.isfile(final + "/lu_payloads/__init__.py"):
+        import shutil  # only here: where the standard library has no bytecode, importing it compiles
         tmp = "%s.%d.tmp" % (final, os.getpid())
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(staged, tmp + "/lu_payloads")
@@ -180,6 +182,19 @@ def _private_copy(os, runtime, staged, name):
 
 _lu_bootstrap()
 '''
+
+
+def bootstrap_script(runtime: str, nonce: str, expires: float, payloads: str, payloads_name: str) -> str:
+    """The bootstrap of one injection: where the agent's directory and lu's package are, its claim, and
+    the time after which it runs nothing."""
+    return BOOTSTRAP.format(
+        runtime=runtime,
+        nonce=nonce,
+        expires=expires,
+        switch_interval=STARTING_SWITCH_INTERVAL,
+        payloads=payloads,
+        payloads_name=payloads_name,
+    )
 
 
 @dataclass
@@ -476,11 +491,10 @@ def prepare(target: TargetProcess, expires: float) -> Injection:
             runtime.write_new("inject-%s.claim" % nonce, b"", 0o600)
         runtime_path = paths.runtime_dir(target.uid)
         script_name = "inject-%s.py" % nonce
-        text = BOOTSTRAP.format(
+        text = bootstrap_script(
             runtime=runtime_path,
             nonce=nonce,
             expires=round(expires, 3),
-            switch_interval=STARTING_SWITCH_INTERVAL,
             payloads=stage.target_path + "/" + payloads + "/lu_payloads",
             payloads_name=payloads,
         )

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 from conftest import REPO, assert_one_line_error, run_lu
-from interpreters import ALL, NEW
+from interpreters import ALL, NEW, NEW_GIL
 
 from lu_attach.client import AgentClient
 from lu_attach.session import connect
@@ -277,6 +277,69 @@ def test_lu_compiles_its_own_modules_once_where_the_program_writes_no_bytecode(s
         % (str(tmp_path), cached, cached, str(tmp_path / "__pycache__")),
     )
     assert out["output"].split() == ["1", "True", "True", "False"], out
+
+
+BUSY_PYTHON = """\
+import time
+print("ready", flush=True)
+while True:
+    sum(range(100))
+    time.sleep(0.0005)
+"""
+
+
+@pytest.mark.parametrize("python", NEW_GIL)
+def test_on_314_the_agent_starts_on_bytecode_compiled_in_a_subinterpreter(python, start_target, tmp_path):
+    """On 3.14 and later every module the agent needs that has no bytecode is compiled in an isolated
+    subinterpreter (a GIL of its own), not in the program: lu's own into its copy of its package, the
+    standard library's (where it ships none and the program writes none, as container images do) aside
+    in the agent's directory, read by the agent's starting thread only."""
+    import glob
+
+    import lu_payloads
+    from lu_attach.staging import payloads_digest
+
+    runtime = "/tmp/lu-%d" % os.geteuid()
+    private = "%s/payloads-%s-%s/lu_payloads" % (runtime, lu_payloads.__version__, payloads_digest())
+    for cache in glob.glob(private + "/**/__pycache__", recursive=True):
+        for pyc in glob.glob(cache + "/*.cpython-31[4-9].pyc"):
+            os.unlink(pyc)
+    for marker in glob.glob(runtime + "/bytecode-*/complete"):
+        os.unlink(marker)
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY_PYTHON)
+    target = start_target(python, str(script), env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": ""})
+    info = inject_ok(target.pid)  # (by remote-exec or lu's call: the bootstrap is the same)
+    # another test's injection may have compiled them first; if this one did, it did so aside
+    assert info["compiled"] is None or info["compiled"]["where"] == "subinterpreter", info
+    out = agent_request(
+        target.pid,
+        "exec",
+        source=(
+            "import sys, os, importlib.util, sysconfig\n"
+            "stdlib = sysconfig.get_paths()['stdlib']\n"
+            "aside, own = [], []\n"
+            "for name, module in sorted(sys.modules.items()):\n"
+            "    origin = getattr(getattr(module, '__spec__', None), 'origin', None)\n"
+            "    if isinstance(origin, str) and origin.startswith(stdlib + '/') and origin.endswith('.py'):\n"
+            "        kind = type(module.__spec__.loader).__name__\n"
+            "        (aside if kind == 'AsideLoader' else own).append((name, kind, "
+            "os.path.exists(importlib.util.cache_from_source(origin))))\n"
+            "package = sys.modules['lu_payloads'].__path__[0]\n"
+            "lu_missing = [os.path.join(d, f) for d, _, fs in os.walk(package) for f in fs if f.endswith('.py')\n"
+            "              and not os.path.exists(importlib.util.cache_from_source(os.path.join(d, f)))]\n"
+            "print(repr((aside, own, [type(f).__name__ for f in sys.meta_path], lu_missing)))\n"
+        ),
+    )
+    aside, own, meta_path, lu_missing = eval(out["output"])
+    assert lu_missing == []  # lu's own modules have their bytecode again, though the program writes none
+    assert "AsideFinder" not in meta_path  # only while the agent starts
+    assert all(not has_own_bytecode for _name, _kind, has_own_bytecode in aside)  # only what has none
+    loaded = {name: (kind, has_own_bytecode) for name, kind, has_own_bytecode in aside + own}
+    kind, has_own_bytecode = loaded["typing"]  # the agent imports it, this program does not
+    if has_own_bytecode:
+        pytest.skip("this build's standard library ships its bytecode: nothing to keep aside")
+    assert kind == "AsideLoader", loaded
 
 
 @pytest.mark.parametrize("python", ALL)

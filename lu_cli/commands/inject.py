@@ -1,5 +1,7 @@
 """`lu inject PID`: start the agent in a process, print where it listens."""
 
+from dataclasses import asdict
+
 import click
 
 from lu_attach.group import Tree
@@ -8,6 +10,12 @@ from lu_attach.inject import METHOD_CHOICES, inject
 from .. import tree_output
 from ..options import tree_option
 from ..output import echo, print_json
+
+COMPILED_WHERE = {
+    "subinterpreter": "in a subinterpreter (the program's threads did not wait)",
+    "agent thread": "in the agent's thread",
+    "import": "as they were imported",
+}
 
 
 @click.command("inject", short_help="Start lu's agent in the process.")
@@ -39,7 +47,7 @@ def command(pid: int, timeout: float, method: str, as_json: bool, tree: bool) ->
         return
     result = inject(pid, timeout=timeout, method=method)
     if as_json:
-        print_json(result.__dict__)
+        print_json(asdict(result))
     elif result.already_running:
         echo("agent already running in process %d, listening on %s" % (pid, result.socket))
     else:
@@ -52,5 +60,10 @@ def command(pid: int, timeout: float, method: str, as_json: bool, tree: bool) ->
                 result.thread,
                 result.pause_ms or 0,
                 result.total_ms or 0,
+            )
+        if result.compiled is not None:
+            how += "; %d of lu's modules compiled for this Python, %s" % (
+                result.compiled.modules,
+                COMPILED_WHERE.get(result.compiled.where, result.compiled.where),
             )
         echo("(%s)" % how, err=True)

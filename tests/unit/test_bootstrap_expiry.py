@@ -13,19 +13,14 @@ import subprocess
 import sys
 import time
 
-from lu_attach.staging import BOOTSTRAP
+from lu_attach.staging import bootstrap_script
 
 
 def run_bootstrap(runtime, expires):
     nonce = "0" * 24
     (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
-    script = BOOTSTRAP.format(
-        runtime=str(runtime),
-        nonce=nonce,
-        expires=expires,
-        switch_interval=0.0005,
-        payloads="/nonexistent/lu_payloads",
-        payloads_name="x",
+    script = bootstrap_script(
+        runtime=str(runtime), nonce=nonce, expires=expires, payloads="/nonexistent/lu_payloads", payloads_name="x"
     )
     out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -47,11 +42,10 @@ def test_the_programs_switch_interval_is_put_back(tmp_path):
     """The bootstrap shortens the switch interval while the agent starts, then puts the program's back."""
     nonce = "1" * 24
     (tmp_path / ("inject-%s.claim" % nonce)).write_bytes(b"")
-    script = BOOTSTRAP.format(
+    script = bootstrap_script(
         runtime=str(tmp_path),
         nonce=nonce,
         expires=time.time() + 60,
-        switch_interval=0.0005,
         payloads="/nonexistent/lu_payloads",
         payloads_name="x",
     )
