@@ -1,6 +1,7 @@
 """Benchmark of attaching: how long `lu inject` takes and how long it stops the target.
 
-    python3 bench/attach.py [--runs 5] [--python PATH | --all] [--json]
+    python3 bench/attach.py [--runs 5] [--python PATH | --all] [--methods lu,raw-remote-exec]
+                            [--fresh | --cold] [--json]
 
 For each target interpreter it starts a small target program (written to a temp
 file) with:
@@ -36,6 +37,14 @@ interval overlaps [command start, command end + 0.2 s] (the 0.2 s covers the
 agent's start in the target after `lu inject` returns). After every injection
 (and its detach, which is outside the window) it also takes the longest gap of
 an idle window of the same length: the noise floor. Medians are reported.
+
+By default the target is started once and injected again and again: after
+the first injection its agent's modules stay imported, and later ones only
+start the agent's threads. `--fresh` starts a new target for every injection
+(lu then imports its modules, from the bytecode cache in the agent's
+directory, as in the first injection into a service); `--cold` also removes
+that cache first (the first injection into a Python version: lu's modules are
+compiled).
 
 The plain way can hang (a thread holding the GIL in C) or crash the target (it
 runs Python code at an arbitrary instruction): each command has a timeout
@@ -199,6 +208,12 @@ class Target:
             self.proc.kill()
         self.proc.wait()
 
+    def restart(self):
+        self.stop()
+        with self.lock:
+            self.gaps = []
+        self.start()
+
 
 def run_cmd(cmd, timeout=TIMEOUT):
     t0 = time.monotonic()
@@ -296,9 +311,15 @@ def interpreter_version(python):
     ).stdout.strip()
 
 
-def bench_python(python, runs, script, log):
+def remove_lu_bytecode():
+    """lu's bytecode cache in the agent's directory (all versions): the next injection compiles."""
+    for cache in glob.glob("/tmp/lu-%d/payloads-*/lu_payloads/**/__pycache__" % os.geteuid(), recursive=True):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
     version = interpreter_version(python)
-    methods = methods_for(version)
+    methods = tuple(m for m in methods_for(version) if only is None or m in only)
     target = Target(python, script)
     marker = os.path.join(os.path.dirname(script), "plain-ran")
     results = {m: [] for m in methods}
@@ -308,6 +329,10 @@ def bench_python(python, runs, script, log):
             turn = run % len(methods)
             order = methods[turn:] + methods[:turn]  # rotate the order each run
             for m in order:
+                if fresh or cold:
+                    target.restart()
+                if cold and m.startswith("lu"):
+                    remove_lu_bytecode()
                 time.sleep(SETTLE)
                 if m == "plain":
                     res = inject_plain(target, marker)
@@ -370,12 +395,13 @@ def bench_python(python, runs, script, log):
                 for r in results[m]
             ],
         }
-    lu, plain = summary["lu"], summary["plain"]
+    none = {"pause_ms": None, "wall_ms": None}
+    lu, plain, lugdb = (summary.get(m, none) for m in ("lu", "plain", "lu-gdb"))
     ratios = {
         "pause_lu_over_plain": ratio(lu["pause_ms"], plain["pause_ms"]),
         "wall_lu_over_plain": ratio(lu["wall_ms"], plain["wall_ms"]),
-        "pause_lugdb_over_plain": ratio(summary["lu-gdb"]["pause_ms"], plain["pause_ms"]),
-        "wall_lugdb_over_plain": ratio(summary["lu-gdb"]["wall_ms"], plain["wall_ms"]),
+        "pause_lugdb_over_plain": ratio(lugdb["pause_ms"], plain["pause_ms"]),
+        "wall_lugdb_over_plain": ratio(lugdb["wall_ms"], plain["wall_ms"]),
     }
     if "raw-remote-exec" in summary:
         floor = summary["raw-remote-exec"]
@@ -429,21 +455,22 @@ def table(res):
             )
         )
     r, s = res["ratios"], res["methods"]
-    lines.append(
-        "pause: lu %s ms vs plain gdb %s ms (ratio %s); wall: lu %s ms vs plain gdb %s ms (ratio %s); "
-        "lu --method gdb: pause ratio %s, wall ratio %s"
-        % (
-            fmt(s["lu"]["pause_ms"]),
-            fmt(s["plain"]["pause_ms"]),
-            fmt(r["pause_lu_over_plain"], 3),
-            fmt(s["lu"]["wall_ms"]),
-            fmt(s["plain"]["wall_ms"]),
-            fmt(r["wall_lu_over_plain"], 2),
-            fmt(r["pause_lugdb_over_plain"], 3),
-            fmt(r["wall_lugdb_over_plain"], 2),
+    if "lu" in s and "plain" in s:
+        lines.append(
+            "pause: lu %s ms vs plain gdb %s ms (ratio %s); wall: lu %s ms vs plain gdb %s ms (ratio %s); "
+            "lu --method gdb: pause ratio %s, wall ratio %s"
+            % (
+                fmt(s["lu"]["pause_ms"]),
+                fmt(s["plain"]["pause_ms"]),
+                fmt(r["pause_lu_over_plain"], 3),
+                fmt(s["lu"]["wall_ms"]),
+                fmt(s["plain"]["wall_ms"]),
+                fmt(r["wall_lu_over_plain"], 2),
+                fmt(r["pause_lugdb_over_plain"], 3),
+                fmt(r["wall_lugdb_over_plain"], 2),
+            )
         )
-    )
-    if "pause_lu_over_raw_remote_exec" in r:
+    if r.get("pause_lu_over_raw_remote_exec") is not None:
         lines.append(
             "PEP 768: lu (remote-exec) pause %s ms vs raw sys.remote_exec %s ms (ratio %s, %s ms more); "
             "wall %s ms vs %s ms"
@@ -499,8 +526,12 @@ def main():
         help="pyenv 3.8, 3.11, 3.12, /usr/bin/python3, Debian's 3.14 and 3.15, the shared 3.14 and 3.13t"
         " (missing ones skipped)",
     )
+    ap.add_argument("--methods", help="only these methods, comma-separated (lu, lu-ptrace, raw-remote-exec, ...)")
+    ap.add_argument("--fresh", action="store_true", help="a new target for every injection (lu imports its modules)")
+    ap.add_argument("--cold", action="store_true", help="as --fresh, and lu's bytecode removed first (it compiles)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     args = ap.parse_args()
+    only = set(args.methods.split(",")) if args.methods else None
     if not shutil.which("gdb"):
         sys.exit("gdb is needed for the plain pyrasite-style comparison")
     pythons = all_pythons() if args.all else [args.python or default_python()]
@@ -517,7 +548,7 @@ def main():
     try:
         for py in pythons:
             log("target %s, %d runs per method" % (py, args.runs))
-            res = bench_python(py, args.runs, script, log)
+            res = bench_python(py, args.runs, script, log, only=only, fresh=args.fresh, cold=args.cold)
             results.append(res)
             if not args.json:
                 print("\n" + table(res) + "\n", flush=True)
