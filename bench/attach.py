@@ -27,6 +27,10 @@ Then it injects, alternating the methods in each run:
 - `raw-remote-exec` (3.14 and later) the floor of PEP 768: the target's own
             interpreter calls `sys.remote_exec(PID, script)` on a script that only
             writes a marker file, and the harness waits for the marker;
+- `raw-remote-exec+python` (3.14 and later) the same, but the script starts a
+            thread that runs pure Python for 20 ms (switch interval 0.5 ms, as
+            lu's agent while it starts) before it writes the marker: the floor
+            of any agent that runs Python in the target at all;
 - `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
             -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
             (casts included so it works without debug symbols).
@@ -276,13 +280,31 @@ def inject_plain(target, marker):
     return res
 
 
-def inject_raw_remote_exec(target, marker):
-    """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection."""
+# What raw-remote-exec+python runs: a thread of pure Python for as long as it takes, then the marker.
+RUNS_PYTHON = """\
+import sys, threading, time
+def _run():
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # as lu's agent does while it starts
+    end = time.perf_counter() + %r
+    while time.perf_counter() < end:
+        sum(range(100))
+    sys.setswitchinterval(interval)
+    open(%r, 'a').write('x')
+threading.Thread(target=_run, daemon=True).start()
+"""
+PYTHON_SECONDS = 0.02  # about a third of the agent's own start in the target, once its bytecode is there
+
+
+def inject_raw_remote_exec(target, marker, runs_python=False):
+    """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection. With
+    runs_python, the script starts a thread that runs pure Python for PYTHON_SECONDS first: the floor of
+    any agent that runs Python in the target at all (its threads take turns at the GIL with the program's)."""
     if os.path.exists(marker):
         os.unlink(marker)
     script = marker + ".py"
     with open(script, "w") as fh:
-        fh.write("open(%r, 'a').write('x')\n" % marker)
+        fh.write(RUNS_PYTHON % (PYTHON_SECONDS, marker) if runs_python else "open(%r, 'a').write('x')\n" % marker)
     call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
     p0 = time.perf_counter()
     t0 = time.monotonic()
@@ -301,7 +323,7 @@ def inject_raw_remote_exec(target, marker):
 def methods_for(version):
     """The methods benched on a target of this version: PEP 768's pair only where it exists."""
     if tuple(int(x) for x in version.split(".")[:2]) >= (3, 14):
-        return ("lu", "lu-ptrace", "raw-remote-exec", "lu-gdb", "plain")
+        return ("lu", "lu-ptrace", "raw-remote-exec", "raw-remote-exec+python", "lu-gdb", "plain")
     return ("lu", "lu-gdb", "plain")
 
 
@@ -338,6 +360,8 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
                     res = inject_plain(target, marker)
                 elif m == "raw-remote-exec":
                     res = inject_raw_remote_exec(target, marker)
+                elif m == "raw-remote-exec+python":
+                    res = inject_raw_remote_exec(target, marker, runs_python=True)
                 else:
                     res = inject_lu(target, m)
                 res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
@@ -345,7 +369,7 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
                 if note:
                     res["ok"], res["error"] = False, note
                     notes.append(note)
-                elif m not in ("plain", "raw-remote-exec"):
+                elif m not in ("plain", "raw-remote-exec", "raw-remote-exec+python"):
                     detach_lu(target)
                     note = target.check(m + " detach")
                     if note:
@@ -403,6 +427,12 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
         "pause_lugdb_over_plain": ratio(lugdb["pause_ms"], plain["pause_ms"]),
         "wall_lugdb_over_plain": ratio(lugdb["wall_ms"], plain["wall_ms"]),
     }
+    if "raw-remote-exec+python" in summary:
+        ratios["pause_lu_minus_raw_remote_exec_python_ms"] = (
+            lu["pause_ms"] - summary["raw-remote-exec+python"]["pause_ms"]
+            if lu["pause_ms"] is not None and summary["raw-remote-exec+python"]["pause_ms"] is not None
+            else None
+        )
     if "raw-remote-exec" in summary:
         floor = summary["raw-remote-exec"]
         ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
@@ -481,6 +511,17 @@ def table(res):
                 fmt(r["pause_lu_minus_raw_remote_exec_ms"], 2),
                 fmt(s["lu"]["wall_ms"]),
                 fmt(s["raw-remote-exec"]["wall_ms"]),
+            )
+        )
+    if r.get("pause_lu_minus_raw_remote_exec_python_ms") is not None:
+        lines.append(
+            "lu (remote-exec) pause %s ms vs a raw sys.remote_exec that runs %d ms of Python in a thread %s ms "
+            "(%s ms more)"
+            % (
+                fmt(s["lu"]["pause_ms"]),
+                PYTHON_SECONDS * 1000,
+                fmt(s["raw-remote-exec+python"]["pause_ms"]),
+                fmt(r["pause_lu_minus_raw_remote_exec_python_ms"], 2),
             )
         )
     for m in res["methods"]:
