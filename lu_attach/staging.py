@@ -126,8 +126,11 @@ def _lu_start(report, os, runtime):
             import importlib.util
             # lu's bytecode, and the standard library's where it has none, made away from the program's GIL
             # (lu_payloads/startup.py says how); the finder serves this thread only, while it starts the agent
-            startup = _load(importlib.util, "_lu_startup", package + "/startup.py")
-            compiled, finder = startup.prepare(package, runtime)
+            try:
+                startup = _load(importlib.util, "_lu_startup", package + "/startup.py")
+                compiled, finder = startup.prepare(package, runtime)
+            except Exception:
+                compiled = finder = None  # a way to start faster, never a reason not to start
             if finder is not None:
                 sys.meta_path.insert(0, finder)
             spec = importlib.util.spec_from_file_location(

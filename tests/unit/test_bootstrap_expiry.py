@@ -1,4 +1,4 @@
-"""A bootstrap that first runs after lu stopped waiting for it runs nothing.
+"""The injected bootstrap: one that first runs after lu stopped waiting for it runs nothing.
 
 lu cancels an injection by taking its claim back; a lu killed (SIGKILL)
 before it could cancel leaves the claim, and the target would start an
@@ -52,3 +52,26 @@ def test_the_programs_switch_interval_is_put_back(tmp_path):
     program = "import sys\nsys.setswitchinterval(0.02)\n" + script + "\nprint(sys.getswitchinterval())\n"
     out = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and float(out.stdout) == 0.02, (out.stdout, out.stderr)
+
+
+def test_the_agent_starts_when_its_bytecode_step_fails(tmp_path):
+    """Making bytecode away from the program's GIL is a way to start faster, never a reason not to start."""
+    import json
+    import shutil
+
+    import lu_payloads
+
+    package = tmp_path / "staged" / "lu_payloads"
+    shutil.copytree(os.path.dirname(os.path.abspath(lu_payloads.__file__)), str(package))
+    (package / "startup.py").write_text("raise RuntimeError('broken on purpose')\n")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    nonce = "2" * 24
+    (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
+    script = bootstrap_script(
+        runtime=str(runtime), nonce=nonce, expires=time.time() + 60, payloads=str(package), payloads_name="copy"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    status = json.loads((runtime / ("inject-%s.status" % nonce)).read_text())
+    assert status["ok"] is True and status["compiled"] is None, status
