@@ -32,7 +32,8 @@ import tempfile
 
 import floors
 
-CHILD = r"""
+CHILD = (
+    r"""
 import cProfile, importlib.machinery, importlib.util, json, sys, time
 N, ROUNDS, PAYLOADS, LIBRARY = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
@@ -40,28 +41,9 @@ loader = importlib.machinery.ExtensionFileLoader("_lu_accel_proto", LIBRARY)
 spec = importlib.util.spec_from_loader("_lu_accel_proto", loader)
 accel = importlib.util.module_from_spec(spec)
 loader.exec_module(accel)
-
-def bare(x):
-    return x + 1
-
-def woven(enter, leave, info):
-    def f(x):
-        token = enter(info)
-        try:
-            return x + 1
-        finally:
-            leave(token)
-    return f
-
-def per_call(fn):
-    best = float("inf")
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
-        for i in range(N):
-            fn(i)
-        best = min(best, time.perf_counter() - t)
-    return best / N * 1e9
-
+"""
+    + floors.TIMING
+    + r"""
 out = {"version": sys.version.split()[0]}
 base = per_call(bare)
 out["bare"] = base
@@ -71,36 +53,12 @@ for name, tsc in (("C tree, monotonic", False), ("C tree, tsc", True)):
     accel.set_clock(tsc)
     out[name] = per_call(woven(accel.enter, accel.leave, info)) - base
     out[name + " counted"] = accel.hits(info) == N * ROUNDS
-
-sys.path.insert(0, PAYLOADS)
-spec = importlib.util.spec_from_file_location(
-    "lu_payloads", PAYLOADS + "/payloads/__init__.py", submodule_search_locations=[PAYLOADS + "/payloads"])
-lu = importlib.util.module_from_spec(spec)
-sys.modules["lu_payloads"] = lu
-spec.loader.exec_module(lu)
-from lu_payloads.engine import Instrument, Points, UpdateManager
-from lu_payloads.tools.calltree import CallTreeSession
-
-import tempfile
-work = tempfile.mkdtemp()
-with open(work + "/woven_target.py", "w") as handle:
-    handle.write("def profiled(x):\n    return x + 1\n")
-sys.path.insert(0, work)
-import woven_target
-
-session = CallTreeSession()
-uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
-out["lu pure"] = per_call(woven_target.profiled) - base
-UpdateManager.revert(uid)
-import shutil
-shutil.rmtree(work, ignore_errors=True)
-
-profile = cProfile.Profile()
-profile.enable()
-out["cProfile"] = per_call(bare) - base
-profile.disable()
+"""
+    + floors.LU_PURE_AND_CPROFILE
+    + """
 print(json.dumps(out))
 """
+)
 
 COLUMNS = ["2 C calls", "C tree, monotonic", "C tree, tsc", "lu pure", "cProfile"]
 

@@ -1,7 +1,8 @@
 """What the floor benchmarks (monitoring_floor.py, woven_floor.py) share: the interpreters, and one row each.
 
 Each floor benchmark runs a child script in every interpreter; the child
-prints one JSON object of figures (ns added per call) with its version.
+prints one JSON object of figures (ns added per call) with its version. The
+parts of those scripts that several share are here, as text to put in them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,63 @@ import subprocess
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A child's timing: `bare` (the function every figure is measured against), the engine's woven shape with
+# given entry and exit callables, and the best ns per call over ROUNDS loops of N calls.
+TIMING = r"""
+def bare(x):
+    return x + 1
+
+def woven(enter, leave, info):
+    def f(x):
+        token = enter(info)
+        try:
+            return x + 1
+        finally:
+            leave(token)
+    return f
+
+def per_call(fn):
+    best = float("inf")
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        for i in range(N):
+            fn(i)
+        best = min(best, time.perf_counter() - t)
+    return best / N * 1e9
+"""
+
+# lu's own woven timer (FuncProfiler's, the engine loaded by path from PAYLOADS as a target loads it) and
+# cProfile, each as ns added over `base`, into `out`.
+LU_PURE_AND_CPROFILE = r"""
+sys.path.insert(0, PAYLOADS)
+import importlib.util
+spec = importlib.util.spec_from_file_location(
+    "lu_payloads", PAYLOADS + "/payloads/__init__.py", submodule_search_locations=[PAYLOADS + "/payloads"])
+lu = importlib.util.module_from_spec(spec)
+sys.modules["lu_payloads"] = lu
+spec.loader.exec_module(lu)
+from lu_payloads.engine import Instrument, Points, UpdateManager
+from lu_payloads.tools.calltree import CallTreeSession
+
+import shutil, tempfile
+work = tempfile.mkdtemp()
+with open(work + "/woven_target.py", "w") as handle:
+    handle.write("def profiled(x):\n    return x + 1\n")
+sys.path.insert(0, work)
+import woven_target
+
+session = CallTreeSession()
+uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
+out["lu pure"] = per_call(woven_target.profiled) - base
+UpdateManager.revert(uid)
+shutil.rmtree(work, ignore_errors=True)
+
+profile = cProfile.Profile()
+profile.enable()
+out["cProfile"] = per_call(bare) - base
+profile.disable()
+"""
 
 
 def interpreters(since_minor: int) -> List[str]:

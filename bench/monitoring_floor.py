@@ -22,24 +22,15 @@ import argparse
 
 import floors
 
-CHILD = r"""
+CHILD = (
+    r"""
 import cProfile, json, operator, sys, time
 N, ROUNDS = int(sys.argv[1]), int(sys.argv[2])
-
-def bare(x):
-    return x + 1
-
+"""
+    + floors.TIMING
+    + r"""
 def f(x):
     return x + 1
-
-def per_call(fn):
-    best = float("inf")
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
-        for i in range(N):
-            fn(i)
-        best = min(best, time.perf_counter() - t)
-    return best / N * 1e9
 
 M = sys.monitoring
 TOOL = 4
@@ -73,6 +64,7 @@ out["cProfile"] = per_call(bare) - base
 profile.disable()
 print(json.dumps(out))
 """
+)
 
 
 def main():

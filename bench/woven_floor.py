@@ -30,31 +30,13 @@ import argparse
 
 import floors
 
-CHILD = r"""
+CHILD = (
+    r"""
 import cProfile, json, sys, time
 N, ROUNDS, PAYLOADS = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-
-def bare(x):
-    return x + 1
-
-def woven(enter, leave, info):
-    def f(x):
-        token = enter(info)
-        try:
-            return x + 1
-        finally:
-            leave(token)
-    return f
-
-def per_call(fn):
-    best = float("inf")
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
-        for i in range(N):
-            fn(i)
-        best = min(best, time.perf_counter() - t)
-    return best / N * 1e9
-
+"""
+    + floors.TIMING
+    + r"""
 out = {"version": sys.version.split()[0]}
 base = per_call(bare)
 out["bare"] = base
@@ -62,37 +44,12 @@ out["try/finally"] = per_call(woven(lambda i: None, lambda t: None, 1)) - base
 out["2 C calls"] = per_call(woven(id, id, 1)) - base
 clock = time.perf_counter
 out["2 clock reads"] = per_call(woven(lambda i: clock(), lambda t: clock(), 1)) - base
-
-sys.path.insert(0, PAYLOADS)
-import importlib.util
-spec = importlib.util.spec_from_file_location(
-    "lu_payloads", PAYLOADS + "/payloads/__init__.py", submodule_search_locations=[PAYLOADS + "/payloads"])
-lu = importlib.util.module_from_spec(spec)
-sys.modules["lu_payloads"] = lu
-spec.loader.exec_module(lu)
-from lu_payloads.engine import Instrument, Points, UpdateManager
-from lu_payloads.tools.calltree import CallTreeSession
-
-import tempfile
-work = tempfile.mkdtemp()
-with open(work + "/woven_target.py", "w") as handle:
-    handle.write("def profiled(x):\n    return x + 1\n")
-sys.path.insert(0, work)
-import woven_target
-
-session = CallTreeSession()
-uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
-out["lu pure"] = per_call(woven_target.profiled) - base
-UpdateManager.revert(uid)
-import shutil
-shutil.rmtree(work, ignore_errors=True)
-
-profile = cProfile.Profile()
-profile.enable()
-out["cProfile"] = per_call(bare) - base
-profile.disable()
+"""
+    + floors.LU_PURE_AND_CPROFILE
+    + """
 print(json.dumps(out))
 """
+)
 
 
 def main():
