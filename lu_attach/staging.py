@@ -369,6 +369,11 @@ def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> No
         _remove_stale_in(stage.dir, alive, pid_namespace(target.pid))
         with safefs.acting_as(target.uid, target.gid):
             _remove_stale_in(runtime, alive)
+            try:
+                with runtime.subdir(LOGS, owner=target.uid) as logs:
+                    _remove_old_session_logs(logs, alive)
+            except (OSError, safefs.UnsafePath):
+                pass  # none yet, or not lu's to clean
 
 
 _AGENT_FILE = re.compile(r"agent-(\d+)\.(sock|json|log|log\.1)$")
@@ -392,6 +397,10 @@ def launcher_name(target: TargetProcess, nonce: str) -> str:
 
 
 LOG_KEEP_SECONDS = 7 * 24 * 3600
+LOGS = "logs"  # the sessions' default log directory in the agent's (payloads/recorder.py, default_log_dir)
+# A session log there: lu-PID.jsonl, its rotated half (.1), or one set aside by a later process with the same
+# pid (lu-PID.MTIME_NS.jsonl, whose process is gone by then).
+_SESSION_LOG = re.compile(r"lu-(\d+)(\.\d+)?\.jsonl(\.1)?$")
 
 
 def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool]] = None, namespace: int = 0) -> None:
@@ -417,6 +426,30 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
                     _remove(directory, name)
             elif (name.startswith("inject-") or name.endswith(".tmp")) and age > STALE_SECONDS:
                 _remove(directory, name)
+        except (OSError, safefs.UnsafePath):
+            pass
+
+
+def _remove_old_session_logs(logs: safefs.Dir, alive: Callable[[int], bool]) -> None:
+    """Session logs in lu's default directory whose process is gone, once as old as agents' logs kept.
+
+    Each is bounded (rotated once past 64 MB), but one is left per profiled process: on a host that
+    recycles workers, and in a /tmp that is memory, they would pile up without end. A directory given
+    with --log-dir is the user's and is never cleaned.
+    """
+    now = time.time()
+    try:
+        names = logs.names()
+    except OSError:
+        return
+    for name in names:
+        match = _SESSION_LOG.match(name)
+        if not match:
+            continue
+        try:
+            gone = match.group(2) is not None or not alive(int(match.group(1)))
+            if gone and now - logs.lstat(name).st_mtime > LOG_KEEP_SECONDS:
+                _remove(logs, name)
         except (OSError, safefs.UnsafePath):
             pass
 

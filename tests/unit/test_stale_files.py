@@ -1,0 +1,67 @@
+"""What an injection clears from lu's directories: files of processes that are gone, once old enough.
+
+Agents' sockets and descriptions go with their process; agents' logs and the
+sessions' logs in lu's default log directory stay for a week after it, for
+post-mortems, and then go: one is left per profiled process, and a host that
+recycles workers would otherwise pile them up without end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from lu_attach import safefs
+from lu_attach.staging import LOG_KEEP_SECONDS, _remove_old_session_logs, _remove_stale_in
+
+ALIVE = {222, 444}
+OLD = time.time() - LOG_KEEP_SECONDS - 3600
+NEW = time.time() - 60
+
+
+def make(directory, files):
+    for name, mtime in files.items():
+        path = directory / name
+        path.write_text("x")
+        os.utime(str(path), (mtime, mtime))
+
+
+def left_after(clean, directory):
+    with safefs.open_dir(str(directory)) as opened:
+        clean(opened, lambda pid: pid in ALIVE)
+    return sorted(os.listdir(str(directory)))
+
+
+def test_session_logs_of_gone_processes_go_after_a_week(tmp_path):
+    make(
+        tmp_path,
+        {
+            "lu-111.jsonl": OLD,  # gone, old: goes
+            "lu-111.jsonl.1": OLD,  # its rotated half too
+            "lu-222.jsonl": OLD,  # its process still runs: stays
+            "lu-333.jsonl": NEW,  # gone, but recent: stays
+            "lu-444.1700000000000000000.jsonl": OLD,  # set aside by a later process of pid 444: goes
+            "lu-555-7.jsonl": OLD,  # a session's own file, as in a --log-dir: not of this directory's kind
+            "notes.jsonl": OLD,  # not lu's name
+        },
+    )
+    assert left_after(_remove_old_session_logs, tmp_path) == [
+        "lu-222.jsonl",
+        "lu-333.jsonl",
+        "lu-555-7.jsonl",
+        "notes.jsonl",
+    ]
+
+
+def test_agents_files_go_with_their_process_and_their_logs_after_a_week(tmp_path):
+    make(
+        tmp_path,
+        {
+            "agent-111.sock": NEW,  # gone: goes at once
+            "agent-111.json": NEW,
+            "agent-111.log": OLD,  # gone and old: goes
+            "agent-222.log": OLD,  # alive: stays
+            "agent-333.log": NEW,  # gone, recent: stays
+        },
+    )
+    assert left_after(_remove_stale_in, tmp_path) == ["agent-222.log", "agent-333.log"]
