@@ -371,7 +371,7 @@ def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> No
             _remove_stale_in(runtime, alive)
             try:
                 with runtime.subdir(LOGS, owner=target.uid) as logs:
-                    _remove_old_session_logs(logs, alive)
+                    _remove_stale_in(logs, alive)
             except (OSError, safefs.UnsafePath):
                 pass  # none yet, or not lu's to clean
 
@@ -404,7 +404,13 @@ _SESSION_LOG = re.compile(r"lu-(\d+)(\.\d+)?\.jsonl(\.1)?$")
 
 
 def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool]] = None, namespace: int = 0) -> None:
-    """Abandoned injection files; with `alive`, also the files of agents whose process is gone."""
+    """Abandoned injection files; with `alive`, also the files of agents whose process is gone, and the
+    session logs (of lu's default log directory) of processes gone for longer than agents' logs are kept.
+
+    A session log is bounded (rotated once past 64 MB), but one is left per profiled process: on a host
+    that recycles workers, and in a /tmp that is memory, they would pile up without end. A directory
+    given with --log-dir is the user's and is never cleaned.
+    """
     now = time.time()
     try:
         names = directory.names()
@@ -419,6 +425,13 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
                 if ours and alive is not None and not alive(int(launcher.group(2))):
                     _remove(directory, name)
                 continue
+            session_log = _SESSION_LOG.match(name)
+            if session_log:
+                # set aside for a reused pid (group 2): its process is gone whatever runs under that pid now
+                gone = alive is not None and (session_log.group(2) is not None or not alive(int(session_log.group(1))))
+                if gone and age > LOG_KEEP_SECONDS:
+                    _remove(directory, name)
+                continue
             match = _AGENT_FILE.match(name)
             if match and alive is not None:
                 gone = not alive(int(match.group(1)))
@@ -426,30 +439,6 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
                     _remove(directory, name)
             elif (name.startswith("inject-") or name.endswith(".tmp")) and age > STALE_SECONDS:
                 _remove(directory, name)
-        except (OSError, safefs.UnsafePath):
-            pass
-
-
-def _remove_old_session_logs(logs: safefs.Dir, alive: Callable[[int], bool]) -> None:
-    """Session logs in lu's default directory whose process is gone, once as old as agents' logs kept.
-
-    Each is bounded (rotated once past 64 MB), but one is left per profiled process: on a host that
-    recycles workers, and in a /tmp that is memory, they would pile up without end. A directory given
-    with --log-dir is the user's and is never cleaned.
-    """
-    now = time.time()
-    try:
-        names = logs.names()
-    except OSError:
-        return
-    for name in names:
-        match = _SESSION_LOG.match(name)
-        if not match:
-            continue
-        try:
-            gone = match.group(2) is not None or not alive(int(match.group(1)))
-            if gone and now - logs.lstat(name).st_mtime > LOG_KEEP_SECONDS:
-                _remove(logs, name)
         except (OSError, safefs.UnsafePath):
             pass
 

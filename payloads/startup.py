@@ -143,20 +143,20 @@ def prepare(package: str, runtime: str) -> "Tuple[Optional[Dict[str, Any]], Opti
         return None, None  # bytecode goes to the program's own cache directory: the import does as it said
     missing = missing_bytecode(package)
     aside = aside_directory(runtime)
+    marker = aside + "/" + MARKER
     report = None
-    if can_compile_aside():
-        fresh = not os.path.exists(aside + "/" + MARKER)
-        if (missing or fresh) and compile_in_subinterpreter(missing, package, aside):
-            if missing:
-                report = {"modules": len(missing), "where": "subinterpreter"}
-            missing = [pair for pair in missing if not os.path.exists(pair[1])]
+    wanted = missing or not os.path.exists(marker)
+    if wanted and can_compile_aside() and compile_in_subinterpreter(missing, package, aside):
+        if missing:
+            report = {"modules": len(missing), "where": "subinterpreter"}
+        missing = [pair for pair in missing if not os.path.exists(pair[1])]
     if missing:
         if sys.dont_write_bytecode:
             compile_in_this_thread(missing)
             report = {"modules": len(missing), "where": "agent thread"}
         else:
             report = {"modules": len(missing), "where": "import"}  # the import writes them as it goes
-    finder = AsideFinder.for_this_thread(aside) if os.path.exists(aside + "/" + MARKER) else None
+    finder = AsideFinder(aside) if os.path.exists(marker) else None  # (the subinterpreter may have made it)
     return report, finder
 
 
@@ -190,15 +190,15 @@ class AsideFinder:
     It imports nothing while it finds (an import there would come back to it): all it needs is taken
     when it is made."""
 
-    def __init__(self, aside: str, thread: int) -> None:
+    def __init__(self, aside: str) -> None:
         import _thread  # lazy: all taken here, as an import while finding would come back to this finder
         import importlib.util  # lazy: (as above)
         import marshal  # lazy: (as above)
         from importlib.machinery import PathFinder, SourceFileLoader  # lazy: (as above)
 
         self.aside = aside
-        self.thread = thread
         self.get_ident = _thread.get_ident
+        self.thread = self.get_ident()  # the thread that makes it is the one it serves
         self.cache_from_source = importlib.util.cache_from_source
         self.path_finder = PathFinder
         self.source_loader = SourceFileLoader
@@ -214,12 +214,6 @@ class AsideFinder:
                 return code if code is not None else super().get_code(fullname)
 
         self.aside_loader = AsideLoader
-
-    @classmethod
-    def for_this_thread(cls, aside: str) -> "AsideFinder":
-        import _thread  # lazy: this module's top imports only os and sys
-
-        return cls(aside, _thread.get_ident())
 
     def find_spec(self, name: str, path: "Any" = None, target: "Any" = None) -> "Any":
         if self.get_ident() != self.thread:

@@ -12,7 +12,7 @@ import os
 import time
 
 from lu_attach import safefs
-from lu_attach.staging import LOG_KEEP_SECONDS, _remove_old_session_logs, _remove_stale_in
+from lu_attach.staging import LOG_KEEP_SECONDS, _remove_stale_in
 
 ALIVE = {222, 444}
 OLD = time.time() - LOG_KEEP_SECONDS - 3600
@@ -45,7 +45,7 @@ def test_session_logs_of_gone_processes_go_after_a_week(tmp_path):
             "notes.jsonl": OLD,  # not lu's name
         },
     )
-    assert left_after(_remove_old_session_logs, tmp_path) == [
+    assert left_after(_remove_stale_in, tmp_path) == [
         "lu-222.jsonl",
         "lu-333.jsonl",
         "lu-555-7.jsonl",

@@ -30,7 +30,7 @@ def library(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # so that the import writes none of its own
     monkeypatch.syspath_prepend(str(source_dir))
     monkeypatch.delitem(sys.modules, "lu_aside_probe", raising=False)
-    finder = startup.AsideFinder.for_this_thread(aside)
+    finder = startup.AsideFinder(aside)
     yield source, finder
     sys.modules.pop("lu_aside_probe", None)
 
