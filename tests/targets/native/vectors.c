@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "wait_for_byte.h"
+
 #define REGS 16
 #define WIDTH 32
 
@@ -49,15 +51,7 @@ int hold_vectors(int fd)
         "vmovdqa 416(%[b]), %%ymm13\n\t"
         "vmovdqa 448(%[b]), %%ymm14\n\t"
         "vmovdqa 480(%[b]), %%ymm15\n\t"
-        "1:\n\t"
-        "xorl %%eax, %%eax\n\t" /* read(2) */
-        "movl %[fd], %%edi\n\t"
-        "leaq %[byte], %%rsi\n\t"
-        "movl $1, %%edx\n\t"
-        "syscall\n\t"
-        "cmpq $-4, %%rax\n\t" /* EINTR: wait again, registers untouched */
-        "je 1b\n\t"
-        "movq %%rax, %[res]\n\t"
+        WAIT_FOR_BYTE
         "vmovdqa %%ymm0, 0(%[a])\n\t"
         "vmovdqa %%ymm1, 32(%[a])\n\t"
         "vmovdqa %%ymm2, 64(%[a])\n\t"

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "wait_for_byte.h"
+
 #define ZMMS 32
 #define WIDTH 64
 #define KS 7
@@ -42,15 +44,7 @@ int hold_avx512(int fd)
         "kmovw 8(%[kb]), %%k5\n\t"
         "kmovw 10(%[kb]), %%k6\n\t"
         "kmovw 12(%[kb]), %%k7\n\t"
-        "1:\n\t"
-        "xorl %%eax, %%eax\n\t" /* read(2) */
-        "movl %[fd], %%edi\n\t"
-        "leaq %[byte], %%rsi\n\t"
-        "movl $1, %%edx\n\t"
-        "syscall\n\t"
-        "cmpq $-4, %%rax\n\t" /* EINTR: wait again, registers untouched */
-        "je 1b\n\t"
-        "movq %%rax, %[res]\n\t"
+        WAIT_FOR_BYTE
         ALL(STORE)
         "kmovw %%k1, 0(%[ka])\n\t"
         "kmovw %%k2, 2(%[ka])\n\t"
