@@ -18,6 +18,7 @@ import collections
 import json
 import os
 import socket
+import stat
 import struct
 import sys
 import time
@@ -454,6 +455,40 @@ class Agent:
             try:
                 if sock is not None:
                     sock.close()
+            except OSError:
+                pass
+        close_sockets_named(self.socket_path)
+
+
+def close_sockets_named(path: str) -> None:
+    """In a forked child: close every descriptor of a socket whose own address is `path`.
+
+    A connection the parent's agent had accepted but not yet listed when the process forked is the
+    parent's too, and the list cannot know it: its own address is the agent's socket path, as the
+    listener's is. Nothing else in the process has that address.
+    """
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        return
+    wanted = path.encode()
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = socket.socket(fileno=fd)
+        except (OSError, ValueError):
+            continue
+        try:
+            name = probe.getsockname()
+            mine = (name.encode() if isinstance(name, str) else name) == wanted
+        except OSError:
+            mine = False
+        finally:
+            probe.detach()  # the descriptor is not the probe's to close
+        if mine:
+            try:
+                os.close(fd)
             except OSError:
                 pass
 
