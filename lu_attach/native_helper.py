@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "native", "lu_spawn.c")
 
 
-def _cache_dir() -> str:
+def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "lu")
 
@@ -32,7 +32,7 @@ def helper_library() -> str:
         return built[0]
     with open(SOURCE, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()[:16]
-    target = os.path.join(_cache_dir(), "lu_spawn-%s.so" % digest)
+    target = os.path.join(cache_dir(), "lu_spawn-%s.so" % digest)
     if os.path.exists(target):
         return target
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")

@@ -44,6 +44,7 @@ import lu_payloads
 from lu_payloads import paths
 
 from . import safefs
+from .accel_build import STAGED_NAME, accel_library
 from .errors import LuAttachError
 from .native_helper import helper_library
 from .runtime import TargetProcess, open_runtime
@@ -56,8 +57,13 @@ STARTING_SWITCH_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while the ag
 
 @lru_cache(maxsize=1)
 def payloads_digest() -> str:
+    """Names one version of the staged payloads: their sources and the compiled timer staged with them."""
     source = os.path.dirname(os.path.abspath(lu_payloads.__file__))
     digest = hashlib.sha256()
+    library = accel_library()
+    if library is not None:
+        with open(library, "rb") as handle:
+            digest.update(handle.read())
     for dirpath, dirnames, filenames in sorted(os.walk(source)):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
@@ -279,8 +285,8 @@ def _copy_tree(source: str, parent: safefs.Dir, name: str) -> None:
     with parent.subdir(name, owner=os.geteuid()) as here:
         for entry in sorted(os.listdir(source)):
             path = os.path.join(source, entry)
-            if entry == "__pycache__" or entry.endswith(".pyc"):
-                continue
+            if entry == "__pycache__" or entry.endswith((".pyc", ".so")):
+                continue  # bytecode is made for each target; the compiled timer is staged apart
             if os.path.isdir(path):
                 _copy_tree(path, here, entry)
             elif os.path.isfile(path):
@@ -330,6 +336,10 @@ def ensure_payloads(stage: Stage) -> str:
         os.mkdir(tmp, 0o700, dir_fd=stage.dir.fd)
         with stage.dir.subdir(tmp, owner=os.geteuid()) as top:
             _copy_tree(source, top, "lu_payloads")
+            library = accel_library()
+            if library is not None:
+                with top.subdir("lu_payloads", owner=os.geteuid()) as package, open(library, "rb") as handle:
+                    package.write_new(STAGED_NAME, handle.read(), 0o644)
             os.fchmod(top.fd, 0o755)
 
     _publish(stage, name, make)
