@@ -31,6 +31,10 @@ from .timer import CallTimer
 
 Want = Union[None, str, Tuple[str, ...]]  # None | "all" | names
 LINE_KINDS = ("line_before", "line_after")
+# The want of a line hook called with one argument, a constant (info, line) tuple made when the code is
+# built (`Points.keyed_lines`): one C call with one argument is the cheapest a compiled hook can be called.
+# Not a name _want() can return (it has a space), so no capture of variables is ever mistaken for it.
+KEYED = "(info, line)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,16 @@ class Points:
         if kind not in LINE_KINDS:
             raise LuError("line points are 'line_before' or 'line_after', not %r" % (kind,))
         capture = Capture(_hook(hook, kind), _want(want, kind))
+        table = self.line_before if kind == "line_before" else self.line_after
+        for number in _line_numbers(lines, kind):
+            table.setdefault(number, []).append(capture)
+        return self
+
+    def keyed_lines(self, kind: str, lines: Any, hook: Callable[[Tuple[Any, int]], Any]) -> Points:
+        """Like lines(), but the hook is called with one constant key, (info, line), and nothing else."""
+        if kind not in LINE_KINDS:
+            raise LuError("line points are 'line_before' or 'line_after', not %r" % (kind,))
+        capture = Capture(_hook(hook, kind), KEYED)
         table = self.line_before if kind == "line_before" else self.line_after
         for number in _line_numbers(lines, kind):
             table.setdefault(number, []).append(capture)

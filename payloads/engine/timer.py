@@ -78,7 +78,7 @@ def new_node(info: Any, parent: Optional[Node]) -> Node:
 class CallTree:
     """One thread's (or greenlet's) call tree, its current node, and the call awaiting a profiled call, if any."""
 
-    __slots__ = ("awaiting", "greenlet", "ident", "name", "node", "root", "thread")
+    __slots__ = ("awaiting", "greenlet", "ident", "name", "node", "root", "serial", "thread")
 
     def __init__(
         self,
@@ -94,6 +94,7 @@ class CallTree:
         self.root: Node = new_node(None, None)
         self.node: Node = self.root
         self.awaiting: Optional[Activation] = None
+        self.serial: Optional[int] = None  # the thread's number in the compiled timer, when that one keeps the tree
 
     def ended(self) -> bool:
         """Whether its thread or greenlet has finished (nothing more will be added to it)."""
@@ -154,6 +155,13 @@ class Activation:
         """Running time up to `now`, for a call that has not finished."""
         open_slice = now - self.slice if self.state == RUNNING else 0.0
         return self.running + self.awaited + max(0.0, open_slice)
+
+
+class CompiledCalls(NamedTuple):
+    """What the woven code of a plain function calls when the compiled timer times it."""
+
+    enter: Callable[[Any], Any]  # (info) -> info, or None when the call is not timed
+    leave: Callable[[Any], None]  # (info); never raises
 
 
 class SuspendableHooks(NamedTuple):
@@ -224,6 +232,18 @@ class CallTimer:
         # bound method per function would be thousands of objects more for the collector to walk.
         self.new_tree_hook: Callable[[], CallTree] = self.new_tree
         self.new_child_hook: Callable[[CallTree, Any], Node] = self.new_child
+        # The compiled timer (engine/accel.py) when a subclass chose it: the woven code of plain
+        # functions then calls its enter and leave (bound once, as above) instead of the inline timing.
+        self.compiled: Optional[CompiledCalls] = None
+        self.kind = ""  # which timer times the calls, for an update's description ("compiled timer"; "" says nothing)
+        self.in_use = ""  # the same with why, for the user who asked for the profile
+
+    def resolved(self, functions: List[types.FunctionType]) -> None:
+        """An update is about to weave this timer into these functions (none is woven yet).
+
+        The one moment a subclass can still choose how its calls are timed
+        (tools/calltree.py chooses the compiled timer here).
+        """
 
     def suspendable_hooks(self, failed: Callable[[], None]) -> SuspendableHooks:
         """The hooks for generators and coroutines; each counts its own failures with `failed`.

@@ -82,8 +82,12 @@ class Transaction:
 
     def _instrument(self, uid: int, update: Instrument) -> UpdateRecord:
         found = update.resolve()
-        rec = self.manager.new_record(uid, "instrument", update.describe([n for n, _ in found]))
         points = update.points
+        for timer in points.timers:
+            timer.resolved([func for _, func in found])
+        description = update.describe([n for n, _ in found])
+        description += "".join(", " + timer.kind for timer in points.timers if timer.kind)
+        rec = self.manager.new_record(uid, "instrument", description)
         line_points = points.line_numbers()
         for name, func in found:
             st = self.state(name, func)

@@ -41,7 +41,7 @@ from types import CodeType
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from . import timer as timer_layout
-from .points import Want
+from .points import KEYED, Want
 from .records import FuncInfo, UpdateRecord
 from .source import (
     CO_ASYNC_GENERATOR,
@@ -167,6 +167,7 @@ class _Builder:
         self.is_async_gen = False
         self.suspendable = False  # a generator or coroutine
         self.suspendable_hooks: List[SuspendableHooks] = []  # one per plan.timers entry, when suspendable
+        self.line_keys: Dict[int, Tuple[FuncInfo, int]] = {}  # line -> its (info, line) key (Points.keyed_lines)
 
     # -- constants -------------------------------------------------------------
     def const(self, obj: object) -> ast.Constant:
@@ -263,6 +264,10 @@ class _Builder:
     def line_hooks(self, table: Dict[int, List[ValueHook]], line: int, at: ast.stmt) -> List[ast.stmt]:
         out: List[ast.stmt] = []
         for hook, want, rec in table.get(line, ()):
+            if want == KEYED:  # one constant argument: (info, line), the same object before and after the line
+                key = self.line_keys.setdefault(line, (self.info, line))
+                out.append(self.guarded([ast.Expr(value=self.call(hook, [self.const(key)]))], rec))
+                continue
             out.append(self.hook_call(hook, want, rec, [ast.Constant(value=line)], None))
         for s in out:
             _locate(s, at)
@@ -332,6 +337,9 @@ class _Builder:
                 hooks = self.suspendable_hooks[index]
                 calls: Dict[str, object] = {"START": hooks.start, "FINISH": hooks.finish}
                 enter_text, leave_text = _SUSPENDABLE_ENTER, _SUSPENDABLE_LEAVE
+            elif timer.compiled is not None:
+                calls = {"ENTER": timer.compiled.enter, "LEAVE": timer.compiled.leave}
+                enter_text, leave_text = _COMPILED_ENTER, _COMPILED_LEAVE
             else:
                 calls = {"NEWTREE": timer.new_tree_hook, "NEWCHILD": timer.new_child_hook, "CLOCK": timer.clock}
                 enter_text, leave_text = _TIMER_ENTER, _TIMER_LEAVE
@@ -459,6 +467,22 @@ if NODE is not None:
 """
     % timer_layout.__dict__
 )
+
+
+# The same with the compiled timer (engine/accel.py): one C call each way. NODE is the
+# FuncInfo when the call is timed, None when not (a failure, or a call the timer skips).
+_COMPILED_ENTER = """
+try:
+    NODE = ENTER(INFO)
+except EXC:
+    NODE = None
+    REC.failed()
+"""
+
+_COMPILED_LEAVE = """
+if NODE is not None:
+    NODE = LEAVE(INFO)
+"""
 
 
 # The same for a generator or coroutine: its Activation lives in ACT, which
