@@ -29,6 +29,15 @@ such a frame is still on its thread's stack, each snapshot shows it as not
 finished (`open_before`), with the time since the profile started, a lower
 bound. Suspended coroutines and greenlets are not on a thread's stack, and
 are not found this way.
+
+Which timer. Where it can, a session times its calls with lu's compiled
+timer (engine/accel.py): one C call on entry and one on exit, the trees kept
+in C and turned into the same node lists at each snapshot. It is chosen
+when the profile applies, for the whole session, and only when every
+profiled function is a plain function (generators and coroutines suspend and
+resume, which the Python timer follows) and threads are not greenlets.
+Otherwise, or when asked (`timer="python"`), the Python timer runs; the
+update's description says which one (`lu ls`, reports), and `in_use` why.
 """
 
 from __future__ import annotations
@@ -44,9 +53,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .. import osthreads
-from ..engine.timer import CHILDREN, HITS, PARENT, STARTED, TOTAL, WALL, CallTimer, CallTree, Node, merge
+from ..engine import accel
+from ..engine.source import KIND_FLAGS
+from ..engine.timer import CHILDREN, HITS, PARENT, STARTED, TOTAL, WALL, CallTimer, CallTree, CompiledCalls, Node, merge
+from ..errors import LuError
 
 _COUNTER = re.compile(r"-\d+\b")
+TIMERS = ("auto", "compiled", "python")  # what a profile may ask for; "auto" takes the compiled one where it can
 GREENLETS = "greenlet-*"  # the pool of ended greenlets (gevent names each a Dummy-N thread, never ended)
 
 
@@ -72,13 +85,75 @@ class RunningBefore:
 class CallTreeSession(CallTimer):
     """The call trees of one FuncProfiler update (a CallTimer the engine weaves in)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer: str = "auto") -> None:
         super().__init__()
+        if timer not in TIMERS:
+            raise LuError("the timer is one of %s, not %r" % (", ".join(TIMERS), timer))
+        self.wanted = timer
+        self.chosen = False
+        self.c_timer: Optional[Any] = None  # the compiled timer's CallTimer, when it keeps the trees
         self.session: Optional[int] = None  # the update id, set once applied
         self.threads: List[CallTree] = []
         self.finished: Dict[str, CallTree] = {}  # pooled thread name -> tree of the threads of that name that ended
         self._threads_lock = osthreads.Lock()
         self.running_before: Dict[int, RunningBefore] = {}  # thread ident -> its calls from before the profile
+
+    def resolved(self, functions: List[types.FunctionType]) -> None:
+        """Choose the timer, once, before the first function is woven (see the module docstring)."""
+        if self.chosen:
+            return
+        self.chosen = True
+        why = self._python_because(functions)
+        module = None
+        if not why:
+            module, why = accel.compiled()
+        if module is None:
+            if self.wanted == "compiled":
+                raise LuError("the compiled timer cannot time this profile: %s" % why)
+            self.kind = "Python timer"
+            self.in_use = "Python timer, as asked" if self.wanted == "python" else "Python timer: %s" % why
+            return
+        self.c_timer = module.CallTimer(self._thread_started)
+        self.compiled = CompiledCalls(self.c_timer.enter, self.c_timer.leave)
+        self.clock = module.clock  # the C timer's own clock: open calls and running_before compare with it
+        self.kind = self.in_use = "compiled timer"
+
+    def _python_because(self, functions: List[types.FunctionType]) -> str:
+        """Why this session's calls must be timed in Python ("" when nothing stops the compiled timer)."""
+        if self.wanted == "python":
+            return "as asked"
+        if self.per_greenlet:
+            return "under gevent or eventlet each greenlet has its tree, which only the Python timer keeps"
+        for func in functions:
+            if func.__code__.co_flags & KIND_FLAGS:
+                return "generators and coroutines (%s) are timed in Python" % func.__qualname__
+        return ""
+
+    def _thread_started(self, serial: int) -> None:
+        """The compiled timer meets a thread for the first time: give it a tree to report under."""
+        tree = CallTree()
+        tree.serial = serial
+        self.tree_started(tree)
+
+    def _refresh(self) -> None:
+        """Read the compiled timer's trees into the threads' node lists (a snapshot's moment)."""
+        if self.c_timer is None:
+            return
+        for tree in list(self.threads):
+            if tree.serial is not None:
+                got = self.c_timer.tree(tree.serial)
+                if got is not None:
+                    tree.root, tree.node = got
+
+    def _taken(self, tree: CallTree) -> bool:
+        """An ended thread's tree out of the compiled timer (its C nodes freed); False: not now, keep it."""
+        if self.c_timer is None or tree.serial is None:
+            return True
+        root = self.c_timer.take(tree.serial)
+        if root is None:
+            return False
+        tree.root = tree.node = root
+        return True
 
     def note_running_before(self) -> None:
         """Find the calls of the profiled functions that threads are in now (just after the profile applied)."""
@@ -138,8 +213,12 @@ class CallTreeSession(CallTimer):
         """
         with self._threads_lock:
             ended = [tree for tree in self.threads if tree.ended()]
-            if not ended:
-                return
+        # Outside the lock: taking a tree makes Python objects, and a collection meanwhile may run
+        # profiled code that starts a thread's tree (which takes the lock).
+        ended = [tree for tree in ended if self._taken(tree)]
+        if not ended:
+            return
+        with self._threads_lock:
             self.threads = [tree for tree in self.threads if tree not in ended]
         for tree in ended:
             name = GREENLETS if tree.greenlet is not None else pooled_name(tree.name)
@@ -180,6 +259,7 @@ class CallTreeSession(CallTimer):
     def snapshot(self) -> List[Dict[str, Any]]:
         """One `calls` record per live thread that ran an instrumented function, and per pool of ended ones."""
         self.fold_finished()
+        self._refresh()
         names = _thread_names()
         unfinished = self.open_calls()
         before = self._still_running_before()

@@ -4,6 +4,12 @@
 executions that completed normally (a line left by raise, break, continue
 or return-from-inside is counted as a hit without time). For a compound
 statement (`for`, `while`, `if`, `with`) the time covers its whole block.
+
+Where it can (a GIL build, threads that are not greenlets), lu's compiled
+line timer (engine/accel.py) counts and times the lines: the same two hooks
+per line, written in C, the figures kept per thread in C and read at each
+snapshot. Otherwise, or when asked, the Python hooks below do it; the
+update's description says which (`lu ls`, reports), and `in_use` why.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import osthreads
-from ..engine import FuncInfo, Instrument, Points
+from ..engine import FuncInfo, Instrument, Points, accel
 from ..engine.timer import has_ended, locals_are_per_greenlet, running_greenlet
+from ..errors import LuError
 from ..recorder import Record
-from .calltree import GREENLETS, pool_ident, pooled_name
+from .calltree import GREENLETS, TIMERS, pool_ident, pooled_name
 from .common import apply_session, line_numbers
 from .registry import Tool
 
@@ -40,6 +47,7 @@ class _ThreadLines(NamedTuple):
     stats: LineStats
     thread: threading.Thread
     greenlet: Optional[Callable[[], Any]]  # a weak reference to its greenlet, under gevent or eventlet
+    serial: Optional[int] = None  # its number in the compiled timer, which then keeps its figures
 
 
 class _PoolLines(NamedTuple):
@@ -49,16 +57,34 @@ class _PoolLines(NamedTuple):
     stats: LineStats
     thread: _Pool
     greenlet: None = None
+    serial: None = None
 
 
 class LineSession:
-    def __init__(self) -> None:
+    def __init__(self, timer: str = "auto") -> None:
+        if timer not in TIMERS:
+            raise LuError("the timer is one of %s, not %r" % (", ".join(TIMERS), timer))
         self.session: Optional[int] = None
         self.threads: List[_ThreadLines] = []
         self.finished: Dict[str, _PoolLines] = {}
         self._lock = osthreads.Lock()
         local = threading.local()
         per_greenlet = locals_are_per_greenlet(local)
+        self.c_timer: Optional[Any] = None  # the compiled line timer, when it counts the lines
+        if timer == "python":
+            why = "as asked"
+        elif per_greenlet:
+            why = "under gevent or eventlet each greenlet has its figures, which only the Python timer keeps"
+        else:
+            module, why = accel.compiled()
+            if module is not None:
+                self.c_timer = module.LineTimer(self._thread_started)
+                self.kind = self.in_use = "compiled timer"
+                return
+        if timer == "compiled":
+            raise LuError("the compiled timer cannot time these lines: %s" % why)
+        self.kind = "Python timer"
+        self.in_use = "Python timer, as asked" if timer == "python" else "Python timer: %s" % why
         clock = time.perf_counter_ns
 
         def new_state() -> _ThreadLines:
@@ -93,7 +119,39 @@ class LineSession:
         self.before = before
         self.after = after
 
+    def _thread_started(self, serial: int) -> None:
+        """The compiled timer meets a thread for the first time: keep a place for its figures."""
+        state = _ThreadLines({}, {}, threading.current_thread(), None, serial)
+        with self._lock:
+            self.threads.append(state)
+
+    def _refresh(self) -> None:
+        """Read the compiled timer's figures of the live threads (a snapshot's moment)."""
+        if self.c_timer is None:
+            return
+        for state in list(self.threads):
+            if state.serial is not None:
+                got = self.c_timer.stats(state.serial)
+                if got is not None:
+                    state.stats.update(got)
+
+    def _taken(self, state: _ThreadLines) -> bool:
+        """An ended thread's figures out of the compiled timer (its table freed); False: not now, keep it."""
+        if self.c_timer is None or state.serial is None:
+            return True
+        got = self.c_timer.take(state.serial)
+        if got is None:
+            return False
+        state.stats.update(got)
+        return True
+
     def points(self, lines: List[int]) -> Points:
+        if self.c_timer is not None:  # called with one constant (info, line) key each
+            return (
+                Points()
+                .keyed_lines("line_before", lines, self.c_timer.before)
+                .keyed_lines("line_after", lines, self.c_timer.after)
+            )
         return (
             Points()
             .lines("line_before", lines, self.before, want=None)
@@ -104,23 +162,27 @@ class LineSession:
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
         with self._lock:
             ended = [state for state in self.threads if has_ended(state.thread, state.greenlet)]
-            if not ended:
-                return
+        ended = [state for state in ended if self._taken(state)]  # outside the lock (see calltree)
+        if not ended:
+            return
+        with self._lock:
             self.threads = [state for state in self.threads if state not in ended]
-        for _started, stats, thread, greenlet in ended:
-            name = GREENLETS if greenlet is not None else pooled_name(thread.name)
+        for state in ended:
+            name = GREENLETS if state.greenlet is not None else pooled_name(state.thread.name)
             pool = self.finished.get(name)
             if pool is None:
                 pool = self.finished[name] = _PoolLines({}, {}, _Pool(name))
-            for key, stat in stats.items():
+            for key, stat in state.stats.items():
                 mine = pool.stats.setdefault(key, [0, 0])
                 mine[0] += stat[0]
                 mine[1] += stat[1]
 
     def snapshot(self) -> List[Record]:
         self.fold_finished()
+        self._refresh()
         records: List[Record] = []
-        for _started, stats, thread, _greenlet in list(self.threads) + list(self.finished.values()):
+        for state in list(self.threads) + list(self.finished.values()):
+            stats, thread = state.stats, state.thread
             lines = [
                 {"function": info.name, "line": lineno, "hits": stat[0], "total_ns": stat[1]}
                 for (info, lineno), stat in sorted(stats.items(), key=lambda kv: kv[0][1])
@@ -145,15 +207,23 @@ class LineProfiler:
     """Hits and time of chosen lines of one function."""
 
     @staticmethod
-    def profile(function: str, lines: Any, log_dir: Optional[str] = None) -> int:
+    def profile(function: str, lines: Any, log_dir: Optional[str] = None, timer: str = "auto") -> int:
+        """Apply the profile; `timer` is "auto" (the compiled timer where it can), "compiled" or "python"."""
+        return apply_session(*LineProfiler.prepare(function, lines, log_dir, timer))
+
+    @staticmethod
+    def prepare(
+        function: str, lines: Any, log_dir: Optional[str] = None, timer: str = "auto"
+    ) -> Tuple[Instrument, LineSession, Optional[str], Callable[[], List[Record]]]:
+        """What apply_session takes for this profile (the session says which timer counts the lines)."""
         lines = line_numbers(lines)
-        session = LineSession()
+        session = LineSession(timer)
         update = Instrument(
             function,
             session.points(lines),
-            description="LineProfiler %s lines %s" % (function, ",".join(map(str, lines))),
+            description="LineProfiler %s lines %s, %s" % (function, ",".join(map(str, lines)), session.kind),
         )
-        return apply_session(update, session, log_dir, session.snapshot)
+        return update, session, log_dir, session.snapshot
 
 
 TOOL = Tool(
