@@ -261,8 +261,87 @@ write(os.path.join(WORK, "pkg", "__init__.py"), SUBPKG_INIT)
 write(os.path.join(WORK, "pkg", "sub.py"), SUBPKG_SUB)
 write(os.path.join(WORK, "stale.py"), "def f(x):\n    return x + 1\n")
 write(os.path.join(WORK, "atree.py"), ATREE)
+
+# Plain functions only: what the compiled timer times (tools/calltree.py chooses it for them).
+CTREE = """\
+import threading
+
+
+def leaf(x):
+    return x + 1
+
+
+def fails(x):
+    raise ValueError(x)
+
+
+def mid(n):
+    if n:
+        return mid(n - 1)
+    try:
+        fails(n)
+    except ValueError:
+        pass
+    return leaf(n)
+
+
+def fan(n):
+    for i in range(n):
+        KIDS[i % len(KIDS)](i)
+
+
+def top(rounds):
+    total = 0
+    for i in range(rounds):
+        total += mid(3)
+    fan(60)
+    return total
+
+
+def deep(n):
+    return deep(n - 1) if n else 0
+
+
+def blocked(event):
+    event.wait(10)
+
+
+def in_threads(count, rounds):
+    workers = [threading.Thread(target=top, args=(rounds,), name="worker-%d" % i) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def numbers(n):
+    yield from range(n)
+
+
+def looped(n):
+    total = 0
+    for i in range(n):
+        total += i  # line B
+        if i % 3 == 0:  # line C
+            continue
+        total ^= leaf(i)  # line D
+    return total
+
+
+def lines_in_threads(count, n):
+    workers = [threading.Thread(target=looped, args=(n,), name="liner-%d" % i) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+"""
+# More children than the compiled timer searches in order (it indexes them beyond 8).
+CTREE += "".join("\n\ndef kid%d(x):\n    return x\n" % i for i in range(20))
+CTREE += "\n\nKIDS = [%s]\n" % ", ".join("kid%d" % i for i in range(20))
+write(os.path.join(WORK, "ctree.py"), CTREE)
 sys.path.insert(0, WORK)
 import atree  # noqa: E402
+import ctree  # noqa: E402
 import pkg.sub  # noqa: E402, F401  (loaded so that pkg.** finds its submodule)
 import shop  # noqa: E402
 import stale  # noqa: E402
@@ -1155,6 +1234,194 @@ def calltree_calls_not_finished_are_shown_with_their_time_so_far():
     after = tree_of(session.snapshot())
     assert after[("blocked",)]["hits"] == 1 and not after[("blocked",)]["open"], after
     assert not session.running and hook_errors(uid) == 0
+
+
+# ------------------------------------------------- the compiled timer beside the Python one
+from lu_payloads.engine import accel  # noqa: E402
+
+PLAIN = ["ctree.leaf", "ctree.fails", "ctree.mid", "ctree.fan", "ctree.top", "ctree.deep"]
+PLAIN += ["ctree.kid%d" % i for i in range(20)]
+FREE_THREADED = "t" in getattr(sys, "abiflags", "")
+
+
+def timed(timer, *patterns):
+    session = CallTreeSession(timer)
+    uid = U.apply_update(Instrument(list(patterns), Points().timer(session)))
+    return session, uid
+
+
+def description(uid):
+    return next(r for r in U.ls() if r["id"] == uid)["description"]
+
+
+def workload():
+    ctree.top(50)
+    ctree.deep(300)
+    ctree.in_threads(4, 20)
+
+
+@check
+def compiled_timer_gives_the_python_timers_trees():
+    if FREE_THREADED:  # the compiled timer is for GIL builds: auto says so and times in Python
+        session, uid = timed("auto", *PLAIN)
+        assert session.c_timer is None and description(uid).endswith(", Python timer"), description(uid)
+        assert "free-threaded" in session.in_use, session.in_use
+        expect_luerror(lambda: timed("compiled", *PLAIN), "compiled timer", "free-threaded")
+        return
+    trees = {}
+    for timer in ("compiled", "python"):
+        session, uid = timed(timer, *PLAIN)
+        assert (session.c_timer is not None) == (timer == "compiled"), description(uid)
+        assert description(uid).endswith(", compiled timer" if timer == "compiled" else ", Python timer")
+        assert session.in_use == ("compiled timer" if timer == "compiled" else "Python timer, as asked")
+        workload()
+        records = session.snapshot()
+        trees[timer] = {path: node["hits"] for path, node in tree_of(records).items()}
+        assert hook_errors(uid) == 0
+        threads = sorted(r["thread"] for r in records)
+        assert threads == ["MainThread", "worker-*"], threads  # ended threads pooled under one name
+        if timer == "compiled":
+            by_path = tree_of(records)
+            top, mid = by_path[("top",)], by_path[("top", "mid")]
+            assert 0 < mid["total_ns"] <= top["total_ns"], (top, mid)
+            assert all(node["total_ns"] > 0 for node in by_path.values() if node["hits"]), by_path
+            assert session.c_timer.counts()[0] == 1, session.c_timer.counts()  # the workers' trees were freed
+        U.revert(uid)
+    assert trees["compiled"] == trees["python"], (trees["compiled"], trees["python"])
+    assert (
+        trees["compiled"][("top",)] == 5
+        and trees["compiled"][("top", "mid", "mid", "mid", "mid", "fails")] == 50 + 4 * 20
+    )
+    assert len([p for p in trees["compiled"] if p[:2] == ("top", "fan")]) == 21  # fan and its 20 kids
+    assert max(len(p) for p in trees["compiled"]) == 301  # deep(300) and its 300 recursive calls
+
+
+@check
+def compiled_timer_shows_calls_not_finished_and_survives_a_revert_under_them():
+    if FREE_THREADED:
+        return
+    session, uid = timed("compiled", "ctree.blocked", "ctree.leaf")
+    event = threading.Event()
+    worker = threading.Thread(target=ctree.blocked, args=(event,))
+    worker.start()
+    time.sleep(0.05)
+    tree = tree_of(session.snapshot())
+    assert tree[("blocked",)]["open"] == 1 and ms(tree[("blocked",)]["open_ns"]) >= 40, tree
+    U.revert(uid)  # the call goes on in the woven code, which still calls the timer
+    event.set()
+    worker.join()
+    tree = tree_of(session.snapshot())
+    assert tree[("blocked",)]["hits"] == 1 and not tree[("blocked",)].get("open"), tree
+    assert session.c_timer.leave(object()) is None  # never raises, whatever it is given
+
+
+@check
+def compiled_timer_is_chosen_only_where_it_can_time_every_call():
+    session, uid = timed("auto", "ctree.leaf", "ctree.numbers")
+    assert session.c_timer is None and "generators and coroutines (numbers)" in session.in_use, session.in_use
+    U.revert(uid)
+    expect_luerror(lambda: timed("compiled", "ctree.leaf", "ctree.numbers"), "generators and coroutines")
+    assert_pristine()
+    saved = accel._loaded
+    accel._loaded = accel.Loaded(None, "no compiled timer was staged")
+    try:
+        session, uid = timed("auto", "ctree.leaf")
+        assert session.c_timer is None and session.in_use == "Python timer: no compiled timer was staged"
+        assert ctree.leaf(1) == 2 and tree_of(session.snapshot())[("leaf",)]["hits"] == 1
+        U.revert(uid)
+        expect_luerror(lambda: timed("compiled", "ctree.leaf"), "no compiled timer was staged")
+    finally:
+        accel._loaded = saved
+    expect_luerror(lambda: CallTreeSession("fast"), "auto, compiled, python")
+
+
+@check
+def compiled_timer_is_freed_with_its_session():
+    if FREE_THREADED:
+        return
+    import gc
+
+    def timers():
+        return [o for o in gc.get_objects() if type(o).__name__ == "CallTimer" and "_accel" in type(o).__module__]
+
+    gc.collect()
+    before = len(timers())
+    session, uid = timed("compiled", *PLAIN)
+    workload()
+    session.snapshot()
+    U.revert(uid)
+    del session
+    gc.collect()
+    assert len(timers()) == before, (before, len(timers()))
+
+
+from lu_payloads.tools.lineprofiler import LineSession  # noqa: E402
+
+LOOPED = [number for number, text in enumerate(CTREE.splitlines(), 1) if "# line " in text]
+
+
+def lines_of(records):
+    """{line: [hits, total_ns]}, all threads added up."""
+    out = {}
+    for record in records:
+        for row in record["lines"]:
+            mine = out.setdefault(row["line"], [0, 0])
+            mine[0] += row["hits"]
+            mine[1] += row["total_ns"]
+    return out
+
+
+@check
+def compiled_line_timer_gives_the_python_timers_figures():
+    if FREE_THREADED:
+        session = LineSession("auto")
+        assert session.c_timer is None and "free-threaded" in session.in_use, session.in_use
+        expect_luerror(lambda: LineSession("compiled"), "compiled timer", "free-threaded")
+        return
+    figures = {}
+    for timer in ("compiled", "python"):
+        session = LineSession(timer)
+        assert (session.c_timer is not None) == (timer == "compiled"), session.in_use
+        uid = U.apply_update(Instrument("ctree.looped", session.points(LOOPED)))
+        session.session = uid
+        ctree.looped(300)
+        ctree.lines_in_threads(3, 200)
+        records = session.snapshot()
+        assert sorted(r["thread"] for r in records) == ["MainThread", "liner-*"], [r["thread"] for r in records]
+        figures[timer] = lines_of(records)
+        assert hook_errors(uid) == 0
+        if timer == "compiled":
+            assert session.c_timer.counts() == (1, 3), session.c_timer.counts()  # the liners' tables were freed
+            assert all(total > 0 for _hits, total in figures[timer].values()), figures[timer]
+        U.revert(uid)
+    hits = {timer: {line: row[0] for line, row in rows.items()} for timer, rows in figures.items()}
+    assert hits["compiled"] == hits["python"], hits
+    b, c, d = (hits["compiled"][line] for line in LOOPED)
+    assert b == c == 300 + 3 * 200 and d == 200 + 3 * 133, hits  # `continue` skips D on every third i
+
+
+@check
+def compiled_line_timer_is_chosen_unless_it_cannot_be():
+    saved = accel._loaded
+    accel._loaded = accel.Loaded(None, "no compiled timer was staged")
+    try:
+        session = LineSession("auto")
+        assert session.c_timer is None and session.in_use == "Python timer: no compiled timer was staged"
+        expect_luerror(lambda: LineSession("compiled"), "no compiled timer was staged")
+    finally:
+        accel._loaded = saved
+    assert LineSession("python").in_use == "Python timer, as asked"
+    if not FREE_THREADED:
+        session = LineSession("auto")
+        assert session.c_timer is not None and session.in_use == "compiled timer"
+        assert session.c_timer.after(object()) is None  # never raises, whatever it is given
+        expect_type_error = session.c_timer.before
+        try:
+            expect_type_error([1])  # a key that is not (info, line) is refused, not kept
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("a bad key was taken")
 
 
 print(json.dumps(results))

@@ -9,6 +9,7 @@ NEW lists the interpreters lu is being made to support (Debian's 3.14 and
 3.15, a shared-libpython 3.14, a free-threaded 3.13) and EVERY is ALL + NEW.
 """
 
+import functools
 import glob
 import os
 import subprocess
@@ -102,3 +103,10 @@ EVERY = ALL + NEW
 # The new builds with a GIL. Tests run on EVERY interpreter, the free-threaded build included, except
 # where it does not apply: PEP 768 needs 3.14.
 NEW_GIL = [p for p in NEW if p.id not in FREE_THREADED]
+
+
+@functools.lru_cache(maxsize=None)
+def is_free_threaded(python: str) -> bool:
+    """Whether this interpreter is a free-threaded build (its ABI flags say "t")."""
+    out = subprocess.run([python, "-c", "import sys; print(sys.abiflags)"], capture_output=True, text=True, timeout=30)
+    return "t" in out.stdout

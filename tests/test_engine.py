@@ -51,6 +51,12 @@ CHECKS = [
     "calltree_exceptions_cancellation_generators_and_threads_keep_the_tree_straight",
     "calltree_calls_not_finished_are_shown_with_their_time_so_far",
     "calltree_async_with_and_async_for_suspend_the_call",
+    "compiled_timer_gives_the_python_timers_trees",
+    "compiled_timer_shows_calls_not_finished_and_survives_a_revert_under_them",
+    "compiled_timer_is_chosen_only_where_it_can_time_every_call",
+    "compiled_timer_is_freed_with_its_session",
+    "compiled_line_timer_gives_the_python_timers_figures",
+    "compiled_line_timer_is_chosen_unless_it_cannot_be",
 ]
 
 Results = Dict[str, Tuple[bool, str]]
