@@ -15,7 +15,9 @@ minus the same loop over a bare twin):
 
 - `2 C calls`: the woven shape with C no-ops (the floor);
 - `C tree, monotonic` / `C tree, tsc`: the prototype, each clock;
-- `lu pure`: lu's own woven timer (FuncProfiler's), from this checkout;
+- `lu compiled` / `lu pure`: lu's own woven timer (FuncProfiler's), from this
+  checkout, with its compiled timer (lu_attach/native/lu_accel.c, the
+  prototype made whole) and with the Python one;
 - `cProfile`: the whole process under cProfile.
 
 Each row also checks that the prototype counted every call.
@@ -54,13 +56,13 @@ for name, tsc in (("C tree, monotonic", False), ("C tree, tsc", True)):
     out[name] = per_call(woven(accel.enter, accel.leave, info)) - base
     out[name + " counted"] = accel.hits(info) == N * ROUNDS
 """
-    + floors.LU_PURE_AND_CPROFILE
+    + floors.LU_AND_CPROFILE
     + """
 print(json.dumps(out))
 """
 )
 
-COLUMNS = ["2 C calls", "C tree, monotonic", "C tree, tsc", "lu pure", "cProfile"]
+COLUMNS = ["2 C calls", "C tree, monotonic", "C tree, tsc", "lu compiled", "lu pure", "cProfile"]
 
 
 def build(directory: str) -> str:
@@ -88,7 +90,12 @@ def main() -> None:
         print("ns added per call of a one-line function (best of %d rounds of %d calls)" % (args.rounds, args.n))
         print(
             "%-8s %6s  %s  %s"
-            % ("python", "bare", "  ".join("%17s" % c for c in COLUMNS), "tree(mono) / cProfile  tree(tsc) / cProfile")
+            % (
+                "python",
+                "bare",
+                "  ".join("%17s" % c for c in COLUMNS),
+                "tree(mono) / cProfile  tree(tsc) / cProfile  lu compiled / cProfile",
+            )
         )
         argv = [str(args.n), str(args.rounds), floors.REPO, library]
         pythons = args.python or [floors.interpreters(8)[0]] + floors.interpreters(11)
@@ -99,13 +106,14 @@ def main() -> None:
             profile = row["cProfile"] if row["cProfile"] > 0 else float("nan")
             counted = row["C tree, monotonic counted"] and row["C tree, tsc counted"]
             print(
-                "%-8s %4.0fns  %s  %21.2f  %20.2f%s"
+                "%-8s %4.0fns  %s  %21.2f  %20.2f  %22.2f%s"
                 % (
                     row["version"],
                     row["bare"],
                     "  ".join("%15.0fns" % row[c] for c in COLUMNS),
                     row["C tree, monotonic"] / profile,
                     row["C tree, tsc"] / profile,
+                    row["lu compiled"] / profile,
                     "" if counted else "  (the prototype missed calls!)",
                 )
             )

@@ -40,9 +40,9 @@ def per_call(fn):
     return best / N * 1e9
 """
 
-# lu's own woven timer (FuncProfiler's, the engine loaded by path from PAYLOADS as a target loads it) and
-# cProfile, each as ns added over `base`, into `out`.
-LU_PURE_AND_CPROFILE = r"""
+# lu's own woven timer (FuncProfiler's, the engine loaded by path from PAYLOADS as a target loads it), with
+# its compiled timer and with the Python one, and cProfile, each as ns added over `base`, into `out`.
+LU_AND_CPROFILE = r"""
 sys.path.insert(0, PAYLOADS)
 import importlib.util
 spec = importlib.util.spec_from_file_location(
@@ -60,10 +60,15 @@ with open(work + "/woven_target.py", "w") as handle:
 sys.path.insert(0, work)
 import woven_target
 
-session = CallTreeSession()
-uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
-out["lu pure"] = per_call(woven_target.profiled) - base
-UpdateManager.revert(uid)
+for column, timer in (("lu compiled", "compiled"), ("lu pure", "python")):
+    try:
+        session = CallTreeSession(timer)
+        uid = UpdateManager.apply_update(Instrument("woven_target.profiled", Points().timer(session)))
+    except Exception:  # no compiled timer for this interpreter (a free-threaded build)
+        out[column] = None
+        continue
+    out[column] = per_call(woven_target.profiled) - base
+    UpdateManager.revert(uid)
 shutil.rmtree(work, ignore_errors=True)
 
 profile = cProfile.Profile()

@@ -3,9 +3,8 @@
     .venv/bin/python bench/lines.py [--python PY ...] [--n 200000] [--rounds 5]
 
 Why: issue 14 asks for a profiled line to cost no more than with
-line_profiler, the tool users compare lu with for a hot loop. Before a
-compiled fast path is written, this says where lu's pure-Python line timer
-stands.
+line_profiler, the tool users compare lu with for a hot loop. This measures
+lu's compiled line timer (lu_attach/native/lu_accel.c) and its Python one.
 
 Workload: a module on disk with
 
@@ -20,8 +19,9 @@ and an identical `other(n)` that no tool is asked about. Each variant runs
 `work(N)` ROUNDS times, best of them, in one process per interpreter:
 
 - `bare`: nothing profiled;
-- `lu`: `LineProfiler`'s session woven into `work` for lines B and C (the
-  engine loaded by path from this checkout, as a target loads it); its line
+- `lu compiled` / `lu pure`: `LineProfiler`'s session woven into `work` for
+  lines B and C (the engine loaded by path from this checkout, as a target
+  loads it), with the compiled timer and with the Python one; its line
   events are 2 N;
 - `line_profiler`: `line_profiler.LineProfiler` around `work` (it times every
   line of the function; its events are the hits it reports);
@@ -39,6 +39,7 @@ import argparse
 import os
 import subprocess
 import sys
+from typing import List, Optional, Tuple
 
 import floors
 
@@ -93,14 +94,20 @@ spec.loader.exec_module(lu)
 from lu_payloads.engine import Instrument, UpdateManager
 from lu_payloads.tools.lineprofiler import LineSession
 
-session = LineSession()
-uid = UpdateManager.apply_update(Instrument("linework.work", session.points(LINES)))
-timed = best(linework.work)
-out["lu_other"] = (best(linework.other) - bare_other) / N
-hits = sum(line["hits"] for record in session.snapshot() for line in record["lines"])
-UpdateManager.revert(uid)
-out["lu"] = (timed - bare) / (2 * N)
-out["lu_counted"] = hits == 2 * (1000 + ROUNDS * N)  # the warm-up call's lines, then every round's
+out["lu_counted"] = True
+for key, timer in (("lu", "compiled"), ("lu_pure", "python")):
+    try:
+        session = LineSession(timer)
+    except Exception:  # no compiled timer for this interpreter (a free-threaded build)
+        out[key] = out[key + "_other"] = None
+        continue
+    uid = UpdateManager.apply_update(Instrument("linework.work", session.points(LINES)))
+    timed = best(linework.work)
+    out[key + "_other"] = (best(linework.other) - bare_other) / N
+    hits = sum(line["hits"] for record in session.snapshot() for line in record["lines"])
+    UpdateManager.revert(uid)
+    out[key] = (timed - bare) / (2 * N)
+    out["lu_counted"] &= hits == 2 * (1000 + ROUNDS * N)  # the warm-up call's lines, then every round's
 
 if LP:
     sys.path.insert(0, LP)
@@ -155,6 +162,57 @@ def line_profiler_dir(python: str) -> str:
     return target if got.returncode == 0 else ""
 
 
+def measure(python: str, n: int, rounds: int) -> Tuple[Optional[dict], str]:
+    """One interpreter's figures (see the module docstring), or None and why not."""
+    argv = [str(n), str(rounds), floors.REPO, line_profiler_dir(python)]
+    for _python, row, why in floors.rows([python], CHILD, argv):
+        return row, why
+    return None, "not run"
+
+
+def print_table(rows: List[Tuple[str, Optional[dict], str]], n: int, rounds: int) -> None:
+    """The per-line table: lu's two timers beside line_profiler, and what each costs the code not profiled."""
+    print("ns per profiled line event (best of %d rounds of a %d-iteration loop)" % (rounds, n))
+    print(
+        "%-8s %10s %13s %13s %14s %12s %15s %15s %15s"
+        % (
+            "python",
+            "bare/iter",
+            "lu compiled",
+            "lu pure",
+            "line_profiler",
+            "compiled/lp",
+            "other/iter, lu",
+            "pure",
+            "other/iter, lp",
+        )
+    )
+
+    def ns(value: Optional[float], width: int) -> str:
+        return "%*.0fns" % (width - 2, value) if value is not None else "%*s" % (width, "-")
+
+    for python, row, why in rows:
+        if row is None:
+            print("%s: %s" % (python, why))
+            continue
+        lp = row.get("line_profiler")
+        print(
+            "%-8s %8.1fns %s %s %s %12s %13.1fns %13.1fns %15s%s"
+            % (
+                row["version"],
+                row["bare_ns_per_iteration"],
+                ns(row["lu"], 13),
+                ns(row["lu_pure"], 13),
+                ns(lp, 14) if lp is not None else "%14s" % "no wheel",
+                "%.2f" % (row["lu"] / lp) if lp and row["lu"] is not None else "-",
+                row["lu_other"] if row["lu_other"] is not None else float("nan"),
+                row["lu_pure_other"],
+                "%13.1fns" % row["line_profiler_other"] if lp is not None else "-",
+                "" if row["lu_counted"] else "  (lu missed line events!)",
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", help="an interpreter; repeat for several")
@@ -162,31 +220,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     pythons = args.python or floors.interpreters(8)
-    print("ns per profiled line event (best of %d rounds of a %d-iteration loop)" % (args.rounds, args.n))
-    print(
-        "%-8s %10s %14s %14s %10s %16s %18s"
-        % ("python", "bare/iter", "lu LineProf.", "line_profiler", "lu / lp", "other/iter, lu", "other/iter, lp")
-    )
-    for python in pythons:
-        argv = [str(args.n), str(args.rounds), floors.REPO, line_profiler_dir(python)]
-        for _python, row, why in floors.rows([python], CHILD, argv):
-            if row is None:
-                print("%s: %s" % (python, why))
-                continue
-            lp = row.get("line_profiler")
-            print(
-                "%-8s %8.1fns %12.0fns %14s %10s %14.1fns %18s%s"
-                % (
-                    row["version"],
-                    row["bare_ns_per_iteration"],
-                    row["lu"],
-                    "%12.0fns" % lp if lp is not None else "no wheel",
-                    "%.2f" % (row["lu"] / lp) if lp else "-",
-                    row["lu_other"],
-                    "%16.1fns" % row["line_profiler_other"] if lp is not None else "-",
-                    "" if row["lu_counted"] else "  (lu missed line events!)",
-                )
-            )
+    print_table([(python, *measure(python, args.n, args.rounds)) for python in pythons], args.n, args.rounds)
 
 
 if __name__ == "__main__":

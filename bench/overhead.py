@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/overhead.py [--all] [--n 1000000] [--reps 5] [--rounds 3]
                                        [--plu-n 20000] [--no-plu] [--no-memory]
-                                       [--no-report] [--callgrind] [--json]
+                                       [--no-report] [--no-lines] [--line-n 200000]
+                                       [--callgrind] [--json]
 
 Workload: a module on disk with `def f(x): return x + 1` and an identical
 `def g(x)`. Only f is ever profiled; g stands for "every other function in the
@@ -13,10 +14,15 @@ or logging threads of a tool are charged too), f and g alternately, median of
 the lowest of the round medians (the machine is shared; see the README).
 ns/call includes the loop; "added" = variant - unprofiled, same interpreter.
 
-Variants (per interpreter; 3.11 by default, --all adds 3.8, 3.12, 3.13):
+Variants (per interpreter; 3.11 by default, and 3.8 beside PyLiveUpdate;
+--all: every interpreter, pyenv's 3.8-3.13, Debian's 3.14 and 3.15, and the
+free-threaded 3.13t):
   none      nothing
-  lu        lu_payloads.tools.FuncProfiler.profile(['benchmod.f']); f after
-            UpdateManager.revert(uid) is timed too
+  lu        lu_payloads.tools.FuncProfiler.profile(['benchmod.f'],
+            timer="compiled"): lu's compiled timer (lu_attach/native/
+            lu_accel.c); f after UpdateManager.revert(uid) is timed too.
+            "-" where it cannot load (3.13t)
+  lu-python the same with timer="python": the woven pure-Python timer
   cProfile  cProfile.Profile().enable() (global, as it always is)
   timer     reference: f_timer, a hand-written copy of f with the minimal
             injected timer (perf_counter_ns before/after, [count, total] in a
@@ -28,6 +34,10 @@ Variants (per interpreter; 3.11 by default, --all adds 3.8, 3.12, 3.13):
             from PyPI, run with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python,
             stderr to /dev/null, no log server), applied in-process with
             `pyliveupdatescripts.FP.profile('benchmod.f')`, N = --plu-n.
+
+Then, per line (bench/lines.py's measure, on the same interpreters): lu's
+LineProfiler with each timer beside line_profiler, and what each costs the
+lines of a function it was not asked about.
 
 Also (3.11): memory of a FuncProfiler session under tracemalloc (1M calls of one
 path; a recursion making 500 distinct paths; 1M more calls of those paths),
@@ -50,6 +60,9 @@ import sys
 import tempfile
 import threading
 import time
+
+import floors
+import lines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -167,8 +180,8 @@ def child(args):
     work = tempfile.mkdtemp(prefix="lu-overhead-")
     out = {"python": "%d.%d.%d" % sys.version_info[:3], "variant": args.child}
     try:
-        if args.child == "memory":
-            out.update(child_memory(work))
+        if args.child in ("memory", "memory-compiled"):
+            out.update(child_memory(work, "compiled" if args.child == "memory-compiled" else "python"))
         elif args.child == "workload":
             out.update(child_workload(work, args.log_dir))
         elif args.child == "callgrind":
@@ -199,13 +212,18 @@ def child_timing(args, mod):
         r = timed({"f": mod.f, "g": mod.g}, n, reps)
         prof.disable()
         return r
-    if v == "lu":
+    if v in ("lu", "lu-python"):
         load_lu()
         from lu_payloads.engine import UpdateManager
+        from lu_payloads.errors import LuError
         from lu_payloads.recorder import get_recorder
         from lu_payloads.tools import FuncProfiler
 
-        uid = FuncProfiler.profile(["benchmod.f"], log_dir=os.path.join(tempfile.gettempdir(), "lu-overhead-logs"))
+        log_dir = os.path.join(tempfile.gettempdir(), "lu-overhead-logs")
+        try:
+            uid = FuncProfiler.profile(["benchmod.f"], log_dir=log_dir, timer="compiled" if v == "lu" else "python")
+        except LuError as exc:  # no compiled timer here (a free-threaded build)
+            return {"f": None, "g": None, "why": str(exc)}
         assert mod.f.__code__ is not mod.g.__code__ and sys.gettrace() is None and sys.getprofile() is None
         r = timed({"f": mod.f, "g": mod.g}, n, reps)
         path = get_recorder().flush()
@@ -287,9 +305,29 @@ def _lu_hits(uid):
     return total
 
 
-def child_memory(work):
-    """tracemalloc growth of a FuncProfiler session: calls vs distinct call paths.
+def malloc_in_use():
+    """Bytes the C library's malloc has handed out and not taken back (glibc's mallinfo2)."""
+    import ctypes
 
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks")
+        ] + [(name, ctypes.c_size_t) for name in ("fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def child_memory(work, timer):
+    """Memory growth of a FuncProfiler session: calls vs distinct call paths.
+
+    With the Python timer the trees are Python objects: tracemalloc measures
+    them. With the compiled one they are C structs: what malloc has handed out
+    (glibc's mallinfo2) measures them, and the paths are counted in C, not by
+    a snapshot (which would allocate the Python lists the figure leaves out).
     The recorder thread is stopped so that its periodic flush does not land in
     the middle of a measurement; its own memory (the last JSON body written per
     thread, kept to skip unchanged snapshots) is measured separately at the end.
@@ -307,7 +345,8 @@ def child_memory(work):
 
     log_dir = os.path.join(work, "logs")
     sys.setrecursionlimit(5000)
-    uid = FuncProfiler.profile(["memmod.*"], log_dir=log_dir)
+    session = FuncProfiler.start(["memmod.*"], log_dir=log_dir, timer=timer)
+    uid = session.session
     recorder = get_recorder()
     recorder._stop.set()
     recorder._thread.join()
@@ -315,16 +354,19 @@ def child_memory(work):
     f(0)
     rec(0)
     top(0)
-    out = {"width": width}
+    out = {"width": width, "timer": timer}
 
     def mark():
         gc.collect()
-        return tracemalloc.get_traced_memory()[0]
+        return malloc_in_use() if session.c_timer is not None else tracemalloc.get_traced_memory()[0]
 
     def nodes():
+        if session.c_timer is not None:
+            return session.c_timer.counts()[1] - 1  # less the root
         return sum(len(r["nodes"]) for r in recorder.snapshot_records(uid))
 
-    tracemalloc.start()
+    if session.c_timer is None:
+        tracemalloc.start()
     m = mark()
     n0 = nodes()
     steps = []
@@ -362,7 +404,8 @@ def child_memory(work):
     recorder.flush()
     out["recorder_after_flush_bytes"] = mark() - before
     out["log_bytes_one_flush"] = os.path.getsize(recorder.path)
-    tracemalloc.stop()
+    if session.c_timer is None:
+        tracemalloc.stop()
     UpdateManager.revert(uid)
     return out
 
@@ -436,6 +479,16 @@ def child_callgrind(work, variant, n):
 # ----------------------------------------------------------------------------------------------
 
 
+def version_of(python):
+    """'3.12', or '3.13t' for a free-threaded build."""
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d%s' % (sys.version_info[:2] + (sys.abiflags,)))"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def find_python(minor):
     found = sorted(glob.glob("/root/.pyenv/versions/3.%d.*/bin/python3.%d" % (minor, minor)))
     if found:
@@ -497,17 +550,25 @@ def run_child(py, variant, args, env=None, quiet_stderr=False, extra=()):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def timing_suite(args, log):
+def interpreters_of(args):
+    """[(version, python)]: 3.11, and 3.8 beside PyLiveUpdate; with --all every interpreter, 3.13t included."""
     interps = [("3.11", find_python(11))]
     if args.all:
-        interps = [(v, find_python(int(v.split(".")[1]))) for v in ("3.8", "3.11", "3.12", "3.13")]
+        interps = [(version_of(py), py) for py in floors.interpreters(8)]
+        threaded = os.path.join(ROOT, ".cache", "pythons", "py3.13t", "bin", "python3.13t")
+        if os.path.exists(threaded):
+            interps.append(("3.13t", threaded))
     elif not args.no_plu:
         interps.insert(0, ("3.8", find_python(8)))  # lu on 3.8, beside the original tool
-    interps = [(v, p) for v, p in interps if p]
+    return [(v, p) for v, p in interps if p]
+
+
+def timing_suite(args, log):
+    interps = interpreters_of(args)
     plu_py = None if args.no_plu else ensure_plu_venv(log)
     jobs = []
     for v, py in interps:
-        for variant in ("none", "lu", "cProfile", "timer", "parts"):
+        for variant in ("none", "lu", "lu-python", "cProfile", "timer", "parts"):
             jobs.append((v, variant, py, None))
         if v == "3.8" and plu_py:
             jobs.append((v, "plu", plu_py, PLU_ENV))
@@ -641,12 +702,13 @@ def print_tables(res):
         "%-6s %-30s %9s %9s %12s %9s %9s"
         % ("python", "variant", "f ns", "f added", "g ns (unprof)", "g added", "f revert")
     )
-    for v in sorted(t, key=lambda s: tuple(map(int, s.split(".")))):
+    for v in sorted(t, key=lambda s: tuple(int(x.rstrip("t")) for x in s.split(".")) + (s.endswith("t"),)):
         rows = t[v]
         base = rows["none"]
         names = [
             ("none", "unprofiled"),
-            ("lu", "lu FuncProfiler"),
+            ("lu", "lu FuncProfiler, compiled"),
+            ("lu-python", "lu FuncProfiler, Python"),
             ("cProfile", "cProfile (global)"),
             ("timer", "ref: injected perf_counter timer"),
             ("plu", "PyLiveUpdate 0.3.1 FP"),
@@ -656,6 +718,9 @@ def print_tables(res):
                 continue
             r = rows[key]
             bf, bg = base["f"], base["g"]
+            if r["f"] is None:
+                print("%-6s %-30s %s" % (r.get("python", v), label, r.get("why", "not measured")))
+                continue
             print(
                 "%-6s %-30s %9s %9s %12s %9s %9s"
                 % (
@@ -668,11 +733,23 @@ def print_tables(res):
                     fmt(r.get("f_reverted")),
                 )
             )
-        lu_add, cp_add = rows["lu"]["f"] - base["f"], rows["cProfile"]["f"] - base["f"]
-        line = "       lu/cProfile added per profiled call: %.2fx" % (lu_add / cp_add)
-        if "plu" in rows:
-            line += "; PyLiveUpdate/lu: %.0fx" % ((rows["plu"]["f"] - base["f"]) / lu_add)
+        cp_add = rows["cProfile"]["f"] - base["f"]
+        said = []
+        for key, label in (("lu", "lu compiled"), ("lu-python", "lu Python")):
+            if rows.get(key, {}).get("f") is not None:
+                said.append("%s/cProfile %.2fx" % (label, (rows[key]["f"] - base["f"]) / cp_add))
+        line = "       added per profiled call: " + ", ".join(said)
+        if "plu" in rows and rows["lu-python"]["f"] is not None:
+            line += "; PyLiveUpdate/lu Python: %.0fx" % (
+                (rows["plu"]["f"] - base["f"]) / (rows["lu-python"]["f"] - base["f"])
+            )
+        not_profiled = [
+            "%s %+.1f%%" % (label, 100.0 * (rows[key]["g"] - base["g"]) / base["g"])
+            for key, label in (("lu", "lu compiled"), ("lu-python", "lu Python"), ("cProfile", "cProfile"))
+            if rows.get(key, {}).get("g") is not None
+        ]
         print(line)
+        print("       functions not profiled, against bare: " + ", ".join(not_profiled))
         p = rows.get("parts")
         if p:
             print(
@@ -694,9 +771,12 @@ def print_tables(res):
                 "2 perf_counter_ns() %.0f, wrapper alone %.0f"
                 % (c["parts:hooks"], c["parts:nops"], c["parts:clocks"], c["parts:empty"])
             )
-    m = res.get("memory")
-    if m:
-        print("\nMemory of a FuncProfiler session (3.11, tracemalloc current after gc; recorder thread stopped):")
+    for m in res.get("memory") or []:
+        measured = "malloc in use (mallinfo2)" if m["timer"] == "compiled" else "tracemalloc current"
+        print(
+            "\nMemory of a FuncProfiler session, %s timer (3.11, %s after gc; recorder thread stopped):"
+            % (m["timer"], measured)
+        )
         for st in m["steps"]:
             print(
                 "  %-48s calls %8d  new paths %4d  %+10d B%s"
@@ -734,6 +814,8 @@ def main():
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--no-lines", action="store_true", help="leave out the per-line table (bench/lines.py's)")
+    ap.add_argument("--line-n", type=int, default=200000, help="iterations of the per-line loop")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     ap.add_argument("--save", metavar="FILE", help="also write the JSON results here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -748,10 +830,14 @@ def main():
         sys.stderr.flush()
 
     res = {"args": vars(args), "timing": timing_suite(args, log)}
+    if not args.no_lines:
+        pythons = [py for _v, py in interpreters_of(args)]
+        log("per-line costs: bench/lines.py's measure on %d interpreters" % len(pythons))
+        res["lines"] = [(py, *lines.measure(py, args.line_n, 5)) for py in pythons]
     if args.callgrind:
         res["callgrind"] = callgrind_suite(args, log)
     if not args.no_memory:
-        res["memory"] = run_child(find_python(11), "memory", args)
+        res["memory"] = [run_child(find_python(11), kind, args) for kind in ("memory-compiled", "memory")]
     if not args.no_report:
         res["report"] = report_suite(args, log)
     if args.save:
@@ -762,6 +848,9 @@ def main():
         print()
     else:
         print_tables(res)
+        if res.get("lines"):
+            print()
+            lines.print_table(res["lines"], args.line_n, 5)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ out["2 C calls"] = per_call(woven(id, id, 1)) - base
 clock = time.perf_counter
 out["2 clock reads"] = per_call(woven(lambda i: clock(), lambda t: clock(), 1)) - base
 """
-    + floors.LU_PURE_AND_CPROFILE
+    + floors.LU_AND_CPROFILE
     + """
 print(json.dumps(out))
 """
