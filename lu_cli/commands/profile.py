@@ -25,7 +25,7 @@ from ..tool_session import apply_tool, left_in_force, run_then_report, run_tree_
     type=click.Choice(["auto", "compiled", "python"]),
     default="auto",
     show_default=True,
-    help="What times the functions: lu's compiled timer where it can (auto), only it, or Python's.",
+    help="What times the calls and lines: lu's compiled timer where it can (auto), only it, or Python's.",
 )
 @duration_option("Profile for S seconds, show the report, then revert.")
 @report_output_options("flamegraph", "speedscope", "folded")
@@ -58,9 +58,10 @@ def command(
     Nothing is imported: only what the process has loaded can match.
 
     \b
-    lu's compiled timer times plain functions for less than cProfile costs;
-    a profile that takes in a generator or coroutine, or runs under gevent or
-    eventlet, is timed in Python. lu says which one timed it.
+    lu's compiled timer times plain functions for less than cProfile costs,
+    and lines for less than line_profiler; a profile that takes in a
+    generator or coroutine, or a process under gevent or eventlet, is timed
+    in Python. lu says which one timed it.
     """
     line_map = parse_lines_option(list(lines))
     if not patterns and not line_map:
