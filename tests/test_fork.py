@@ -339,6 +339,8 @@ def test_profile_session_of_the_parent_is_dropped_in_the_child_and_counts_only_t
         text=True,
     )
     try:
+        timers = timed.stderr.readline()  # which of lu's timers times the calls, then what it profiles
+        assert timers.startswith("functions timed by lu's "), timers
         started = timed.stderr.readline()
         assert started.startswith("profiling 1 function in process %d for 2 s" % parent), started
         assert target.call(parent, 4) == [1] * 4
