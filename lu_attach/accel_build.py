@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import functools
 import glob
-import hashlib
 import os
-import shutil
-import subprocess
 import sysconfig
 from typing import Optional
 
 import lu_payloads
 
-from .native_helper import cache_dir
+from .native_helper import NotBuilt, built_once
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "native", "lu_accel.c")
@@ -44,24 +41,10 @@ def accel_library() -> Optional[str]:
     built = in_package()
     if built is not None:
         return built
-    with open(SOURCE, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()[:16]
-    target = os.path.join(cache_dir(), "lu_accel-%s.abi3.so" % digest)
-    if os.path.exists(target):
-        return target
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     include = sysconfig.get_paths().get("include")
-    if not compiler or not include or not os.path.exists(os.path.join(include, "Python.h")):
+    if not include or not os.path.exists(os.path.join(include, "Python.h")):
         return None
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + ".%d.tmp" % os.getpid()
-    command = [compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-I", include, "-o", tmp, SOURCE]
-    result = subprocess.run(command, capture_output=True, text=True)  # the source sets Py_LIMITED_API
-    if result.returncode != 0:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    try:
+        return built_once(SOURCE, "lu_accel-%s.abi3.so", ["-I", include])  # the source sets Py_LIMITED_API
+    except NotBuilt:
         return None
-    os.replace(tmp, target)
-    return target

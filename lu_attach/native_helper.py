@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from typing import List, Sequence
 
 from .errors import LuAttachError
 from .symbols import dynamic_symbols
@@ -25,34 +26,51 @@ ENTRY = "lu_spawn_start"
 READY = "lu_spawn_ready"
 
 
+class NotBuilt(Exception):
+    """Why a native part could not be built on this host (one line)."""
+
+
+def built_once(source: str, name: str, flags: List[str], libraries: Sequence[str] = ()) -> str:
+    """A build of `source` in lu's cache, named `name % digest-of-the-source`, compiled now if missing.
+
+    Written under a temporary name and renamed into place, so that two lu
+    commands building at once never load half a file. NotBuilt says why not.
+    """
+    with open(source, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+    target = os.path.join(cache_dir(), name % digest)
+    if os.path.exists(target):
+        return target
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not compiler:
+        raise NotBuilt("there is no C compiler to build it (apt-get install gcc)")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".%d.tmp" % os.getpid()
+    command = [compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden"] + flags + ["-o", tmp, source]
+    result = subprocess.run(command + list(libraries), capture_output=True, text=True)
+    if result.returncode != 0:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        last = (result.stderr.strip().splitlines() or ["the compiler said nothing"])[-1]
+        raise NotBuilt("building %s failed: %s" % (os.path.basename(source), last))
+    os.replace(tmp, target)
+    return target
+
+
 def helper_library() -> str:
     """Path of a built lu_spawn library: the one setup.py built (if not older than its source), or one compiled now."""
     built = sorted(glob.glob(os.path.join(HERE, "_lu_spawn*.so")))
     if built and os.stat(built[0]).st_mtime >= os.stat(SOURCE).st_mtime:
         return built[0]
-    with open(SOURCE, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()[:16]
-    target = os.path.join(cache_dir(), "lu_spawn-%s.so" % digest)
-    if os.path.exists(target):
-        return target
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if not compiler:
+    try:
+        return built_once(SOURCE, "lu_spawn-%s.so", [], ["-lpthread", "-ldl"])
+    except NotBuilt as why:
         raise LuAttachError(
-            "lu needs its helper library built: install a C compiler "
-            "(apt-get install gcc) and retry, or start the agent from the program "
-            "(import lu_payloads; lu_payloads.start())"
+            "lu needs its helper library, and %s; or start the agent from the program "
+            "(import lu_payloads; lu_payloads.start())" % why
         )
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + ".%d.tmp" % os.getpid()
-    result = subprocess.run(
-        [compiler, "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, SOURCE, "-lpthread", "-ldl"],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise LuAttachError("building lu's helper library failed: %s" % result.stderr.strip().splitlines()[-1:])
-    os.replace(tmp, target)
-    return target
 
 
 @functools.lru_cache(maxsize=8)

@@ -307,7 +307,11 @@ def blocked(event):
 
 
 def in_threads(count, rounds):
-    workers = [threading.Thread(target=top, args=(rounds,), name="worker-%d" % i) for i in range(count)]
+    run_in_threads(count, "worker", top, rounds)
+
+
+def run_in_threads(count, name, target, *args):
+    workers = [threading.Thread(target=target, args=args, name="%s-%d" % (name, i)) for i in range(count)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -329,11 +333,7 @@ def looped(n):
 
 
 def lines_in_threads(count, n):
-    workers = [threading.Thread(target=looped, args=(n,), name="liner-%d" % i) for i in range(count)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_in_threads(count, "liner", looped, n)
 """
 # More children than the compiled timer searches in order (it indexes them beyond 8).
 CTREE += "".join("\n\ndef kid%d(x):\n    return x\n" % i for i in range(20))

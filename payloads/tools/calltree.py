@@ -50,7 +50,7 @@ import time
 import types
 import zlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol, TypeVar
 
 from .. import osthreads
 from ..engine import accel
@@ -61,6 +61,32 @@ from ..errors import LuError
 _COUNTER = re.compile(r"-\d+\b")
 TIMERS = ("auto", "compiled", "python")  # what a profile may ask for; "auto" takes the compiled one where it can
 GREENLETS = "greenlet-*"  # the pool of ended greenlets (gevent names each a Dummy-N thread, never ended)
+
+
+Kept = TypeVar("Kept")
+
+
+class KeepsThreads(Protocol[Kept]):
+    threads: List[Kept]
+
+
+def take_ended(
+    session: KeepsThreads[Kept], lock: Any, ended: Callable[[Kept], bool], taken: Callable[[Kept], bool]
+) -> List[Kept]:
+    """Remove from `session.threads` what belongs to threads that ended and could be taken now; return it.
+
+    `taken` runs outside the lock: taking a thread's figures out of the
+    compiled timer makes Python objects, and a collection meanwhile may run
+    profiled code that starts another thread's figures (which takes the lock).
+    What cannot be taken now stays for a later snapshot.
+    """
+    with lock:
+        found = [item for item in session.threads if ended(item)]
+    found = [item for item in found if taken(item)]
+    if found:
+        with lock:
+            session.threads = [item for item in session.threads if item not in found]
+    return found
 
 
 def pooled_name(name: str) -> str:
@@ -211,15 +237,7 @@ class CallTreeSession(CallTimer):
         (and write) one tree per request: memory must grow with distinct call
         paths, not with calls or threads.
         """
-        with self._threads_lock:
-            ended = [tree for tree in self.threads if tree.ended()]
-        # Outside the lock: taking a tree makes Python objects, and a collection meanwhile may run
-        # profiled code that starts a thread's tree (which takes the lock).
-        ended = [tree for tree in ended if self._taken(tree)]
-        if not ended:
-            return
-        with self._threads_lock:
-            self.threads = [tree for tree in self.threads if tree not in ended]
+        ended = take_ended(self, self._threads_lock, CallTree.ended, self._taken)
         for tree in ended:
             name = GREENLETS if tree.greenlet is not None else pooled_name(tree.name)
             pool = self.finished.get(name)

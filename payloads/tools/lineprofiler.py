@@ -24,7 +24,7 @@ from ..engine import FuncInfo, Instrument, Points, accel
 from ..engine.timer import has_ended, locals_are_per_greenlet, running_greenlet
 from ..errors import LuError
 from ..recorder import Record
-from .calltree import GREENLETS, TIMERS, pool_ident, pooled_name
+from .calltree import GREENLETS, TIMERS, pool_ident, pooled_name, take_ended
 from .common import apply_session, line_numbers
 from .registry import Tool
 
@@ -58,6 +58,10 @@ class _PoolLines(NamedTuple):
     thread: _Pool
     greenlet: None = None
     serial: None = None
+
+
+def _ended(state: _ThreadLines) -> bool:
+    return has_ended(state.thread, state.greenlet)
 
 
 class LineSession:
@@ -160,13 +164,7 @@ class LineSession:
 
     def fold_finished(self) -> None:
         """Merge the figures of threads that ended, per pooled thread name (see calltree)."""
-        with self._lock:
-            ended = [state for state in self.threads if has_ended(state.thread, state.greenlet)]
-        ended = [state for state in ended if self._taken(state)]  # outside the lock (see calltree)
-        if not ended:
-            return
-        with self._lock:
-            self.threads = [state for state in self.threads if state not in ended]
+        ended = take_ended(self, self._lock, _ended, self._taken)
         for state in ended:
             name = GREENLETS if state.greenlet is not None else pooled_name(state.thread.name)
             pool = self.finished.get(name)

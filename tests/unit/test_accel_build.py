@@ -6,7 +6,7 @@ import importlib.machinery
 import importlib.util
 import os
 
-from lu_attach import accel_build
+from lu_attach import accel_build, native_helper
 from lu_payloads.engine import accel
 
 
@@ -35,7 +35,7 @@ def test_a_build_made_here_loads_with_the_interface_the_payloads_expect(monkeypa
 
 def test_without_a_compiler_there_is_none_and_nothing_is_left(monkeypatch, tmp_path):
     fresh(monkeypatch, tmp_path)
-    monkeypatch.setattr(accel_build.shutil, "which", lambda name: None)
+    monkeypatch.setattr(native_helper.shutil, "which", lambda name: None)
     try:
         assert accel_build.accel_library() is None
         assert not (tmp_path / "lu").exists()
@@ -46,7 +46,7 @@ def test_without_a_compiler_there_is_none_and_nothing_is_left(monkeypatch, tmp_p
 def test_a_build_that_fails_leaves_no_half_written_file(monkeypatch, tmp_path):
     fresh(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")  # a "compiler" that fails
-    monkeypatch.setattr(accel_build.shutil, "which", lambda name: "/bin/false")
+    monkeypatch.setattr(native_helper.shutil, "which", lambda name: "/bin/false")
     try:
         assert accel_build.accel_library() is None
         assert os.listdir(tmp_path / "lu") == []
