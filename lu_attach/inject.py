@@ -288,7 +288,16 @@ def inject(pid: int, timeout: float = 10.0, method: str = "auto") -> InjectResul
     version = Version.parse(found.python)
     assert version is not None, "check_target refuses a version it cannot read"
     target = TargetProcess.of(pid)
-    existing = _agent_socket(target)
+    # as long as the other lu may take: the methods' deadline, then as long again for the bootstrap
+    with staging.one_injection_at_a_time(target, 2 * timeout + EXPIRY_MARGIN):
+        return _inject(target, found, version, timeout, method, begin)
+
+
+def _inject(
+    target: TargetProcess, found: discover.PythonProcess, version: Version, timeout: float, method: str, begin: float
+) -> InjectResult:
+    pid = target.pid
+    existing = _agent_socket(target)  # perhaps started by another lu while this one waited its turn
     if existing:
         return InjectResult(pid=pid, socket=existing, already_running=True, method="none")
     who = methods.Target(pid, found, version)

@@ -28,7 +28,9 @@ that first runs later than that does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -38,7 +40,7 @@ import stat
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import lu_payloads
 from lu_payloads import paths
@@ -451,6 +453,46 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
                 _remove(directory, name)
         except (OSError, safefs.UnsafePath):
             pass
+
+
+@contextlib.contextmanager
+def one_injection_at_a_time(target: TargetProcess, wait: float) -> Iterator[None]:
+    """Hold the target's injection lock (in lu's stage) while lu injects it; wait up to `wait` s for it.
+
+    Two lu commands started at once on a process with no agent (two
+    profiles, a profile and a watch) would otherwise both inject it: one
+    finds the thread it needs traced by the other ("is a debugger
+    attached?") or waits for a GIL the other holds still. The second waits
+    its turn, then finds the agent the first started. flock's lock goes with
+    the lu that holds it, killed or not.
+    """
+    stage = open_stage(target)
+    try:
+        fd = os.open(
+            "inject-lock-%d" % target.pid,
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=stage.dir.fd,
+        )
+    finally:
+        stage.close()
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LuAttachError(
+                        "process %d: another lu has been starting its agent for %.0f s; retry when it is done"
+                        % (target.pid, wait)
+                    )
+                time.sleep(0.05)
+        os.utime(fd)  # fresh: the stale-file sweep leaves it while it is in use
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass

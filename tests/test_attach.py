@@ -393,3 +393,25 @@ def test_ctrl_c_during_injection_cancels_cleanly(start_target):
     listed = [p for p in lu_ps() if p["pid"] == target.pid]
     assert listed and listed[0]["agent"] is False
     assert target.alive()
+
+
+@pytest.mark.parametrize("python", ALL[:1] + NEW_GIL[:1])
+def test_lu_commands_started_together_on_a_process_without_an_agent_all_reach_one_agent(python, start_target):
+    """Two profiles (or a profile and a watch) started at once: one injects, the others wait and use its agent."""
+    target = start_target(python, "heartbeat.py")
+    results: list = [None] * 4
+
+    def inject(index: int) -> None:
+        results[index] = run_lu("inject", str(target.pid), "--json", timeout=120)
+
+    workers = [threading.Thread(target=inject, args=(index,)) for index in range(len(results))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    answers = [json.loads(result.stdout) for result in results]
+    assert sorted(answer["already_running"] for answer in answers) == [False, True, True, True], answers
+    assert len({answer["socket"] for answer in answers}) == 1
+    assert target.proc.poll() is None
