@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import assert_one_line_error, run_lu
-from interpreters import ALL, EVERY
+from conftest import REPO, assert_one_line_error, run_lu
+from interpreters import ALL, EVERY, is_free_threaded
 
 PY = next(p.values[0] for p in ALL if p.values[0])
 
@@ -74,32 +76,47 @@ def service(start_target):
 
 @pytest.mark.parametrize("python", EVERY)
 def test_profilers_under_requests(python, service):
+    """Two profiles at once: the plain functions and lines with lu's compiled timer, the coroutines with Python's."""
     target, port = service(python)
     load = Load(port)
+    compiled = "python" if is_free_threaded(python) else "compiled"  # no compiled timer for a free-threaded build
     try:
-        result = run_lu(
+        coroutines = subprocess.Popen(
+            [sys.executable, "-m", "lu_cli.main", "profile", str(target.pid), "__main__.handle_batch"]
+            + ["__main__.fetch", "--duration", "2", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        plain = run_lu(
             "profile",
             target.pid,
             "__main__.Cart.*",
             "__main__.price",
             "__main__.fib",
-            "__main__.handle_batch",
-            "__main__.fetch",
             "--lines",
             "__main__.Cart.total:14,16",
+            "--timer",
+            compiled,
             "--duration",
             "2",
             "--json",
             timeout=120,
         )
+        async_out, async_err = coroutines.communicate(timeout=120)
     finally:
         load.stop()
-    assert result.returncode == 0, result.stderr
+    assert plain.returncode == 0, plain.stderr
+    assert coroutines.returncode == 0, async_err
+    timer = "compiled timer" if compiled == "compiled" else "Python timer, as asked"
+    assert "functions timed by lu's %s; lines timed by lu's %s" % (timer, timer) in plain.stderr, plain.stderr
+    assert "functions timed by lu's Python timer: generators and coroutines" in async_err, async_err
     assert not load.failures, load.failures[:3]
     assert load.ok > 5
     assert nothing_applied(target.pid)
 
-    report = json.loads(result.stdout)
+    report = json.loads(plain.stdout)
     (process,) = report["processes"]
     assert process["pid"] == target.pid
     threads = {t["thread"]: t for t in process["threads"]}
@@ -122,7 +139,8 @@ def test_profilers_under_requests(python, service):
     fib = find(some["calls"], "__main__.fib")
     assert fib["children"] and fib["children"][0]["function"] == "__main__.fib"
     # Async: per-resumption time, so the 4 ms awaited in fetch is not charged to it.
-    loop = threads["asyncio-loop"]
+    (process,) = json.loads(async_out)["processes"]
+    loop = {t["thread"]: t for t in process["threads"]}["asyncio-loop"]
     fetch = find(loop["calls"], "__main__.fetch")
     batch = find(loop["calls"], "__main__.handle_batch")
     assert fetch["hits"] >= 3 and batch["hits"] >= 1
