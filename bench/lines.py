@@ -82,7 +82,7 @@ def best(fn):
         times.append(time.perf_counter() - t)
     return min(times) * 1e9
 
-out = {"version": sys.version.split()[0]}
+out = {"version": sys.version.split()[0] + getattr(sys, "abiflags", "")}
 bare, bare_other = best(linework.work), best(linework.other)
 out["bare_ns_per_iteration"] = bare / N
 

@@ -352,8 +352,8 @@ def child_memory(work, timer):
     session = FuncProfiler.start(["memmod.*"], log_dir=log_dir, timer=timer)
     uid = session.session
     recorder = get_recorder()
-    recorder._stop.set()
-    recorder._thread.join()
+    recorder._stop.set()  # wakes its loop, which ends (no handle to join: a moment is enough)
+    time.sleep(0.5)
     f, rec, top = mod.f, mod.rec, mod.top
     f(0)
     rec(0)
@@ -407,7 +407,7 @@ def child_memory(work, timer):
     before = mark()
     recorder.flush()
     out["recorder_after_flush_bytes"] = mark() - before
-    out["log_bytes_one_flush"] = os.path.getsize(recorder.path)
+    out["log_bytes_one_flush"] = os.path.getsize(recorder.log_of(uid).path)
     if session.c_timer is None:
         tracemalloc.stop()
     UpdateManager.revert(uid)
@@ -591,9 +591,15 @@ def timing_suite(args, log):
     for v, variants in results.items():
         table[v] = {}
         for variant, cell in variants.items():
-            table[v][variant] = {k: (min(val) if isinstance(val, list) else val) for k, val in cell.items()}
+            table[v][variant] = {k: (lowest(val) if isinstance(val, list) else val) for k, val in cell.items()}
             table[v][variant]["rounds"] = {k: val for k, val in cell.items() if isinstance(val, list)}
     return table
+
+
+def lowest(values):
+    """The lowest of the rounds' figures; None where a variant could not run (no compiled timer on 3.13t)."""
+    measured = [value for value in values if value is not None]
+    return min(measured) if measured else None
 
 
 def callgrind_suite(args, log):
@@ -723,7 +729,7 @@ def print_tables(res):
             r = rows[key]
             bf, bg = base["f"], base["g"]
             if r["f"] is None:
-                print("%-6s %-30s %s" % (r.get("python", v), label, r.get("why", "not measured")))
+                print("%-6s %-30s %s" % (v, label, r.get("why", "not measured")))
                 continue
             print(
                 "%-6s %-30s %9s %9s %12s %9s %9s"
@@ -834,20 +840,29 @@ def main():
         sys.stderr.write("# %s\n" % msg)
         sys.stderr.flush()
 
-    res = {"args": vars(args), "timing": timing_suite(args, log)}
+    res = {"args": vars(args)}
+
+    def save():  # after each part: a later part that fails loses nothing measured before it
+        if args.save:
+            with open(args.save, "w") as fh:
+                json.dump(res, fh, indent=1)
+
+    res["timing"] = timing_suite(args, log)
+    save()
     if not args.no_lines:
         pythons = [py for _v, py in interpreters_of(args)]
         log("per-line costs: bench/lines.py's measure on %d interpreters" % len(pythons))
         res["lines"] = [(py, *lines.measure(py, args.line_n, 5)) for py in pythons]
+        save()
     if args.callgrind:
         res["callgrind"] = callgrind_suite(args, log)
+        save()
     if not args.no_memory:
         res["memory"] = [run_child(find_python(11), kind, args) for kind in ("memory-compiled", "memory")]
+        save()
     if not args.no_report:
         res["report"] = report_suite(args, log)
-    if args.save:
-        with open(args.save, "w") as fh:
-            json.dump(res, fh, indent=1)
+        save()
     if args.json:
         json.dump(res, sys.stdout, indent=1)
         print()
