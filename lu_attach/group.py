@@ -88,6 +88,8 @@ def _parallel(work: Callable[[int], Any], pids: Sequence[int]) -> Dict[int, Outc
         except LuAttachError as exc:
             return Outcome(pid, error=str(exc), gone=not _alive(pid))
 
+    if not pids:  # (a --follow poll that found no newcomer; a pool of no threads is an error)
+        return {}
     if len(pids) == 1:
         return {pids[0]: one(pids[0])}
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids))) as pool:
@@ -213,7 +215,8 @@ class Tree:
         self, op: str, args_of: Callable[[int], Dict[str, Any]], pids: Optional[Sequence[int]] = None
     ) -> Dict[int, Outcome]:
         """One request per member, with arguments of its own."""
-        outcomes = _parallel(lambda pid: self.clients[pid].request(op, **args_of(pid)), list(pids or self.pids))
+        members = list(self.pids if pids is None else pids)  # an empty list is no member, not every one
+        outcomes = _parallel(lambda pid: self.clients[pid].request(op, **args_of(pid)), members)
         for pid, outcome in outcomes.items():
             if outcome.gone and pid not in self.gone:
                 self.gone.append(pid)
