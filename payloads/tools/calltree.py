@@ -63,6 +63,44 @@ TIMERS = ("auto", "compiled", "python")  # what a profile may ask for; "auto" ta
 GREENLETS = "greenlet-*"  # the pool of ended greenlets (gevent names each a Dummy-N thread, never ended)
 
 
+@dataclass
+class TimerChoice:
+    """Which timer a session uses: the compiled timer's module (None: the Python timer), and what to say."""
+
+    module: Optional[Any]
+    kind: str  # "compiled timer" or "Python timer": for the update's description
+    in_use: str  # the same with why, for the user who asked
+
+
+def asked_for(wanted: str) -> str:
+    """`wanted`, one of TIMERS (LuError otherwise: a session refuses it when it is made)."""
+    if wanted not in TIMERS:
+        raise LuError("the timer is one of %s, not %r" % (", ".join(TIMERS), wanted))
+    return wanted
+
+
+def choose_timer(wanted: str, per_greenlet: bool, what: str, python_because: str = "") -> TimerChoice:
+    """The timer a session of `what` ("this profile", "these lines") gets; LuError when `wanted` cannot be.
+
+    `python_because` is a reason of the session's own to time in Python ("" for none).
+    """
+    asked_for(wanted)
+    module = None
+    if wanted == "python":
+        why = "as asked"
+    elif per_greenlet:
+        why = "under gevent or eventlet each greenlet has its own figures, which only the Python timer keeps"
+    else:
+        why = python_because
+        if not why:
+            module, why = accel.compiled()
+    if module is not None:
+        return TimerChoice(module, "compiled timer", "compiled timer")
+    if wanted == "compiled":
+        raise LuError("the compiled timer cannot time %s: %s" % (what, why))
+    return TimerChoice(None, "Python timer", "Python timer, as asked" if wanted == "python" else "Python timer: " + why)
+
+
 Kept = TypeVar("Kept")
 
 
@@ -113,10 +151,7 @@ class CallTreeSession(CallTimer):
 
     def __init__(self, timer: str = "auto") -> None:
         super().__init__()
-        if timer not in TIMERS:
-            raise LuError("the timer is one of %s, not %r" % (", ".join(TIMERS), timer))
-        self.wanted = timer
-        self.chosen = False
+        self.wanted = asked_for(timer)
         self.c_timer: Optional[Any] = None  # the compiled timer's CallTimer, when it keeps the trees
         self.session: Optional[int] = None  # the update id, set once applied
         self.threads: List[CallTree] = []
@@ -126,34 +161,16 @@ class CallTreeSession(CallTimer):
 
     def resolved(self, functions: List[types.FunctionType]) -> None:
         """Choose the timer, once, before the first function is woven (see the module docstring)."""
-        if self.chosen:
+        if self.kind:
             return
-        self.chosen = True
-        why = self._python_because(functions)
-        module = None
-        if not why:
-            module, why = accel.compiled()
-        if module is None:
-            if self.wanted == "compiled":
-                raise LuError("the compiled timer cannot time this profile: %s" % why)
-            self.kind = "Python timer"
-            self.in_use = "Python timer, as asked" if self.wanted == "python" else "Python timer: %s" % why
-            return
-        self.c_timer = module.CallTimer(self._thread_started)
-        self.compiled = CompiledCalls(self.c_timer.enter, self.c_timer.leave)
-        self.clock = module.clock  # the C timer's own clock: open calls and running_before compare with it
-        self.kind = self.in_use = "compiled timer"
-
-    def _python_because(self, functions: List[types.FunctionType]) -> str:
-        """Why this session's calls must be timed in Python ("" when nothing stops the compiled timer)."""
-        if self.wanted == "python":
-            return "as asked"
-        if self.per_greenlet:
-            return "under gevent or eventlet each greenlet has its tree, which only the Python timer keeps"
-        for func in functions:
-            if func.__code__.co_flags & KIND_FLAGS:
-                return "generators and coroutines (%s) are timed in Python" % func.__qualname__
-        return ""
+        suspendable = [func.__qualname__ for func in functions if func.__code__.co_flags & KIND_FLAGS]
+        because = "generators and coroutines (%s) are timed in Python" % suspendable[0] if suspendable else ""
+        choice = choose_timer(self.wanted, self.per_greenlet, "this profile", because)
+        self.kind, self.in_use = choice.kind, choice.in_use
+        if choice.module is not None:
+            self.c_timer = choice.module.CallTimer(self._thread_started)
+            self.compiled = CompiledCalls(self.c_timer.enter, self.c_timer.leave)
+            self.clock = choice.module.clock  # the C timer's own clock: open calls and running_before compare with it
 
     def _thread_started(self, serial: int) -> None:
         """The compiled timer meets a thread for the first time: give it a tree to report under."""

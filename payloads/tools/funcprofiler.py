@@ -60,9 +60,10 @@ def request_profile(
         return session.session
 
     def lines_of(function: str, numbers: List[int]) -> int:
-        prepared = LineProfiler.prepare(function, numbers, log_dir, timer)
-        timers["lines"] = prepared[1].in_use
-        return apply_session(*prepared)
+        session = LineProfiler.start(function, numbers, log_dir, timer)
+        timers["lines"] = session.in_use
+        assert session.session is not None  # apply_session set it
+        return session.session
 
     if patterns:
         steps.append(functions)

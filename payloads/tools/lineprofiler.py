@@ -20,11 +20,10 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import osthreads
-from ..engine import FuncInfo, Instrument, Points, accel
+from ..engine import FuncInfo, Instrument, Points
 from ..engine.timer import has_ended, locals_are_per_greenlet, running_greenlet
-from ..errors import LuError
 from ..recorder import Record
-from .calltree import GREENLETS, TIMERS, pool_ident, pooled_name, take_ended
+from .calltree import GREENLETS, choose_timer, pool_ident, pooled_name, take_ended
 from .common import apply_session, line_numbers
 from .registry import Tool
 
@@ -66,29 +65,18 @@ def _ended(state: _ThreadLines) -> bool:
 
 class LineSession:
     def __init__(self, timer: str = "auto") -> None:
-        if timer not in TIMERS:
-            raise LuError("the timer is one of %s, not %r" % (", ".join(TIMERS), timer))
         self.session: Optional[int] = None
         self.threads: List[_ThreadLines] = []
         self.finished: Dict[str, _PoolLines] = {}
         self._lock = osthreads.Lock()
         local = threading.local()
         per_greenlet = locals_are_per_greenlet(local)
+        choice = choose_timer(timer, per_greenlet, "these lines")
+        self.kind, self.in_use = choice.kind, choice.in_use
         self.c_timer: Optional[Any] = None  # the compiled line timer, when it counts the lines
-        if timer == "python":
-            why = "as asked"
-        elif per_greenlet:
-            why = "under gevent or eventlet each greenlet has its figures, which only the Python timer keeps"
-        else:
-            module, why = accel.compiled()
-            if module is not None:
-                self.c_timer = module.LineTimer(self._thread_started)
-                self.kind = self.in_use = "compiled timer"
-                return
-        if timer == "compiled":
-            raise LuError("the compiled timer cannot time these lines: %s" % why)
-        self.kind = "Python timer"
-        self.in_use = "Python timer, as asked" if timer == "python" else "Python timer: %s" % why
+        if choice.module is not None:
+            self.c_timer = choice.module.LineTimer(self._thread_started)
+            return
         clock = time.perf_counter_ns
 
         def new_state() -> _ThreadLines:
@@ -207,13 +195,13 @@ class LineProfiler:
     @staticmethod
     def profile(function: str, lines: Any, log_dir: Optional[str] = None, timer: str = "auto") -> int:
         """Apply the profile; `timer` is "auto" (the compiled timer where it can), "compiled" or "python"."""
-        return apply_session(*LineProfiler.prepare(function, lines, log_dir, timer))
+        session = LineProfiler.start(function, lines, log_dir, timer)
+        assert session.session is not None  # apply_session set it
+        return session.session
 
     @staticmethod
-    def prepare(
-        function: str, lines: Any, log_dir: Optional[str] = None, timer: str = "auto"
-    ) -> Tuple[Instrument, LineSession, Optional[str], Callable[[], List[Record]]]:
-        """What apply_session takes for this profile (the session says which timer counts the lines)."""
+    def start(function: str, lines: Any, log_dir: Optional[str] = None, timer: str = "auto") -> LineSession:
+        """profile(), giving the session (its update id in `.session`, its timer in `.in_use`)."""
         lines = line_numbers(lines)
         session = LineSession(timer)
         update = Instrument(
@@ -221,7 +209,8 @@ class LineProfiler:
             session.points(lines),
             description="LineProfiler %s lines %s, %s" % (function, ",".join(map(str, lines)), session.kind),
         )
-        return update, session, log_dir, session.snapshot
+        apply_session(update, session, log_dir, session.snapshot)
+        return session
 
 
 TOOL = Tool(
