@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib
 import importlib.util
 import io
@@ -36,6 +35,7 @@ from ..engine import Recode, UpdateManager
 from ..engine.resolve import module_file
 from ..errors import LuError
 from . import inventory, pairing, plan
+from .digest import text_digest
 from .model import FileModel, Shape
 from .outcome import OUTCOME_KINDS, CheckReport, CheckResult, Outcome, OutcomeDict
 from .plan import LoadedModule
@@ -134,7 +134,7 @@ _prepared: collections.OrderedDict[Tuple[str, str], FileModel] = collections.Ord
 
 def _compiled(filename: str, source: str) -> FileModel:
     """A source text parsed and compiled; cached by content."""
-    key = (filename, hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest())
+    key = (filename, text_digest(source))
     hit = _prepared.get(key)
     if hit is not None:
         return hit

@@ -12,7 +12,6 @@ and joins its thread, so the program can exit cleanly.
 from __future__ import annotations
 
 import ast
-import hashlib
 import logging
 import os
 import threading
@@ -22,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import LuError
 from . import core
+from .digest import bytes_digest
 
 log = logging.getLogger("lu_payloads.watch")
 _watchers: List[Watcher] = []
@@ -81,7 +81,7 @@ class Watcher:
                 data = _read(f)
                 self.files[f] = _FileState(
                     stamp=_stamp(f),
-                    digest=hashlib.sha1(data or b"").hexdigest(),
+                    digest=bytes_digest(data or b""),
                     good_length=len(data or b""),
                     pending_since=None,
                 )
@@ -117,7 +117,7 @@ class Watcher:
         if data is None or not data.strip():
             state.pending_since = None  # empty or unreadable: wait for the next write
             return
-        digest = hashlib.sha1(data).hexdigest()
+        digest = bytes_digest(data)
         if digest == state.digest:
             state.pending_since = None
             return

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import collections
-import hashlib
 import os
 import re
 import types
@@ -26,6 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 from ..engine.source import FUNC_NODES, FUTURE_MASK, stmt_list_fields
 from ..errors import LuError
+from .digest import text_digest
 
 FuncNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 DefNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
@@ -154,8 +154,7 @@ class _Digests(NamedTuple):
     body: str  # its body
 
 
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+_sha1 = text_digest
 
 
 def digests_of(node: DefNode) -> _Digests:
