@@ -116,8 +116,8 @@ def _lu_bootstrap():
     # (5 ms) while the program's threads wait for it; a shorter interval while it starts makes them
     # wait less. Put back afterwards, unless the program changed it meanwhile.
     interval = sys.getswitchinterval()
-    short = min(interval, {switch_interval!r})
-    sys.setswitchinterval(short)
+    sys.setswitchinterval(min(interval, {switch_interval!r}))
+    short = sys.getswitchinterval()  # as the interpreter holds it (whole microseconds), to compare with later
     try:
         _lu_start(report, os, runtime)
     finally:
