@@ -126,7 +126,8 @@ def _lu_bootstrap():
 
 
 def _lu_start(report, os, runtime):
-    compiled = finder = None
+    compiled = finder = collector = None
+    paused = False
     try:
         module = sys.modules.get("lu_payloads")
         if module is None:
@@ -141,6 +142,12 @@ def _lu_start(report, os, runtime):
                 compiled = finder = None  # a way to start faster, never a reason not to start
             if finder is not None:
                 sys.meta_path.insert(0, finder)
+            # no collection examines what the start makes (lu_payloads/collector.py says why and when not)
+            try:
+                collector = _load(importlib.util, "_lu_collector", package + "/collector.py")
+                paused = collector.pause()
+            except Exception:
+                paused = False
             spec = importlib.util.spec_from_file_location(
                 "lu_payloads", package + "/__init__.py", submodule_search_locations=[package])
             module = importlib.util.module_from_spec(spec)
@@ -166,6 +173,12 @@ def _lu_start(report, os, runtime):
                 sys.meta_path.remove(finder)
             except ValueError:
                 pass
+        if paused:
+            try:
+                collector.resume(paused)
+            except Exception:
+                import gc
+                gc.enable()  # never leave the program's collector off
 
 
 def _load(util, name, path):

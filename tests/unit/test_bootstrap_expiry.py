@@ -75,3 +75,45 @@ def test_the_agent_starts_when_its_bytecode_step_fails(tmp_path):
     assert out.returncode == 0, out.stderr
     status = json.loads((runtime / ("inject-%s.status" % nonce)).read_text())
     assert status["ok"] is True and status["compiled"] is None, status
+
+
+def start_agent_in(tmp_path, program_before: str, program_after: str, broken: str = "") -> str:
+    """The bootstrap run for real (lu's package copied) inside a program; what the program prints after."""
+    import shutil
+
+    import lu_payloads
+
+    package = tmp_path / "staged" / "lu_payloads"
+    shutil.copytree(os.path.dirname(os.path.abspath(lu_payloads.__file__)), str(package))
+    if broken:
+        (package / broken).write_text("raise RuntimeError('broken on purpose')\n")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    nonce = "3" * 24
+    (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
+    script = bootstrap_script(
+        runtime=str(runtime), nonce=nonce, expires=time.time() + 60, payloads=str(package), payloads_name="copy"
+    )
+    program = "import gc\n" + program_before + "\n" + script + "\n" + program_after + "\n"
+    out = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"ok": true' in (runtime / ("inject-%s.status" % nonce)).read_text()
+    return out.stdout.strip()
+
+
+def test_the_programs_collector_runs_again_after_the_start(tmp_path):
+    """Paused while the agent starts (lu_payloads/collector.py), on again after, nothing left frozen."""
+    after = "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in __import__('sys').modules)"
+    assert start_agent_in(tmp_path, "", after) == "True 0 True"
+
+
+def test_a_collector_the_program_turned_off_stays_off_and_frozen_objects_stay_frozen(tmp_path):
+    after = "print(gc.isenabled(), 0 < gc.get_freeze_count() <= frozen)"  # (frozen objects may be freed)
+    before = "gc.disable(); gc.freeze(); frozen = gc.get_freeze_count()"
+    assert start_agent_in(tmp_path, before, after) == "False True"
+    before = "gc.freeze(); frozen = gc.get_freeze_count()"
+    assert start_agent_in(tmp_path / "2", before, after) == "True True"
+
+
+def test_the_agent_starts_with_the_collector_on_when_that_step_fails(tmp_path):
+    assert start_agent_in(tmp_path, "", "print(gc.isenabled())", broken="collector.py") == "True"

@@ -67,6 +67,7 @@ PACKAGES = {
                 "version",
                 "forks",
                 "startup",
+                "collector",
             ),
             ("engine",),
             ("recorder",),
