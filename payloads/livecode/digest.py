@@ -11,14 +11,14 @@ being cryptographic.
 from __future__ import annotations
 
 try:
-    from _sha1 import sha1 as _new
+    from _sha1 import sha1 as _new  # type: ignore[import-not-found]  # (no stubs for the built-in module)
 except ImportError:  # an interpreter built without it: hashlib's, whatever backend it has
     from hashlib import sha1 as _new
 
 
 def bytes_digest(data: bytes) -> str:
     """The SHA-1 of `data`, in hex."""
-    return _new(data).hexdigest()  # type: ignore[no-any-return]
+    return str(_new(data).hexdigest())
 
 
 def text_digest(text: str) -> str:
