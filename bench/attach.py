@@ -28,8 +28,8 @@ Then it injects, alternating the methods in each run:
             interpreter calls `sys.remote_exec(PID, script)` on a script that only
             writes a marker file, and the harness waits for the marker;
 - `raw-remote-exec+python` (3.14 and later) the same, but the script starts a
-            thread that runs pure Python for 20 ms (switch interval 0.5 ms, as
-            lu's agent while it starts) before it writes the marker: the floor
+            thread that runs pure Python for 20 ms (with the switch interval
+            lu's agent sets while it starts) before it writes the marker: the floor
             of any agent that runs Python in the target at all;
 - `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
             -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
@@ -285,7 +285,7 @@ RUNS_PYTHON = """\
 import sys, threading, time
 def _run():
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)  # as lu's agent does while it starts
+    sys.setswitchinterval(%r)  # as lu's agent does while it starts
     end = time.perf_counter() + %r
     while time.perf_counter() < end:
         sum(range(100))
@@ -296,6 +296,14 @@ threading.Thread(target=_run, daemon=True).start()
 PYTHON_SECONDS = 0.02  # about a third of the agent's own start in the target, once its bytecode is there
 
 
+def starting_switch_interval():
+    """The switch interval lu's bootstrap sets while the agent starts (lu_attach/staging.py)."""
+    sys.path.insert(0, ROOT)
+    from lu_attach.staging import STARTING_SWITCH_INTERVAL
+
+    return STARTING_SWITCH_INTERVAL
+
+
 def inject_raw_remote_exec(target, marker, runs_python=False):
     """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection. With
     runs_python, the script starts a thread that runs pure Python for PYTHON_SECONDS first: the floor of
@@ -304,7 +312,11 @@ def inject_raw_remote_exec(target, marker, runs_python=False):
         os.unlink(marker)
     script = marker + ".py"
     with open(script, "w") as fh:
-        fh.write(RUNS_PYTHON % (PYTHON_SECONDS, marker) if runs_python else "open(%r, 'a').write('x')\n" % marker)
+        fh.write(
+            RUNS_PYTHON % (starting_switch_interval(), PYTHON_SECONDS, marker)
+            if runs_python
+            else "open(%r, 'a').write('x')\n" % marker
+        )
     call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
     p0 = time.perf_counter()
     t0 = time.monotonic()

@@ -1,0 +1,325 @@
+"""Where the agent's start makes a program's threads wait, and what of it is lu's.
+
+    python3 bench/agent_start.py [--python PY ... | --all] [--runs 20] [--json]
+
+`bench/attach.py` measures a whole `lu inject`: the lu command, the arming,
+the agent's start, all on one 2-core machine, which makes its figures noisy.
+This one measures the part that runs in the target after the bootstrap took
+over, inside one process, many times.
+
+Each run is a new process of the target interpreter (so lu's modules are
+imported from their bytecode, as in the first injection into a service) with
+bench/attach.py's program: a heartbeat thread that sleeps 1 ms and records
+each gap, and a main thread doing light work every 0.5 ms. After 0.3 s one
+more thread does one of:
+
+- `lu`      what the bootstrap does once lu's package is there: the switch
+            interval it sets while the agent starts, the collector paused
+            (payloads/collector.py), lu's package imported, the agent
+            started, the collector resumed (the agent is stopped outside the
+            window);
+- `lu-collecting` the same with the collector left running: the baseline of
+            the pause;
+- `python`  pure Python for as long as lu's start took in the run before, with
+            the same switch interval: the floor of any agent that runs Python
+            in the target at all;
+- `idle`    a sleep that long.
+
+The figure is the longest heartbeat gap while that thread ran; the runs of the
+four alternate. `--preload` has the program import the standard library
+modules lu uses first, as a service has: the start is then lu's own modules. Then one process per interpreter starts the agent under a
+profile of its own thread only, and lists what held the GIL in one piece: C
+calls that called no Python (an unmarshal, a module's C initialisation), and
+garbage collections (`gc.callbacks`), the longest first. The profile slows
+Python calls, not those pieces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from typing import Any, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, ROOT)
+
+from attach import all_pythons, default_python  # noqa: E402
+
+from lu_attach.staging import STARTING_SWITCH_INTERVAL  # noqa: E402
+
+VARIANTS = ("lu", "lu-collecting", "python", "idle")
+CHILD = r"""
+import gc, importlib.util, json, os, socket, sys, threading, time
+variant, seconds, switch_interval, payloads = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+for name in filter(None, sys.argv[5].split(",")):  # --preload: the standard library lu uses, imported already
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+gaps, stop = [], []
+
+def heartbeat():
+    last = time.monotonic()
+    while not stop:
+        time.sleep(0.001)
+        now = time.monotonic()
+        gaps.append((now, now - last))
+        last = now
+
+a, b = socket.socketpair()
+
+def worker():
+    while b.recv(100):
+        pass
+
+def main_work():
+    while not stop:
+        [{"a": i, "b": str(i)} for i in range(50)]
+        a.send(b"x\n")
+        time.sleep(0.0005)
+
+for fn in (heartbeat, worker, main_work):
+    threading.Thread(target=fn, daemon=True).start()
+time.sleep(0.3)
+collections_ = []
+
+def on_gc(phase, info):
+    if phase == "start":
+        collections_.append([time.monotonic(), None, info["generation"]])
+    elif collections_:
+        collections_[-1][1] = time.monotonic()
+
+gc.callbacks.append(on_gc)
+held = []  # (seconds, what): C calls that called no Python, in the starting thread (profile runs only)
+
+def profile(frame, event, arg, stack=[], clock=time.perf_counter):
+    if event == "call":
+        for entry in stack:
+            entry[2] = True
+    elif event == "c_call":
+        stack.append([clock(), arg, False])
+    elif event in ("c_return", "c_exception") and stack:
+        began, fn, called_python = stack.pop()
+        took = clock() - began
+        if not called_python and took > 0.0002:
+            held.append((took, what(frame, fn)))
+
+def what(frame, fn):
+    # a C call by its name, and the module being imported when importlib made it
+    name = getattr(fn, "__qualname__", repr(fn))
+    local = frame.f_locals
+    module = local.get("fullname") or local.get("name") or getattr((local.get("args") or (None,))[0], "__name__", None)
+    return name + (" of %s" % module if isinstance(module, str) else "")
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+def start_lu(pause_collector=True):
+    collector = load("_lu_collector", payloads + "/collector.py")  # as the bootstrap does
+    paused = collector.pause() if pause_collector else False
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "lu_payloads", payloads + "/__init__.py", submodule_search_locations=[payloads])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["lu_payloads"] = module
+        spec.loader.exec_module(module)
+        module.start()
+    finally:
+        collector.resume(paused)
+
+def run():
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, switch_interval))
+    try:
+        if variant == "profile":
+            sys.setprofile(profile)
+            start_lu(pause_collector=False)
+            sys.setprofile(None)
+        elif variant in ("lu", "lu-collecting"):
+            start_lu(pause_collector=variant == "lu")
+        elif variant == "python":
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                sum(range(100))
+        else:
+            time.sleep(seconds)
+    finally:
+        sys.setswitchinterval(interval)
+
+t0 = time.monotonic()
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+t1 = time.monotonic()
+time.sleep(0.01)
+window = [(t, gap) for t, gap in gaps if t0 <= t <= t1 + 0.002]
+end, longest = max(window, key=lambda pair: pair[1])
+during = [gen for began, ended, gen in collections_ if ended and began < end and ended > end - longest]
+result = {
+    "seconds": t1 - t0,
+    "longest_ms": longest * 1000,
+    "gc_in_longest": during,
+    "collections": sorted(((ended - began) * 1000, gen) for began, ended, gen in collections_
+                          if ended and t0 <= began <= t1)[::-1][:5],
+    "held": sorted(((s * 1000, what) for s, what in held), reverse=True)[:8],
+}
+if "lu_payloads" in sys.modules:
+    sys.modules["lu_payloads"].stop()
+stop.append(1)
+print(json.dumps(result))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def stdlib_lu_imports() -> List[str]:
+    """The standard library modules lu's payloads import by name (a service has most of them loaded already)."""
+    names = set()
+    for dirpath, _dirnames, filenames in os.walk(os.path.join(ROOT, "payloads")):
+        for filename in filenames:
+            if filename.endswith(".py"):
+                with open(os.path.join(dirpath, filename)) as handle:
+                    tree = ast.parse(handle.read())
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Import):
+                        names.update(alias.name for alias in node.names)
+                    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                        names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] in sys.stdlib_module_names and not n.startswith("_"))
+
+
+def run_child(python: str, variant: str, seconds: float, cache: str, preload: List[str]) -> Dict[str, Any]:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=cache)
+    done = subprocess.run(
+        [python, "-c", CHILD, variant, str(seconds), str(STARTING_SWITCH_INTERVAL), os.path.join(ROOT, "payloads")]
+        + [",".join(preload)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError("%s %s: %s" % (python, variant, done.stderr.strip()[-500:]))
+    return dict(json.loads(done.stdout))
+
+
+def build_name(python: str) -> str:
+    """The version, and where the build comes from (pyenv, the system's, Debian's, the shared-libpython one)."""
+    python = os.path.abspath(python)
+    code = "import sys, sysconfig; print(sys.version.split()[0] + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))"
+    version = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+    if "/.pyenv/" in python:
+        return "pyenv " + version
+    if "-shared/" in python:
+        return "shared " + version
+    if "/.cache/pythons/" in python:
+        return ("" if version.endswith("t") else "Debian ") + version
+    return "system " + version
+
+
+def quantile(values: List[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="lu-agent-start-") as cache:
+        seconds = run_child(python, "lu", 0, cache, preload)["seconds"]  # writes the bytecode: later runs load it
+        results: Dict[str, List[Dict[str, Any]]] = {variant: [] for variant in VARIANTS}
+        for run in range(runs):
+            for variant in VARIANTS:
+                result = run_child(python, variant, seconds, cache, preload)
+                if variant == "lu":
+                    seconds = result["seconds"]
+                results[variant].append(result)
+            log(
+                "  run %d: %s (start %.0f ms)"
+                % (
+                    run + 1,
+                    ", ".join("%s %.2f ms" % (v, results[v][-1]["longest_ms"]) for v in VARIANTS),
+                    seconds * 1000,
+                )
+            )
+        profiled = run_child(python, "profile", 0, cache, preload)
+    summary: Dict[str, Any] = {"python": python, "version": build_name(python), "preloaded": bool(preload)}
+    for variant, outs in results.items():
+        longest = [o["longest_ms"] for o in outs]
+        summary[variant] = {"median_ms": statistics.median(longest), "p90_ms": quantile(longest, 0.9)}
+    summary["start_ms"] = statistics.median(o["seconds"] * 1000 for o in results["lu"])
+    summary["lu_longest_with_gc"] = sum(1 for o in results["lu"] if o["gc_in_longest"])
+    summary["collecting_longest_with_gc"] = sum(1 for o in results["lu-collecting"] if o["gc_in_longest"])
+    summary["runs"] = runs
+    summary["held"] = profiled["held"]
+    summary["collections"] = profiled["collections"]
+    return summary
+
+
+def table(rows: List[Dict[str, Any]]) -> str:
+    out = [
+        "| Python | agent start | longest gap: lu, median (p90) | lu, the collector not paused | pure Python as long"
+        " | idle | lu minus pure Python | a collection in the longest gap: lu / not paused | longest collection"
+        " (not paused) | longest C call |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        gc_ms = "%.2f ms (gen %d)" % tuple(r["collections"][0]) if r["collections"] else "-"
+        held = "%.2f ms (%s)" % tuple(r["held"][0]) if r["held"] else "-"
+        figures = ["%.2f ms (%.2f)" % (r[v]["median_ms"], r[v]["p90_ms"]) for v in VARIANTS]
+        out.append(
+            "| %s | %.0f ms | %s | %+.2f ms | %d / %d of %d | %s | %s |"
+            % (
+                r["version"] + (", standard library preloaded" if r["preloaded"] else ""),
+                r["start_ms"],
+                " | ".join(figures),
+                r["lu"]["median_ms"] - r["python"]["median_ms"],
+                r["lu_longest_with_gc"],
+                r["collecting_longest_with_gc"],
+                r["runs"],
+                gc_ms,
+                held,
+            )
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", action="append", help="target interpreter (repeatable; default: pyenv 3.11)")
+    parser.add_argument("--all", action="store_true", help="every interpreter bench/attach.py --all finds")
+    parser.add_argument("--runs", type=int, default=20, help="runs of each variant per interpreter (default 20)")
+    parser.add_argument(
+        "--preload", action="store_true", help="the program has imported the standard library lu uses, as services do"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
+    args = parser.parse_args()
+    pythons = all_pythons() if args.all else (args.python or [default_python()])
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    rows = []
+    for python in pythons:
+        log("%s:" % python)
+        row = bench_python(python, args.runs, log, stdlib_lu_imports() if args.preload else [])
+        rows.append(row)
+        if not args.json:
+            log(
+                "  held the GIL in one piece, longest first: " + ", ".join("%.2f ms %s" % tuple(h) for h in row["held"])
+            )
+            log("  collections, longest first: " + ", ".join("%.2f ms gen %d" % tuple(c) for c in row["collections"]))
+    print(json.dumps(rows, indent=1) if args.json else "\n" + table(rows))
+
+
+if __name__ == "__main__":
+    main()
