@@ -54,7 +54,7 @@ from .runtime import TargetProcess, open_runtime
 STAGE = "lu-stage-%d"
 STATUS_LIMIT = 64 * 1024
 STALE_SECONDS = 600
-STARTING_SWITCH_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while the agent starts (see BOOTSTRAP)
+STARTING_SWITCH_INTERVAL = 0.0001  # seconds: sys.setswitchinterval while the agent starts (see BOOTSTRAP)
 
 
 @lru_cache(maxsize=1)
