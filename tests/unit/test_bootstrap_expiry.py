@@ -8,10 +8,12 @@ lu stops waiting: past it, it takes the claim and does nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from typing import Any, Dict, NamedTuple
 
 from lu_attach.staging import bootstrap_script
 
@@ -54,31 +56,13 @@ def test_the_programs_switch_interval_is_put_back(tmp_path):
     assert out.returncode == 0 and float(out.stdout) == 0.02, (out.stdout, out.stderr)
 
 
-def test_the_agent_starts_when_its_bytecode_step_fails(tmp_path):
-    """Making bytecode away from the program's GIL is a way to start faster, never a reason not to start."""
-    import json
-    import shutil
-
-    import lu_payloads
-
-    package = tmp_path / "staged" / "lu_payloads"
-    shutil.copytree(os.path.dirname(os.path.abspath(lu_payloads.__file__)), str(package))
-    (package / "startup.py").write_text("raise RuntimeError('broken on purpose')\n")
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    nonce = "2" * 24
-    (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
-    script = bootstrap_script(
-        runtime=str(runtime), nonce=nonce, expires=time.time() + 60, payloads=str(package), payloads_name="copy"
-    )
-    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    status = json.loads((runtime / ("inject-%s.status" % nonce)).read_text())
-    assert status["ok"] is True and status["compiled"] is None, status
+class Started(NamedTuple):
+    output: str  # what the program printed after the bootstrap
+    status: Dict[str, Any]  # what the bootstrap reported to lu
 
 
-def start_agent_in(tmp_path, program_before: str, program_after: str, broken: str = "") -> str:
-    """The bootstrap run for real (lu's package copied) inside a program; what the program prints after."""
+def start_agent_in(tmp_path, program_before: str = "", program_after: str = "", broken: str = "") -> Started:
+    """The bootstrap run for real (lu's package copied, `broken` made to fail) inside a program."""
     import shutil
 
     import lu_payloads
@@ -97,23 +81,30 @@ def start_agent_in(tmp_path, program_before: str, program_after: str, broken: st
     program = "import gc\n" + program_before + "\n" + script + "\n" + program_after + "\n"
     out = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert '"ok": true' in (runtime / ("inject-%s.status" % nonce)).read_text()
-    return out.stdout.strip()
+    return Started(out.stdout.strip(), json.loads((runtime / ("inject-%s.status" % nonce)).read_text()))
+
+
+def test_the_agent_starts_when_its_bytecode_step_fails(tmp_path):
+    """Making bytecode away from the program's GIL is a way to start faster, never a reason not to start."""
+    status = start_agent_in(tmp_path, broken="startup.py").status
+    assert status["ok"] is True and status["compiled"] is None, status
 
 
 def test_the_programs_collector_runs_again_after_the_start(tmp_path):
     """Paused while the agent starts (lu_payloads/collector.py), on again after, nothing left frozen."""
     after = "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in __import__('sys').modules)"
-    assert start_agent_in(tmp_path, "", after) == "True 0 True"
+    started = start_agent_in(tmp_path, program_after=after)
+    assert started.status["ok"] is True and started.output == "True 0 True"
 
 
 def test_a_collector_the_program_turned_off_stays_off_and_frozen_objects_stay_frozen(tmp_path):
     after = "print(gc.isenabled(), 0 < gc.get_freeze_count() <= frozen)"  # (frozen objects may be freed)
     before = "gc.disable(); gc.freeze(); frozen = gc.get_freeze_count()"
-    assert start_agent_in(tmp_path, before, after) == "False True"
+    assert start_agent_in(tmp_path, before, after).output == "False True"
     before = "gc.freeze(); frozen = gc.get_freeze_count()"
-    assert start_agent_in(tmp_path / "2", before, after) == "True True"
+    assert start_agent_in(tmp_path / "2", before, after).output == "True True"
 
 
 def test_the_agent_starts_with_the_collector_on_when_that_step_fails(tmp_path):
-    assert start_agent_in(tmp_path, "", "print(gc.isenabled())", broken="collector.py") == "True"
+    started = start_agent_in(tmp_path, program_after="print(gc.isenabled())", broken="collector.py")
+    assert started.status["ok"] is True and started.output == "True"
