@@ -82,3 +82,17 @@ def test_no_pause_on_a_free_threaded_build(program_gc, monkeypatch):
     monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
     assert collector.pause() is False
     assert gc.isenabled()
+
+
+def test_a_child_forked_during_the_start_collects_again(program_gc):
+    """The thread that resumes the collector exists in the parent only: the child's is turned back on at the fork."""
+    import os
+
+    paused = collector.pause()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if gc.isenabled() else 1)
+    collector.resume(paused)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert gc.isenabled()
