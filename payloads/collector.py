@@ -1,7 +1,7 @@
 """The garbage collector while the agent starts: it waits, and what the start made is not examined.
 
 Loaded by the injected bootstrap by its path, before the rest of lu (as
-startup.py is), so it imports nothing but `sys` at module level.
+startup.py is), so it imports only what is built in at module level.
 
 The agent's start makes 10 to 25 thousand objects the collector tracks: lu's
 modules, and the standard library's that the program had not imported. On
@@ -32,13 +32,21 @@ And nothing is handed over unexamined if the program made more than
 UNEXAMINED_LIMIT tracked objects meanwhile, or froze some: the next
 collection examines them as usual. A child the program forks during the
 start gets its collector back at once: the thread that would resume it is
-not there.
+not there. And a start that blocks (on a lock the program holds, say) does
+not keep the collector waiting past PAUSE_LIMIT_SECONDS: a watchdog thread,
+which lives only while the agent starts, resumes it then.
 """
 
+import _thread
 import sys
 
 UNEXAMINED_LIMIT = 100_000  # tracked objects made during the start (lu's own: 9-25 thousand) beyond which
 # the program made most of them: its garbage is examined by the collector as usual
+PAUSE_LIMIT_SECONDS = 2.0  # the longest the collector waits (a start takes 0.1-0.3 s; one that blocks, longer)
+
+_lock = _thread.allocate_lock()
+_paused = [False]  # whether this module has automatic collections stopped now
+_started: "list" = [None]  # the lock the watchdog waits on: released when the start is over
 
 
 def _gil_build() -> bool:
@@ -46,11 +54,10 @@ def _gil_build() -> bool:
     return is_gil_enabled is None or bool(is_gil_enabled())
 
 
-_paused = [False]  # (a list: set from the fork hook's closure too)
-
-
 def _in_child() -> None:
     """After a fork: the child's collector runs again if it was paused here (nothing in the child resumes it)."""
+    global _lock
+    _lock = _thread.allocate_lock()  # (another thread may have held it at the fork)
     if _paused[0]:
         _paused[0] = False
         import gc  # lazy: (as in pause)
@@ -58,16 +65,40 @@ def _in_child() -> None:
         gc.enable()
 
 
+def _watchdog(started: "_thread.LockType", limit: float) -> None:
+    """Collections again after `limit` seconds even if the start has not ended (it waits on a lock, say)."""
+    if not started.acquire(True, limit):
+        _resume_once()
+
+
+def _resume_once() -> None:
+    """Collections again, once, from whichever comes first: the end of the start or the watchdog."""
+    import gc  # lazy: (as in pause)
+
+    with _lock:
+        if not _paused[0]:
+            return
+        _paused[0] = False
+        if not gc.get_freeze_count() and gc.get_count()[0] <= UNEXAMINED_LIMIT:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
+
+
 def pause() -> bool:
     """Automatic collections stopped for the agent's start, where that is safe; True if they were."""
-    import gc  # lazy: built in; this module imports nothing at its top but sys
+    import gc  # lazy: built in; this module imports nothing at its top but what is built in
     import os  # lazy: (as above; every program has it)
 
     if not gc.isenabled() or gc.get_freeze_count() or not _gil_build():
         return False
     os.register_at_fork(after_in_child=_in_child)  # this module is loaded once per injection that starts lu
+    started = _thread.allocate_lock()
+    started.acquire()
+    _started[0] = started
     _paused[0] = True
     gc.disable()
+    _thread.start_new_thread(_watchdog, (started, PAUSE_LIMIT_SECONDS))
     return True
 
 
@@ -76,10 +107,8 @@ def resume(paused: bool) -> None:
     unless the program froze objects meanwhile or made too many for that."""
     if not paused:
         return
-    import gc  # lazy: (as in pause)
-
-    _paused[0] = False
-    if not gc.get_freeze_count() and gc.get_count()[0] <= UNEXAMINED_LIMIT:
-        gc.freeze()
-        gc.unfreeze()
-    gc.enable()
+    _resume_once()
+    started = _started[0]
+    if started is not None:
+        _started[0] = None
+        started.release()  # the watchdog ends

@@ -18,23 +18,28 @@ import sys
 import threading
 from typing import Any, List, Optional
 
+_LU_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep  # threads running lu's code run from here
+
 
 def _guess_main_ident(own_ident: int) -> Optional[int]:
     """The ident of the interpreter's main thread, found from its frames."""
     frames = sys._current_frames()
     main_globals = getattr(sys.modules.get("__main__"), "__dict__", None)
     candidates: List[int] = []
+    others: List[int] = []
     for ident, frame in frames.items():
         if ident == own_ident:
             continue
         bottom = frame
         while bottom.f_back is not None:
             bottom = bottom.f_back
+        if bottom.f_code.co_filename.startswith(_LU_DIRECTORY):
+            continue  # one of lu's own (the collector's watchdog, which starts before this runs)
+        others.append(ident)
         if main_globals is not None and bottom.f_globals is main_globals:
             candidates.append(ident)
     if len(candidates) == 1:
         return candidates[0]
-    others = [ident for ident in frames if ident != own_ident]
     return others[0] if len(others) == 1 else None
 
 

@@ -96,3 +96,27 @@ def test_a_child_forked_during_the_start_collects_again(program_gc):
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert gc.isenabled()
+
+
+def test_a_start_that_blocks_does_not_keep_the_collector_waiting(program_gc, monkeypatch):
+    import time
+
+    monkeypatch.setattr(collector, "PAUSE_LIMIT_SECONDS", 0.05)
+    paused = collector.pause()
+    assert paused and not gc.isenabled()
+    deadline = time.monotonic() + 10
+    while not gc.isenabled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gc.isenabled()  # the watchdog resumed it
+    collector.resume(paused)  # the start ends later: nothing more happens
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_watchdog_ends_with_the_start(program_gc):
+    import threading
+
+    before = threading.active_count()
+    paused = collector.pause()
+    collector.resume(paused)
+    assert collector._started[0] is None and not collector._paused[0]
+    assert threading.active_count() == before  # (its thread is a raw one; nothing is left registered)
