@@ -40,13 +40,25 @@ which lives only while the agent starts, resumes it then.
 import _thread
 import sys
 
+TYPE_CHECKING = False  # (and no `from __future__ import annotations`: as startup.py, nothing to compile)
+if TYPE_CHECKING:
+    from typing import Optional
+
 UNEXAMINED_LIMIT = 100_000  # tracked objects made during the start (lu's own: 9-25 thousand) beyond which
 # the program made most of them: its garbage is examined by the collector as usual
 PAUSE_LIMIT_SECONDS = 2.0  # the longest the collector waits (a start takes 0.1-0.3 s; one that blocks, longer)
 
-_lock = _thread.allocate_lock()
-_paused = [False]  # whether this module has automatic collections stopped now
-_started: "list" = [None]  # the lock the watchdog waits on: released when the start is over
+
+class _Pause:
+    """This module's pause of the collector: whether it holds now, and the lock its watchdog waits on."""
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()  # (one of two may resume: the end of the start, or the watchdog)
+        self.active = False
+        self.started: Optional[_thread.LockType] = None  # released when the start is over
+
+
+_pause = _Pause()
 
 
 def _gil_build() -> bool:
@@ -56,10 +68,10 @@ def _gil_build() -> bool:
 
 def _in_child() -> None:
     """After a fork: the child's collector runs again if it was paused here (nothing in the child resumes it)."""
-    global _lock
-    _lock = _thread.allocate_lock()  # (another thread may have held it at the fork)
-    if _paused[0]:
-        _paused[0] = False
+    _pause.lock = _thread.allocate_lock()  # (another thread may have held it at the fork)
+    _pause.started = None
+    if _pause.active:
+        _pause.active = False
         import gc  # lazy: (as in pause)
 
         gc.enable()
@@ -75,10 +87,10 @@ def _resume_once() -> None:
     """Collections again, once, from whichever comes first: the end of the start or the watchdog."""
     import gc  # lazy: (as in pause)
 
-    with _lock:
-        if not _paused[0]:
+    with _pause.lock:
+        if not _pause.active:
             return
-        _paused[0] = False
+        _pause.active = False
         if not gc.get_freeze_count() and gc.get_count()[0] <= UNEXAMINED_LIMIT:
             gc.freeze()
             gc.unfreeze()
@@ -95,8 +107,8 @@ def pause() -> bool:
     os.register_at_fork(after_in_child=_in_child)  # this module is loaded once per injection that starts lu
     started = _thread.allocate_lock()
     started.acquire()
-    _started[0] = started
-    _paused[0] = True
+    _pause.started = started
+    _pause.active = True
     gc.disable()
     _thread.start_new_thread(_watchdog, (started, PAUSE_LIMIT_SECONDS))
     return True
@@ -108,7 +120,6 @@ def resume(paused: bool) -> None:
     if not paused:
         return
     _resume_once()
-    started = _started[0]
+    started, _pause.started = _pause.started, None
     if started is not None:
-        _started[0] = None
         started.release()  # the watchdog ends

@@ -118,5 +118,5 @@ def test_the_watchdog_ends_with_the_start(program_gc):
     before = threading.active_count()
     paused = collector.pause()
     collector.resume(paused)
-    assert collector._started[0] is None and not collector._paused[0]
+    assert collector._pause.started is None and not collector._pause.active
     assert threading.active_count() == before  # (its thread is a raw one; nothing is left registered)
