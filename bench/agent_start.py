@@ -13,25 +13,28 @@ bench/attach.py's program: a heartbeat thread that sleeps 1 ms and records
 each gap, and a main thread doing light work every 0.5 ms. After 0.3 s one
 more thread does one of:
 
-- `lu`      what the bootstrap does once lu's package is there: the switch
-            interval it sets while the agent starts, the collector paused
-            (payloads/collector.py), lu's package imported, the agent
-            started, the collector resumed (the agent is stopped outside the
-            window);
-- `lu-collecting` the same with the collector left running: the baseline of
-            the pause;
+- `lu`      lu's own bootstrap script, as `lu inject` stages it (its claim,
+            lu's package staged in the bench's directory), compiled and run:
+            its switch interval, its collector step (payloads/collector.py),
+            lu's package imported and the agent started (then stopped,
+            outside the window);
+- `lu-collecting` the same, from a staged package whose collector step is
+            left out: the baseline of the pause;
 - `python`  pure Python for as long as lu's start took in the run before, with
-            the same switch interval: the floor of any agent that runs Python
-            in the target at all;
+            the switch interval the bootstrap sets: the floor of any agent
+            that runs Python in the target at all;
 - `idle`    a sleep that long.
 
 The figure is the longest heartbeat gap while that thread ran; the runs of the
 four alternate. `--preload` has the program import the standard library
-modules lu uses first, as a service has: the start is then lu's own modules. Then one process per interpreter starts the agent under a
-profile of its own thread only, and lists what held the GIL in one piece: C
-calls that called no Python (an unmarshal, a module's C initialisation), and
-garbage collections (`gc.callbacks`), the longest first. The profile slows
-Python calls, not those pieces.
+modules lu uses first, as a service has: the start is then lu's own modules.
+
+Then one process per interpreter runs the bootstrap (collector step left
+out) under a profile of its own thread only. It lists what held the GIL in
+one piece: C calls that called no Python (an unmarshal, a module's C
+initialisation, the bootstrap's own compile), and garbage collections
+(`gc.callbacks`), longest first. The profile slows Python calls, not those
+pieces.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ import argparse
 import ast
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,12 +59,12 @@ sys.path.insert(0, ROOT)
 
 from attach import all_pythons, default_python  # noqa: E402
 
-from lu_attach.staging import STARTING_SWITCH_INTERVAL  # noqa: E402
+from lu_attach.staging import STARTING_SWITCH_INTERVAL, bootstrap_script  # noqa: E402
 
 VARIANTS = ("lu", "lu-collecting", "python", "idle")
 CHILD = r"""
-import gc, importlib.util, json, os, socket, sys, threading, time
-variant, seconds, switch_interval, payloads = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+import gc, json, os, socket, sys, threading, time
+variant, seconds, switch_interval, bootstrap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 for name in filter(None, sys.argv[5].split(",")):  # --preload: the standard library lu uses, imported already
     try:
         __import__(name)
@@ -119,43 +125,27 @@ def what(frame, fn):
     module = local.get("fullname") or local.get("name") or getattr((local.get("args") or (None,))[0], "__name__", None)
     return name + (" of %s" % module if isinstance(module, str) else "")
 
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-def start_lu(pause_collector=True):
-    collector = load("_lu_collector", payloads + "/collector.py")  # as the bootstrap does
-    paused = collector.pause() if pause_collector else False
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "lu_payloads", payloads + "/__init__.py", submodule_search_locations=[payloads])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["lu_payloads"] = module
-        spec.loader.exec_module(module)
-        module.start()
-    finally:
-        collector.resume(paused)
+def start_lu():
+    # lu's own bootstrap, as an injection runs it: its switch interval, its collector step, lu's package
+    with open(bootstrap) as handle:
+        exec(compile(handle.read(), bootstrap, "exec"), {"__name__": "__lu_bootstrap__"})
 
 def run():
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, switch_interval))
-    try:
-        if variant == "profile":
-            sys.setprofile(profile)
-            start_lu(pause_collector=False)
-            sys.setprofile(None)
-        elif variant in ("lu", "lu-collecting"):
-            start_lu(pause_collector=variant == "lu")
-        elif variant == "python":
-            end = time.perf_counter() + seconds
-            while time.perf_counter() < end:
-                sum(range(100))
-        else:
-            time.sleep(seconds)
-    finally:
+    if variant == "profile":
+        sys.setprofile(profile)
+        start_lu()
+        sys.setprofile(None)
+    elif variant in ("lu", "lu-collecting"):
+        start_lu()
+    elif variant == "python":
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, switch_interval))  # as the bootstrap does
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            sum(range(100))
         sys.setswitchinterval(interval)
+    else:
+        time.sleep(seconds)
 
 t0 = time.monotonic()
 thread = threading.Thread(target=run)
@@ -174,8 +164,11 @@ result = {
                           if ended and t0 <= began <= t1)[::-1][:5],
     "held": sorted(((s * 1000, what) for s, what in held), reverse=True)[:8],
 }
-if "lu_payloads" in sys.modules:
+result["started"] = "lu_payloads" in sys.modules
+if result["started"]:
     sys.modules["lu_payloads"].stop()
+status = bootstrap.replace("/bootstrap-", "/inject-")[:-3] + ".status"
+result["status"] = open(status).read() if os.path.exists(status) else None
 stop.append(1)
 print(json.dumps(result))
 sys.stdout.flush()
@@ -199,11 +192,47 @@ def stdlib_lu_imports() -> List[str]:
     return sorted(n for n in names if n.split(".")[0] in sys.stdlib_module_names and not n.startswith("_"))
 
 
-def run_child(python: str, variant: str, seconds: float, cache: str, preload: List[str]) -> Dict[str, Any]:
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=cache)
+@dataclass
+class Places:
+    """The bench's own directories: bytecode, an agent directory, lu's package staged twice (as it is, and
+    with the collector step left out: the baseline)."""
+
+    cache: str
+    runtime: str
+    payloads: str
+    collecting: str
+
+
+COLLECTOR_LEFT_OUT = "def pause():\n    return False\n\n\ndef resume(paused):\n    pass\n"
+
+
+def make_places(root: str) -> Places:
+    places = Places(*(os.path.join(root, name) for name in ("cache", "runtime", "lu", "lu-collecting")))
+    os.mkdir(places.runtime, 0o700)
+    for staged in (places.payloads, places.collecting):
+        shutil.copytree(os.path.join(ROOT, "payloads"), staged, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(os.path.join(places.collecting, "collector.py"), "w") as handle:
+        handle.write(COLLECTOR_LEFT_OUT)
+    return places
+
+
+def bootstrap_file(places: Places, variant: str) -> str:
+    """lu's bootstrap for one start, with its claim (as `lu inject` stages them), written to a file."""
+    nonce = os.urandom(12).hex()
+    open(os.path.join(places.runtime, "inject-%s.claim" % nonce), "w").close()
+    staged = places.collecting if variant in ("lu-collecting", "profile") else places.payloads
+    script = bootstrap_script(places.runtime, nonce, time.time() + 60, staged, os.path.basename(staged))
+    path = os.path.join(places.runtime, "bootstrap-%s.py" % nonce)
+    with open(path, "w") as handle:
+        handle.write(script)
+    return path
+
+
+def run_child(python: str, variant: str, seconds: float, places: Places, preload: List[str]) -> Dict[str, Any]:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=places.cache)
+    bootstrap = bootstrap_file(places, variant)
     done = subprocess.run(
-        [python, "-c", CHILD, variant, str(seconds), str(STARTING_SWITCH_INTERVAL), os.path.join(ROOT, "payloads")]
-        + [",".join(preload)],
+        [python, "-c", CHILD, variant, str(seconds), str(STARTING_SWITCH_INTERVAL), bootstrap, ",".join(preload)],
         capture_output=True,
         text=True,
         env=env,
@@ -211,7 +240,10 @@ def run_child(python: str, variant: str, seconds: float, cache: str, preload: Li
     )
     if done.returncode != 0:
         raise RuntimeError("%s %s: %s" % (python, variant, done.stderr.strip()[-500:]))
-    return dict(json.loads(done.stdout))
+    result = dict(json.loads(done.stdout))
+    if variant != "python" and variant != "idle" and not result["started"]:
+        raise RuntimeError("%s %s: the agent did not start: %s" % (python, variant, result["status"]))
+    return result
 
 
 def build_name(python: str) -> str:
@@ -234,12 +266,13 @@ def quantile(values: List[float], q: float) -> float:
 
 
 def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="lu-agent-start-") as cache:
-        seconds = run_child(python, "lu", 0, cache, preload)["seconds"]  # writes the bytecode: later runs load it
+    with tempfile.TemporaryDirectory(prefix="lu-agent-start-") as root:
+        places = make_places(root)
+        seconds = run_child(python, "lu", 0, places, preload)["seconds"]  # writes the bytecode: later runs load it
         results: Dict[str, List[Dict[str, Any]]] = {variant: [] for variant in VARIANTS}
         for run in range(runs):
             for variant in VARIANTS:
-                result = run_child(python, variant, seconds, cache, preload)
+                result = run_child(python, variant, seconds, places, preload)
                 if variant == "lu":
                     seconds = result["seconds"]
                 results[variant].append(result)
@@ -251,7 +284,7 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[s
                     seconds * 1000,
                 )
             )
-        profiled = run_child(python, "profile", 0, cache, preload)
+        profiled = run_child(python, "profile", 0, places, preload)
     summary: Dict[str, Any] = {"python": python, "version": build_name(python), "preloaded": bool(preload)}
     for variant, outs in results.items():
         longest = [o["longest_ms"] for o in outs]

@@ -298,7 +298,8 @@ PYTHON_SECONDS = 0.02  # about a third of the agent's own start in the target, o
 
 def starting_switch_interval():
     """The switch interval lu's bootstrap sets while the agent starts (lu_attach/staging.py)."""
-    sys.path.insert(0, ROOT)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
     from lu_attach.staging import STARTING_SWITCH_INTERVAL
 
     return STARTING_SWITCH_INTERVAL
