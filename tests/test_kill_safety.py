@@ -97,6 +97,8 @@ def usable(pid, context, target=None, statement=False):
                 assert client.request("exec", source="print(40 + 2)")["output"].strip() == "42"
             else:
                 assert "pong" in client.request("ping")
+            # whatever step lu was killed at, the collector its bootstrap paused runs again (collector.py)
+            assert client.request("exec", source="import gc; print(gc.isenabled())")["output"].strip() == "True"
             client.request("detach")
     except Exception as exc:
         log = "/proc/%d/root/tmp/lu-%d/agent-%d.log" % (pid, os.geteuid(), pid)
