@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from conftest import REPO, lu_ok, run_lu, until
-from interpreters import EVERY
+from interpreters import EVERY, is_free_threaded
 
 BURST = 150_000  # calls: 300,000 events, far more than the recorder holds between two writes
 # The queue that overflows and the counting of what it dropped are lu's own code, the same on every
@@ -52,7 +52,10 @@ def test_every_event_of_a_hot_loop_is_logged_or_counted_as_dropped_where_it_was_
     records = events_of(target.pid, *log_args(log))
     logged = [r for r in records if r["type"] == "event"]
     dropped = [r for r in records if r["type"] == "dropped"]
-    assert dropped, "the burst should overflow the recorder's queue"
+    if not is_free_threaded(python):
+        # With a GIL, the writer takes turns with the hot loop and falls behind. On a free-threaded build it
+        # runs beside it and may keep up (one CI run in three here): then every event must have been logged.
+        assert dropped, "the burst should overflow the recorder's queue"
     assert len(logged) + sum(r["count"] for r in dropped) == 2 * BURST  # a call and a return each
     assert {r["kind"] for r in logged} == {"call", "return"}
     assert all("faster than lu wrote them" in r["reason"] for r in dropped)
