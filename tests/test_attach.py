@@ -295,6 +295,7 @@ while True:
 """
 
 
+@pytest.mark.xdist_group("lu-bytecode")  # its builds share one copy of lu and its cpython-314 bytecode: one at a time
 @pytest.mark.parametrize("python", NEW_GIL)
 def test_on_314_the_agent_starts_on_bytecode_compiled_in_a_subinterpreter(python, start_target, tmp_path):
     """On 3.14 and later every module the agent needs that has no bytecode is compiled in an isolated
