@@ -159,7 +159,9 @@ def _lu_start(report, os, runtime):
                 raise
         from lu_payloads import threadfix
         threadfix.fix_main_thread(_threading_was_imported)
-        was_running = module.running()
+        was_running = module.running()  # imports the agent's modules: the last of the start's imports
+        # the collector runs again before the agent listens: no client ever finds it paused
+        paused = _resume_collector(collector, paused)
         report({{"ok": True, "socket": module.start(), "python": "%d.%d.%d" % sys.version_info[:3],
                  "pid": os.getpid(), "was_running": was_running, "compiled": compiled}})
     except BaseException as exc:
@@ -173,12 +175,18 @@ def _lu_start(report, os, runtime):
                 sys.meta_path.remove(finder)
             except ValueError:
                 pass
-        if paused:
-            try:
-                collector.resume(paused)
-            except Exception:
-                import gc
-                gc.enable()  # never leave the program's collector off
+        _resume_collector(collector, paused)
+
+
+def _resume_collector(collector, paused):
+    """Hand back the collector paused for the start (if it was); returns the pause's new state, none."""
+    if paused:
+        try:
+            collector.resume(paused)
+        except Exception:
+            import gc
+            gc.enable()  # never leave the program's collector off
+    return False
 
 
 def _load(util, name, path):

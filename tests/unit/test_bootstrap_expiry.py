@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, NamedTuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 from lu_attach.staging import bootstrap_script
 
@@ -61,8 +61,11 @@ class Started(NamedTuple):
     status: Dict[str, Any]  # what the bootstrap reported to lu
 
 
-def start_agent_in(tmp_path, program_before: str = "", program_after: str = "", broken: str = "") -> Started:
-    """The bootstrap run for real (lu's package copied, `broken` made to fail) inside a program."""
+def start_agent_in(
+    tmp_path, program_before: str = "", program_after: str = "", broken: str = "", appended: Tuple[str, str] = ("", "")
+) -> Started:
+    """The bootstrap run for real (lu's package copied, `broken` made to fail, `appended` = (file, code) added
+    to one of its modules) inside a program."""
     import shutil
 
     import lu_payloads
@@ -71,6 +74,9 @@ def start_agent_in(tmp_path, program_before: str = "", program_after: str = "", 
     shutil.copytree(os.path.dirname(os.path.abspath(lu_payloads.__file__)), str(package))
     if broken:
         (package / broken).write_text("raise RuntimeError('broken on purpose')\n")
+    if appended[0]:
+        with open(str(package / appended[0]), "a") as handle:
+            handle.write("\n" + appended[1])
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     nonce = "3" * 24
@@ -95,6 +101,29 @@ def test_the_programs_collector_runs_again_after_the_start(tmp_path):
     after = "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in __import__('sys').modules)"
     started = start_agent_in(tmp_path, program_after=after)
     assert started.status["ok"] is True and started.output == "True 0 True"
+
+
+# collector.py's resume, wrapped to say whether the agent listened already when it ran
+RESUME_SEES_AGENT = """
+_resume = resume
+
+
+def resume(paused):
+    import sys
+
+    service = sys.modules.get("lu_payloads.service")
+    print("agent listening at resume:", service is not None and service.current() is not None)
+    _resume(paused)
+"""
+
+
+def test_the_collector_runs_again_before_the_agent_listens(tmp_path):
+    """A client that reaches the agent never finds the program's collector paused (it asked for its state
+    the moment a killed lu left the start to finish alone, and once read it still off)."""
+    started = start_agent_in(
+        tmp_path, program_after="print(gc.isenabled())", appended=("collector.py", RESUME_SEES_AGENT)
+    )
+    assert started.status["ok"] is True and started.output.splitlines() == ["agent listening at resume: False", "True"]
 
 
 def test_a_collector_the_program_turned_off_stays_off_and_frozen_objects_stay_frozen(tmp_path):
