@@ -128,7 +128,7 @@ def what(frame, fn):
 def start_lu():
     # lu's own bootstrap, as an injection runs it: its switch interval, its collector step, lu's package
     with open(bootstrap) as handle:
-        exec(compile(handle.read(), bootstrap, "exec"), {"__name__": "__lu_bootstrap__"})
+        exec(handle.read(), {"__name__": "__lu_bootstrap__"})  # as lu's launcher runs it (no compile())
 
 def run():
     if variant == "profile":

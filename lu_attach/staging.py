@@ -89,6 +89,8 @@ def helper_name() -> str:
     return "lu_spawn-%s.so" % _file_digest(library, (st.st_ino, st.st_size, st.st_mtime))
 
 
+# Compiled in the target on every injection, holding the GIL meanwhile: so it does only what must come
+# before lu's files can be read, and lu_payloads/launch.py, loaded from its bytecode, does the rest.
 BOOTSTRAP = '''\
 import sys
 _threading_was_imported = "threading" in sys.modules
@@ -119,97 +121,32 @@ def _lu_bootstrap():
     sys.setswitchinterval(min(interval, {switch_interval!r}))
     short = sys.getswitchinterval()  # as the interpreter holds it (whole microseconds), to compare with later
     try:
-        _lu_start(report, os, runtime)
-    finally:
-        if sys.getswitchinterval() == short:
-            sys.setswitchinterval(interval)
-
-
-def _lu_start(report, os, runtime):
-    compiled = finder = collector = None
-    paused = False
-    try:
-        module = sys.modules.get("lu_payloads")
-        if module is None:
-            package = _private_copy(os, runtime, {payloads!r}, {payloads_name!r})
-            import importlib.util
-            # lu's bytecode, and the standard library's where it has none, made away from the program's GIL
-            # (lu_payloads/startup.py says how); the finder serves this thread only, while it starts the agent
+        # lu's package, copied once into the agent's own directory, where its bytecode can be written
+        final = runtime + "/" + {payloads_name!r}
+        if not os.path.isfile(final + "/lu_payloads/launch.py"):
+            import shutil  # only here: where the standard library has no bytecode, importing it compiles
+            tmp = "%s.%d.tmp" % (final, os.getpid())
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree({payloads!r}, tmp + "/lu_payloads")
             try:
-                startup = _load(importlib.util, "_lu_startup", package + "/startup.py")
-                compiled, finder = startup.prepare(package, runtime)
-            except Exception:
-                compiled = finder = None  # a way to start faster, never a reason not to start
-            if finder is not None:
-                sys.meta_path.insert(0, finder)
-            # no collection examines what the start makes (lu_payloads/collector.py says why and when not)
-            try:
-                collector = _load(importlib.util, "_lu_collector", package + "/collector.py")
-                paused = collector.pause()
-            except Exception:
-                paused = False
-            spec = importlib.util.spec_from_file_location(
-                "lu_payloads", package + "/__init__.py", submodule_search_locations=[package])
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["lu_payloads"] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules["lu_payloads"]
-                raise
-        from lu_payloads import threadfix
-        threadfix.fix_main_thread(_threading_was_imported)
-        was_running = module.running()  # imports the agent's modules: the last of the start's imports
-        # the collector runs again before the agent listens: no client ever finds it paused
-        paused = _resume_collector(collector, paused)
-        report({{"ok": True, "socket": module.start(), "python": "%d.%d.%d" % sys.version_info[:3],
-                 "pid": os.getpid(), "was_running": was_running, "compiled": compiled}})
+                os.rename(tmp, final)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        package = final + "/lu_payloads"
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("_lu_launch", package + "/launch.py")
+        launch = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(launch)
     except BaseException as exc:
         try:
             report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})
         except BaseException:
             pass
+    else:
+        launch.start_agent(package, runtime, report, _threading_was_imported)
     finally:
-        if finder is not None:
-            try:
-                sys.meta_path.remove(finder)
-            except ValueError:
-                pass
-        _resume_collector(collector, paused)
-
-
-def _resume_collector(collector, paused):
-    """Hand back the collector paused for the start (if it was); returns the pause's new state, none."""
-    if paused:
-        try:
-            collector.resume(paused)
-        except Exception:
-            import gc
-            gc.enable()  # never leave the program's collector off
-    return False
-
-
-def _load(util, name, path):
-    """A module of lu's by its path, not entered in sys.modules."""
-    spec = util.spec_from_file_location(name, path)
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _private_copy(os, runtime, staged, name):
-    """lu's package, copied once into the agent's own directory (where its bytecode cache can be written)."""
-    final = runtime + "/" + name
-    if not os.path.isfile(final + "/lu_payloads/__init__.py"):
-        import shutil  # only here: where the standard library has no bytecode, importing it compiles
-        tmp = "%s.%d.tmp" % (final, os.getpid())
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(staged, tmp + "/lu_payloads")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final + "/lu_payloads"
+        if sys.getswitchinterval() == short:
+            sys.setswitchinterval(interval)
 
 
 _lu_bootstrap()

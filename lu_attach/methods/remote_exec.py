@@ -71,7 +71,9 @@ def _lu_launch(path):
                 source = handle.read()
         except OSError:
             return  # the injection is over (done another way, or cancelled): nothing to do
-        exec(compile(source, path, "exec"), {{"__name__": "__lu_bootstrap__"}})
+        # exec of the source, not compile(): compile() first asks whether it was given an AST, which sets up
+        # the interpreter's `ast` types (2-4 ms holding the GIL where the program never used them)
+        exec(source, {{"__name__": "__lu_bootstrap__"}})
 
     threading.Thread(target=run, name="lu-bootstrap", daemon=True).start()
 

@@ -96,6 +96,20 @@ def test_the_agent_starts_when_its_bytecode_step_fails(tmp_path):
     assert status["ok"] is True and status["compiled"] is None, status
 
 
+def test_a_launch_module_that_fails_to_load_is_reported_and_the_program_goes_on(tmp_path):
+    """The bootstrap hands the start to lu_payloads/launch.py; if that cannot even be loaded, lu hears why
+    and the program runs on as it was (its switch interval, no agent)."""
+    program_after = "import sys; print(sys.getswitchinterval(), 'lu_payloads' in sys.modules)"
+    started = start_agent_in(
+        tmp_path,
+        program_before="import sys; sys.setswitchinterval(0.02)",
+        program_after=program_after,
+        broken="launch.py",
+    )
+    assert started.status["ok"] is False and "broken on purpose" in started.status["error"], started.status
+    assert started.output == "0.02 False"
+
+
 def test_the_programs_collector_runs_again_after_the_start(tmp_path):
     """Paused while the agent starts (lu_payloads/collector.py), on again after, nothing left frozen."""
     after = "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in __import__('sys').modules)"

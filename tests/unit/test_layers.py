@@ -78,6 +78,7 @@ PACKAGES = {
             ("agent",),
             ("service",),
             ("__init__",),
+            ("launch",),
         ),
     ),
     "lu_attach": Package(
