@@ -1,6 +1,6 @@
 """Where the agent's start makes a program's threads wait, and what of it is lu's.
 
-    python3 bench/agent_start.py [--python PY ... | --all] [--runs 20] [--json]
+    python3 bench/agent_start.py [--python PY ... | --all] [--runs 20] [--preload] [--baseline REV] [--json]
 
 `bench/attach.py` measures a whole `lu inject`: the lu command, the arming,
 the agent's start, all on one 2-core machine, which makes its figures noisy.
@@ -14,12 +14,16 @@ each gap, and a main thread doing light work every 0.5 ms. After 0.3 s one
 more thread does one of:
 
 - `lu`      lu's own bootstrap script, as `lu inject` stages it (its claim,
-            lu's package staged in the bench's directory), compiled and run:
+            lu's package staged in the bench's directory), run as lu's
+            launcher runs it:
             its switch interval, its collector step (payloads/collector.py),
             lu's package imported and the agent started (then stopped,
             outside the window);
-- `lu-collecting` the same, from a staged package whose collector step is
-            left out: the baseline of the pause;
+- `baseline` what lu is compared with, chosen by `--baseline`: `collector`
+            (the default) stages lu with its collector step left out; a git
+            revision stages lu's package and bootstrap as of then, run as its
+            launcher ran it (through compile() on 3.14+ before this one's
+            launcher ran it with exec);
 - `python`  pure Python for as long as lu's start took in the run before, with
             the switch interval the bootstrap sets: the floor of any agent
             that runs Python in the target at all;
@@ -29,9 +33,8 @@ The figure is the longest heartbeat gap while that thread ran; the runs of the
 four alternate. `--preload` has the program import the standard library
 modules lu uses first, as a service has: the start is then lu's own modules.
 
-Then one process per interpreter runs the bootstrap (collector step left
-out) under a profile of its own thread only. It lists what held the GIL in
-one piece: C calls that called no Python (an unmarshal, a module's C
+Then one process per interpreter runs lu's bootstrap under a profile of its
+own thread only. It lists what held the GIL in one piece: C calls that called no Python (an unmarshal, a module's C
 initialisation, the bootstrap's own compile), and garbage collections
 (`gc.callbacks`), longest first. The profile slows Python calls, not those
 pieces.
@@ -50,6 +53,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,12 +63,13 @@ sys.path.insert(0, ROOT)
 
 from attach import all_pythons, default_python  # noqa: E402
 
-from lu_attach.staging import STARTING_SWITCH_INTERVAL, bootstrap_script  # noqa: E402
+from lu_attach.staging import BOOTSTRAP, STARTING_SWITCH_INTERVAL  # noqa: E402
 
-VARIANTS = ("lu", "lu-collecting", "python", "idle")
+VARIANTS = ("lu", "baseline", "python", "idle")
 CHILD = r"""
 import gc, json, os, socket, sys, threading, time
 variant, seconds, switch_interval, bootstrap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+runner = sys.argv[6]  # how the bootstrap is run: "exec" of its source, or exec of compile()'s code
 for name in filter(None, sys.argv[5].split(",")):  # --preload: the standard library lu uses, imported already
     try:
         __import__(name)
@@ -128,14 +133,15 @@ def what(frame, fn):
 def start_lu():
     # lu's own bootstrap, as an injection runs it: its switch interval, its collector step, lu's package
     with open(bootstrap) as handle:
-        exec(handle.read(), {"__name__": "__lu_bootstrap__"})  # as lu's launcher runs it (no compile())
+        source = handle.read()
+    exec(compile(source, bootstrap, "exec") if runner == "compile" else source, {"__name__": "__lu_bootstrap__"})
 
 def run():
     if variant == "profile":
         sys.setprofile(profile)
         start_lu()
         sys.setprofile(None)
-    elif variant in ("lu", "lu-collecting"):
+    elif variant in ("lu", "baseline"):
         start_lu()
     elif variant == "python":
         interval = sys.getswitchinterval()
@@ -193,46 +199,117 @@ def stdlib_lu_imports() -> List[str]:
 
 
 @dataclass
+class Baseline:
+    """What lu's start is compared with in the same run: lu's package and bootstrap as staged for it."""
+
+    name: str  # as the table names it
+    payloads: str  # lu's package, staged
+    template: str  # its bootstrap: lu_attach/staging.py's BOOTSTRAP, to be formatted as bootstrap_script does
+    compiles: bool  # its PEP 768 launcher ran the bootstrap through compile() (3.14 and later)
+
+
+@dataclass
 class Places:
-    """The bench's own directories: bytecode, an agent directory, lu's package staged twice (as it is, and
-    with the collector step left out: the baseline)."""
+    """The bench's own directories: bytecode, an agent directory, lu's package staged as it is."""
 
     cache: str
     runtime: str
     payloads: str
-    collecting: str
 
 
 COLLECTOR_LEFT_OUT = "def pause():\n    return False\n\n\ndef resume(paused):\n    pass\n"
 
 
 def make_places(root: str) -> Places:
-    places = Places(*(os.path.join(root, name) for name in ("cache", "runtime", "lu", "lu-collecting")))
+    places = Places(*(os.path.join(root, name) for name in ("cache", "runtime", "lu")))
     os.mkdir(places.runtime, 0o700)
-    for staged in (places.payloads, places.collecting):
-        shutil.copytree(os.path.join(ROOT, "payloads"), staged, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(os.path.join(places.collecting, "collector.py"), "w") as handle:
-        handle.write(COLLECTOR_LEFT_OUT)
+    shutil.copytree(os.path.join(ROOT, "payloads"), places.payloads, ignore=shutil.ignore_patterns("__pycache__"))
     return places
 
 
-def bootstrap_file(places: Places, variant: str) -> str:
+def make_baseline(root: str, spec: str) -> Baseline:
+    """`collector`: this lu with its collector step left out; any other word: lu as of that git revision
+    (its package, its bootstrap, how its launcher ran the bootstrap)."""
+    if spec == "collector":
+        staged = os.path.join(root, "lu-collecting")
+        shutil.copytree(os.path.join(ROOT, "payloads"), staged, ignore=shutil.ignore_patterns("__pycache__"))
+        with open(os.path.join(staged, "collector.py"), "w") as handle:
+            handle.write(COLLECTOR_LEFT_OUT)
+        return Baseline("the collector step left out", staged, BOOTSTRAP, False)
+    revision = subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", spec], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tree = os.path.join(root, "lu-" + revision)
+    os.mkdir(tree)
+    archive = subprocess.run(
+        [
+            "git",
+            "-C",
+            ROOT,
+            "archive",
+            revision,
+            "payloads",
+            "lu_attach/staging.py",
+            "lu_attach/methods/remote_exec.py",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    with open(os.path.join(tree, "lu_attach", "staging.py")) as handle:
+        staging = ast.parse(handle.read())
+    template = next(
+        node.value.value
+        for node in staging.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "BOOTSTRAP" for t in node.targets)
+        and isinstance(node.value, ast.Constant)
+    )
+    with open(os.path.join(tree, "lu_attach", "methods", "remote_exec.py")) as handle:
+        compiles = "exec(compile(" in handle.read()
+    return Baseline("lu at " + revision, os.path.join(tree, "payloads"), template, compiles)
+
+
+def bootstrap_file(places: Places, staged: str, template: str) -> str:
     """lu's bootstrap for one start, with its claim (as `lu inject` stages them), written to a file."""
     nonce = os.urandom(12).hex()
     open(os.path.join(places.runtime, "inject-%s.claim" % nonce), "w").close()
-    staged = places.collecting if variant in ("lu-collecting", "profile") else places.payloads
-    script = bootstrap_script(places.runtime, nonce, time.time() + 60, staged, os.path.basename(staged))
+    script = template.format(
+        runtime=places.runtime,
+        nonce=nonce,
+        expires=time.time() + 60,
+        switch_interval=STARTING_SWITCH_INTERVAL,
+        payloads=staged,
+        payloads_name=os.path.basename(os.path.dirname(staged)) + "-" + os.path.basename(staged),
+    )
     path = os.path.join(places.runtime, "bootstrap-%s.py" % nonce)
     with open(path, "w") as handle:
         handle.write(script)
     return path
 
 
-def run_child(python: str, variant: str, seconds: float, places: Places, preload: List[str]) -> Dict[str, Any]:
+def run_child(
+    python: str, variant: str, seconds: float, places: Places, baseline: Baseline, preload: List[str]
+) -> Dict[str, Any]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=places.cache)
-    bootstrap = bootstrap_file(places, variant)
+    if variant == "baseline":
+        bootstrap = bootstrap_file(places, baseline.payloads, baseline.template)
+        runner = "compile" if baseline.compiles and remote_exec_target(python) else "exec"
+    else:
+        bootstrap = bootstrap_file(places, places.payloads, BOOTSTRAP)
+        runner = "exec"
     done = subprocess.run(
-        [python, "-c", CHILD, variant, str(seconds), str(STARTING_SWITCH_INTERVAL), bootstrap, ",".join(preload)],
+        [
+            python,
+            "-c",
+            CHILD,
+            variant,
+            str(seconds),
+            str(STARTING_SWITCH_INTERVAL),
+            bootstrap,
+            ",".join(preload),
+            runner,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -244,6 +321,14 @@ def run_child(python: str, variant: str, seconds: float, places: Places, preload
     if variant != "python" and variant != "idle" and not result["started"]:
         raise RuntimeError("%s %s: the agent did not start: %s" % (python, variant, result["status"]))
     return result
+
+
+@lru_cache(maxsize=None)
+def remote_exec_target(python: str) -> bool:
+    """lu enters this interpreter by PEP 768 (3.14 and later), whose launcher runs the bootstrap in Python;
+    before, lu's native thread runs it with PyRun_String."""
+    code = "import sys; print(int(sys.version_info >= (3, 14)))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "1"
 
 
 def build_name(python: str) -> str:
@@ -265,14 +350,16 @@ def quantile(values: List[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[str, Any]:
+def bench_python(python: str, runs: int, log: Any, preload: List[str], baseline_spec: str) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lu-agent-start-") as root:
         places = make_places(root)
-        seconds = run_child(python, "lu", 0, places, preload)["seconds"]  # writes the bytecode: later runs load it
+        baseline = make_baseline(root, baseline_spec)
+        run_child(python, "baseline", 0, places, baseline, preload)  # writes the bytecode: later runs load it
+        seconds = run_child(python, "lu", 0, places, baseline, preload)["seconds"]
         results: Dict[str, List[Dict[str, Any]]] = {variant: [] for variant in VARIANTS}
         for run in range(runs):
             for variant in VARIANTS:
-                result = run_child(python, variant, seconds, places, preload)
+                result = run_child(python, variant, seconds, places, baseline, preload)
                 if variant == "lu":
                     seconds = result["seconds"]
                 results[variant].append(result)
@@ -284,14 +371,19 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[s
                     seconds * 1000,
                 )
             )
-        profiled = run_child(python, "profile", 0, places, preload)
-    summary: Dict[str, Any] = {"python": python, "version": build_name(python), "preloaded": bool(preload)}
+        profiled = run_child(python, "profile", 0, places, baseline, preload)
+    summary: Dict[str, Any] = {
+        "python": python,
+        "version": build_name(python),
+        "preloaded": bool(preload),
+        "baseline_name": baseline.name,
+    }
     for variant, outs in results.items():
         longest = [o["longest_ms"] for o in outs]
         summary[variant] = {"median_ms": statistics.median(longest), "p90_ms": quantile(longest, 0.9)}
     summary["start_ms"] = statistics.median(o["seconds"] * 1000 for o in results["lu"])
     summary["lu_longest_with_gc"] = sum(1 for o in results["lu"] if o["gc_in_longest"])
-    summary["collecting_longest_with_gc"] = sum(1 for o in results["lu-collecting"] if o["gc_in_longest"])
+    summary["baseline_longest_with_gc"] = sum(1 for o in results["baseline"] if o["gc_in_longest"])
     summary["runs"] = runs
     summary["held"] = profiled["held"]
     summary["collections"] = profiled["collections"]
@@ -300,9 +392,9 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str]) -> Dict[s
 
 def table(rows: List[Dict[str, Any]]) -> str:
     out = [
-        "| Python | agent start | longest gap: lu, median (p90) | lu, the collector not paused | pure Python as long"
-        " | idle | lu minus pure Python | a collection in the longest gap: lu / not paused | longest collection"
-        " (not paused) | longest C call |",
+        "| Python | agent start | longest gap: lu, median (p90) | baseline: %s | pure Python as long"
+        " | idle | lu minus pure Python | a collection in the longest gap: lu / baseline | longest collection"
+        " (lu) | longest C call (lu) |" % (rows[0]["baseline_name"] if rows else "-"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -317,7 +409,7 @@ def table(rows: List[Dict[str, Any]]) -> str:
                 " | ".join(figures),
                 r["lu"]["median_ms"] - r["python"]["median_ms"],
                 r["lu_longest_with_gc"],
-                r["collecting_longest_with_gc"],
+                r["baseline_longest_with_gc"],
                 r["runs"],
                 gc_ms,
                 held,
@@ -334,6 +426,12 @@ def main() -> None:
     parser.add_argument(
         "--preload", action="store_true", help="the program has imported the standard library lu uses, as services do"
     )
+    parser.add_argument(
+        "--baseline",
+        default="collector",
+        help="what lu is compared with: 'collector' (lu with its collector step left out, the default) or a git"
+        " revision (lu's package and bootstrap as of then)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     args = parser.parse_args()
     pythons = all_pythons() if args.all else (args.python or [default_python()])
@@ -344,7 +442,7 @@ def main() -> None:
     rows = []
     for python in pythons:
         log("%s:" % python)
-        row = bench_python(python, args.runs, log, stdlib_lu_imports() if args.preload else [])
+        row = bench_python(python, args.runs, log, stdlib_lu_imports() if args.preload else [], args.baseline)
         rows.append(row)
         if not args.json:
             log(
