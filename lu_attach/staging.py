@@ -395,17 +395,23 @@ def _remove_stale_in(directory: safefs.Dir, alive: Optional[Callable[[int], bool
                 if ours and alive is not None and not alive(int(launcher.group(2))):
                     _remove(directory, name)
                 continue
+            # (a log is kept a week whatever its process does: whether that lives is asked only of older ones,
+            # as a host's thousands of recent logs would make every injection ask /proc of each)
             session_log = _SESSION_LOG.match(name)
             if session_log:
                 # set aside for a reused pid (group 2): its process is gone whatever runs under that pid now
-                gone = alive is not None and (session_log.group(2) is not None or not alive(int(session_log.group(1))))
-                if gone and age > LOG_KEEP_SECONDS:
+                old = age > LOG_KEEP_SECONDS
+                if (
+                    old
+                    and alive is not None
+                    and (session_log.group(2) is not None or not alive(int(session_log.group(1))))
+                ):
                     _remove(directory, name)
                 continue
             match = _AGENT_FILE.match(name)
             if match and alive is not None:
-                gone = not alive(int(match.group(1)))
-                if gone and (match.group(2) in ("sock", "json") or age > LOG_KEEP_SECONDS):
+                may_go = match.group(2) in ("sock", "json") or age > LOG_KEEP_SECONDS
+                if may_go and not alive(int(match.group(1))):
                     _remove(directory, name)
             elif (name.startswith("inject-") or name.endswith(".tmp")) and age > STALE_SECONDS:
                 _remove(directory, name)
