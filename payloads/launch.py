@@ -19,18 +19,26 @@ import sys
 
 TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing __future__ would compile it)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, List, Optional
 
 
-def load(path: str, name: str) -> "Any":
-    """A module of lu's by its path, not entered in sys.modules (from its bytecode where it has some)."""
+def load(path: str, name: str, search: "Optional[List[str]]" = None, register: bool = False) -> "Any":
+    """A module of lu's by its path (from its bytecode where it has some): by default not entered in
+    sys.modules; with `register`, entered there while it runs, and taken out again if it fails."""
     import importlib.util  # lazy: this module's top imports only what every program has
 
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
     if spec is None or spec.loader is None:
         raise ImportError("no module at %s" % path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    if register:
+        sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if register:
+            del sys.modules[name]
+        raise
     return module
 
 
@@ -59,7 +67,7 @@ def start_agent(
                 paused = collector.pause()
             except Exception:
                 paused = False
-            module = _import_package(package)
+            module = load(package + "/__init__.py", "lu_payloads", search=[package], register=True)
         from lu_payloads import threadfix  # lazy: the package is in sys.modules only from here
 
         threadfix.fix_main_thread(threading_was_imported)
@@ -88,25 +96,6 @@ def start_agent(
             except ValueError:
                 pass
         _resume_collector(collector, paused)
-
-
-def _import_package(package: str) -> "Any":
-    """lu_payloads from its private copy, entered in sys.modules (and taken out again if it fails)."""
-    import importlib.util  # lazy: see load()
-
-    spec = importlib.util.spec_from_file_location(
-        "lu_payloads", package + "/__init__.py", submodule_search_locations=[package]
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError("no package at %s" % package)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lu_payloads"] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["lu_payloads"]
-        raise
-    return module
 
 
 def _resume_collector(collector: "Optional[Any]", paused: bool) -> bool:
