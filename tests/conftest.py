@@ -69,6 +69,20 @@ class Target(ReadyProcess):
         )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `--dist loadgroup` (./dev test), refuse a pytest whose tests' xdist_group marks would be ignored.
+
+    Those marks keep tests that share a resource (lu's copy of its bytecode, the `nobody` runtime directory,
+    the servers' venv) on one worker. pytest 9.2 names a test by a field pytest-xdist 3.8 does not set, so
+    its groups were silently ignored and such tests ran side by side: flaky failures, not a clear one.
+    """
+    if config.getoption("dist", None) == "loadgroup" and tuple(pytest.version_tuple[:2]) >= (9, 2):
+        raise pytest.UsageError(
+            "pytest %s runs the tests' xdist_group marks apart (--dist loadgroup ignores them): install the "
+            "version setup.cfg names (./dev does)" % pytest.__version__
+        )
+
+
 @pytest.fixture
 def start_target():
     started: List[Target] = []
