@@ -220,10 +220,15 @@ class Places:
 COLLECTOR_LEFT_OUT = "def pause():\n    return False\n\n\ndef resume(paused):\n    pass\n"
 
 
+def stage_lu(where: str) -> None:
+    """This checkout's lu_payloads, without bytecode, as lu stages it."""
+    shutil.copytree(os.path.join(ROOT, "payloads"), where, ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def make_places(root: str) -> Places:
     places = Places(*(os.path.join(root, name) for name in ("cache", "runtime", "lu")))
     os.mkdir(places.runtime, 0o700)
-    shutil.copytree(os.path.join(ROOT, "payloads"), places.payloads, ignore=shutil.ignore_patterns("__pycache__"))
+    stage_lu(places.payloads)
     return places
 
 
@@ -232,7 +237,7 @@ def make_baseline(root: str, spec: str) -> Baseline:
     (its package, its bootstrap, how its launcher ran the bootstrap)."""
     if spec == "collector":
         staged = os.path.join(root, "lu-collecting")
-        shutil.copytree(os.path.join(ROOT, "payloads"), staged, ignore=shutil.ignore_patterns("__pycache__"))
+        stage_lu(staged)
         with open(os.path.join(staged, "collector.py"), "w") as handle:
             handle.write(COLLECTOR_LEFT_OUT)
         return Baseline("the collector step left out", staged, BOOTSTRAP, False)
