@@ -124,14 +124,30 @@ def _lu_bootstrap():
         # lu's package, copied once into the agent's own directory, where its bytecode can be written
         final = runtime + "/" + {payloads_name!r}
         if not os.path.isfile(final + "/lu_payloads/launch.py"):
-            import shutil  # only here: where the standard library has no bytecode, importing it compiles
-            tmp = "%s.%d.tmp" % (final, os.getpid())
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree({payloads!r}, tmp + "/lu_payloads")
+            # with os alone: shutil would import a dozen modules into the program (30 ms holding the GIL
+            # where the standard library has no bytecode to import them from)
+            tmp, source = final + "." + nonce + ".tmp", {payloads!r}
+
+            def unreadable(error):
+                raise error  # lu's package cannot be read: say why, copy nothing
+
+            for where, dirs, files in os.walk(source, onerror=unreadable):
+                dirs[:] = [name for name in dirs if name != "__pycache__"]
+                into = tmp + "/lu_payloads" + where[len(source):]
+                os.makedirs(into)
+                for name in files:
+                    with open(where + "/" + name, "rb") as handle:
+                        data, mode = handle.read(), os.fstat(handle.fileno()).st_mode & 0o755
+                    fd = os.open(into + "/" + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(data)
             try:
                 os.rename(tmp, final)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:  # another injection copied it first
+                for where, _dirs, files in os.walk(tmp, topdown=False):
+                    for name in files:
+                        os.unlink(where + "/" + name)
+                    os.rmdir(where)
         package = final + "/lu_payloads"
         import importlib.util
         spec = importlib.util.spec_from_file_location("_lu_launch", package + "/launch.py")

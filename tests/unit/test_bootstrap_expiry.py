@@ -78,7 +78,7 @@ def start_agent_in(
         with open(str(package / appended[0]), "a") as handle:
             handle.write("\n" + appended[1])
     runtime = tmp_path / "runtime"
-    runtime.mkdir()
+    runtime.mkdir(exist_ok=True)
     nonce = "3" * 24
     (runtime / ("inject-%s.claim" % nonce)).write_bytes(b"")
     script = bootstrap_script(
@@ -151,3 +151,52 @@ def test_a_collector_the_program_turned_off_stays_off_and_frozen_objects_stay_fr
 def test_the_agent_starts_with_the_collector_on_when_that_step_fails(tmp_path):
     started = start_agent_in(tmp_path, program_after="print(gc.isenabled())", broken="collector.py")
     assert started.status["ok"] is True and started.output == "True"
+
+
+# an audit hook that notes each module imported before lu's launch.py runs
+IMPORTS_BEFORE_LAUNCH = """
+import sys
+imported, launched = [], []
+
+
+def note(event, args):
+    if event == "exec" and getattr(args[0], "co_filename", "").endswith("launch.py"):
+        launched.append(True)
+    elif event == "import" and not launched:
+        imported.append(args[0])
+
+
+sys.addaudithook(note)
+"""
+
+
+def test_lus_package_is_copied_into_the_agents_directory_with_os_alone(tmp_path):
+    """The first injection after lu changed copies its package into the agent's directory. A copy through
+    shutil imported a dozen modules into the program (shutil, fnmatch, bz2, lzma, ...), each compiled
+    while it held the GIL where the standard library ships no bytecode: 30 ms on 3.14."""
+    started = start_agent_in(tmp_path, IMPORTS_BEFORE_LAUNCH, "print(sorted(set(imported)))")
+    assert started.status["ok"] is True, started.status
+    before_launch = eval(started.output)
+    assert [name for name in before_launch if name not in ("os", "time") and not name.startswith("importlib")] == []
+    source, copy = tmp_path / "staged" / "lu_payloads", tmp_path / "runtime" / "copy" / "lu_payloads"
+
+    def files(top):
+        return {
+            os.path.relpath(os.path.join(where, name), str(top)): os.stat(os.path.join(where, name)).st_mode & 0o777
+            for where, dirs, names in os.walk(str(top))
+            if "__pycache__" not in where
+            for name in names
+        }
+
+    assert files(copy) == files(source)  # every file, with its mode (the compiled timer's among them)
+    assert (copy / "engine" / "manager.py").read_bytes() == (source / "engine" / "manager.py").read_bytes()
+
+
+def test_a_copy_that_loses_the_race_is_removed(tmp_path):
+    """Two injections copying at once (two programs of one user): the one whose rename fails removes its
+    own copy and leaves the other's in place."""
+    (tmp_path / "runtime" / "copy" / "lu_payloads").mkdir(parents=True)  # the other's, still without launch.py
+    (tmp_path / "runtime" / "copy" / "lu_payloads" / "__init__.py").write_text("")
+    started = start_agent_in(tmp_path)
+    assert started.status["ok"] is False, started.status  # (the other's copy is not complete yet)
+    assert sorted(os.listdir(str(tmp_path / "runtime"))) == ["copy", "inject-%s.status" % ("3" * 24)]
