@@ -149,9 +149,10 @@ def _lu_bootstrap():
                         os.unlink(where + "/" + name)
                     os.rmdir(where)
         package = final + "/lu_payloads"
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("_lu_launch", package + "/launch.py")
-        launch = importlib.util.module_from_spec(spec)
+        # the import system's own functions (importlib.util's): importing that package would compile it
+        external = sys.modules["_frozen_importlib_external"]
+        spec = external.spec_from_file_location("_lu_launch", package + "/launch.py")
+        launch = sys.modules["_frozen_importlib"].module_from_spec(spec)
         spec.loader.exec_module(launch)
     except BaseException as exc:
         try:

@@ -21,16 +21,20 @@ TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
 
+# The import system's own functions, where the interpreter keeps them (importlib.util hands out these very
+# ones): importing the importlib package would compile it, holding the GIL, where the standard library
+# ships no bytecode, before startup.py's finder can serve it from the aside.
+EXTERNAL = sys.modules["_frozen_importlib_external"]
+BOOTSTRAP = sys.modules["_frozen_importlib"]
+
 
 def load(path: str, name: str, search: "Optional[List[str]]" = None, register: bool = False) -> "Any":
     """A module of lu's by its path (from its bytecode where it has some): by default not entered in
     sys.modules; with `register`, entered there while it runs, and taken out again if it fails."""
-    import importlib.util  # lazy: this module's top imports only what every program has
-
-    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
+    spec = EXTERNAL.spec_from_file_location(name, path, submodule_search_locations=search)
     if spec is None or spec.loader is None:
         raise ImportError("no module at %s" % path)
-    module = importlib.util.module_from_spec(spec)
+    module = BOOTSTRAP.module_from_spec(spec)
     if register:
         sys.modules[name] = module
     try:

@@ -29,6 +29,11 @@ TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
+# The import system's own functions, where the interpreter keeps them (importlib.util and importlib.machinery
+# hand out these very ones): importing the importlib package would compile it, holding the GIL, where the
+# standard library ships no bytecode, before the finder below can serve it from the aside.
+EXTERNAL = sys.modules["_frozen_importlib_external"]
+
 ASIDE_FROM = (3, 14)  # a subinterpreter with a GIL of its own compiles, from this version on
 MARKER = "complete"  # written last into the aside directory by the subinterpreter that filled it
 
@@ -84,14 +89,12 @@ def aside_directory(runtime: str) -> str:
 
 def missing_bytecode(package: str) -> "List[Tuple[str, str]]":
     """lu's modules without bytecode for this Python: (source, where its bytecode belongs)."""
-    import importlib.util  # lazy: this module's top imports only what every program has (os, sys)
-
     missing = []
     for dirpath, _dirnames, filenames in os.walk(package):
         for name in filenames:
             if name.endswith(".py"):
                 source = os.path.join(dirpath, name)
-                cached = importlib.util.cache_from_source(source)
+                cached = EXTERNAL.cache_from_source(source)
                 if not os.path.exists(cached):
                     missing.append((source, cached))
     return missing
@@ -192,17 +195,19 @@ class AsideFinder:
 
     def __init__(self, aside: str) -> None:
         import _thread  # lazy: all taken here, as an import while finding would come back to this finder
-        import importlib.util  # lazy: (as above)
         import marshal  # lazy: (as above)
-        from importlib.machinery import PathFinder, SourceFileLoader  # lazy: (as above)
 
         self.aside = aside
         self.get_ident = _thread.get_ident
         self.thread = self.get_ident()  # the thread that makes it is the one it serves
-        self.cache_from_source = importlib.util.cache_from_source
-        self.path_finder = PathFinder
+        self.cache_from_source = EXTERNAL.cache_from_source
+        self.path_finder = EXTERNAL.PathFinder
+        if TYPE_CHECKING:
+            from importlib.machinery import SourceFileLoader  # lazy: for the type checker only
+        else:
+            SourceFileLoader = EXTERNAL.SourceFileLoader  # (the same class)
         self.source_loader = SourceFileLoader
-        magic, loads = importlib.util.MAGIC_NUMBER, marshal.loads
+        magic, loads = EXTERNAL.MAGIC_NUMBER, marshal.loads
 
         class AsideLoader(SourceFileLoader):
             """A source loader that takes its code from the bytecode kept aside while that still matches."""

@@ -21,13 +21,14 @@ import sys
 import threading
 import types
 from dataclasses import dataclass
-from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Sequence
 
 from .. import osthreads
 from ..errors import LuError, ModuleNotLoaded
 
 if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
     from .manager import UpdateManager
 
 
