@@ -1,7 +1,7 @@
 """Benchmark of attaching: how long `lu inject` takes and how long it stops the target.
 
     python3 bench/attach.py [--runs 5] [--python PATH | --all] [--methods lu,raw-remote-exec]
-                            [--fresh | --cold] [--json]
+                            [--fresh | --cold] [--python-ms 70] [--json]
 
 For each target interpreter it starts a small target program (written to a temp
 file) with:
@@ -28,9 +28,10 @@ Then it injects, alternating the methods in each run:
             interpreter calls `sys.remote_exec(PID, script)` on a script that only
             writes a marker file, and the harness waits for the marker;
 - `raw-remote-exec+python` (3.14 and later) the same, but the script starts a
-            thread that runs pure Python for 20 ms (with the switch interval
-            lu's agent sets while it starts) before it writes the marker: the floor
-            of any agent that runs Python in the target at all;
+            thread that runs pure Python for `--python-ms` (70 ms, as long as the
+            agent's start in the target; with the switch interval lu's agent sets
+            while it starts) before it writes the marker: the floor of any agent
+            that runs Python in the target at all;
 - `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
             -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
             (casts included so it works without debug symbols).
@@ -40,7 +41,9 @@ subprocess.run) and takes the target's pause: the longest heartbeat gap whose
 interval overlaps [command start, command end + 0.2 s] (the 0.2 s covers the
 agent's start in the target after `lu inject` returns). After every injection
 (and its detach, which is outside the window) it also takes the longest gap of
-an idle window of the same length: the noise floor. Medians are reported.
+an idle window of the same length: the noise floor. Medians are reported; what
+lu adds to a floor is the difference of the medians, with a 95% interval got by
+resampling each side's runs: "measurable" when the interval leaves out 0.
 
 By default the target is started once and injected again and again: after
 the first injection its agent's modules stay imported, and later ones only
@@ -60,6 +63,7 @@ import argparse
 import glob
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -293,7 +297,8 @@ def _run():
     open(%r, 'a').write('x')
 threading.Thread(target=_run, daemon=True).start()
 """
-PYTHON_SECONDS = 0.02  # about a third of the agent's own start in the target, once its bytecode is there
+PYTHON_MS = 70  # default of --python-ms: the agent's own start in the target (bench/agent_start.py: 65-72 ms)
+RESAMPLES = 2000  # of each side's runs, for the interval of a difference of medians
 
 
 def starting_switch_interval():
@@ -305,17 +310,17 @@ def starting_switch_interval():
     return STARTING_SWITCH_INTERVAL
 
 
-def inject_raw_remote_exec(target, marker, runs_python=False):
+def inject_raw_remote_exec(target, marker, python_ms=0):
     """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection. With
-    runs_python, the script starts a thread that runs pure Python for PYTHON_SECONDS first: the floor of
-    any agent that runs Python in the target at all (its threads take turns at the GIL with the program's)."""
+    python_ms, the script starts a thread that runs pure Python that long first: the floor of any agent
+    that runs Python in the target at all (its threads take turns at the GIL with the program's)."""
     if os.path.exists(marker):
         os.unlink(marker)
     script = marker + ".py"
     with open(script, "w") as fh:
         fh.write(
-            RUNS_PYTHON % (starting_switch_interval(), PYTHON_SECONDS, marker)
-            if runs_python
+            RUNS_PYTHON % (starting_switch_interval(), python_ms / 1000.0, marker)
+            if python_ms
             else "open(%r, 'a').write('x')\n" % marker
         )
     call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
@@ -352,7 +357,7 @@ def remove_lu_bytecode():
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
+def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, python_ms=PYTHON_MS):
     version = interpreter_version(python)
     methods = tuple(m for m in methods_for(version) if only is None or m in only)
     target = Target(python, script)
@@ -374,7 +379,7 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
                 elif m == "raw-remote-exec":
                     res = inject_raw_remote_exec(target, marker)
                 elif m == "raw-remote-exec+python":
-                    res = inject_raw_remote_exec(target, marker, runs_python=True)
+                    res = inject_raw_remote_exec(target, marker, python_ms=python_ms)
                 else:
                     res = inject_lu(target, m)
                 res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
@@ -440,22 +445,20 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
         "pause_lugdb_over_plain": ratio(lugdb["pause_ms"], plain["pause_ms"]),
         "wall_lugdb_over_plain": ratio(lugdb["wall_ms"], plain["wall_ms"]),
     }
-    if "raw-remote-exec+python" in summary:
-        ratios["pause_lu_minus_raw_remote_exec_python_ms"] = (
-            lu["pause_ms"] - summary["raw-remote-exec+python"]["pause_ms"]
-            if lu["pause_ms"] is not None and summary["raw-remote-exec+python"]["pause_ms"] is not None
-            else None
+    pauses = {m: [r["pause_ms"] for r in results[m] if r["ok"] and r["pause_ms"] is not None] for m in methods}
+    if "raw-remote-exec+python" in summary and "lu" in summary:
+        ratios["pause_lu_minus_raw_remote_exec_python"] = median_difference(
+            pauses["lu"], pauses["raw-remote-exec+python"]
         )
-    if "raw-remote-exec" in summary:
+    if "raw-remote-exec" in summary and "lu" in summary:
         floor = summary["raw-remote-exec"]
         ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
-        ratios["pause_lu_minus_raw_remote_exec_ms"] = (
-            lu["pause_ms"] - floor["pause_ms"] if lu["pause_ms"] is not None and floor["pause_ms"] is not None else None
-        )
+        ratios["pause_lu_minus_raw_remote_exec"] = median_difference(pauses["lu"], pauses["raw-remote-exec"])
         ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
     return {
         "python": python,
         "version": version,
+        "python_ms": python_ms,
         "methods": summary,
         "ratios": ratios,
         "target_deaths": target.deaths,
@@ -465,6 +468,32 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False):
 
 def ratio(a, b):
     return a / b if a is not None and b else None
+
+
+def median_difference(a, b, resamples=RESAMPLES):
+    """median(a) - median(b), with a 95% interval for it got by resampling each side's runs (a fixed seed:
+    the same runs give the same interval); None without runs on both sides. An interval that holds 0 is a
+    difference this run cannot tell from the machine's noise."""
+    if not a or not b:
+        return None
+    draw = random.Random(0)
+    spread = sorted(
+        statistics.median(draw.choices(a, k=len(a))) - statistics.median(draw.choices(b, k=len(b)))
+        for _ in range(resamples)
+    )
+    return {
+        "ms": statistics.median(a) - statistics.median(b),
+        "low_ms": spread[int(0.025 * resamples)],
+        "high_ms": spread[int(0.975 * resamples) - 1],
+    }
+
+
+def difference_words(d):
+    """'+1.20 ms (95% interval +0.40 to +2.10 ms: measurable)' or '... not measurable in this run'."""
+    if d is None:
+        return "-"
+    verdict = "measurable" if d["low_ms"] > 0 or d["high_ms"] < 0 else "not measurable in this run"
+    return "%+.2f ms (95%% interval %+.2f to %+.2f ms: %s)" % (d["ms"], d["low_ms"], d["high_ms"], verdict)
 
 
 def fmt(x, digits=1):
@@ -515,26 +544,26 @@ def table(res):
         )
     if r.get("pause_lu_over_raw_remote_exec") is not None:
         lines.append(
-            "PEP 768: lu (remote-exec) pause %s ms vs raw sys.remote_exec %s ms (ratio %s, %s ms more); "
+            "PEP 768: lu (remote-exec) pause %s ms vs raw sys.remote_exec %s ms (ratio %s); lu adds %s; "
             "wall %s ms vs %s ms"
             % (
                 fmt(s["lu"]["pause_ms"]),
                 fmt(s["raw-remote-exec"]["pause_ms"]),
                 fmt(r["pause_lu_over_raw_remote_exec"], 2),
-                fmt(r["pause_lu_minus_raw_remote_exec_ms"], 2),
+                difference_words(r["pause_lu_minus_raw_remote_exec"]),
                 fmt(s["lu"]["wall_ms"]),
                 fmt(s["raw-remote-exec"]["wall_ms"]),
             )
         )
-    if r.get("pause_lu_minus_raw_remote_exec_python_ms") is not None:
+    if r.get("pause_lu_minus_raw_remote_exec_python") is not None:
         lines.append(
-            "lu (remote-exec) pause %s ms vs a raw sys.remote_exec that runs %d ms of Python in a thread %s ms "
-            "(%s ms more)"
+            "lu (remote-exec) pause %s ms vs a raw sys.remote_exec that runs %g ms of Python in a thread %s ms: "
+            "lu adds %s"
             % (
                 fmt(s["lu"]["pause_ms"]),
-                PYTHON_SECONDS * 1000,
+                res["python_ms"],
                 fmt(s["raw-remote-exec+python"]["pause_ms"]),
-                fmt(r["pause_lu_minus_raw_remote_exec_python_ms"], 2),
+                difference_words(r["pause_lu_minus_raw_remote_exec_python"]),
             )
         )
     for m in res["methods"]:
@@ -584,6 +613,12 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="a new target for every injection (lu imports its modules)")
     ap.add_argument("--cold", action="store_true", help="as --fresh, and lu's bytecode removed first (it compiles)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
+    ap.add_argument(
+        "--python-ms",
+        type=float,
+        default=PYTHON_MS,
+        help="how long raw-remote-exec+python runs Python (default %d ms, as long as the agent's start)" % PYTHON_MS,
+    )
     args = ap.parse_args()
     only = set(args.methods.split(",")) if args.methods else None
     if not shutil.which("gdb"):
@@ -602,7 +637,9 @@ def main():
     try:
         for py in pythons:
             log("target %s, %d runs per method" % (py, args.runs))
-            res = bench_python(py, args.runs, script, log, only=only, fresh=args.fresh, cold=args.cold)
+            res = bench_python(
+                py, args.runs, script, log, only=only, fresh=args.fresh, cold=args.cold, python_ms=args.python_ms
+            )
             results.append(res)
             if not args.json:
                 print("\n" + table(res) + "\n", flush=True)
