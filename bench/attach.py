@@ -450,6 +450,10 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
         ratios["pause_lu_minus_raw_remote_exec_python"] = median_difference(
             pauses["lu"], pauses["raw-remote-exec+python"]
         )
+    if "raw-remote-exec+python" in summary and "raw-remote-exec" in summary:
+        ratios["pause_raw_remote_exec_python_minus_raw_remote_exec"] = median_difference(
+            pauses["raw-remote-exec+python"], pauses["raw-remote-exec"]
+        )
     if "raw-remote-exec" in summary and "lu" in summary:
         floor = summary["raw-remote-exec"]
         ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
@@ -564,6 +568,17 @@ def table(res):
                 res["python_ms"],
                 fmt(s["raw-remote-exec+python"]["pause_ms"]),
                 difference_words(r["pause_lu_minus_raw_remote_exec_python"]),
+            )
+        )
+    if r.get("pause_raw_remote_exec_python_minus_raw_remote_exec") is not None:
+        lines.append(
+            "a raw sys.remote_exec that runs %g ms of Python in a thread %s ms vs one of an empty script %s ms: "
+            "the Python adds %s"
+            % (
+                res["python_ms"],
+                fmt(s["raw-remote-exec+python"]["pause_ms"]),
+                fmt(s["raw-remote-exec"]["pause_ms"]),
+                difference_words(r["pause_raw_remote_exec_python_minus_raw_remote_exec"]),
             )
         )
     for m in res["methods"]:
