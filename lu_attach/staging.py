@@ -131,8 +131,7 @@ def _lu_bootstrap():
             def unreadable(error):
                 raise error  # lu's package cannot be read: say why, copy nothing
 
-            for where, dirs, files in os.walk(source, onerror=unreadable):
-                dirs[:] = [name for name in dirs if name != "__pycache__"]
+            for where, _dirs, files in os.walk(source, onerror=unreadable):
                 into = tmp + "/lu_payloads" + where[len(source):]
                 os.makedirs(into)
                 for name in files:

@@ -29,9 +29,7 @@ TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
-# The import system's own functions, where the interpreter keeps them (importlib.util and importlib.machinery
-# hand out these very ones): importing the importlib package would compile it, holding the GIL, where the
-# standard library ships no bytecode, before the finder below can serve it from the aside.
+# The import system's own functions, not through the importlib package (launch.py says why)
 EXTERNAL = sys.modules["_frozen_importlib_external"]
 
 ASIDE_FROM = (3, 14)  # a subinterpreter with a GIL of its own compiles, from this version on
