@@ -18,7 +18,6 @@ import collections
 import json
 import os
 import socket
-import stat
 import struct
 import sys
 import time
@@ -189,7 +188,6 @@ class Connection:
 
 
 class Agent:
-    LISTEN_BACKLOG = socket.SOMAXCONN  # many clients at once are queued, never refused
     HEAL_SECONDS = 10.0  # how often the agent checks its socket and description are in place
 
     def __init__(self, handlers: Mapping[str, Handler], on_stop: Callable[[Agent], None]) -> None:
@@ -235,8 +233,15 @@ class Agent:
             "python": "%d.%d.%d" % sys.version_info[:3],
         }
 
-    def start(self) -> None:
-        self._bind()
+    def start(self, adopted: Optional[osthreads.Listening] = None) -> None:
+        """Listen (on `adopted`, the door's socket already bound at this agent's path, or on one bound now)
+        and serve."""
+        if adopted is None:
+            self._bind()
+        else:
+            with self._bind_lock:
+                self.listener, self._bound = adopted.listener, adopted.bound
+                self._write_info()
         osthreads.start_thread(self._accept_loop, "lu-agent")
         osthreads.start_thread(self._event_loop, "lu-agent-events")
         self.log.write("agent %s listening on %s" % (__version__, self.socket_path))
@@ -244,23 +249,11 @@ class Agent:
     def _bind(self) -> None:
         """Listen on the socket path (again), replacing whatever holds the name in our private directory."""
         with self._bind_lock:
-            try:
-                os.unlink(self.socket_path)
-            except FileNotFoundError:
-                pass
-            listener = osthreads.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old_umask = os.umask(0o177)
-            try:
-                listener.bind(self.socket_path)
-            finally:
-                os.umask(old_umask)
-            os.chmod(self.socket_path, 0o600)
-            listener.listen(self.LISTEN_BACKLOG)
-            st = os.lstat(self.socket_path)
-            old, self.listener, self._bound = self.listener, listener, (st.st_dev, st.st_ino)
+            listening = osthreads.listen_unix(self.socket_path)
+            old, self.listener, self._bound = self.listener, listening.listener, listening.bound
             self._write_info()
         if old is not None:
-            _close_listener(old)  # wakes the accept loop, which takes the new listener
+            osthreads.close_listener(old)  # wakes the accept loop, which takes the new listener
 
     def _write_info(self) -> None:
         tmp = "%s.%d.tmp" % (self.info_path, osthreads.get_ident())
@@ -311,36 +304,40 @@ class Agent:
                 if listener is self.listener:
                     osthreads.sleep(0.1)  # a real accept error; a replaced listener retries at once
                 continue
-            try:
-                conn.settimeout(None)
-                peer = self._peer_credentials(conn)
-                if peer[1] not in (self.uid, 0):
-                    self.log.write("refused a connection from pid %d uid %d" % (peer[0], peer[1]))
-                    try:
-                        protocol.send(
-                            conn,
-                            {
-                                "v": protocol.PROTOCOL_VERSION,
-                                "id": None,
-                                "ok": False,
-                                "error": "permission denied: uid %d may not use this agent" % peer[1],
-                            },
-                        )
-                    except OSError:
-                        pass
-                    conn.close()
-                    continue
-                connection = Connection(self, conn, peer)
-                with self._connections_lock:
-                    self.connections.append(connection)
-                self.count_listeners()
-                osthreads.start_thread(connection.serve, "lu-agent-client")
-            except Exception:
-                self.log.write("accept error: %s" % traceback.format_exc())
+            self.admit(conn)
+
+    def admit(self, conn: Any) -> None:
+        """Serve one accepted connection on a thread of its own, if its peer is this process's user or root."""
+        try:
+            conn.settimeout(None)
+            peer = self._peer_credentials(conn)
+            if peer[1] not in (self.uid, 0):
+                self.log.write("refused a connection from pid %d uid %d" % (peer[0], peer[1]))
                 try:
-                    conn.close()
+                    protocol.send(
+                        conn,
+                        {
+                            "v": protocol.PROTOCOL_VERSION,
+                            "id": None,
+                            "ok": False,
+                            "error": "permission denied: uid %d may not use this agent" % peer[1],
+                        },
+                    )
                 except OSError:
                     pass
+                conn.close()
+                return
+            connection = Connection(self, conn, peer)
+            with self._connections_lock:
+                self.connections.append(connection)
+            self.count_listeners()
+            osthreads.start_thread(connection.serve, "lu-agent-client")
+        except Exception:
+            self.log.write("accept error: %s" % traceback.format_exc())
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     def forget(self, connection: Connection) -> None:
         with self._connections_lock:
@@ -428,7 +425,7 @@ class Agent:
         self.stopping = True
         self._events_ready.set()
         with self._bind_lock:
-            _close_listener(self.listener)
+            osthreads.close_listener(self.listener)
             for path in (self.socket_path, self.info_path):
                 try:
                     os.unlink(path)
@@ -457,48 +454,4 @@ class Agent:
                     sock.close()
             except OSError:
                 pass
-        close_sockets_named(self.socket_path)
-
-
-def close_sockets_named(path: str) -> None:
-    """In a forked child: close every descriptor of a socket whose own address is `path`.
-
-    A connection the parent's agent had accepted but not yet listed when the process forked is the
-    parent's too, and the list cannot know it: its own address is the agent's socket path, as the
-    listener's is. Nothing else in the process has that address.
-    """
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except (OSError, ValueError):
-        return
-    wanted = path.encode()
-    for fd in fds:
-        try:
-            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-                continue
-            probe = socket.socket(fileno=fd)
-        except (OSError, ValueError):
-            continue
-        try:
-            name = probe.getsockname()
-            mine = (name.encode() if isinstance(name, str) else name) == wanted
-        except OSError:
-            mine = False
-        finally:
-            probe.detach()  # the descriptor is not the probe's to close
-        if mine:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _close_listener(listener: Any) -> None:
-    try:
-        listener.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        listener.close()
-    except OSError:
-        pass
+        osthreads.close_sockets_named(self.socket_path)

@@ -16,11 +16,15 @@ primitives then stay real whatever is patched later.
 
 from __future__ import annotations
 
-import importlib
+import os
 import socket as _stdlib_socket
+import stat
 import sys
 import threading
-from typing import Any, Callable, List, Optional
+
+TYPE_CHECKING = False  # true for type checkers only: the door imports this module, and typing is not cheap
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional, Tuple
 
 
 def _original(module: str, name: str) -> Any:
@@ -38,7 +42,8 @@ def _original(module: str, name: str) -> Any:
             return getattr(patcher.original(module), name)
         except Exception:
             pass
-    return getattr(importlib.import_module(module), name)
+    __import__(module)  # (not importlib: importing that package compiles it where the library has no bytecode)
+    return getattr(sys.modules[module], name)
 
 
 def patched() -> Optional[str]:
@@ -64,9 +69,18 @@ allocate_lock: Callable[[], Any] = _original("_thread", "allocate_lock")
 get_ident: Callable[[], int] = _original("_thread", "get_ident")
 RLock: Callable[[], Any] = _original("_thread", "RLock")
 sleep: Callable[[float], None] = _original("time", "sleep")
-poll: Callable[[], Any] = _original("select", "poll")  # eventlet's select has no poll at all
-POLL_READABLE_OR_CLOSED: int = _original("select", "POLLIN") | _original("select", "POLLHUP")
 socket: Any = _original("socket", "socket") if PATCHED else _stdlib_socket.socket
+
+
+def poll() -> Any:
+    """A real select.poll object (eventlet's select has no poll at all). Looked up when first asked for:
+    the agent's door imports this module, and select is an extension module (its loading holds the GIL)."""
+    return _original("select", "poll")()
+
+
+def poll_readable_or_closed() -> int:
+    """The poll events of a socket with something to read, or whose peer is gone."""
+    return int(_original("select", "POLLIN") | _original("select", "POLLHUP"))
 
 
 def accept(listener: Any) -> Any:
@@ -156,3 +170,85 @@ def start_thread(target: Callable[[], None], name: str) -> None:
 if PATCHED is None:  # the standard classes, with their debugging aids
     Condition = threading.Condition  # type: ignore[misc,assignment]
     Event = threading.Event  # type: ignore[misc,assignment]
+
+
+LISTEN_BACKLOG = _stdlib_socket.SOMAXCONN  # many clients at once are queued, never refused
+
+
+class Listening:
+    """A socket listening at a path, and the (st_dev, st_ino) of the file it made there: whether the name
+    still leads to it."""
+
+    __slots__ = ("bound", "listener")
+
+    def __init__(self, listener: Any, bound: Tuple[int, int]) -> None:
+        self.listener = listener
+        self.bound = bound
+
+
+def listen_unix(path: str) -> Listening:
+    """A real socket listening at `path` (whatever held the name is replaced), readable and writable by this
+    user alone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        listener.listen(LISTEN_BACKLOG)
+        st = os.lstat(path)
+    except BaseException:
+        listener.close()
+        raise
+    return Listening(listener, (st.st_dev, st.st_ino))
+
+
+def close_listener(listener: Any) -> None:
+    """Stop listening: the shutdown wakes a thread waiting in accept() on it (a close alone would not)."""
+    try:
+        listener.shutdown(_stdlib_socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        listener.close()
+    except OSError:
+        pass
+
+
+def close_sockets_named(path: str) -> None:
+    """In a forked child: close every descriptor of a socket whose own address is `path`.
+
+    A connection the parent's agent had accepted but not yet listed when the process forked is the
+    parent's too, and the list cannot know it: its own address is the agent's socket path, as the
+    listener's is. Nothing else in the process has that address.
+    """
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        return
+    wanted = path.encode()
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = _stdlib_socket.socket(fileno=fd)
+        except (OSError, ValueError):
+            continue
+        try:
+            name = probe.getsockname()
+            mine = (name.encode() if isinstance(name, str) else name) == wanted
+        except OSError:
+            mine = False
+        finally:
+            probe.detach()  # the descriptor is not the probe's to close
+        if mine:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

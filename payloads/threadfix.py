@@ -16,7 +16,10 @@ import _thread
 import os
 import sys
 import threading
-from typing import Any, List, Optional
+
+TYPE_CHECKING = False  # true for type checkers only: this runs when lu is injected, and typing is not cheap
+if TYPE_CHECKING:
+    from typing import Any, List, Optional
 
 _LU_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep  # threads running lu's code run from here
 

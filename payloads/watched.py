@@ -60,7 +60,7 @@ def client_gone(connection: Connection) -> bool:
     sock = connection.sock
     try:
         poller = osthreads.poll()  # not select(): a service may have more than 1024 descriptors open
-        poller.register(sock.fileno(), osthreads.POLL_READABLE_OR_CLOSED)
+        poller.register(sock.fileno(), osthreads.poll_readable_or_closed())
         if not poller.poll(0):
             return False
         return sock.recv(1, socket.MSG_PEEK) == b""

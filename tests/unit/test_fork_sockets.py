@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 
-from lu_payloads.agent import close_sockets_named
+from lu_payloads.osthreads import close_sockets_named
 
 
 def is_open(fd: int) -> bool:
