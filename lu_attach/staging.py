@@ -107,11 +107,13 @@ def _lu_bootstrap():
         return  # lu stopped waiting long ago (it was killed before it could cancel): nothing runs
 
     def report(result):
-        import json
+        if not isinstance(result, str):  # (launch.py hands over JSON text: it spares the program json's import)
+            import json
+            result = json.dumps(result)
         tmp = runtime + "/inject-" + nonce + ".status.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result, handle)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(result)
         os.replace(tmp, runtime + "/inject-" + nonce + ".status")
 
     # Starting the agent (imports, mostly) holds the GIL in stretches of up to the switch interval
@@ -124,29 +126,11 @@ def _lu_bootstrap():
         # lu's package, copied once into the agent's own directory, where its bytecode can be written
         final = runtime + "/" + {payloads_name!r}
         if not os.path.isfile(final + "/lu_payloads/launch.py"):
-            # with os alone: shutil would import a dozen modules into the program (30 ms holding the GIL
-            # where the standard library has no bytecode to import them from)
-            tmp, source = final + "." + nonce + ".tmp", {payloads!r}
-
-            def unreadable(error):
-                raise error  # lu's package cannot be read: say why, copy nothing
-
-            for where, _dirs, files in os.walk(source, onerror=unreadable):
-                into = tmp + "/lu_payloads" + where[len(source):]
-                os.makedirs(into)
-                for name in files:
-                    with open(where + "/" + name, "rb") as handle:
-                        data, mode = handle.read(), os.fstat(handle.fileno()).st_mode & 0o755
-                    fd = os.open(into + "/" + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-                    with os.fdopen(fd, "wb") as out:
-                        out.write(data)
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another injection copied it first
-                for where, _dirs, files in os.walk(tmp, topdown=False):
-                    for name in files:
-                        os.unlink(where + "/" + name)
-                    os.rmdir(where)
+            # the copy is made by code of its own file: compiled here only the first time a copy is made
+            copying = {{"__name__": "_lu_copying"}}
+            with open({payloads!r} + "/copying.py", "rb") as handle:
+                exec(handle.read(), copying)
+            copying["copy_package"]({payloads!r}, final, nonce)
         package = final + "/lu_payloads"
         # the import system's own functions (importlib.util's): importing that package would compile it
         external = sys.modules["_frozen_importlib_external"]

@@ -2,7 +2,8 @@
 
 Standard library only, CPython 3.8+. Importing this package starts nothing;
 `start()` starts the agent (a daemon thread serving a private unix socket) and
-is what both the injected bootstrap and an embedding program call:
+is what an embedding program calls (an injection opens the agent's door
+instead, `listen()`: the agent loads when the first client connects):
 
     import lu_payloads; lu_payloads.start()
 
@@ -12,11 +13,13 @@ The update engine's names are importable from here, as in PyLiveUpdate:
 
 from __future__ import annotations
 
+import sys
+
 from .version import __version__ as __version__
 
 TYPE_CHECKING = False  # true for type checkers only: importing the package does not import typing either
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any, Callable, Optional
 
 _LAZY = {
     "Instrument": ("engine", "Instrument"),
@@ -36,22 +39,43 @@ def start(log_dir: Optional[str] = None) -> str:
     (`log_dir` is accepted for compatibility; each tool session chooses its
     own log directory.)
     """
+    door = sys.modules.get(__name__ + ".door")
+    if door is not None:
+        door.shut()  # an injected door gives way (if it is loading the agent, that agent is the one)
     from .service import start as start_service  # lazy: importing the package starts and loads nothing
 
     return start_service()
 
 
-def stop() -> None:
-    """Revert every update, stop the agent and remove its socket."""
-    from .service import stop as stop_service  # lazy: see start()
+def listen(load_agent: Callable[[Any, Any], None]) -> str:
+    """What an injection starts: the agent's socket, listening. The running agent's; else a door that
+    loads the agent with `load_agent(listening, connection)` when the first client connects (door.py says
+    why). Imports only the door and what it needs."""
+    service = sys.modules.get(__name__ + ".service")
+    if service is not None and service.current() is not None:
+        return str(service.start())
+    from .door import open_door  # lazy: importing the package starts and loads nothing
 
-    stop_service()
+    return open_door(load_agent)
+
+
+def stop() -> None:
+    """Revert every update, stop the agent and remove its socket (or close its door)."""
+    door = sys.modules.get(__name__ + ".door")
+    if door is not None:
+        door.shut()
+    service = sys.modules.get(__name__ + ".service")
+    if service is not None:  # (else no agent ever ran here: nothing to revert)
+        service.stop()
 
 
 def running() -> bool:
-    from .service import current  # lazy: see start()
-
-    return current() is not None
+    """Whether this process has an agent (or its door, which loads it at the first client). Imports nothing."""
+    service = sys.modules.get(__name__ + ".service")
+    if service is not None and service.current() is not None:
+        return True
+    door = sys.modules.get(__name__ + ".door")
+    return door is not None and door.current() is not None
 
 
 def __getattr__(name: str) -> Any:

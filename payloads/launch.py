@@ -4,7 +4,8 @@ The bootstrap (lu_attach/staging.py) is compiled in the target on every
 injection: one call that holds the GIL while the program's threads wait for
 it. So it is kept to what must come before any of lu's files can be read (its
 claim, its expiry, the switch interval, lu's private copy) and this module
-does the rest. It is loaded by its path from that copy, where its bytecode is
+does the rest: it opens the agent's door (door.py), and hands the door what
+loads the agent when the first client connects. It is loaded by its path from that copy, where its bytecode is
 written once per Python version (by startup.py, in a subinterpreter from 3.14
 on), so an injection unmarshals it instead of compiling it.
 
@@ -19,7 +20,7 @@ import sys
 
 TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing __future__ would compile it)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Callable, List, Optional
 
 # The import system's own functions, where the interpreter keeps them (importlib.util hands out these very
 # ones): importing the importlib package would compile it, holding the GIL, where the standard library
@@ -46,18 +47,18 @@ def load(path: str, name: str, search: "Optional[List[str]]" = None, register: b
     return module
 
 
-def start_agent(
-    package: str, runtime: str, report: "Callable[[Dict[str, Any]], None]", threading_was_imported: bool
-) -> None:
-    """Import lu's package from `package` (its private copy) and start the agent; say how it went through
-    `report`, which writes the injection's status file. Never raises."""
-    compiled = finder = collector = None
-    paused = False
+def start_agent(package: str, runtime: str, report: "Callable[[str], None]", threading_was_imported: bool) -> None:
+    """Import lu's package from `package` (its private copy) and open the agent's door (door.py: the agent
+    itself loads when the first client connects); say how it went through `report`, which writes the
+    injection's status file. Never raises."""
+    compiled = finder = None
     try:
         module = sys.modules.get("lu_payloads")
+        fresh = module is None
         if module is None:
             # lu's bytecode, and the standard library's where it has none, made away from the program's GIL
-            # (startup.py says how); the finder serves this thread only, while it starts the agent
+            # (startup.py says how); the finder serves this thread only, while it imports, and the door's
+            # thread while it loads the agent
             try:
                 startup = load(package + "/startup.py", "_lu_startup")
                 compiled, finder = startup.prepare(package, runtime)
@@ -65,41 +66,71 @@ def start_agent(
                 compiled = finder = None  # a way to start faster, never a reason not to start
             if finder is not None:
                 sys.meta_path.insert(0, finder)
-            # no collection examines what the start makes (collector.py says why and when not)
-            try:
-                collector = load(package + "/collector.py", "_lu_collector")
-                paused = collector.pause()
-            except Exception:
-                paused = False
             module = load(package + "/__init__.py", "lu_payloads", search=[package], register=True)
-        from lu_payloads import threadfix  # lazy: the package is in sys.modules only from here
+        if not threading_was_imported:  # (lu imports it now, maybe from a thread that is not the main one)
+            from lu_payloads import threadfix  # lazy: the package is in sys.modules only from here
 
-        threadfix.fix_main_thread(threading_was_imported)
-        was_running = module.running()  # imports the agent's modules: the last of the start's imports
-        # the collector runs again before the agent listens: no client ever finds it paused
-        paused = _resume_collector(collector, paused)
+            threadfix.fix_main_thread(threading_was_imported)
+        was_running = module.running()  # (imports nothing)
+        socket = module.listen(agent_loader(package if fresh else None, finder))
         report(
-            {
-                "ok": True,
-                "socket": module.start(),
-                "python": "%d.%d.%d" % sys.version_info[:3],
-                "pid": os.getpid(),
-                "was_running": was_running,
-                "compiled": compiled,
-            }
+            as_json(
+                {
+                    "ok": True,
+                    "socket": socket,
+                    "python": "%d.%d.%d" % sys.version_info[:3],
+                    "pid": os.getpid(),
+                    "was_running": was_running,
+                    "compiled": compiled,
+                }
+            )
         )
     except BaseException as exc:
         try:
-            report({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
+            report(as_json({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))
         except BaseException:
             pass
     finally:
+        _take_out(finder)
+
+
+def agent_loader(package: "Optional[str]", finder: "Optional[Any]") -> "Callable[[Any, Any], None]":
+    """What loads the agent when its door is knocked on, in the door's thread: with the standard library's
+    bytecode kept aside (`finder`), and the collector paused while it imports, when this injection
+    imported lu's package from its private copy (`package`)."""
+
+    def load_agent(listening: "Any", first: "Any") -> None:
+        collector = None
+        paused = False
         if finder is not None:
-            try:
-                sys.meta_path.remove(finder)
-            except ValueError:
-                pass
-        _resume_collector(collector, paused)
+            finder.serve_this_thread()
+            sys.meta_path.insert(0, finder)
+        try:
+            if package is not None:
+                # no collection examines what the start makes (collector.py says why and when not)
+                try:
+                    collector = load(package + "/collector.py", "_lu_collector")
+                    paused = collector.pause()
+                except Exception:
+                    paused = False
+            from lu_payloads import service  # lazy: the agent's modules, all of them: the start's imports
+
+            # the collector runs again before the agent serves: no client ever finds it paused
+            paused = _resume_collector(collector, paused)
+            service.start(listening, first)
+        finally:
+            _take_out(finder)
+            _resume_collector(collector, paused)
+
+    return load_agent
+
+
+def _take_out(finder: "Optional[Any]") -> None:
+    if finder is not None:
+        try:
+            sys.meta_path.remove(finder)
+        except ValueError:
+            pass
 
 
 def _resume_collector(collector: "Optional[Any]", paused: bool) -> bool:
@@ -110,3 +141,34 @@ def _resume_collector(collector: "Optional[Any]", paused: bool) -> bool:
         except Exception:
             gc.enable()  # never leave the program's collector off
     return False
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def as_json(value: "Any") -> str:
+    """The status as JSON text, without the json module: importing that costs a program that never did a
+    few milliseconds of Python (it compiles regular expressions), and the status needs dicts, lists,
+    strings, numbers, booleans and None only."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + "".join(_json_char(c) for c in value) + '"'
+    if isinstance(value, dict):
+        return "{" + ", ".join(as_json(str(key)) + ": " + as_json(item) for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(as_json(item) for item in value) + "]"
+    return as_json(repr(value))
+
+
+def _json_char(c: str) -> str:
+    """One character of a JSON string: quotes and backslashes escaped, control characters and lone
+    surrogates (from undecodable file names) as \\u escapes, anything else as itself."""
+    escaped = _ESCAPES.get(c)
+    if escaped is not None:
+        return escaped
+    return c if " " <= c < "\ud800" or c > "\udfff" else "\\u%04x" % ord(c)

@@ -10,7 +10,7 @@ starts its own (the inherited object belongs to the parent).
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from . import console, forks, operations, osthreads, recorder
 from .agent import Agent, Connection
@@ -36,18 +36,25 @@ def _on_stop(agent: Agent) -> None:
     console.uninstall_capture()
 
 
-def start() -> str:
-    """Start the agent; if it runs already, make sure it can be reached again. Returns its socket."""
+def start(adopted: Optional[osthreads.Listening] = None, first: Any = None) -> str:
+    """Start the agent; if it runs already, make sure it can be reached again. Returns its socket.
+
+    From the door (door.py): `adopted` is its socket, listening at the agent's path, and `first` the
+    connection that knocked, served first."""
     global _agent
     with _lock:
         agent = current()
-        if agent is not None:
+        if agent is None:
+            agent = Agent(HANDLERS, _on_stop)
+            agent.start(adopted)
+            recorder.subscribe(agent.emit)
+            _agent = agent
+        else:
+            if adopted is not None:  # (an agent started meanwhile, listening on a socket of its own)
+                osthreads.close_listener(adopted.listener)
             agent.ensure_bound()
-            return agent.socket_path
-        agent = Agent(HANDLERS, _on_stop)
-        agent.start()
-        recorder.subscribe(agent.emit)
-        _agent = agent
+        if first is not None:
+            agent.admit(first)
         return agent.socket_path
 
 

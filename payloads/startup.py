@@ -85,16 +85,44 @@ def aside_directory(runtime: str) -> str:
     return "%s/bytecode-%s" % (runtime, sys.version.split()[0] + "-" + sys.implementation.cache_tag)
 
 
+def complete_marker(package: str) -> str:
+    """A file beside the package's own bytecode, written when every module of this copy of lu had bytecode
+    for this Python; it lists the bytecode directories. While none of them changed since (a removed file
+    changes its directory), later injections look at them instead of at every module: 6 calls, not 70."""
+    return EXTERNAL.cache_from_source(package + "/__init__.py")[: -len(".pyc")] + ".complete"
+
+
+def _still_complete(marker: str) -> bool:
+    try:
+        with open(marker) as handle:
+            directories = handle.read().split("\n")
+        written = os.stat(marker).st_mtime_ns
+        return bool(directories) and all(os.stat(d).st_mtime_ns <= written for d in directories)
+    except (OSError, ValueError):
+        return False
+
+
 def missing_bytecode(package: str) -> "List[Tuple[str, str]]":
     """lu's modules without bytecode for this Python: (source, where its bytecode belongs)."""
+    marker = complete_marker(package)
+    if _still_complete(marker):
+        return []
     missing = []
+    directories = set()
     for dirpath, _dirnames, filenames in os.walk(package):
         for name in filenames:
             if name.endswith(".py"):
                 source = os.path.join(dirpath, name)
                 cached = EXTERNAL.cache_from_source(source)
+                directories.add(os.path.dirname(cached))
                 if not os.path.exists(cached):
                     missing.append((source, cached))
+    if not missing:
+        try:
+            with open(marker, "w") as handle:
+                handle.write("\n".join(sorted(directories)))
+        except OSError:
+            pass  # looked at module by module again next time
     return missing
 
 
@@ -217,6 +245,10 @@ class AsideFinder:
                 return code if code is not None else super().get_code(fullname)
 
         self.aside_loader = AsideLoader
+
+    def serve_this_thread(self) -> None:
+        """Serve the calling thread from now on (the door's, when it loads the agent), and it alone."""
+        self.thread = self.get_ident()
 
     def find_spec(self, name: str, path: "Any" = None, target: "Any" = None) -> "Any":
         if self.get_ident() != self.thread:

@@ -110,9 +110,45 @@ def test_a_launch_module_that_fails_to_load_is_reported_and_the_program_goes_on(
     assert started.output == "0.02 False"
 
 
-def test_the_programs_collector_runs_again_after_the_start(tmp_path):
-    """Paused while the agent starts (lu_payloads/collector.py), on again after, nothing left frozen."""
-    after = "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in __import__('sys').modules)"
+# The program knocks on the agent's door (its first client): the agent loads, and greets it.
+KNOCK_AT = """
+import socket, struct, sys
+knock = socket.socket(socket.AF_UNIX)
+knock.connect(%s)
+size = struct.unpack(">I", knock.recv(4, socket.MSG_WAITALL))[0]
+greeting = knock.recv(size, socket.MSG_WAITALL)
+"""
+KNOCK = KNOCK_AT % 'sys.modules["lu_payloads.door"].current().path'
+
+
+def test_the_injection_opens_the_door_and_the_first_client_loads_the_agent(tmp_path):
+    """What the injection runs in the program is the door alone (door.py says why): lu's package, its
+    version, the door and the two base modules it needs (threadfix too, where the program had not imported
+    threading), and not a module of the standard library that the program had not imported (typing, json,
+    select, ...). The first client loads the agent, which greets it."""
+    before = "import socket, sys, threading, time\nhad = set(sys.modules)"
+    after = (
+        "print(sorted(set(sys.modules) - had))\n"
+        + KNOCK
+        + "print(b'hello' in greeting, 'lu_payloads.agent' in sys.modules, 'lu_payloads.door' in sys.modules)\n"
+        # (the door's thread closes it once the agent took over, a moment after the greeting may be out)
+        + "end = time.monotonic() + 10\n"
+        + "while sys.modules['lu_payloads.door'].current() is not None and time.monotonic() < end:\n"
+        + "    time.sleep(0.01)\n"
+        + "print(sys.modules['lu_payloads'].running(), sys.modules['lu_payloads.door'].current())"
+    )
+    started = start_agent_in(tmp_path, program_before=before, program_after=after)
+    assert started.status["ok"] is True and started.status["was_running"] is False, started.status
+    imported, loaded, after_load = started.output.splitlines()
+    lus = ["lu_payloads", "lu_payloads.door", "lu_payloads.osthreads", "lu_payloads.paths", "lu_payloads.version"]
+    assert [name for name in eval(imported) if name != "__future__"] == lus, imported
+    assert loaded == "True True True" and after_load == "True None", (loaded, after_load)
+    assert started.status["socket"].endswith("/agent-%d.sock" % started.status["pid"]), started.status
+
+
+def test_the_programs_collector_runs_again_after_the_agent_loads(tmp_path):
+    """Paused while the agent loads (lu_payloads/collector.py), on again after, nothing left frozen."""
+    after = KNOCK + "print(gc.isenabled(), gc.get_freeze_count(), 'lu_payloads.agent' in sys.modules)"
     started = start_agent_in(tmp_path, program_after=after)
     assert started.status["ok"] is True and started.output == "True 0 True"
 
@@ -135,7 +171,7 @@ def test_the_collector_runs_again_before_the_agent_listens(tmp_path):
     """A client that reaches the agent never finds the program's collector paused (it asked for its state
     the moment a killed lu left the start to finish alone, and once read it still off)."""
     started = start_agent_in(
-        tmp_path, program_after="print(gc.isenabled())", appended=("collector.py", RESUME_SEES_AGENT)
+        tmp_path, program_after=KNOCK + "print(gc.isenabled())", appended=("collector.py", RESUME_SEES_AGENT)
     )
     assert started.status["ok"] is True and started.output.splitlines() == ["agent listening at resume: False", "True"]
 
@@ -143,13 +179,13 @@ def test_the_collector_runs_again_before_the_agent_listens(tmp_path):
 def test_a_collector_the_program_turned_off_stays_off_and_frozen_objects_stay_frozen(tmp_path):
     after = "print(gc.isenabled(), 0 < gc.get_freeze_count() <= frozen)"  # (frozen objects may be freed)
     before = "gc.disable(); gc.freeze(); frozen = gc.get_freeze_count()"
-    assert start_agent_in(tmp_path, before, after).output == "False True"
+    assert start_agent_in(tmp_path, before, KNOCK + after).output == "False True"
     before = "gc.freeze(); frozen = gc.get_freeze_count()"
-    assert start_agent_in(tmp_path / "2", before, after).output == "True True"
+    assert start_agent_in(tmp_path / "2", before, KNOCK + after).output == "True True"
 
 
 def test_the_agent_starts_with_the_collector_on_when_that_step_fails(tmp_path):
-    started = start_agent_in(tmp_path, program_after="print(gc.isenabled())", broken="collector.py")
+    started = start_agent_in(tmp_path, program_after=KNOCK + "print(gc.isenabled())", broken="collector.py")
     assert started.status["ok"] is True and started.output == "True"
 
 
@@ -200,3 +236,51 @@ def test_a_copy_that_loses_the_race_is_removed(tmp_path):
     started = start_agent_in(tmp_path)
     assert started.status["ok"] is False, started.status  # (the other's copy is not complete yet)
     assert sorted(os.listdir(str(tmp_path / "runtime"))) == ["copy", "inject-%s.status" % ("3" * 24)]
+
+
+def test_an_agent_that_cannot_be_loaded_tells_each_client_and_the_door_stays(tmp_path):
+    """A client that knocks gets one line saying why there is no agent, instead of a greeting; the next
+    knock tries again; the program runs on."""
+    after = (
+        KNOCK
+        + "print(greeting)\n"
+        + KNOCK
+        + "print(greeting)\n"
+        + "print(sys.modules['lu_payloads'].running(), sys.modules['lu_payloads.door'].current().failures)"
+    )
+    started = start_agent_in(tmp_path, program_after=after, broken="service.py")
+    assert started.status["ok"] is True, started.status
+    first, second, state = started.output.splitlines()
+    for greeting in (first, second):
+        error = json.loads(eval(greeting))
+        assert error["ok"] is False and "could not be loaded" in error["error"], error
+        assert "RuntimeError: broken on purpose" in error["error"], error
+    assert state == "True 2"
+
+
+def test_an_embedding_programs_start_takes_over_from_an_open_door(tmp_path):
+    """The program calls lu_payloads.start() itself after lu was injected: the door gives way to the agent,
+    which listens at the same path and greets its clients; stop() then removes it all."""
+    after = (
+        "import os, sys, time\n"
+        "door = sys.modules['lu_payloads.door'].current()\n"
+        "path = sys.modules['lu_payloads'].start()\n"
+        "print(path == door.path, door.state, sys.modules['lu_payloads.door'].current())\n"
+        + KNOCK_AT
+        % "path"
+        + "print(b'hello' in greeting)\n"
+        "sys.modules['lu_payloads'].stop()\n"
+        "print(os.path.exists(path), sys.modules['lu_payloads'].running())\n"
+    )
+    started = start_agent_in(tmp_path, program_after=after)
+    assert started.output.splitlines() == ["True closed None", "True", "False False"], started.output
+
+
+def test_a_door_nobody_knocked_on_is_closed_by_stop(tmp_path):
+    after = (
+        "import os, sys\n"
+        "door = sys.modules['lu_payloads.door'].current()\n"
+        "sys.modules['lu_payloads'].stop()\n"
+        "print(os.path.exists(door.path), door.state, 'lu_payloads.agent' in sys.modules)\n"
+    )
+    assert start_agent_in(tmp_path, program_after=after).output == "False closed False"
