@@ -69,6 +69,7 @@ class Door:
                     conn.close()
                     return
                 self.state = LOADING
+            _loading.acquire()  # (a fork waits for the load: see _before_fork)
             try:
                 self.load_agent(self.listening, conn)
             except BaseException as exc:
@@ -80,6 +81,8 @@ class Door:
                     if self.state == LOADING:
                         self.state = OPEN
                 continue
+            finally:
+                _loading.release()
             with self.lock:
                 self.state = CLOSED  # the agent listens on the socket now
             return
@@ -160,11 +163,35 @@ def shut() -> None:
         door.shut()
 
 
+# Held by the door's thread while it loads the agent. A process forked meanwhile would copy the modules
+# that thread is importing half-done (lu's and the standard library's: the program's own later import
+# of one would find it so), with their import locks held by a thread the child does not have. So a fork
+# waits for the load (70 ms), at most FORK_WAIT seconds, as forks.py's guards do for a code swap.
+_loading = osthreads.Lock()
+_held_for_fork = False
+FORK_WAIT = 5.0
+
+
+def _before_fork() -> None:
+    global _held_for_fork
+    try:
+        _held_for_fork = _loading.acquire(True, FORK_WAIT)
+    except Exception:
+        _held_for_fork = False
+
+
+def _after_fork_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _loading.release()
+
+
 def _after_fork_in_child() -> None:
     """The inherited door is the parent's: close the child's descriptors of it (no shutdown, no unlink: they
     would close the parent's socket), including a connection its thread had just accepted."""
-    global _door, _lock
-    _lock = osthreads.Lock()
+    global _door, _lock, _loading, _held_for_fork
+    _lock, _loading, _held_for_fork = osthreads.Lock(), osthreads.Lock(), False
     door, _door = _door, None
     if door is not None and door.state != CLOSED:
         try:
@@ -174,4 +201,4 @@ def _after_fork_in_child() -> None:
         osthreads.close_sockets_named(door.path)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -284,3 +284,37 @@ def test_a_door_nobody_knocked_on_is_closed_by_stop(tmp_path):
         "print(os.path.exists(door.path), door.state, 'lu_payloads.agent' in sys.modules)\n"
     )
     assert start_agent_in(tmp_path, program_after=after).output == "False closed False"
+
+
+# The program forks while the door's thread loads the agent (a client knocked from another thread).
+FORK_DURING_LOAD = (
+    """
+import os, sys, threading, time
+door = sys.modules["lu_payloads.door"].current()
+knocker = threading.Thread(target=exec, args=(%r, {}))
+knocker.start()
+end = time.monotonic() + 10
+while door.state == "open" and time.monotonic() < end:
+    time.sleep(0.0005)
+was = door.state
+time.sleep(0.01)  # (into the agent's imports)
+child = os.fork()
+if child == 0:
+    half = [name for name, module in list(sys.modules.items())
+            if getattr(getattr(module, "__spec__", None), "_initializing", False)]
+    os.write(1, ("child: %%s %%s\\n" %% (half, "lu_payloads.service" in sys.modules)).encode())
+    os._exit(0)
+os.waitpid(child, 0)
+knocker.join()
+print("parent:", was)
+"""
+    % KNOCK
+)
+
+
+def test_a_fork_while_the_agent_loads_waits_for_it(tmp_path):
+    """A child forked while the door's thread imports the agent's modules would copy them half-done (and
+    the standard library's it was importing: the program's own import of one would find it so). The fork
+    waits for the load, and the child has the agent's modules whole."""
+    started = start_agent_in(tmp_path, program_after=FORK_DURING_LOAD)
+    assert started.output.splitlines() == ["child: [] True", "parent: loading"], started.output
