@@ -31,6 +31,7 @@ def library(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(source_dir))
     monkeypatch.delitem(sys.modules, "lu_aside_probe", raising=False)
     finder = startup.AsideFinder(aside)
+    finder.stdlib = finder.stdlib | {"lu_aside_probe"}  # (it serves the standard library's modules only)
     yield source, finder
     sys.modules.pop("lu_aside_probe", None)
 
@@ -51,6 +52,13 @@ def test_other_threads_imports_are_not_served(library):
     thread.start()
     thread.join()
     assert seen == [None]
+
+
+def test_a_module_of_lu_or_of_the_program_is_left_to_the_programs_finders(library):
+    """Only the standard library's modules are kept aside: anything else is not looked for at all."""
+    _source, finder = library
+    finder.stdlib = frozenset(sys.stdlib_module_names)
+    assert finder.find_spec("lu_aside_probe") is None
 
 
 def test_a_module_with_bytecode_of_its_own_is_left_to_the_programs_finders(library):
