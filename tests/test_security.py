@@ -402,6 +402,15 @@ def test_removed_socket_and_description_come_back(start_target):
     inject_ok(target.pid)
     home = "/proc/%d/root/tmp/lu-0" % target.pid
     sock, info = ("%s/agent-%d.%s" % (home, target.pid, ext) for ext in ("sock", "json"))
+    # The agent's door alone (no client came yet): the next injection opens it again, and the door it
+    # replaced is gone (its thread with it).
+    os.unlink(sock)
+    again = inject_ok(target.pid)
+    assert again["already_running"] is True and os.path.exists(sock) and not os.path.exists(info)
+    assert json.loads(run_lu("ls", target.pid, "--json").stdout) == []  # (the agent loads, and describes itself)
+    assert os.path.exists(info)
+    names = agent_exec(target.pid, "import threading; print(sorted(t.name for t in threading.enumerate()))")
+    assert "'lu-agent'" in names and "lu-agent-door" not in names, names
     os.unlink(sock)
     os.unlink(info)
     again = inject_ok(target.pid)  # the running agent listens again
