@@ -143,7 +143,7 @@ def _lu_bootstrap():
         except BaseException:
             pass
     else:
-        launch.start_agent(package, runtime, report, _threading_was_imported)
+        launch.start_agent(package, runtime, report, _threading_was_imported, {switch_interval!r})
     finally:
         if sys.getswitchinterval() == short:
             sys.setswitchinterval(interval)

@@ -47,7 +47,13 @@ def load(path: str, name: str, search: "Optional[List[str]]" = None, register: b
     return module
 
 
-def start_agent(package: str, runtime: str, report: "Callable[[str], None]", threading_was_imported: bool) -> None:
+def start_agent(
+    package: str,
+    runtime: str,
+    report: "Callable[[str], None]",
+    threading_was_imported: bool,
+    switch_interval: float = 0.0001,
+) -> None:
     """Import lu's package from `package` (its private copy) and open the agent's door (door.py: the agent
     itself loads when the first client connects); say how it went through `report`, which writes the
     injection's status file. Never raises."""
@@ -72,7 +78,7 @@ def start_agent(package: str, runtime: str, report: "Callable[[str], None]", thr
 
             threadfix.fix_main_thread(threading_was_imported)
         was_running = module.running()  # (imports nothing)
-        socket = module.listen(agent_loader(package if fresh else None, finder))
+        socket = module.listen(agent_loader(package if fresh else None, finder, switch_interval))
         report(
             as_json(
                 {
@@ -94,14 +100,21 @@ def start_agent(package: str, runtime: str, report: "Callable[[str], None]", thr
         _take_out(finder)
 
 
-def agent_loader(package: "Optional[str]", finder: "Optional[Any]") -> "Callable[[Any, Any], None]":
+def agent_loader(
+    package: "Optional[str]", finder: "Optional[Any]", switch_interval: float
+) -> "Callable[[Any, Any], None]":
     """What loads the agent when its door is knocked on, in the door's thread: with the standard library's
     bytecode kept aside (`finder`), and the collector paused while it imports, when this injection
-    imported lu's package from its private copy (`package`)."""
+    imported lu's package from its private copy (`package`); and with the switch interval the bootstrap
+    sets while it runs (`switch_interval`), for the same reasons: the program's threads get their turns
+    while the agent imports, and the load gets the GIL back soon after each of its reads."""
 
     def load_agent(listening: "Any", first: "Any") -> None:
         collector = None
         paused = False
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, switch_interval))
+        short = sys.getswitchinterval()  # as the interpreter holds it, to compare with later
         if finder is not None:
             finder.serve_this_thread()
             sys.meta_path.insert(0, finder)
@@ -121,6 +134,8 @@ def agent_loader(package: "Optional[str]", finder: "Optional[Any]") -> "Callable
         finally:
             _take_out(finder)
             _resume_collector(collector, paused)
+            if sys.getswitchinterval() == short:  # (unless the program changed it meanwhile)
+                sys.setswitchinterval(interval)
 
     return load_agent
 

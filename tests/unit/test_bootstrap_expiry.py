@@ -318,3 +318,16 @@ def test_a_fork_while_the_agent_loads_waits_for_it(tmp_path):
     waits for the load, and the child has the agent's modules whole."""
     started = start_agent_in(tmp_path, program_after=FORK_DURING_LOAD)
     assert started.output.splitlines() == ["child: [] True", "parent: loading"], started.output
+
+
+def test_the_agent_loads_at_the_short_switch_interval_and_the_programs_comes_back(tmp_path):
+    """At the first knock the door's thread loads the agent as the bootstrap starts it: with a short switch
+    interval (the program's threads get their turns; the load gets the GIL back soon after each of its
+    reads, which took seconds beside a busy server's threads), then the program's own again."""
+    started = start_agent_in(
+        tmp_path,
+        program_before="import sys; sys.setswitchinterval(0.02)",
+        program_after=KNOCK + "print(sys.getswitchinterval())",
+        appended=("service.py", "import sys as _sys\nprint('while it loads: %.4f' % _sys.getswitchinterval())"),
+    )
+    assert started.output.splitlines() == ["while it loads: 0.0001", "0.02"], started.output
