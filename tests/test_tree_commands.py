@@ -224,9 +224,12 @@ def _old_python() -> Optional[str]:
 def test_a_member_lu_cannot_inject_stops_the_tree_update_before_anything_applies(start_target, patch_file):
     parent = start_target(sys.executable, os.path.join(TARGETS, "spawn_child.py"), _old_python())
     child = int(parent.ready_line.split()[2])
-    result = run_lu("patch", str(parent.pid), patch_file, "--tree", timeout=120)
-    assert_one_line_error(result, "process %d cannot be reached" % child, "nothing was done")
-    assert json.loads(lu_ok("ls", parent.pid, "--json")) == []
+    try:
+        result = run_lu("patch", str(parent.pid), patch_file, "--tree", timeout=120)
+        assert_one_line_error(result, "process %d cannot be reached" % child, "nothing was done")
+        assert json.loads(lu_ok("ls", parent.pid, "--json")) == []
+    finally:
+        os.kill(child, 9)  # (it outlives its parent, which the fixture kills)
 
 
 def test_a_member_of_another_user_is_one_clear_error_when_lu_is_not_root(start_target):
