@@ -51,7 +51,8 @@ def command(pid: int, timeout: float, method: str, as_json: bool, tree: bool) ->
     elif result.already_running:
         echo("agent already running in process %d, listening on %s" % (pid, result.socket))
     else:
-        echo("agent started in process %d, listening on %s" % (pid, result.socket))
+        # (the injection opened the agent's door: the agent's modules load when the first command connects)
+        echo("agent listening in process %d on %s (it loads at the first command)" % (pid, result.socket))
         if result.thread is None:
             how = "%s, no thread stopped, %.0f ms in all" % (result.method, result.total_ms or 0)
         else:
