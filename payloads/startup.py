@@ -224,9 +224,9 @@ class AsideFinder:
         import marshal  # lazy: (as above)
 
         self.aside = aside
-        # only the standard library's modules are kept aside: lu's own, and the program's, are none of its
-        # business (asking the path finder for them here would look for each twice)
-        self.stdlib = frozenset(getattr(sys, "stdlib_module_names", ()))
+        # lu's own modules have their bytecode in lu's copy, never aside: asking the path finder for them
+        # here would look for each of them twice (the standard library's names do not say it all: Debian
+        # adds modules of its own)
         self.get_ident = _thread.get_ident
         self.thread = self.get_ident()  # the thread that makes it is the one it serves
         self.cache_from_source = EXTERNAL.cache_from_source
@@ -254,7 +254,7 @@ class AsideFinder:
         self.thread = self.get_ident()
 
     def find_spec(self, name: str, path: "Any" = None, target: "Any" = None) -> "Any":
-        if self.get_ident() != self.thread or name.partition(".")[0] not in self.stdlib:
+        if self.get_ident() != self.thread or name.partition(".")[0] == "lu_payloads":
             return None
         spec = self.path_finder.find_spec(name, path)
         if spec is None or type(spec.loader) is not self.source_loader or not isinstance(spec.origin, str):

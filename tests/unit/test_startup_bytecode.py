@@ -31,7 +31,6 @@ def library(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(source_dir))
     monkeypatch.delitem(sys.modules, "lu_aside_probe", raising=False)
     finder = startup.AsideFinder(aside)
-    finder.stdlib = finder.stdlib | {"lu_aside_probe"}  # (it serves the standard library's modules only)
     yield source, finder
     sys.modules.pop("lu_aside_probe", None)
 
@@ -54,11 +53,15 @@ def test_other_threads_imports_are_not_served(library):
     assert seen == [None]
 
 
-def test_a_module_of_lu_or_of_the_program_is_left_to_the_programs_finders(library):
-    """Only the standard library's modules are kept aside: anything else is not looked for at all."""
+def test_lus_own_modules_are_not_looked_for(library, monkeypatch):
+    """lu's modules have their bytecode in lu's copy: the finder does not even ask the path finder."""
     _source, finder = library
-    finder.stdlib = frozenset(sys.stdlib_module_names)
-    assert finder.find_spec("lu_aside_probe") is None
+    asked = []
+    monkeypatch.setattr(finder, "path_finder", type("Asked", (), {"find_spec": lambda *a: asked.append(a)}))
+    assert finder.find_spec("lu_payloads.engine") is None and finder.find_spec("lu_payloads") is None
+    assert asked == []
+    finder.find_spec("lu_aside_probe")
+    assert len(asked) == 1
 
 
 def test_a_module_with_bytecode_of_its_own_is_left_to_the_programs_finders(library):
