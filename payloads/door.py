@@ -135,7 +135,8 @@ def current() -> Optional[Door]:
 
 def open_door(load_agent: LoadAgent) -> str:
     """Listen at the agent's path, and load the agent with `load_agent` when the first client connects.
-    Returns the socket's path. An open door is kept while its socket is in place; a loading one is kept."""
+    Returns the socket's path. An open door is kept while its socket is in place; a loading one is kept;
+    one whose socket was removed is opened again, with the loader it had."""
     global _door
     with _lock:
         door = current()
@@ -143,6 +144,7 @@ def open_door(load_agent: LoadAgent) -> str:
             if door.state == LOADING or door.still_bound():
                 return door.path
             door.shut()
+            load_agent = door.load_agent  # (the first injection's: it imported lu, with the bytecode kept aside)
         uid = os.geteuid()
         paths.ensure_private_dir(paths.runtime_dir(uid), uid)
         path = paths.socket_path(os.getpid(), uid)

@@ -331,3 +331,19 @@ def test_the_agent_loads_at_the_short_switch_interval_and_the_programs_comes_bac
         appended=("service.py", "import sys as _sys\nprint('while it loads: %.4f' % _sys.getswitchinterval())"),
     )
     assert started.output.splitlines() == ["while it loads: 0.0001", "0.02"], started.output
+
+
+def test_a_door_whose_socket_was_removed_opens_again_with_the_loader_it_had(tmp_path):
+    """A /tmp cleaner removed the socket of a door nobody knocked on; the next injection opens it again, and
+    keeps the first injection's loader (which imported lu with the bytecode kept aside, its collector's
+    pause): the second's loader, given here as one that fails, is not used."""
+    after = (
+        "import os, sys\n"
+        "old = sys.modules['lu_payloads.door'].current()\n"
+        "os.unlink(old.path)\n"
+        "def second(listening, first):\n"
+        "    raise RuntimeError('the second injection loader')\n"
+        "path = sys.modules['lu_payloads'].listen(second)\n"
+        "print(path == old.path, old.state, os.path.exists(path))\n" + KNOCK + "print(b'hello' in greeting)\n"
+    )
+    assert start_agent_in(tmp_path, program_after=after).output.splitlines() == ["True closed True", "True"]
