@@ -119,6 +119,13 @@ size = struct.unpack(">I", knock.recv(4, socket.MSG_WAITALL))[0]
 greeting = knock.recv(size, socket.MSG_WAITALL)
 """
 KNOCK = KNOCK_AT % 'sys.modules["lu_payloads.door"].current().path'
+# After the greeting: the door's thread finishes its load (the greeting may go out a moment before it does).
+LOADED = """
+import time
+end = time.monotonic() + 10
+while sys.modules["lu_payloads.door"].current() is not None and time.monotonic() < end:
+    time.sleep(0.01)
+"""
 
 
 def test_the_injection_opens_the_door_and_the_first_client_loads_the_agent(tmp_path):
@@ -131,10 +138,7 @@ def test_the_injection_opens_the_door_and_the_first_client_loads_the_agent(tmp_p
         "print(sorted(set(sys.modules) - had))\n"
         + KNOCK
         + "print(b'hello' in greeting, 'lu_payloads.agent' in sys.modules, 'lu_payloads.door' in sys.modules)\n"
-        # (the door's thread closes it once the agent took over, a moment after the greeting may be out)
-        + "end = time.monotonic() + 10\n"
-        + "while sys.modules['lu_payloads.door'].current() is not None and time.monotonic() < end:\n"
-        + "    time.sleep(0.01)\n"
+        + LOADED
         + "print(sys.modules['lu_payloads'].running(), sys.modules['lu_payloads.door'].current())"
     )
     started = start_agent_in(tmp_path, program_before=before, program_after=after)
@@ -327,7 +331,7 @@ def test_the_agent_loads_at_the_short_switch_interval_and_the_programs_comes_bac
     started = start_agent_in(
         tmp_path,
         program_before="import sys; sys.setswitchinterval(0.02)",
-        program_after=KNOCK + "print(sys.getswitchinterval())",
+        program_after=KNOCK + LOADED + "print(sys.getswitchinterval())",
         appended=("service.py", "import sys as _sys\nprint('while it loads: %.4f' % _sys.getswitchinterval())"),
     )
     assert started.output.splitlines() == ["while it loads: 0.0001", "0.02"], started.output
