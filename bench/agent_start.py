@@ -16,11 +16,14 @@ more thread does one of:
 - `lu`      lu's own bootstrap script, as `lu inject` stages it (its claim,
             lu's package staged in the bench's directory), run as lu's
             launcher runs it:
-            its switch interval, its collector step (payloads/collector.py),
-            lu's package imported and the agent started (then stopped,
-            outside the window);
+            its switch interval, lu's package imported and the agent's
+            door opened (payloads/door.py; then shut, outside the window).
+            The agent itself loads when a first client connects, which this
+            bench does not do: `bench/attach.py --first-use` measures that;
 - `baseline` what lu is compared with, chosen by `--baseline`: `collector`
-            (the default) stages lu with its collector step left out; a git
+            (the default) stages lu with its collector step left out (the
+            injection has none since it opens only the door: the two are
+            then the same, and a revision is the comparison to ask for); a git
             revision stages lu's package and bootstrap as of then, run as its
             launcher ran it (through compile() on 3.14+ before this one's
             launcher ran it with exec);

@@ -1,7 +1,7 @@
 """Benchmark of attaching: how long `lu inject` takes and how long it stops the target.
 
     python3 bench/attach.py [--runs 5] [--python PATH | --all] [--methods lu,raw-remote-exec]
-                            [--fresh | --cold] [--python-ms 70] [--json]
+                            [--fresh | --cold] [--python-ms 70] [--first-use] [--json]
 
 For each target interpreter it starts a small target program (written to a temp
 file) with:
@@ -45,6 +45,21 @@ an idle window of the same length: the noise floor. Medians are reported; what
 lu adds to a floor is the difference of the medians, with a 95% interval got by
 resampling each side's runs: "measurable" when the interval leaves out 0.
 
+The longest gap of a window grows with the window's length, and `lu inject` (a
+command-line program that starts, then injects) lasts some 30 times as long as
+a raw `sys.remote_exec`. So each injection's pause is also taken over a window
+of one length for every method (1 s, ending 0.2 s after the command; each
+command is preceded by that much quiet), and lu is compared with the floor
+that way too: the "pause in a 1 s window" column. And `lu inject` is first a
+command-line program that starts (some 250 ms of CPU here, on one of the
+machine's two cores): the pause of lu's injection proper is also taken from
+where lu's own inject() began (its `total_ms`) to 0.2 s after the command.
+
+An injection opens the agent's door only; the agent loads when the first
+client connects (payloads/door.py). `--first-use` shows where that cost went:
+after each lu injection, the pauses of the next two commands (`lu ls`), the
+first of which loads the agent.
+
 By default the target is started once and injected again and again: after
 the first injection its agent's modules stay imported, and later ones only
 start the agent's threads. `--fresh` starts a new target for every injection
@@ -78,6 +93,7 @@ VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
 LU = [VENV_PY if os.path.exists(VENV_PY) else sys.executable, "-m", "lu_cli.main"]
 AFTER = 0.2  # seconds after the command's end that still count as its pause
 SETTLE = 0.4  # quiet time between steps
+EQUAL_WINDOW = 1.0  # seconds: the window, ending AFTER past the command's end, of the pauses compared alike
 TIMEOUT = 30.0  # per command
 
 TARGET = r'''
@@ -254,6 +270,17 @@ def inject_lu(target, method):
     return res
 
 
+def first_uses(target):
+    """The pauses of the two commands after an injection (`lu ls`): the first makes the agent's door load
+    the agent; the second finds it loaded."""
+    pauses = []
+    for _ in range(2):
+        time.sleep(SETTLE)
+        t0, t1, _wall, rc, _out, _err = run_cmd(LU + ["ls", str(target.pid), "--json"])
+        pauses.append(target.max_gap(t0, t1 + AFTER) if rc == 0 else None)
+    return pauses
+
+
 def detach_lu(target):
     if target.alive():
         run_cmd(LU + ["detach", str(target.pid)])
@@ -357,7 +384,7 @@ def remove_lu_bytecode():
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, python_ms=PYTHON_MS):
+def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, python_ms=PYTHON_MS, first_use=False):
     version = interpreter_version(python)
     methods = tuple(m for m in methods_for(version) if only is None or m in only)
     target = Target(python, script)
@@ -373,7 +400,7 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
                     target.restart()
                 if cold and m.startswith("lu"):
                     remove_lu_bytecode()
-                time.sleep(SETTLE)
+                time.sleep(SETTLE + EQUAL_WINDOW)  # (the equal window reaches back into this quiet time)
                 if m == "plain":
                     res = inject_plain(target, marker)
                 elif m == "raw-remote-exec":
@@ -383,11 +410,23 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
                 else:
                     res = inject_lu(target, m)
                 res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
+                # the same, over a window of one length for every method: the longest gap grows with the window
+                # it is taken over, and lu's command (a CLI that starts) lasts 30 times as long as the floor's
+                end = res["t1"] + AFTER
+                fits = end - res["t0"] <= EQUAL_WINDOW
+                res["equal_pause_ms"] = target.max_gap(end - EQUAL_WINDOW, end, wait=False) if fits else None
+                # lu's injection proper: from where lu's inject() began (its own total, which leaves out the
+                # command-line program's start, some 250 ms of CPU on this machine's two cores) to the end
+                if res.get("lu_total_ms") is not None:
+                    begun = res["t1"] - res["lu_total_ms"] / 1000.0
+                    res["inject_pause_ms"] = target.max_gap(begun, end, wait=False)
                 note = target.check(m)
                 if note:
                     res["ok"], res["error"] = False, note
                     notes.append(note)
                 elif m not in ("plain", "raw-remote-exec", "raw-remote-exec+python"):
+                    if first_use and m == "lu" and res["ok"]:
+                        res["first_use_ms"], res["second_use_ms"] = first_uses(target)
                     detach_lu(target)
                     note = target.check(m + " detach")
                     if note:
@@ -446,6 +485,16 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
         "wall_lugdb_over_plain": ratio(lugdb["wall_ms"], plain["wall_ms"]),
     }
     pauses = {m: [r["pause_ms"] for r in results[m] if r["ok"] and r["pause_ms"] is not None] for m in methods}
+    equal = {
+        m: [r["equal_pause_ms"] for r in results[m] if r["ok"] and r["equal_pause_ms"] is not None] for m in methods
+    }
+    proper = {
+        m: [r["inject_pause_ms"] for r in results[m] if r["ok"] and r.get("inject_pause_ms") is not None]
+        for m in methods
+    }
+    for m in methods:
+        summary[m]["equal_pause_ms"] = median(equal[m])
+        summary[m]["inject_pause_ms"] = median(proper[m])
     if "raw-remote-exec+python" in summary and "lu" in summary:
         ratios["pause_lu_minus_raw_remote_exec_python"] = median_difference(
             pauses["lu"], pauses["raw-remote-exec+python"]
@@ -454,10 +503,17 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
         ratios["pause_raw_remote_exec_python_minus_raw_remote_exec"] = median_difference(
             pauses["raw-remote-exec+python"], pauses["raw-remote-exec"]
         )
+    if first_use and "lu" in summary:
+        uses = [r for r in results["lu"] if r.get("first_use_ms") is not None and r.get("second_use_ms") is not None]
+        firsts, seconds = [r["first_use_ms"] for r in uses], [r["second_use_ms"] for r in uses]
+        summary["lu"]["first_use_ms"], summary["lu"]["second_use_ms"] = median(firsts), median(seconds)
+        ratios["pause_first_use_minus_second_use"] = median_difference(firsts, seconds)
     if "raw-remote-exec" in summary and "lu" in summary:
         floor = summary["raw-remote-exec"]
         ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
         ratios["pause_lu_minus_raw_remote_exec"] = median_difference(pauses["lu"], pauses["raw-remote-exec"])
+        ratios["equal_pause_lu_minus_raw_remote_exec"] = median_difference(equal["lu"], equal["raw-remote-exec"])
+        ratios["inject_pause_lu_minus_raw_remote_exec"] = median_difference(proper["lu"], pauses["raw-remote-exec"])
         ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
     return {
         "python": python,
@@ -507,15 +563,15 @@ def fmt(x, digits=1):
 def table(res):
     lines = [
         "%s (%s)" % (res["python"], res["version"]),
-        "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline | lu's own pause figure"
-        " | agent up after (lu's own figure) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | ok/runs | wall (median) | pause (median) | pause min-max | idle baseline"
+        " | pause in a %g s window | lu's own pause figure | lu inject's own total (its door open) |" % EQUAL_WINDOW,
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in res["methods"]:
         s = res["methods"][m]
         used = sorted({r.get("used") for r in s["each"] if r.get("used")})
         lines.append(
-            "| %s%s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s | %s |"
+            "| %s%s | %d/%d | %s ms | %s ms | %s-%s ms | %s ms | %s ms | %s | %s |"
             % (
                 m,
                 " (%s)" % ", ".join(used) if m == "lu" and used else "",
@@ -526,6 +582,7 @@ def table(res):
                 fmt(s["pause_min_ms"]),
                 fmt(s["pause_max_ms"]),
                 fmt(s["baseline_ms"]),
+                fmt(s["equal_pause_ms"]),
                 "-" if s["lu_reported_pause_ms"] is None else fmt(s["lu_reported_pause_ms"], 2) + " ms",
                 "-" if s["lu_reported_total_ms"] is None else fmt(s["lu_reported_total_ms"]) + " ms",
             )
@@ -557,6 +614,37 @@ def table(res):
                 difference_words(r["pause_lu_minus_raw_remote_exec"]),
                 fmt(s["lu"]["wall_ms"]),
                 fmt(s["raw-remote-exec"]["wall_ms"]),
+            )
+        )
+    if r.get("equal_pause_lu_minus_raw_remote_exec") is not None:
+        lines.append(
+            "in windows of one length (%g s, ending %g s after each command): lu (remote-exec) %s ms vs raw "
+            "sys.remote_exec %s ms: lu adds %s"
+            % (
+                EQUAL_WINDOW,
+                AFTER,
+                fmt(s["lu"]["equal_pause_ms"]),
+                fmt(s["raw-remote-exec"]["equal_pause_ms"]),
+                difference_words(r["equal_pause_lu_minus_raw_remote_exec"]),
+            )
+        )
+    if r.get("inject_pause_lu_minus_raw_remote_exec") is not None:
+        lines.append(
+            "lu's injection proper (from its inject() to 0.2 s after, the command-line program's start left out): "
+            "%s ms vs raw sys.remote_exec %s ms: lu adds %s"
+            % (
+                fmt(s["lu"]["inject_pause_ms"]),
+                fmt(s["raw-remote-exec"]["pause_ms"]),
+                difference_words(r["inject_pause_lu_minus_raw_remote_exec"]),
+            )
+        )
+    if r.get("pause_first_use_minus_second_use") is not None:
+        lines.append(
+            "after lu's injection: the first command (lu ls, its agent loads) %s ms, the next %s ms: the load adds %s"
+            % (
+                fmt(s["lu"]["first_use_ms"]),
+                fmt(s["lu"]["second_use_ms"]),
+                difference_words(r["pause_first_use_minus_second_use"]),
             )
         )
     if r.get("pause_lu_minus_raw_remote_exec_python") is not None:
@@ -629,6 +717,11 @@ def main():
     ap.add_argument("--cold", action="store_true", help="as --fresh, and lu's bytecode removed first (it compiles)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     ap.add_argument(
+        "--first-use",
+        action="store_true",
+        help="after each lu injection, also the pauses of the next two commands (lu ls): the first loads the agent",
+    )
+    ap.add_argument(
         "--python-ms",
         type=float,
         default=PYTHON_MS,
@@ -653,7 +746,15 @@ def main():
         for py in pythons:
             log("target %s, %d runs per method" % (py, args.runs))
             res = bench_python(
-                py, args.runs, script, log, only=only, fresh=args.fresh, cold=args.cold, python_ms=args.python_ms
+                py,
+                args.runs,
+                script,
+                log,
+                only=only,
+                fresh=args.fresh,
+                cold=args.cold,
+                python_ms=args.python_ms,
+                first_use=args.first_use,
             )
             results.append(res)
             if not args.json:
