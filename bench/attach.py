@@ -616,59 +616,56 @@ def table(res):
                 fmt(s["raw-remote-exec"]["wall_ms"]),
             )
         )
-    if r.get("equal_pause_lu_minus_raw_remote_exec") is not None:
-        lines.append(
-            "in windows of one length (%g s, ending %g s after each command): lu (remote-exec) %s ms vs raw "
-            "sys.remote_exec %s ms: lu adds %s"
-            % (
-                EQUAL_WINDOW,
-                AFTER,
-                fmt(s["lu"]["equal_pause_ms"]),
-                fmt(s["raw-remote-exec"]["equal_pause_ms"]),
-                difference_words(r["equal_pause_lu_minus_raw_remote_exec"]),
+    lu, raw, with_python = (s.get(m, {}) for m in ("lu", "raw-remote-exec", "raw-remote-exec+python"))
+    compared = (  # (the difference's key, what is compared and its figure, with what and its figure, what it adds)
+        (
+            "equal_pause_lu_minus_raw_remote_exec",
+            "in windows of one length (%g s, ending %g s after each command): lu (remote-exec)" % (EQUAL_WINDOW, AFTER),
+            lu.get("equal_pause_ms"),
+            "raw sys.remote_exec",
+            raw.get("equal_pause_ms"),
+            "lu adds",
+        ),
+        (
+            "inject_pause_lu_minus_raw_remote_exec",
+            "lu's injection proper (from its inject() to %g s after, the command-line program's start left out)"
+            % AFTER,
+            lu.get("inject_pause_ms"),
+            "raw sys.remote_exec",
+            raw.get("pause_ms"),
+            "lu adds",
+        ),
+        (
+            "pause_first_use_minus_second_use",
+            "after lu's injection: the first command (lu ls, its agent loads)",
+            lu.get("first_use_ms"),
+            "the next",
+            lu.get("second_use_ms"),
+            "the load adds",
+        ),
+        (
+            "pause_lu_minus_raw_remote_exec_python",
+            "lu (remote-exec) pause",
+            lu.get("pause_ms"),
+            "a raw sys.remote_exec that runs %g ms of Python in a thread" % res["python_ms"],
+            with_python.get("pause_ms"),
+            "lu adds",
+        ),
+        (
+            "pause_raw_remote_exec_python_minus_raw_remote_exec",
+            "a raw sys.remote_exec that runs %g ms of Python in a thread" % res["python_ms"],
+            with_python.get("pause_ms"),
+            "one of an empty script",
+            raw.get("pause_ms"),
+            "the Python adds",
+        ),
+    )
+    for key, what, what_ms, against, against_ms, adds in compared:
+        if r.get(key) is not None:
+            lines.append(
+                "%s %s ms vs %s %s ms: %s %s"
+                % (what, fmt(what_ms), against, fmt(against_ms), adds, difference_words(r[key]))
             )
-        )
-    if r.get("inject_pause_lu_minus_raw_remote_exec") is not None:
-        lines.append(
-            "lu's injection proper (from its inject() to 0.2 s after, the command-line program's start left out): "
-            "%s ms vs raw sys.remote_exec %s ms: lu adds %s"
-            % (
-                fmt(s["lu"]["inject_pause_ms"]),
-                fmt(s["raw-remote-exec"]["pause_ms"]),
-                difference_words(r["inject_pause_lu_minus_raw_remote_exec"]),
-            )
-        )
-    if r.get("pause_first_use_minus_second_use") is not None:
-        lines.append(
-            "after lu's injection: the first command (lu ls, its agent loads) %s ms, the next %s ms: the load adds %s"
-            % (
-                fmt(s["lu"]["first_use_ms"]),
-                fmt(s["lu"]["second_use_ms"]),
-                difference_words(r["pause_first_use_minus_second_use"]),
-            )
-        )
-    if r.get("pause_lu_minus_raw_remote_exec_python") is not None:
-        lines.append(
-            "lu (remote-exec) pause %s ms vs a raw sys.remote_exec that runs %g ms of Python in a thread %s ms: "
-            "lu adds %s"
-            % (
-                fmt(s["lu"]["pause_ms"]),
-                res["python_ms"],
-                fmt(s["raw-remote-exec+python"]["pause_ms"]),
-                difference_words(r["pause_lu_minus_raw_remote_exec_python"]),
-            )
-        )
-    if r.get("pause_raw_remote_exec_python_minus_raw_remote_exec") is not None:
-        lines.append(
-            "a raw sys.remote_exec that runs %g ms of Python in a thread %s ms vs one of an empty script %s ms: "
-            "the Python adds %s"
-            % (
-                res["python_ms"],
-                fmt(s["raw-remote-exec+python"]["pause_ms"]),
-                fmt(s["raw-remote-exec"]["pause_ms"]),
-                difference_words(r["pause_raw_remote_exec_python_minus_raw_remote_exec"]),
-            )
-        )
     for m in res["methods"]:
         for e in res["methods"][m]["errors"]:
             lines.append("  %s failure: %s" % (m, e))
