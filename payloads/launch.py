@@ -5,9 +5,10 @@ injection: one call that holds the GIL while the program's threads wait for
 it. So it is kept to what must come before any of lu's files can be read (its
 claim, its expiry, the switch interval, lu's private copy) and this module
 does the rest: it opens the agent's door (door.py), and hands the door what
-loads the agent when the first client connects. It is loaded by its path from that copy, where its bytecode is
-written once per Python version (by startup.py, in a subinterpreter from 3.14
-on), so an injection unmarshals it instead of compiling it.
+loads the agent when the first client connects. It is loaded by its path
+from that copy, where its bytecode is written once per Python version (by
+startup.py, in a subinterpreter from 3.14 on), so an injection unmarshals it
+instead of compiling it.
 
 Like startup.py and collector.py it is loaded before lu's package is
 imported, not entered in sys.modules, and imports only what every program has
@@ -78,7 +79,8 @@ def start_agent(
 
             threadfix.fix_main_thread(threading_was_imported)
         was_running = module.running()  # (imports nothing)
-        socket = module.listen(agent_loader(package if fresh else None, finder, switch_interval))
+        listen = getattr(module, "listen", None)  # (a program's own lu_payloads may predate the door)
+        socket = listen(agent_loader(package if fresh else None, finder, switch_interval)) if listen else module.start()
         report(
             as_json(
                 {

@@ -351,3 +351,17 @@ def test_a_door_whose_socket_was_removed_opens_again_with_the_loader_it_had(tmp_
         "print(path == old.path, old.state, os.path.exists(path))\n" + KNOCK + "print(b'hello' in greeting)\n"
     )
     assert start_agent_in(tmp_path, program_after=after).output.splitlines() == ["True closed True", "True"]
+
+
+def test_a_programs_own_lu_payloads_from_before_the_door_is_started_as_before(tmp_path):
+    """The program imported a lu_payloads of its own that has no door (an older lu): the injection starts
+    its agent with its start(), as injections did then."""
+    before = (
+        "import sys, threading, types\n"
+        "own = types.ModuleType('lu_payloads')\n"
+        "own.running = lambda: False\n"
+        "own.start = lambda: '/its/own/agent.sock'\n"
+        "sys.modules['lu_payloads'] = own\n"
+    )
+    status = start_agent_in(tmp_path, program_before=before).status
+    assert status["ok"] is True and status["socket"] == "/its/own/agent.sock", status
