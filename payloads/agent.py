@@ -135,7 +135,7 @@ class Connection:
 
     def _reply_error(self, request_id: Any, message: str) -> None:
         try:
-            self.send({"v": protocol.PROTOCOL_VERSION, "id": request_id, "ok": False, "error": message})
+            self.send(protocol.error(request_id, message))
         except (OSError, protocol.FrameTooLarge):
             self.closed = True
 
@@ -315,13 +315,7 @@ class Agent:
                 self.log.write("refused a connection from pid %d uid %d" % (peer[0], peer[1]))
                 try:
                     protocol.send(
-                        conn,
-                        {
-                            "v": protocol.PROTOCOL_VERSION,
-                            "id": None,
-                            "ok": False,
-                            "error": "permission denied: uid %d may not use this agent" % peer[1],
-                        },
+                        conn, protocol.error(None, "permission denied: uid %d may not use this agent" % peer[1])
                     )
                 except OSError:
                     pass

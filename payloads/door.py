@@ -114,7 +114,7 @@ def _refuse(conn: Any, message: str) -> None:
     try:
         from . import protocol  # lazy: only when the agent could not be loaded (it imports json)
 
-        protocol.send(conn, {"v": protocol.PROTOCOL_VERSION, "id": None, "ok": False, "error": message})
+        protocol.send(conn, protocol.error(None, message))
     except Exception:
         pass
     try:

@@ -104,3 +104,9 @@ def hello(pid: int, start_ticks: int, uid: int, agent_version: str, python: str)
         "v": PROTOCOL_VERSION,
         "hello": {"pid": pid, "start_ticks": start_ticks, "uid": uid, "agent_version": agent_version, "python": python},
     }
+
+
+def error(request_id: Any, message: str) -> Message:
+    """The frame of a request that failed; with no id, the refusal of a whole connection (sent instead of
+    the greeting)."""
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": message}
