@@ -365,3 +365,19 @@ def test_a_programs_own_lu_payloads_from_before_the_door_is_started_as_before(tm
     )
     status = start_agent_in(tmp_path, program_before=before).status
     assert status["ok"] is True and status["socket"] == "/its/own/agent.sock", status
+
+
+def test_a_first_client_that_vanishes_mid_load_leaves_the_agent_loaded_and_serving(tmp_path):
+    """lu killed while the door's thread loads the agent for it: the load finishes, the agent drops the dead
+    connection, and the next client is greeted."""
+    after = (
+        "import socket, sys\n"
+        "gone = socket.socket(socket.AF_UNIX)\n"
+        "gone.connect(sys.modules['lu_payloads.door'].current().path)\n"
+        "path = sys.modules['lu_payloads.door'].current().path\n"
+        "gone.close()\n"
+        + LOADED
+        + KNOCK_AT % "path"
+        + "print(b'hello' in greeting, sys.modules['lu_payloads'].running())\n"
+    )
+    assert start_agent_in(tmp_path, program_after=after).output == "True True"
