@@ -89,8 +89,36 @@ def helper_name() -> str:
     return "lu_spawn-%s.so" % _file_digest(library, (st.st_ino, st.st_size, st.st_mtime))
 
 
-# Compiled in the target on every injection, holding the GIL meanwhile: so it does only what must come
-# before lu's files can be read, and lu_payloads/launch.py, loaded from its bytecode, does the rest.
+# What the bootstrap runs when lu's package is not copied into the agent's directory yet (the first
+# injection of this lu for this user): copying.py, read from lu's stage.
+COPY = """\
+copying = {"__name__": "_lu_copying"}
+with open(stage + "/copying.py", "rb") as handle:
+    exec(handle.read(), copying)
+copying["copy_package"](stage, final, nonce)
+"""
+
+
+# What the bootstrap runs when it cannot load launch.py (which writes the status otherwise): the failure
+# reported to lu, or nothing if even that fails.
+FAILED = """\
+try:
+    import json, os
+
+    fd = os.open(status + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "began": began}, handle)
+    os.replace(status + ".tmp", status)
+except BaseException:
+    pass
+"""
+
+
+# Compiled in the target on every injection, holding the GIL meanwhile, for as long as its code is long (its
+# strings and comments cost next to nothing): 0.7 ms on 3.15 when it held the switch interval's and the
+# copy's code, during which none of the program's threads runs. So it does only what must come before
+# lu's files can be read (its claim, its expiry), then hands over to lu_payloads/launch.py, loaded from
+# its bytecode in lu's private copy; what it runs only now and then is code in strings.
 BOOTSTRAP = '''\
 import sys
 _threading_was_imported = "threading" in sys.modules
@@ -98,55 +126,31 @@ _threading_was_imported = "threading" in sys.modules
 
 def _lu_bootstrap():
     import os, time
-    runtime, nonce, expires = {runtime!r}, {nonce!r}, {expires!r}
+    began = time.monotonic()  # (reported: what of an injection's time the target spent running it)
+    runtime, nonce = {runtime!r}, {nonce!r}
     try:
         os.unlink(runtime + "/inject-" + nonce + ".claim")
     except OSError:
         return  # lu cancelled this injection (or it was never meant for this process)
-    if time.time() > expires:
+    if time.time() > {expires!r}:
         return  # lu stopped waiting long ago (it was killed before it could cancel): nothing runs
-
-    def report(result):
-        if not isinstance(result, str):  # (launch.py hands over JSON text: it spares the program json's import)
-            import json
-            result = json.dumps(result)
-        tmp = runtime + "/inject-" + nonce + ".status.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(result)
-        os.replace(tmp, runtime + "/inject-" + nonce + ".status")
-
-    # Starting the agent (imports, mostly) holds the GIL in stretches of up to the switch interval
-    # (5 ms) while the program's threads wait for it; a shorter interval while it starts makes them
-    # wait less. Put back afterwards, unless the program changed it meanwhile.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, {switch_interval!r}))
-    short = sys.getswitchinterval()  # as the interpreter holds it (whole microseconds), to compare with later
     try:
-        # lu's package, copied once into the agent's own directory, where its bytecode can be written
         final = runtime + "/" + {payloads_name!r}
         if not os.path.isfile(final + "/lu_payloads/launch.py"):
-            # the copy is made by code of its own file: compiled here only the first time a copy is made
-            copying = {{"__name__": "_lu_copying"}}
-            with open({payloads!r} + "/copying.py", "rb") as handle:
-                exec(handle.read(), copying)
-            copying["copy_package"]({payloads!r}, final, nonce)
-        package = final + "/lu_payloads"
-        # the import system's own functions (importlib.util's): importing that package would compile it
-        external = sys.modules["_frozen_importlib_external"]
-        spec = external.spec_from_file_location("_lu_launch", package + "/launch.py")
+            # lu's package is not in the agent's directory yet (where its bytecode can be written): copied
+            # by copying.py, from lu's stage, through code in a string, compiled only when it runs
+            exec({copy!r}, {{"stage": {payloads!r}, "final": final, "nonce": nonce}})
+        # through the import system's own functions (importlib would compile), from launch.py's bytecode
+        spec = sys.modules["_frozen_importlib_external"].spec_from_file_location(
+            "_lu_launch", final + "/lu_payloads/launch.py"
+        )
         launch = sys.modules["_frozen_importlib"].module_from_spec(spec)
         spec.loader.exec_module(launch)
     except BaseException as exc:
-        try:
-            report({{"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}})
-        except BaseException:
-            pass
+        # (the report's code is a string, compiled only when it runs: this path is rare)
+        exec({failed!r}, {{"exc": exc, "began": began, "status": runtime + "/inject-" + nonce + ".status"}})
     else:
-        launch.start_agent(package, runtime, report, _threading_was_imported, {switch_interval!r})
-    finally:
-        if sys.getswitchinterval() == short:
-            sys.setswitchinterval(interval)
+        launch.bootstrap(runtime, nonce, final + "/lu_payloads", _threading_was_imported, {switch_interval!r}, began)
 
 
 _lu_bootstrap()
@@ -157,6 +161,8 @@ def bootstrap_script(runtime: str, nonce: str, expires: float, payloads: str, pa
     """The bootstrap of one injection: where the agent's directory and lu's package are, its claim, and
     the time after which it runs nothing."""
     return BOOTSTRAP.format(
+        copy=COPY,
+        failed=FAILED,
         runtime=runtime,
         nonce=nonce,
         expires=expires,

@@ -2,13 +2,13 @@
 
 The bootstrap (lu_attach/staging.py) is compiled in the target on every
 injection: one call that holds the GIL while the program's threads wait for
-it. So it is kept to what must come before any of lu's files can be read (its
-claim, its expiry, the switch interval, lu's private copy) and this module
-does the rest: it opens the agent's door (door.py), and hands the door what
-loads the agent when the first client connects. It is loaded by its path
-from that copy, where its bytecode is written once per Python version (by
-startup.py, in a subinterpreter from 3.14 on), so an injection unmarshals it
-instead of compiling it.
+it, for as long as its code is long. So it is kept to what must come before
+any of lu's files can be read (its claim, its expiry, lu's private copy when
+that is missing) and this module does the rest (`bootstrap`): the switch
+interval, the agent's door (door.py), the status, and what loads the agent
+when the first client connects. It is loaded by its path from that copy,
+where its bytecode is written once per Python version, so an injection
+unmarshals it instead of compiling it.
 
 Like startup.py and collector.py it is loaded before lu's package is
 imported, not entered in sys.modules, and imports only what every program has
@@ -18,6 +18,7 @@ at module level.
 import gc
 import os
 import sys
+import time  # (built in, and imported by the bootstrap already)
 
 TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing __future__ would compile it)
 if TYPE_CHECKING:
@@ -48,16 +49,69 @@ def load(path: str, name: str, search: "Optional[List[str]]" = None, register: b
     return module
 
 
+def bootstrap(
+    runtime: str,
+    nonce: str,
+    package: str,
+    threading_was_imported: bool,
+    switch_interval: float,
+    began: float,
+) -> None:
+    """What the injected bootstrap hands over once it holds its claim: the agent's door opened
+    (start_agent) at the short switch interval, and the status written. Never raises."""
+    with ShortSwitchInterval(switch_interval):
+        start_agent(package, runtime, status_writer(runtime, nonce), threading_was_imported, switch_interval, began)
+
+
+def status_writer(runtime: str, nonce: str) -> "Callable[[str], None]":
+    """What writes the injection's status (JSON text) where lu reads it: whole or not at all (written
+    aside, then renamed), never through a link someone put in its place."""
+    status = runtime + "/inject-" + nonce + ".status"
+
+    def report(text: str) -> None:
+        fd = os.open(status + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(status + ".tmp", status)
+
+    return report
+
+
+class ShortSwitchInterval:
+    """The switch interval shortened to at most `seconds` while lu's code runs in the program, then the
+    program's put back (unless the program changed it meanwhile).
+
+    Starting the agent (imports, mostly) holds the GIL in stretches of up to the switch interval (5 ms by
+    default) while the program's threads wait for it: a shorter one makes them wait less, and gets lu's
+    thread the GIL back soon after each of its reads."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.program = self.short = 0.0
+
+    def __enter__(self) -> "ShortSwitchInterval":
+        self.program = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.program, self.seconds))
+        self.short = sys.getswitchinterval()  # as the interpreter holds it (whole microseconds), to compare
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if sys.getswitchinterval() == self.short:
+            sys.setswitchinterval(self.program)
+
+
 def start_agent(
     package: str,
     runtime: str,
     report: "Callable[[str], None]",
     threading_was_imported: bool,
     switch_interval: float = 0.0001,
+    began: "Optional[float]" = None,
 ) -> None:
     """Import lu's package from `package` (its private copy) and open the agent's door (door.py: the agent
     itself loads when the first client connects); say how it went through `report`, which writes the
-    injection's status file. Never raises."""
+    injection's status file, with when the bootstrap `began` and ended (CLOCK_MONOTONIC, the host's clock
+    too: what of an injection's time the target spent running it). Never raises."""
     compiled = finder = None
     try:
         module = sys.modules.get("lu_payloads")
@@ -90,12 +144,14 @@ def start_agent(
                     "pid": os.getpid(),
                     "was_running": was_running,
                     "compiled": compiled,
+                    "began": began,
+                    "ended": time.monotonic(),
                 }
             )
         )
     except BaseException as exc:
         try:
-            report(as_json({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))
+            report(as_json({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "began": began}))
         except BaseException:
             pass
     finally:
@@ -114,30 +170,26 @@ def agent_loader(
     def load_agent(listening: "Any", first: "Any") -> None:
         collector = None
         paused = False
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, switch_interval))
-        short = sys.getswitchinterval()  # as the interpreter holds it, to compare with later
         if finder is not None:
             finder.serve_this_thread()
             sys.meta_path.insert(0, finder)
         try:
-            if package is not None:
-                # no collection examines what the start makes (collector.py says why and when not)
-                try:
-                    collector = load(package + "/collector.py", "_lu_collector")
-                    paused = collector.pause()
-                except Exception:
-                    paused = False
-            from lu_payloads import service  # lazy: the agent's modules, all of them: the start's imports
+            with ShortSwitchInterval(switch_interval):
+                if package is not None:
+                    # no collection examines what the start makes (collector.py says why and when not)
+                    try:
+                        collector = load(package + "/collector.py", "_lu_collector")
+                        paused = collector.pause()
+                    except Exception:
+                        paused = False
+                from lu_payloads import service  # lazy: the agent's modules, all of them: the start's imports
 
-            # the collector runs again before the agent serves: no client ever finds it paused
-            paused = _resume_collector(collector, paused)
-            service.start(listening, first)
+                # the collector runs again before the agent serves: no client ever finds it paused
+                paused = _resume_collector(collector, paused)
+                service.start(listening, first)
         finally:
             _take_out(finder)
             _resume_collector(collector, paused)
-            if sys.getswitchinterval() == short:  # (unless the program changed it meanwhile)
-                sys.setswitchinterval(interval)
 
     return load_agent
 

@@ -40,22 +40,6 @@ def test_a_bootstrap_in_time_goes_on_and_reports(tmp_path):
     assert '"ok": false' in text and "nonexistent" in text, text
 
 
-def test_the_programs_switch_interval_is_put_back(tmp_path):
-    """The bootstrap shortens the switch interval while the agent starts, then puts the program's back."""
-    nonce = "1" * 24
-    (tmp_path / ("inject-%s.claim" % nonce)).write_bytes(b"")
-    script = bootstrap_script(
-        runtime=str(tmp_path),
-        nonce=nonce,
-        expires=time.time() + 60,
-        payloads="/nonexistent/lu_payloads",
-        payloads_name="x",
-    )
-    program = "import sys\nsys.setswitchinterval(0.02)\n" + script + "\nprint(sys.getswitchinterval())\n"
-    out = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and float(out.stdout) == 0.02, (out.stdout, out.stderr)
-
-
 class Started(NamedTuple):
     output: str  # what the program printed after the bootstrap
     status: Dict[str, Any]  # what the bootstrap reported to lu
@@ -107,6 +91,7 @@ def test_a_launch_module_that_fails_to_load_is_reported_and_the_program_goes_on(
         broken="launch.py",
     )
     assert started.status["ok"] is False and "broken on purpose" in started.status["error"], started.status
+    assert isinstance(started.status["began"], float), started.status  # (and when it tried)
     assert started.output == "0.02 False"
 
 
@@ -148,6 +133,16 @@ def test_the_injection_opens_the_door_and_the_first_client_loads_the_agent(tmp_p
     assert [name for name in eval(imported) if name != "__future__"] == lus, imported
     assert loaded == "True True True" and after_load == "True None", (loaded, after_load)
     assert started.status["socket"].endswith("/agent-%d.sock" % started.status["pid"]), started.status
+
+
+def test_the_status_says_when_the_bootstrap_ran_on_the_hosts_clock(tmp_path):
+    """The bootstrap's start and end, as CLOCK_MONOTONIC stamps that lu (on the same clock) can set beside
+    its own steps: within the program's run, in order, the start before the program's next line."""
+    started_at = time.monotonic()
+    started = start_agent_in(tmp_path, program_after="import time\nprint(repr(time.monotonic()))")
+    finished_at = time.monotonic()
+    began, ended, after = started.status["began"], started.status["ended"], float(started.output)
+    assert started_at < began <= ended <= after < finished_at, (started_at, began, ended, after, finished_at)
 
 
 def test_the_programs_collector_runs_again_after_the_agent_loads(tmp_path):
@@ -193,14 +188,15 @@ def test_the_agent_starts_with_the_collector_on_when_that_step_fails(tmp_path):
     assert started.status["ok"] is True and started.output == "True"
 
 
-# an audit hook that notes each module imported before lu's launch.py runs
+# an audit hook that notes each module imported before the agent's start reads startup.py: in the
+# bootstrap, in launch.py, and in the copy of lu's package
 IMPORTS_BEFORE_LAUNCH = """
 import sys
 imported, launched = [], []
 
 
 def note(event, args):
-    if event == "exec" and getattr(args[0], "co_filename", "").endswith("launch.py"):
+    if event == "open" and str(args[0]).endswith("/startup.py"):
         launched.append(True)
     elif event == "import" and not launched:
         imported.append(args[0])
@@ -217,7 +213,7 @@ def test_lus_package_is_copied_into_the_agents_directory_with_os_alone(tmp_path)
     bootstrap import the importlib package to load launch.py (the import system's own functions do)."""
     started = start_agent_in(tmp_path, IMPORTS_BEFORE_LAUNCH, "print(sorted(set(imported)))")
     assert started.status["ok"] is True, started.status
-    assert eval(started.output) == []  # no module imported before launch.py runs
+    assert eval(started.output) == []  # no module imported before the agent's start
     source, copy = tmp_path / "staged" / "lu_payloads", tmp_path / "runtime" / "copy" / "lu_payloads"
 
     def files(top):
@@ -335,6 +331,34 @@ def test_the_agent_loads_at_the_short_switch_interval_and_the_programs_comes_bac
         appended=("service.py", "import sys as _sys\nprint('while it loads: %.4f' % _sys.getswitchinterval())"),
     )
     assert started.output.splitlines() == ["while it loads: 0.0001", "0.02"], started.output
+
+
+def test_the_door_opens_at_the_short_switch_interval_and_the_programs_comes_back(tmp_path):
+    """launch.py opens the door with the short switch interval, then puts the program's back."""
+    started = start_agent_in(
+        tmp_path,
+        program_before="import sys; sys.setswitchinterval(0.02)",
+        program_after="print(sys.getswitchinterval())",
+        appended=("door.py", "import sys as _sys\nprint('while it opens: %.4f' % _sys.getswitchinterval())"),
+    )
+    assert started.output.splitlines() == ["while it opens: 0.0001", "0.02"], started.output
+
+
+def test_a_switch_interval_the_program_changed_meanwhile_is_left_as_it_is():
+    from lu_payloads.launch import ShortSwitchInterval
+
+    program = sys.getswitchinterval()
+    try:
+        with ShortSwitchInterval(0.0001):
+            assert abs(sys.getswitchinterval() - 0.0001) < 1e-6  # (held in whole microseconds)
+        assert sys.getswitchinterval() == program  # put back
+        with ShortSwitchInterval(0.0001):
+            sys.setswitchinterval(0.003)  # the program's own choice, made while lu's code ran
+        assert abs(sys.getswitchinterval() - 0.003) < 1e-6
+        with ShortSwitchInterval(1.0):  # never longer than the program's
+            assert abs(sys.getswitchinterval() - 0.003) < 1e-6
+    finally:
+        sys.setswitchinterval(program)
 
 
 def test_a_door_whose_socket_was_removed_opens_again_with_the_loader_it_had(tmp_path):
