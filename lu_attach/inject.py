@@ -65,6 +65,28 @@ class Compiled:
 
 
 @dataclass
+class Timeline:
+    """When each step of an injection happened, in seconds of CLOCK_MONOTONIC (one clock for lu and the
+    target on Linux): to tell lu's own work on the host from what the target ran. `began` and `ended`
+    are the bootstrap's, as the target reported them (None when it did not)."""
+
+    started: float  # lu's inject() began
+    checked: float  # the pre-flight checks were done
+    armed: float  # the method had made the target run the bootstrap (or arranged that it would)
+    began: Optional[float]  # the bootstrap began, in the target
+    ended: Optional[float]  # the bootstrap had opened the agent's door and was writing its status
+    seen: float  # lu had read that status
+
+    @classmethod
+    def of(cls, started: float, checked: float, armed: float, status: dict, seen: float) -> Timeline:
+        def stamp(name: str) -> Optional[float]:
+            value = status.get(name)
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+        return cls(started, checked, armed, stamp("began"), stamp("ended"), seen)
+
+
+@dataclass
 class InjectResult:
     pid: int
     socket: str  # as seen from the host (through /proc/PID/root)
@@ -74,6 +96,7 @@ class InjectResult:
     pause_ms: Optional[float] = None
     total_ms: Optional[float] = None
     compiled: Optional[Compiled] = None  # lu's modules compiled for the target's Python by this injection
+    timeline: Optional[Timeline] = None  # when each step happened (none where no injection was made)
 
 
 # -- pre-flight --------------------------------------------------------------
@@ -284,17 +307,24 @@ def _agent_socket(target: TargetProcess) -> Optional[str]:
 def inject(pid: int, timeout: float = 10.0, method: str = "auto") -> InjectResult:
     """Start the agent in pid (or find the one running) and return where it listens."""
     begin = time.perf_counter()
+    started = time.monotonic()
     found = check_target(pid)
     version = Version.parse(found.python)
     assert version is not None, "check_target refuses a version it cannot read"
     target = TargetProcess.of(pid)
     # as long as the other lu may take: the methods' deadline, then as long again for the bootstrap
     with staging.one_injection_at_a_time(target, 2 * timeout + EXPIRY_MARGIN):
-        return _inject(target, found, version, timeout, method, begin)
+        return _inject(target, found, version, timeout, method, begin, started)
 
 
 def _inject(
-    target: TargetProcess, found: discover.PythonProcess, version: Version, timeout: float, method: str, begin: float
+    target: TargetProcess,
+    found: discover.PythonProcess,
+    version: Version,
+    timeout: float,
+    method: str,
+    begin: float,
+    started: float,
 ) -> InjectResult:
     pid = target.pid
     existing = _agent_socket(target)  # perhaps started by another lu while this one waited its turn
@@ -305,13 +335,16 @@ def _inject(
     # lu waits for the methods until the deadline, then for the bootstrap as long again (wait_for_bootstrap)
     injection = staging.prepare(target, expires=time.time() + 2 * timeout + EXPIRY_MARGIN)
     try:
-        deadline = time.monotonic() + timeout
+        checked = deadline = time.monotonic()
+        deadline += timeout
         try:
             done = _run_methods(who, chosen, injection, deadline)
         except BaseException:
             injection.cancel()  # whatever was started finds nothing to run
             raise
+        armed = time.monotonic()
         status = wait_for_bootstrap(injection, timeout, found.free_threaded)
+        seen = time.monotonic()
         if not status.get("ok"):
             raise LuAttachError("the agent failed to start in process %d: %s" % (pid, str(status.get("error"))[:300]))
         expected = paths.socket_path(target.nspid, target.uid)
@@ -329,6 +362,7 @@ def _inject(
             pause_ms=done.stopped_ms,
             total_ms=(time.perf_counter() - begin) * 1000,
             compiled=Compiled.of(status.get("compiled")),
+            timeline=Timeline.of(started, checked, armed, status, seen),
         )
     finally:
         injection.cleanup()

@@ -54,9 +54,13 @@ def test_inject_ps_attach_detach(python, script, start_target):
     info = inject_ok(target.pid)
     assert info["already_running"] is False
     assert info["socket"].endswith("agent-%d.sock" % target.pid)
+    # when each step happened, lu's and the target's on one clock, in order
+    line = info["timeline"]
+    assert line["started"] <= line["checked"] <= line["armed"] <= line["seen"], line
+    assert line["checked"] <= line["began"] <= line["ended"] <= line["seen"], line
     # Injecting twice is harmless: the second finds the running agent.
     again = inject_ok(target.pid)
-    assert again["already_running"] is True
+    assert again["already_running"] is True and again["timeline"] is None
 
     listed = lu_ps()
     mine = [p for p in listed if p["pid"] == target.pid]
