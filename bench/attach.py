@@ -1,7 +1,7 @@
 """Benchmark of attaching: how long `lu inject` takes and how long it stops the target.
 
     python3 bench/attach.py [--runs 5] [--python PATH | --all] [--methods lu,raw-remote-exec]
-                            [--fresh | --cold] [--python-ms 70] [--first-use] [--json]
+                            [--fresh | --cold] [--python-ms 70] [--first-use] [--warm-up 4] [--json]
 
 For each target interpreter it starts a small target program (written to a temp
 file) with:
@@ -55,6 +55,21 @@ command-line program that starts (some 250 ms of CPU here, on one of the
 machine's two cores): the pause of lu's injection proper is also taken from
 where lu's own inject() began (its `total_ms`) to 0.2 s after the command.
 
+And where in a command did its pause fall? lu's `--json` gives the moments
+of its steps on the same clock (`timeline`: its inject() began, the
+bootstrap began and ended in the target), and the floor's script writes the
+moment it ran into its marker. So each pause is also taken per step: the
+command-line program's start, lu's work on the host until the script began
+in the target, the script's run, and what follows to 0.2 s after the command
+("by step" in each run's line; a gap that spans two steps counts in both).
+lu and the floor are compared before the script began and from then on.
+
+A target runs `--warm-up` seconds (4) before its first command: an idle
+3.15 target of this bench paused 2-4 ms at 2.7 s of age in 6 runs of 6 (of
+its own; lu was not there), which fell inside lu's longer command, and
+mostly outside the floor's, when the first command came 2.4 s after the
+start.
+
 An injection opens the agent's door only; the agent loads when the first
 client connects (payloads/door.py). `--first-use` shows where that cost went:
 after each lu injection, the pauses of the next two commands (`lu ls`), the
@@ -95,6 +110,7 @@ AFTER = 0.2  # seconds after the command's end that still count as its pause
 SETTLE = 0.4  # quiet time between steps
 EQUAL_WINDOW = 1.0  # seconds: the window, ending AFTER past the command's end, of the pauses compared alike
 TIMEOUT = 30.0  # per command
+WARM_UP = 4.0  # seconds a target runs before its first command (an idle 3.15 one pauses 2-4 ms at 2.7 s of age)
 
 TARGET = r'''
 import gc, socket, sys, threading, time
@@ -163,8 +179,8 @@ def median(xs):
 class Target:
     """The target process and the heartbeat gaps it reports."""
 
-    def __init__(self, python, script):
-        self.python, self.script = python, script
+    def __init__(self, python, script, warm_up=1.0):
+        self.python, self.script, self.warm_up = python, script, warm_up
         self.gaps = []  # (end, gap) in CLOCK_MONOTONIC seconds
         self.lock = threading.Lock()
         self.deaths = []
@@ -183,7 +199,7 @@ class Target:
             raise RuntimeError("target %s did not start: %s %s" % (self.python, first, self.proc.stderr.read()))
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
-        time.sleep(1.0)  # let it warm up
+        time.sleep(self.warm_up)  # a young process has hiccups of its own in its first seconds
 
     def _read(self, proc):
         for line in proc.stdout:
@@ -263,6 +279,7 @@ def inject_lu(target, method):
             j = json.loads(out)
             res["lu_pause_ms"], res["lu_total_ms"] = j.get("pause_ms"), j.get("total_ms")
             res["used"] = j.get("method")
+            res["timeline"] = j.get("timeline")
         except ValueError:
             res["ok"], res["error"] = False, "bad JSON: " + out[:200]
     else:
@@ -348,7 +365,7 @@ def inject_raw_remote_exec(target, marker, python_ms=0):
         fh.write(
             RUNS_PYTHON % (starting_switch_interval(), python_ms / 1000.0, marker)
             if python_ms
-            else "open(%r, 'a').write('x')\n" % marker
+            else "import time; open(%r, 'a').write(repr(time.monotonic()))\n" % marker
         )
     call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
     p0 = time.perf_counter()
@@ -362,7 +379,43 @@ def inject_raw_remote_exec(target, marker, python_ms=0):
     res = {"wall_ms": (time.perf_counter() - p0) * 1000, "ok": done.returncode == 0 and ran, "t0": t0, "t1": t1}
     if not res["ok"]:
         res["error"] = "rc=%s ran=%s %s" % (done.returncode, ran, (done.stderr.strip().splitlines() or [""])[-1])
+    elif not python_ms:
+        try:
+            with open(marker) as fh:
+                res["ran_at"] = float(fh.read())  # when the script ran in the target (CLOCK_MONOTONIC)
+        except ValueError:
+            pass
     return res
+
+
+# Where in a command its pause fell: the steps of an injection, each from one moment to the next (both
+# CLOCK_MONOTONIC, the target's clock too). A gap that spans two steps counts in both.
+PHASES = (
+    ("cli", "the command-line program's start, before lu's inject()"),
+    ("host", "lu's checks, staging and arming on the host, until the script began in the target"),
+    ("target", "the script running in the target (lu's bootstrap, or the floor's marker)"),
+    ("after", "from the script's end to %g s after the command" % AFTER),
+)
+
+
+def phase_bounds(res):
+    """{phase: (from, to)} for one injection, from lu's reported timeline or the floor's marker; {} without."""
+    end = res["t1"] + AFTER
+    line = res.get("timeline")
+    if isinstance(line, dict) and line.get("began") is not None and line.get("ended") is not None:
+        return {
+            "cli": (res["t0"], line["started"]),
+            "host": (line["started"], line["began"]),
+            "target": (line["began"], line["ended"]),
+            "after": (line["ended"], end),
+        }
+    if res.get("ran_at") is not None:
+        return {
+            "host": (res["t0"], res["ran_at"]),
+            "target": (res["ran_at"], res["ran_at"]),
+            "after": (res["ran_at"], end),
+        }
+    return {}
 
 
 def methods_for(version):
@@ -384,10 +437,12 @@ def remove_lu_bytecode():
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, python_ms=PYTHON_MS, first_use=False):
+def bench_python(
+    python, runs, script, log, only=None, fresh=False, cold=False, python_ms=PYTHON_MS, first_use=False, warm_up=1.0
+):
     version = interpreter_version(python)
     methods = tuple(m for m in methods_for(version) if only is None or m in only)
-    target = Target(python, script)
+    target = Target(python, script, warm_up)
     marker = os.path.join(os.path.dirname(script), "plain-ran")
     results = {m: [] for m in methods}
     notes = []
@@ -420,6 +475,13 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
                 if res.get("lu_total_ms") is not None:
                     begun = res["t1"] - res["lu_total_ms"] / 1000.0
                     res["inject_pause_ms"] = target.max_gap(begun, end, wait=False)
+                res["phase_pauses"] = {
+                    phase: target.max_gap(a, b, wait=False) for phase, (a, b) in phase_bounds(res).items()
+                }
+                if res.get("timeline"):
+                    line = res["timeline"]
+                    res["host_ms"] = (line["began"] - line["started"]) * 1000 if line.get("began") else None
+                    res["bootstrap_ms"] = (line["ended"] - line["began"]) * 1000 if line.get("ended") else None
                 note = target.check(m)
                 if note:
                     res["ok"], res["error"] = False, note
@@ -440,7 +502,7 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
                 results[m].append(res)
                 log(
                     "  run %d %-6s wall %7.1f ms  pause %7s ms (starting %s ms after the command started)"
-                    "  baseline %5s ms%s%s"
+                    "  baseline %5s ms%s%s%s"
                     % (
                         run + 1,
                         m,
@@ -452,6 +514,11 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
                         if "lu_pause_ms" not in res
                         else "  (lu says: pause %s ms, total %s ms)"
                         % (fmt(res["lu_pause_ms"], 2), fmt(res["lu_total_ms"])),
+                        ""
+                        if not res["phase_pauses"]
+                        else "  by step: "
+                        + ", ".join("%s %s" % (k, fmt(v)) for k, v in res["phase_pauses"].items())
+                        + ("" if res.get("bootstrap_ms") is None else " (bootstrap ran %.1f ms)" % res["bootstrap_ms"]),
                         "" if res["ok"] else "  FAILED: " + res.get("error", ""),
                     )
                 )
@@ -492,9 +559,22 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
         m: [r["inject_pause_ms"] for r in results[m] if r["ok"] and r.get("inject_pause_ms") is not None]
         for m in methods
     }
+    steps = {m: {phase: [] for phase, _ in PHASES} for m in methods}
+    for m in methods:
+        for r in results[m]:
+            for phase, pause in r.get("phase_pauses", {}).items() if r["ok"] else ():
+                if pause is not None:
+                    steps[m][phase].append(pause)
+            if r["ok"] and r.get("phase_pauses", {}).get("after") is not None:  # from the script's start on
+                steps[m].setdefault("script on", []).append(
+                    max(p for k, p in r["phase_pauses"].items() if k in ("target", "after") and p is not None)
+                )
     for m in methods:
         summary[m]["equal_pause_ms"] = median(equal[m])
         summary[m]["inject_pause_ms"] = median(proper[m])
+        summary[m]["step_pause_ms"] = {phase: median(pauses) for phase, pauses in steps[m].items() if pauses}
+        summary[m]["host_ms"] = median([r.get("host_ms") for r in results[m] if r["ok"]])
+        summary[m]["bootstrap_ms"] = median([r.get("bootstrap_ms") for r in results[m] if r["ok"]])
     if "raw-remote-exec+python" in summary and "lu" in summary:
         ratios["pause_lu_minus_raw_remote_exec_python"] = median_difference(
             pauses["lu"], pauses["raw-remote-exec+python"]
@@ -515,6 +595,10 @@ def bench_python(python, runs, script, log, only=None, fresh=False, cold=False, 
         ratios["equal_pause_lu_minus_raw_remote_exec"] = median_difference(equal["lu"], equal["raw-remote-exec"])
         ratios["inject_pause_lu_minus_raw_remote_exec"] = median_difference(proper["lu"], pauses["raw-remote-exec"])
         ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
+        for step in ("host", "script on"):
+            ratios["%s_pause_lu_minus_raw_remote_exec" % step.replace(" ", "_")] = median_difference(
+                steps["lu"].get(step), steps["raw-remote-exec"].get(step)
+            )
     return {
         "python": python,
         "version": version,
@@ -636,6 +720,24 @@ def table(res):
             "lu adds",
         ),
         (
+            "host_pause_lu_minus_raw_remote_exec",
+            "before the script began in the target (lu: from its inject(), %s ms of the host's time): lu"
+            % fmt(lu.get("host_ms")),
+            lu.get("step_pause_ms", {}).get("host"),
+            "raw sys.remote_exec (from its command)",
+            raw.get("step_pause_ms", {}).get("host"),
+            "lu adds",
+        ),
+        (
+            "script_on_pause_lu_minus_raw_remote_exec",
+            "from the script's start to %g s after the command (lu's bootstrap ran %s ms): lu"
+            % (AFTER, fmt(lu.get("bootstrap_ms"))),
+            lu.get("step_pause_ms", {}).get("script on"),
+            "raw sys.remote_exec",
+            raw.get("step_pause_ms", {}).get("script on"),
+            "lu adds",
+        ),
+        (
             "pause_first_use_minus_second_use",
             "after lu's injection: the first command (lu ls, its agent loads)",
             lu.get("first_use_ms"),
@@ -714,6 +816,12 @@ def main():
     ap.add_argument("--cold", action="store_true", help="as --fresh, and lu's bytecode removed first (it compiles)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON (progress on stderr)")
     ap.add_argument(
+        "--warm-up",
+        type=float,
+        default=WARM_UP,
+        help="seconds a target runs before its first command (default %g)" % WARM_UP,
+    )
+    ap.add_argument(
         "--first-use",
         action="store_true",
         help="after each lu injection, also the pauses of the next two commands (lu ls): the first loads the agent",
@@ -752,6 +860,7 @@ def main():
                 cold=args.cold,
                 python_ms=args.python_ms,
                 first_use=args.first_use,
+                warm_up=args.warm_up,
             )
             results.append(res)
             if not args.json:
