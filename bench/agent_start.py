@@ -66,7 +66,7 @@ sys.path.insert(0, ROOT)
 
 from attach import all_pythons, default_python  # noqa: E402
 
-from lu_attach.staging import BOOTSTRAP, STARTING_SWITCH_INTERVAL  # noqa: E402
+from lu_attach.staging import BOOTSTRAP, COPY, FAILED, STARTING_SWITCH_INTERVAL  # noqa: E402
 
 VARIANTS = ("lu", "baseline", "python", "idle")
 CHILD = r"""
@@ -282,7 +282,9 @@ def bootstrap_file(places: Places, staged: str, template: str) -> str:
     """lu's bootstrap for one start, with its claim (as `lu inject` stages them), written to a file."""
     nonce = os.urandom(12).hex()
     open(os.path.join(places.runtime, "inject-%s.claim" % nonce), "w").close()
-    script = template.format(
+    script = template.format(  # (an older revision's bootstrap has no use for the code it runs now and then)
+        copy=COPY,
+        failed=FAILED,
         runtime=places.runtime,
         nonce=nonce,
         expires=time.time() + 60,
