@@ -11,13 +11,13 @@ The update engine's names are importable from here, as in PyLiveUpdate:
 `from lu_payloads import Instrument, Redefine, UpdateManager`.
 """
 
-from __future__ import annotations
-
 import sys
 
 from .version import __version__ as __version__
 
 TYPE_CHECKING = False  # true for type checkers only: importing the package does not import typing either
+# (and no `from __future__ import annotations`, annotations in strings instead: an injection would import
+# __future__ where the program has not)
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
 
@@ -33,7 +33,7 @@ _LAZY = {
 }
 
 
-def start(log_dir: Optional[str] = None) -> str:
+def start(log_dir: "Optional[str]" = None) -> str:
     """Start the agent if it is not running; return the path of its socket.
 
     (`log_dir` is accepted for compatibility; each tool session chooses its
@@ -47,7 +47,7 @@ def start(log_dir: Optional[str] = None) -> str:
     return start_service()
 
 
-def listen(load_agent: Callable[[Any, Any], None]) -> str:
+def listen(load_agent: "Callable[[Any, Any], None]") -> str:
     """What an injection starts: the agent's socket, listening. The running agent's; else a door that
     loads the agent with `load_agent(listening, connection)` when the first client connects (door.py says
     why). Imports only the door and what it needs."""
@@ -78,7 +78,7 @@ def running() -> bool:
     return door is not None and door.current() is not None
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name in _LAZY:
         import importlib  # lazy: the engine and live coding load on first use (PEP 562)
 

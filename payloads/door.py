@@ -17,14 +17,14 @@ already imported (os, time, and lu's base: osthreads, paths): nothing else,
 not even typing.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
 from . import osthreads, paths
 
 TYPE_CHECKING = False  # true for type checkers only
+# (and no `from __future__ import annotations`, annotations in strings instead: an injection would import
+# __future__ where the program has not)
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
 
@@ -37,7 +37,7 @@ OPEN, LOADING, CLOSED = "open", "loading", "closed"
 class Door:
     """One process's door: the agent's socket, and what loads the agent when someone knocks."""
 
-    def __init__(self, path: str, listening: osthreads.Listening, load_agent: LoadAgent) -> None:
+    def __init__(self, path: str, listening: "osthreads.Listening", load_agent: "LoadAgent") -> None:
         self.pid = os.getpid()
         self.path = path
         self.listening = listening
@@ -109,7 +109,7 @@ class Door:
             osthreads.sleep(0.01)
 
 
-def _refuse(conn: Any, message: str) -> None:
+def _refuse(conn: "Any", message: str) -> None:
     """Tell the client in one line why there is no agent, instead of its greeting."""
     try:
         from . import protocol  # lazy: only when the agent could not be loaded (it imports json)
@@ -124,16 +124,16 @@ def _refuse(conn: Any, message: str) -> None:
 
 
 _lock = osthreads.Lock()
-_door: Optional[Door] = None
+_door: "Optional[Door]" = None
 
 
-def current() -> Optional[Door]:
+def current() -> "Optional[Door]":
     """This process's door while it is open or loading the agent (a forked child's is its parent's: none)."""
     door = _door
     return door if door is not None and door.pid == os.getpid() and door.state != CLOSED else None
 
 
-def open_door(load_agent: LoadAgent) -> str:
+def open_door(load_agent: "LoadAgent") -> str:
     """Listen at the agent's path, and load the agent with `load_agent` when the first client connects.
     Returns the socket's path. An open door is kept while its socket is in place; a loading one is kept;
     one whose socket was removed is opened again, with the loader it had."""

@@ -14,8 +14,6 @@ the program has patched, or the embedding program imports it before): the
 primitives then stay real whatever is patched later.
 """
 
-from __future__ import annotations
-
 import os
 import socket as _stdlib_socket
 import stat
@@ -23,11 +21,13 @@ import sys
 import threading
 
 TYPE_CHECKING = False  # true for type checkers only: the door imports this module, and typing is not cheap
+# (and no `from __future__ import annotations`, annotations in strings instead: an injection would import
+# __future__ where the program has not)
 if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Tuple
 
 
-def _original(module: str, name: str) -> Any:
+def _original(module: str, name: str) -> "Any":
     """`module.name` as it was before any monkey-patching."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None:
@@ -46,7 +46,7 @@ def _original(module: str, name: str) -> Any:
     return getattr(sys.modules[module], name)
 
 
-def patched() -> Optional[str]:
+def patched() -> "Optional[str]":
     """'gevent' or 'eventlet' when that library has patched threads in this process."""
     monkey = sys.modules.get("gevent.monkey")
     try:
@@ -64,15 +64,15 @@ def patched() -> Optional[str]:
 
 
 PATCHED = patched()
-start_new_thread: Callable[..., int] = _original("_thread", "start_new_thread")
-allocate_lock: Callable[[], Any] = _original("_thread", "allocate_lock")
-get_ident: Callable[[], int] = _original("_thread", "get_ident")
-RLock: Callable[[], Any] = _original("_thread", "RLock")
-sleep: Callable[[float], None] = _original("time", "sleep")
-socket: Any = _original("socket", "socket") if PATCHED else _stdlib_socket.socket
+start_new_thread: "Callable[..., int]" = _original("_thread", "start_new_thread")
+allocate_lock: "Callable[[], Any]" = _original("_thread", "allocate_lock")
+get_ident: "Callable[[], int]" = _original("_thread", "get_ident")
+RLock: "Callable[[], Any]" = _original("_thread", "RLock")
+sleep: "Callable[[float], None]" = _original("time", "sleep")
+socket: "Any" = _original("socket", "socket") if PATCHED else _stdlib_socket.socket
 
 
-def poll() -> Any:
+def poll() -> "Any":
     """A real select.poll object (eventlet's select has no poll at all). Looked up when first asked for:
     the agent's door imports this module, and select is an extension module (its loading holds the GIL)."""
     return _original("select", "poll")()
@@ -83,7 +83,7 @@ def poll_readable_or_closed() -> int:
     return int(_original("select", "POLLIN") | _original("select", "POLLHUP"))
 
 
-def accept(listener: Any) -> Any:
+def accept(listener: "Any") -> "Any":
     """listener.accept(), returning a real socket (the standard accept looks up the patched class)."""
     fd, _address = listener._accept()
     conn = socket(listener.family, listener.type, listener.proto, fileno=fd)
@@ -91,7 +91,7 @@ def accept(listener: Any) -> Any:
     return conn
 
 
-def Lock() -> Any:
+def Lock() -> "Any":
     return allocate_lock()
 
 
@@ -102,14 +102,14 @@ class Condition:
         self._lock = allocate_lock()
         self._waiters: List[Any] = []
 
-    def __enter__(self) -> Condition:
+    def __enter__(self) -> "Condition":
         self._lock.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: "Optional[float]" = None) -> bool:
         waiter = allocate_lock()
         waiter.acquire()
         self._waiters.append(waiter)
@@ -152,14 +152,14 @@ class Event:
         with self._cond:
             self._flag = False
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: "Optional[float]" = None) -> bool:
         with self._cond:
             if not self._flag:
                 self._cond.wait(timeout)
             return self._flag
 
 
-def start_thread(target: Callable[[], None], name: str) -> None:
+def start_thread(target: "Callable[[], None]", name: str) -> None:
     """Run `target` on a new daemon OS thread (a named threading.Thread when nothing is patched)."""
     if PATCHED is None:
         threading.Thread(target=target, name=name, daemon=True).start()
@@ -181,12 +181,12 @@ class Listening:
 
     __slots__ = ("bound", "listener")
 
-    def __init__(self, listener: Any, bound: Tuple[int, int]) -> None:
+    def __init__(self, listener: "Any", bound: "Tuple[int, int]") -> None:
         self.listener = listener
         self.bound = bound
 
 
-def listen_unix(path: str) -> Listening:
+def listen_unix(path: str) -> "Listening":
     """A real socket listening at `path` (whatever held the name is replaced), readable and writable by this
     user alone."""
     try:
@@ -209,7 +209,7 @@ def listen_unix(path: str) -> Listening:
     return Listening(listener, (st.st_dev, st.st_ino))
 
 
-def close_listener(listener: Any) -> None:
+def close_listener(listener: "Any") -> None:
     """Stop listening: the shutdown wakes a thread waiting in accept() on it (a close alone would not)."""
     try:
         listener.shutdown(_stdlib_socket.SHUT_RDWR)

@@ -10,8 +10,6 @@ works too. A directory that exists but is not private and owned by the right
 user is refused: someone else could have planted it.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 

@@ -10,21 +10,21 @@ threading; the bootstrap looks whether the program had imported it before it
 imports lu at all.)
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import sys
 import threading
 
 TYPE_CHECKING = False  # true for type checkers only: this runs when lu is injected, and typing is not cheap
+# (and no `from __future__ import annotations`, annotations in strings instead: an injection would import
+# __future__ where the program has not)
 if TYPE_CHECKING:
     from typing import Any, List, Optional
 
 _LU_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep  # threads running lu's code run from here
 
 
-def _guess_main_ident(own_ident: int) -> Optional[int]:
+def _guess_main_ident(own_ident: int) -> "Optional[int]":
     """The ident of the interpreter's main thread, found from its frames."""
     frames = sys._current_frames()
     main_globals = getattr(sys.modules.get("__main__"), "__dict__", None)
