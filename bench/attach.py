@@ -62,7 +62,11 @@ moment it ran into its marker. So each pause is also taken per step: the
 command-line program's start, lu's work on the host until the script began
 in the target, the script's run, and what follows to 0.2 s after the command
 ("by step" in each run's line; a gap that spans two steps counts in both).
-lu and the floor are compared before the script began and from then on.
+lu and the floor are compared before the script began and from then on;
+lu's host step lasts some 35 ms and the floor's some 12, and a longer
+window catches more of the machine's own pauses, so each step is also set
+beside an idle window of its own length, run by run (the pause less the
+idle one's), and those differences are compared.
 
 A target runs `--warm-up` seconds (4) before its first command: an idle
 3.15 target of this bench paused 2-4 ms at 2.7 s of age in 6 runs of 6 (of
@@ -475,9 +479,11 @@ def bench_python(
                 if res.get("lu_total_ms") is not None:
                     begun = res["t1"] - res["lu_total_ms"] / 1000.0
                     res["inject_pause_ms"] = target.max_gap(begun, end, wait=False)
-                res["phase_pauses"] = {
-                    phase: target.max_gap(a, b, wait=False) for phase, (a, b) in phase_bounds(res).items()
-                }
+                bounds = phase_bounds(res)
+                res["phase_pauses"] = {phase: target.max_gap(a, b, wait=False) for phase, (a, b) in bounds.items()}
+                if "after" in bounds:  # from the script's start on, as one window
+                    bounds["script on"] = (bounds["target"][0], bounds["after"][1])
+                    res["phase_pauses"]["script on"] = target.max_gap(*bounds["script on"], wait=False)
                 if res.get("timeline"):
                     line = res["timeline"]
                     res["host_ms"] = (line["began"] - line["started"]) * 1000 if line.get("began") else None
@@ -499,6 +505,11 @@ def bench_python(
                 b0 = time.monotonic()
                 time.sleep(length)
                 res["baseline_ms"] = target.max_gap(b0, b0 + length)
+                # each step's window beside an idle one of its own length: lu's host step lasts some 40 ms, the
+                # floor's 12, and a longer window catches more of the machine's own pauses
+                res["idle_phase_ms"] = {
+                    phase: target.max_gap(b0, b0 + min(b - a, length), wait=False) for phase, (a, b) in bounds.items()
+                }
                 results[m].append(res)
                 log(
                     "  run %d %-6s wall %7.1f ms  pause %7s ms (starting %s ms after the command started)"
@@ -560,19 +571,20 @@ def bench_python(
         for m in methods
     }
     steps = {m: {phase: [] for phase, _ in PHASES} for m in methods}
+    beyond = {m: {} for m in methods}  # each step's pause less an idle window's of its length, run by run
     for m in methods:
         for r in results[m]:
             for phase, pause in r.get("phase_pauses", {}).items() if r["ok"] else ():
                 if pause is not None:
-                    steps[m][phase].append(pause)
-            if r["ok"] and r.get("phase_pauses", {}).get("after") is not None:  # from the script's start on
-                steps[m].setdefault("script on", []).append(
-                    max(p for k, p in r["phase_pauses"].items() if k in ("target", "after") and p is not None)
-                )
+                    steps[m].setdefault(phase, []).append(pause)
+                idle = r.get("idle_phase_ms", {}).get(phase)
+                if pause is not None and idle is not None:
+                    beyond[m].setdefault(phase, []).append(pause - idle)
     for m in methods:
         summary[m]["equal_pause_ms"] = median(equal[m])
         summary[m]["inject_pause_ms"] = median(proper[m])
         summary[m]["step_pause_ms"] = {phase: median(pauses) for phase, pauses in steps[m].items() if pauses}
+        summary[m]["step_beyond_idle_ms"] = {phase: median(extra) for phase, extra in beyond[m].items() if extra}
         summary[m]["host_ms"] = median([r.get("host_ms") for r in results[m] if r["ok"]])
         summary[m]["bootstrap_ms"] = median([r.get("bootstrap_ms") for r in results[m] if r["ok"]])
     if "raw-remote-exec+python" in summary and "lu" in summary:
@@ -596,8 +608,12 @@ def bench_python(
         ratios["inject_pause_lu_minus_raw_remote_exec"] = median_difference(proper["lu"], pauses["raw-remote-exec"])
         ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
         for step in ("host", "script on"):
-            ratios["%s_pause_lu_minus_raw_remote_exec" % step.replace(" ", "_")] = median_difference(
+            key = step.replace(" ", "_")
+            ratios["%s_pause_lu_minus_raw_remote_exec" % key] = median_difference(
                 steps["lu"].get(step), steps["raw-remote-exec"].get(step)
+            )
+            ratios["%s_beyond_idle_lu_minus_raw_remote_exec" % key] = median_difference(
+                beyond["lu"].get(step), beyond["raw-remote-exec"].get(step)
             )
     return {
         "python": python,
@@ -735,6 +751,22 @@ def table(res):
             lu.get("step_pause_ms", {}).get("script on"),
             "raw sys.remote_exec",
             raw.get("step_pause_ms", {}).get("script on"),
+            "lu adds",
+        ),
+        (
+            "host_beyond_idle_lu_minus_raw_remote_exec",
+            "before the script began, less an idle window of the same length, run by run: lu",
+            lu.get("step_beyond_idle_ms", {}).get("host"),
+            "raw sys.remote_exec",
+            raw.get("step_beyond_idle_ms", {}).get("host"),
+            "lu adds",
+        ),
+        (
+            "script_on_beyond_idle_lu_minus_raw_remote_exec",
+            "from the script's start, less an idle window of the same length, run by run: lu",
+            lu.get("step_beyond_idle_ms", {}).get("script on"),
+            "raw sys.remote_exec",
+            raw.get("step_beyond_idle_ms", {}).get("script on"),
             "lu adds",
         ),
         (
