@@ -37,10 +37,12 @@ four alternate. `--preload` has the program import the standard library
 modules lu uses first, as a service has: the start is then lu's own modules.
 
 Then one process per interpreter runs lu's bootstrap under a profile of its
-own thread only. It lists what held the GIL in one piece: C calls that called no Python (an unmarshal, a module's C
-initialisation, the bootstrap's own compile), and garbage collections
-(`gc.callbacks`), longest first. The profile slows Python calls, not those
-pieces.
+own thread only. It lists the C calls that called no Python, longest first:
+an unmarshal, a module's C initialisation or the bootstrap's own compile
+hold the GIL in one piece; a system call (an unlink, a lock's acquire)
+lets the program's threads run meanwhile, so read each by its name. And
+garbage collections (`gc.callbacks`), longest first. The profile slows
+Python calls, not those pieces.
 """
 
 from __future__ import annotations
@@ -456,7 +458,8 @@ def main() -> None:
         rows.append(row)
         if not args.json:
             log(
-                "  held the GIL in one piece, longest first: " + ", ".join("%.2f ms %s" % tuple(h) for h in row["held"])
+                "  C calls that called no Python (a system call among them lets other threads run), longest first: "
+                + ", ".join("%.2f ms %s" % tuple(h) for h in row["held"])
             )
             log("  collections, longest first: " + ", ".join("%.2f ms gen %d" % tuple(c) for c in row["collections"]))
     print(json.dumps(rows, indent=1) if args.json else "\n" + table(rows))
