@@ -505,8 +505,7 @@ def bench_python(
                 b0 = time.monotonic()
                 time.sleep(length)
                 res["baseline_ms"] = target.max_gap(b0, b0 + length)
-                # each step's window beside an idle one of its own length: lu's host step lasts some 40 ms, the
-                # floor's 12, and a longer window catches more of the machine's own pauses
+                # each step's window beside an idle one of its own length (the module's docstring says why)
                 res["idle_phase_ms"] = {
                     phase: target.max_gap(b0, b0 + min(b - a, length), wait=False) for phase, (a, b) in bounds.items()
                 }
