@@ -24,7 +24,6 @@ import collections
 import importlib
 import importlib.util
 import io
-import logging
 import os
 import sys
 import types
@@ -36,6 +35,7 @@ from ..engine.resolve import module_file
 from ..errors import LuError
 from . import inventory, pairing, plan
 from .digest import text_digest
+from .logs import WATCH, logger
 from .model import FileModel, Shape
 from .outcome import OUTCOME_KINDS, CheckReport, CheckResult, Outcome, OutcomeDict
 from .plan import LoadedModule
@@ -334,4 +334,4 @@ def _notify(touched: Dict[type, List[str]]) -> None:
             try:
                 cb(cls, list(names))
             except Exception:
-                logging.getLogger("lu_payloads.watch").exception("class update callback %r failed", cb)
+                logger(WATCH).exception("class update callback %r failed", cb)

@@ -12,7 +12,6 @@ and joins its thread, so the program can exit cleanly.
 from __future__ import annotations
 
 import ast
-import logging
 import os
 import threading
 import time
@@ -22,8 +21,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 from ..errors import LuError
 from . import core
 from .digest import bytes_digest
+from .logs import WATCH, logger
 
-log = logging.getLogger("lu_payloads.watch")
 _watchers: List[Watcher] = []
 _watchers_lock = threading.Lock()
 
@@ -67,7 +66,7 @@ class Watcher:
             raise LuError("no module of this process was loaded from %s" % ", ".join(missing))
         self.thread = threading.Thread(target=self._run, name="lu-watch", daemon=True)
         self.thread.start()
-        log.info("watching %d file%s", len(self.files), "" if len(self.files) == 1 else "s")
+        logger(WATCH).info("watching %d file%s", len(self.files), "" if len(self.files) == 1 else "s")
 
     # ---------------------------------------------------------------- files
     def _scan_one(self, path: str) -> bool:
@@ -109,7 +108,7 @@ class Watcher:
                     if state.pending_since is not None and now - state.pending_since >= self.debounce:
                         self._settled(f, state, now, state.pending_since)
             except Exception:  # never let the watcher die silently
-                log.exception("lu watch: internal error")
+                logger(WATCH).exception("lu watch: internal error")
 
     def _settled(self, f: str, state: _FileState, now: float, since: float) -> None:
         """`f` changed at `since` and has not changed again since: apply it."""
@@ -131,11 +130,11 @@ class Watcher:
         try:
             out = core.plan_and_apply(f, data, prune=self.prune, check=self.check)
         except LuError as e:
-            log.error("%s", e)
+            logger(WATCH).error("%s", e)
             return
         state.good_length = len(data)
         if out.reverted:
-            log.error(
+            logger(WATCH).error(
                 "check %s failed; the save of %s was reverted: %s",
                 self.check,
                 os.path.basename(f),
@@ -144,9 +143,9 @@ class Watcher:
             return
         self.applied += 1
         for line in out.lines:
-            log.info("%s", line)
+            logger(WATCH).info("%s", line)
         for line in out.notes:
-            log.warning("%s", line)
+            logger(WATCH).warning("%s", line)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

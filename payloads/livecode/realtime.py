@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import os
 import time
 import types
@@ -27,6 +26,7 @@ from .. import osthreads
 from ..engine.resolve import unwrap
 from ..errors import LuError
 from . import core
+from .logs import REALTIME, logger
 
 # what @realtime decorates: a function (or a functools.wraps wrapper of one), a staticmethod or a classmethod
 _Decorated = TypeVar("_Decorated", bound=Union[Callable[..., Any], staticmethod, classmethod])
@@ -41,7 +41,6 @@ class _FileCheck:
     stamp: Optional[Stamp]  # what it found (None: the file could not be stat'ed the first time)
 
 
-log = logging.getLogger("lu_payloads.realtime")
 _files: Dict[str, _FileCheck] = {}  # filename -> its last check
 _lock = osthreads.Lock()
 
@@ -123,10 +122,10 @@ def _apply(filename: str, inner: types.FunctionType, name: str) -> None:
             return
         out = core.plan_and_apply(filename, data, only=[(name, inner)], label="realtime")
     except LuError as e:
-        log.error("%s: %s (the last good body keeps running)", name, e)
+        logger(REALTIME).error("%s: %s (the last good body keeps running)", name, e)
         return
     except Exception as e:  # never break the caller
-        log.error("%s: cannot reload: %s: %s", name, type(e).__name__, e)
+        logger(REALTIME).error("%s: cannot reload: %s: %s", name, type(e).__name__, e)
         return
     for line in out.lines:
-        log.info("realtime: %s", line)
+        logger(REALTIME).info("realtime: %s", line)

@@ -3,7 +3,8 @@
 Loading an extension module is one call that holds the GIL, and OpenSSL's is
 the longest (a dlopen of libcrypto: about 5 ms on Debian's 3.14, every thread
 of the program waiting). The agent's request table imports everything the
-agent serves; none of it may need OpenSSL.
+agent serves; none of it may need OpenSSL, nor logging (whose fork hook
+takes a lock the load would then wait for, see livecode/logs.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def test_the_agent_and_everything_it_serves_load_no_openssl():
     loaded = eval(result.stdout)
     assert "lu_payloads.requests" in loaded and "lu_payloads.livecode.core" in loaded  # the whole table
     assert [name for name in OPENSSL if name in loaded] == []
+    # logging's fork hook takes its lock, which a load that used logging would wait for while the fork
+    # waits for the load (door.py): live coding imports it when it first logs (livecode/logs.py)
+    assert "logging" not in loaded
 
 
 def test_the_livecode_digests_are_sha1():

@@ -320,6 +320,42 @@ def test_a_fork_while_the_agent_loads_waits_for_it(tmp_path):
     assert started.output.splitlines() == ["child: [] True", "parent: loading"], started.output
 
 
+# The program imports logging after the injection (its fork hook, which takes logging's lock, is then
+# newer than the door's and runs first), and forks deep in the load, while live coding's modules import.
+FORK_AFTER_LOGGING = (
+    """
+import logging, os, sys, threading, time
+door = sys.modules["lu_payloads.door"].current()
+knocker = threading.Thread(target=exec, args=(%r, {}))
+knocker.start()
+end = time.monotonic() + 10
+while "lu_payloads.livecode" not in sys.modules and time.monotonic() < end:
+    time.sleep(0.0001)
+was = door.state
+began = time.monotonic()
+child = os.fork()
+if child == 0:
+    half = [name for name, module in list(sys.modules.items())
+            if getattr(getattr(module, "__spec__", None), "_initializing", False)]
+    os.write(1, ("child: %%s\\n" %% (half,)).encode())
+    os._exit(0)
+took = time.monotonic() - began
+os.waitpid(child, 0)
+knocker.join()
+print("parent:", was, took < 2)
+"""
+    % KNOCK
+)
+
+
+def test_a_fork_deep_in_the_load_of_a_program_that_imported_logging_waits_for_it_and_no_longer(tmp_path):
+    """logging's fork hook takes logging's lock before the door's hook waits for the load; a load that
+    asked logging for a logger then waited for the fork, and the fork for the load, until the door's hook
+    gave up (5 s): the child had lu's modules half imported. The load does not touch logging now."""
+    started = start_agent_in(tmp_path, program_after=FORK_AFTER_LOGGING)
+    assert started.output.splitlines() == ["child: []", "parent: loading True"], started.output
+
+
 def test_the_agent_loads_at_the_short_switch_interval_and_the_programs_comes_back(tmp_path):
     """At the first knock the door's thread loads the agent as the bootstrap starts it: with a short switch
     interval (the program's threads get their turns; the load gets the GIL back soon after each of its
