@@ -175,9 +175,12 @@ result = {
                           if ended and t0 <= began <= t1)[::-1][:5],
     "held": sorted(((s * 1000, what) for s, what in held), reverse=True)[:8],
 }
-result["started"] = "lu_payloads" in sys.modules
-if result["started"]:
+# (lu's package where the injection imported it; else the door alone, as an injection opens it now)
+result["started"] = "lu_payloads" in sys.modules or "lu_payloads.door" in sys.modules
+if "lu_payloads" in sys.modules:
     sys.modules["lu_payloads"].stop()
+elif result["started"]:
+    sys.modules["lu_payloads.door"].shut()
 status = bootstrap.replace("/bootstrap-", "/inject-")[:-3] + ".status"
 result["status"] = open(status).read() if os.path.exists(status) else None
 stop.append(1)

@@ -3,7 +3,8 @@
 Standard library only, CPython 3.8+. Importing this package starts nothing;
 `start()` starts the agent (a daemon thread serving a private unix socket) and
 is what an embedding program calls (an injection opens the agent's door
-instead, `listen()`: the agent loads when the first client connects):
+instead, door.py, before this package is even imported: the package and the
+agent load when the first client connects):
 
     import lu_payloads; lu_payloads.start()
 
@@ -48,9 +49,10 @@ def start(log_dir: "Optional[str]" = None) -> str:
 
 
 def listen(load_agent: "Callable[[Any, Any], None]") -> str:
-    """What an injection starts: the agent's socket, listening. The running agent's; else a door that
-    loads the agent with `load_agent(listening, connection)` when the first client connects (door.py says
-    why). Imports only the door and what it needs."""
+    """What an injection starts where this package is loaded already (an earlier injection's first client
+    loaded it, or the program imported it): the agent's socket, listening. The running agent's; else a
+    door that loads the agent with `load_agent(listening, connection)` when the first client connects
+    (door.py says why). Imports only the door."""
     service = sys.modules.get(__name__ + ".service")
     if service is not None and service.current() is not None:
         return str(service.start())

@@ -12,15 +12,17 @@ takes over the socket and that client, and the door is gone. A process lu
 was injected into but that nobody uses pays for one socket and one sleeping
 thread.
 
-Imported by the injection itself, so it imports only what the start has
-already imported (os, time, and lu's base: osthreads, paths): nothing else,
-not even typing.
+The injection loads this module by its path, before lu's package (which
+waits for the first knock too), and enters it in sys.modules as
+`lu_payloads.door`, where the package finds it. So it takes nothing from the
+package: its two helpers, unpatched.py (real threads and sockets) and
+paths.py, are loaded by their paths beside it, and it imports only what
+every program has (os, sys, time): not threading, not socket, not typing.
 """
 
 import os
+import sys
 import time
-
-from . import osthreads, paths
 
 TYPE_CHECKING = False  # true for type checkers only
 # (and no `from __future__ import annotations`, annotations in strings instead: an injection would import
@@ -28,8 +30,29 @@ TYPE_CHECKING = False  # true for type checkers only
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
 
+    from . import paths as _paths
+    from . import unpatched as _unpatched
+
     # what loads the agent, in the door's thread: given the listening socket and the first connection
-    LoadAgent = Callable[[osthreads.Listening, Any], None]
+    LoadAgent = Callable[[_unpatched.Listening, Any], None]
+
+
+def _beside(name: str) -> "Any":
+    """lu's module `name` from this module's directory, loaded by its path (not entered in sys.modules:
+    the package, when it loads, imports its own)."""
+    external = sys.modules["_frozen_importlib_external"]  # (importing importlib would compile it)
+    spec = external.spec_from_file_location("_lu_door_" + name, os.path.join(os.path.dirname(__file__), name + ".py"))
+    module = sys.modules["_frozen_importlib"].module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    paths = _paths
+    unpatched = _unpatched
+else:
+    paths = _beside("paths")
+    unpatched = _beside("unpatched")
 
 OPEN, LOADING, CLOSED = "open", "loading", "closed"
 
@@ -37,12 +60,12 @@ OPEN, LOADING, CLOSED = "open", "loading", "closed"
 class Door:
     """One process's door: the agent's socket, and what loads the agent when someone knocks."""
 
-    def __init__(self, path: str, listening: "osthreads.Listening", load_agent: "LoadAgent") -> None:
+    def __init__(self, path: str, listening: "unpatched.Listening", load_agent: "LoadAgent") -> None:
         self.pid = os.getpid()
         self.path = path
         self.listening = listening
         self.load_agent = load_agent
-        self.lock = osthreads.Lock()
+        self.lock = unpatched.allocate_lock()
         self.state = OPEN
         self.failures = 0  # loads that failed (each knock after one tries again)
 
@@ -58,11 +81,11 @@ class Door:
         """The door's thread: wait for the first client and load the agent for it."""
         while True:
             try:
-                conn = osthreads.accept(self.listening.listener)
+                conn = unpatched.accept(self.listening.listener)
             except OSError:
                 if self.state == CLOSED:
                     return
-                osthreads.sleep(0.1)  # a real accept error
+                unpatched.sleep(0.1)  # a real accept error
                 continue
             with self.lock:
                 if self.state != OPEN:  # shut meanwhile
@@ -100,20 +123,19 @@ class Door:
                             os.unlink(self.path)
                         except OSError:
                             pass
-                    osthreads.close_listener(self.listening.listener)  # wakes the door's thread, which leaves
+                    unpatched.close_listener(self.listening.listener)  # wakes the door's thread, which leaves
                     return
                 if self.state == CLOSED:
                     return
             if time.monotonic() > deadline:
                 return
-            osthreads.sleep(0.01)
+            unpatched.sleep(0.01)
 
 
 def _refuse(conn: "Any", message: str) -> None:
     """Tell the client in one line why there is no agent, instead of its greeting."""
     try:
-        from . import protocol  # lazy: only when the agent could not be loaded (it imports json)
-
+        protocol = _beside("protocol")  # lazy: only when the agent could not be loaded (it imports json)
         protocol.send(conn, protocol.error(None, message))
     except Exception:
         pass
@@ -123,7 +145,7 @@ def _refuse(conn: "Any", message: str) -> None:
         pass
 
 
-_lock = osthreads.Lock()
+_lock = unpatched.allocate_lock()
 _door: "Optional[Door]" = None
 
 
@@ -144,13 +166,13 @@ def open_door(load_agent: "LoadAgent") -> str:
             if door.state == LOADING or door.still_bound():
                 return door.path
             door.shut()
-            load_agent = door.load_agent  # (the first injection's: it imported lu, with the bytecode kept aside)
+            load_agent = door.load_agent  # (the first injection's: it knows where lu's copy is)
         uid = os.geteuid()
         paths.ensure_private_dir(paths.runtime_dir(uid), uid)
         path = paths.socket_path(os.getpid(), uid)
-        door = Door(path, osthreads.listen_unix(path), load_agent)
+        door = Door(path, unpatched.listen_unix(path), load_agent)
         try:
-            osthreads.start_thread(door.wait_for_knock, "lu-agent-door")
+            unpatched.start_new_thread(door.wait_for_knock, ())  # (not threading's: the program may not have it)
         except BaseException:
             door.shut()
             raise
@@ -169,7 +191,7 @@ def shut() -> None:
 # that thread is importing half-done (lu's and the standard library's: the program's own later import
 # of one would find it so), with their import locks held by a thread the child does not have. So a fork
 # waits for the load (70 ms), at most FORK_WAIT seconds, as forks.py's guards do for a code swap.
-_loading = osthreads.Lock()
+_loading = unpatched.allocate_lock()
 _held_for_fork = False
 FORK_WAIT = 5.0
 
@@ -193,14 +215,14 @@ def _after_fork_in_child() -> None:
     """The inherited door is the parent's: close the child's descriptors of it (no shutdown, no unlink: they
     would close the parent's socket), including a connection its thread had just accepted."""
     global _door, _lock, _loading, _held_for_fork
-    _lock, _loading, _held_for_fork = osthreads.Lock(), osthreads.Lock(), False
+    _lock, _loading, _held_for_fork = unpatched.allocate_lock(), unpatched.allocate_lock(), False
     door, _door = _door, None
     if door is not None and door.state != CLOSED:
         try:
             door.listening.listener.close()
         except OSError:
             pass
-        osthreads.close_sockets_named(door.path)
+        unpatched.close_sockets_named(door.path)
 
 
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

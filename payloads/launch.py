@@ -10,6 +10,12 @@ when the first client connects. It is loaded by its path from that copy,
 where its bytecode is written once per Python version, so an injection
 unmarshals it instead of compiling it.
 
+An injection runs this module and the door's three (door.py, unpatched.py,
+paths.py), each loaded by its path: lu's package, startup.py's check of
+lu's bytecode and threading wait for the first knock, in the door's thread.
+Everything lu's thread runs, the program's threads wait for (bench/README.md
+has the figures), and most injected processes are knocked on once, if ever.
+
 Like startup.py and collector.py it is loaded before lu's package is
 imported, not entered in sys.modules, and imports only what every program has
 at module level.
@@ -22,7 +28,7 @@ import time  # (built in, and imported by the bootstrap already)
 
 TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing __future__ would compile it)
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional
+    from typing import Any, Callable, Dict, List, Optional
 
 # The import system's own functions, where the interpreter keeps them (importlib.util hands out these very
 # ones): importing the importlib package would compile it, holding the GIL, where the standard library
@@ -108,33 +114,26 @@ def start_agent(
     switch_interval: float = 0.0001,
     began: "Optional[float]" = None,
 ) -> None:
-    """Import lu's package from `package` (its private copy) and open the agent's door (door.py: the agent
-    itself loads when the first client connects); say how it went through `report`, which writes the
+    """Open the agent's door (door.py, loaded from `package`, lu's private copy: the agent itself, and lu's
+    package, load when the first client connects); say how it went through `report`, which writes the
     injection's status file, with when the bootstrap `began` and ended (CLOCK_MONOTONIC, the host's clock
     too: what of an injection's time the target spent running it). Never raises."""
-    compiled = finder = None
+    compiled = None
     try:
         module = sys.modules.get("lu_payloads")
-        fresh = module is None
         if module is None:
-            # lu's bytecode, and the standard library's where it has none, made away from the program's GIL
-            # (startup.py says how); the finder serves this thread only, while it imports, and the door's
-            # thread while it loads the agent
-            try:
-                startup = load(package + "/startup.py", "_lu_startup")
-                compiled, finder = startup.prepare(package, runtime)
-            except Exception:
-                compiled = finder = None  # a way to start faster, never a reason not to start
-            if finder is not None:
-                sys.meta_path.insert(0, finder)
-            module = load(package + "/__init__.py", "lu_payloads", search=[package], register=True)
-        if not threading_was_imported:  # (lu imports it now, maybe from a thread that is not the main one)
-            from lu_payloads import threadfix  # lazy: the package is in sys.modules only from here
-
-            threadfix.fix_main_thread(threading_was_imported)
-        was_running = module.running()  # (imports nothing)
-        listen = getattr(module, "listen", None)  # (a program's own lu_payloads may predate the door)
-        socket = listen(agent_loader(package if fresh else None, finder, switch_interval)) if listen else module.start()
+            compiled = bytecode_for_the_door(package, runtime)
+            door = sys.modules.get("lu_payloads.door")  # (an earlier injection's, nobody knocked yet)
+            if door is None:
+                door = load(package + "/door.py", "lu_payloads.door", register=True)
+            was_running = door.current() is not None
+            socket = door.open_door(agent_loader(package, runtime, switch_interval, fresh=True))
+        else:  # lu's package, loaded by an earlier injection's first client, or the program's own
+            was_running = module.running()  # (imports nothing)
+            listen = getattr(module, "listen", None)  # (a program's own lu_payloads may predate the door)
+            socket = listen(agent_loader(package, runtime, switch_interval, fresh=False)) if listen else module.start()
+            if not threading_was_imported and "threading" in sys.modules:
+                fix_main_thread(package)
         report(
             as_json(
                 {
@@ -154,34 +153,56 @@ def start_agent(
             report(as_json({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "began": began}))
         except BaseException:
             pass
-    finally:
-        _take_out(finder)
 
 
-def agent_loader(
-    package: "Optional[str]", finder: "Optional[Any]", switch_interval: float
-) -> "Callable[[Any, Any], None]":
-    """What loads the agent when its door is knocked on, in the door's thread: with the standard library's
-    bytecode kept aside (`finder`), and the collector paused while it imports, when this injection
-    imported lu's package from its private copy (`package`); and with the switch interval the bootstrap
-    sets while it runs (`switch_interval`), for the same reasons: the program's threads get their turns
-    while the agent imports, and the load gets the GIL back soon after each of its reads."""
+def bytecode_for_the_door(package: str, runtime: str) -> "Optional[Dict[str, Any]]":
+    """startup.py's step (lu's bytecode made away from the program's GIL) now, when the door has no
+    bytecode for this Python: the first injection of this copy of lu with it, or one into a program that
+    writes none. Else it waits for the first knock, with the rest of the agent's start. Returns what was
+    compiled, for lu's report."""
+    if os.path.exists(EXTERNAL.cache_from_source(package + "/door.py")):
+        return None
+    try:
+        return load(package + "/startup.py", "_lu_startup").prepare(package, runtime)[0]
+    except Exception:
+        return None  # a way to start faster, never a reason not to start
+
+
+def fix_main_thread(package: str) -> None:
+    """threading imported (by threadfix) from lu's thread, and its record of the main thread put right
+    (threadfix.py says why), with threadfix from lu's copy (a program's own lu_payloads may have none)."""
+    load(package + "/threadfix.py", "_lu_threadfix").fix_main_thread(False)
+
+
+def agent_loader(package: str, runtime: str, switch_interval: float, fresh: bool) -> "Callable[[Any, Any], None]":
+    """What loads the agent when its door is knocked on, in the door's thread: lu's package from `package`
+    (its private copy) if this injection found none (`fresh`) and none was loaded since, with lu's bytecode
+    made and the standard library's kept aside (startup.py), and the collector paused while it imports;
+    and with the switch interval the bootstrap sets while it runs (`switch_interval`), for the same
+    reasons: the program's threads get their turns while the agent imports, and the load gets the GIL back
+    soon after each of its reads."""
 
     def load_agent(listening: "Any", first: "Any") -> None:
-        collector = None
+        collector = finder = None
         paused = False
-        if finder is not None:
-            finder.serve_this_thread()
-            sys.meta_path.insert(0, finder)
         try:
             with ShortSwitchInterval(switch_interval):
-                if package is not None:
+                load_package = fresh and "lu_payloads" not in sys.modules
+                if load_package:
+                    finder = bytecode_and_finder(package, runtime)
                     # no collection examines what the start makes (collector.py says why and when not)
                     try:
                         collector = load(package + "/collector.py", "_lu_collector")
                         paused = collector.pause()
                     except Exception:
                         paused = False
+                if "threading" not in sys.modules:  # (lu imports it now, from a thread that is not the main one)
+                    fix_main_thread(package)
+                if load_package:
+                    module = load(package + "/__init__.py", "lu_payloads", search=[package], register=True)
+                    door = sys.modules.get("lu_payloads.door")
+                    if door is not None:  # (the import system names a submodule on its package as it imports
+                        module.door = door  # it; the door was loaded before its package)
                 from lu_payloads import service  # lazy: the agent's modules, all of them: the start's imports
 
                 # the collector runs again before the agent serves: no client ever finds it paused
@@ -192,6 +213,19 @@ def agent_loader(
             _resume_collector(collector, paused)
 
     return load_agent
+
+
+def bytecode_and_finder(package: str, runtime: str) -> "Optional[Any]":
+    """startup.py's step at the first knock, in the door's thread: lu's bytecode made where it is missing
+    (a check of a few directories where it is not), and the finder of the standard library's bytecode
+    kept aside put first on sys.meta_path, for this thread alone (None if there is none)."""
+    try:
+        finder = load(package + "/startup.py", "_lu_startup").prepare(package, runtime)[1]
+    except Exception:
+        return None  # a way to start faster, never a reason not to start
+    if finder is not None:
+        sys.meta_path.insert(0, finder)
+    return finder
 
 
 def _take_out(finder: "Optional[Any]") -> None:

@@ -40,7 +40,8 @@ def start(adopted: Optional[osthreads.Listening] = None, first: Any = None) -> s
     """Start the agent; if it runs already, make sure it can be reached again. Returns its socket.
 
     From the door (door.py): `adopted` is its socket, listening at the agent's path, and `first` the
-    connection that knocked, served first."""
+    connection that knocked, served first (a C socket as the door accepted it: the agent's are
+    socket.socket)."""
     global _agent
     with _lock:
         agent = current()
@@ -54,7 +55,7 @@ def start(adopted: Optional[osthreads.Listening] = None, first: Any = None) -> s
                 osthreads.close_listener(adopted.listener)
             agent.ensure_bound()
         if first is not None:
-            agent.admit(first)
+            agent.admit(osthreads.socket(fileno=first.detach()))
         return agent.socket_path
 
 

@@ -67,4 +67,10 @@ def fix_main_thread(threading_was_imported: bool) -> None:
         # Released by threading._shutdown() at exit, as the real one would be.
         lock = _thread.allocate_lock()
         lock.acquire()
-        record._tstate_lock = lock
+        lu_threads, record._tstate_lock = record._tstate_lock, lock
+        # and lu's thread is not one that exit waits for: it was listed as the main thread, which is not a
+        # daemon (up to 3.12 exit waits for every lock listed there; lu's door thread may never end)
+        shutdown_locks = getattr(registry, "_shutdown_locks", None)
+        if lu_threads is not None and shutdown_locks is not None:
+            with registry._shutdown_locks_lock:
+                shutdown_locks.discard(lu_threads)

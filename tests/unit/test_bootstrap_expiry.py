@@ -114,25 +114,43 @@ while sys.modules["lu_payloads.door"].current() is not None and time.monotonic()
 
 
 def test_the_injection_opens_the_door_and_the_first_client_loads_the_agent(tmp_path):
-    """What the injection runs in the program is the door alone (door.py says why): lu's package, its
-    version, the door and the two base modules it needs (threadfix too, where the program had not imported
-    threading), and not a module of the standard library that the program had not imported (typing, json,
-    select, __future__, ...). The first client loads the agent, which greets it."""
+    """What the injection runs in the program is the door alone (door.py says why): not lu's package, not a
+    module of the standard library that the program had not imported (typing, json, select, __future__,
+    ...); the door's two helpers are loaded by their paths, not entered in sys.modules. The first client
+    loads lu's package and the agent, which greets it."""
     before = "import socket, sys, threading, time\nhad = set(sys.modules)"
     after = (
         "print(sorted(set(sys.modules) - had))\n"
         + KNOCK
         + "print(b'hello' in greeting, 'lu_payloads.agent' in sys.modules, 'lu_payloads.door' in sys.modules)\n"
         + LOADED
-        + "print(sys.modules['lu_payloads'].running(), sys.modules['lu_payloads.door'].current())"
+        + "print(sys.modules['lu_payloads'].running(), sys.modules['lu_payloads.door'].current())\n"
+        + "print(sys.modules['lu_payloads'].door is sys.modules['lu_payloads.door'])"
     )
     started = start_agent_in(tmp_path, program_before=before, program_after=after)
     assert started.status["ok"] is True and started.status["was_running"] is False, started.status
-    imported, loaded, after_load = started.output.splitlines()
-    lus = ["lu_payloads", "lu_payloads.door", "lu_payloads.osthreads", "lu_payloads.paths", "lu_payloads.version"]
-    assert eval(imported) == lus, imported
-    assert loaded == "True True True" and after_load == "True None", (loaded, after_load)
+    imported, loaded, after_load, named = started.output.splitlines()
+    assert eval(imported) == ["lu_payloads.door"], imported
+    assert loaded == "True True True" and after_load == "True None" and named == "True", started.output
     assert started.status["socket"].endswith("/agent-%d.sock" % started.status["pid"]), started.status
+
+
+def test_in_a_program_without_socket_or_threading_the_injection_imports_neither(tmp_path):
+    """The door listens on the C module under socket; threading waits for the first knock, which imports it
+    from the door's thread. Up to 3.12 threading then takes that thread for the main one (threadfix.py): the
+    program's main thread is its main thread again, and its exit does not wait for lu's thread."""
+    before = "import sys\nhad = set(sys.modules)"
+    after = (
+        "print(sorted(set(sys.modules) - had))\n"
+        + KNOCK
+        + LOADED
+        + "import threading, _thread\n"
+        + "print(threading.main_thread().ident == _thread.get_ident(), threading.current_thread().name)\n"
+    )
+    started = start_agent_in(tmp_path, program_before=before, program_after=after)
+    imported, main = started.output.splitlines()
+    assert [name for name in eval(imported) if name not in ("_socket", "lu_payloads.door")] == [], imported
+    assert main == "True MainThread", started.output
 
 
 def test_the_status_says_when_the_bootstrap_ran_on_the_hosts_clock(tmp_path):
@@ -258,12 +276,17 @@ def test_an_agent_that_cannot_be_loaded_tells_each_client_and_the_door_stays(tmp
     assert state == "True 2"
 
 
+# The program imports lu_payloads itself (an embedding program), from its own copy of lu.
+IMPORT_OWN = "sys.path.insert(0, %r)\nimport lu_payloads\n"
+
+
 def test_an_embedding_programs_start_takes_over_from_an_open_door(tmp_path):
     """The program calls lu_payloads.start() itself after lu was injected: the door gives way to the agent,
     which listens at the same path and greets its clients; stop() then removes it all."""
     after = (
         "import os, sys, time\n"
-        "door = sys.modules['lu_payloads.door'].current()\n"
+        + IMPORT_OWN % str(tmp_path / "staged")
+        + "door = sys.modules['lu_payloads.door'].current()\n"
         "path = sys.modules['lu_payloads'].start()\n"
         "print(path == door.path, door.state, sys.modules['lu_payloads.door'].current())\n"
         + KNOCK_AT
@@ -279,7 +302,8 @@ def test_an_embedding_programs_start_takes_over_from_an_open_door(tmp_path):
 def test_a_door_nobody_knocked_on_is_closed_by_stop(tmp_path):
     after = (
         "import os, sys\n"
-        "door = sys.modules['lu_payloads.door'].current()\n"
+        + IMPORT_OWN % str(tmp_path / "staged")
+        + "door = sys.modules['lu_payloads.door'].current()\n"
         "sys.modules['lu_payloads'].stop()\n"
         "print(os.path.exists(door.path), door.state, 'lu_payloads.agent' in sys.modules)\n"
     )
@@ -407,7 +431,7 @@ def test_a_door_whose_socket_was_removed_opens_again_with_the_loader_it_had(tmp_
         "os.unlink(old.path)\n"
         "def second(listening, first):\n"
         "    raise RuntimeError('the second injection loader')\n"
-        "path = sys.modules['lu_payloads'].listen(second)\n"
+        "path = sys.modules['lu_payloads.door'].open_door(second)\n"
         "print(path == old.path, old.state, os.path.exists(path))\n" + KNOCK + "print(b'hello' in greeting)\n"
     )
     assert start_agent_in(tmp_path, program_after=after).output.splitlines() == ["True closed True", "True"]

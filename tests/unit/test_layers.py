@@ -56,6 +56,7 @@ PACKAGES = {
         "lu_payloads",
         "payloads",
         (
+            ("unpatched",),
             (
                 "errors",
                 "protocol",
