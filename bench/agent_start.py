@@ -32,8 +32,9 @@ more thread does one of:
             that runs Python in the target at all;
 - `idle`    a sleep that long.
 
-The figure is the longest heartbeat gap while that thread ran; the runs of the
-four alternate. `--preload` has the program import the standard library
+The figure is the longest heartbeat gap while that thread ran, beside the CPU
+time the thread took (lu's and the baseline's); the runs of the four
+alternate. `--preload` has the program import the standard library
 modules lu uses first, as a service has: the start is then lu's own modules.
 
 Then one process per interpreter runs lu's bootstrap under a profile of its
@@ -141,7 +142,16 @@ def start_lu():
         source = handle.read()
     exec(compile(source, bootstrap, "exec") if runner == "compile" else source, {"__name__": "__lu_bootstrap__"})
 
+cpu = []  # the starting thread's CPU time, before and after
+
 def run():
+    cpu.append(time.thread_time())
+    try:
+        run_variant()
+    finally:
+        cpu.append(time.thread_time())
+
+def run_variant():
     if variant == "profile":
         sys.setprofile(profile)
         start_lu()
@@ -169,6 +179,7 @@ end, longest = max(window, key=lambda pair: pair[1])
 during = [gen for began, ended, gen in collections_ if ended and began < end and ended > end - longest]
 result = {
     "seconds": t1 - t0,
+    "cpu_ms": (cpu[1] - cpu[0]) * 1000,
     "longest_ms": longest * 1000,
     "gc_in_longest": during,
     "collections": sorted(((ended - began) * 1000, gen) for began, ended, gen in collections_
@@ -379,11 +390,13 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str], baseline_
                     seconds = result["seconds"]
                 results[variant].append(result)
             log(
-                "  run %d: %s (start %.0f ms)"
+                "  run %d: %s (start %.0f ms; CPU lu %.2f ms, baseline %.2f ms)"
                 % (
                     run + 1,
                     ", ".join("%s %.2f ms" % (v, results[v][-1]["longest_ms"]) for v in VARIANTS),
                     seconds * 1000,
+                    results["lu"][-1]["cpu_ms"],
+                    results["baseline"][-1]["cpu_ms"],
                 )
             )
         profiled = run_child(python, "profile", 0, places, baseline, preload)
@@ -397,6 +410,7 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str], baseline_
         longest = [o["longest_ms"] for o in outs]
         summary[variant] = {"median_ms": statistics.median(longest), "p90_ms": quantile(longest, 0.9)}
     summary["start_ms"] = statistics.median(o["seconds"] * 1000 for o in results["lu"])
+    summary["cpu_ms"] = {v: statistics.median(o["cpu_ms"] for o in results[v]) for v in ("lu", "baseline")}
     summary["lu_longest_with_gc"] = sum(1 for o in results["lu"] if o["gc_in_longest"])
     summary["baseline_longest_with_gc"] = sum(1 for o in results["baseline"] if o["gc_in_longest"])
     summary["runs"] = runs
@@ -407,20 +421,23 @@ def bench_python(python: str, runs: int, log: Any, preload: List[str], baseline_
 
 def table(rows: List[Dict[str, Any]]) -> str:
     out = [
-        "| Python | agent start | longest gap: lu, median (p90) | baseline: %s | pure Python as long"
+        "| Python | agent start | its thread's CPU: lu / baseline | longest gap: lu, median (p90) | baseline: %s"
+        " | pure Python as long"
         " | idle | lu minus pure Python | a collection in the longest gap: lu / baseline | longest collection"
         " (lu) | longest C call (lu) |" % (rows[0]["baseline_name"] if rows else "-"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         gc_ms = "%.2f ms (gen %d)" % tuple(r["collections"][0]) if r["collections"] else "-"
         held = "%.2f ms (%s)" % tuple(r["held"][0]) if r["held"] else "-"
         figures = ["%.2f ms (%.2f)" % (r[v]["median_ms"], r[v]["p90_ms"]) for v in VARIANTS]
         out.append(
-            "| %s | %.0f ms | %s | %+.2f ms | %d / %d of %d | %s | %s |"
+            "| %s | %.0f ms | %.2f / %.2f ms | %s | %+.2f ms | %d / %d of %d | %s | %s |"
             % (
                 r["version"] + (", standard library preloaded" if r["preloaded"] else ""),
                 r["start_ms"],
+                r["cpu_ms"]["lu"],
+                r["cpu_ms"]["baseline"],
                 " | ".join(figures),
                 r["lu"]["median_ms"] - r["python"]["median_ms"],
                 r["lu_longest_with_gc"],
