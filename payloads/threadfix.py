@@ -1,13 +1,16 @@
 """Keep `threading.main_thread()` right when lu is the first to import threading.
 
-When `threading` is first imported from a thread other than the main one (our
-bootstrap runs in a native thread lu started), CPython up to 3.12 records that
-thread as the main thread (bpo-37416). The program's `main_thread()` would then
-be wrong, and at exit `threading._shutdown()` would trip over a lock that is
-not the main thread's. This module points the record back at the real main
-thread before anything else can look at it. (Importing this module imports
-threading; the bootstrap looks whether the program had imported it before it
-imports lu at all.)
+When `threading` is first imported from a thread other than the main one (the
+first knock's load, in the agent's door thread; the bootstrap, where lu's
+call runs it in a native thread of its own), CPython up to 3.12 records that
+thread as the main thread (bpo-37416). The program's `main_thread()` would
+then be wrong, and at exit `threading._shutdown()` would trip over a lock that
+is not the main thread's and wait for lu's thread to end (it waits for every
+thread listed as not a daemon, that record among them; the door's thread
+never ends where the agent could not be loaded). This module points the
+record back at the real main thread before anything else can look at it.
+(Importing this module imports threading; lu looks whether the program had
+imported it before.)
 """
 
 import _thread
