@@ -28,7 +28,7 @@ import time  # (built in, and imported by the bootstrap already)
 
 TYPE_CHECKING = False  # (and no `from __future__ import annotations`: importing __future__ would compile it)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # The import system's own functions, where the interpreter keeps them (importlib.util hands out these very
 # ones): importing the importlib package would compile it, holding the GIL, where the standard library
@@ -168,10 +168,18 @@ def bytecode_for_the_door(package: str, runtime: str) -> "Optional[Dict[str, Any
     compiled, for lu's report."""
     if os.path.exists(EXTERNAL.cache_from_source(package + "/door.py")):
         return None
+    return prepare_bytecode(package, runtime)[0]
+
+
+def prepare_bytecode(package: str, runtime: str) -> "Tuple[Optional[Dict[str, Any]], Optional[Any]]":
+    """startup.py's step, wherever it runs: lu's bytecode made where it is missing, and the standard
+    library's kept aside. Returns what was compiled (for lu's report) and the finder of what is aside
+    (startup.prepare says which); (None, None) if the step failed: a way to start faster, never a reason
+    not to start."""
     try:
-        return load(package + "/startup.py", "_lu_startup").prepare(package, runtime)[0]
+        return load(package + "/startup.py", "_lu_startup").prepare(package, runtime)
     except Exception:
-        return None  # a way to start faster, never a reason not to start
+        return None, None
 
 
 def fix_main_thread(package: str) -> None:
@@ -195,7 +203,8 @@ def agent_loader(package: str, runtime: str, switch_interval: float, fresh: bool
             with ShortSwitchInterval(switch_interval):
                 load_package = fresh and "lu_payloads" not in sys.modules
                 if load_package:
-                    finder = bytecode_and_finder(package, runtime)
+                    finder = prepare_bytecode(package, runtime)[1]
+                    _put_first(finder)
                     # no collection examines what the start makes (collector.py says why and when not)
                     try:
                         collector = load(package + "/collector.py", "_lu_collector")
@@ -221,17 +230,11 @@ def agent_loader(package: str, runtime: str, switch_interval: float, fresh: bool
     return load_agent
 
 
-def bytecode_and_finder(package: str, runtime: str) -> "Optional[Any]":
-    """startup.py's step at the first knock, in the door's thread: lu's bytecode made where it is missing
-    (a check of a few directories where it is not), and the finder of the standard library's bytecode
-    kept aside put first on sys.meta_path, for this thread alone (None if there is none)."""
-    try:
-        finder = load(package + "/startup.py", "_lu_startup").prepare(package, runtime)[1]
-    except Exception:
-        return None  # a way to start faster, never a reason not to start
+def _put_first(finder: "Optional[Any]") -> None:
+    """The finder of the standard library's bytecode kept aside first on sys.meta_path while the agent
+    imports (for this thread alone: it serves the agent's start and is taken out after)."""
     if finder is not None:
         sys.meta_path.insert(0, finder)
-    return finder
 
 
 def _take_out(finder: "Optional[Any]") -> None:
