@@ -475,6 +475,28 @@ class Injection:
     nonce: str
     helper: str  # the helper library, as the target names it
     script: str  # the bootstrap script, as the target names it
+    source: bytes  # the bootstrap script's text
+
+    @property
+    def code_name(self) -> str:
+        """The bootstrap's code, compiled by the target's own interpreter (PEP 768's launcher runs that)."""
+        return "inject-%s.code" % self.nonce
+
+    @property
+    def code(self) -> str:
+        """The bootstrap's code as the target names it."""
+        return os.path.join(os.path.dirname(self.script), self.code_name)
+
+    def keep_code(self, code: bytes) -> None:
+        """Keep the bootstrap's code beside it, where the launcher reads it. A speed-up only: if it cannot
+        be written (or only in part), the launcher compiles the source."""
+        try:
+            self.stage.dir.write_new(self.code_name, code, 0o644)
+        except (OSError, safefs.UnsafePath):
+            try:
+                self.stage.dir.unlink(self.code_name)  # (a part written is no code)
+            except OSError:
+                pass
 
     @property
     def claim_name(self) -> str:
@@ -507,6 +529,7 @@ class Injection:
             return self.runtime.unlink(self.claim_name)
 
     def cleanup(self) -> None:
+        self.stage.dir.unlink(self.code_name)  # (before the script: a launcher that runs late finds neither)
         self.stage.dir.unlink(os.path.basename(self.script))
         with safefs.acting_as(self.target.uid, self.target.gid):
             for name in (self.claim_name, self.status_name, self.status_name + ".tmp"):
@@ -557,4 +580,5 @@ def prepare(target: TargetProcess, expires: float) -> Injection:
         nonce=nonce,
         helper=stage.target_path + "/" + helper,
         script=stage.target_path + "/" + script_name,
+        source=text.encode(),
     )

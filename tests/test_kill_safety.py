@@ -230,8 +230,14 @@ def test_killed_while_dlopen_waits_for_the_loader_lock(tmp_path, start_target):
     usable(target.pid, "after the loader lock", target, statement=True)
 
 
-# The steps of PEP 768's way in: about to arm the target through its own interpreter, armed, waiting for the agent.
-REMOTE_EXEC_STEPS = [("arm", "call", 1), ("arm", "return", 1), ("wait_for_bootstrap", "call", 1)]
+# The steps of PEP 768's way in: about to arm the target through its own interpreter, the bootstrap's code kept
+# (its interpreter waits for lu's word to arm), armed, waiting for the agent.
+REMOTE_EXEC_STEPS = [
+    ("arm", "call", 1),
+    ("keep_code", "return", 1),
+    ("arm", "return", 1),
+    ("wait_for_bootstrap", "call", 1),
+]
 
 
 @pytest.mark.parametrize("python", NEW_GIL)

@@ -57,6 +57,35 @@ def test_remote_exec_gets_in_without_stopping_anything(python, start_target):
 
 
 @pytest.mark.parametrize("python", REMOTE_EXEC)
+def test_the_target_runs_the_bootstrap_its_own_interpreter_compiled(python, start_target, monkeypatch):
+    """The arming interpreter compiles the bootstrap and lu keeps the code before it arms: the target then
+    holds its GIL for no compile (lu_attach/methods/arming.py)."""
+    from lu_attach import inject, staging
+
+    kept = []
+    keep_code = staging.Injection.keep_code
+
+    def keep_and_look(injection, code):
+        keep_code(injection, code)
+        with open("/proc/%d/root%s" % (target.pid, injection.code), "rb") as written:
+            kept.append((code, injection.script, written.read() == code))
+
+    monkeypatch.setattr(staging.Injection, "keep_code", keep_and_look)
+    target = start_target(python, "heartbeat.py", "busy")
+    result = inject.inject(target.pid, method="remote-exec")
+    assert result.method == "remote-exec" and not result.already_running
+    ((code, script, in_place),) = kept
+    assert in_place  # where the launcher reads it
+    # code that the target's Python loads, compiled from the bootstrap (named as the launcher's fallback is)
+    check = "import marshal, sys; from importlib.util import MAGIC_NUMBER; code = sys.stdin.buffer.read(); "
+    check += "print(code[:4] == MAGIC_NUMBER, marshal.loads(code[4:]).co_filename)"
+    loaded = subprocess.run([python, "-c", check], input=code, capture_output=True, timeout=60)
+    assert loaded.stdout.decode().split() == ["True", script], loaded
+    assert agent_says(target.pid, "print(6 * 7)") == "42"
+    lu_ok("detach", target.pid)
+
+
+@pytest.mark.parametrize("python", REMOTE_EXEC)
 def test_a_main_thread_waiting_in_a_system_call_is_never_armed_and_ctrl_c_still_stops_the_target(python, start_target):
     """On 3.14 a signal arriving while a remote_exec script is pending is lost: lu must not leave one pending."""
     target = start_target(python, "sleeper.py")  # the main thread sleeps for an hour

@@ -6,15 +6,13 @@ runs the file the next time it checks for pending work, a point where
 running Python code is as safe as anywhere.
 
 **How lu calls it.** Through the target's own interpreter
-(`/proc/PID/exe -I -S -c ...`) rather than by writing the target's memory
-from lu. The caller must be the same minor version with the same
-free-threading setting as the target; the target's own binary is that by
-construction, for 3.14, 3.15 and any later version whose layout lu has never
-seen, while speaking the protocol from the host would mean keeping a copy of
-each version's debug-offsets layout. The binary runs isolated (no site,
-no environment, no user directory), and as the target's own user unless it
-is root's and only root can change it: root never runs a program a user can
-replace.
+(`/proc/PID/exe -I -S -c ...`, arming.py) rather than by writing the
+target's memory from lu. The caller must be the same minor version with the
+same free-threading setting as the target; the target's own binary is that
+by construction, for 3.14, 3.15 and any later version whose layout lu has
+never seen, while speaking the protocol from the host would mean keeping a
+copy of each version's debug-offsets layout. That interpreter also compiles
+lu's bootstrap first, so that the target runs its code without compiling it.
 
 **What PEP 768 does not do, and what lu does about it.**
 
@@ -31,13 +29,15 @@ replace.
 - *One pending script per thread*: a second call overwrites the first. lu
   arms a process at most once per injection, and only when no agent answers.
 - *No return channel.* The script is a launcher that starts the bootstrap in
-  a thread of its own and returns at once, so the main thread pauses for
-  microseconds, not for lu's imports; the bootstrap reports through its
-  status file like every method's.
+  a thread of its own (`_thread`'s: threading's start would wait for it) and
+  returns at once, so the main thread pauses for microseconds, not for lu's
+  imports; the bootstrap reports through its status file like every
+  method's. The launcher runs the bootstrap's code as the arming interpreter
+  compiled it, or its source where there is none.
 - *The file must exist when it runs, whenever that is.* The launcher is left
   in place (as `remote-PIDNS-NSPID-NONCE.py` in lu's stage, removed once the
   process is gone) and does nothing once the injection is over: it runs the
-  bootstrap only if its file is still there, and the bootstrap runs only if
+  bootstrap only if its files are still there, and the bootstrap runs only if
   it wins the claim (staging.py). A cancelled injection leaves a no-op armed,
   never a missing file or a script that starts an agent later.
 - *Remote debugging turned off* (`PYTHON_DISABLE_REMOTE_DEBUG`,
@@ -47,14 +47,13 @@ replace.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from .. import staging, threads
 from ..errors import LuAttachError
 from ..pythons import REMOTE_EXEC_SINCE
+from . import arming
 from .base import Injected, Method, NotThisWay, Target
 
 CALL_TIMEOUT = 20.0
@@ -62,34 +61,34 @@ MIN_ARM_SECONDS = 2.0  # the arming interpreter's own start-up, however little o
 WATCH_WINDOW = 0.05  # seconds the main thread is watched for running Python before it is armed
 
 LAUNCHER = """\
-def _lu_launch(path):
-    import threading
+def _lu_launch(code, source):
+    import _thread
 
     def run():
+        import marshal
+        import sys
+
         try:
-            with open(path, "rb") as handle:
-                source = handle.read()
-        except OSError:
-            return  # the injection is over (done another way, or cancelled): nothing to do
-        # exec of the source, not compile(): compile() first asks whether it was given an AST, which sets up
-        # the interpreter's `ast` types (2-4 ms holding the GIL where the program never used them)
-        exec(source, {{"__name__": "__lu_bootstrap__"}})
+            with open(code, "rb") as handle:
+                data = handle.read()
+            # made by the target's binary, as the program runs it: unless that was upgraded since to a Python
+            # whose bytecode differs (a shared libpython is loaded anew), which its magic number tells
+            if data[:4] != sys.modules["_frozen_importlib_external"].MAGIC_NUMBER:
+                raise ValueError("code for another Python")
+            bootstrap = marshal.loads(data[4:])
+        except Exception:
+            try:  # no code kept (or none readable): the bootstrap's source, compiled here
+                with open(source, "rb") as handle:
+                    bootstrap = handle.read()
+            except OSError:
+                return  # the injection is over (done another way, or cancelled): nothing to do
+        exec(bootstrap, {{"__name__": "__lu_bootstrap__"}})
 
-    threading.Thread(target=run, name="lu-bootstrap", daemon=True).start()
+    _thread.start_new_thread(run, ())
 
 
-_lu_launch({bootstrap!r})
+_lu_launch({code!r}, {bootstrap!r})
 """
-
-# Asked of the target's own interpreter: arm the target, say what went wrong in one line.
-_CALL = (
-    "import sys\n"
-    "try:\n"
-    "    sys.remote_exec(int(sys.argv[1]), sys.argv[2])\n"
-    "except BaseException as exc:\n"
-    "    print('LU-REMOTE-EXEC-FAILED %s: %s' % (type(exc).__name__, exc))\n"
-    "    sys.exit(3)\n"
-)
 
 
 class RemoteDebugOff(LuAttachError):
@@ -150,66 +149,24 @@ def main_thread_waits(pid: int, window: float = WATCH_WINDOW) -> Optional[int]:
         time.sleep(0.0005)
 
 
-def _credentials(pid: int, exe_stat: os.stat_result) -> Optional[Tuple[int, int, List[int]]]:
-    """Whose identity runs the target's binary: None for lu's own, else the target's (uid, gid, groups).
+def arm(pid: int, launcher: str, injection: staging.Injection, timeout: float = CALL_TIMEOUT) -> None:
+    """sys.remote_exec(pid, launcher), asked of the target's own interpreter once it compiled the bootstrap
+    (arming.py); one-line errors.
 
-    lu's own identity only when that adds nothing: lu is not root, or the
-    binary is root's and no one else may change it.
+    Stopped at `timeout`: cut short, it leaves at most a launcher that runs the bootstrap, whose claim lu
+    then takes back (a launcher armed but not flagged runs nothing).
     """
-    if os.geteuid() != 0:
-        return None
-    if exe_stat.st_uid == 0 and not exe_stat.st_mode & 0o022:
-        return None
-    fields = {}
-    with open("/proc/%d/status" % pid) as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["Uid"][1]), int(fields["Gid"][1]), [int(g) for g in fields.get("Groups", [])]
-
-
-def _become(uid: int, gid: int, groups: List[int]) -> None:
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
-
-
-def arm(pid: int, script: str, timeout: float = CALL_TIMEOUT) -> None:
-    """sys.remote_exec(pid, script), asked of the target's own interpreter; one-line errors.
-
-    Stopped at `timeout`: cut short, it leaves at most a script that runs the bootstrap, whose claim lu
-    then takes back (a script armed but not flagged runs nothing).
-    """
-    exe = "/proc/%d/exe" % pid
     try:
-        who = _credentials(pid, os.stat(exe))
-    except (OSError, KeyError, IndexError, ValueError):
-        raise NotThisWay("process %d: its interpreter binary cannot be read" % pid)
-    try:
-        done = subprocess.run(
-            [exe, "-I", "-S", "-c", _CALL, str(pid), script],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-            cwd="/",
-            timeout=timeout,
-            preexec_fn=(lambda: _become(*who)) if who is not None else None,
-        )
-    except subprocess.TimeoutExpired:
-        raise NotThisWay("process %d: its interpreter did not finish sys.remote_exec in time" % pid)
-    except OSError as exc:
-        raise NotThisWay("process %d: its interpreter binary cannot be run from here (%s)" % (pid, exc.strerror))
+        done = arming.compile_and_arm(pid, launcher, injection.source, injection.script, injection.keep_code, timeout)
+    except arming.CannotRun as exc:
+        raise NotThisWay("process %d: %s" % (pid, exc))
     if done.returncode == 0:
         return
-    said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    failure = next((line for line in said if line.startswith("LU-REMOTE-EXEC-FAILED")), None)
-    if failure is None:
+    reason = done.failure()
+    if reason is None:
         raise NotThisWay(
-            "process %d: its interpreter binary cannot be run from here (%s)" % (pid, (said or ["no output"])[-1])
+            "process %d: its interpreter binary cannot be run from here (%s)" % (pid, (done.said or ["no output"])[-1])
         )
-    reason = failure.split(" ", 1)[1]
     if "not enabled" in reason or "disabled" in reason:
         raise RemoteDebugOff(off_message(pid, "sys.remote_exec says: " + reason))
     raise NotThisWay("process %d: sys.remote_exec failed (%s)" % (pid, reason))
@@ -246,8 +203,9 @@ class RemoteExec(Method):
         if refusal is not None:
             raise RemoteDebugOff(refusal)
         name = staging.launcher_name(injection.target, injection.nonce)
-        injection.stage.dir.write_new(name, LAUNCHER.format(bootstrap=injection.script).encode(), 0o644)
-        arm(pid, injection.stage.target_path + "/" + name, max(MIN_ARM_SECONDS, deadline - time.monotonic()))
+        launcher = LAUNCHER.format(code=injection.code, bootstrap=injection.script)
+        injection.stage.dir.write_new(name, launcher.encode(), 0o644)
+        arm(pid, injection.stage.target_path + "/" + name, injection, max(MIN_ARM_SECONDS, deadline - time.monotonic()))
         # The bootstrap reports when it runs; inject.py waits for that (and cancels on time-out).
         return Injected(self.name, None, 0.0)
 
