@@ -15,7 +15,8 @@ more thread does one of:
 
 - `lu`      lu's own bootstrap script, as `lu inject` stages it (its claim,
             lu's package staged in the bench's directory), run as lu's
-            launcher runs it:
+            launcher runs it (on 3.14+ the code the arming interpreter
+            compiled, kept beside it; before, its source):
             its switch interval, lu's package imported and the agent's
             door opened (payloads/door.py; then shut, outside the window).
             The agent itself loads when a first client connects, which this
@@ -25,8 +26,8 @@ more thread does one of:
             injection has none since it opens only the door: the two are
             then the same, and a revision is the comparison to ask for); a git
             revision stages lu's package and bootstrap as of then, run as its
-            launcher ran it (through compile() on 3.14+ before this one's
-            launcher ran it with exec);
+            launcher ran it on 3.14+ (through compile(), then exec of the
+            source, then the code kept by its arming);
 - `python`  pure Python for as long as lu's start took in the run before, with
             the switch interval the bootstrap sets: the floor of any agent
             that runs Python in the target at all;
@@ -75,7 +76,7 @@ VARIANTS = ("lu", "baseline", "python", "idle")
 CHILD = r"""
 import gc, json, os, socket, sys, threading, time
 variant, seconds, switch_interval, bootstrap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-runner = sys.argv[6]  # how the bootstrap is run: "exec" of its source, or exec of compile()'s code
+runner = sys.argv[6]  # how the bootstrap is run: "exec" of its source, exec of compile()'s code, or "code" kept
 for name in filter(None, sys.argv[5].split(",")):  # --preload: the standard library lu uses, imported already
     try:
         __import__(name)
@@ -138,6 +139,12 @@ def what(frame, fn):
 
 def start_lu():
     # lu's own bootstrap, as an injection runs it: its switch interval, its collector step, lu's package
+    if runner == "code":  # as PEP 768's launcher runs it: the code its arming interpreter compiled
+        import marshal
+        with open(bootstrap[:-3] + ".code", "rb") as handle:
+            code = marshal.loads(handle.read()[4:])  # (after the magic number, which the launcher checks)
+        exec(code, {"__name__": "__lu_bootstrap__"})
+        return
     with open(bootstrap) as handle:
         source = handle.read()
     exec(compile(source, bootstrap, "exec") if runner == "compile" else source, {"__name__": "__lu_bootstrap__"})
@@ -224,7 +231,7 @@ class Baseline:
     name: str  # as the table names it
     payloads: str  # lu's package, staged
     template: str  # its bootstrap: lu_attach/staging.py's BOOTSTRAP, to be formatted as bootstrap_script does
-    compiles: bool  # its PEP 768 launcher ran the bootstrap through compile() (3.14 and later)
+    launcher_runs: str  # how its PEP 768 launcher ran the bootstrap (3.14 and later): as CHILD's `runner`
 
 
 @dataclass
@@ -259,7 +266,7 @@ def make_baseline(root: str, spec: str) -> Baseline:
         stage_lu(staged)
         with open(os.path.join(staged, "collector.py"), "w") as handle:
             handle.write(COLLECTOR_LEFT_OUT)
-        return Baseline("the collector step left out", staged, BOOTSTRAP, False)
+        return Baseline("the collector step left out", staged, BOOTSTRAP, "code")
     revision = subprocess.run(
         ["git", "-C", ROOT, "rev-parse", "--short", spec], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -290,8 +297,9 @@ def make_baseline(root: str, spec: str) -> Baseline:
         and isinstance(node.value, ast.Constant)
     )
     with open(os.path.join(tree, "lu_attach", "methods", "remote_exec.py")) as handle:
-        compiles = "exec(compile(" in handle.read()
-    return Baseline("lu at " + revision, os.path.join(tree, "payloads"), template, compiles)
+        launcher = handle.read()
+    runs = "code" if "marshal.loads" in launcher else "compile" if "exec(compile(" in launcher else "exec"
+    return Baseline("lu at " + revision, os.path.join(tree, "payloads"), template, runs)
 
 
 def bootstrap_file(places: Places, staged: str, template: str) -> str:
@@ -314,16 +322,27 @@ def bootstrap_file(places: Places, staged: str, template: str) -> str:
     return path
 
 
+def keep_code(python: str, bootstrap: str) -> None:
+    """The bootstrap's code beside it, compiled by the target's interpreter, as lu's arming of a 3.14+
+    target keeps it (lu_attach/methods/arming.py)."""
+    code = "import marshal, sys; source = open(sys.argv[1], 'rb').read(); "
+    code += "magic = sys.modules['_frozen_importlib_external'].MAGIC_NUMBER; "
+    code += "open(sys.argv[1][:-3] + '.code', 'wb').write(magic + marshal.dumps(compile(source, sys.argv[1], 'exec')))"
+    subprocess.run([python, "-I", "-S", "-c", code, bootstrap], check=True, timeout=60)
+
+
 def run_child(
     python: str, variant: str, seconds: float, places: Places, baseline: Baseline, preload: List[str]
 ) -> Dict[str, Any]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=places.cache)
     if variant == "baseline":
         bootstrap = bootstrap_file(places, baseline.payloads, baseline.template)
-        runner = "compile" if baseline.compiles and remote_exec_target(python) else "exec"
+        runner = baseline.launcher_runs if remote_exec_target(python) else "exec"
     else:
         bootstrap = bootstrap_file(places, places.payloads, BOOTSTRAP)
-        runner = "exec"
+        runner = "code" if remote_exec_target(python) else "exec"  # (before 3.14, PyRun_String of its source)
+    if runner == "code":
+        keep_code(python, bootstrap)
     done = subprocess.run(
         [
             python,
