@@ -70,6 +70,7 @@ sys.path.insert(0, ROOT)
 
 from attach import all_pythons, default_python  # noqa: E402
 
+from lu_attach.methods.arming import CODE_OF  # noqa: E402
 from lu_attach.staging import BOOTSTRAP, COPY, FAILED, STARTING_SWITCH_INTERVAL  # noqa: E402
 
 VARIANTS = ("lu", "baseline", "python", "idle")
@@ -325,9 +326,8 @@ def bootstrap_file(places: Places, staged: str, template: str) -> str:
 def keep_code(python: str, bootstrap: str) -> None:
     """The bootstrap's code beside it, compiled by the target's interpreter, as lu's arming of a 3.14+
     target keeps it (lu_attach/methods/arming.py)."""
-    code = "import marshal, sys; source = open(sys.argv[1], 'rb').read(); "
-    code += "magic = sys.modules['_frozen_importlib_external'].MAGIC_NUMBER; "
-    code += "open(sys.argv[1][:-3] + '.code', 'wb').write(magic + marshal.dumps(compile(source, sys.argv[1], 'exec')))"
+    code = CODE_OF + "import sys\nsource = open(sys.argv[1], 'rb').read()\n"
+    code += "open(sys.argv[1][:-3] + '.code', 'wb').write(code_of(source, sys.argv[1]))\n"
     subprocess.run([python, "-I", "-S", "-c", code, bootstrap], check=True, timeout=60)
 
 

@@ -29,19 +29,28 @@ from typing import IO, Callable, List, Optional, Tuple
 
 CODE_LIMIT = 1 << 20  # bytes: the bootstrap's code is 3 KB; anything larger is not it
 
-# Run by the target's binary: argv = pid, the launcher's path, the bootstrap's length, the bootstrap's path (as
-# the code's file name). stdout: the code's length and the code, as a .pyc's magic number and marshal's bytes
-# (0 and none if it would not compile), then at most one line saying why sys.remote_exec failed.
-_CALL = """\
-import sys
-source = sys.stdin.buffer.read(int(sys.argv[3]))
-try:
+# The bootstrap's code as the launcher reads it: this Python's magic number (the launcher runs no code that
+# another bytecode's Python made), then marshal's bytes; b"" if the source does not compile.
+CODE_OF = """\
+def code_of(source, name):
     import marshal
-    # (headed by this Python's magic number: the launcher runs no code another bytecode's Python made)
-    magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
-    code = magic + marshal.dumps(compile(source, sys.argv[4], "exec"))
-except Exception:
-    code = b""
+    import sys
+
+    try:
+        magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+        return magic + marshal.dumps(compile(source, name, "exec"))
+    except Exception:
+        return b""
+"""
+
+# Run by the target's binary: argv = pid, the launcher's path, the bootstrap's length, the bootstrap's path (as
+# the code's file name). stdout: the code's length and the code (0 and none if it would not compile), then at
+# most one line saying why sys.remote_exec failed.
+_CALL = (
+    CODE_OF
+    + """
+import sys
+code = code_of(sys.stdin.buffer.read(int(sys.argv[3])), sys.argv[4])
 sys.stdout.buffer.write(b"%d\\n" % len(code) + code)
 sys.stdout.flush()
 if sys.stdin.buffer.readline() != b"arm\\n":
@@ -52,6 +61,7 @@ except BaseException as exc:
     print("LU-REMOTE-EXEC-FAILED %s: %s" % (type(exc).__name__, exc))
     sys.exit(3)
 """
+)
 
 FAILED_MARK = "LU-REMOTE-EXEC-FAILED"
 
