@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, List, Optional, Tuple
 
 CODE_LIMIT = 1 << 20  # bytes: the bootstrap's code is 3 KB; anything larger is not it
+SAID_LIMIT = 1 << 16  # bytes read of what the child says after the code, on each of its two pipes
 
 # The bootstrap's code as the launcher reads it: this Python's magic number (the launcher runs no code that
 # another bytecode's Python made), then marshal's bytes; b"" if the source does not compile.
@@ -153,8 +154,9 @@ def compile_and_arm(
                 child.stdin.close()
             except (BrokenPipeError, ValueError):
                 pass  # it ended early (it could not start, or was killed): what it said tells why
-            out = child.stdout.read()
-            err = child.stderr.read()
+            # bounded: the binary may be the target user's (a child that says more blocks until its deadline)
+            out = child.stdout.read(SAID_LIMIT)
+            err = child.stderr.read(SAID_LIMIT)
             returncode = child.wait()
     finally:
         timer.cancel()
