@@ -294,9 +294,11 @@ def _parses(data: bytes) -> bool:
 class WatchSession:
     """One `lu watch`: connect, map paths, watch, apply saves until stopped.
 
-    on_event(event) is told what happens, as records (WatchEvent), in order: Watching once the
-    watch is set up (from the constructor), a Saved or a Refused for each save the target was
-    given, and Ended last. announce(line) is told when lu had to start the agent.
+    on_event(event) is told what happens, as records (WatchEvent), in order: Watching when run()
+    starts, a Saved or a Refused for each save the target was given, and Ended last. Watching is
+    told from run(), not from the constructor that sets the watch up, so that a Ctrl-C which
+    follows the user's sight of it always ends in Ended. announce(line) is told when lu had to
+    start the agent.
     """
 
     def __init__(
@@ -330,6 +332,7 @@ class WatchSession:
             connect(pid, inject_if_needed=True, announce=announce) if self.group is None else self.group.clients[pid]
         )
         self.observer: Optional[BaseObserver] = None
+        self.watching: Optional[Watching] = None  # what run() tells first
         try:
             self._start(given)
         except BaseException:
@@ -379,14 +382,12 @@ class WatchSession:
                 observer.schedule(handler, d, recursive=False)
                 watched.add(d)
         observer.start()
-        self.on_event(
-            Watching(
-                pid=self.pid,
-                files=sorted(self.files),
-                processes=[self.pid] if self.group is None else list(self.group.pids),
-                tree=self.group is not None,
-                not_watched=refused,
-            )
+        self.watching = Watching(
+            pid=self.pid,
+            files=sorted(self.files),
+            processes=[self.pid] if self.group is None else list(self.group.pids),
+            tree=self.group is not None,
+            not_watched=refused,
         )
 
     def _accept(self, item: object, like: str) -> Optional[_FileState]:
@@ -411,6 +412,8 @@ class WatchSession:
         ends; when an error ended it, the event names it and the error is raised on."""
         error: Optional[str] = None
         try:
+            if self.watching is not None:
+                self.on_event(self.watching)
             self._loop(duration)
         except KeyboardInterrupt:  # Ctrl-C: the end the user asked for
             raise
