@@ -59,6 +59,17 @@ def thread_syscall(pid: int, tid: int) -> Optional[int]:
     return None
 
 
+def thread_switches(pid: int, tid: int) -> int:
+    """How many times thread `tid` has left the CPU, waiting or pre-empted (OSError: no such thread). A count
+    that moved between two looks means the thread ran in between, whatever system call it is in at each."""
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as handle:
+        fields = (line.partition(":") for line in handle)
+        return sum(int(value) for name, _, value in fields if name in _SWITCHES)
+
+
+_SWITCHES = ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+
+
 def parked_threads(pid: int) -> List[int]:
     """Threads blocked in a consistent wait, main thread last (it is the one most likely busy later)."""
     threads = thread_syscalls(pid)

@@ -135,16 +135,26 @@ def main_thread_waits(pid: int, window: float = WATCH_WINDOW) -> Optional[int]:
 
     A loop that sleeps a millisecond at a time is in a system call most of the
     time, yet reaches a safe point within a millisecond: only a main thread
-    seen waiting throughout is one whose armed script would stay pending.
+    seen waiting throughout is one whose armed script would stay pending. It
+    ran if it is seen running, or if it left the CPU again since the first
+    look (its switch count moved): a loop of short waits is told within a
+    wait or two, not at the end of the window.
     """
     until = time.monotonic() + window
-    call: Optional[int] = None
+    first: Optional[int] = None
     while True:
         try:
-            call = threads.thread_syscall(pid, pid)  # the main thread's only: read 100 times a watch
-        except OSError:
+            call = threads.thread_syscall(pid, pid)  # the main thread's only: read up to 100 times a watch
+            if call is None:
+                return None
+            switches = threads.thread_switches(pid, pid)
+        except (OSError, ValueError):
             return None  # gone: arming fails with its own one-line error
-        if call is None or time.monotonic() >= until:
+        if first is None:
+            first = switches
+        elif switches != first:
+            return None
+        if time.monotonic() >= until:
             return call
         time.sleep(0.0005)
 
