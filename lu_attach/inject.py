@@ -353,7 +353,7 @@ def _inject(
                 "process %d: its agent reports socket %r, not %s; refusing to use it"
                 % (pid, str(status.get("socket"))[:200], expected)
             )
-        return InjectResult(
+        result = InjectResult(
             pid=pid,
             socket=target.host_path(expected),
             already_running=status.get("was_running") is True,
@@ -364,6 +364,8 @@ def _inject(
             compiled=Compiled.of(status.get("compiled")),
             timeline=Timeline.of(started, checked, armed, status, seen),
         )
+        injection.sweep_if_due()  # now, not while the target is on its way to lu's script
+        return result
     finally:
         injection.cleanup()
 

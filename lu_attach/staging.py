@@ -54,6 +54,11 @@ from .runtime import TargetProcess, open_runtime
 STAGE = "lu-stage-%d"
 STATUS_LIMIT = 64 * 1024
 STALE_SECONDS = 600
+# Seconds between two sweeps for stale files of one user's agents' directory. A sweep lstat()s every file
+# there (a host's week of agent logs: thousands), 20-40 ms of lu's CPU on two cores; one a minute is enough
+# for files that wait for days, and a tree's injections share one.
+SWEEP_EVERY = 60.0
+SWEPT = "swept-%d"  # in lu's stage, per target user: its mtime is the last sweep's time
 STARTING_SWITCH_INTERVAL = 0.0001  # seconds: sys.setswitchinterval while the agent starts (see BOOTSTRAP)
 
 
@@ -323,6 +328,33 @@ def ensure_helper(stage: Stage) -> str:
     return name
 
 
+def sweep_if_due(stage: Stage, target: TargetProcess, runtime: safefs.Dir, every: float = SWEEP_EVERY) -> bool:
+    """remove_stale, unless an lu swept this user's directories less than `every` seconds ago; True if it ran.
+
+    The stamp is in lu's own stage (root's when lu runs as root): the target's user cannot plant it there to
+    keep stale files from going. Two lu that sweep at once both do; each removal is checked as it is made.
+    """
+    stamp = SWEPT % target.uid
+    try:
+        age = time.time() - os.stat(stamp, dir_fd=stage.dir.fd, follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        age = every  # never swept
+    except OSError:
+        return False  # lu's stage refuses: lu's next injection tries again
+    if 0 <= age < every:  # (a stamp from the future, the clock set back, is due)
+        return False
+    try:
+        fd = os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=stage.dir.fd)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    remove_stale(stage, target, runtime)
+    return True
+
+
 def remove_stale(stage: Stage, target: TargetProcess, runtime: safefs.Dir) -> None:
     """Files of injections abandoned long ago (a killed lu), and of agents whose process is gone."""
     try:
@@ -528,6 +560,11 @@ class Injection:
         with safefs.acting_as(self.target.uid, self.target.gid):
             return self.runtime.unlink(self.claim_name)
 
+    def sweep_if_due(self) -> bool:
+        """The stale-file sweep (sweep_if_due), once the agent answered: it is host work that would
+        otherwise share the CPU with the target while the target reaches lu's script."""
+        return sweep_if_due(self.stage, self.target, self.runtime)
+
     def cleanup(self) -> None:
         self.stage.dir.unlink(self.code_name)  # (before the script: a launcher that runs late finds neither)
         self.stage.dir.unlink(os.path.basename(self.script))
@@ -553,7 +590,6 @@ def prepare(target: TargetProcess, expires: float) -> Injection:
         stage.close()
         raise LuAttachError("process %d: could not create its agent's directory" % target.pid)
     try:
-        remove_stale(stage, target, runtime)
         payloads = ensure_payloads(stage)
         helper = ensure_helper(stage)
         nonce = secrets.token_hex(12)

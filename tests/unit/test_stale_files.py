@@ -78,3 +78,53 @@ def test_recent_logs_do_not_ask_whether_their_process_lives(tmp_path):
         _remove_stale_in(opened, lambda pid: asked.append(pid) or pid in ALIVE)
     assert sorted(asked) == [111, 333]  # a socket goes with its process; an old log may go
     assert len(os.listdir(str(tmp_path))) == 200
+
+
+class _Target:
+    pid = 1
+    uid = 1000
+
+
+def sweeps_of(monkeypatch):
+    from lu_attach import staging
+
+    swept = []
+    monkeypatch.setattr(staging, "remove_stale", lambda stage, target, runtime: swept.append(target.uid))
+    return swept
+
+
+def test_a_sweep_runs_once_a_minute_per_user_and_its_stamp_is_in_lus_stage(tmp_path, monkeypatch):
+    """A sweep lstat()s every file of the agents' directory (thousands on a busy host): one a minute is
+    enough for files kept for days, and the injections of a tree share one."""
+    from lu_attach.staging import SWEEP_EVERY, SWEPT, Stage, sweep_if_due
+
+    swept = sweeps_of(monkeypatch)
+    with safefs.open_dir(str(tmp_path)) as opened:
+        stage = Stage(dir=opened, target_path=str(tmp_path))
+        target, other = _Target(), _Target()
+        other.uid = 1001
+        assert sweep_if_due(stage, target, opened)  # never swept: due
+        assert not sweep_if_due(stage, target, opened)
+        assert sweep_if_due(stage, other, opened)  # another user's directory has its own stamp
+        assert swept == [1000, 1001]
+        stamp = tmp_path / (SWEPT % 1000)
+        past = time.time() - SWEEP_EVERY - 1
+        os.utime(str(stamp), (past, past))
+        assert sweep_if_due(stage, target, opened)
+        assert not sweep_if_due(stage, target, opened)
+        future = time.time() + 3600  # the clock was set back since: a stamp from the future is due
+        os.utime(str(stamp), (future, future))
+        assert sweep_if_due(stage, target, opened)
+    assert swept == [1000, 1001, 1000, 1000]
+    assert sorted(os.listdir(str(tmp_path))) == [SWEPT % 1000, SWEPT % 1001]
+
+
+def test_a_stage_that_refuses_the_stamp_skips_the_sweep(tmp_path, monkeypatch):
+    from lu_attach.staging import SWEPT, Stage, sweep_if_due
+
+    swept = sweeps_of(monkeypatch)
+    os.symlink("/etc/passwd", str(tmp_path / (SWEPT % 1000)))  # never followed
+    os.utime(str(tmp_path / (SWEPT % 1000)), (1, 1), follow_symlinks=False)  # and long due
+    with safefs.open_dir(str(tmp_path)) as opened:
+        assert not sweep_if_due(Stage(dir=opened, target_path=str(tmp_path)), _Target(), opened)
+    assert swept == [] and os.readlink(str(tmp_path / (SWEPT % 1000))) == "/etc/passwd"
