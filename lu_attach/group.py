@@ -284,12 +284,14 @@ class Tree:
         on_event: Optional[Callable[[int, dict], None]] = None,
         follow: bool = False,
         poll: float = 0.5,
+        started: Optional[Callable[[], None]] = None,
     ) -> bool:
         """Let a tree session run `duration` seconds: events to on_event(pid, event), newcomers brought in.
 
         With follow, processes that join the tree meanwhile are reached and
         given the session too (`start(pids)`), and their sessions merged into
-        `sessions`. False when Ctrl-C cut it short.
+        `sessions`. False when Ctrl-C cut it short. started() is called first, inside the span where
+        Ctrl-C means "stop early" (as profiling.run_for's).
         """
         stop = threading.Event()
         readers: List[threading.Thread] = []
@@ -313,10 +315,12 @@ class Tree:
                 reader.start()
                 readers.append(reader)
 
-        listen(list(sessions.started) if sessions is not None else self.pids)
         deadline = time.monotonic() + duration
         next_poll = time.monotonic() + poll
         try:
+            if started is not None:
+                started()
+            listen(list(sessions.started) if sessions is not None else self.pids)
             while True:
                 now = time.monotonic()
                 if now >= deadline:
@@ -411,15 +415,19 @@ class Tree:
         seconds: Optional[float] = None,
         told: Optional[Callable[[int, str], None]] = None,
         poll: float = 0.5,
+        started: Optional[Callable[[], None]] = None,
     ) -> None:
         """--follow: give the patch to every process that joins the tree, until Ctrl-C (or `seconds`).
 
         A forked newcomer has it already (inherited, or applied on import); a
         spawned one is a new interpreter and gets it here, under the same ids,
-        or keeps it waiting until it imports the module.
+        or keeps it waiting until it imports the module. started() is called first, inside the span where
+        Ctrl-C ends the follow (SIGTERM and SIGHUP go on up: lu exits as killed).
         """
         end = time.monotonic() + seconds if seconds is not None else None
         try:
+            if started is not None:
+                started()
             while end is None or time.monotonic() < end:
                 time.sleep(poll if end is None else max(0.0, min(poll, end - time.monotonic())))
                 for pid in self.newcomers():
@@ -434,6 +442,8 @@ class Tree:
                         message = "could not get it: %s" % exc
                     if told is not None:
                         told(pid, message)
+        except Stopped:
+            raise
         except KeyboardInterrupt:
             return
 

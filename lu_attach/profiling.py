@@ -64,10 +64,22 @@ def host_path(pid: int, path: str) -> str:
     return root + path
 
 
-def run_for(duration: float, client: AgentClient, pid: int, on_event: Optional[Callable[[dict], None]] = None) -> bool:
-    """Wait `duration` seconds, handing streamed events to on_event. False if Ctrl-C cut it short."""
+def run_for(
+    duration: float,
+    client: AgentClient,
+    pid: int,
+    on_event: Optional[Callable[[dict], None]] = None,
+    started: Optional[Callable[[], None]] = None,
+) -> bool:
+    """Wait `duration` seconds, handing streamed events to on_event. False if Ctrl-C cut it short.
+
+    started() is called first, inside the span where Ctrl-C means "stop early": a command that says there
+    that it runs (and how to stop it) ends as promised whenever the Ctrl-C that follows lands.
+    """
     deadline = time.monotonic() + duration
     try:
+        if started is not None:
+            started()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:

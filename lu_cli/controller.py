@@ -84,21 +84,21 @@ def run_controller(client: AgentClient, pid: int, tree: Optional[Tree] = None) -
     """
     info = client.request("info")
     readline = _setup_readline(client) if sys.stdin.isatty() else None
+    # (made before the banner: what follows the banner, up to the prompt, is only the loop's own set-up)
+    run = _single(client, pid, _can_interrupt(info)) if tree is None else _in_tree(tree)
+    compiler = codeop.CommandCompiler()  # one for the session: it remembers the __future__ imports typed
     if tree is None:
         echo(
             "lu controller: process %d, Python %s, agent %s. Statements run inside the target; "
             "help for the vocabulary, Ctrl-C interrupts one, Ctrl-D to leave."
             % (pid, info["python"], info["agent_version"])
         )
-        run = _single(client, pid, _can_interrupt(info))
     else:
         echo(
             "lu controller: the tree of %d (%d processes: %s), Python %s. Statements run in every one of them, "
             "each line of output prefixed with its pid; Ctrl-C interrupts one, Ctrl-D to leave."
             % (pid, len(tree.pids), ", ".join(map(str, tree.pids)), info["python"])
         )
-        run = _in_tree(tree)
-    compiler = codeop.CommandCompiler()  # one for the session: it remembers the __future__ imports typed
     try:
         while True:
             source = _read_statement(compiler)

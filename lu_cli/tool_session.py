@@ -91,13 +91,16 @@ def run_session(
 
     `last` runs before the revert (to take the session's figures); its answer is returned.
     """
-    echo(
-        "%s %s in process %d for %g s: %s (Ctrl-C to stop early)..."
-        % (doing, plural(len(result["targets"]), "function"), pid, duration, names_of(result["targets"])),
-        err=True,
-    )
+
+    def started() -> None:
+        echo(
+            "%s %s in process %d for %g s: %s (Ctrl-C to stop early)..."
+            % (doing, plural(len(result["targets"]), "function"), pid, duration, names_of(result["targets"])),
+            err=True,
+        )
+
     try:
-        run_for(duration, client, pid, on_event=on_event)
+        run_for(duration, client, pid, on_event=on_event, started=started)
         return last() if last is not None else None
     finally:
         try:
@@ -183,14 +186,19 @@ def run_tree_tool(
             )
             echo("stop with `lu revert %d %s --tree`" % (pid, ids.replace(",", "")))
             return
-        echo(
-            "%s %s in %s for %g s: %s (Ctrl-C to stop early)..."
-            % (doing, plural(len(targets), "function"), where, duration, names_of(targets)),
-            err=True,
-        )
+
+        def started() -> None:
+            echo(
+                "%s %s in %s for %g s: %s (Ctrl-C to stop early)..."
+                % (doing, plural(len(targets), "function"), where, duration, names_of(targets)),
+                err=True,
+            )
+
         records: List[Dict[str, Any]] = []
         try:
-            group.run(duration, sessions, lambda pids: group.start(op, pids, True, **args), on_event, follow)
+            group.run(
+                duration, sessions, lambda pids: group.start(op, pids, True, **args), on_event, follow, started=started
+            )
             if output is not None:
                 records = group.snapshot(sessions)
         finally:

@@ -192,6 +192,17 @@ def test_watch_json_ends_with_stopped_at_the_duration_and_at_ctrl_c(start_target
     finally:
         w.stop()
 
+    # SIGTERM is not a Ctrl-C: the watch still says it stopped, and lu exits as killed
+    w = WatchProcess(target.pid, shop, "--json")
+    try:
+        next_event(w, "watching", 0)
+        w.proc.send_signal(signal.SIGTERM)
+        assert w.proc.wait(10) == 128 + signal.SIGTERM
+        assert next_event(w, "stopped", 1)["error"] is None
+        w.wait_for("stopped by SIGTERM", stream="err")
+    finally:
+        w.stop()
+
 
 @pytest.mark.xdist_group("tree-commands")
 def test_watch_tree_json_names_each_process(master):

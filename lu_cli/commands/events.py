@@ -81,7 +81,9 @@ def command(
         if event.get("kind") == "dropped" or wanted is None or str(event.get("session")) in wanted:
             _show(event, as_json)
 
-    if not as_json:
-        echo("following process %d's events (Ctrl-C to stop)..." % pid, err=True)
+    def started() -> None:
+        if not as_json:
+            echo("following process %d's events (Ctrl-C to stop)..." % pid, err=True)
+
     with client:
-        run_for(float("inf"), client, pid, on_event=live)
+        run_for(float("inf"), client, pid, on_event=live, started=started)

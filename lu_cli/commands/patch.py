@@ -47,14 +47,21 @@ def command(pid: int, patch_file: str, tree: bool, follow: bool, duration: Optio
                 for line in tree_output.patched(pid, result):
                     echo(line)
             if follow and result.ids:
-                echo("following the tree of %d: processes that join it get the patch (Ctrl-C to stop)" % pid, err=True)
-                sys.stdout.flush()
+
+                def started() -> None:
+                    echo(
+                        "following the tree of %d: processes that join it get the patch (Ctrl-C to stop)" % pid,
+                        err=True,
+                    )
+                    sys.stdout.flush()
+
                 group.keep_patched(
                     source,
                     os.path.basename(patch_file),
                     result.ids,
                     duration,
                     told=_joined,
+                    started=started,
                 )
         return
     with connect(pid, inject_if_needed=True, announce=announce) as client:

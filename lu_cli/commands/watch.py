@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 
+from lu_attach.errors import Stopped
 from lu_attach.watch import Ended, Refused, Saved, WatchEvent, Watching, WatchSession
 
 from ..options import duration_option, json_option, tree_option
@@ -177,5 +178,7 @@ def command(
     )
     try:
         session.run(duration)
+    except Stopped:
+        raise  # SIGTERM or SIGHUP: lu exits as killed (main.py), the session having said it stopped
     except KeyboardInterrupt:
         pass  # Ctrl-C ends the watch: the session has said so (stopped)
