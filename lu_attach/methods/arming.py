@@ -44,6 +44,8 @@ def code_of(source, name):
         return b""
 """
 
+FAILED_MARK = "LU-REMOTE-EXEC-FAILED"  # heads the child's line when sys.remote_exec raised
+
 # Run by the target's binary: argv = pid, the launcher's path, the bootstrap's length, the bootstrap's path (as
 # the code's file name). stdout: the code's length and the code (0 and none if it would not compile), then at
 # most one line saying why sys.remote_exec failed.
@@ -59,12 +61,10 @@ if sys.stdin.buffer.readline() != b"arm\\n":
 try:
     sys.remote_exec(int(sys.argv[1]), sys.argv[2])
 except BaseException as exc:
-    print("LU-REMOTE-EXEC-FAILED %s: %s" % (type(exc).__name__, exc))
+    print("@FAILED@ %s: %s" % (type(exc).__name__, exc))
     sys.exit(3)
-"""
+""".replace("@FAILED@", FAILED_MARK)
 )
-
-FAILED_MARK = "LU-REMOTE-EXEC-FAILED"
 
 
 class CannotRun(Exception):
@@ -154,12 +154,17 @@ def compile_and_arm(
                 child.stdin.close()
             except (BrokenPipeError, ValueError):
                 pass  # it ended early (it could not start, or was killed): what it said tells why
-            # bounded: the binary may be the target user's (a child that says more blocks until its deadline)
+            # bounded: the binary may be the target user's; one that says more is not lu's exchange
             out = child.stdout.read(SAID_LIMIT)
-            err = child.stderr.read(SAID_LIMIT)
+            err = child.stderr.read(SAID_LIMIT) if len(out) < SAID_LIMIT else b""
+            chatty = len(out) == SAID_LIMIT or len(err) == SAID_LIMIT
+            if chatty:
+                child.kill()
             returncode = child.wait()
     finally:
         timer.cancel()
+    if chatty:
+        raise CannotRun("its interpreter said more than %d KB while arming it" % (SAID_LIMIT // 1024))
     if expired.is_set() and returncode == -signal.SIGKILL:
         raise CannotRun("its interpreter did not finish sys.remote_exec in time")
     text = (out + err).decode("utf-8", "replace")

@@ -109,6 +109,16 @@ def test_an_arming_interpreter_past_its_deadline_is_killed_and_said_so(target):
     assert time.monotonic() - began < 1  # killed at its deadline, not waited for
 
 
+def test_an_arming_interpreter_that_says_too_much_is_killed_at_once(target, monkeypatch):
+    """The binary may be the target user's: lu reads a bounded answer, and one past the bound ends it."""
+    chatty = "import sys, time\nsys.stdout.write('x' * 200000)\nsys.stdout.flush()\ntime.sleep(60)\n"
+    monkeypatch.setattr(arming, "_CALL", chatty)
+    began = time.monotonic()
+    with pytest.raises(arming.CannotRun, match="said more than 64 KB"):
+        arming.compile_and_arm(target.pid, "/x.py", b"", "x", lambda code: None, 30)
+    assert time.monotonic() - began < 10  # not at its deadline
+
+
 def test_a_process_that_is_gone_cannot_be_armed(target):
     target.kill()
     target.wait()
