@@ -41,7 +41,10 @@ subprocess.run) and takes the target's pause: the longest heartbeat gap whose
 interval overlaps [command start, command end + 0.2 s] (the 0.2 s covers the
 agent's start in the target after `lu inject` returns). After every injection
 (and its detach, which is outside the window) it also takes the longest gap of
-an idle window of the same length: the noise floor. Medians are reported; what
+an idle window of the same length: the noise floor. On a virtual machine that
+floor is mostly the hypervisor's: each run also prints the share of the CPUs'
+time it gave to others (steal, from /proc/stat), and a run whose idle floor is
+far above 2 ms measures the neighbours, not lu. Medians are reported; what
 lu adds to a floor is the difference of the medians, with a 95% interval got by
 resampling each side's runs: "measurable" when the interval leaves out 0.
 
@@ -427,6 +430,23 @@ def methods_for(version):
     if tuple(int(x) for x in version.split(".")[:2]) >= (3, 14):
         return ("lu", "lu-ptrace", "raw-remote-exec", "raw-remote-exec+python", "lu-gdb", "plain")
     return ("lu", "lu-gdb", "plain")
+
+
+def cpu_times():
+    """The machine's CPU time so far (jiffies): (all, stolen), from /proc/stat's first line; None elsewhere."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7]  # (guest time is counted inside user time already)
+
+
+def steal_percent(before, after):
+    """The share of the CPUs' time the hypervisor gave to others between two cpu_times() (a noisy host)."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return 100.0 * (after[1] - before[1]) / (after[0] - before[0])
 
 
 def interpreter_version(python):
@@ -881,6 +901,7 @@ def main():
     try:
         for py in pythons:
             log("target %s, %d runs per method" % (py, args.runs))
+            before = cpu_times()
             res = bench_python(
                 py,
                 args.runs,
@@ -893,9 +914,13 @@ def main():
                 first_use=args.first_use,
                 warm_up=args.warm_up,
             )
+            res["steal_percent"] = steal_percent(before, cpu_times())
             results.append(res)
             if not args.json:
-                print("\n" + table(res) + "\n", flush=True)
+                print("\n" + table(res), flush=True)
+                if res["steal_percent"] is not None:  # a virtual machine's neighbours: its pauses are ours too
+                    print("the hypervisor took %.1f%% of this machine's CPU time during the run" % res["steal_percent"])
+                print(flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
