@@ -425,9 +425,14 @@ def phase_bounds(res):
     return {}
 
 
+def has_remote_exec(version):
+    """Whether Python `version` ("3.14.8") has PEP 768's sys.remote_exec."""
+    return tuple(int(x) for x in version.split(".")[:2]) >= (3, 14)
+
+
 def methods_for(version):
     """The methods benched on a target of this version: PEP 768's pair only where it exists."""
-    if tuple(int(x) for x in version.split(".")[:2]) >= (3, 14):
+    if has_remote_exec(version):
         return ("lu", "lu-ptrace", "raw-remote-exec", "raw-remote-exec+python", "lu-gdb", "plain")
     return ("lu", "lu-gdb", "plain")
 

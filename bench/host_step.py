@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from attach import ROOT, TARGET, VENV_PY, Target, interpreter_version  # noqa: E402
+from attach import LU, ROOT, TARGET, Target, has_remote_exec, interpreter_version  # noqa: E402
 
 STEPS = ("checked", "armed", "host step")
 WARM_UP = 1.5  # seconds: this bench reads lu's timeline, not the target's pauses
@@ -63,9 +63,8 @@ def host_step(pid: int, tree: Optional[str]) -> Dict[str, float]:
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = tree
-    python = VENV_PY if os.path.exists(VENV_PY) else sys.executable
     done = subprocess.run(
-        [python, "-m", "lu_cli.main", "inject", "--json", str(pid)],
+        LU + ["inject", "--json", str(pid)],
         capture_output=True,
         text=True,
         env=env,
@@ -157,7 +156,7 @@ def main() -> None:
     args = ap.parse_args()
     python = args.python or DEFAULT_PYTHON
     version = interpreter_version(python)
-    if tuple(int(x) for x in version.split(".")[:2]) < (3, 14):
+    if not has_remote_exec(version):
         sys.exit("bench/host_step.py: %s is Python %s; the PEP 768 step needs 3.14 or later" % (python, version))
     revision = subprocess.run(
         ["git", "-C", ROOT, "rev-parse", "--short", args.baseline], capture_output=True, text=True, check=True
