@@ -89,7 +89,7 @@ def agent_files() -> int:
         return 0
 
 
-def bench(python: str, runs: int, revision: str, log: Any) -> Dict[str, Any]:
+def bench(python: str, version: str, runs: int, revision: str, log: Any) -> Dict[str, Any]:
     results: Dict[str, List[Dict[str, float]]] = {"lu": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="lu-bench-host-step-") as root:
         tree = baseline_tree(root, revision)
@@ -115,7 +115,7 @@ def bench(python: str, runs: int, revision: str, log: Any) -> Dict[str, Any]:
     }
     return {
         "python": python,
-        "version": interpreter_version(python),
+        "version": version,
         "baseline": revision,
         "agent_files": files,
         "runs": runs,
@@ -165,7 +165,7 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    summary = bench(python, args.runs, revision, log)
+    summary = bench(python, version, args.runs, revision, log)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
