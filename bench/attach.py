@@ -32,6 +32,13 @@ Then it injects, alternating the methods in each run:
             agent's start in the target; with the switch interval lu's agent sets
             while it starts) before it writes the marker: the floor of any agent
             that runs Python in the target at all;
+- `raw-remote-exec+cli` (3.14 and later) the floor's command run by a
+            program as large as lu's: lu's Python imports what `lu inject`
+            imports (its command-line modules, click, psutil, pyelftools, from
+            their bytecode), then runs the floor's command as its child, as lu
+            runs its arming interpreter. lu against it is what lu does beyond
+            being a command-line program of its size; it against the floor is
+            what such a program costs the target on this machine's cores;
 - `plain`   the pyrasite way, `gdb -p PID -batch -nx -ex 'call (int)PyGILState_Ensure()'
             -ex 'call (int)PyRun_SimpleString("...")' -ex 'call (void)PyGILState_Release($1)'`
             (casts included so it works without debug symbols).
@@ -56,7 +63,11 @@ command is preceded by that much quiet), and lu is compared with the floor
 that way too: the "pause in a 1 s window" column. And `lu inject` is first a
 command-line program that starts (some 250 ms of CPU here, on one of the
 machine's two cores): the pause of lu's injection proper is also taken from
-where lu's own inject() began (its `total_ms`) to 0.2 s after the command.
+where lu's own inject() began (its `total_ms`) to 0.2 s after the command,
+and the whole command's pause less its idle window's, run by run, is
+compared too. lu's commands run from their bytecode, as an installed lu
+does (kept in .cache/pycache, where `./dev test` keeps it, even where the
+environment says to write none).
 
 And where in a command did its pause fall? lu's `--json` gives the moments
 of its steps on the same clock (`timeline`: its inject() began, the
@@ -69,7 +80,10 @@ lu and the floor are compared before the script began and from then on;
 lu's host step lasts some 35 ms and the floor's some 12, and a longer
 window catches more of the machine's own pauses, so each step is also set
 beside an idle window of its own length, run by run (the pause less the
-idle one's), and those differences are compared.
+idle one's), and those differences are compared. The command-line
+program's start, which touches nothing in the target, is set beside its
+idle window too: what a Python program of that size running on the host
+costs the target, on a machine of two cores.
 
 A target runs `--warm-up` seconds (4) before its first command: an idle
 3.15 target of this bench paused 2-4 ms at 2.7 s of age in 6 runs of 6 (of
@@ -113,6 +127,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
 LU = [VENV_PY if os.path.exists(VENV_PY) else sys.executable, "-m", "lu_cli.main"]
+# lu's commands run as an installed lu does, from bytecode (pip writes it at install). Where the environment
+# says to write none, as on the machines lu is built on, each command compiled lu's 36 host modules again:
+# 40-50 ms more of the CPU beside the target, in the command-line program's start. Kept where `./dev test`
+# keeps it.
+LU_ENV = dict(os.environ, PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=os.path.join(ROOT, ".cache", "pycache"))
 AFTER = 0.2  # seconds after the command's end that still count as its pause
 SETTLE = 0.4  # quiet time between steps
 EQUAL_WINDOW = 1.0  # seconds: the window, ending AFTER past the command's end, of the pauses compared alike
@@ -265,8 +284,9 @@ class Target:
 def run_cmd(cmd, timeout=TIMEOUT):
     t0 = time.monotonic()
     p0 = time.perf_counter()
+    env = LU_ENV if cmd[: len(LU)] == LU else None
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, start_new_session=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, start_new_session=True, env=env)
         rc, out, err = r.returncode, r.stdout, r.stderr
     except subprocess.TimeoutExpired as e:
         rc, out, err = "timeout", e.stdout or "", e.stderr or ""
@@ -361,10 +381,19 @@ def starting_switch_interval():
     return STARTING_SWITCH_INTERVAL
 
 
-def inject_raw_remote_exec(target, marker, python_ms=0):
+# What raw-remote-exec+cli's program runs: lu inject's imports, then the floor's command as its child.
+CLI_FLOOR = """\
+import subprocess
+import lu_cli.main, lu_cli.commands.inject
+subprocess.run([%r, "-I", "-S", "-c", %r], check=True, capture_output=True)
+"""
+
+
+def inject_raw_remote_exec(target, marker, python_ms=0, from_cli=False):
     """sys.remote_exec of a script that only writes a marker: the floor of any PEP 768 injection. With
     python_ms, the script starts a thread that runs pure Python that long first: the floor of any agent
-    that runs Python in the target at all (its threads take turns at the GIL with the program's)."""
+    that runs Python in the target at all (its threads take turns at the GIL with the program's). With
+    from_cli, the floor's command is run by a program that first imports what `lu inject` does."""
     if os.path.exists(marker):
         os.unlink(marker)
     script = marker + ".py"
@@ -377,7 +406,10 @@ def inject_raw_remote_exec(target, marker, python_ms=0):
     call = "import sys; sys.remote_exec(%d, %r)" % (target.pid, script)
     p0 = time.perf_counter()
     t0 = time.monotonic()
-    done = subprocess.run([target.python, "-I", "-S", "-c", call], capture_output=True, text=True, timeout=TIMEOUT)
+    command = [LU[0], "-c", CLI_FLOOR % (target.python, call)] if from_cli else [target.python, "-I", "-S", "-c", call]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, env=LU_ENV if from_cli else None, cwd=ROOT
+    )
     deadline = time.monotonic() + TIMEOUT
     while not os.path.exists(marker) and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -433,7 +465,15 @@ def has_remote_exec(version):
 def methods_for(version):
     """The methods benched on a target of this version: PEP 768's pair only where it exists."""
     if has_remote_exec(version):
-        return ("lu", "lu-ptrace", "raw-remote-exec", "raw-remote-exec+python", "lu-gdb", "plain")
+        return (
+            "lu",
+            "lu-ptrace",
+            "raw-remote-exec",
+            "raw-remote-exec+python",
+            "raw-remote-exec+cli",
+            "lu-gdb",
+            "plain",
+        )
     return ("lu", "lu-gdb", "plain")
 
 
@@ -491,6 +531,8 @@ def bench_python(
                     res = inject_raw_remote_exec(target, marker)
                 elif m == "raw-remote-exec+python":
                     res = inject_raw_remote_exec(target, marker, python_ms=python_ms)
+                elif m == "raw-remote-exec+cli":
+                    res = inject_raw_remote_exec(target, marker, from_cli=True)
                 else:
                     res = inject_lu(target, m)
                 res["pause_ms"], res["pause_at_ms"] = target.max_gap(res["t0"], res["t1"] + AFTER, where=True)
@@ -517,7 +559,7 @@ def bench_python(
                 if note:
                     res["ok"], res["error"] = False, note
                     notes.append(note)
-                elif m not in ("plain", "raw-remote-exec", "raw-remote-exec+python"):
+                elif m not in ("plain", "raw-remote-exec", "raw-remote-exec+python", "raw-remote-exec+cli"):
                     if first_use and m == "lu" and res["ok"]:
                         res["first_use_ms"], res["second_use_ms"] = first_uses(target)
                     detach_lu(target)
@@ -594,6 +636,14 @@ def bench_python(
         m: [r["inject_pause_ms"] for r in results[m] if r["ok"] and r.get("inject_pause_ms") is not None]
         for m in methods
     }
+    whole_beyond = {  # the whole command's pause less an idle window's of its length, run by run
+        m: [
+            r["pause_ms"] - r["baseline_ms"]
+            for r in results[m]
+            if r["ok"] and r["pause_ms"] is not None and r["baseline_ms"] is not None
+        ]
+        for m in methods
+    }
     steps = {m: {phase: [] for phase, _ in PHASES} for m in methods}
     beyond = {m: {} for m in methods}  # each step's pause less an idle window's of its length, run by run
     for m in methods:
@@ -607,6 +657,7 @@ def bench_python(
     for m in methods:
         summary[m]["equal_pause_ms"] = median(equal[m])
         summary[m]["inject_pause_ms"] = median(proper[m])
+        summary[m]["pause_beyond_idle_ms"] = median(whole_beyond[m])
         summary[m]["step_pause_ms"] = {phase: median(pauses) for phase, pauses in steps[m].items() if pauses}
         summary[m]["step_beyond_idle_ms"] = {phase: median(extra) for phase, extra in beyond[m].items() if extra}
         summary[m]["host_ms"] = median([r.get("host_ms") for r in results[m] if r["ok"]])
@@ -619,16 +670,31 @@ def bench_python(
         ratios["pause_raw_remote_exec_python_minus_raw_remote_exec"] = median_difference(
             pauses["raw-remote-exec+python"], pauses["raw-remote-exec"]
         )
+    if "raw-remote-exec+cli" in summary and "lu" in summary:  # lu beside a command-line program of its size
+        ratios["pause_lu_minus_raw_cli"] = median_difference(pauses["lu"], pauses["raw-remote-exec+cli"])
+        ratios["equal_pause_lu_minus_raw_cli"] = median_difference(equal["lu"], equal["raw-remote-exec+cli"])
+        ratios["pause_beyond_idle_lu_minus_raw_cli"] = median_difference(
+            whole_beyond["lu"], whole_beyond["raw-remote-exec+cli"]
+        )
+    if "raw-remote-exec+cli" in summary and "raw-remote-exec" in summary:  # what such a program costs the target
+        ratios["pause_beyond_idle_raw_cli_minus_raw"] = median_difference(
+            whole_beyond["raw-remote-exec+cli"], whole_beyond["raw-remote-exec"]
+        )
     if first_use and "lu" in summary:
         uses = [r for r in results["lu"] if r.get("first_use_ms") is not None and r.get("second_use_ms") is not None]
         firsts, seconds = [r["first_use_ms"] for r in uses], [r["second_use_ms"] for r in uses]
         summary["lu"]["first_use_ms"], summary["lu"]["second_use_ms"] = median(firsts), median(seconds)
         ratios["pause_first_use_minus_second_use"] = median_difference(firsts, seconds)
+    if "lu" in summary:  # the command-line program's start touches nothing in the target: what it adds is the host's
+        ratios["cli_beyond_idle_lu"] = median_difference(beyond["lu"].get("cli"), [0.0])
     if "raw-remote-exec" in summary and "lu" in summary:
         floor = summary["raw-remote-exec"]
         ratios["pause_lu_over_raw_remote_exec"] = ratio(lu["pause_ms"], floor["pause_ms"])
         ratios["pause_lu_minus_raw_remote_exec"] = median_difference(pauses["lu"], pauses["raw-remote-exec"])
         ratios["equal_pause_lu_minus_raw_remote_exec"] = median_difference(equal["lu"], equal["raw-remote-exec"])
+        ratios["pause_beyond_idle_lu_minus_raw_remote_exec"] = median_difference(
+            whole_beyond["lu"], whole_beyond["raw-remote-exec"]
+        )
         ratios["inject_pause_lu_minus_raw_remote_exec"] = median_difference(proper["lu"], pauses["raw-remote-exec"])
         ratios["wall_lu_over_raw_remote_exec"] = ratio(lu["wall_ms"], floor["wall_ms"])
         for step in ("host", "script on"):
@@ -740,7 +806,9 @@ def table(res):
                 fmt(s["raw-remote-exec"]["wall_ms"]),
             )
         )
-    lu, raw, with_python = (s.get(m, {}) for m in ("lu", "raw-remote-exec", "raw-remote-exec+python"))
+    lu, raw, with_python, from_cli = (
+        s.get(m, {}) for m in ("lu", "raw-remote-exec", "raw-remote-exec+python", "raw-remote-exec+cli")
+    )
     compared = (  # (the difference's key, what is compared and its figure, with what and its figure, what it adds)
         (
             "equal_pause_lu_minus_raw_remote_exec",
@@ -748,6 +816,14 @@ def table(res):
             lu.get("equal_pause_ms"),
             "raw sys.remote_exec",
             raw.get("equal_pause_ms"),
+            "lu adds",
+        ),
+        (
+            "pause_beyond_idle_lu_minus_raw_remote_exec",
+            "the whole command, less an idle window of the same length, run by run: lu",
+            lu.get("pause_beyond_idle_ms"),
+            "raw sys.remote_exec",
+            raw.get("pause_beyond_idle_ms"),
             "lu adds",
         ),
         (
@@ -792,6 +868,48 @@ def table(res):
             "raw sys.remote_exec",
             raw.get("step_beyond_idle_ms", {}).get("script on"),
             "lu adds",
+        ),
+        (
+            "cli_beyond_idle_lu",
+            "lu's command-line program's start, before its inject() (nothing of lu's in the target yet), less an idle"
+            " window of the same length, run by run: lu",
+            lu.get("step_beyond_idle_ms", {}).get("cli"),
+            "idle",
+            0.0,
+            "the start adds",
+        ),
+        (
+            "pause_lu_minus_raw_cli",
+            "lu (remote-exec) pause",
+            lu.get("pause_ms"),
+            "the floor's command run by a program that imports what lu inject does",
+            from_cli.get("pause_ms"),
+            "lu adds",
+        ),
+        (
+            "equal_pause_lu_minus_raw_cli",
+            "in windows of one length: lu (remote-exec)",
+            lu.get("equal_pause_ms"),
+            "the floor run by a program of lu's size",
+            from_cli.get("equal_pause_ms"),
+            "lu adds",
+        ),
+        (
+            "pause_beyond_idle_lu_minus_raw_cli",
+            "the whole command, less an idle window of the same length, run by run: lu",
+            lu.get("pause_beyond_idle_ms"),
+            "the floor run by a program of lu's size",
+            from_cli.get("pause_beyond_idle_ms"),
+            "lu adds",
+        ),
+        (
+            "pause_beyond_idle_raw_cli_minus_raw",
+            "the whole command, less an idle window of the same length, run by run: the floor run by a program of"
+            " lu's size",
+            from_cli.get("pause_beyond_idle_ms"),
+            "the floor's own command",
+            raw.get("pause_beyond_idle_ms"),
+            "the program adds",
         ),
         (
             "pause_first_use_minus_second_use",
