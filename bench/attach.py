@@ -61,8 +61,8 @@ a raw `sys.remote_exec`. So each injection's pause is also taken over a window
 of one length for every method (1 s, ending 0.2 s after the command; each
 command is preceded by that much quiet), and lu is compared with the floor
 that way too: the "pause in a 1 s window" column. And `lu inject` is first a
-command-line program that starts (some 250 ms of CPU here, on one of the
-machine's two cores): the pause of lu's injection proper is also taken from
+command-line program that starts (some 150-200 ms of CPU here, on one of
+the machine's two cores): the pause of lu's injection proper is also taken from
 where lu's own inject() began (its `total_ms`) to 0.2 s after the command,
 and the whole command's pause less its idle window's, run by run, is
 compared too. lu's commands run from their bytecode, as an installed lu
@@ -463,7 +463,7 @@ def has_remote_exec(version):
 
 
 def methods_for(version):
-    """The methods benched on a target of this version: PEP 768's pair only where it exists."""
+    """The methods benched on a target of this version: PEP 768's floors only where it exists."""
     if has_remote_exec(version):
         return (
             "lu",
