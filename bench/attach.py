@@ -407,9 +407,7 @@ def inject_raw_remote_exec(target, marker, python_ms=0, from_cli=False):
     p0 = time.perf_counter()
     t0 = time.monotonic()
     command = [LU[0], "-c", CLI_FLOOR % (target.python, call)] if from_cli else [target.python, "-I", "-S", "-c", call]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=TIMEOUT, env=LU_ENV if from_cli else None, cwd=ROOT
-    )
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=LU_ENV if from_cli else None)
     deadline = time.monotonic() + TIMEOUT
     while not os.path.exists(marker) and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -559,7 +557,7 @@ def bench_python(
                 if note:
                     res["ok"], res["error"] = False, note
                     notes.append(note)
-                elif m not in ("plain", "raw-remote-exec", "raw-remote-exec+python", "raw-remote-exec+cli"):
+                elif m.startswith("lu"):  # (the floors and the plain way leave nothing to detach)
                     if first_use and m == "lu" and res["ok"]:
                         res["first_use_ms"], res["second_use_ms"] = first_uses(target)
                     detach_lu(target)
